@@ -1,0 +1,160 @@
+// The datastore contract: one async interface composed per resource. Nothing above it may assume
+// SQLite (a PostgreSQL backend implements the same contract and runs the same conformance suite).
+// All times are epoch milliseconds; IDs are SPIFFE ID strings already validated by the caller.
+import type { Selector } from '../../spiffe/selector.js';
+
+export interface RegistrationEntry {
+  readonly id: string;
+  readonly spiffeId: string;
+  readonly parentId: string;
+  /** Canonical order (sorted by "type:value"), no duplicates. */
+  readonly selectors: readonly Selector[];
+  /** 0 means "the server default". */
+  readonly x509SvidTtlMs: number;
+  /** 0 means "the server default". */
+  readonly jwtSvidTtlMs: number;
+  readonly dnsNames: readonly string[];
+  /** Trust domain names (no scheme). */
+  readonly federatesWith: readonly string[];
+  readonly admin: boolean;
+  readonly downstream: boolean;
+  readonly hint: string;
+  readonly expiresAtMs: number | null;
+  /** Store-wide revision of the write that last changed this entry; strictly increasing. */
+  readonly revision: number;
+  readonly createdAtMs: number;
+}
+
+/** What a caller supplies to create an entry; the store assigns id (unless given), revision, createdAtMs. */
+export type NewEntry = Omit<RegistrationEntry, 'id' | 'revision' | 'createdAtMs'> & { readonly id?: string };
+
+/** Fields an update may change; absent fields keep their value. */
+export type EntryUpdate = Partial<Omit<RegistrationEntry, 'id' | 'revision' | 'createdAtMs'>>;
+
+export type SelectorMatch = 'exact' | 'subset' | 'superset' | 'any';
+
+export interface EntryFilter {
+  readonly spiffeId?: string;
+  readonly parentId?: string;
+  /**
+   * exact: the entry's selectors equal these; subset: the entry's are all among these;
+   * superset: the entry has all of these (and maybe more); any: the entry has at least one of these.
+   */
+  readonly selectors?: { readonly selectors: readonly Selector[]; readonly match: SelectorMatch };
+}
+
+export interface Page {
+  /** At most this many results; the store caps it at MAX_PAGE_SIZE. */
+  readonly pageSize?: number;
+  /** Opaque token returned by the previous page. */
+  readonly pageToken?: string;
+}
+
+export interface PageOf<T> {
+  readonly items: readonly T[];
+  /** Absent on the last page. */
+  readonly nextPageToken?: string;
+}
+
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+
+export type BatchResult<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: import('../../spiffe/errors.js').SigilError };
+
+export interface EntryStore {
+  /** Throws ERR_ENTRY_DUPLICATE when spiffeId + parentId + selectors already exist. */
+  createEntry(entry: NewEntry): Promise<RegistrationEntry>;
+  /** Each entry is created or refused on its own; the results are in input order. */
+  createEntries(entries: readonly NewEntry[]): Promise<BatchResult<RegistrationEntry>[]>;
+  /** Throws ERR_ENTRY_NOT_FOUND. */
+  fetchEntry(id: string): Promise<RegistrationEntry>;
+  listEntries(filter: EntryFilter, page?: Page): Promise<PageOf<RegistrationEntry>>;
+  countEntries(): Promise<number>;
+  /** Throws ERR_ENTRY_NOT_FOUND, or ERR_ENTRY_DUPLICATE when the change would collide with another entry. */
+  updateEntry(id: string, update: EntryUpdate): Promise<RegistrationEntry>;
+  /** Throws ERR_ENTRY_NOT_FOUND; returns the deleted entry. */
+  deleteEntry(id: string): Promise<RegistrationEntry>;
+  deleteEntries(ids: readonly string[]): Promise<BatchResult<RegistrationEntry>[]>;
+  /** Deletes entries whose expiresAtMs is before `nowMs`; returns how many. */
+  pruneEntries(nowMs: number): Promise<number>;
+  /** The store-wide revision of the latest write (0 for an empty store). */
+  currentRevision(): Promise<number>;
+}
+
+export interface AttestedNode {
+  readonly spiffeId: string;
+  readonly attestationType: string;
+  /** Serial (hex) of the agent's current SVID; "" after a ban, so it can neither renew nor attest. */
+  readonly certSerial: string;
+  readonly certNotAfterMs: number;
+  readonly selectors: readonly Selector[];
+  readonly banned: boolean;
+  readonly canReattest: boolean;
+  readonly createdAtMs: number;
+  readonly updatedAtMs: number;
+}
+
+export interface NodeStore {
+  /** Creates or replaces the node record (re-attestation replaces). */
+  upsertNode(node: AttestedNode): Promise<AttestedNode>;
+  /** Throws ERR_NODE_NOT_FOUND. */
+  fetchNode(spiffeId: string): Promise<AttestedNode>;
+  listNodes(page?: Page): Promise<PageOf<AttestedNode>>;
+  /** Evict: deletes the record so the agent must attest again. Throws ERR_NODE_NOT_FOUND. */
+  deleteNode(spiffeId: string): Promise<AttestedNode>;
+  /** Ban: keeps the record, clears its serial and marks it banned. Throws ERR_NODE_NOT_FOUND. */
+  banNode(spiffeId: string, nowMs: number): Promise<AttestedNode>;
+}
+
+export interface JoinToken {
+  readonly token: string;
+  readonly expiresAtMs: number;
+  /** An alias the attesting agent also holds, so entries can be parented to it beforehand. */
+  readonly spiffeId: string | null;
+  readonly createdAtMs: number;
+}
+
+export interface TokenStore {
+  createJoinToken(token: JoinToken): Promise<JoinToken>;
+  /** Atomically deletes and returns the token; ERR_TOKEN_NOT_FOUND, or ERR_TOKEN_EXPIRED (also deleted). */
+  consumeJoinToken(token: string, nowMs: number): Promise<JoinToken>;
+  listJoinTokens(): Promise<JoinToken[]>;
+  pruneJoinTokens(nowMs: number): Promise<number>;
+}
+
+export interface StoredBundle {
+  /** Trust domain name, no scheme. */
+  readonly trustDomain: string;
+  /** The bundle in SPIFFE JSON form (spiffe/bundle.ts encodes and decodes it). */
+  readonly bundleJson: string;
+  readonly sequence: number;
+  readonly updatedAtMs: number;
+}
+
+export interface BundleStore {
+  /** Creates or replaces. */
+  putBundle(bundle: StoredBundle): Promise<StoredBundle>;
+  /** null when absent. */
+  fetchBundle(trustDomain: string): Promise<StoredBundle | null>;
+  listBundles(): Promise<StoredBundle[]>;
+  /** Throws ERR_BUNDLE_NOT_FOUND. */
+  deleteBundle(trustDomain: string): Promise<void>;
+}
+
+/** The CA journal: the CA module's own state (JSON), kept with a version for optimistic updates. */
+export interface JournalRecord {
+  readonly data: string;
+  readonly version: number;
+}
+
+export interface JournalStore {
+  loadJournal(): Promise<JournalRecord | null>;
+  /** Writes `data` if the stored version is still `expectedVersion` (0 = none yet); else ERR_REVISION_CONFLICT. */
+  saveJournal(data: string, expectedVersion: number): Promise<JournalRecord>;
+}
+
+export interface DataStore extends EntryStore, NodeStore, TokenStore, BundleStore, JournalStore {
+  close(): Promise<void>;
+}

@@ -1,0 +1,67 @@
+// Durations everywhere (config, flags, REST bodies) accept plain seconds or a number with a unit.
+import { SigilError, quote } from './errors.js';
+
+const UNIT_MS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+const BARE_SECONDS = /^\d+(?:\.\d+)?$/;
+const WITH_UNITS = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/;
+const UNIT_PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g;
+
+/**
+ * Parses `90`, `90s`, `10m`, `1h`, `1h30m`, `500ms` or a number of seconds into milliseconds.
+ * Zero and negative durations are refused: nothing in Sigil has a meaningful zero lifetime.
+ */
+export function parseDurationMs(input: string | number, field = 'duration'): number {
+  if (typeof input === 'number') {
+    if (!Number.isFinite(input) || input <= 0) {
+      throw invalid(input, field, 'must be a positive number of seconds');
+    }
+    return Math.round(input * 1000);
+  }
+  const text = input.trim();
+  let totalMs: number;
+  if (BARE_SECONDS.test(text)) {
+    totalMs = Number(text) * 1000;
+  } else if (WITH_UNITS.test(text)) {
+    totalMs = 0;
+    for (const [, amount, unit] of text.matchAll(UNIT_PART)) totalMs += Number(amount) * UNIT_MS[unit!]!;
+  } else {
+    throw invalid(input, field, 'is not a duration');
+  }
+  if (totalMs <= 0) throw invalid(input, field, 'must be greater than zero');
+  return Math.round(totalMs);
+}
+
+/** Formats milliseconds the way operators write them: `1h`, `90s`, `1h30m`, `250ms`. */
+export function formatDuration(ms: number): string {
+  if (ms <= 0) return '0s';
+  if (ms % 1000 !== 0) return `${ms}ms`;
+  let seconds = ms / 1000;
+  const parts: string[] = [];
+  for (const [unit, size] of [
+    ['d', 86_400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const) {
+    if (seconds >= size) {
+      parts.push(`${Math.floor(seconds / size)}${unit}`);
+      seconds %= size;
+    }
+  }
+  if (seconds > 0 || parts.length === 0) parts.push(`${seconds}s`);
+  return parts.join('');
+}
+
+function invalid(input: unknown, field: string, rule: string): SigilError {
+  return new SigilError(
+    'ERR_DURATION_INVALID',
+    `${field}: ${quote(input)} ${rule} (examples: 90s, 30m, 1h)`,
+    { field, reason: 'duration' },
+  );
+}

@@ -1,0 +1,77 @@
+// One error type for all of Sigil. Callers switch on `code`, never on message text; each edge
+// (admin REST, agent gRPC, CLI) maps codes to its own status in one table.
+
+export type SigilErrorCode =
+  // SPIFFE core
+  | 'ERR_SPIFFE_ID_INVALID'
+  | 'ERR_TRUST_DOMAIN_INVALID'
+  | 'ERR_SELECTOR_INVALID'
+  | 'ERR_DURATION_INVALID'
+  | 'ERR_PEM_INVALID'
+  | 'ERR_DER_INVALID'
+  | 'ERR_KEY_INVALID'
+  | 'ERR_CSR_INVALID'
+  | 'ERR_X509_SVID_INVALID'
+  | 'ERR_X509_VERIFY_FAILED'
+  | 'ERR_JWT_INVALID'
+  | 'ERR_JWT_EXPIRED'
+  | 'ERR_JWT_AUDIENCE'
+  | 'ERR_JWT_ALG'
+  | 'ERR_JWT_KEY_NOT_FOUND'
+  | 'ERR_JWT_SIGNATURE'
+  | 'ERR_BUNDLE_INVALID'
+  | 'ERR_BUNDLE_NOT_FOUND'
+  // configuration and input
+  | 'ERR_CONFIG_INVALID'
+  | 'ERR_INPUT_INVALID'
+  // datastore
+  | 'ERR_ENTRY_DUPLICATE'
+  | 'ERR_ENTRY_NOT_FOUND'
+  | 'ERR_NODE_NOT_FOUND'
+  | 'ERR_TOKEN_NOT_FOUND'
+  | 'ERR_TOKEN_EXPIRED'
+  | 'ERR_BUNDLE_DUPLICATE'
+  | 'ERR_REVISION_CONFLICT'
+  | 'ERR_DATASTORE'
+  // CA
+  | 'ERR_CA_UNAVAILABLE'
+  | 'ERR_UPSTREAM_INVALID'
+  // access
+  | 'ERR_UNAUTHENTICATED'
+  | 'ERR_PERMISSION_DENIED'
+  // transport / CLI
+  | 'ERR_UNAVAILABLE'
+  | 'ERR_NOT_IMPLEMENTED';
+
+export interface SigilErrorOptions {
+  /** The input field (dotted path or parameter name) the error is about. */
+  field?: string;
+  /** A short machine-readable reason within the code, e.g. `trust-domain-char`. */
+  reason?: string;
+  cause?: unknown;
+}
+
+export class SigilError extends Error {
+  override readonly name = 'SigilError';
+  readonly code: SigilErrorCode;
+  readonly field: string | undefined;
+  readonly reason: string | undefined;
+
+  constructor(code: SigilErrorCode, message: string, options: SigilErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.field = options.field;
+    this.reason = options.reason;
+  }
+}
+
+export function isSigilError(err: unknown, code?: SigilErrorCode): err is SigilError {
+  return err instanceof SigilError && (code === undefined || err.code === code);
+}
+
+/** Quotes a user-supplied value for an error message, trimmed so a huge input cannot flood logs. */
+export function quote(value: unknown, maxChars = 80): string {
+  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
+  const trimmed = text.length > maxChars ? `${text.slice(0, maxChars)}…` : text;
+  return JSON.stringify(trimmed);
+}

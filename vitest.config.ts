@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    // Two cores: e2e files start real servers, so keep parallelism modest.
+    maxWorkers: 2,
+    globalSetup: ['test/support/global-setup.ts'],
+  },
+});
