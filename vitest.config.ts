@@ -8,5 +8,7 @@ export default defineConfig({
     // Two cores: e2e files start real servers, so keep parallelism modest.
     maxWorkers: 2,
     globalSetup: ['test/support/global-setup.ts'],
+    // The JSON report feeds the pass/fail totals line that .ci/run prints.
+    reporters: ['default', ['json', { outputFile: '.test-results/vitest.json' }]],
   },
 });

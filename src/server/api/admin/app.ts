@@ -1,0 +1,57 @@
+// Builds the admin REST app (fastify) without binding it, so tests drive it with app.inject() and
+// main.ts decides where it listens: the owner-only Unix socket (trusted by file permissions) or TCP
+// with mTLS (admin SVIDs only).
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import { agentRoutes } from './agents.js';
+import { mtlsAdminGuard } from './auth.js';
+import { bundleRoutes } from './bundles.js';
+import type { AdminDeps } from './deps.js';
+import { entryRoutes } from './entries.js';
+import { installErrorHandler } from './errors.js';
+import { healthRoutes } from './health.js';
+import { svidRoutes } from './svids.js';
+import { tokenRoutes } from './tokens.js';
+
+/** Admin bodies are small; 1 MiB fits a 500-entry batch and refuses floods (413). */
+export const ADMIN_BODY_LIMIT_BYTES = 1024 * 1024;
+
+export interface AdminAppOptions {
+  /** local: the Unix socket, where file permissions already restrict callers; mtls: TCP with admin SVIDs. */
+  readonly auth: 'local' | 'mtls';
+  /** TLS server options for `mtls` (key, cert, requestCert…). */
+  readonly https?: FastifyServerOptions & Record<string, unknown>;
+}
+
+export async function buildAdminApp(deps: AdminDeps, options: AdminAppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ component: 'admin-api', listener: options.auth }),
+    // Per-request log lines would drown the audit events the routes log themselves.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: ADMIN_BODY_LIMIT_BYTES,
+    ...(options.https ? { https: options.https } : {}),
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, useDefaults: false } },
+  } as FastifyServerOptions);
+  installErrorHandler(app);
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Sigil server admin API', version: '1' },
+      tags: ['entries', 'join tokens', 'agents', 'bundles', 'svids', 'health'].map((name) => ({ name })),
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  if (options.auth === 'mtls') app.addHook('onRequest', mtlsAdminGuard(deps));
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    deps.metrics.adminRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    deps.metrics.adminRequestSeconds.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+  });
+
+  for (const routes of [healthRoutes, entryRoutes, tokenRoutes, agentRoutes, bundleRoutes, svidRoutes]) {
+    await app.register(async (scope) => routes(scope, deps));
+  }
+  return app;
+}

@@ -1,0 +1,41 @@
+// What the admin API needs from the rest of the server, declared here beside its consumer so the
+// routes can be driven in tests with app.inject() and a real store, without a running server.
+import type { KeyObject } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { TrustBundle } from '../../../spiffe/bundle.js';
+import type { Clock } from '../../../spiffe/clock.js';
+import type { SpiffeId, TrustDomain } from '../../../spiffe/id.js';
+import type { DataStore } from '../../datastore/types.js';
+import type { ServerMetrics } from '../../metrics.js';
+
+export interface AdminCa {
+  readonly trustDomain: TrustDomain;
+  bundle(): TrustBundle;
+  signX509Svid(params: { spiffeId: SpiffeId; publicKey: KeyObject | Buffer; dnsNames?: readonly string[]; ttlMs?: number }): {
+    chain: readonly Buffer[];
+    expiresAtMs: number;
+  };
+  signCsr(params: { csr: Buffer | string; spiffeId: SpiffeId; dnsNames?: readonly string[]; ttlMs?: number }): {
+    chain: readonly Buffer[];
+    expiresAtMs: number;
+  };
+  mintJwtSvid(params: { spiffeId: SpiffeId; audience: readonly string[]; ttlMs?: number }): {
+    token: string;
+    expiresAtMs: number;
+  };
+}
+
+export interface AdminDeps {
+  readonly store: DataStore;
+  readonly ca: AdminCa;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: ServerMetrics;
+  readonly registry: Registry;
+  /** True when the server can serve: datastore answering, CA loaded. */
+  isReady(): Promise<boolean>;
+}
+
+/** The server's own ID is `spiffe://<td>/sigil/server`; node entries are parented to it. */
+export const SERVER_ID_PATH = '/sigil/server';

@@ -1,0 +1,103 @@
+// `sigil-server run`: reads config + flags, starts the server, prints how to use it, and stops
+// cleanly on SIGINT/SIGTERM. Flags override the config file's keys of the same meaning.
+import { parseArgs } from 'node:util';
+import { isSigilError } from '../../spiffe/errors.js';
+import { DEFAULT_ADMIN_SOCKET, DEFAULT_DATA_DIR, loadServerConfig } from '../config.js';
+import { type RunningServer, startServer } from '../main.js';
+import type { CliIo } from './command.js';
+
+const USAGE = `Usage: sigil-server run [flags]
+
+Starts the Sigil server: the certificate authority of one trust domain.
+
+Flags (each overrides the config file key in brackets):
+  --config FILE            YAML or JSON config file
+  --trust-domain NAME      trust domain, e.g. example.org            [trust_domain]
+  --data-dir DIR           keys and SQLite store (default ${DEFAULT_DATA_DIR}) [data_dir]
+  --bind HOST:PORT         agent API address (default 0.0.0.0:8081)  [bind]
+  --admin-socket PATH      admin API Unix socket (default ${DEFAULT_ADMIN_SOCKET}) [admin_socket]
+  --admin-bind HOST:PORT   also serve the admin API over TCP with mTLS (admin SVIDs only) [admin_bind]
+  --log-level LEVEL        trace|debug|info|warn|error (default info) [log_level]
+  -h, --help               show this help
+
+Config-only keys: ca.key_type (ec-p256|ec-p384|rsa-2048), ca.ttl (24h), ca.jwt_key_type,
+ca.upstream.{cert_file,key_file,bundle_file}, default_x509_svid_ttl (1h), default_jwt_svid_ttl (5m),
+datastore.{kind,path,connection_string}. See deploy/server.example.yaml.
+`;
+
+export async function runCommand(args: string[], io: CliIo): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args,
+      options: {
+        config: { type: 'string' },
+        'trust-domain': { type: 'string' },
+        'data-dir': { type: 'string' },
+        bind: { type: 'string' },
+        'admin-socket': { type: 'string' },
+        'admin-bind': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    io.stderr.write(`sigil-server run: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  let server: RunningServer;
+  try {
+    const config = loadServerConfig((values.config as string | undefined) ?? null, {
+      trustDomain: values['trust-domain'] as string | undefined,
+      dataDir: values['data-dir'] as string | undefined,
+      bind: values.bind as string | undefined,
+      adminSocket: values['admin-socket'] as string | undefined,
+      adminBind: values['admin-bind'] as string | undefined,
+      logLevel: values['log-level'] as string | undefined,
+    });
+    server = await startServer(config);
+  } catch (err) {
+    const message = isSigilError(err) ? err.message : (err as Error).stack ?? String(err);
+    io.stderr.write(`sigil-server run: ${message}\n`);
+    return isSigilError(err, 'ERR_CONFIG_INVALID') ? 2 : 1;
+  }
+  io.stderr.write(banner(server));
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      server.logger.info({ signal }, 'Stopping');
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await server.close();
+  return 0;
+}
+
+function banner(server: RunningServer): string {
+  const { config } = server;
+  const socketFlag = config.adminSocket === DEFAULT_ADMIN_SOCKET ? '' : ` --admin-socket ${config.adminSocket}`;
+  const td = config.trustDomain.name;
+  return `
+Sigil server for trust domain "${td}" is running.
+  admin socket : ${config.adminSocket}
+  admin mTLS   : ${server.adminAddress ? `https://${server.adminAddress.host}:${server.adminAddress.port}` : 'off (set --admin-bind)'}
+  data dir     : ${config.dataDir}
+
+Try, from another terminal:
+  bin/sigil-server entry create${socketFlag} --spiffe-id spiffe://${td}/web --parent-id spiffe://${td}/node1 --selector unix:uid:1000
+  bin/sigil-server token generate${socketFlag} --spiffe-id spiffe://${td}/node1
+  bin/sigil-server x509 mint${socketFlag} --spiffe-id spiffe://${td}/web --write ./svid
+  openssl verify -partial_chain -CAfile ./svid/bundle.pem ./svid/svid.pem
+Stop with Ctrl-C.
+`;
+}

@@ -1,0 +1,267 @@
+// Server configuration: a YAML/JSON file plus flags, checked in one pass that reports every problem by
+// dotted path, then frozen. Unknown keys are errors, so a typo never silently falls back to a default.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { parseDurationMs } from '../spiffe/duration.js';
+import { SigilError, quote } from '../spiffe/errors.js';
+import { type TrustDomain, parseTrustDomain } from '../spiffe/id.js';
+import { KEY_TYPES, type KeyType } from '../spiffe/keys.js';
+
+export const DEFAULT_ADMIN_SOCKET = '/tmp/sigil-server/private/admin.sock';
+export const DEFAULT_DATA_DIR = '.sigil/server';
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface UpstreamAuthorityConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** Roots to publish; defaults to the upstream certificate itself when it is self-signed. */
+  readonly bundleFile: string | null;
+}
+
+export type DataStoreConfig =
+  | { readonly kind: 'sqlite'; readonly path: string }
+  | { readonly kind: 'postgres'; readonly connectionString: string };
+
+export interface ServerConfig {
+  readonly trustDomain: TrustDomain;
+  /** Agent API listen address (HOST:PORT). */
+  readonly bind: HostPort;
+  readonly adminSocket: string;
+  /** mTLS admin REST listen address; null = Unix socket only. */
+  readonly adminBind: HostPort | null;
+  readonly dataDir: string;
+  readonly logLevel: LogLevel;
+  readonly ca: {
+    readonly keyType: KeyType;
+    readonly ttlMs: number;
+    readonly jwtKeyType: KeyType;
+    readonly upstream: UpstreamAuthorityConfig | null;
+  };
+  readonly defaultX509SvidTtlMs: number;
+  readonly defaultJwtSvidTtlMs: number;
+  readonly datastore: DataStoreConfig;
+}
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Flags from `sigil-server run`; each overrides the file's key of the same meaning. */
+export interface ServerFlags {
+  trustDomain?: string;
+  dataDir?: string;
+  bind?: string;
+  adminSocket?: string;
+  adminBind?: string;
+  logLevel?: string;
+}
+
+type Raw = Record<string, unknown>;
+
+/** Reads and checks the config; throws ERR_CONFIG_INVALID listing every problem. */
+export function loadServerConfig(file: string | null, flags: ServerFlags = {}, cwd = process.cwd()): ServerConfig {
+  const raw = file === null ? {} : readConfigFile(file);
+  const where = file === null ? 'flags' : `config ${file}`;
+  const merged: Raw = { ...raw };
+  if (flags.trustDomain !== undefined) merged.trust_domain = flags.trustDomain;
+  if (flags.dataDir !== undefined) merged.data_dir = flags.dataDir;
+  if (flags.bind !== undefined) merged.bind = flags.bind;
+  if (flags.adminSocket !== undefined) merged.admin_socket = flags.adminSocket;
+  if (flags.adminBind !== undefined) merged.admin_bind = flags.adminBind;
+  if (flags.logLevel !== undefined) merged.log_level = flags.logLevel;
+  return checkServerConfig(merged, where, cwd);
+}
+
+export function checkServerConfig(raw: Raw, where: string, cwd: string): ServerConfig {
+  const problems: string[] = [];
+  const check = new Checker(problems);
+  check.unknownKeys(raw, '', [
+    'trust_domain',
+    'bind',
+    'admin_socket',
+    'admin_bind',
+    'data_dir',
+    'log_level',
+    'ca',
+    'default_x509_svid_ttl',
+    'default_jwt_svid_ttl',
+    'datastore',
+  ]);
+
+  const trustDomain = check.value('trust_domain', raw.trust_domain, (v) => parseTrustDomain(String(v)), {
+    required: 'set trust_domain in the file or pass --trust-domain',
+  });
+  const bind = check.value('bind', raw.bind ?? '0.0.0.0:8081', parseHostPort);
+  const adminBind = raw.admin_bind === undefined ? null : check.value('admin_bind', raw.admin_bind, parseHostPort);
+  const dataDir = path.resolve(cwd, check.string('data_dir', raw.data_dir ?? DEFAULT_DATA_DIR) ?? DEFAULT_DATA_DIR);
+  const adminSocket = path.resolve(cwd, check.string('admin_socket', raw.admin_socket ?? DEFAULT_ADMIN_SOCKET) ?? '');
+  const logLevel = check.oneOf('log_level', raw.log_level ?? 'info', LOG_LEVELS) ?? 'info';
+
+  const ca = check.object('ca', raw.ca ?? {});
+  check.unknownKeys(ca, 'ca', ['key_type', 'ttl', 'jwt_key_type', 'upstream']);
+  const keyType = check.oneOf('ca.key_type', ca.key_type ?? 'ec-p256', KEY_TYPES) ?? 'ec-p256';
+  const jwtKeyType = check.oneOf('ca.jwt_key_type', ca.jwt_key_type ?? 'ec-p256', KEY_TYPES) ?? 'ec-p256';
+  const caTtlMs = check.duration('ca.ttl', ca.ttl ?? '24h');
+  let upstream: UpstreamAuthorityConfig | null = null;
+  if (ca.upstream !== undefined) {
+    const up = check.object('ca.upstream', ca.upstream);
+    check.unknownKeys(up, 'ca.upstream', ['cert_file', 'key_file', 'bundle_file']);
+    const certFile = check.string('ca.upstream.cert_file', up.cert_file, true);
+    const keyFile = check.string('ca.upstream.key_file', up.key_file, true);
+    const bundleFile = up.bundle_file === undefined ? null : check.string('ca.upstream.bundle_file', up.bundle_file);
+    if (certFile && keyFile) {
+      upstream = {
+        certFile: path.resolve(cwd, certFile),
+        keyFile: path.resolve(cwd, keyFile),
+        bundleFile: bundleFile ? path.resolve(cwd, bundleFile) : null,
+      };
+    }
+  }
+
+  const x509TtlMs = check.duration('default_x509_svid_ttl', raw.default_x509_svid_ttl ?? '1h');
+  const jwtTtlMs = check.duration('default_jwt_svid_ttl', raw.default_jwt_svid_ttl ?? '5m');
+  if (x509TtlMs !== null && caTtlMs !== null && x509TtlMs >= caTtlMs) {
+    problems.push(
+      `default_x509_svid_ttl: must be shorter than ca.ttl (${quote(raw.default_x509_svid_ttl ?? '1h')} >= ${quote(ca.ttl ?? '24h')}); an SVID cannot outlive its CA`,
+    );
+  }
+
+  const datastore = check.object('datastore', raw.datastore ?? {});
+  check.unknownKeys(datastore, 'datastore', ['kind', 'path', 'connection_string']);
+  const kind = check.oneOf('datastore.kind', datastore.kind ?? 'sqlite', ['sqlite', 'postgres'] as const) ?? 'sqlite';
+  let datastoreConfig: DataStoreConfig;
+  if (kind === 'postgres') {
+    const connectionString = check.string('datastore.connection_string', datastore.connection_string, true) ?? '';
+    datastoreConfig = { kind, connectionString };
+  } else {
+    const file = check.string('datastore.path', datastore.path ?? path.join(dataDir, 'datastore.sqlite3'));
+    datastoreConfig = { kind: 'sqlite', path: path.resolve(cwd, file ?? '') };
+  }
+
+  if (problems.length > 0) {
+    const noun = problems.length === 1 ? 'problem' : 'problems';
+    throw new SigilError(
+      'ERR_CONFIG_INVALID',
+      `${where} has ${problems.length} ${noun}\n${problems.map((p) => `  ${p}`).join('\n')}`,
+      { reason: 'config' },
+    );
+  }
+  return deepFreeze({
+    trustDomain: trustDomain!,
+    bind: bind!,
+    adminSocket,
+    adminBind,
+    dataDir,
+    logLevel,
+    ca: { keyType, ttlMs: caTtlMs!, jwtKeyType, upstream },
+    defaultX509SvidTtlMs: x509TtlMs!,
+    defaultJwtSvidTtlMs: jwtTtlMs!,
+    datastore: datastoreConfig,
+  });
+}
+
+export function parseHostPort(input: unknown): HostPort {
+  const text = String(input);
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(text);
+  const port = match ? Number(match[3]) : Number.NaN;
+  if (!match || port > 65535) {
+    throw new SigilError('ERR_INPUT_INVALID', `${quote(text)} is not HOST:PORT (e.g. 127.0.0.1:8081, [::1]:8081)`);
+  }
+  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
+}
+
+function readConfigFile(file: string): Raw {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new SigilError('ERR_CONFIG_INVALID', `cannot read config ${file}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  let parsed: unknown;
+  try {
+    parsed = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new SigilError('ERR_CONFIG_INVALID', `config ${file} is not valid YAML/JSON: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new SigilError('ERR_CONFIG_INVALID', `config ${file} must hold a mapping of keys at the top level`);
+  }
+  return parsed as Raw;
+}
+
+/** Collects problems instead of throwing at the first, so an operator fixes the file in one go. */
+class Checker {
+  constructor(private readonly problems: string[]) {}
+
+  unknownKeys(obj: Raw, prefix: string, known: readonly string[]): void {
+    for (const key of Object.keys(obj)) {
+      if (!known.includes(key)) {
+        const at = prefix ? `${prefix}.${key}` : key;
+        this.problems.push(`${at}: unknown key (known keys: ${known.join(', ')})`);
+      }
+    }
+  }
+
+  value<T>(key: string, input: unknown, parse: (v: unknown) => T, options: { required?: string } = {}): T | null {
+    if (input === undefined || input === null || input === '') {
+      if (options.required) this.problems.push(`${key}: is required (${options.required})`);
+      return null;
+    }
+    try {
+      return parse(input);
+    } catch (err) {
+      const message = err instanceof SigilError ? err.message.replace(/^[a-z_]+: /, '') : String(err);
+      this.problems.push(`${key}: ${message}`);
+      return null;
+    }
+  }
+
+  string(key: string, input: unknown, required = false): string | null {
+    if (input === undefined) {
+      if (required) this.problems.push(`${key}: is required`);
+      return null;
+    }
+    if (typeof input !== 'string' || input === '') {
+      this.problems.push(`${key}: must be a non-empty string (got ${quote(input)})`);
+      return null;
+    }
+    return input;
+  }
+
+  oneOf<T extends string>(key: string, input: unknown, allowed: readonly T[]): T | null {
+    if (typeof input === 'string' && (allowed as readonly string[]).includes(input)) return input as T;
+    this.problems.push(`${key}: must be one of ${allowed.join(', ')} (got ${quote(input)})`);
+    return null;
+  }
+
+  duration(key: string, input: unknown): number | null {
+    if (typeof input !== 'string' && typeof input !== 'number') {
+      this.problems.push(`${key}: must be a duration such as 90s, 30m or 1h (got ${quote(input)})`);
+      return null;
+    }
+    return this.value(key, input, (v) => parseDurationMs(v as string | number, key));
+  }
+
+  object(key: string, input: unknown): Raw {
+    if (typeof input === 'object' && input !== null && !Array.isArray(input)) return input as Raw;
+    this.problems.push(`${key}: must be a mapping (got ${quote(input)})`);
+    return {};
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+

@@ -1,0 +1,62 @@
+// Server metrics on a registry passed in (never prom-client's global one), named
+// sigil_server_<what>_<unit|total> with bounded labels.
+import { Counter, Gauge, Histogram, type Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface ServerMetrics {
+  readonly svidsIssued: Counter<'type' | 'caller'>;
+  readonly svidIssueSeconds: Histogram<'type'>;
+  readonly adminRequests: Counter<'method' | 'route' | 'status'>;
+  readonly adminRequestSeconds: Histogram<'method' | 'route'>;
+  readonly adminAuthFailures: Counter<'reason'>;
+  readonly caExpiresAtSeconds: Gauge<'type'>;
+  readonly entries: Gauge;
+}
+
+export function createServerMetrics(registry: Registry): ServerMetrics {
+  collectDefaultMetrics({ register: registry, prefix: 'sigil_server_process_' });
+  return {
+    svidsIssued: new Counter({
+      name: 'sigil_server_svids_issued_total',
+      help: 'SVIDs minted, by type (x509, jwt) and caller (admin, agent)',
+      labelNames: ['type', 'caller'],
+      registers: [registry],
+    }),
+    svidIssueSeconds: new Histogram({
+      name: 'sigil_server_svid_issue_duration_seconds',
+      help: 'Time to mint one SVID, CSR check and signing included',
+      labelNames: ['type'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+      registers: [registry],
+    }),
+    adminRequests: new Counter({
+      name: 'sigil_server_admin_requests_total',
+      help: 'Admin API requests by method, route and status',
+      labelNames: ['method', 'route', 'status'],
+      registers: [registry],
+    }),
+    adminRequestSeconds: new Histogram({
+      name: 'sigil_server_admin_request_duration_seconds',
+      help: 'Admin API request latency',
+      labelNames: ['method', 'route'],
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
+      registers: [registry],
+    }),
+    adminAuthFailures: new Counter({
+      name: 'sigil_server_admin_auth_failures_total',
+      help: 'Admin API callers refused, by reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    caExpiresAtSeconds: new Gauge({
+      name: 'sigil_server_ca_expires_at_seconds',
+      help: 'Expiry (Unix seconds) of the active signing authority, by type (x509, jwt)',
+      labelNames: ['type'],
+      registers: [registry],
+    }),
+    entries: new Gauge({
+      name: 'sigil_server_entries',
+      help: 'Registration entries in the store (sampled at scrape)',
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,131 @@
+// Test harness for real processes: starts the compiled `bin/sigil-server run` in a temp data dir,
+// waits for its "started" log line, and runs CLI commands against its admin socket. Reads like a
+// story in tests: `const srv = await startServerProcess(); await srv.cli('entry', 'create', …)`.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const SERVER_BIN = path.join(REPO_ROOT, 'bin', 'sigil-server');
+
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface ServerProcess {
+  readonly dataDir: string;
+  readonly adminSocket: string;
+  readonly adminAddress: { host: string; port: number } | null;
+  readonly child: ChildProcess;
+  /** Everything the server logged so far (JSON lines on stdout, banner on stderr). */
+  logs(): string;
+  cli(...args: string[]): Promise<CliResult>;
+  /** Graceful stop (SIGTERM); resolves with the exit code. */
+  stop(): Promise<number | null>;
+  /** kill -9: no chance to flush or clean up. */
+  kill9(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly trustDomain?: string;
+  /** Reuse a data dir (restart scenarios); a fresh temp dir otherwise. */
+  readonly dataDir?: string;
+  readonly adminBind?: boolean;
+  readonly configFile?: string;
+  readonly extraArgs?: readonly string[];
+}
+
+export function makeTempDir(prefix = 'sigil-test-'): { dir: string; cleanup(): void } {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export async function startServerProcess(options: StartOptions = {}): Promise<ServerProcess> {
+  const dataDir = options.dataDir ?? makeTempDir('sigil-server-').dir;
+  const adminSocket = path.join(dataDir, 'admin.sock');
+  const args = [
+    SERVER_BIN,
+    'run',
+    '--data-dir',
+    dataDir,
+    '--admin-socket',
+    adminSocket,
+    ...(options.configFile ? ['--config', options.configFile] : ['--trust-domain', options.trustDomain ?? 'example.org']),
+    ...(options.adminBind ? ['--admin-bind', '127.0.0.1:0'] : []),
+    ...(options.extraArgs ?? []),
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  const started = await new Promise<{ adminAddress: ServerProcess['adminAddress'] }>((resolve, reject) => {
+    const onData = () => {
+      for (const line of output.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const record = JSON.parse(line) as { msg?: string; adminAddress?: ServerProcess['adminAddress'] };
+        if (record.msg === 'Sigil server started') {
+          cleanupListeners();
+          resolve({ adminAddress: record.adminAddress ?? null });
+          return;
+        }
+      }
+    };
+    const onExit = (code: number | null) => {
+      cleanupListeners();
+      reject(new Error(`sigil-server exited with ${code} before starting:\n${output}`));
+    };
+    const timer = setTimeout(() => {
+      cleanupListeners();
+      reject(new Error(`sigil-server did not start within 20s:\n${output}`));
+    }, 20_000);
+    const cleanupListeners = () => {
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      child.off('exit', onExit);
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', onExit);
+  });
+
+  return {
+    dataDir,
+    adminSocket,
+    adminAddress: started.adminAddress,
+    child,
+    logs: () => output,
+    cli: (...cliArgs) => runCli([...cliArgs, '--admin-socket', adminSocket]),
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+    kill9: async () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** Runs `bin/sigil-server ARGS` to completion. */
+export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
+  return runCommand(process.execPath, [SERVER_BIN, ...args], env);
+}
+
+/** Runs any program (openssl, curl…) to completion without throwing on a non-zero exit. */
+export function runCommand(file: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(file, [...args], { env, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+      resolve({ code, stdout: stdout.toString(), stderr: stderr.toString() });
+    });
+  });
+}
