@@ -22,8 +22,9 @@ export function parseDurationMs(input: string | number, field = 'duration'): num
     if (!Number.isFinite(input) || input <= 0) {
       throw invalid(input, field, 'must be a positive number of seconds');
     }
-    return Math.round(input * 1000);
+    return checkRounded(input, input * 1000, field);
   }
+  if (typeof input !== 'string') throw invalid(input, field, 'must be a string or a number of seconds');
   const text = input.trim();
   let totalMs: number;
   if (BARE_SECONDS.test(text)) {
@@ -35,7 +36,15 @@ export function parseDurationMs(input: string | number, field = 'duration'): num
     throw invalid(input, field, 'is not a duration');
   }
   if (totalMs <= 0) throw invalid(input, field, 'must be greater than zero');
-  return Math.round(totalMs);
+  return checkRounded(input, totalMs, field);
+}
+
+/** Rounding must neither turn a tiny duration into 0 nor let a huge one become Infinity or inexact. */
+function checkRounded(input: unknown, totalMs: number, field: string): number {
+  const ms = Math.round(totalMs);
+  if (ms <= 0) throw invalid(input, field, 'must be at least 1ms');
+  if (!Number.isSafeInteger(ms)) throw invalid(input, field, 'is too large');
+  return ms;
 }
 
 /** Formats milliseconds the way operators write them: `1h`, `90s`, `1h30m`, `250ms`. */

@@ -73,7 +73,14 @@ export class SpiffeId {
 export function parseTrustDomain(input: string, field = 'trust_domain'): TrustDomain {
   if (typeof input !== 'string') throw tdError(input, field, 'must be a string', 'type');
   if (input.includes('://')) {
-    const id = parseSpiffeId(input, field);
+    let id: SpiffeId;
+    try {
+      id = parseSpiffeId(input, field);
+    } catch (err) {
+      // Same code whichever form was given: callers switch on it.
+      if (!(err instanceof SigilError)) throw err;
+      throw new SigilError('ERR_TRUST_DOMAIN_INVALID', err.message, { field, reason: err.reason, cause: err });
+    }
     if (!id.isTrustDomainId) {
       throw tdError(input, field, 'must not have a path (give the bare name, e.g. "example.org")', 'path');
     }
