@@ -1,0 +1,103 @@
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { makeTempDir } from '../../../test/support/harness.js';
+import { ManualClock } from '../../spiffe/clock.js';
+import { parseSpiffeId, parseTrustDomain } from '../../spiffe/id.js';
+import { validateJwtSvid } from '../../spiffe/jwt-svid.js';
+import { generateKey } from '../../spiffe/keys.js';
+import { describeCertificate, verifyX509Svid } from '../../spiffe/x509-svid.js';
+import { openDataStore } from '../datastore/index.js';
+import type { DataStore } from '../datastore/types.js';
+import { BACKDATE_MS, ServerCa } from './server-ca.js';
+
+const HOUR = 3_600_000;
+const td = parseTrustDomain('example.org');
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setup() {
+  const tmp = makeTempDir('sigil-ca-');
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const store = await openDataStore({ kind: 'sqlite', path: path.join(tmp.dir, 'store.sqlite3') }, clock);
+  cleanups.push(tmp.cleanup, () => store.close());
+  const keysDir = path.join(tmp.dir, 'keys');
+  const open = (over: { store?: DataStore } = {}) =>
+    ServerCa.open({
+      trustDomain: td,
+      keyType: 'ec-p256',
+      jwtKeyType: 'ec-p256',
+      caTtlMs: 24 * HOUR,
+      defaultX509SvidTtlMs: HOUR,
+      defaultJwtSvidTtlMs: 5 * 60_000,
+      upstream: null,
+      keysDir,
+      store: over.store ?? store,
+      clock,
+      logger: pino({ level: 'silent' }),
+    });
+  return { clock, store, keysDir, open };
+}
+
+describe('ServerCa', () => {
+  it('creates a CA once and reloads the same one, with keys owner-only on disk', async () => {
+    const { open, keysDir, store } = await setup();
+    const first = await open();
+    const second = await open();
+    expect(second.x509Authority).toEqual(first.x509Authority);
+    expect(second.jwtAuthority).toEqual(first.jwtAuthority);
+    expect(second.bundle().sequence).toBe(first.bundle().sequence);
+    expect((await store.fetchBundle('example.org'))!.sequence).toBe(1);
+    const files = readdirSync(keysDir);
+    expect(files).toHaveLength(2);
+    for (const f of files) expect(statSync(path.join(keysDir, f)).mode & 0o777).toBe(0o600);
+  });
+
+  it('signs leaves that verify against its bundle, backdated and capped at the CA expiry', async () => {
+    const { open, clock } = await setup();
+    const ca = await open();
+    const issued = ca.signX509Svid({ spiffeId: parseSpiffeId('spiffe://example.org/web'), publicKey: generateKey('ec-p256') });
+    const leaf = describeCertificate(issued.chain[0]!);
+    expect(leaf.notBeforeMs).toBe(Math.floor((clock.nowMs() - BACKDATE_MS) / 1000) * 1000);
+    expect(issued.expiresAtMs).toBe(clock.nowMs() + HOUR);
+    const verified = verifyX509Svid(issued.chain, () => ca.bundle().x509Authorities, clock.nowMs());
+    expect(verified.spiffeId.toString()).toBe('spiffe://example.org/web');
+
+    const long = ca.signX509Svid({ spiffeId: parseSpiffeId('spiffe://example.org/web'), publicKey: generateKey('ec-p256'), ttlMs: 48 * HOUR });
+    expect(long.expiresAtMs).toBe(ca.x509Authority.notAfterMs);
+  });
+
+  it('replaces an expired CA at start, drops it from the bundle and moves the sequence on', async () => {
+    const { open, clock } = await setup();
+    const first = await open();
+    await clock.advance(25 * HOUR);
+    const second = await open();
+    expect(second.x509Authority.id).not.toBe(first.x509Authority.id);
+    expect(second.jwtAuthority.kid).not.toBe(first.jwtAuthority.kid);
+    expect(second.bundle().x509Authorities).toHaveLength(1);
+    expect(second.bundle().sequence).toBe(first.bundle().sequence + 1);
+  });
+
+  it('refuses to start with a key file that does not match its CA, naming what to restore', async () => {
+    const { open, keysDir } = await setup();
+    const ca = await open();
+    const keyFile = readdirSync(keysDir).find((f) => f.startsWith('x509-ca-'))!;
+    writeFileSync(path.join(keysDir, keyFile), generateKey('ec-p256').export({ format: 'pem', type: 'pkcs8' }));
+    await expect(open()).rejects.toMatchObject({ code: 'ERR_CA_UNAVAILABLE', message: expect.stringContaining(ca.x509Authority.id) });
+  });
+
+  it('mints JWT-SVIDs in whole seconds that validate against the bundle', async () => {
+    const { open, clock } = await setup();
+    const ca = await open();
+    const minted = ca.mintJwtSvid({ spiffeId: parseSpiffeId('spiffe://example.org/web'), audience: ['a'], ttlMs: 90_500 });
+    expect(minted.expiresAtMs % 1000).toBe(0);
+    const ok = validateJwtSvid(minted.token, { audience: 'a', bundleFor: () => ca.bundle(), nowMs: clock.nowMs() });
+    expect(ok.kid).toBe(ca.jwtAuthority.kid);
+    expect(() =>
+      validateJwtSvid(minted.token, { audience: 'a', bundleFor: () => ca.bundle(), nowMs: clock.nowMs() + 200_000, leewayMs: 0 }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_JWT_EXPIRED' }));
+  });
+});

@@ -1,0 +1,180 @@
+// Entry point of the sigil-server CLI: picks the command, parses its flags, runs it against the
+// admin API socket and maps every failure to one exit code, in one table (exitCodeOf). `run` is
+// delegated untouched to run.ts, which starts the server itself.
+import { isSigilError, SigilError } from '../../spiffe/errors.js';
+import { DEFAULT_ADMIN_SOCKET } from '../config.js';
+import { AdminApiError, type AdminClient, createAdminClient } from './admin-client.js';
+import { COMMON_FLAGS, formatUsage, parseFlags } from './args.js';
+import type { CliIo, CommandContext, CommandSpec } from './command.js';
+import { agentCommands } from './commands/agent.js';
+import { bundleCommands } from './commands/bundle.js';
+import { entryCommands } from './commands/entry.js';
+import { healthcheckCommands } from './commands/healthcheck.js';
+import { svidCommands } from './commands/svid.js';
+import { tokenCommands } from './commands/token.js';
+import { oneOf } from './values.js';
+
+export type { CliIo } from './command.js';
+
+const OUTPUT_FORMATS = ['text', 'json'] as const;
+
+const EXIT = {
+  ok: 0,
+  /** The server refused the request (4xx), or its result could not be saved locally. */
+  refused: 1,
+  /** Bad flags or values, caught before anything was sent. */
+  usage: 2,
+  /** The admin socket is missing, refuses connections or does not answer. */
+  unreachable: 3,
+  /** The server failed (5xx) or answered something that makes no sense. */
+  serverError: 4,
+} as const;
+
+const COMMANDS: readonly CommandSpec[] = [
+  ...healthcheckCommands,
+  ...entryCommands,
+  ...tokenCommands,
+  ...agentCommands,
+  ...bundleCommands,
+  ...svidCommands,
+];
+
+const GROUP_SUMMARIES: Readonly<Record<string, string>> = {
+  entry: 'Manage registration entries.',
+  token: 'Manage join tokens.',
+  agent: 'Manage attested agents.',
+  bundle: 'Manage the trust bundle and federated bundles.',
+  x509: 'Mint X509-SVIDs.',
+  jwt: 'Mint JWT-SVIDs.',
+};
+
+const COMMAND_LINES: ReadonlyArray<readonly [string, string]> = [
+  ['run', 'Start the server (see sigil-server run --help).'],
+  ['healthcheck', 'Check that the server is alive and ready.'],
+  ...Object.entries(GROUP_SUMMARIES).map(([group, summary]) => {
+    const subs = COMMANDS.filter((c) => c.name.startsWith(`${group} `)).map((c) => c.name.split(' ')[1]);
+    return [`${group} ${subs.join('|')}`, summary] as const;
+  }),
+];
+
+const TOP_USAGE = `Usage: sigil-server <command> [flags]
+
+Commands:
+${COMMAND_LINES.map(([name, summary]) => `  ${name.padEnd(34)}${summary}`).join('\n')}
+
+Every command takes --admin-socket PATH (default: $SIGIL_ADMIN_SOCKET or ${DEFAULT_ADMIN_SOCKET}),
+--output text|json (default: text) and --help. Run "sigil-server <command> --help" for its flags.
+
+Exit codes:
+  0  success
+  1  the server refused the request (4xx; its error code and message are printed),
+     or the result could not be saved locally (x509 mint --write)
+  2  usage error: unknown or missing flag, or a bad value caught before sending
+  3  cannot reach the server (is sigil-server running? check --admin-socket)
+  4  server error (5xx), or the server is unhealthy (healthcheck)
+`;
+
+/** Runs the CLI and resolves to the exit code; never throws for anything the user can cause. */
+export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    (first === undefined ? io.stderr : io.stdout).write(TOP_USAGE);
+    return first === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (first === 'run') return runServer(rest, io);
+  const single = COMMANDS.find((c) => c.name === first);
+  if (single !== undefined) return runCommand(single, rest, io);
+  if (GROUP_SUMMARIES[first] === undefined) {
+    io.stderr.write(`sigil-server: unknown command ${JSON.stringify(first)}\n\n${TOP_USAGE}`);
+    return EXIT.usage;
+  }
+  const [sub, ...flags] = rest;
+  const spec = COMMANDS.find((c) => c.name === `${first} ${sub}`);
+  if (spec !== undefined) return runCommand(spec, flags, io);
+  const isHelp = sub === '--help' || sub === '-h';
+  if (!isHelp) {
+    const what = sub === undefined ? 'needs a subcommand' : `has no subcommand ${JSON.stringify(sub)}`;
+    io.stderr.write(`sigil-server ${first}: ${what}\n\n`);
+  }
+  (isHelp ? io.stdout : io.stderr).write(groupUsage(first));
+  return isHelp ? EXIT.ok : EXIT.usage;
+}
+
+async function runCommand(spec: CommandSpec, argv: readonly string[], io: CliIo): Promise<number> {
+  const specs = { ...spec.flags, ...COMMON_FLAGS };
+  let output: 'text' | 'json' = 'text';
+  let client: AdminClient | undefined;
+  try {
+    const flags = parseFlags(specs, argv);
+    if (flags.boolean('help')) {
+      io.stdout.write(formatUsage(spec.name, spec.summary, specs));
+      return EXIT.ok;
+    }
+    output = oneOf('output', flags.string('output'), OUTPUT_FORMATS, 'text');
+    const socketPath = flags.string('admin-socket') ?? io.env['SIGIL_ADMIN_SOCKET'] ?? DEFAULT_ADMIN_SOCKET;
+    const ctx: CommandContext = {
+      io,
+      output,
+      client: () => {
+        client ??= createAdminClient(socketPath);
+        return client;
+      },
+    };
+    return await spec.run(ctx, flags);
+  } catch (err) {
+    reportFailure(spec.name, err, output, io);
+    return exitCodeOf(err);
+  } finally {
+    await client?.close();
+  }
+}
+
+/** The one table from failure to exit code. */
+function exitCodeOf(err: unknown): number {
+  if (err instanceof AdminApiError) return err.status >= 500 ? EXIT.serverError : EXIT.refused;
+  if (isSigilError(err, 'ERR_UNAVAILABLE')) return EXIT.unreachable;
+  if (err instanceof SigilError) return EXIT.usage;
+  return EXIT.refused;
+}
+
+function reportFailure(command: string, err: unknown, output: 'text' | 'json', io: CliIo): void {
+  if (output === 'json') {
+    if (err instanceof AdminApiError) io.stdout.write(`${err.jsonText()}\n`);
+    else {
+      const code = err instanceof SigilError ? err.code : 'ERR_LOCAL';
+      const field = err instanceof SigilError ? err.field?.replace(/^--/, '') : undefined;
+      io.stdout.write(`${JSON.stringify({ error: { code, message: (err as Error).message, field } })}\n`);
+    }
+    return;
+  }
+  if (err instanceof AdminApiError) {
+    const kind = err.status >= 500 ? 'server error' : 'server refused the request';
+    const field = err.wire.field ? ` (field: ${err.wire.field})` : '';
+    io.stderr.write(
+      `sigil-server ${command}: ${kind}: ${err.status} ${err.wire.code}: ${err.wire.message}${field}\n`,
+    );
+  } else if (err instanceof SigilError && err.code !== 'ERR_UNAVAILABLE') {
+    io.stderr.write(
+      `sigil-server ${command}: ${err.message}\nRun "sigil-server ${command} --help" for usage.\n`,
+    );
+  } else {
+    io.stderr.write(`sigil-server ${command}: ${(err as Error).message ?? String(err)}\n`);
+  }
+}
+
+function groupUsage(group: string): string {
+  const subs = COMMANDS.filter((c) => c.name.startsWith(`${group} `));
+  const width = Math.max(...subs.map((c) => c.name.length)) + 2;
+  const lines = subs.map((c) => `  ${c.name.padEnd(width)}${c.summary}`);
+  return `Usage: sigil-server ${group} <subcommand> [flags]\n\n${GROUP_SUMMARIES[group]}\n\nSubcommands:\n${lines.join('\n')}\n\nRun "sigil-server ${group} <subcommand> --help" for its flags.\n`;
+}
+
+/** Loaded only for `run`, so admin commands start without pulling in the whole server stack. */
+async function runServer(args: string[], io: CliIo): Promise<number> {
+  const { runCommand } = await import('./run.js');
+  return runCommand(args, io);
+}
+
+function processIo(): CliIo {
+  return { stdout: process.stdout, stderr: process.stderr, env: process.env };
+}

@@ -1,0 +1,116 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isSigilError } from '../spiffe/errors.js';
+import { DEFAULT_ADMIN_SOCKET, loadServerConfig, parseHostPort } from './config.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function file(name: string, text: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sigil-config-'));
+  dirs.push(dir);
+  const target = path.join(dir, name);
+  writeFileSync(target, text);
+  return target;
+}
+
+function problemsOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(isSigilError(err, 'ERR_CONFIG_INVALID')).toBe(true);
+    return (err as Error).message;
+  }
+  throw new Error('expected a config error');
+}
+
+describe('loadServerConfig', () => {
+  it('fills documented defaults and resolves paths against the working directory', () => {
+    const config = loadServerConfig(null, { trustDomain: 'example.org' }, '/srv');
+    expect(config).toMatchObject({
+      bind: { host: '0.0.0.0', port: 8081 },
+      adminSocket: DEFAULT_ADMIN_SOCKET,
+      adminBind: null,
+      dataDir: '/srv/.sigil/server',
+      logLevel: 'info',
+      ca: { keyType: 'ec-p256', ttlMs: 86_400_000, jwtKeyType: 'ec-p256', upstream: null },
+      defaultX509SvidTtlMs: 3_600_000,
+      defaultJwtSvidTtlMs: 300_000,
+      datastore: { kind: 'sqlite', path: '/srv/.sigil/server/datastore.sqlite3' },
+    });
+    expect(config.trustDomain.name).toBe('example.org');
+    expect(Object.isFrozen(config.ca)).toBe(true);
+  });
+
+  it('reads YAML and JSON, and flags override the file', () => {
+    const yaml = file('s.yaml', 'trust_domain: a.org\ndata_dir: /data\nca:\n  key_type: rsa-2048\n  ttl: 48h\ndefault_x509_svid_ttl: 2h\n');
+    const fromYaml = loadServerConfig(yaml, { dataDir: '/override', adminBind: '127.0.0.1:9000' });
+    expect(fromYaml.trustDomain.name).toBe('a.org');
+    expect(fromYaml.dataDir).toBe('/override');
+    expect(fromYaml.adminBind).toEqual({ host: '127.0.0.1', port: 9000 });
+    expect(fromYaml.ca).toMatchObject({ keyType: 'rsa-2048', ttlMs: 172_800_000 });
+    const json = file('s.json', JSON.stringify({ trust_domain: 'b.org', default_jwt_svid_ttl: 60 }));
+    expect(loadServerConfig(json).defaultJwtSvidTtlMs).toBe(60_000);
+  });
+
+  it('reports every problem at once, by dotted path, with the value found', () => {
+    const bad = file(
+      's.yaml',
+      [
+        'trust_domain: Bad_Domain!',
+        'bind: nowhere',
+        'log_level: loud',
+        'ca:',
+        '  key_type: ec256',
+        '  ttl: 1h',
+        '  colour: red',
+        'default_x509_svid_ttl: 2h',
+        'datastore:',
+        '  kind: mysql',
+      ].join('\n'),
+    );
+    const message = problemsOf(() => loadServerConfig(bad));
+    expect(message).toContain('has 7 problems');
+    expect(message).toContain('trust_domain: ');
+    expect(message).toContain('bind: "nowhere" is not HOST:PORT');
+    expect(message).toContain('log_level: must be one of trace, debug, info, warn, error, fatal, silent (got "loud")');
+    expect(message).toContain('ca.key_type: must be one of ec-p256, ec-p384, rsa-2048 (got "ec256")');
+    expect(message).toContain('ca.colour: unknown key');
+    expect(message).toContain('default_x509_svid_ttl: must be shorter than ca.ttl');
+    expect(message).toContain('datastore.kind: must be one of sqlite, postgres (got "mysql")');
+  });
+
+  it('requires a trust domain and says how to give one', () => {
+    expect(problemsOf(() => loadServerConfig(null, {}))).toContain('trust_domain: is required (set trust_domain in the file or pass --trust-domain)');
+  });
+
+  it('requires both files of an upstream authority', () => {
+    const bad = file('s.yaml', 'trust_domain: a.org\nca:\n  upstream:\n    cert_file: /x.pem\n');
+    expect(problemsOf(() => loadServerConfig(bad))).toContain('ca.upstream.key_file: is required');
+  });
+
+  it('names unreadable and unparsable files', () => {
+    expect(problemsOf(() => loadServerConfig('/nonexistent/server.yaml'))).toContain('cannot read config /nonexistent/server.yaml');
+    expect(problemsOf(() => loadServerConfig(file('s.yaml', 'a: [1, 2')))).toContain('is not valid YAML/JSON');
+    expect(problemsOf(() => loadServerConfig(file('s.yaml', '- a\n- b\n')))).toContain('must hold a mapping');
+  });
+});
+
+describe('parseHostPort', () => {
+  it.each([
+    ['127.0.0.1:8081', { host: '127.0.0.1', port: 8081 }],
+    [':9000', { host: '0.0.0.0', port: 9000 }],
+    ['[::1]:443', { host: '::1', port: 443 }],
+    ['localhost:0', { host: 'localhost', port: 0 }],
+  ])('parses %s', (input, expected) => {
+    expect(parseHostPort(input)).toEqual(expected);
+  });
+
+  it.each(['8081', 'host:', 'host:99999', '::1:80', 'a b:80'])('refuses %s', (input) => {
+    expect(() => parseHostPort(input)).toThrow(/is not HOST:PORT/);
+  });
+});
