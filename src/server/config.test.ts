@@ -47,7 +47,10 @@ describe('loadServerConfig', () => {
   });
 
   it('reads YAML and JSON, and flags override the file', () => {
-    const yaml = file('s.yaml', 'trust_domain: a.org\ndata_dir: /data\nca:\n  key_type: rsa-2048\n  ttl: 48h\ndefault_x509_svid_ttl: 2h\n');
+    const yaml = file(
+      's.yaml',
+      'trust_domain: a.org\ndata_dir: /data\nca:\n  key_type: rsa-2048\n  ttl: 48h\ndefault_x509_svid_ttl: 2h\n',
+    );
     const fromYaml = loadServerConfig(yaml, { dataDir: '/override', adminBind: '127.0.0.1:9000' });
     expect(fromYaml.trustDomain.name).toBe('a.org');
     expect(fromYaml.dataDir).toBe('/override');
@@ -77,7 +80,9 @@ describe('loadServerConfig', () => {
     expect(message).toContain('has 7 problems');
     expect(message).toContain('trust_domain: ');
     expect(message).toContain('bind: "nowhere" is not HOST:PORT');
-    expect(message).toContain('log_level: must be one of trace, debug, info, warn, error, fatal, silent (got "loud")');
+    expect(message).toContain(
+      'log_level: must be one of trace, debug, info, warn, error, fatal, silent (got "loud")',
+    );
     expect(message).toContain('ca.key_type: must be one of ec-p256, ec-p384, rsa-2048 (got "ec256")');
     expect(message).toContain('ca.colour: unknown key');
     expect(message).toContain('default_x509_svid_ttl: must be shorter than ca.ttl');
@@ -85,7 +90,9 @@ describe('loadServerConfig', () => {
   });
 
   it('requires a trust domain and says how to give one', () => {
-    expect(problemsOf(() => loadServerConfig(null, {}))).toContain('trust_domain: is required (set trust_domain in the file or pass --trust-domain)');
+    expect(problemsOf(() => loadServerConfig(null, {}))).toContain(
+      'trust_domain: is required (set trust_domain in the file or pass --trust-domain)',
+    );
   });
 
   it('requires both files of an upstream authority', () => {
@@ -94,8 +101,12 @@ describe('loadServerConfig', () => {
   });
 
   it('names unreadable and unparsable files', () => {
-    expect(problemsOf(() => loadServerConfig('/nonexistent/server.yaml'))).toContain('cannot read config /nonexistent/server.yaml');
-    expect(problemsOf(() => loadServerConfig(file('s.yaml', 'a: [1, 2')))).toContain('is not valid YAML/JSON');
+    expect(problemsOf(() => loadServerConfig('/nonexistent/server.yaml'))).toContain(
+      'cannot read config /nonexistent/server.yaml',
+    );
+    expect(problemsOf(() => loadServerConfig(file('s.yaml', 'a: [1, 2')))).toContain(
+      'is not valid YAML/JSON',
+    );
     expect(problemsOf(() => loadServerConfig(file('s.yaml', '- a\n- b\n')))).toContain('must hold a mapping');
   });
 });

@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseDurationMs } from '../spiffe/duration.js';
-import { SigilError, quote } from '../spiffe/errors.js';
-import { type TrustDomain, parseTrustDomain } from '../spiffe/id.js';
+import { quote, SigilError } from '../spiffe/errors.js';
+import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 import { KEY_TYPES, type KeyType } from '../spiffe/keys.js';
 
 export const DEFAULT_ADMIN_SOCKET = '/tmp/sigil-server/private/admin.sock';
@@ -62,7 +62,11 @@ export interface ServerFlags {
 type Raw = Record<string, unknown>;
 
 /** Reads and checks the config; throws ERR_CONFIG_INVALID listing every problem. */
-export function loadServerConfig(file: string | null, flags: ServerFlags = {}, cwd = process.cwd()): ServerConfig {
+export function loadServerConfig(
+  file: string | null,
+  flags: ServerFlags = {},
+  cwd = process.cwd(),
+): ServerConfig {
   const raw = file === null ? {} : readConfigFile(file);
   const where = file === null ? 'flags' : `config ${file}`;
   const merged: Raw = { ...raw };
@@ -95,9 +99,16 @@ export function checkServerConfig(raw: Raw, where: string, cwd: string): ServerC
     required: 'set trust_domain in the file or pass --trust-domain',
   });
   const bind = check.value('bind', raw.bind ?? '0.0.0.0:8081', parseHostPort);
-  const adminBind = raw.admin_bind === undefined ? null : check.value('admin_bind', raw.admin_bind, parseHostPort);
-  const dataDir = path.resolve(cwd, check.string('data_dir', raw.data_dir ?? DEFAULT_DATA_DIR) ?? DEFAULT_DATA_DIR);
-  const adminSocket = path.resolve(cwd, check.string('admin_socket', raw.admin_socket ?? DEFAULT_ADMIN_SOCKET) ?? '');
+  const adminBind =
+    raw.admin_bind === undefined ? null : check.value('admin_bind', raw.admin_bind, parseHostPort);
+  const dataDir = path.resolve(
+    cwd,
+    check.string('data_dir', raw.data_dir ?? DEFAULT_DATA_DIR) ?? DEFAULT_DATA_DIR,
+  );
+  const adminSocket = path.resolve(
+    cwd,
+    check.string('admin_socket', raw.admin_socket ?? DEFAULT_ADMIN_SOCKET) ?? '',
+  );
   const logLevel = check.oneOf('log_level', raw.log_level ?? 'info', LOG_LEVELS) ?? 'info';
 
   const ca = check.object('ca', raw.ca ?? {});
@@ -111,7 +122,8 @@ export function checkServerConfig(raw: Raw, where: string, cwd: string): ServerC
     check.unknownKeys(up, 'ca.upstream', ['cert_file', 'key_file', 'bundle_file']);
     const certFile = check.string('ca.upstream.cert_file', up.cert_file, true);
     const keyFile = check.string('ca.upstream.key_file', up.key_file, true);
-    const bundleFile = up.bundle_file === undefined ? null : check.string('ca.upstream.bundle_file', up.bundle_file);
+    const bundleFile =
+      up.bundle_file === undefined ? null : check.string('ca.upstream.bundle_file', up.bundle_file);
     if (certFile && keyFile) {
       upstream = {
         certFile: path.resolve(cwd, certFile),
@@ -131,10 +143,12 @@ export function checkServerConfig(raw: Raw, where: string, cwd: string): ServerC
 
   const datastore = check.object('datastore', raw.datastore ?? {});
   check.unknownKeys(datastore, 'datastore', ['kind', 'path', 'connection_string']);
-  const kind = check.oneOf('datastore.kind', datastore.kind ?? 'sqlite', ['sqlite', 'postgres'] as const) ?? 'sqlite';
+  const kind =
+    check.oneOf('datastore.kind', datastore.kind ?? 'sqlite', ['sqlite', 'postgres'] as const) ?? 'sqlite';
   let datastoreConfig: DataStoreConfig;
   if (kind === 'postgres') {
-    const connectionString = check.string('datastore.connection_string', datastore.connection_string, true) ?? '';
+    const connectionString =
+      check.string('datastore.connection_string', datastore.connection_string, true) ?? '';
     datastoreConfig = { kind, connectionString };
   } else {
     const file = check.string('datastore.path', datastore.path ?? path.join(dataDir, 'datastore.sqlite3'));
@@ -168,7 +182,10 @@ export function parseHostPort(input: unknown): HostPort {
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(text);
   const port = match ? Number(match[3]) : Number.NaN;
   if (!match || port > 65535) {
-    throw new SigilError('ERR_INPUT_INVALID', `${quote(text)} is not HOST:PORT (e.g. 127.0.0.1:8081, [::1]:8081)`);
+    throw new SigilError(
+      'ERR_INPUT_INVALID',
+      `${quote(text)} is not HOST:PORT (e.g. 127.0.0.1:8081, [::1]:8081)`,
+    );
   }
   return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
 }
@@ -186,9 +203,13 @@ function readConfigFile(file: string): Raw {
   try {
     parsed = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new SigilError('ERR_CONFIG_INVALID', `config ${file} is not valid YAML/JSON: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new SigilError(
+      'ERR_CONFIG_INVALID',
+      `config ${file} is not valid YAML/JSON: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
@@ -210,7 +231,12 @@ class Checker {
     }
   }
 
-  value<T>(key: string, input: unknown, parse: (v: unknown) => T, options: { required?: string } = {}): T | null {
+  value<T>(
+    key: string,
+    input: unknown,
+    parse: (v: unknown) => T,
+    options: { required?: string } = {},
+  ): T | null {
     if (input === undefined || input === null || input === '') {
       if (options.required) this.problems.push(`${key}: is required (${options.required})`);
       return null;
@@ -264,4 +290,3 @@ function deepFreeze<T>(value: T): T {
   }
   return value;
 }
-

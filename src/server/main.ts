@@ -1,6 +1,6 @@
 // Composition root of sigil-server: wires config, datastore, CA and the admin listeners, and owns
 // their lifecycle. Everything here is built from the frozen ServerConfig; nothing reads argv/env.
-import { existsSync, mkdirSync, chmodSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';

@@ -1,6 +1,6 @@
 // Server metrics on a registry passed in (never prom-client's global one), named
 // sigil_server_<what>_<unit|total> with bounded labels.
-import { Counter, Gauge, Histogram, type Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from 'prom-client';
 
 export interface ServerMetrics {
   readonly svidsIssued: Counter<'type' | 'caller'>;

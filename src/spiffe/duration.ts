@@ -1,5 +1,5 @@
 // Durations everywhere (config, flags, REST bodies) accept plain seconds or a number with a unit.
-import { SigilError, quote } from './errors.js';
+import { quote, SigilError } from './errors.js';
 
 const UNIT_MS: Readonly<Record<string, number>> = {
   ms: 1,

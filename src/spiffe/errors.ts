@@ -71,7 +71,7 @@ export function isSigilError(err: unknown, code?: SigilErrorCode): err is SigilE
 
 /** Quotes a user-supplied value for an error message, trimmed so a huge input cannot flood logs. */
 export function quote(value: unknown, maxChars = 80): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
   const trimmed = text.length > maxChars ? `${text.slice(0, maxChars)}…` : text;
   return JSON.stringify(trimmed);
 }

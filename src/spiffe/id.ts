@@ -1,6 +1,6 @@
 // SPIFFE IDs and trust domains (spiffe-facts.md §1). Only the parsers make values, so a SpiffeId or
 // TrustDomain you hold is valid; there is nothing to re-validate downstream.
-import { SigilError, quote } from './errors.js';
+import { quote, SigilError } from './errors.js';
 
 const SCHEME_PREFIX = 'spiffe://';
 /** RFC 3986 host limit; go-spiffe does not enforce it, we do. */
@@ -79,7 +79,11 @@ export function parseTrustDomain(input: string, field = 'trust_domain'): TrustDo
     } catch (err) {
       // Same code whichever form was given: callers switch on it.
       if (!(err instanceof SigilError)) throw err;
-      throw new SigilError('ERR_TRUST_DOMAIN_INVALID', err.message, { field, reason: err.reason, cause: err });
+      throw new SigilError('ERR_TRUST_DOMAIN_INVALID', err.message, {
+        field,
+        reason: err.reason,
+        cause: err,
+      });
     }
     if (!id.isTrustDomainId) {
       throw tdError(input, field, 'must not have a path (give the bare name, e.g. "example.org")', 'path');
@@ -130,7 +134,9 @@ function checkTrustDomainName(
   code: 'ERR_SPIFFE_ID_INVALID' | 'ERR_TRUST_DOMAIN_INVALID',
 ): void {
   const fail = (rule: string, reason: string) =>
-    code === 'ERR_SPIFFE_ID_INVALID' ? idError(input, field, rule, reason) : tdError(input, field, rule, reason);
+    code === 'ERR_SPIFFE_ID_INVALID'
+      ? idError(input, field, rule, reason)
+      : tdError(input, field, rule, reason);
   if (name === '') throw fail('is missing a trust domain', 'trust-domain-missing');
   if (name.length > MAX_TRUST_DOMAIN_BYTES) {
     throw fail(`has a trust domain longer than ${MAX_TRUST_DOMAIN_BYTES} bytes`, 'trust-domain-too-long');
@@ -153,8 +159,15 @@ function checkPath(path: string, input: string, field: string): void {
     const segment = segments[i]!;
     if (segment === '') {
       const rule =
-        i === segments.length - 1 ? 'path must not end with "/"' : 'path must not contain empty segments ("//")';
-      throw idError(input, field, rule, i === segments.length - 1 ? 'path-trailing-slash' : 'path-empty-segment');
+        i === segments.length - 1
+          ? 'path must not end with "/"'
+          : 'path must not contain empty segments ("//")';
+      throw idError(
+        input,
+        field,
+        rule,
+        i === segments.length - 1 ? 'path-trailing-slash' : 'path-empty-segment',
+      );
     }
     if (segment === '.' || segment === '..') {
       throw idError(input, field, 'path must not contain "." or ".." segments', 'path-dot-segment');
@@ -181,7 +194,10 @@ function isPathChar(c: number): boolean {
 }
 
 function idError(input: unknown, field: string, rule: string, reason: string): SigilError {
-  return new SigilError('ERR_SPIFFE_ID_INVALID', `${field}: SPIFFE ID ${quote(input)} ${rule}`, { field, reason });
+  return new SigilError('ERR_SPIFFE_ID_INVALID', `${field}: SPIFFE ID ${quote(input)} ${rule}`, {
+    field,
+    reason,
+  });
 }
 
 function tdError(input: unknown, field: string, rule: string, reason: string): SigilError {

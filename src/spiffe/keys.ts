@@ -1,6 +1,6 @@
 // Signing keys: the key types Sigil supports and the node:crypto calls that go with each.
-import { type KeyObject, createPrivateKey, generateKeyPairSync } from 'node:crypto';
-import { SigilError, quote } from './errors.js';
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { quote, SigilError } from './errors.js';
 
 export const KEY_TYPES = ['ec-p256', 'ec-p384', 'rsa-2048'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
@@ -52,10 +52,14 @@ export function parsePrivateKey(input: string | Buffer, field = 'key'): KeyObjec
     return key;
   } catch (err) {
     if (err instanceof SigilError) throw err;
-    throw new SigilError('ERR_KEY_INVALID', `${field}: not a readable private key (PEM or PKCS#8 DER expected)`, {
-      field,
-      cause: err,
-    });
+    throw new SigilError(
+      'ERR_KEY_INVALID',
+      `${field}: not a readable private key (PEM or PKCS#8 DER expected)`,
+      {
+        field,
+        cause: err,
+      },
+    );
   }
 }
 

@@ -23,15 +23,21 @@ export function decodePem(text: string, field = 'pem'): PemBlock[] {
   for (const match of text.matchAll(BLOCK)) {
     const body = match[2]!.replace(/\s+/g, '');
     if (body === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(body) || body.length % 4 !== 0) {
-      throw new SigilError('ERR_PEM_INVALID', `${field}: PEM block "${match[1]}" has invalid base64`, { field });
+      throw new SigilError('ERR_PEM_INVALID', `${field}: PEM block "${match[1]}" has invalid base64`, {
+        field,
+      });
     }
     blocks.push({ label: match[1]!, der: Buffer.from(body, 'base64') });
   }
   const begins = text.match(/-----BEGIN /g)?.length ?? 0;
   if (begins !== blocks.length) {
-    throw new SigilError('ERR_PEM_INVALID', `${field}: PEM block is truncated or its BEGIN/END labels differ`, {
-      field,
-    });
+    throw new SigilError(
+      'ERR_PEM_INVALID',
+      `${field}: PEM block is truncated or its BEGIN/END labels differ`,
+      {
+        field,
+      },
+    );
   }
   return blocks;
 }

@@ -1,6 +1,6 @@
 // Selectors are `type:value` pairs produced by attestors (`unix:uid:1000`, `k8s_sat:cluster:c1`).
 // The type is everything before the first colon; the value keeps any further colons.
-import { SigilError, quote } from './errors.js';
+import { quote, SigilError } from './errors.js';
 
 export interface Selector {
   readonly type: string;
@@ -18,7 +18,12 @@ export function parseSelector(input: string, field = 'selector'): Selector {
   return makeSelector(input.slice(0, colon), input.slice(colon + 1), field, input);
 }
 
-export function makeSelector(type: string, value: string, field = 'selector', shown: unknown = `${type}:${value}`): Selector {
+export function makeSelector(
+  type: string,
+  value: string,
+  field = 'selector',
+  shown: unknown = `${type}:${value}`,
+): Selector {
   if (typeof type !== 'string' || !TYPE_PATTERN.test(type)) {
     throw selectorError(shown, field, 'type must be lowercase letters, digits and "_"');
   }
@@ -26,7 +31,7 @@ export function makeSelector(type: string, value: string, field = 'selector', sh
   if (Buffer.byteLength(type) + Buffer.byteLength(value) + 1 > MAX_SELECTOR_BYTES) {
     throw selectorError(shown, field, `is longer than ${MAX_SELECTOR_BYTES} bytes`);
   }
-  if (/[\u0000-\u001f]/.test(value)) throw selectorError(shown, field, 'value contains control characters');
+  if (hasControlCharacter(value)) throw selectorError(shown, field, 'value contains control characters');
   return Object.freeze({ type, value });
 }
 
@@ -39,6 +44,12 @@ export function canonicalSelectors(selectors: readonly Selector[]): Selector[] {
   const byKey = new Map<string, Selector>();
   for (const s of selectors) byKey.set(formatSelector(s), s);
   return [...byKey.keys()].sort().map((k) => byKey.get(k)!);
+}
+
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++)
+    if (text.charCodeAt(i) < 0x20 || text.charCodeAt(i) === 0x7f) return true;
+  return false;
 }
 
 function selectorError(input: unknown, field: string, rule: string): SigilError {

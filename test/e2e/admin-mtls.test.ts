@@ -3,7 +3,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ServerProcess, makeTempDir, runCommand, startServerProcess } from '../support/harness.js';
+import { makeTempDir, runCommand, type ServerProcess, startServerProcess } from '../support/harness.js';
 
 const TD = 'example.org';
 let server: ServerProcess;
@@ -31,8 +31,35 @@ beforeAll(async () => {
   tmp = makeTempDir();
   server = await startServerProcess({ trustDomain: TD, adminBind: true });
   base = `https://127.0.0.1:${server.adminAddress!.port}`;
-  expect((await server.cli('entry', 'create', '--spiffe-id', `spiffe://${TD}/ops`, '--parent-id', `spiffe://${TD}/node1`, '--selector', 'unix:uid:0', '--admin')).code).toBe(0);
-  expect((await server.cli('entry', 'create', '--spiffe-id', `spiffe://${TD}/web`, '--parent-id', `spiffe://${TD}/node1`, '--selector', 'unix:uid:1')).code).toBe(0);
+  expect(
+    (
+      await server.cli(
+        'entry',
+        'create',
+        '--spiffe-id',
+        `spiffe://${TD}/ops`,
+        '--parent-id',
+        `spiffe://${TD}/node1`,
+        '--selector',
+        'unix:uid:0',
+        '--admin',
+      )
+    ).code,
+  ).toBe(0);
+  expect(
+    (
+      await server.cli(
+        'entry',
+        'create',
+        '--spiffe-id',
+        `spiffe://${TD}/web`,
+        '--parent-id',
+        `spiffe://${TD}/node1`,
+        '--selector',
+        'unix:uid:1',
+      )
+    ).code,
+  ).toBe(0);
   expect((await mintTo('ops', `spiffe://${TD}/ops`)).code).toBe(0);
   expect((await mintTo('web', `spiffe://${TD}/web`)).code).toBe(0);
 
@@ -40,14 +67,63 @@ beforeAll(async () => {
   const foreign = path.join(tmp.dir, 'foreign');
   await runCommand('mkdir', ['-p', foreign]);
   const ssl = (...args: string[]) => runCommand('openssl', args);
-  await ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-    '-subj', '/O=Evil', '-keyout', `${foreign}/ca.key`, '-out', `${foreign}/ca.pem`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-  await ssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/O=Evil',
-    '-keyout', `${foreign}/svid.key`, '-out', `${foreign}/svid.csr`);
-  writeFileSync(`${foreign}/ext.cnf`, `subjectAltName=URI:spiffe://${TD}/ops\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=critical,CA:FALSE\n`);
-  const signed = await ssl('x509', '-req', '-in', `${foreign}/svid.csr`, '-CA', `${foreign}/ca.pem`, '-CAkey', `${foreign}/ca.key`,
-    '-CAcreateserial', '-days', '1', '-extfile', `${foreign}/ext.cnf`, '-out', `${foreign}/svid.pem`);
+  await ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/O=Evil',
+    '-keyout',
+    `${foreign}/ca.key`,
+    '-out',
+    `${foreign}/ca.pem`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  );
+  await ssl(
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-subj',
+    '/O=Evil',
+    '-keyout',
+    `${foreign}/svid.key`,
+    '-out',
+    `${foreign}/svid.csr`,
+  );
+  writeFileSync(
+    `${foreign}/ext.cnf`,
+    `subjectAltName=URI:spiffe://${TD}/ops\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=critical,CA:FALSE\n`,
+  );
+  const signed = await ssl(
+    'x509',
+    '-req',
+    '-in',
+    `${foreign}/svid.csr`,
+    '-CA',
+    `${foreign}/ca.pem`,
+    '-CAkey',
+    `${foreign}/ca.key`,
+    '-CAcreateserial',
+    '-days',
+    '1',
+    '-extfile',
+    `${foreign}/ext.cnf`,
+    '-out',
+    `${foreign}/svid.pem`,
+  );
   expect(signed.code, signed.stderr).toBe(0);
 }, 60_000);
 
@@ -62,9 +138,18 @@ describe('admin API over mTLS', () => {
     expect(list.status).toBe(200);
     expect(JSON.parse(list.body).entries).toHaveLength(2);
     const create = statusOf(
-      await curl([...certArgs('ops'), '-H', 'content-type: application/json', '-d',
-        JSON.stringify({ spiffe_id: `spiffe://${TD}/db`, parent_id: `spiffe://${TD}/node1`, selectors: ['unix:uid:5'] }),
-        `${base}/v1/entries`]),
+      await curl([
+        ...certArgs('ops'),
+        '-H',
+        'content-type: application/json',
+        '-d',
+        JSON.stringify({
+          spiffe_id: `spiffe://${TD}/db`,
+          parent_id: `spiffe://${TD}/node1`,
+          selectors: ['unix:uid:5'],
+        }),
+        `${base}/v1/entries`,
+      ]),
     );
     expect(create.status).toBe(201);
   });
@@ -72,15 +157,26 @@ describe('admin API over mTLS', () => {
   it('refuses a valid SVID that is not an admin with 403, and changes nothing', async () => {
     const before = JSON.parse((await server.cli('entry', 'show', '--output', 'json')).stdout).entries.length;
     const create = statusOf(
-      await curl([...certArgs('web'), '-H', 'content-type: application/json', '-d',
-        JSON.stringify({ spiffe_id: `spiffe://${TD}/evil`, parent_id: `spiffe://${TD}/node1`, selectors: ['unix:uid:6'] }),
-        `${base}/v1/entries`]),
+      await curl([
+        ...certArgs('web'),
+        '-H',
+        'content-type: application/json',
+        '-d',
+        JSON.stringify({
+          spiffe_id: `spiffe://${TD}/evil`,
+          parent_id: `spiffe://${TD}/node1`,
+          selectors: ['unix:uid:6'],
+        }),
+        `${base}/v1/entries`,
+      ]),
     );
     expect(create.status).toBe(403);
     expect(JSON.parse(create.body).error.code).toBe('ERR_PERMISSION_DENIED');
     const after = JSON.parse((await server.cli('entry', 'show', '--output', 'json')).stdout).entries.length;
     expect(after).toBe(before);
-    expect(server.logs()).toMatch(/"reason":"not-admin","callerId":"spiffe:\/\/example.org\/web".*"msg":"Admin caller refused"/);
+    expect(server.logs()).toMatch(
+      /"reason":"not-admin","callerId":"spiffe:\/\/example.org\/web".*"msg":"Admin caller refused"/,
+    );
   });
 
   it('refuses a caller without a certificate with 401', async () => {
@@ -91,7 +187,9 @@ describe('admin API over mTLS', () => {
 
   it('refuses a look-alike SVID from a CA outside the bundle with 401', async () => {
     const foreign = path.join(tmp.dir, 'foreign');
-    const res = statusOf(await curl(['--cert', `${foreign}/svid.pem`, '--key', `${foreign}/svid.key`, `${base}/v1/entries`]));
+    const res = statusOf(
+      await curl(['--cert', `${foreign}/svid.pem`, '--key', `${foreign}/svid.key`, `${base}/v1/entries`]),
+    );
     expect(res.status).toBe(401);
     expect(JSON.parse(res.body).error.message).toMatch(/client certificate refused/);
     // The refusal is logged with its reason but never with the presented key material.
@@ -107,11 +205,15 @@ describe('admin API over mTLS', () => {
   });
 
   it('presents a server SVID that openssl verifies against the bundle', async () => {
-    const result = await runCommand('bash', ['-c',
-      `echo | openssl s_client -connect 127.0.0.1:${server.adminAddress!.port} -CAfile ${tmp.dir}/ops/bundle.pem -verify_return_error -showcerts 2>&1`]);
+    const result = await runCommand('bash', [
+      '-c',
+      `echo | openssl s_client -connect 127.0.0.1:${server.adminAddress!.port} -CAfile ${tmp.dir}/ops/bundle.pem -verify_return_error -showcerts 2>&1`,
+    ]);
     expect(result.stdout).toContain('Verify return code: 0 (ok)');
-    const cert = await runCommand('bash', ['-c',
-      `echo | openssl s_client -connect 127.0.0.1:${server.adminAddress!.port} 2>/dev/null | openssl x509 -noout -ext subjectAltName`]);
+    const cert = await runCommand('bash', [
+      '-c',
+      `echo | openssl s_client -connect 127.0.0.1:${server.adminAddress!.port} 2>/dev/null | openssl x509 -noout -ext subjectAltName`,
+    ]);
     expect(cert.stdout).toContain(`URI:spiffe://${TD}/sigil/server`);
   });
 });

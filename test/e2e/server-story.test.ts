@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseSpiffeBundle } from '../../src/spiffe/bundle.js';
 import { parseTrustDomain } from '../../src/spiffe/id.js';
 import { validateJwtSvid } from '../../src/spiffe/jwt-svid.js';
-import { type ServerProcess, makeTempDir, runCommand, startServerProcess } from '../support/harness.js';
+import { makeTempDir, runCommand, type ServerProcess, startServerProcess } from '../support/harness.js';
 
 const TD = 'example.org';
 const running: ServerProcess[] = [];
@@ -39,41 +39,99 @@ describe('sigil-server, end to end', () => {
 
     const created = json<{ entry: { id: string; spiffe_id: string } }>(
       await server.cli(
-        'entry', 'create', '--output', 'json',
-        '--spiffe-id', `spiffe://${TD}/web`, '--parent-id', `spiffe://${TD}/node1`,
-        '--selector', 'unix:uid:1000', '--selector', 'unix:gid:1000', '--dns', 'web.example.org',
+        'entry',
+        'create',
+        '--output',
+        'json',
+        '--spiffe-id',
+        `spiffe://${TD}/web`,
+        '--parent-id',
+        `spiffe://${TD}/node1`,
+        '--selector',
+        'unix:uid:1000',
+        '--selector',
+        'unix:gid:1000',
+        '--dns',
+        'web.example.org',
       ),
     );
     expect(created.entry.spiffe_id).toBe(`spiffe://${TD}/web`);
     const node = json<{ entry: { parent_id: string } }>(
-      await server.cli('entry', 'create', '--output', 'json', '--node', '--spiffe-id', `spiffe://${TD}/nodes/all`, '--selector', 'join_token:any'),
+      await server.cli(
+        'entry',
+        'create',
+        '--output',
+        'json',
+        '--node',
+        '--spiffe-id',
+        `spiffe://${TD}/nodes/all`,
+        '--selector',
+        'join_token:any',
+      ),
     );
     expect(node.entry.parent_id).toBe(`spiffe://${TD}/sigil/server`);
 
     const duplicate = await server.cli(
-      'entry', 'create', '--output', 'json',
-      '--spiffe-id', `spiffe://${TD}/web`, '--parent-id', `spiffe://${TD}/node1`,
-      '--selector', 'unix:gid:1000', '--selector', 'unix:uid:1000',
+      'entry',
+      'create',
+      '--output',
+      'json',
+      '--spiffe-id',
+      `spiffe://${TD}/web`,
+      '--parent-id',
+      `spiffe://${TD}/node1`,
+      '--selector',
+      'unix:gid:1000',
+      '--selector',
+      'unix:uid:1000',
     );
     expect(duplicate.code).toBe(1);
     expect(JSON.parse(duplicate.stdout).error.code).toBe('ERR_ENTRY_DUPLICATE');
 
     const token = json<{ token: string; spiffe_id: string }>(
-      await server.cli('token', 'generate', '--output', 'json', '--spiffe-id', `spiffe://${TD}/node1`, '--ttl', '10m'),
+      await server.cli(
+        'token',
+        'generate',
+        '--output',
+        'json',
+        '--spiffe-id',
+        `spiffe://${TD}/node1`,
+        '--ttl',
+        '10m',
+      ),
     );
     expect(token.token).toMatch(/^[0-9a-f-]{36}$/);
     expect(server.logs()).not.toContain(token.token);
 
     // Mint with the key written by the CLI, then let openssl judge the result against the bundle.
     const svidDir = path.join(tmp.dir, 'svid');
-    const mint = await server.cli('x509', 'mint', '--spiffe-id', `spiffe://${TD}/web`, '--ttl', '10m', '--write', svidDir);
+    const mint = await server.cli(
+      'x509',
+      'mint',
+      '--spiffe-id',
+      `spiffe://${TD}/web`,
+      '--ttl',
+      '10m',
+      '--write',
+      svidDir,
+    );
     expect(mint.code, mint.stderr).toBe(0);
     expect(statSync(path.join(svidDir, 'svid.key')).mode & 0o777).toBe(0o600);
     const verify = await runCommand('openssl', [
-      'verify', '-partial_chain', '-CAfile', path.join(svidDir, 'bundle.pem'), path.join(svidDir, 'svid.pem'),
+      'verify',
+      '-partial_chain',
+      '-CAfile',
+      path.join(svidDir, 'bundle.pem'),
+      path.join(svidDir, 'svid.pem'),
     ]);
     expect(verify.stdout).toContain(': OK');
-    const text = await runCommand('openssl', ['x509', '-in', path.join(svidDir, 'svid.pem'), '-noout', '-text']);
+    const text = await runCommand('openssl', [
+      'x509',
+      '-in',
+      path.join(svidDir, 'svid.pem'),
+      '-noout',
+      '-text',
+    ]);
     expect(text.stdout).toContain(`URI:spiffe://${TD}/web`);
     expect(text.stdout).toMatch(/CA:FALSE/);
     expect(text.stdout).toMatch(/TLS Web Server Authentication, TLS Web Client Authentication/);
@@ -82,11 +140,24 @@ describe('sigil-server, end to end', () => {
 
     // A JWT-SVID validates against the published bundle.
     const jwt = json<{ token: string }>(
-      await server.cli('jwt', 'mint', '--output', 'json', '--spiffe-id', `spiffe://${TD}/web`, '--audience', 'billing'),
+      await server.cli(
+        'jwt',
+        'mint',
+        '--output',
+        'json',
+        '--spiffe-id',
+        `spiffe://${TD}/web`,
+        '--audience',
+        'billing',
+      ),
     );
     const bundleJson = (await server.cli('bundle', 'show', '--format', 'spiffe')).stdout;
     const bundle = parseSpiffeBundle(bundleJson, parseTrustDomain(TD));
-    const validated = validateJwtSvid(jwt.token, { audience: 'billing', bundleFor: () => bundle, nowMs: Date.now() });
+    const validated = validateJwtSvid(jwt.token, {
+      audience: 'billing',
+      bundleFor: () => bundle,
+      nowMs: Date.now(),
+    });
     expect(validated.spiffeId.toString()).toBe(`spiffe://${TD}/web`);
     expect(server.logs()).not.toContain(jwt.token);
 
@@ -96,23 +167,42 @@ describe('sigil-server, end to end', () => {
     // Graceful restart: same entries, same CA.
     expect(await server.stop()).toBe(0);
     server = await start(dataDir);
-    const listed = json<{ entries: Array<{ id: string }> }>(await server.cli('entry', 'show', '--output', 'json'));
+    const listed = json<{ entries: Array<{ id: string }> }>(
+      await server.cli('entry', 'show', '--output', 'json'),
+    );
     expect(listed.entries.map((e) => e.id)).toContain(created.entry.id);
     expect(listed.entries).toHaveLength(2);
     expect((await server.cli('bundle', 'show', '--format', 'pem')).stdout).toBe(bundlePemBefore);
     const reverify = await runCommand('openssl', [
-      'verify', '-partial_chain', '-CAfile', path.join(svidDir, 'bundle.pem'), path.join(svidDir, 'svid.pem'),
+      'verify',
+      '-partial_chain',
+      '-CAfile',
+      path.join(svidDir, 'bundle.pem'),
+      path.join(svidDir, 'svid.pem'),
     ]);
     expect(reverify.stdout).toContain(': OK');
 
     // kill -9 right after an acknowledged write: the write survives.
     const late = json<{ entry: { id: string } }>(
-      await server.cli('entry', 'create', '--output', 'json', '--spiffe-id', `spiffe://${TD}/db`, '--parent-id', `spiffe://${TD}/node1`, '--selector', 'unix:uid:2000'),
+      await server.cli(
+        'entry',
+        'create',
+        '--output',
+        'json',
+        '--spiffe-id',
+        `spiffe://${TD}/db`,
+        '--parent-id',
+        `spiffe://${TD}/node1`,
+        '--selector',
+        'unix:uid:2000',
+      ),
     );
     await server.kill9();
     running.splice(running.indexOf(server), 1);
     server = await start(dataDir);
-    const shown = json<{ entry: { spiffe_id: string } }>(await server.cli('entry', 'show', '--output', 'json', '--id', late.entry.id));
+    const shown = json<{ entry: { spiffe_id: string } }>(
+      await server.cli('entry', 'show', '--output', 'json', '--id', late.entry.id),
+    );
     expect(shown.entry.spiffe_id).toBe(`spiffe://${TD}/db`);
     expect((await server.cli('bundle', 'show', '--format', 'pem')).stdout).toBe(bundlePemBefore);
 
@@ -120,14 +210,20 @@ describe('sigil-server, end to end', () => {
     expect(statSync(dataDir).mode & 0o777).toBe(0o700);
     expect(statSync(path.join(dataDir, 'keys')).mode & 0o777).toBe(0o700);
     expect(statSync(server.adminSocket).mode & 0o777).toBe(0o600);
-    const keyFiles = (await runCommand('find', [path.join(dataDir, 'keys'), '-type', 'f', '-name', '*.key'])).stdout.trim().split('\n');
+    const keyFiles = (
+      await runCommand('find', [path.join(dataDir, 'keys'), '-type', 'f', '-name', '*.key'])
+    ).stdout
+      .trim()
+      .split('\n');
     expect(keyFiles.length).toBeGreaterThanOrEqual(2);
     for (const file of keyFiles) expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 
   it('refuses a second server on the same admin socket and says what to do', async () => {
     const first = await start();
-    const second = await startServerProcess({ trustDomain: TD, dataDir: first.dataDir }).catch((err: Error) => err);
+    const second = await startServerProcess({ trustDomain: TD, dataDir: first.dataDir }).catch(
+      (err: Error) => err,
+    );
     expect(second).toBeInstanceOf(Error);
     expect(String(second)).toMatch(/admin socket .* is in use by another running server/);
     expect((await first.cli('healthcheck')).code).toBe(0);
@@ -138,10 +234,18 @@ describe('sigil-server, end to end', () => {
     temps.push(tmp.cleanup);
     const file = path.join(tmp.dir, 'server.yaml');
     await import('node:fs').then((fs) =>
-      fs.writeFileSync(file, 'trust_domain: Example.org\nca:\n  key_type: ec256\ndefault_x509_svid_ttl: 90x\ncolour: blue\n'),
+      fs.writeFileSync(
+        file,
+        'trust_domain: Example.org\nca:\n  key_type: ec256\ndefault_x509_svid_ttl: 90x\ncolour: blue\n',
+      ),
     );
     const result = await runCommand(process.execPath, [
-      path.join(import.meta.dirname, '../../bin/sigil-server'), 'run', '--config', file, '--data-dir', path.join(tmp.dir, 'd'),
+      path.join(import.meta.dirname, '../../bin/sigil-server'),
+      'run',
+      '--config',
+      file,
+      '--data-dir',
+      path.join(tmp.dir, 'd'),
     ]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('has 4 problems');

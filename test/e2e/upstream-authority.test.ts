@@ -4,19 +4,35 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ServerProcess, makeTempDir, runCommand, startServerProcess } from '../support/harness.js';
+import { makeTempDir, runCommand, type ServerProcess, startServerProcess } from '../support/harness.js';
 
 const TD = 'corp.example';
-const cleanups: Array<() => Promise<unknown> | void> = [];
+const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
 async function makeUpstream(dir: string): Promise<void> {
   const result = await runCommand('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-days', '30',
-    '-subj', '/O=Corp/CN=Corp Root', '-keyout', path.join(dir, 'root.key'), '-out', path.join(dir, 'root.pem'),
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-384',
+    '-nodes',
+    '-days',
+    '30',
+    '-subj',
+    '/O=Corp/CN=Corp Root',
+    '-keyout',
+    path.join(dir, 'root.key'),
+    '-out',
+    path.join(dir, 'root.pem'),
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ]);
   expect(result.code, result.stderr).toBe(0);
 }
@@ -58,14 +74,30 @@ describe('upstream authority', () => {
     writeFileSync(path.join(tmp.dir, 'intermediate.pem'), chain[1]!);
 
     // Without the intermediate there is no path; with it, the leaf verifies to the upstream root.
-    const alone = await runCommand('openssl', ['verify', '-CAfile', path.join(out, 'bundle.pem'), path.join(tmp.dir, 'leaf.pem')]);
+    const alone = await runCommand('openssl', [
+      'verify',
+      '-CAfile',
+      path.join(out, 'bundle.pem'),
+      path.join(tmp.dir, 'leaf.pem'),
+    ]);
     expect(alone.code).not.toBe(0);
     const full = await runCommand('openssl', [
-      'verify', '-CAfile', path.join(out, 'bundle.pem'), '-untrusted', path.join(tmp.dir, 'intermediate.pem'), path.join(tmp.dir, 'leaf.pem'),
+      'verify',
+      '-CAfile',
+      path.join(out, 'bundle.pem'),
+      '-untrusted',
+      path.join(tmp.dir, 'intermediate.pem'),
+      path.join(tmp.dir, 'leaf.pem'),
     ]);
     expect(full.stdout).toContain(': OK');
 
-    const intermediate = await runCommand('openssl', ['x509', '-in', path.join(tmp.dir, 'intermediate.pem'), '-noout', '-text']);
+    const intermediate = await runCommand('openssl', [
+      'x509',
+      '-in',
+      path.join(tmp.dir, 'intermediate.pem'),
+      '-noout',
+      '-text',
+    ]);
     expect(intermediate.stdout).toContain(`URI:spiffe://${TD}`);
     expect(intermediate.stdout).toContain('CA:TRUE');
     expect(intermediate.stdout).toMatch(/Issuer: O ?= ?Corp, CN ?= ?Corp Root/);
@@ -75,7 +107,15 @@ describe('upstream authority', () => {
     const tmp = makeTempDir();
     cleanups.push(tmp.cleanup);
     await makeUpstream(tmp.dir);
-    await runCommand('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', path.join(tmp.dir, 'other.key')]);
+    await runCommand('openssl', [
+      'genpkey',
+      '-algorithm',
+      'EC',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-out',
+      path.join(tmp.dir, 'other.key'),
+    ]);
     const config = path.join(tmp.dir, 'server.yaml');
     writeFileSync(
       config,

@@ -21,7 +21,9 @@ export interface AdminFixture {
   close(): Promise<void>;
 }
 
-export async function startAdminFixture(options: { trustDomain?: string; clock?: Clock } = {}): Promise<AdminFixture> {
+export async function startAdminFixture(
+  options: { trustDomain?: string; clock?: Clock } = {},
+): Promise<AdminFixture> {
   const tmp = makeTempDir('sigil-admin-');
   const clock = options.clock ?? systemClock;
   const logLines: string[] = [];

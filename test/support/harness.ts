@@ -54,7 +54,9 @@ export async function startServerProcess(options: StartOptions = {}): Promise<Se
     dataDir,
     '--admin-socket',
     adminSocket,
-    ...(options.configFile ? ['--config', options.configFile] : ['--trust-domain', options.trustDomain ?? 'example.org']),
+    ...(options.configFile
+      ? ['--config', options.configFile]
+      : ['--trust-domain', options.trustDomain ?? 'example.org']),
     ...(options.adminBind ? ['--admin-bind', '127.0.0.1:0'] : []),
     ...(options.extraArgs ?? []),
   ];
@@ -121,7 +123,11 @@ export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = process
 }
 
 /** Runs any program (openssl, curl…) to completion without throwing on a non-zero exit. */
-export function runCommand(file: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
+export function runCommand(
+  file: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(file, [...args], { env, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;

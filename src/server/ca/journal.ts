@@ -40,9 +40,13 @@ export function parseJournal(data: string): CaJournal {
     if (!Array.isArray(parsed.x509) || !Array.isArray(parsed.jwt)) throw new Error('missing x509/jwt lists');
     return parsed;
   } catch (err) {
-    throw new SigilError('ERR_DATASTORE', `the CA journal in the datastore is unreadable: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new SigilError(
+      'ERR_DATASTORE',
+      `the CA journal in the datastore is unreadable: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 

@@ -1,8 +1,16 @@
 // The one writer for secret files (private keys): created 0600 from the first byte, written to a
 // temp file and renamed, so a crash never leaves a half-written or world-readable key behind.
-import { randomBytes } from 'node:crypto';
-import { type KeyObject, createPrivateKey } from 'node:crypto';
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { createPrivateKey, type KeyObject, randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import { SigilError } from '../../spiffe/errors.js';
 

@@ -59,14 +59,21 @@ describe('ServerCa', () => {
   it('signs leaves that verify against its bundle, backdated and capped at the CA expiry', async () => {
     const { open, clock } = await setup();
     const ca = await open();
-    const issued = ca.signX509Svid({ spiffeId: parseSpiffeId('spiffe://example.org/web'), publicKey: generateKey('ec-p256') });
+    const issued = ca.signX509Svid({
+      spiffeId: parseSpiffeId('spiffe://example.org/web'),
+      publicKey: generateKey('ec-p256'),
+    });
     const leaf = describeCertificate(issued.chain[0]!);
     expect(leaf.notBeforeMs).toBe(Math.floor((clock.nowMs() - BACKDATE_MS) / 1000) * 1000);
     expect(issued.expiresAtMs).toBe(clock.nowMs() + HOUR);
     const verified = verifyX509Svid(issued.chain, () => ca.bundle().x509Authorities, clock.nowMs());
     expect(verified.spiffeId.toString()).toBe('spiffe://example.org/web');
 
-    const long = ca.signX509Svid({ spiffeId: parseSpiffeId('spiffe://example.org/web'), publicKey: generateKey('ec-p256'), ttlMs: 48 * HOUR });
+    const long = ca.signX509Svid({
+      spiffeId: parseSpiffeId('spiffe://example.org/web'),
+      publicKey: generateKey('ec-p256'),
+      ttlMs: 48 * HOUR,
+    });
     expect(long.expiresAtMs).toBe(ca.x509Authority.notAfterMs);
   });
 
@@ -85,19 +92,38 @@ describe('ServerCa', () => {
     const { open, keysDir } = await setup();
     const ca = await open();
     const keyFile = readdirSync(keysDir).find((f) => f.startsWith('x509-ca-'))!;
-    writeFileSync(path.join(keysDir, keyFile), generateKey('ec-p256').export({ format: 'pem', type: 'pkcs8' }));
-    await expect(open()).rejects.toMatchObject({ code: 'ERR_CA_UNAVAILABLE', message: expect.stringContaining(ca.x509Authority.id) });
+    writeFileSync(
+      path.join(keysDir, keyFile),
+      generateKey('ec-p256').export({ format: 'pem', type: 'pkcs8' }),
+    );
+    await expect(open()).rejects.toMatchObject({
+      code: 'ERR_CA_UNAVAILABLE',
+      message: expect.stringContaining(ca.x509Authority.id),
+    });
   });
 
   it('mints JWT-SVIDs in whole seconds that validate against the bundle', async () => {
     const { open, clock } = await setup();
     const ca = await open();
-    const minted = ca.mintJwtSvid({ spiffeId: parseSpiffeId('spiffe://example.org/web'), audience: ['a'], ttlMs: 90_500 });
+    const minted = ca.mintJwtSvid({
+      spiffeId: parseSpiffeId('spiffe://example.org/web'),
+      audience: ['a'],
+      ttlMs: 90_500,
+    });
     expect(minted.expiresAtMs % 1000).toBe(0);
-    const ok = validateJwtSvid(minted.token, { audience: 'a', bundleFor: () => ca.bundle(), nowMs: clock.nowMs() });
+    const ok = validateJwtSvid(minted.token, {
+      audience: 'a',
+      bundleFor: () => ca.bundle(),
+      nowMs: clock.nowMs(),
+    });
     expect(ok.kid).toBe(ca.jwtAuthority.kid);
     expect(() =>
-      validateJwtSvid(minted.token, { audience: 'a', bundleFor: () => ca.bundle(), nowMs: clock.nowMs() + 200_000, leewayMs: 0 }),
+      validateJwtSvid(minted.token, {
+        audience: 'a',
+        bundleFor: () => ca.bundle(),
+        nowMs: clock.nowMs() + 200_000,
+        leewayMs: 0,
+      }),
     ).toThrow(expect.objectContaining({ code: 'ERR_JWT_EXPIRED' }));
   });
 });

@@ -2,33 +2,38 @@
 // journals them in the datastore, publishes the trust bundle, and mints SVIDs. Keys never leave the
 // keys directory (0600 files); the journal holds only public parts. Scheduled rotation of these
 // authorities belongs to src/rotation and is driven from outside; this class only acts.
-import { type KeyObject, createPublicKey, randomBytes } from 'node:crypto';
+import { createPublicKey, type KeyObject, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { type TrustBundle, createTrustBundle, encodeSpiffeBundle, parseSpiffeBundle } from '../../spiffe/bundle.js';
+import {
+  createTrustBundle,
+  encodeSpiffeBundle,
+  parseSpiffeBundle,
+  type TrustBundle,
+} from '../../spiffe/bundle.js';
 import type { Clock } from '../../spiffe/clock.js';
 import { SigilError } from '../../spiffe/errors.js';
-import { type SpiffeId, type TrustDomain } from '../../spiffe/id.js';
+import type { SpiffeId, TrustDomain } from '../../spiffe/id.js';
 import { mintJwtSvid } from '../../spiffe/jwt-svid.js';
-import { type KeyType, generateKey } from '../../spiffe/keys.js';
+import { generateKey, type KeyType } from '../../spiffe/keys.js';
 import { decodePemBlocks, encodePem } from '../../spiffe/pem.js';
 import { certificateMatchesKey, createCaCertificate } from '../../spiffe/x509-authority.js';
 import {
-  type X509Issuer,
   describeCertificate,
   mintX509Svid,
   parseCsr,
   prepareIssuer,
+  type X509Issuer,
 } from '../../spiffe/x509-svid.js';
 import type { BundleStore, JournalStore } from '../datastore/types.js';
 import {
+  activeJwt,
+  activeX509,
   type CaJournal,
   EMPTY_JOURNAL,
   type JwtAuthorityRecord,
-  type X509AuthorityRecord,
-  activeJwt,
-  activeX509,
   parseJournal,
+  type X509AuthorityRecord,
 } from './journal.js';
 import { readPrivateKeyFile, writePrivateKeyFile } from './key-store.js';
 import type { UpstreamAuthority } from './upstream.js';

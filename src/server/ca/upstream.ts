@@ -1,7 +1,8 @@
 // An upstream authority from disk: the PEM certificate and key of an existing CA. Our signing CA is
 // then an intermediate under it and the published bundle holds the upstream's root(s).
-import { X509Certificate } from 'node:crypto';
+
 import type { KeyObject } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { SigilError } from '../../spiffe/errors.js';
 import { parsePrivateKey } from '../../spiffe/keys.js';
@@ -52,6 +53,8 @@ function readText(file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
-    throw new SigilError('ERR_UPSTREAM_INVALID', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    throw new SigilError('ERR_UPSTREAM_INVALID', `cannot read ${file}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }

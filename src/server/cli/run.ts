@@ -63,7 +63,7 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
     });
     server = await startServer(config);
   } catch (err) {
-    const message = isSigilError(err) ? err.message : (err as Error).stack ?? String(err);
+    const message = isSigilError(err) ? err.message : ((err as Error).stack ?? String(err));
     io.stderr.write(`sigil-server run: ${message}\n`);
     return isSigilError(err, 'ERR_CONFIG_INVALID') ? 2 : 1;
   }
@@ -85,7 +85,8 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
 
 function banner(server: RunningServer): string {
   const { config } = server;
-  const socketFlag = config.adminSocket === DEFAULT_ADMIN_SOCKET ? '' : ` --admin-socket ${config.adminSocket}`;
+  const socketFlag =
+    config.adminSocket === DEFAULT_ADMIN_SOCKET ? '' : ` --admin-socket ${config.adminSocket}`;
   const td = config.trustDomain.name;
   return `
 Sigil server for trust domain "${td}" is running.

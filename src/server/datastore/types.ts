@@ -7,7 +7,7 @@ export interface RegistrationEntry {
   readonly id: string;
   readonly spiffeId: string;
   readonly parentId: string;
-  /** Canonical order (sorted by "type:value"), no duplicates. */
+  /** Canonical order (sorted by "type:value"), no duplicates, at least one. */
   readonly selectors: readonly Selector[];
   /** 0 means "the server default". */
   readonly x509SvidTtlMs: number;
@@ -25,7 +25,10 @@ export interface RegistrationEntry {
   readonly createdAtMs: number;
 }
 
-/** What a caller supplies to create an entry; the store assigns id (unless given), revision, createdAtMs. */
+/**
+ * What a caller supplies to create an entry; the store assigns id (unless given; a given id must be a
+ * lowercase UUID), revision, createdAtMs.
+ */
 export type NewEntry = Omit<RegistrationEntry, 'id' | 'revision' | 'createdAtMs'> & { readonly id?: string };
 
 /** Fields an update may change; absent fields keep their value. */
@@ -39,6 +42,7 @@ export interface EntryFilter {
   /**
    * exact: the entry's selectors equal these; subset: the entry's are all among these;
    * superset: the entry has all of these (and maybe more); any: the entry has at least one of these.
+   * 1 to MAX_FILTER_SELECTORS selectors, else ERR_INPUT_INVALID.
    */
   readonly selectors?: { readonly selectors: readonly Selector[]; readonly match: SelectorMatch };
 }
@@ -46,7 +50,7 @@ export interface EntryFilter {
 export interface Page {
   /** At most this many results; the store caps it at MAX_PAGE_SIZE. */
   readonly pageSize?: number;
-  /** Opaque token returned by the previous page. */
+  /** Opaque token returned by the previous page; anything else is ERR_INPUT_INVALID. */
   readonly pageToken?: string;
 }
 
@@ -58,13 +62,21 @@ export interface PageOf<T> {
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
+/**
+ * Most selectors one listEntries query may carry: keeps it within every engine's bind-parameter limit
+ * (SQLite: 32766) and far above what one workload is attested with.
+ */
+export const MAX_FILTER_SELECTORS = 1000;
 
 export type BatchResult<T> =
   | { readonly ok: true; readonly value: T }
   | { readonly ok: false; readonly error: import('../../spiffe/errors.js').SigilError };
 
 export interface EntryStore {
-  /** Throws ERR_ENTRY_DUPLICATE when spiffeId + parentId + selectors already exist. */
+  /**
+   * Throws ERR_ENTRY_DUPLICATE when spiffeId + parentId + selectors (in any order) or the given id
+   * already exist; ERR_INPUT_INVALID / ERR_SELECTOR_INVALID for input the store cannot hold.
+   */
   createEntry(entry: NewEntry): Promise<RegistrationEntry>;
   /** Each entry is created or refused on its own; the results are in input order. */
   createEntries(entries: readonly NewEntry[]): Promise<BatchResult<RegistrationEntry>[]>;
@@ -79,7 +91,7 @@ export interface EntryStore {
   deleteEntries(ids: readonly string[]): Promise<BatchResult<RegistrationEntry>[]>;
   /** Deletes entries whose expiresAtMs is before `nowMs`; returns how many. */
   pruneEntries(nowMs: number): Promise<number>;
-  /** The store-wide revision of the latest write (0 for an empty store). */
+  /** The store-wide revision of the latest entry write, deletes and prunes included (0 for a new store). */
   currentRevision(): Promise<number>;
 }
 
@@ -118,9 +130,13 @@ export interface JoinToken {
 
 export interface TokenStore {
   createJoinToken(token: JoinToken): Promise<JoinToken>;
-  /** Atomically deletes and returns the token; ERR_TOKEN_NOT_FOUND, or ERR_TOKEN_EXPIRED (also deleted). */
+  /**
+   * Atomically deletes and returns the token; ERR_TOKEN_NOT_FOUND, or ERR_TOKEN_EXPIRED (also deleted)
+   * once nowMs >= expiresAtMs. A duplicate token value is ERR_INPUT_INVALID at create.
+   */
   consumeJoinToken(token: string, nowMs: number): Promise<JoinToken>;
   listJoinTokens(): Promise<JoinToken[]>;
+  /** Deletes tokens with expiresAtMs <= nowMs (those consume would refuse); returns how many. */
   pruneJoinTokens(nowMs: number): Promise<number>;
 }
 
@@ -156,5 +172,6 @@ export interface JournalStore {
 }
 
 export interface DataStore extends EntryStore, NodeStore, TokenStore, BundleStore, JournalStore {
+  /** Idempotent; afterwards every method rejects with ERR_DATASTORE. */
   close(): Promise<void>;
 }

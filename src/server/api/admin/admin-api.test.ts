@@ -40,13 +40,20 @@ describe('entries', () => {
       spiffe_id: `${TD}/api`,
       x509_svid_ttl: 600,
       jwt_svid_ttl: 120,
-      selectors: [{ type: 'unix', value: 'gid:10' }, { type: 'unix', value: 'uid:10' }],
+      selectors: [
+        { type: 'unix', value: 'gid:10' },
+        { type: 'unix', value: 'uid:10' },
+      ],
       federates_with: ['partner.org'],
       expires_at: 4_000_000_000,
     });
     expect((await get(`/v1/entries/${entry.id}`)).json().entry).toEqual(entry);
 
-    const updated = await fx.app.inject({ method: 'PATCH', url: `/v1/entries/${entry.id}`, payload: { hint: 'api-v2', admin: true } });
+    const updated = await fx.app.inject({
+      method: 'PATCH',
+      url: `/v1/entries/${entry.id}`,
+      payload: { hint: 'api-v2', admin: true },
+    });
     expect(updated.statusCode).toBe(200);
     expect(updated.json().entry).toMatchObject({ hint: 'api-v2', admin: true, spiffe_id: `${TD}/api` });
     expect(updated.json().entry.revision).toBeGreaterThan(entry.revision);
@@ -57,7 +64,11 @@ describe('entries', () => {
   });
 
   it('makes node entries children of the server ID', async () => {
-    const res = await post('/v1/entries', { spiffe_id: `${TD}/cluster/a`, node: true, selectors: ['k8s_sat:cluster:a'] });
+    const res = await post('/v1/entries', {
+      spiffe_id: `${TD}/cluster/a`,
+      node: true,
+      selectors: ['k8s_sat:cluster:a'],
+    });
     expect(res.json().entry.parent_id).toBe(`${TD}/sigil/server`);
   });
 
@@ -76,20 +87,24 @@ describe('entries', () => {
     expect(results[1].error.message).toContain('entries[1].spiffe_id');
     expect(results[3].entry.spiffe_id).toBe(`${TD}/b2`);
 
-    const del = await post('/v1/entries/batch-delete', { ids: [results[0].entry.id, '2f1e5a34-0000-4000-8000-00000000000f'] });
+    const del = await post('/v1/entries/batch-delete', {
+      ids: [results[0].entry.id, '2f1e5a34-0000-4000-8000-00000000000f'],
+    });
     expect(del.json().results.map((r: { status: number }) => r.status)).toEqual([200, 404]);
   });
 
   it('filters by parent and selectors in every match mode, and pages through results', async () => {
     const parent = `${TD}/filters`;
-    const mk = (name: string, selectors: string[]) => post('/v1/entries', { spiffe_id: `${TD}/f/${name}`, parent_id: parent, selectors });
+    const mk = (name: string, selectors: string[]) =>
+      post('/v1/entries', { spiffe_id: `${TD}/f/${name}`, parent_id: parent, selectors });
     await mk('a', ['unix:uid:1']);
     await mk('ab', ['unix:uid:1', 'unix:gid:2']);
     await mk('abc', ['unix:uid:1', 'unix:gid:2', 'unix:user:x']);
     await mk('c', ['unix:user:x']);
     const names = async (query: string) =>
-      (await get(`/v1/entries?parent_id=${encodeURIComponent(parent)}&${query}`)).json().entries
-        .map((e: { spiffe_id: string }) => e.spiffe_id.split('/').pop())
+      (await get(`/v1/entries?parent_id=${encodeURIComponent(parent)}&${query}`))
+        .json()
+        .entries.map((e: { spiffe_id: string }) => e.spiffe_id.split('/').pop())
         .sort();
     const sel = 'selector=unix:uid:1&selector=unix:gid:2';
     expect(await names(`${sel}&match=exact`)).toEqual(['ab']);
@@ -100,7 +115,11 @@ describe('entries', () => {
     const seen: string[] = [];
     let token: string | undefined;
     do {
-      const page = (await get(`/v1/entries?parent_id=${encodeURIComponent(parent)}&page_size=3${token ? `&page_token=${token}` : ''}`)).json();
+      const page = (
+        await get(
+          `/v1/entries?parent_id=${encodeURIComponent(parent)}&page_size=3${token ? `&page_token=${token}` : ''}`,
+        )
+      ).json();
       expect(page.entries.length).toBeLessThanOrEqual(3);
       seen.push(...page.entries.map((e: { id: string }) => e.id));
       token = page.next_page_token;
@@ -119,7 +138,9 @@ describe('join tokens and agents', () => {
     expect(expires_at - Date.now() / 1000).toBeGreaterThan(14 * 60);
     const consumed = await fx.store.consumeJoinToken(token, Date.now());
     expect(consumed.spiffeId).toBe(`${TD}/node7`);
-    await expect(fx.store.consumeJoinToken(token, Date.now())).rejects.toMatchObject({ code: 'ERR_TOKEN_NOT_FOUND' });
+    await expect(fx.store.consumeJoinToken(token, Date.now())).rejects.toMatchObject({
+      code: 'ERR_TOKEN_NOT_FOUND',
+    });
     expect(fx.logLines.join('')).not.toContain(token);
   });
 
@@ -137,7 +158,9 @@ describe('join tokens and agents', () => {
       updatedAtMs: Date.now(),
     });
     const enc = encodeURIComponent(id);
-    expect((await get('/v1/agents')).json().agents.map((a: { spiffe_id: string }) => a.spiffe_id)).toContain(id);
+    expect((await get('/v1/agents')).json().agents.map((a: { spiffe_id: string }) => a.spiffe_id)).toContain(
+      id,
+    );
     expect((await get(`/v1/agents/${enc}`)).json().agent.serial).toBe('0a0b');
     const banned = (await post(`/v1/agents/${enc}/ban`, {})).json().agent;
     expect(banned).toMatchObject({ banned: true, serial: '' });
@@ -174,11 +197,19 @@ describe('bundles', () => {
 
     // Setting it again as SPIFFE JSON moves the sequence forward.
     const asJson = encodeSpiffeBundle(bundleFromPem(parseTrustDomain('partner.org'), pem));
-    const again = await fx.app.inject({ method: 'PUT', url: '/v1/bundles/partner.org', payload: { bundle: JSON.parse(asJson) } });
+    const again = await fx.app.inject({
+      method: 'PUT',
+      url: '/v1/bundles/partner.org',
+      payload: { bundle: JSON.parse(asJson) },
+    });
     expect(again.json().sequence).toBe(2);
 
-    expect((await get('/v1/bundles')).json().bundles.map((b: { trust_domain: string }) => b.trust_domain)).toEqual(['partner.org']);
-    expect((await get('/v1/bundles/partner.org?format=pem')).body.replace(/\s/g, '')).toBe(pem.replace(/\s/g, ''));
+    expect(
+      (await get('/v1/bundles')).json().bundles.map((b: { trust_domain: string }) => b.trust_domain),
+    ).toEqual(['partner.org']);
+    expect((await get('/v1/bundles/partner.org?format=pem')).body.replace(/\s/g, '')).toBe(
+      pem.replace(/\s/g, ''),
+    );
     expect((await fx.app.inject({ method: 'DELETE', url: '/v1/bundles/partner.org' })).statusCode).toBe(204);
     expect((await get('/v1/bundles/partner.org')).statusCode).toBe(404);
   });
@@ -188,11 +219,32 @@ describe('operator SVIDs', () => {
   it('mints an X.509-SVID from a CSR without ever seeing the key', async () => {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const keys = {
-      privateKey: await crypto.subtle.importKey('pkcs8', privateKey.export({ format: 'der', type: 'pkcs8' }), { name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign']),
-      publicKey: await crypto.subtle.importKey('spki', publicKey.export({ format: 'der', type: 'spki' }), { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']),
+      privateKey: await crypto.subtle.importKey(
+        'pkcs8',
+        privateKey.export({ format: 'der', type: 'pkcs8' }),
+        { name: 'ECDSA', namedCurve: 'P-256' },
+        true,
+        ['sign'],
+      ),
+      publicKey: await crypto.subtle.importKey(
+        'spki',
+        publicKey.export({ format: 'der', type: 'spki' }),
+        { name: 'ECDSA', namedCurve: 'P-256' },
+        true,
+        ['verify'],
+      ),
     };
-    const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=ignored', keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } });
-    const res = await post('/v1/x509-svids', { spiffe_id: `${TD}/batch`, csr: csr.toString('pem'), ttl: '5m', dns_names: ['batch.example.org'] });
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+      name: 'CN=ignored',
+      keys,
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    });
+    const res = await post('/v1/x509-svids', {
+      spiffe_id: `${TD}/batch`,
+      csr: csr.toString('pem'),
+      ttl: '5m',
+      dns_names: ['batch.example.org'],
+    });
     expect(res.statusCode, res.body).toBe(200);
     const body = res.json();
     expect(body.key_pem).toBeUndefined();
@@ -201,7 +253,9 @@ describe('operator SVIDs', () => {
     const verified = verifyX509Svid(chain, () => anchors, Date.now());
     expect(verified.spiffeId.toString()).toBe(`${TD}/batch`);
     const leaf = new x509.X509Certificate(chain[0]!);
-    expect(Buffer.from(leaf.publicKey.rawData).equals(publicKey.export({ format: 'der', type: 'spki' }))).toBe(true);
+    expect(
+      Buffer.from(leaf.publicKey.rawData).equals(publicKey.export({ format: 'der', type: 'spki' })),
+    ).toBe(true);
     expect(body.expires_at - Date.now() / 1000).toBeLessThanOrEqual(5 * 60 + 1);
   });
 
@@ -214,14 +268,22 @@ describe('operator SVIDs', () => {
   });
 
   it('mints a JWT-SVID that validates against our bundle for its audience only', async () => {
-    const res = await post('/v1/jwt-svids', { spiffe_id: `${TD}/web`, audience: ['billing', 'audit'], ttl: '2m' });
+    const res = await post('/v1/jwt-svids', {
+      spiffe_id: `${TD}/web`,
+      audience: ['billing', 'audit'],
+      ttl: '2m',
+    });
     expect(res.statusCode).toBe(200);
     const bundle = parseSpiffeBundle((await get('/v1/bundle')).body, parseTrustDomain('example.org'));
-    const ok = validateJwtSvid(res.json().token, { audience: 'audit', bundleFor: () => bundle, nowMs: Date.now() });
+    const ok = validateJwtSvid(res.json().token, {
+      audience: 'audit',
+      bundleFor: () => bundle,
+      nowMs: Date.now(),
+    });
     expect(ok.spiffeId.toString()).toBe(`${TD}/web`);
-    expect(() => validateJwtSvid(res.json().token, { audience: 'other', bundleFor: () => bundle, nowMs: Date.now() })).toThrow(
-      expect.objectContaining({ code: 'ERR_JWT_AUDIENCE' }),
-    );
+    expect(() =>
+      validateJwtSvid(res.json().token, { audience: 'other', bundleFor: () => bundle, nowMs: Date.now() }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_JWT_AUDIENCE' }));
   });
 });
 
@@ -238,7 +300,9 @@ describe('health and metrics', () => {
   it('serves the OpenAPI document at /docs', async () => {
     const doc = (await get('/docs/json')).json();
     expect(doc.openapi).toMatch(/^3\./);
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/entries', '/v1/join-tokens', '/v1/x509-svids']));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/v1/entries', '/v1/join-tokens', '/v1/x509-svids']),
+    );
     expect((await get('/docs')).statusCode).toBeLessThan(400);
   });
 });

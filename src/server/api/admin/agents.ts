@@ -56,7 +56,13 @@ export async function agentRoutes(app: FastifyInstance, deps: AdminDeps): Promis
   );
   app.post<{ Params: { spiffeId: string } }>(
     '/v1/agents/:spiffeId/ban',
-    { schema: { tags: ['agents'], summary: 'Ban an agent: no renewal, no re-attestation', params: agentParam } },
+    {
+      schema: {
+        tags: ['agents'],
+        summary: 'Ban an agent: no renewal, no re-attestation',
+        params: agentParam,
+      },
+    },
     async (request) => {
       const node = await store.banNode(idOf(request.params.spiffeId), clock.nowMs());
       logger.warn({ agentId: node.spiffeId }, 'Agent banned');

@@ -31,7 +31,9 @@ export async function buildAdminApp(deps: AdminDeps, options: AdminAppOptions): 
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ADMIN_BODY_LIMIT_BYTES,
     ...(options.https ? { https: options.https } : {}),
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, useDefaults: false } },
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, useDefaults: false },
+    },
   } as FastifyServerOptions);
   installErrorHandler(app);
 

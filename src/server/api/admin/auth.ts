@@ -3,9 +3,9 @@
 // bad one is 401, a valid non-admin is 403; both are logged with the reason, never with the cert.
 import type { TLSSocket } from 'node:tls';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { type TrustBundle, parseSpiffeBundle } from '../../../spiffe/bundle.js';
+import { parseSpiffeBundle, type TrustBundle } from '../../../spiffe/bundle.js';
 import { SigilError } from '../../../spiffe/errors.js';
-import { type TrustDomain, parseSpiffeId } from '../../../spiffe/id.js';
+import { parseSpiffeId, type TrustDomain } from '../../../spiffe/id.js';
 import { describeCertificate, verifyX509Svid } from '../../../spiffe/x509-svid.js';
 import type { AdminDeps } from './deps.js';
 
@@ -54,7 +54,12 @@ export function mtlsAdminGuard(deps: AdminDeps) {
     }
     const entries = await store.listEntries({ spiffeId: callerId }, { pageSize: 1000 });
     if (!entries.items.some((e) => e.admin)) {
-      return refuse(403, 'not-admin', `${callerId} is not an admin (no entry for it has admin: true)`, callerId);
+      return refuse(
+        403,
+        'not-admin',
+        `${callerId} is not an admin (no entry for it has admin: true)`,
+        callerId,
+      );
     }
     request.log.debug({ callerId }, 'Admin caller authenticated');
   };

@@ -1,8 +1,14 @@
 // Trust bundles: our own (read-only here; the CA publishes it) and federated ones set by operators.
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { type TrustBundle, bundleFromPem, bundleToPem, encodeSpiffeBundle, parseSpiffeBundle } from '../../../spiffe/bundle.js';
-import { SigilError, quote } from '../../../spiffe/errors.js';
-import { type TrustDomain, parseTrustDomain } from '../../../spiffe/id.js';
+import {
+  bundleFromPem,
+  bundleToPem,
+  encodeSpiffeBundle,
+  parseSpiffeBundle,
+  type TrustBundle,
+} from '../../../spiffe/bundle.js';
+import { quote, SigilError } from '../../../spiffe/errors.js';
+import { parseTrustDomain, type TrustDomain } from '../../../spiffe/id.js';
 import type { StoredBundle } from '../../datastore/types.js';
 import type { AdminDeps } from './deps.js';
 
@@ -52,7 +58,14 @@ export async function bundleRoutes(app: FastifyInstance, deps: AdminDeps): Promi
 
   app.get<{ Params: { trustDomain: string }; Querystring: { format?: string } }>(
     '/v1/bundles/:trustDomain',
-    { schema: { tags: ['bundles'], summary: 'Show a federated bundle', params: tdParam, querystring: formatQuery } },
+    {
+      schema: {
+        tags: ['bundles'],
+        summary: 'Show a federated bundle',
+        params: tdParam,
+        querystring: formatQuery,
+      },
+    },
     async (request, reply) => {
       const format = parseFormat(request.query.format);
       const td = federatedDomain(request.params.trustDomain);
@@ -74,7 +87,10 @@ export async function bundleRoutes(app: FastifyInstance, deps: AdminDeps): Promi
           additionalProperties: false,
           minProperties: 1,
           maxProperties: 1,
-          properties: { bundle: { anyOf: [{ type: 'object' }, { type: 'string' }] }, pem: { type: 'string' } },
+          properties: {
+            bundle: { anyOf: [{ type: 'object' }, { type: 'string' }] },
+            pem: { type: 'string' },
+          },
         },
       },
     },
@@ -86,7 +102,9 @@ export async function bundleRoutes(app: FastifyInstance, deps: AdminDeps): Promi
           ? bundleFromPem(td, pem)
           : parseSpiffeBundle(typeof bundle === 'string' ? bundle : JSON.stringify(bundle), td);
       if (parsed.x509Authorities.length === 0 && parsed.jwtAuthorities.length === 0) {
-        throw new SigilError('ERR_BUNDLE_INVALID', `bundle for "${td.name}" holds no authorities`, { field: 'body' });
+        throw new SigilError('ERR_BUNDLE_INVALID', `bundle for "${td.name}" holds no authorities`, {
+          field: 'body',
+        });
       }
       const previous = await store.fetchBundle(td.name);
       // Keep sequences moving forward even when the operator's file carries none.
@@ -97,7 +115,10 @@ export async function bundleRoutes(app: FastifyInstance, deps: AdminDeps): Promi
         sequence,
         updatedAtMs: clock.nowMs(),
       });
-      logger.info({ trustDomain: td.name, sequence, x509Authorities: parsed.x509Authorities.length }, 'Federated bundle set');
+      logger.info(
+        { trustDomain: td.name, sequence, x509Authorities: parsed.x509Authorities.length },
+        'Federated bundle set',
+      );
       return storedToView(stored, td);
     },
   );
@@ -117,9 +138,13 @@ export async function bundleRoutes(app: FastifyInstance, deps: AdminDeps): Promi
 function parseFormat(raw: string | undefined): Format {
   const format = (raw ?? 'spiffe') as Format;
   if (!FORMATS.includes(format)) {
-    throw new SigilError('ERR_INPUT_INVALID', `format: must be one of ${FORMATS.join(', ')} (got ${quote(raw)})`, {
-      field: 'format',
-    });
+    throw new SigilError(
+      'ERR_INPUT_INVALID',
+      `format: must be one of ${FORMATS.join(', ')} (got ${quote(raw)})`,
+      {
+        field: 'format',
+      },
+    );
   }
   return format;
 }

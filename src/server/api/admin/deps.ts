@@ -12,11 +12,21 @@ import type { ServerMetrics } from '../../metrics.js';
 export interface AdminCa {
   readonly trustDomain: TrustDomain;
   bundle(): TrustBundle;
-  signX509Svid(params: { spiffeId: SpiffeId; publicKey: KeyObject | Buffer; dnsNames?: readonly string[]; ttlMs?: number }): {
+  signX509Svid(params: {
+    spiffeId: SpiffeId;
+    publicKey: KeyObject | Buffer;
+    dnsNames?: readonly string[];
+    ttlMs?: number;
+  }): {
     chain: readonly Buffer[];
     expiresAtMs: number;
   };
-  signCsr(params: { csr: Buffer | string; spiffeId: SpiffeId; dnsNames?: readonly string[]; ttlMs?: number }): {
+  signCsr(params: {
+    csr: Buffer | string;
+    spiffeId: SpiffeId;
+    dnsNames?: readonly string[];
+    ttlMs?: number;
+  }): {
     chain: readonly Buffer[];
     expiresAtMs: number;
   };

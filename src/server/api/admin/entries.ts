@@ -1,6 +1,6 @@
 // Registration entries: CRUD, batch create/delete and filtered, paginated listing.
 import type { FastifyInstance } from 'fastify';
-import { SigilError, quote } from '../../../spiffe/errors.js';
+import { quote, SigilError } from '../../../spiffe/errors.js';
 import type { BatchResult, EntryFilter, RegistrationEntry, SelectorMatch } from '../../datastore/types.js';
 import { httpStatusFor } from '../status.js';
 import type { AdminDeps } from './deps.js';
@@ -12,7 +12,7 @@ import {
   selectorsFromInput,
 } from './entry-codec.js';
 import { errorBody, parsePage } from './errors.js';
-import { MAX_BATCH, entryInputSchema, entryView, errorView, idParam } from './schemas.js';
+import { entryInputSchema, entryView, errorView, idParam, MAX_BATCH } from './schemas.js';
 
 const MATCH_MODES: readonly SelectorMatch[] = ['exact', 'subset', 'superset', 'any'];
 
@@ -58,13 +58,19 @@ export async function entryRoutes(app: FastifyInstance, deps: AdminDeps): Promis
         const raw = Array.isArray(q.selector) ? q.selector : [q.selector];
         const match = (q.match ?? 'exact') as SelectorMatch;
         if (!MATCH_MODES.includes(match)) {
-          throw new SigilError('ERR_INPUT_INVALID', `match: must be one of ${MATCH_MODES.join(', ')} (got ${quote(q.match)})`, {
-            field: 'match',
-          });
+          throw new SigilError(
+            'ERR_INPUT_INVALID',
+            `match: must be one of ${MATCH_MODES.join(', ')} (got ${quote(q.match)})`,
+            {
+              field: 'match',
+            },
+          );
         }
         filter.selectors = { selectors: selectorsFromInput(raw, 'selector'), match };
       } else if (q.match !== undefined) {
-        throw new SigilError('ERR_INPUT_INVALID', 'match: only meaningful together with selector', { field: 'match' });
+        throw new SigilError('ERR_INPUT_INVALID', 'match: only meaningful together with selector', {
+          field: 'match',
+        });
       }
       const page = await store.listEntries(filter, parsePage(q));
       return {
@@ -101,7 +107,9 @@ export async function entryRoutes(app: FastifyInstance, deps: AdminDeps): Promis
           type: 'object',
           additionalProperties: false,
           required: ['entries'],
-          properties: { entries: { type: 'array', items: entryInputSchema, minItems: 1, maxItems: MAX_BATCH } },
+          properties: {
+            entries: { type: 'array', items: entryInputSchema, minItems: 1, maxItems: MAX_BATCH },
+          },
         },
       },
     },
@@ -124,7 +132,10 @@ export async function entryRoutes(app: FastifyInstance, deps: AdminDeps): Promis
           ? { status: 201, entry: entryToView(result.value) }
           : { status: httpStatusFor(result.error.code), ...errorBody(result.error) };
       });
-      logger.info({ created: results.filter((r) => r.status === 201).length, requested: parsed.length }, 'Entries batch-created');
+      logger.info(
+        { created: results.filter((r) => r.status === 201).length, requested: parsed.length },
+        'Entries batch-created',
+      );
       return { results };
     },
   );
@@ -139,7 +150,14 @@ export async function entryRoutes(app: FastifyInstance, deps: AdminDeps): Promis
           type: 'object',
           additionalProperties: false,
           required: ['ids'],
-          properties: { ids: { type: 'array', items: { type: 'string', maxLength: 64 }, minItems: 1, maxItems: MAX_BATCH } },
+          properties: {
+            ids: {
+              type: 'array',
+              items: { type: 'string', maxLength: 64 },
+              minItems: 1,
+              maxItems: MAX_BATCH,
+            },
+          },
         },
       },
     },
@@ -149,7 +167,9 @@ export async function entryRoutes(app: FastifyInstance, deps: AdminDeps): Promis
       return {
         results: results.map((r, i) => {
           const id = request.body.ids[i]!;
-          return r.ok ? { id, status: 200 } : { id, status: httpStatusFor(r.error.code), ...errorBody(r.error) };
+          return r.ok
+            ? { id, status: 200 }
+            : { id, status: httpStatusFor(r.error.code), ...errorBody(r.error) };
         }),
       };
     },
@@ -173,7 +193,9 @@ export async function entryRoutes(app: FastifyInstance, deps: AdminDeps): Promis
     },
     async (request) => {
       if (request.body.id !== undefined) {
-        throw new SigilError('ERR_INPUT_INVALID', 'body.id: an entry id cannot be changed', { field: 'body.id' });
+        throw new SigilError('ERR_INPUT_INVALID', 'body.id: an entry id cannot be changed', {
+          field: 'body.id',
+        });
       }
       const entry = await store.updateEntry(request.params.id, entryUpdateFromInput(request.body, td));
       logger.info({ entryId: entry.id, revision: entry.revision }, 'Entry updated');

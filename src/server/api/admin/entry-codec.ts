@@ -1,9 +1,15 @@
 // Converts admin REST entry bodies (snake_case, durations in any unit, selectors as objects or
 // strings) to store entries and back. Every rule broken is a SigilError naming the field.
 import { parseDurationMs } from '../../../spiffe/duration.js';
-import { SigilError, quote } from '../../../spiffe/errors.js';
-import { type SpiffeId, type TrustDomain, parseSpiffeId, parseTrustDomain, spiffeIdFromPath } from '../../../spiffe/id.js';
-import { type Selector, canonicalSelectors, makeSelector, parseSelector } from '../../../spiffe/selector.js';
+import { quote, SigilError } from '../../../spiffe/errors.js';
+import {
+  parseSpiffeId,
+  parseTrustDomain,
+  type SpiffeId,
+  spiffeIdFromPath,
+  type TrustDomain,
+} from '../../../spiffe/id.js';
+import { canonicalSelectors, makeSelector, parseSelector, type Selector } from '../../../spiffe/selector.js';
 import { checkDnsName } from '../../../spiffe/x509-svid.js';
 import type { EntryUpdate, NewEntry, RegistrationEntry } from '../../datastore/types.js';
 import { SERVER_ID_PATH } from './deps.js';
@@ -70,9 +76,13 @@ export function entryFromInput(input: EntryInput, trustDomain: TrustDomain, fiel
   if (input.spiffe_id === undefined) throw missing(`${field}.spiffe_id`);
   if (input.selectors === undefined) throw missing(`${field}.selectors`);
   if (input.parent_id === undefined && input.node !== true) {
-    throw new SigilError('ERR_INPUT_INVALID', `${field}.parent_id: is required (or set "node": true for a node entry)`, {
-      field: `${field}.parent_id`,
-    });
+    throw new SigilError(
+      'ERR_INPUT_INVALID',
+      `${field}.parent_id: is required (or set "node": true for a node entry)`,
+      {
+        field: `${field}.parent_id`,
+      },
+    );
   }
   const update = entryUpdateFromInput(input, trustDomain, field);
   return {
@@ -92,7 +102,11 @@ export function entryFromInput(input: EntryInput, trustDomain: TrustDomain, fiel
 }
 
 /** Only the fields present in `input`. */
-export function entryUpdateFromInput(input: EntryInput, trustDomain: TrustDomain, field = 'body'): EntryUpdate {
+export function entryUpdateFromInput(
+  input: EntryInput,
+  trustDomain: TrustDomain,
+  field = 'body',
+): EntryUpdate {
   const update: { -readonly [K in keyof EntryUpdate]: EntryUpdate[K] } = {};
   if (input.node === true && input.parent_id !== undefined) {
     throw new SigilError('ERR_INPUT_INVALID', `${field}: give either parent_id or "node": true, not both`, {
@@ -106,9 +120,12 @@ export function entryUpdateFromInput(input: EntryInput, trustDomain: TrustDomain
   else if (input.parent_id !== undefined) {
     update.parentId = memberId(input.parent_id, trustDomain, `${field}.parent_id`).toString();
   }
-  if (input.selectors !== undefined) update.selectors = selectorsFromInput(input.selectors, `${field}.selectors`);
-  if (input.x509_svid_ttl !== undefined) update.x509SvidTtlMs = ttl(input.x509_svid_ttl, `${field}.x509_svid_ttl`);
-  if (input.jwt_svid_ttl !== undefined) update.jwtSvidTtlMs = ttl(input.jwt_svid_ttl, `${field}.jwt_svid_ttl`);
+  if (input.selectors !== undefined)
+    update.selectors = selectorsFromInput(input.selectors, `${field}.selectors`);
+  if (input.x509_svid_ttl !== undefined)
+    update.x509SvidTtlMs = ttl(input.x509_svid_ttl, `${field}.x509_svid_ttl`);
+  if (input.jwt_svid_ttl !== undefined)
+    update.jwtSvidTtlMs = ttl(input.jwt_svid_ttl, `${field}.jwt_svid_ttl`);
   if (input.dns_names !== undefined) {
     update.dnsNames = input.dns_names.map((name, i) => {
       checkDnsName(name, `${field}.dns_names[${i}]`);
@@ -117,12 +134,18 @@ export function entryUpdateFromInput(input: EntryInput, trustDomain: TrustDomain
   }
   if (input.federates_with !== undefined) {
     update.federatesWith = [
-      ...new Set(input.federates_with.map((td, i) => parseTrustDomain(td, `${field}.federates_with[${i}]`).name)),
+      ...new Set(
+        input.federates_with.map((td, i) => parseTrustDomain(td, `${field}.federates_with[${i}]`).name),
+      ),
     ];
     if (update.federatesWith.includes(trustDomain.name)) {
-      throw new SigilError('ERR_INPUT_INVALID', `${field}.federates_with: cannot federate with our own trust domain`, {
-        field: `${field}.federates_with`,
-      });
+      throw new SigilError(
+        'ERR_INPUT_INVALID',
+        `${field}.federates_with: cannot federate with our own trust domain`,
+        {
+          field: `${field}.federates_with`,
+        },
+      );
     }
   }
   if (input.admin !== undefined) update.admin = input.admin;
@@ -146,7 +169,11 @@ export function selectorsFromInput(inputs: readonly SelectorInput[], field: stri
     throw new SigilError('ERR_SELECTOR_INVALID', `${field}: at least one selector is required`, { field });
   }
   return canonicalSelectors(
-    inputs.map((s, i) => (typeof s === 'string' ? parseSelector(s, `${field}[${i}]`) : makeSelector(s.type, s.value, `${field}[${i}]`))),
+    inputs.map((s, i) =>
+      typeof s === 'string'
+        ? parseSelector(s, `${field}[${i}]`)
+        : makeSelector(s.type, s.value, `${field}[${i}]`),
+    ),
   );
 }
 
@@ -178,4 +205,3 @@ function ttl(input: number | string, field: string): number {
 function missing(field: string): SigilError {
   return new SigilError('ERR_INPUT_INVALID', `${field}: is required`, { field });
 }
-

@@ -1,7 +1,7 @@
 // Error bodies and the fastify error handler for the admin API: every failure is
 // {"error": {code, message, field?}} with the status from api/status.ts; internals stay in the log.
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { SigilError, quote } from '../../../spiffe/errors.js';
+import { quote, SigilError } from '../../../spiffe/errors.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page } from '../../datastore/types.js';
 import { httpStatusFor } from '../status.js';
 
@@ -66,18 +66,27 @@ export function installErrorHandler(app: FastifyInstance): void {
       return reply.code(400).send({ error: { code: 'ERR_INPUT_INVALID', message, field } });
     }
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply.code(413).send({ error: { code: 'ERR_INPUT_INVALID', message: `body: larger than the limit (${err.message})` } });
+      return reply.code(413).send({
+        error: { code: 'ERR_INPUT_INVALID', message: `body: larger than the limit (${err.message})` },
+      });
     }
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
       // Fastify's own client errors: malformed JSON, bad content type, empty body.
-      return reply.code(err.statusCode).send({ error: { code: 'ERR_INPUT_INVALID', message: `body: ${err.message}` } });
+      return reply
+        .code(err.statusCode)
+        .send({ error: { code: 'ERR_INPUT_INVALID', message: `body: ${err.message}` } });
     }
     request.log.error({ err }, 'Admin request failed');
-    return reply.code(500).send({ error: { code: 'ERR_INTERNAL', message: 'internal error; see the server log' } });
+    return reply
+      .code(500)
+      .send({ error: { code: 'ERR_INTERNAL', message: 'internal error; see the server log' } });
   });
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({
-      error: { code: 'ERR_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}; see /docs` },
+      error: {
+        code: 'ERR_NOT_FOUND',
+        message: `no route ${request.method} ${request.url.split('?')[0]}; see /docs`,
+      },
     }),
   );
 }

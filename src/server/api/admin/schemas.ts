@@ -1,6 +1,11 @@
 // JSON schemas for admin REST bodies. additionalProperties is false everywhere, so a typo in a field
 // name is a 400 naming that field rather than a silently ignored value.
-const duration = { anyOf: [{ type: 'number', minimum: 0 }, { type: 'string', maxLength: 32 }] } as const;
+const duration = {
+  anyOf: [
+    { type: 'number', minimum: 0 },
+    { type: 'string', maxLength: 32 },
+  ],
+} as const;
 const selector = {
   anyOf: [
     { type: 'string', maxLength: 1100 },

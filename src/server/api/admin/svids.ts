@@ -4,8 +4,8 @@ import { createPublicKey } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { bundleToPem } from '../../../spiffe/bundle.js';
 import { parseDurationMs } from '../../../spiffe/duration.js';
-import { SigilError, quote } from '../../../spiffe/errors.js';
-import { type SpiffeId, parseWorkloadSpiffeId } from '../../../spiffe/id.js';
+import { quote, SigilError } from '../../../spiffe/errors.js';
+import { parseWorkloadSpiffeId, type SpiffeId } from '../../../spiffe/id.js';
 import { generateKey } from '../../../spiffe/keys.js';
 import { encodePem } from '../../../spiffe/pem.js';
 import { checkDnsName } from '../../../spiffe/x509-svid.js';
@@ -66,7 +66,10 @@ export async function svidRoutes(app: FastifyInstance, deps: AdminDeps): Promise
         : ca.signCsr({ csr: body.csr!, spiffeId, dnsNames, ttlMs });
       stopTimer();
       metrics.svidsIssued.inc({ type: 'x509', caller: 'admin' });
-      logger.info({ spiffeId: spiffeId.toString(), expiresAt: new Date(issued.expiresAtMs).toISOString() }, 'X.509-SVID minted');
+      logger.info(
+        { spiffeId: spiffeId.toString(), expiresAt: new Date(issued.expiresAtMs).toISOString() },
+        'X.509-SVID minted',
+      );
       return {
         spiffe_id: spiffeId.toString(),
         svid_pem: issued.chain.map((der) => encodePem('CERTIFICATE', der)).join(''),
@@ -108,7 +111,11 @@ export async function svidRoutes(app: FastifyInstance, deps: AdminDeps): Promise
       stopTimer();
       metrics.svidsIssued.inc({ type: 'jwt', caller: 'admin' });
       logger.info({ spiffeId: spiffeId.toString(), audience: body.audience }, 'JWT-SVID minted');
-      return { spiffe_id: spiffeId.toString(), token: minted.token, expires_at: Math.floor(minted.expiresAtMs / 1000) };
+      return {
+        spiffe_id: spiffeId.toString(),
+        token: minted.token,
+        expires_at: Math.floor(minted.expiresAtMs / 1000),
+      };
     },
   );
 }

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { parseDurationMs } from '../../../spiffe/duration.js';
-import { SigilError, quote } from '../../../spiffe/errors.js';
+import { quote, SigilError } from '../../../spiffe/errors.js';
 import { parseSpiffeId } from '../../../spiffe/id.js';
 import type { AdminDeps } from './deps.js';
 import { durationSchema } from './schemas.js';
@@ -31,9 +31,13 @@ export async function tokenRoutes(app: FastifyInstance, deps: AdminDeps): Promis
       const body = request.body ?? {};
       const ttlMs = parseDurationMs(body.ttl ?? DEFAULT_TOKEN_TTL, 'body.ttl');
       if (ttlMs > MAX_TOKEN_TTL_MS) {
-        throw new SigilError('ERR_INPUT_INVALID', `body.ttl: ${quote(body.ttl)} is longer than the 7-day maximum`, {
-          field: 'body.ttl',
-        });
+        throw new SigilError(
+          'ERR_INPUT_INVALID',
+          `body.ttl: ${quote(body.ttl)} is longer than the 7-day maximum`,
+          {
+            field: 'body.ttl',
+          },
+        );
       }
       let alias: string | null = null;
       if (body.spiffe_id !== undefined) {
