@@ -1,7 +1,7 @@
 // EntryStore on SQLite. Each create, update and delete is one IMMEDIATE transaction that also takes
 // the next store-wide revision, so the revision order is the commit order. Duplicates are refused
 // by the unique index on (spiffe_id, parent_id, selectors_key), not by a read-then-write check,
-// which two writers could both pass.
+// which two writers could both pass. A batch is one transaction with a savepoint per item.
 import type { Database } from 'better-sqlite3';
 import type { Clock } from '../../../spiffe/clock.js';
 import { quote, SigilError } from '../../../spiffe/errors.js';
@@ -121,23 +121,34 @@ export function sqliteEntryStore(db: Database, clock: Clock): EntryStore {
     return removed;
   });
 
-  const createOne = (entry: NewEntry): RegistrationEntry => {
+  // Called inside an open transaction (a batch) the inner transaction becomes a savepoint, so one
+  // item's failure rolls back only that item while the batch commits with a single fsync.
+  const createOne = (entry: NewEntry, begin: 'immediate' | 'nested'): RegistrationEntry => {
     const fields = prepareNewEntry(entry);
     return withSqliteErrors({ action: 'create entry', subject: describeEntry(fields) }, () =>
-      insertTx.immediate(fields),
+      begin === 'immediate' ? insertTx.immediate(fields) : insertTx(fields),
     );
   };
 
-  const deleteOne = (id: string): RegistrationEntry =>
-    withSqliteErrors({ action: `delete entry ${quote(id)}` }, () => deleteTx.immediate(id));
+  const deleteOne = (id: string, begin: 'immediate' | 'nested'): RegistrationEntry =>
+    withSqliteErrors({ action: `delete entry ${quote(id)}` }, () =>
+      begin === 'immediate' ? deleteTx.immediate(id) : deleteTx(id),
+    );
+
+  const createBatchTx = db.transaction((entries: readonly NewEntry[]) =>
+    entries.map((entry) => settle(() => createOne(entry, 'nested'), 'create entry')),
+  );
+  const deleteBatchTx = db.transaction((ids: readonly string[]) =>
+    ids.map((id) => settle(() => deleteOne(id, 'nested'), `delete entry ${quote(id)}`)),
+  );
 
   return {
     async createEntry(entry) {
-      return createOne(entry);
+      return createOne(entry, 'immediate');
     },
 
     async createEntries(entries) {
-      return entries.map((entry) => settle(() => createOne(entry), 'create entry'));
+      return withSqliteErrors({ action: 'create entries' }, () => createBatchTx.immediate(entries));
     },
 
     async fetchEntry(id) {
@@ -167,11 +178,11 @@ export function sqliteEntryStore(db: Database, clock: Clock): EntryStore {
     },
 
     async deleteEntry(id) {
-      return deleteOne(id);
+      return deleteOne(id, 'immediate');
     },
 
     async deleteEntries(ids) {
-      return ids.map((id) => settle(() => deleteOne(id), `delete entry ${quote(id)}`));
+      return withSqliteErrors({ action: 'delete entries' }, () => deleteBatchTx.immediate(ids));
     },
 
     async pruneEntries(nowMs) {
@@ -187,7 +198,7 @@ export function sqliteEntryStore(db: Database, clock: Clock): EntryStore {
   };
 }
 
-/** One batch item: its own transaction, its own outcome; a failure never aborts the rest. */
+/** One batch item: its own savepoint, its own outcome; a failure never aborts the rest. */
 function settle<T>(fn: () => T, action: string): BatchResult<T> {
   try {
     return { ok: true, value: fn() };
