@@ -17,6 +17,7 @@ import type { SpiffeId, TrustDomain } from '../../spiffe/id.js';
 import { mintJwtSvid } from '../../spiffe/jwt-svid.js';
 import { generateKey, type KeyType } from '../../spiffe/keys.js';
 import { decodePemBlocks, encodePem } from '../../spiffe/pem.js';
+import { readPrivateKeyFile, writePrivateKeyFile } from '../../spiffe/secret-file.js';
 import { certificateMatchesKey, createCaCertificate } from '../../spiffe/x509-authority.js';
 import {
   describeCertificate,
@@ -35,7 +36,6 @@ import {
   parseJournal,
   type X509AuthorityRecord,
 } from './journal.js';
-import { readPrivateKeyFile, writePrivateKeyFile } from './key-store.js';
 import type { UpstreamAuthority } from './upstream.js';
 
 /** Backdate 10s: a peer whose clock runs a little slow would reject a cert from "the future". */
@@ -174,7 +174,7 @@ export class ServerCa {
     }
     let jwtRecord = activeJwt(journal);
     if (!jwtRecord || jwtRecord.notAfterMs <= nowMs) {
-      jwtRecord = this.createJwtAuthority(nowMs);
+      jwtRecord = await this.createJwtAuthority(nowMs);
       journal = { ...journal, jwt: [...retire(journal.jwt), jwtRecord] };
       changed = true;
     }
@@ -187,8 +187,8 @@ export class ServerCa {
     journal = pruned;
     if (changed) await store.saveJournal(JSON.stringify(journal), stored?.version ?? 0);
 
-    this.x509 = this.activateX509(x509Record);
-    this.jwt = this.activateJwt(jwtRecord);
+    this.x509 = await this.activateX509(x509Record);
+    this.jwt = await this.activateJwt(jwtRecord);
     await this.publishBundle(journal);
     logger.info(
       {
@@ -216,7 +216,7 @@ export class ServerCa {
     const id = described.subjectKeyIdHex ?? described.serialHex;
     const keyFile = `x509-ca-${id}.key`;
     // Key file before journal: the journal must never name a key that is not on disk.
-    writePrivateKeyFile(path.join(keysDir, keyFile), key);
+    await writePrivateKeyFile(path.join(keysDir, keyFile), key);
     return {
       id,
       state: 'active',
@@ -228,11 +228,11 @@ export class ServerCa {
     };
   }
 
-  private createJwtAuthority(nowMs: number): JwtAuthorityRecord {
+  private async createJwtAuthority(nowMs: number): Promise<JwtAuthorityRecord> {
     const key = generateKey(this.options.jwtKeyType);
     const kid = randomBytes(24).toString('base64url');
     const keyFile = `jwt-${kid}.key`;
-    writePrivateKeyFile(path.join(this.options.keysDir, keyFile), key);
+    await writePrivateKeyFile(path.join(this.options.keysDir, keyFile), key);
     return {
       kid,
       state: 'active',
@@ -243,9 +243,9 @@ export class ServerCa {
     };
   }
 
-  private activateX509(record: X509AuthorityRecord): ActiveX509 {
+  private async activateX509(record: X509AuthorityRecord): Promise<ActiveX509> {
     const certDer = decodePemBlocks(record.certPem, 'CERTIFICATE', 'ca journal')[0]!;
-    const key = readPrivateKeyFile(path.join(this.options.keysDir, record.keyFile));
+    const key = await readPrivateKeyFile(path.join(this.options.keysDir, record.keyFile));
     if (!certificateMatchesKey(certDer, key)) {
       throw new SigilError(
         'ERR_CA_UNAVAILABLE',
@@ -260,8 +260,8 @@ export class ServerCa {
     return { record, issuer: prepareIssuer(certDer, key), chainTail };
   }
 
-  private activateJwt(record: JwtAuthorityRecord): ActiveJwt {
-    return { record, key: readPrivateKeyFile(path.join(this.options.keysDir, record.keyFile)) };
+  private async activateJwt(record: JwtAuthorityRecord): Promise<ActiveJwt> {
+    return { record, key: await readPrivateKeyFile(path.join(this.options.keysDir, record.keyFile)) };
   }
 
   /** Writes the bundle built from `journal` to the store when its content changed (sequence + 1). */

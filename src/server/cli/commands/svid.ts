@@ -1,18 +1,16 @@
 // `x509 mint` and `jwt mint`: SVIDs for operators and tests (POST /v1/x509-svids, /v1/jwt-svids).
 // The private key reaches stdout only when asked for without --write, as openssl and SPIRE do;
 // with --write it goes to a 0600 file that never exists with wider permissions, even briefly.
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { quote } from '../../../spiffe/errors.js';
+import { PUBLIC_FILE_MODE, SECRET_FILE_MODE, writeFileAtomic } from '../../../spiffe/secret-file.js';
 import { jsonBody, unexpectedResponse } from '../admin-client.js';
 import { usageError } from '../args.js';
 import { type CommandSpec, printRaw } from '../command.js';
 import { formatTime } from '../format.js';
 import { dnsNameFlags, ttlFlag, workloadIdFlag } from '../values.js';
 
-const KEY_FILE_MODE = 0o600;
-const PUBLIC_FILE_MODE = 0o644;
 /** Created only if missing; an existing directory keeps the mode its owner chose. */
 const WRITE_DIR_MODE = 0o700;
 
@@ -85,32 +83,9 @@ async function writeSvidFiles(dir: string, minted: X509Minted): Promise<void> {
   if (minted.key_pem === undefined) {
     throw unexpectedResponse('server returned no private key to write', '');
   }
-  await writeFileAtomic(join(dir, 'svid.key'), minted.key_pem, KEY_FILE_MODE);
+  await writeFileAtomic(join(dir, 'svid.key'), minted.key_pem, SECRET_FILE_MODE);
   await writeFileAtomic(join(dir, 'svid.pem'), minted.svid_pem, PUBLIC_FILE_MODE);
   await writeFileAtomic(join(dir, 'bundle.pem'), minted.bundle_pem, PUBLIC_FILE_MODE);
-}
-
-/**
- * Temp file + rename, so a reader never sees half a file. The temp file is created exclusively
- * ("wx": never through an existing file or symlink) with `mode` from the start, and chmod'ed as
- * well because the umask may have narrowed it; a rename keeps the mode.
- */
-async function writeFileAtomic(path: string, contents: string, mode: number): Promise<void> {
-  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    const handle = await open(temp, 'wx', mode);
-    try {
-      await handle.writeFile(contents);
-      await handle.chmod(mode);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw err;
-  }
 }
 
 const jwtMint: CommandSpec = {
