@@ -41,6 +41,10 @@ export interface ServerConfig {
   };
   readonly defaultX509SvidTtlMs: number;
   readonly defaultJwtSvidTtlMs: number;
+  /** Lifetime of the SVIDs agents get at attestation and renewal. */
+  readonly agentSvidTtlMs: number;
+  /** Enabled node attestors by name, each with its raw config (checked by the attestor's factory). */
+  readonly nodeAttestors: Readonly<Record<string, unknown>>;
   readonly datastore: DataStoreConfig;
 }
 
@@ -92,6 +96,8 @@ export function checkServerConfig(raw: Raw, where: string, cwd: string): ServerC
     'ca',
     'default_x509_svid_ttl',
     'default_jwt_svid_ttl',
+    'agent_svid_ttl',
+    'node_attestors',
     'datastore',
   ]);
 
@@ -141,6 +147,14 @@ export function checkServerConfig(raw: Raw, where: string, cwd: string): ServerC
     );
   }
 
+  const agentSvidTtlMs = check.duration('agent_svid_ttl', raw.agent_svid_ttl ?? '1h');
+  const nodeAttestors = check.object('node_attestors', raw.node_attestors ?? { join_token: {} });
+  for (const [name, value] of Object.entries(nodeAttestors)) {
+    if (value !== null && (typeof value !== 'object' || Array.isArray(value))) {
+      problems.push(`node_attestors.${name}: must be a mapping of the attestor's settings (got ${quote(value)})`);
+    }
+  }
+
   const datastore = check.object('datastore', raw.datastore ?? {});
   check.unknownKeys(datastore, 'datastore', ['kind', 'path', 'connection_string']);
   const kind =
@@ -173,6 +187,8 @@ export function checkServerConfig(raw: Raw, where: string, cwd: string): ServerC
     ca: { keyType, ttlMs: caTtlMs!, jwtKeyType, upstream },
     defaultX509SvidTtlMs: x509TtlMs!,
     defaultJwtSvidTtlMs: jwtTtlMs!,
+    agentSvidTtlMs: agentSvidTtlMs!,
+    nodeAttestors: Object.fromEntries(Object.entries(nodeAttestors).map(([k, v]) => [k, v ?? {}])),
     datastore: datastoreConfig,
   });
 }

@@ -1,26 +1,32 @@
-// Composition root of sigil-server: wires config, datastore, CA and the admin listeners, and owns
-// their lifecycle. Everything here is built from the frozen ServerConfig; nothing reads argv/env.
+// Composition root of sigil-server: wires config, datastore, authorized-entries index, CA, the agent
+// API and the admin listeners, and owns their lifecycle. Everything here is built from the frozen
+// ServerConfig; nothing reads argv/env.
+import { EventEmitter } from 'node:events';
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { Server as TlsServer } from 'node:tls';
 import type { DestinationStream, Logger } from 'pino';
 import { Registry } from 'prom-client';
+import { createNodeAttestorServer } from '../attestors/node/index.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
 import { SigilError } from '../spiffe/errors.js';
 import { spiffeIdFromPath } from '../spiffe/id.js';
-import { generateKey } from '../spiffe/keys.js';
-import { encodePem } from '../spiffe/pem.js';
 import { ensurePrivateDir } from '../spiffe/secret-file.js';
 import { buildAdminApp } from './api/admin/app.js';
 import { type AdminDeps, SERVER_ID_PATH } from './api/admin/deps.js';
+import { BundleFeed } from './api/agent/bundle-feed.js';
+import { startAgentApi } from './api/agent/listener.js';
+import { AuthorizedEntries, observeEntryWrites } from './authorized-entries/index.js';
 import { ServerCa } from './ca/server-ca.js';
 import { loadUpstreamAuthority } from './ca/upstream.js';
 import type { ServerConfig } from './config.js';
 import { openDataStore } from './datastore/index.js';
 import type { DataStore } from './datastore/types.js';
+import { ServerIdentity } from './identity.js';
 import { createLogger } from './logger.js';
 import { createServerMetrics } from './metrics.js';
+import { observeServerWrites } from './write-hooks.js';
 
 /** Expired entries and join tokens are swept this often. */
 const PRUNE_INTERVAL_MS = 60_000;
@@ -31,25 +37,49 @@ export interface StartOptions {
   readonly logDestination?: DestinationStream;
 }
 
+export interface HostAndPort {
+  readonly host: string;
+  readonly port: number;
+}
+
 export interface RunningServer {
   readonly config: ServerConfig;
   readonly logger: Logger;
+  /** The agent API's bound address. */
+  readonly agentApiAddress: HostAndPort;
   /** The mTLS admin listener's bound address, when admin_bind is set. */
-  readonly adminAddress: { host: string; port: number } | null;
+  readonly adminAddress: HostAndPort | null;
   close(): Promise<void>;
 }
 
 export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
   const clock = options.clock ?? systemClock;
   const logger = createLogger(config.logLevel, options.logDestination);
-  const cleanups: Array<() => Promise<void> | void> = [];
+  const cleanups: Array<() => unknown> = [];
   const close = async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   };
   try {
+    // Claim the admin socket first, so a second server on the same data dir touches nothing.
+    await claimSocket(config.adminSocket);
     ensurePrivateDir(config.dataDir);
-    const store = await openDataStore(config.datastore, clock);
-    cleanups.push(() => store.close());
+    const rawStore = await openDataStore(config.datastore, clock);
+    cleanups.push(() => rawStore.close());
+    const serverId = spiffeIdFromPath(config.trustDomain, SERVER_ID_PATH).toString();
+    const index = await AuthorizedEntries.load(rawStore, serverId);
+    const agentEvents = new EventEmitter().setMaxListeners(0);
+    // Bound late: the CA's first bundle write happens before the feed and identity exist.
+    let bundles: BundleFeed | undefined;
+    let identity: ServerIdentity | undefined;
+    const store = observeServerWrites(observeEntryWrites(rawStore, index), {
+      bundleWritten: async (trustDomain) => {
+        if (trustDomain !== config.trustDomain.name) return bundles?.reload();
+        identity?.refreshTrust();
+        bundles?.ownChanged();
+      },
+      agentRemoved: (agentId) => agentEvents.emit('removed', agentId),
+    });
+
     const ca = await ServerCa.open({
       trustDomain: config.trustDomain,
       keyType: config.ca.keyType,
@@ -63,13 +93,50 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       clock,
       logger: logger.child({ component: 'ca' }),
     });
+    bundles = await BundleFeed.load(store, () => ca.bundle());
+    const serverIdentity = new ServerIdentity(
+      ca,
+      config.trustDomain,
+      config.defaultX509SvidTtlMs,
+      clock,
+      logger.child({ component: 'identity' }),
+    );
+    identity = serverIdentity;
+    cleanups.push(() => serverIdentity.close());
+
     const registry = new Registry();
     const metrics = createServerMetrics(registry);
     metrics.caExpiresAtSeconds.set({ type: 'x509' }, Math.floor(ca.x509Authority.notAfterMs / 1000));
     metrics.caExpiresAtSeconds.set({ type: 'jwt' }, Math.floor(ca.jwtAuthority.notAfterMs / 1000));
+    cleanups.push(schedulePruning(store, clock, logger));
+
+    const attestors = new Map(
+      Object.entries(config.nodeAttestors).map(([name, raw]) => [
+        name,
+        createNodeAttestorServer(name, raw, { joinTokens: store }, `node_attestors.${name}`),
+      ]),
+    );
+    const agentApi = await startAgentApi(config.bind, serverIdentity.material, {
+      ca,
+      store,
+      index,
+      bundles,
+      attestors,
+      agentSvidTtlMs: config.agentSvidTtlMs,
+      clock,
+      logger,
+      metrics,
+      onAgentRemoved: (listener) => {
+        agentEvents.on('removed', listener);
+        return () => agentEvents.off('removed', listener);
+      },
+    });
+    cleanups.push(() => agentApi.close());
+
     const deps: AdminDeps = {
       store,
       ca,
+      index,
       clock,
       logger,
       metrics,
@@ -79,33 +146,26 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         return true;
       },
     };
-
-    cleanups.push(schedulePruning(store, clock, logger));
-
     const local = await buildAdminApp(deps, { auth: 'local' });
-    await listenOnSocket(local, config.adminSocket);
+    await local.listen({ path: config.adminSocket });
+    chmodSync(config.adminSocket, 0o600);
     cleanups.push(async () => {
       await local.close();
       removeStaleSocket(config.adminSocket);
     });
 
-    let adminAddress: RunningServer['adminAddress'] = null;
+    let adminAddress: HostAndPort | null = null;
     if (config.adminBind) {
-      const identity = mintServerIdentity(ca, config);
       const remote = await buildAdminApp(deps, {
         auth: 'mtls',
-        https: { ...identity.tls(), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+        https: { ...serverIdentity.tlsOptions(), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
       });
       cleanups.push(() => remote.close());
-      // Re-mint the server's own SVID at half its life and swap it into the listener in place.
-      const renew = () => {
-        const next = mintServerIdentity(ca, config);
-        (remote.server as unknown as import('node:tls').Server).setSecureContext(next.tls());
-        logger.info({ expiresAt: new Date(next.expiresAtMs).toISOString() }, 'Admin listener SVID renewed');
-        cancel = clock.setTimer((next.expiresAtMs - clock.nowMs()) / 2, renew);
-      };
-      let cancel = clock.setTimer((identity.expiresAtMs - clock.nowMs()) / 2, renew);
-      cleanups.push(() => cancel());
+      cleanups.push(
+        serverIdentity.onRenewed(() =>
+          (remote.server as unknown as TlsServer).setSecureContext(serverIdentity.tlsOptions()),
+        ),
+      );
       await remote.listen({ host: config.adminBind.host, port: config.adminBind.port });
       const bound = remote.server.address() as net.AddressInfo;
       adminAddress = { host: bound.address, port: bound.port };
@@ -114,34 +174,20 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     logger.info(
       {
         trustDomain: config.trustDomain.name,
+        agentApiAddress: agentApi.address,
         adminSocket: config.adminSocket,
         adminAddress,
         dataDir: config.dataDir,
         datastore: config.datastore.kind,
+        nodeAttestors: [...attestors.keys()],
       },
       'Sigil server started',
     );
-    return { config, logger, adminAddress, close };
+    return { config, logger, agentApiAddress: agentApi.address, adminAddress, close };
   } catch (err) {
     await close();
     throw err;
   }
-}
-
-function mintServerIdentity(ca: ServerCa, config: ServerConfig) {
-  const key = generateKey('ec-p256');
-  const issued = ca.signX509Svid({
-    spiffeId: spiffeIdFromPath(config.trustDomain, SERVER_ID_PATH),
-    publicKey: key,
-    ttlMs: config.defaultX509SvidTtlMs,
-  });
-  return {
-    expiresAtMs: issued.expiresAtMs,
-    tls: () => ({
-      key: key.export({ format: 'pem', type: 'pkcs8' }) as string,
-      cert: issued.chain.map((der) => encodePem('CERTIFICATE', der)).join(''),
-    }),
-  };
 }
 
 function schedulePruning(store: DataStore, clock: Clock, logger: Logger): () => void {
@@ -161,21 +207,19 @@ function schedulePruning(store: DataStore, clock: Clock, logger: Logger): () => 
   return () => cancel();
 }
 
-async function listenOnSocket(app: FastifyInstance, socketPath: string): Promise<void> {
+/** Makes sure nobody serves on `socketPath`, removing a stale socket file left by a crash. */
+async function claimSocket(socketPath: string): Promise<void> {
   const dir = path.dirname(socketPath);
   // Only a directory we create is made owner-only: tightening an existing one (say /tmp) would break others.
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
-  if (existsSync(socketPath)) {
-    if (await socketAnswers(socketPath)) {
-      throw new SigilError(
-        'ERR_UNAVAILABLE',
-        `admin socket ${socketPath} is in use by another running server; stop it or pass --admin-socket`,
-      );
-    }
-    removeStaleSocket(socketPath);
+  if (!existsSync(socketPath)) return;
+  if (await socketAnswers(socketPath)) {
+    throw new SigilError(
+      'ERR_UNAVAILABLE',
+      `admin socket ${socketPath} is in use by another running server; stop it or pass --admin-socket`,
+    );
   }
-  await app.listen({ path: socketPath });
-  chmodSync(socketPath, 0o600);
+  removeStaleSocket(socketPath);
 }
 
 function socketAnswers(socketPath: string): Promise<boolean> {

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { buildAdminApp } from '../../src/server/api/admin/app.js';
 import type { AdminDeps } from '../../src/server/api/admin/deps.js';
+import { AuthorizedEntries, observeEntryWrites } from '../../src/server/authorized-entries/index.js';
 import { ServerCa } from '../../src/server/ca/server-ca.js';
 import { openDataStore } from '../../src/server/datastore/index.js';
 import type { DataStore } from '../../src/server/datastore/types.js';
@@ -43,9 +44,11 @@ export async function startAdminFixture(
     logger,
   });
   const registry = new Registry();
+  const index = await AuthorizedEntries.load(store, 'spiffe://' + (options.trustDomain ?? 'example.org') + '/sigil/server');
   const deps: AdminDeps = {
-    store,
+    store: observeEntryWrites(store, index),
     ca,
+    index,
     clock,
     logger,
     metrics: createServerMetrics(registry),

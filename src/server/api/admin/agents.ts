@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { parseSpiffeId } from '../../../spiffe/id.js';
 import type { AttestedNode } from '../../datastore/types.js';
 import type { AdminDeps } from './deps.js';
+import { entryToView } from './entry-codec.js';
 import { parsePage } from './errors.js';
 
 const agentParam = {
@@ -44,6 +45,24 @@ export async function agentRoutes(app: FastifyInstance, deps: AdminDeps): Promis
     '/v1/agents/:spiffeId',
     { schema: { tags: ['agents'], summary: 'Show one agent (ID URL-encoded)', params: agentParam } },
     async (request) => ({ agent: agentToView(await store.fetchNode(idOf(request.params.spiffeId))) }),
+  );
+  app.get<{ Params: { spiffeId: string } }>(
+    '/v1/agents/:spiffeId/authorized-entries',
+    {
+      schema: {
+        tags: ['agents'],
+        summary: 'Which entries an agent is authorized for, and through which IDs (explain)',
+        params: agentParam,
+      },
+    },
+    async (request) => {
+      const agentId = idOf(request.params.spiffeId);
+      return {
+        agent_id: agentId,
+        aliases: deps.index.aliasesOf(agentId),
+        entries: deps.index.explain(agentId).map(({ entry, via }) => ({ entry: entryToView(entry), via })),
+      };
+    },
   );
   app.delete<{ Params: { spiffeId: string } }>(
     '/v1/agents/:spiffeId',

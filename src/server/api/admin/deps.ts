@@ -6,6 +6,7 @@ import type { Registry } from 'prom-client';
 import type { TrustBundle } from '../../../spiffe/bundle.js';
 import type { Clock } from '../../../spiffe/clock.js';
 import type { SpiffeId, TrustDomain } from '../../../spiffe/id.js';
+import type { AuthorizedEntries } from '../../authorized-entries/index.js';
 import type { DataStore } from '../../datastore/types.js';
 import type { ServerMetrics } from '../../metrics.js';
 
@@ -39,6 +40,8 @@ export interface AdminCa {
 export interface AdminDeps {
   readonly store: DataStore;
   readonly ca: AdminCa;
+  /** What each agent is authorized for, for `entry explain`. */
+  readonly index: Pick<AuthorizedEntries, 'explain' | 'aliasesOf'>;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly metrics: ServerMetrics;

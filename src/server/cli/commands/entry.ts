@@ -5,7 +5,7 @@ import { quote } from '../../../spiffe/errors.js';
 import { jsonBody } from '../admin-client.js';
 import { type FlagSpecs, type ParsedFlags, usageError } from '../args.js';
 import { type CommandContext, type CommandSpec, fetchAllPages, printRaw } from '../command.js';
-import { formatEntry, type WireEntry } from '../format.js';
+import { formatEntry, formatTable, type WireEntry } from '../format.js';
 import {
   dnsNameFlags,
   expiresAtFlag,
@@ -293,4 +293,29 @@ const remove: CommandSpec = {
   },
 };
 
-export const entryCommands: readonly CommandSpec[] = [create, show, update, remove];
+const explain: CommandSpec = {
+  name: 'entry explain',
+  summary: 'Show which entries an agent is authorized for, and through which IDs (aliases, parents).',
+  flags: {
+    agent: { type: 'string', placeholder: 'ID', description: "the agent's SPIFFE ID", required: true },
+  },
+  async run(ctx, flags) {
+    const id = spiffeIdFlag('agent', flags.string('agent')!);
+    const response = await ctx.client().request('GET', `/v1/agents/${encodeURIComponent(id)}/authorized-entries`);
+    if (ctx.output === 'json') {
+      printRaw(ctx, response);
+      return 0;
+    }
+    const body = jsonBody<{ aliases: string[]; entries: Array<{ entry: WireEntry; via: string[] }> }>(response);
+    ctx.io.stdout.write(`Agent ${id}
+Aliases: ${body.aliases.length > 0 ? body.aliases.join(', ') : 'none'}
+`);
+    ctx.io.stdout.write(`Authorized for ${body.entries.length} ${body.entries.length === 1 ? 'entry' : 'entries'}
+`);
+    const rows = body.entries.map(({ entry, via }) => [entry.id, entry.spiffe_id, via.join(' -> ')]);
+    if (rows.length > 0) ctx.io.stdout.write(formatTable(['ENTRY ID', 'SPIFFE ID', 'VIA'], rows));
+    return 0;
+  },
+};
+
+export const entryCommands: readonly CommandSpec[] = [create, show, update, remove, explain];

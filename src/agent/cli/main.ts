@@ -1,0 +1,243 @@
+// Entry point of the sigil-agent CLI: `run` starts the agent; `api …` talks to the Workload API like
+// a workload would; `healthcheck` and `debug explain` use the agent's admin socket.
+// Exit codes: 0 ok, 1 refused / unhealthy, 2 usage or config error, 3 agent unreachable.
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { isSigilError } from '../../spiffe/errors.js';
+import { startAgent } from '../agent.js';
+import { DEFAULT_AGENT_ADMIN_SOCKET, DEFAULT_AGENT_DATA_DIR, DEFAULT_SOCKET_PATH, loadAgentConfig } from '../config.js';
+import { apiCommand } from './api.js';
+
+export interface AgentCliIo {
+  readonly stdout: { write(chunk: string): unknown };
+  readonly stderr: { write(chunk: string): unknown };
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+const USAGE = `Usage: sigil-agent <command> [flags]
+
+Commands:
+  run                   attest this node and serve the SPIFFE Workload API
+  api fetch x509        fetch this process's X.509-SVIDs (--write DIR to save them)
+  api fetch jwt         fetch a JWT-SVID (--audience A)
+  api validate jwt      validate a JWT-SVID (--audience A --svid TOKEN)
+  api watch             print every X.509-SVID update (rotations) until interrupted
+  healthcheck           0 when the agent is up (--admin-socket PATH)
+  debug explain --pid P why a process gets (or does not get) an identity
+
+Run "sigil-agent <command> --help" for the flags of a command.
+Exit codes: 0 ok, 1 refused or unhealthy, 2 usage or config error, 3 agent unreachable.
+`;
+
+const RUN_USAGE = `Usage: sigil-agent run [flags]
+
+Flags (each overrides the config file key in brackets):
+  --config FILE               YAML or JSON config file
+  --server-address HOST:PORT  sigil-server agent API; repeat for several servers [server_address]
+  --trust-domain NAME         trust domain [trust_domain]
+  --trust-bundle-path FILE    bundle (PEM or SPIFFE JSON) to trust the server on first contact [trust_bundle_path]
+  --insecure-bootstrap        trust the server on first contact without a bundle (demos only) [insecure_bootstrap]
+  --join-token TOKEN          attest with a join token [join_token]
+  --data-dir DIR              where the agent SVID, key and bundle are kept (default ${DEFAULT_AGENT_DATA_DIR}) [data_dir]
+  --socket-path PATH          Workload API socket (default ${DEFAULT_SOCKET_PATH}) [socket_path]
+  --admin-socket PATH         admin socket (default ${DEFAULT_AGENT_ADMIN_SOCKET}) [admin_socket]
+  --log-level LEVEL           trace|debug|info|warn|error (default info) [log_level]
+  -h, --help                  show this help
+Config-only keys: node_attestor ({x509pop: {...}} or {k8s_sat: {...}}), workload_attestors ({unix: {}}),
+svid_cache_max (10000), reconcile_interval (5m).
+`;
+
+export async function main(argv: string[], io: AgentCliIo = process): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'run':
+      return run(rest, io);
+    case 'api':
+      return apiCommand(rest, io);
+    case 'healthcheck':
+      return adminCall('healthcheck', rest, io, () => '/healthz');
+    case 'debug':
+      if (rest[0] !== 'explain') return usage(io, `unknown debug command "${rest[0] ?? ''}" (try: debug explain --pid P)`);
+      return adminCall('debug explain', rest.slice(1), io, (values) => {
+        if (!values.pid) throw new Error('--pid is required');
+        return `/debug/explain?pid=${encodeURIComponent(values.pid)}`;
+      });
+    case undefined:
+    case '-h':
+    case '--help':
+      io.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      return usage(io, `unknown command "${command}"`);
+  }
+}
+
+async function run(args: string[], io: AgentCliIo): Promise<number> {
+  let values: Record<string, string | boolean | string[] | undefined>;
+  try {
+    values = parseArgs({
+      args,
+      options: {
+        config: { type: 'string' },
+        'server-address': { type: 'string', multiple: true },
+        'trust-domain': { type: 'string' },
+        'trust-bundle-path': { type: 'string' },
+        'insecure-bootstrap': { type: 'boolean' },
+        'join-token': { type: 'string' },
+        'data-dir': { type: 'string' },
+        'socket-path': { type: 'string' },
+        'admin-socket': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    io.stderr.write(`sigil-agent run: ${(err as Error).message}\n\n${RUN_USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    io.stdout.write(RUN_USAGE);
+    return 0;
+  }
+  const str = (key: string) => values[key] as string | undefined;
+  let agent: Awaited<ReturnType<typeof startAgent>>;
+  try {
+    const config = loadAgentConfig({
+      config: str('config'),
+      serverAddress: values['server-address'] as string[] | undefined,
+      trustDomain: str('trust-domain'),
+      trustBundlePath: str('trust-bundle-path'),
+      insecureBootstrap: values['insecure-bootstrap'] as boolean | undefined,
+      joinToken: str('join-token'),
+      dataDir: str('data-dir'),
+      socketPath: str('socket-path'),
+      adminSocket: str('admin-socket'),
+      logLevel: str('log-level'),
+    });
+    const logger = pino({
+      level: config.logLevel,
+      base: { service: 'sigil-agent' },
+      redact: { paths: ['key', '*.key', 'token', '*.token', 'joinToken', '*.joinToken'], censor: '[redacted]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    });
+    if (config.insecureBootstrap) {
+      io.stderr.write('sigil-agent: WARNING --insecure-bootstrap trusts whatever server answers first. Use --trust-bundle-path outside demos.\n');
+    }
+    agent = await startAgent(config, { logger });
+  } catch (err) {
+    io.stderr.write(`sigil-agent run: ${isSigilError(err) ? err.message : ((err as Error).stack ?? String(err))}\n`);
+    return isSigilError(err, 'ERR_CONFIG_INVALID') ? 2 : 1;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await agent.close();
+  return 0;
+}
+
+async function adminCall(
+  name: string,
+  args: string[],
+  io: AgentCliIo,
+  pathFor: (values: { pid?: string }) => string,
+): Promise<number> {
+  let values: { 'admin-socket'?: string; output?: string; pid?: string; help?: boolean };
+  let requestPath: string;
+  try {
+    values = parseArgs({
+      args,
+      options: {
+        'admin-socket': { type: 'string' },
+        output: { type: 'string' },
+        pid: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
+    if (values.help) {
+      io.stdout.write(`Usage: sigil-agent ${name} [--admin-socket PATH (default ${DEFAULT_AGENT_ADMIN_SOCKET})] [--output text|json]${name === 'debug explain' ? ' --pid P' : ''}\n`);
+      return 0;
+    }
+    if (values.output !== undefined && values.output !== 'text' && values.output !== 'json') {
+      throw new Error(`--output must be "text" or "json" (got "${values.output}")`);
+    }
+    requestPath = pathFor(values);
+  } catch (err) {
+    return usage(io, `${name}: ${(err as Error).message}`);
+  }
+  const socketPath = values['admin-socket'] ?? io.env.SIGIL_AGENT_ADMIN_SOCKET ?? DEFAULT_AGENT_ADMIN_SOCKET;
+  let reply: { status: number; body: Record<string, unknown> };
+  try {
+    reply = await getJson(socketPath, requestPath);
+  } catch (err) {
+    io.stderr.write(`sigil-agent ${name}: cannot reach the agent at ${socketPath}: ${(err as Error).message} (is sigil-agent running? check --admin-socket)\n`);
+    return 3;
+  }
+  if (values.output === 'json' || reply.status !== 200) {
+    (reply.status === 200 ? io.stdout : io.stderr).write(`${JSON.stringify(reply.body)}\n`);
+    return reply.status === 200 ? 0 : 1;
+  }
+  io.stdout.write(name === 'healthcheck' ? formatHealth(reply.body) : formatExplain(reply.body));
+  return 0;
+}
+
+function formatHealth(body: Record<string, unknown>): string {
+  return `Agent is healthy: ${body.agent_id} (server ${body.server_connected ? 'connected' : 'unreachable; serving cached SVIDs'}, ${body.entries} entries, revision ${body.revision})\n`;
+}
+
+interface ExplainBody {
+  pid: number;
+  uid: number;
+  gid: number;
+  selectors: string[];
+  matching: Array<{ entry_id: string; spiffe_id: string; minted: boolean; expires_at?: number }>;
+  near_matches: Array<{ entry_id: string; spiffe_id: string; missing: string[] }>;
+}
+
+function formatExplain(raw: Record<string, unknown>): string {
+  const body = raw as unknown as ExplainBody;
+  const lines = [`Process ${body.pid} (uid ${body.uid}, gid ${body.gid})`, 'Selectors attested:'];
+  for (const s of body.selectors) lines.push(`  ${s}`);
+  lines.push(body.matching.length > 0 ? 'Matching entries:' : 'Matching entries: none — this process gets no identity');
+  for (const m of body.matching) {
+    const svid = m.minted ? `SVID minted, expires ${new Date((m.expires_at ?? 0) * 1000).toISOString()}` : 'synced, SVID not minted yet';
+    lines.push(`  ${m.spiffe_id} (entry ${m.entry_id}): ${svid}`);
+  }
+  if (body.near_matches.length > 0) lines.push('Entries that nearly match:');
+  for (const n of body.near_matches) lines.push(`  ${n.spiffe_id} (entry ${n.entry_id}) lacks: ${n.missing.join(', ')}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function getJson(socketPath: string, requestPath: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const request = http.get({ socketPath, path: requestPath, timeout: 15_000 }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk) => {
+        text += chunk;
+      });
+      response.on('end', () => {
+        try {
+          resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> });
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    request.on('timeout', () => request.destroy(new Error('timed out')));
+    request.on('error', reject);
+  });
+}
+
+function usage(io: AgentCliIo, message: string): number {
+  io.stderr.write(`sigil-agent: ${message}\n\n${USAGE}`);
+  return 2;
+}

@@ -1,0 +1,161 @@
+// Agent configuration: a YAML/JSON file plus flags, checked in one pass that reports every problem
+// by dotted path, then frozen. Attestor settings are checked by the attestor factories themselves.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { parseDurationMs } from '../spiffe/duration.js';
+import { SigilError, quote } from '../spiffe/errors.js';
+import { type TrustDomain, parseTrustDomain } from '../spiffe/id.js';
+
+export const DEFAULT_SOCKET_PATH = '/tmp/sigil-agent/public/api.sock';
+export const DEFAULT_AGENT_ADMIN_SOCKET = '/tmp/sigil-agent/private/admin.sock';
+export const DEFAULT_AGENT_DATA_DIR = '.sigil/agent';
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+export interface AgentConfig {
+  readonly trustDomain: TrustDomain;
+  /** HOST:PORT of each server, tried in order. */
+  readonly serverAddresses: readonly string[];
+  /** PEM or SPIFFE JSON bundle to trust the server with on first contact; null with insecureBootstrap. */
+  readonly trustBundlePath: string | null;
+  readonly insecureBootstrap: boolean;
+  /** The one node attestor: its name and raw settings. */
+  readonly nodeAttestor: { readonly name: string; readonly config: unknown };
+  readonly workloadAttestors: Readonly<Record<string, unknown>>;
+  readonly dataDir: string;
+  readonly socketPath: string;
+  readonly adminSocket: string;
+  readonly logLevel: string;
+  /** Upper bound on cached workload X.509-SVIDs. */
+  readonly svidCacheMax: number;
+  /** A full re-sync is requested this often as a safety net for the push stream. */
+  readonly reconcileIntervalMs: number;
+}
+
+export interface AgentFlags {
+  config?: string;
+  serverAddress?: string[];
+  trustDomain?: string;
+  trustBundlePath?: string;
+  insecureBootstrap?: boolean;
+  joinToken?: string;
+  dataDir?: string;
+  socketPath?: string;
+  adminSocket?: string;
+  logLevel?: string;
+}
+
+const KNOWN_KEYS = [
+  'trust_domain',
+  'server_address',
+  'trust_bundle_path',
+  'insecure_bootstrap',
+  'join_token',
+  'node_attestor',
+  'workload_attestors',
+  'data_dir',
+  'socket_path',
+  'admin_socket',
+  'log_level',
+  'svid_cache_max',
+  'reconcile_interval',
+];
+
+export function loadAgentConfig(flags: AgentFlags, cwd = process.cwd()): AgentConfig {
+  const raw: Record<string, unknown> = flags.config ? readConfigFile(flags.config) : {};
+  const where = flags.config ? `config ${flags.config}` : 'flags';
+  if (flags.serverAddress?.length) raw.server_address = flags.serverAddress;
+  if (flags.trustDomain !== undefined) raw.trust_domain = flags.trustDomain;
+  if (flags.trustBundlePath !== undefined) raw.trust_bundle_path = flags.trustBundlePath;
+  if (flags.insecureBootstrap) raw.insecure_bootstrap = true;
+  if (flags.joinToken !== undefined) raw.join_token = flags.joinToken;
+  if (flags.dataDir !== undefined) raw.data_dir = flags.dataDir;
+  if (flags.socketPath !== undefined) raw.socket_path = flags.socketPath;
+  if (flags.adminSocket !== undefined) raw.admin_socket = flags.adminSocket;
+  if (flags.logLevel !== undefined) raw.log_level = flags.logLevel;
+
+  const problems: string[] = [];
+  for (const key of Object.keys(raw)) {
+    if (!KNOWN_KEYS.includes(key)) problems.push(`${key}: unknown key (known keys: ${KNOWN_KEYS.join(', ')})`);
+  }
+  let trustDomain: TrustDomain | null = null;
+  if (raw.trust_domain === undefined) problems.push('trust_domain: is required (set it or pass --trust-domain)');
+  else {
+    try {
+      trustDomain = parseTrustDomain(String(raw.trust_domain));
+    } catch (err) {
+      problems.push(`trust_domain: ${(err as Error).message.replace(/^[a-z_]+: /, '')}`);
+    }
+  }
+  const addresses = (Array.isArray(raw.server_address) ? raw.server_address : raw.server_address === undefined ? [] : [raw.server_address]).map(String);
+  if (addresses.length === 0) problems.push('server_address: is required (HOST:PORT of sigil-server; pass --server-address)');
+  for (const address of addresses) {
+    if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(address)) problems.push(`server_address: ${quote(address)} is not HOST:PORT`);
+  }
+  const insecureBootstrap = raw.insecure_bootstrap === true;
+  const trustBundlePath = raw.trust_bundle_path === undefined ? null : path.resolve(cwd, String(raw.trust_bundle_path));
+  if (trustBundlePath && insecureBootstrap) problems.push('insecure_bootstrap: give either trust_bundle_path or insecure_bootstrap, not both');
+
+  let nodeAttestor: AgentConfig['nodeAttestor'] | null = null;
+  if (raw.join_token !== undefined && raw.node_attestor !== undefined) {
+    problems.push('join_token: give either join_token or node_attestor, not both');
+  } else if (raw.join_token !== undefined) {
+    nodeAttestor = { name: 'join_token', config: { token: String(raw.join_token) } };
+  } else if (raw.node_attestor !== undefined) {
+    const attestors = raw.node_attestor;
+    const names = typeof attestors === 'object' && attestors !== null ? Object.keys(attestors) : [];
+    if (names.length !== 1) problems.push('node_attestor: must name exactly one attestor, e.g. {x509pop: {...}}');
+    else nodeAttestor = { name: names[0]!, config: (attestors as Record<string, unknown>)[names[0]!] ?? {} };
+  }
+
+  const duration = (key: string, fallback: string) => {
+    try {
+      return parseDurationMs((raw[key] as string | number | undefined) ?? fallback, key);
+    } catch (err) {
+      problems.push((err as Error).message);
+      return 0;
+    }
+  };
+  const reconcileIntervalMs = duration('reconcile_interval', '5m');
+  const svidCacheMax = Number(raw.svid_cache_max ?? 10_000);
+  if (!Number.isInteger(svidCacheMax) || svidCacheMax < 1) problems.push(`svid_cache_max: must be a positive whole number (got ${quote(raw.svid_cache_max)})`);
+  const logLevel = String(raw.log_level ?? 'info');
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) problems.push(`log_level: must be one of ${LOG_LEVELS.join(', ')} (got ${quote(logLevel)})`);
+  const workloadAttestors = (raw.workload_attestors ?? { unix: {} }) as Record<string, unknown>;
+  if (typeof workloadAttestors !== 'object' || Array.isArray(workloadAttestors)) problems.push('workload_attestors: must be a mapping of attestor name to settings');
+
+  if (problems.length > 0) {
+    throw new SigilError('ERR_CONFIG_INVALID', `${where} has ${problems.length} ${problems.length === 1 ? 'problem' : 'problems'}\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  }
+  return Object.freeze({
+    trustDomain: trustDomain!,
+    serverAddresses: Object.freeze(addresses),
+    trustBundlePath,
+    insecureBootstrap,
+    nodeAttestor: nodeAttestor ?? { name: 'none', config: {} },
+    workloadAttestors,
+    dataDir: path.resolve(cwd, String(raw.data_dir ?? DEFAULT_AGENT_DATA_DIR)),
+    socketPath: path.resolve(cwd, String(raw.socket_path ?? DEFAULT_SOCKET_PATH)),
+    adminSocket: path.resolve(cwd, String(raw.admin_socket ?? DEFAULT_AGENT_ADMIN_SOCKET)),
+    logLevel,
+    svidCacheMax,
+    reconcileIntervalMs,
+  });
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new SigilError('ERR_CONFIG_INVALID', `cannot read config ${file}: ${(err as Error).message}`);
+  }
+  try {
+    const parsed = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    if (parsed === null || parsed === undefined) return {};
+    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('the top level must be a mapping');
+    return parsed as Record<string, unknown>;
+  } catch (err) {
+    throw new SigilError('ERR_CONFIG_INVALID', `config ${file} is not valid YAML/JSON: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,24 @@
+// What the agent API needs from the rest of the server.
+import type { Logger } from 'pino';
+import type { NodeAttestorServer } from '../../../attestors/node/types.js';
+import type { Clock } from '../../../spiffe/clock.js';
+import type { AuthorizedEntries } from '../../authorized-entries/index.js';
+import type { DataStore } from '../../datastore/types.js';
+import type { ServerMetrics } from '../../metrics.js';
+import type { AdminCa } from '../admin/deps.js';
+import type { BundleFeed } from './bundle-feed.js';
+
+export interface AgentApiDeps {
+  readonly ca: AdminCa;
+  /** The store as observed by the index: writes through it update `index`. */
+  readonly store: DataStore;
+  readonly index: AuthorizedEntries;
+  readonly bundles: BundleFeed;
+  readonly attestors: ReadonlyMap<string, NodeAttestorServer>;
+  readonly agentSvidTtlMs: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: ServerMetrics;
+  /** Fires when an agent is evicted or banned, so its open streams end at once. */
+  onAgentRemoved(listener: (agentId: string) => void): () => void;
+}

@@ -1,0 +1,195 @@
+// The agent API service (sigil.agent.v1.AgentApi): validate → authenticate the agent → act → map
+// errors in one place. Built apart from any listener so tests can bind it where they like.
+import {
+  type ServerDuplexStream,
+  type ServerErrorResponse,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type UntypedServiceImplementation,
+  type handleUnaryCall,
+} from '@grpc/grpc-js';
+import type {
+  AttestRequest,
+  AttestResponse,
+  FetchBundlesResponse,
+  MintJwtSvidRequest,
+  MintJwtSvidResponse,
+  SvidRequest,
+  SvidResult,
+  SyncEntriesRequest,
+  SyncEntriesResponse,
+} from '../../../../proto/agent-api.js';
+import { type TrustBundle, encodeSpiffeBundle } from '../../../spiffe/bundle.js';
+import { SigilError } from '../../../spiffe/errors.js';
+import { parseSpiffeId } from '../../../spiffe/id.js';
+import { describeCertificate } from '../../../spiffe/x509-svid.js';
+import type { EntryDelta } from '../../authorized-entries/index.js';
+import type { RegistrationEntry } from '../../datastore/types.js';
+import { authenticateAgent } from './agent-auth.js';
+import { attest } from './attest.js';
+import type { AgentApiDeps } from './deps.js';
+import { toServiceError } from './grpc-status.js';
+import { entryToWire } from './wire-entry.js';
+
+/** Entries per sync message: far below gRPC's 4 MiB default however large the entries are. */
+export const SYNC_PAGE_SIZE = 500;
+/** CSRs per SignX509Svids call. */
+export const MAX_SIGN_BATCH = 1000;
+
+export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementation {
+  const { ca, store, index, bundles, clock, logger, metrics } = deps;
+  const log = logger.child({ component: 'agent-api' });
+
+  const unary =
+    <Req, Res>(name: string, handle: (call: ServerUnaryCall<Req, Res>) => Promise<Res>): handleUnaryCall<Req, Res> =>
+    (call, callback) => {
+      handle(call).then(
+        (res) => callback(null, res),
+        (err) => callback(toServiceError(err, log, { rpc: name }) as ServerErrorResponse),
+      );
+    };
+
+  const federatedNamesFor = (entries: readonly RegistrationEntry[]) => new Set(entries.flatMap((e) => e.federatesWith));
+  const encodeFederated = (map: Map<string, TrustBundle>) =>
+    Object.fromEntries([...map].map(([name, bundle]) => [name, Buffer.from(encodeSpiffeBundle(bundle))]));
+
+  return {
+    Attest(call: ServerDuplexStream<AttestRequest, AttestResponse>) {
+      attest(call, deps).catch((err) => call.emit('error', toServiceError(err, log, { rpc: 'Attest' })));
+    },
+
+    RenewAgentSvid: unary<{ csr: Buffer }, { svidChain: Buffer[] }>('RenewAgentSvid', async (call) => {
+      const node = await authenticateAgent(call, store, ca.trustDomain);
+      const issued = ca.signCsr({ csr: call.request.csr, spiffeId: parseSpiffeId(node.spiffeId), ttlMs: deps.agentSvidTtlMs });
+      await store.upsertNode({
+        ...node,
+        certSerial: describeCertificate(issued.chain[0]!).serialHex,
+        certNotAfterMs: issued.expiresAtMs,
+        updatedAtMs: clock.nowMs(),
+      });
+      metrics.svidsIssued.inc({ type: 'x509', caller: 'agent-renewal' });
+      log.info({ agentId: node.spiffeId, expiresAt: new Date(issued.expiresAtMs).toISOString() }, 'Agent SVID renewed');
+      return { svidChain: [...issued.chain] };
+    }),
+
+    SyncEntries(call: ServerWritableStream<SyncEntriesRequest, SyncEntriesResponse>) {
+      const cleanups: Array<() => void> = [];
+      const finish = (err?: unknown) => {
+        for (const cleanup of cleanups.splice(0)) cleanup();
+        if (err !== undefined) call.emit('error', toServiceError(err, log, { rpc: 'SyncEntries' }));
+      };
+      call.on('cancelled', () => finish());
+      call.on('close', () => finish());
+      authenticateAgent(call, store, ca.trustDomain).then((node) => {
+        if (call.cancelled) return;
+        const agentId = node.spiffeId;
+        let federatedKey = '';
+        const federatedUpdate = (entries: readonly RegistrationEntry[], force: boolean) => {
+          const current = bundles.federatedFor(federatedNamesFor(entries));
+          const key = [...current].map(([n, b]) => `${n}:${b.sequence}`).sort().join(',');
+          if (!force && key === federatedKey) return {};
+          federatedKey = key;
+          return { federatedBundles: encodeFederated(current), federatedBundlesSet: true };
+        };
+        const send = (message: Partial<SyncEntriesResponse>) => call.write(message as SyncEntriesResponse);
+
+        // Computing the first answer and subscribing happen in one tick: no write can slip between.
+        const changes = index.changesSince(agentId, call.request.sinceRevision);
+        cleanups.push(
+          index.subscribe(agentId, (delta: EntryDelta) => {
+            send({
+              upserted: delta.upserted.map(entryToWire),
+              deletedIds: delta.deletedIds,
+              revision: delta.revision,
+              ...federatedUpdate(index.entriesFor(agentId), false),
+            });
+          }),
+          bundles.onChange(() => {
+            send({
+              revision: index.revision,
+              bundle: Buffer.from(encodeSpiffeBundle(bundles.ownBundle())),
+              ...federatedUpdate(index.entriesFor(agentId), true),
+            });
+          }),
+          deps.onAgentRemoved((removed) => {
+            if (removed === agentId) finish(new SigilError('ERR_PERMISSION_DENIED', `agent ${agentId} was evicted or banned`));
+          }),
+        );
+        if (changes.kind === 'snapshot') {
+          const pages = Math.max(1, Math.ceil(changes.entries.length / SYNC_PAGE_SIZE));
+          for (let page = 0; page < pages; page++) {
+            const slice = changes.entries.slice(page * SYNC_PAGE_SIZE, (page + 1) * SYNC_PAGE_SIZE);
+            send({
+              snapshotBegin: page === 0,
+              snapshotEnd: page === pages - 1,
+              upserted: slice.map(entryToWire),
+              revision: changes.revision,
+              ...(page === 0
+                ? { bundle: Buffer.from(encodeSpiffeBundle(bundles.ownBundle())), ...federatedUpdate(changes.entries, true) }
+                : {}),
+            });
+          }
+          log.info({ agentId, entries: changes.entries.length, revision: changes.revision }, 'Agent synced from a snapshot');
+        } else {
+          send({
+            upserted: changes.delta.upserted.map(entryToWire),
+            deletedIds: changes.delta.deletedIds,
+            revision: changes.delta.revision,
+            bundle: Buffer.from(encodeSpiffeBundle(bundles.ownBundle())),
+            ...federatedUpdate(index.entriesFor(agentId), true),
+          });
+          log.info({ agentId, since: call.request.sinceRevision, revision: changes.delta.revision }, 'Agent sync resumed');
+        }
+      }, finish);
+    },
+
+    SignX509Svids: unary<{ requests: SvidRequest[] }, { results: SvidResult[] }>('SignX509Svids', async (call) => {
+      const node = await authenticateAgent(call, store, ca.trustDomain);
+      const requests = call.request.requests;
+      if (requests.length > MAX_SIGN_BATCH) {
+        throw new SigilError('ERR_INPUT_INVALID', `at most ${MAX_SIGN_BATCH} CSRs per call (got ${requests.length})`);
+      }
+      const entries = new Map(index.entriesFor(node.spiffeId).map((e) => [e.id, e]));
+      const results = requests.map((request): SvidResult => {
+        const entry = entries.get(request.entryId);
+        if (!entry) {
+          return { entryId: request.entryId, svidChain: [], expiresAt: 0, error: `entry ${request.entryId} is not authorized for ${node.spiffeId}` };
+        }
+        try {
+          const stop = metrics.svidIssueSeconds.startTimer({ type: 'x509' });
+          const issued = ca.signCsr({ csr: request.csr, spiffeId: parseSpiffeId(entry.spiffeId), dnsNames: entry.dnsNames, ttlMs: entry.x509SvidTtlMs });
+          stop();
+          metrics.svidsIssued.inc({ type: 'x509', caller: 'agent' });
+          return { entryId: entry.id, svidChain: [...issued.chain], expiresAt: Math.floor(issued.expiresAtMs / 1000), error: '' };
+        } catch (err) {
+          return { entryId: entry.id, svidChain: [], expiresAt: 0, error: err instanceof SigilError ? err.message : 'signing failed' };
+        }
+      });
+      const refused = results.filter((r) => r.error !== '');
+      if (refused.length > 0) log.warn({ agentId: node.spiffeId, refused: refused.map((r) => r.entryId) }, 'CSRs refused');
+      return { results };
+    }),
+
+    MintJwtSvid: unary<MintJwtSvidRequest, MintJwtSvidResponse>('MintJwtSvid', async (call) => {
+      const node = await authenticateAgent(call, store, ca.trustDomain);
+      const { entryId, audience } = call.request;
+      if (audience.length === 0 || audience.some((a) => a === '')) {
+        throw new SigilError('ERR_INPUT_INVALID', 'audience must be specified');
+      }
+      const entry = index.entriesFor(node.spiffeId).find((e) => e.id === entryId);
+      if (!entry) throw new SigilError('ERR_PERMISSION_DENIED', `entry ${entryId} is not authorized for ${node.spiffeId}`);
+      const minted = ca.mintJwtSvid({ spiffeId: parseSpiffeId(entry.spiffeId), audience, ttlMs: entry.jwtSvidTtlMs });
+      metrics.svidsIssued.inc({ type: 'jwt', caller: 'agent' });
+      return { token: minted.token, expiresAt: Math.floor(minted.expiresAtMs / 1000) };
+    }),
+
+    FetchBundles: unary<Record<string, never>, FetchBundlesResponse>('FetchBundles', async (call) => {
+      const node = await authenticateAgent(call, store, ca.trustDomain);
+      return {
+        bundle: Buffer.from(encodeSpiffeBundle(bundles.ownBundle())),
+        federatedBundles: encodeFederated(bundles.federatedFor(federatedNamesFor(index.entriesFor(node.spiffeId)))),
+      };
+    }),
+  };
+}
+

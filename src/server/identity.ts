@@ -1,0 +1,67 @@
+// The server's own X.509-SVID (spiffe://<td>/sigil/server), presented by the agent API and the mTLS
+// admin listener. Re-minted at half its life; listeners pick the new one up for new handshakes.
+import type { Logger } from 'pino';
+import { bundleToPem } from '../spiffe/bundle.js';
+import type { Clock } from '../spiffe/clock.js';
+import { type TrustDomain, spiffeIdFromPath } from '../spiffe/id.js';
+import { generateKey } from '../spiffe/keys.js';
+import { encodePem } from '../spiffe/pem.js';
+import { TlsMaterial } from '../spiffe/tls-material.js';
+import type { AdminCa } from './api/admin/deps.js';
+import { SERVER_ID_PATH } from './api/admin/deps.js';
+
+export class ServerIdentity {
+  /** Identity = our SVID; CA = our bundle's X.509 authorities (what agent SVIDs chain to). */
+  readonly material = new TlsMaterial();
+  private cancelRenewal: () => void = () => {};
+  private readonly listeners = new Set<() => void>();
+  private current!: { key: string; cert: string; expiresAtMs: number };
+
+  constructor(
+    private readonly ca: AdminCa,
+    private readonly trustDomain: TrustDomain,
+    private readonly ttlMs: number,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {
+    this.renew();
+  }
+
+  /** For node:tls / https servers. */
+  tlsOptions(): { key: string; cert: string } {
+    return { key: this.current.key, cert: this.current.cert };
+  }
+
+  onRenewed(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Call when the bundle changed so client certificates chaining to a new CA are accepted. */
+  refreshTrust(): void {
+    this.material.setCa(bundleToPem(this.ca.bundle()));
+  }
+
+  close(): void {
+    this.cancelRenewal();
+  }
+
+  private renew(): void {
+    const key = generateKey('ec-p256');
+    const issued = this.ca.signX509Svid({
+      spiffeId: spiffeIdFromPath(this.trustDomain, SERVER_ID_PATH),
+      publicKey: key,
+      ttlMs: this.ttlMs,
+    });
+    this.current = {
+      key: key.export({ format: 'pem', type: 'pkcs8' }) as string,
+      cert: issued.chain.map((der) => encodePem('CERTIFICATE', der)).join(''),
+      expiresAtMs: issued.expiresAtMs,
+    };
+    this.material.setIdentity({ certificate: Buffer.from(this.current.cert), privateKey: Buffer.from(this.current.key) });
+    this.refreshTrust();
+    for (const listener of this.listeners) listener();
+    this.logger.info({ expiresAt: new Date(issued.expiresAtMs).toISOString() }, 'Server SVID minted');
+    this.cancelRenewal = this.clock.setTimer((issued.expiresAtMs - this.clock.nowMs()) / 2, () => this.renew());
+  }
+}
