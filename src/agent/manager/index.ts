@@ -1,0 +1,6 @@
+// The agent manager: entries from the sync stream in, SVIDs and bundles out to the Workload API.
+
+export type { NearMatch } from './entry-cache.js';
+export type { AgentManagerOptions, SvidStatus } from './manager.js';
+export { AgentManager } from './manager.js';
+export type { AgentEntry, SignedSvid, SvidSigner, SyncUpdate } from './types.js';

@@ -1,0 +1,334 @@
+// The agent's identity cache: it keeps an X509-SVID for each entry the server's sync stream grants
+// (minted by CSR, the key never leaving the node), renews them on the injected Clock, and feeds the
+// Workload API (IdentityFeed). Decisions live in renewal.ts; entry-cache.ts, svid-cache.ts,
+// watch-hub.ts and jwt-cache.ts hold state. It does not talk to the server itself: SvidSigner does.
+import { randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { TrustBundle } from '../../spiffe/bundle.js';
+import type { Clock } from '../../spiffe/clock.js';
+import { quote, SigilError } from '../../spiffe/errors.js';
+import type { TrustDomain } from '../../spiffe/id.js';
+import type { Selector } from '../../spiffe/selector.js';
+import type { IdentityFeed, WorkloadIdentity, WorkloadJwtSvid } from '../workloadapi/identity-feed.js';
+import { BundleState } from './bundle-state.js';
+import { EntryCache, type NearMatch } from './entry-cache.js';
+import { JwtSvidCache } from './jwt-cache.js';
+import { planMints } from './mint-plan.js';
+import { mintSvids, toCachedSvid } from './minter.js';
+import { renewAtMs, retryDelayMs, svidFieldsKey } from './renewal.js';
+import { SvidCache } from './svid-cache.js';
+import type { AgentEntry, SvidSigner, SyncUpdate } from './types.js';
+import { WatchHub } from './watch-hub.js';
+import { buildGroupState } from './workload-identity.js';
+
+const DEFAULT_MAX_SVIDS = 10_000;
+const DEFAULT_RENEW_AT_FRACTION = 0.5;
+const DEFAULT_SIGN_BATCH_SIZE = 500;
+/** Re-plan at least hourly: Node fires timers longer than ~24.8 days at once, and hourly scans are cheap. */
+const MAX_SLEEP_MS = 60 * 60 * 1000;
+const RANDOM_RANGE = 2 ** 32;
+
+export interface AgentManagerOptions {
+  readonly trustDomain: TrustDomain;
+  readonly signer: SvidSigner;
+  readonly clock: Clock;
+  /** Uniform in [0, 1): renewal and retry jitter. Defaults to node:crypto randomness. */
+  readonly random?: () => number;
+  readonly logger: Logger;
+  readonly initialBundle: TrustBundle;
+  /**
+   * Upper bound on cached X.509-SVIDs (default 10_000); entries beyond it are minted on demand when a
+   * workload asks. SVIDs that live workloads hold are never evicted, so those alone may exceed it.
+   */
+  readonly maxSvids?: number;
+  /** SVIDs are renewed when this fraction of their lifetime has passed (default 0.5, ±10% jitter). */
+  readonly renewAtFraction?: number;
+  /** Max CSRs per SignX509Svids call (default 500). */
+  readonly signBatchSize?: number;
+}
+
+export interface SvidStatus {
+  readonly minted: boolean;
+  readonly expiresAtMs?: number;
+  readonly serialHex?: string;
+}
+
+interface Failure {
+  readonly attempts: number;
+  readonly retryAtMs: number;
+}
+
+export class AgentManager implements IdentityFeed {
+  private readonly signer: SvidSigner;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly log: Logger;
+  private readonly maxSvids: number;
+  private readonly renewAtFraction: number;
+  private readonly signBatchSize: number;
+  private readonly entryCache = new EntryCache();
+  private readonly svids = new SvidCache();
+  private readonly jwts: JwtSvidCache;
+  private readonly bundleState: BundleState;
+  private readonly hub: WatchHub;
+  /** Entries whose last mint failed, and when to try again. */
+  private readonly failures = new Map<string, Failure>();
+  /** Entries whose SVID no longer chains to the bundle (its CA was rotated away). */
+  private untrusted = new Set<string>();
+  private kicked = false;
+  private wake: (() => void) | undefined;
+  private running = false;
+
+  constructor(options: AgentManagerOptions) {
+    this.signer = options.signer;
+    this.clock = options.clock;
+    this.random = options.random ?? (() => randomInt(RANDOM_RANGE) / RANDOM_RANGE);
+    this.log = options.logger.child({ component: 'agent-manager' });
+    this.maxSvids = checkPositiveInteger(options.maxSvids ?? DEFAULT_MAX_SVIDS, 'maxSvids');
+    this.signBatchSize = checkPositiveInteger(
+      options.signBatchSize ?? DEFAULT_SIGN_BATCH_SIZE,
+      'signBatchSize',
+    );
+    this.renewAtFraction = options.renewAtFraction ?? DEFAULT_RENEW_AT_FRACTION;
+    if (!(this.renewAtFraction > 0 && this.renewAtFraction < 1)) {
+      throw new SigilError(
+        'ERR_CONFIG_INVALID',
+        `renewAtFraction must be between 0 and 1 (got ${quote(this.renewAtFraction)})`,
+        {
+          field: 'renewAtFraction',
+        },
+      );
+    }
+    this.bundleState = new BundleState(options.trustDomain, options.initialBundle);
+    this.jwts = new JwtSvidCache(this.clock);
+    this.hub = new WatchHub({
+      compute: (selectors) =>
+        buildGroupState(this.entryCache.matching(selectors), this.svids, this.failures, this.bundleState),
+      onPending: () => this.kick(),
+      // Recently watched: move to the fresh end so they are the last to be evicted.
+      onGroupClosed: (entryIds) => {
+        for (const id of entryIds) this.svids.touch(id);
+      },
+    });
+  }
+
+  /** Revision of the last applied sync update. */
+  get revision(): number {
+    return this.entryCache.revision;
+  }
+
+  /** All entries, sorted by id. */
+  entries(): AgentEntry[] {
+    return this.entryCache.all();
+  }
+
+  /** Entries whose selectors are all among `selectors` (SPIRE's subset rule), sorted by id. */
+  matching(selectors: readonly Selector[]): AgentEntry[] {
+    return this.entryCache.matching(selectors);
+  }
+
+  /** Entries sharing at least one selector with `selectors` but lacking some: for `debug explain`. */
+  nearMatches(selectors: readonly Selector[]): NearMatch[] {
+    return this.entryCache.nearMatches(selectors);
+  }
+
+  svidStatus(entryId: string): SvidStatus {
+    const svid = this.svids.get(entryId);
+    if (svid === undefined) return { minted: false };
+    return { minted: true, expiresAtMs: svid.expiresAtMs, serialHex: svid.serialHex };
+  }
+
+  bundles(): ReadonlyMap<string, TrustBundle> {
+    return this.bundleState.bundles();
+  }
+
+  /**
+   * The workload's identity now and on every change. svids are in entry id order, as SPIRE's agent
+   * sorts identities, so the default identity (svids[0]) is stable across restarts and agents.
+   */
+  watch(selectors: readonly Selector[], signal: AbortSignal): AsyncIterable<WorkloadIdentity> {
+    return this.hub.watch(selectors, signal);
+  }
+
+  /** Throws ERR_INPUT_INVALID without an audience, ERR_PERMISSION_DENIED when no entry (or not `spiffeId`) matches. */
+  async fetchJwtSvids(
+    selectors: readonly Selector[],
+    audience: readonly string[],
+    spiffeId?: string,
+  ): Promise<WorkloadJwtSvid[]> {
+    if (audience.length === 0) {
+      throw new SigilError('ERR_INPUT_INVALID', 'jwt-svid: audience must be specified', {
+        field: 'audience',
+      });
+    }
+    let matching = this.entryCache.matching(selectors);
+    if (spiffeId !== undefined && spiffeId !== '') matching = matching.filter((e) => e.spiffeId === spiffeId);
+    if (matching.length === 0) {
+      const what = spiffeId
+        ? `the workload is not entitled to ${quote(spiffeId)}`
+        : 'no entry matches the workload';
+      throw new SigilError('ERR_PERMISSION_DENIED', `no identity issued: ${what}`, { reason: 'no-identity' });
+    }
+    return Promise.all(
+      matching.map(async (entry) => {
+        const token = await this.jwts.get(entry.id, audience, () =>
+          this.signer.mintJwtSvid(entry.id, audience),
+        );
+        return Object.freeze({ spiffeId: entry.spiffeId, token, hint: entry.hint });
+      }),
+    );
+  }
+
+  /** Applies one sync message. Throws ERR_BUNDLE_INVALID (and changes nothing) for a foreign own bundle. */
+  applySync(update: SyncUpdate): void {
+    const bundleChanged = update.bundle !== undefined && this.bundleState.setOwn(update.bundle);
+    const federatedChanged =
+      update.federatedBundles !== undefined && this.bundleState.setFederated(update.federatedBundles);
+    const changes = this.entryCache.apply(update);
+    for (const id of changes.removed) {
+      // Gone at once: watchers see the SVID disappear in their next message (redaction).
+      this.svids.delete(id);
+      this.failures.delete(id);
+      this.untrusted.delete(id);
+      this.jwts.dropEntry(id);
+    }
+    for (const id of changes.needSvid) {
+      // A changed entry deserves a fresh attempt, and its tokens may name the old SPIFFE ID.
+      this.failures.delete(id);
+      this.jwts.dropEntry(id);
+    }
+    if (bundleChanged) {
+      this.untrusted = new Set(this.svids.reanchor(this.bundleState.bundle.x509Authorities));
+      this.log.info(
+        { authorities: this.bundleState.bundle.x509Authorities.length, svidsToReplace: this.untrusted.size },
+        'Trust bundle updated',
+      );
+    }
+    if (changes.any || bundleChanged || federatedChanged) this.hub.refresh();
+    if (changes.needSvid.length > 0 || this.untrusted.size > 0) this.kick();
+  }
+
+  /** Keeps SVIDs minted and fresh until `signal` aborts. Watchers get SVIDs only while this runs. */
+  async run(signal: AbortSignal): Promise<void> {
+    if (this.running) {
+      throw new SigilError('ERR_INPUT_INVALID', 'agent manager: run() is already running', {
+        reason: 'running',
+      });
+    }
+    this.running = true;
+    try {
+      while (!signal.aborted) {
+        this.kicked = false;
+        const nowMs = this.clock.nowMs();
+        const { due, nextAtMs } = planMints({
+          nowMs,
+          entries: this.entryCache.values(),
+          svids: this.svids,
+          watched: this.hub.watchedEntryIds(),
+          failures: this.failures,
+          untrusted: this.untrusted,
+          maxSvids: this.maxSvids,
+        });
+        if (due.length > 0) {
+          await this.mintBatch(due.slice(0, this.signBatchSize));
+          continue;
+        }
+        await this.sleep(Math.min(nextAtMs - nowMs, MAX_SLEEP_MS), signal);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async mintBatch(batch: readonly AgentEntry[]): Promise<void> {
+    let outcomes: Awaited<ReturnType<typeof mintSvids>>;
+    try {
+      outcomes = await mintSvids(this.signer, batch, this.bundleState.bundle.x509Authorities);
+    } catch (err) {
+      // One delay for the whole batch: per-entry jitter would split the retry into many small calls.
+      const attempts = 1 + Math.max(...batch.map((e) => this.failures.get(e.id)?.attempts ?? 0));
+      const delayMs = retryDelayMs(attempts, this.random);
+      const retryAtMs = this.clock.nowMs() + delayMs;
+      for (const entry of batch) this.failures.set(entry.id, { attempts, retryAtMs });
+      this.log.warn(
+        { err, entries: batch.length, attempt: attempts, retryInMs: delayMs },
+        'SVID signing failed; serving cached SVIDs and retrying',
+      );
+      this.hub.refresh();
+      return;
+    }
+    for (const outcome of outcomes) {
+      const entry = this.entryCache.get(outcome.entry.id);
+      // Deleted or changed while the call was out: the next plan mints for what the entry is now.
+      if (entry === undefined || svidFieldsKey(entry) !== svidFieldsKey(outcome.entry)) continue;
+      if (!outcome.ok) {
+        const attempts = (this.failures.get(entry.id)?.attempts ?? 0) + 1;
+        const delayMs = retryDelayMs(attempts, this.random);
+        this.failures.set(entry.id, { attempts, retryAtMs: this.clock.nowMs() + delayMs });
+        this.log.warn(
+          {
+            entryId: entry.id,
+            spiffeId: entry.spiffeId,
+            reason: outcome.reason,
+            attempt: attempts,
+            retryInMs: delayMs,
+          },
+          'SVID not usable; retrying later',
+        );
+        continue;
+      }
+      const renewed = this.svids.get(entry.id) !== undefined;
+      this.failures.delete(entry.id);
+      this.untrusted.delete(entry.id);
+      this.svids.set(
+        toCachedSvid(entry, outcome.svid, (svid) =>
+          renewAtMs(svid.notBeforeMs, svid.expiresAtMs, this.renewAtFraction, this.random),
+        ),
+      );
+      this.log.debug(
+        {
+          entryId: entry.id,
+          spiffeId: entry.spiffeId,
+          serial: outcome.svid.serialHex,
+          expiresAtMs: outcome.svid.expiresAtMs,
+        },
+        renewed ? 'SVID renewed' : 'SVID minted',
+      );
+    }
+    const watched = this.hub.watchedEntryIds();
+    const evicted = this.svids.evict(this.maxSvids, (id) => watched.has(id));
+    if (evicted.length > 0)
+      this.log.debug({ evicted: evicted.length, maxSvids: this.maxSvids }, 'SVIDs evicted');
+    this.hub.refresh();
+  }
+
+  private kick(): void {
+    this.kicked = true;
+    this.wake?.();
+  }
+
+  private sleep(delayMs: number, signal: AbortSignal): Promise<void> {
+    if (this.kicked || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      let cancelTimer = () => {};
+      const done = () => {
+        cancelTimer();
+        signal.removeEventListener('abort', done);
+        this.wake = undefined;
+        resolve();
+      };
+      if (Number.isFinite(delayMs)) cancelTimer = this.clock.setTimer(delayMs, done);
+      signal.addEventListener('abort', done, { once: true });
+      this.wake = done;
+    });
+  }
+}
+
+function checkPositiveInteger(value: number, field: string): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new SigilError('ERR_CONFIG_INVALID', `${field} must be a positive integer (got ${quote(value)})`, {
+      field,
+    });
+  }
+  return value;
+}

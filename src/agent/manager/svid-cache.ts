@@ -1,0 +1,123 @@
+// The minted X509-SVIDs, one per entry, in least-recently-used order, plus the check that each still
+// chains to the trust bundle. It owns the data it hands out: views are frozen and shared by every
+// watcher (STYLE §3). Which entries to mint and when to evict are decided by the manager.
+import { createHash, type KeyObject, X509Certificate } from 'node:crypto';
+import type { WorkloadX509Svid } from '../workloadapi/identity-feed.js';
+
+export interface CachedSvid {
+  readonly entryId: string;
+  /** svidFieldsKey of the entry it was minted for: a different key means it is outdated. */
+  readonly fieldsKey: string;
+  readonly spiffeId: string;
+  readonly chain: readonly Buffer[];
+  readonly key: KeyObject;
+  readonly notBeforeMs: number;
+  readonly expiresAtMs: number;
+  readonly renewAtMs: number;
+  readonly serialHex: string;
+  /** Issuer name of the chain's last certificate: the certificate a bundle authority must have signed. */
+  readonly topIssuer: string;
+  /** SHA-256 (hex) of the bundle authority the chain ends at, when one was found. */
+  anchor: string | undefined;
+  /** What workloads see; replaced (not mutated) when only the entry's hint changes. */
+  view: WorkloadX509Svid;
+}
+
+export class SvidCache {
+  /** Map order is the LRU order: the first key is the least recently used. */
+  private readonly items = new Map<string, CachedSvid>();
+
+  get size(): number {
+    return this.items.size;
+  }
+
+  get(entryId: string): CachedSvid | undefined {
+    return this.items.get(entryId);
+  }
+
+  values(): IterableIterator<CachedSvid> {
+    return this.items.values();
+  }
+
+  set(svid: CachedSvid): void {
+    this.items.delete(svid.entryId);
+    this.items.set(svid.entryId, svid);
+  }
+
+  delete(entryId: string): boolean {
+    return this.items.delete(entryId);
+  }
+
+  /** Marks the entry's SVID as just used, moving it to the end of the eviction order. */
+  touch(entryId: string): void {
+    const svid = this.items.get(entryId);
+    if (svid === undefined) return;
+    this.items.delete(entryId);
+    this.items.set(entryId, svid);
+  }
+
+  /** The shared view with `hint`, rebuilt once per hint change rather than per reader. */
+  viewWithHint(svid: CachedSvid, hint: string): WorkloadX509Svid {
+    if (svid.view.hint !== hint) svid.view = Object.freeze({ ...svid.view, hint });
+    return svid.view;
+  }
+
+  /**
+   * Evicts least-recently-used SVIDs until at most `max` remain, skipping pinned ones (those live
+   * workloads hold: dropping them would redact an identity in use). Returns the evicted entry ids.
+   */
+  evict(max: number, isPinned: (entryId: string) => boolean): string[] {
+    const evicted: string[] = [];
+    if (this.items.size <= max) return evicted;
+    for (const entryId of this.items.keys()) {
+      if (this.items.size <= max) break;
+      if (isPinned(entryId)) continue;
+      this.items.delete(entryId);
+      evicted.push(entryId);
+    }
+    return evicted;
+  }
+
+  /**
+   * Re-anchors every SVID against a new bundle and returns the entry ids whose chain no longer leads
+   * to any of its authorities (the CA was rotated away): those need a new SVID. The costly signature
+   * check runs once per distinct issuer, not per SVID, since thousands of SVIDs share one CA.
+   */
+  reanchor(authorities: readonly Buffer[]): string[] {
+    const byFingerprint = new Map(authorities.map((der) => [fingerprint(der), der] as const));
+    const byIssuer = new Map<string, string | undefined>();
+    const lost: string[] = [];
+    for (const svid of this.items.values()) {
+      if (svid.anchor !== undefined && byFingerprint.has(svid.anchor)) continue;
+      if (!byIssuer.has(svid.topIssuer)) byIssuer.set(svid.topIssuer, findAnchor(svid.chain, authorities));
+      svid.anchor = byIssuer.get(svid.topIssuer);
+      if (svid.anchor === undefined) lost.push(svid.entryId);
+    }
+    return lost;
+  }
+}
+
+/**
+ * The fingerprint of the bundle authority `chain` ends at: one that is in the chain itself, or that
+ * issued (and signed) the chain's last certificate. Undefined when the bundle has no such authority.
+ */
+export function findAnchor(chain: readonly Buffer[], authorities: readonly Buffer[]): string | undefined {
+  for (const der of authorities) {
+    if (chain.some((c) => c.equals(der))) return fingerprint(der);
+  }
+  const top = new X509Certificate(chain[chain.length - 1]!);
+  for (const der of authorities) {
+    const authority = new X509Certificate(der);
+    if (top.checkIssued(authority) && top.verify(authority.publicKey)) return fingerprint(der);
+  }
+  return undefined;
+}
+
+/** The issuer of the chain's last certificate, which is what a bundle authority must match. */
+export function topIssuerOf(chain: readonly Buffer[]): string {
+  return new X509Certificate(chain[chain.length - 1]!).issuer;
+}
+
+function fingerprint(der: Buffer): string {
+  return createHash('sha256').update(der).digest('hex');
+}
