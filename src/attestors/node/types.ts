@@ -1,8 +1,9 @@
 // Node attestation plugins: a server half that judges evidence and an agent half that produces it.
 // Challenge-response attestors (x509pop) converse through `challenge`; single-shot ones never call it.
 // A plugin knows nothing of gRPC or the datastore: what it needs is passed in as narrow interfaces.
-import type { Selector } from '../../spiffe/selector.js';
+
 import type { TrustDomain } from '../../spiffe/id.js';
+import type { Selector } from '../../spiffe/selector.js';
 
 export interface NodeAttestation {
   /** Path of the agent's SPIFFE ID in the trust domain, e.g. `/sigil/agent/join_token/<token>`. */

@@ -1,0 +1,64 @@
+// join_token, server half: a single-use, expiring secret minted by an operator. The datastore consumes
+// it atomically, so of two agents racing with one token exactly one attests. The token is a secret
+// until used: no message here ever contains it.
+import { isSigilError, SigilError } from '../../../spiffe/errors.js';
+import { ConfigCheck } from '../config-check.js';
+import type {
+  JoinTokenConsumer,
+  NodeAttestation,
+  NodeAttestContext,
+  NodeAttestorServer,
+  NodeAttestorServerDeps,
+} from '../types.js';
+import { isJoinTokenShape, JOIN_TOKEN_ATTESTOR } from './token.js';
+
+/** The token travels as the whole payload; anything this long is not a token. */
+const MAX_PAYLOAD_BYTES = 1024;
+
+/** Builds the server half; it takes no settings, so any key in `rawConfig` is an error. */
+export function createJoinTokenServer(
+  rawConfig: unknown,
+  deps: NodeAttestorServerDeps,
+  field = `node_attestors.${JOIN_TOKEN_ATTESTOR}`,
+): NodeAttestorServer {
+  const check = new ConfigCheck(field);
+  check.mapping(field, rawConfig, [], true);
+  check.finish();
+  return new JoinTokenServer(deps.joinTokens);
+}
+
+class JoinTokenServer implements NodeAttestorServer {
+  readonly name = JOIN_TOKEN_ATTESTOR;
+
+  constructor(private readonly tokens: JoinTokenConsumer) {}
+
+  async attest(payload: Buffer, context: NodeAttestContext): Promise<NodeAttestation> {
+    if (payload.length > MAX_PAYLOAD_BYTES) throw refuse('payload is too large to be a join token', 'size');
+    const token = payload.toString('utf8');
+    // Shape first: garbage never reaches the store, and the token is safe to use as a path segment.
+    if (!isJoinTokenShape(token)) throw refuse('payload is not a well-formed join token', 'shape');
+    context.signal.throwIfAborted();
+    let consumed: { readonly spiffeId: string | null };
+    try {
+      consumed = await this.tokens.consumeJoinToken(token, context.nowMs);
+    } catch (err) {
+      if (isSigilError(err, 'ERR_TOKEN_NOT_FOUND')) {
+        throw refuse('join token is unknown or already used', 'unknown', err);
+      }
+      if (isSigilError(err, 'ERR_TOKEN_EXPIRED')) throw refuse('join token expired', 'expired', err);
+      throw err;
+    }
+    return Object.freeze({
+      agentPath: `/sigil/agent/join_token/${token}`,
+      // As SPIRE: the token names the agent, it says nothing about the node to select on.
+      selectors: Object.freeze([]),
+      // The token is gone once used; an agent that loses its SVID needs a new one.
+      canReattest: false,
+      aliases: Object.freeze(consumed.spiffeId === null ? [] : [consumed.spiffeId]),
+    });
+  }
+}
+
+function refuse(rule: string, reason: string, cause?: unknown): SigilError {
+  return new SigilError('ERR_PERMISSION_DENIED', `join_token: ${rule}`, { reason, cause });
+}
