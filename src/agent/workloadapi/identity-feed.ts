@@ -37,7 +37,11 @@ export interface IdentityFeed {
    */
   watch(selectors: readonly Selector[], signal: AbortSignal): AsyncIterable<WorkloadIdentity>;
   /** JWT-SVIDs for the workload's identities (or only `spiffeId`), minted or from cache. */
-  fetchJwtSvids(selectors: readonly Selector[], audience: readonly string[], spiffeId?: string): Promise<WorkloadJwtSvid[]>;
+  fetchJwtSvids(
+    selectors: readonly Selector[],
+    audience: readonly string[],
+    spiffeId?: string,
+  ): Promise<WorkloadJwtSvid[]>;
   /** All bundles known to the agent (own + federated) by trust domain name, for ValidateJWTSVID. */
   bundles(): ReadonlyMap<string, TrustBundle>;
 }

@@ -1,0 +1,321 @@
+// The five SpiffeWorkloadAPI RPCs (spiffe-facts.md §5.3), after SPIRE's agent handler: check the
+// security header, attest the caller from the kernel's peer credentials, then answer from the
+// IdentityFeed. Streams send the complete state at once and on every change; an update with no SVID
+// ends the stream with PERMISSION_DENIED (redaction). Refusals are logged with pid, uid and reason;
+// keys and tokens never reach a log line. WIT RPCs answer UNIMPLEMENTED (optional profile).
+import type { KeyObject } from 'node:crypto';
+import {
+  type handleUnaryCall,
+  type Metadata,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type sendUnaryData,
+  status,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import type { PeerCred } from '../../attestors/workload/types.js';
+import {
+  type JwtSvidRequestMessage,
+  type JwtSvidResponseMessage,
+  SECURITY_HEADER,
+  SECURITY_HEADER_VALUE,
+  toStruct,
+  type ValidateJwtSvidRequestMessage,
+  type ValidateJwtSvidResponseMessage,
+  workloadServiceDefinition,
+  type X509SvidResponseMessage,
+} from '../../sdk/index.js';
+import { concatX509Authorities, encodeJwtJwks, type TrustBundle } from '../../spiffe/bundle.js';
+import { type Clock, systemClock } from '../../spiffe/clock.js';
+import { isSigilError, SigilError, type SigilErrorCode } from '../../spiffe/errors.js';
+import { parseSpiffeId } from '../../spiffe/id.js';
+import { validateJwtSvid } from '../../spiffe/jwt-svid.js';
+import { exportPkcs8Der } from '../../spiffe/keys.js';
+import type { Selector } from '../../spiffe/selector.js';
+import type { CallerAttestor, IdentityFeed, WorkloadIdentity } from './identity-feed.js';
+
+/** The caller of one call as the server saw it at accept time, with its PID-reuse guard. */
+export interface CallerProcess {
+  readonly cred: PeerCred;
+  isSameProcess(): boolean;
+}
+
+export interface WorkloadApiLogger {
+  debug(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export interface WorkloadApiHandlerDeps {
+  feed: IdentityFeed;
+  attestor: CallerAttestor;
+  /** The process behind a call; undefined when the call did not come through our listener. */
+  callerOf(call: { getPeer(): string }): CallerProcess | undefined;
+  logger: WorkloadApiLogger;
+  /** For ValidateJWTSVID expiry checks. Defaults to the system clock. */
+  clock?: Clock;
+}
+
+interface Caller {
+  readonly cred: PeerCred;
+  readonly selectors: readonly Selector[];
+}
+
+/** SigilError code → gRPC status: the one table for this edge. Unlisted codes are internal faults. */
+const STATUS_OF: Partial<Record<SigilErrorCode, status>> = {
+  ERR_INPUT_INVALID: status.INVALID_ARGUMENT,
+  ERR_SPIFFE_ID_INVALID: status.INVALID_ARGUMENT,
+  ERR_JWT_INVALID: status.INVALID_ARGUMENT,
+  ERR_JWT_EXPIRED: status.INVALID_ARGUMENT,
+  ERR_JWT_AUDIENCE: status.INVALID_ARGUMENT,
+  ERR_JWT_ALG: status.INVALID_ARGUMENT,
+  ERR_JWT_KEY_NOT_FOUND: status.INVALID_ARGUMENT,
+  ERR_JWT_SIGNATURE: status.INVALID_ARGUMENT,
+  ERR_BUNDLE_NOT_FOUND: status.INVALID_ARGUMENT,
+  ERR_PERMISSION_DENIED: status.PERMISSION_DENIED,
+  ERR_UNAVAILABLE: status.UNAVAILABLE,
+  ERR_NOT_IMPLEMENTED: status.UNIMPLEMENTED,
+};
+
+const NO_IDENTITY = 'no identity issued';
+
+type AnyCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;
+
+/** Handlers for `grpcServer.addService(workloadServiceDefinition(), …)`. */
+export function createWorkloadApiHandlers(deps: WorkloadApiHandlerDeps): UntypedServiceImplementation {
+  const clock = deps.clock ?? systemClock;
+  const { feed, logger } = deps;
+  const definition = workloadServiceDefinition();
+  const pkcs8Cache = new WeakMap<KeyObject, Buffer>();
+
+  /** Header check and attestation, in SPIRE's middleware order. Throws refusals. */
+  async function admit(call: AnyCall, signal: AbortSignal): Promise<Caller> {
+    checkSecurityHeader(call.metadata);
+    const peer = deps.callerOf(call);
+    if (!peer) {
+      throw new SigilError('ERR_UNAVAILABLE', 'workload attestation failed', { reason: 'caller unknown' });
+    }
+    let selectors: Selector[];
+    try {
+      selectors = await deps.attestor.attest(peer.cred, signal);
+    } catch (err) {
+      throw new SigilError('ERR_UNAVAILABLE', 'workload attestation failed', {
+        reason: `attestor: ${isSigilError(err) || err instanceof Error ? err.message : String(err)}`,
+        cause: err,
+      });
+    }
+    // Attestation read /proc/<pid>: only if that PID still names the process that connected do the
+    // selectors describe the caller (SPIRE peertracker's rule).
+    if (!peer.isSameProcess()) {
+      throw new SigilError('ERR_UNAVAILABLE', 'workload attestation failed', {
+        reason: 'caller exited during attestation (its pid may be reused)',
+      });
+    }
+    return { cred: peer.cred, selectors };
+  }
+
+  function refuse(
+    method: string,
+    cred: PeerCred | undefined,
+    err: unknown,
+  ): { code: status; details: string } {
+    const known = isSigilError(err) ? STATUS_OF[err.code] : undefined;
+    const fields = { method, pid: cred?.pid, uid: cred?.uid };
+    if (known === undefined) {
+      logger.error(
+        { ...fields, err: err instanceof Error ? err.message : String(err) },
+        'Workload API request failed',
+      );
+      return { code: status.UNAVAILABLE, details: 'internal error' };
+    }
+    const e = err as SigilError;
+    logger.warn(
+      { ...fields, code: status[known], reason: e.reason ?? e.message },
+      'Workload API request refused',
+    );
+    return { code: known, details: e.message };
+  }
+
+  /** Runs a streaming RPC: admit, then write what `render` makes of each identity update. */
+  function stream(
+    method: string,
+    render: (identity: WorkloadIdentity) => object,
+    options: { dedupe: boolean; serialize: (message: object) => Buffer },
+  ) {
+    return async (call: ServerWritableStream<unknown, unknown>) => {
+      const controller = new AbortController();
+      call.on('cancelled', () => controller.abort());
+      let caller: Caller | undefined;
+      try {
+        caller = await admit(call, controller.signal);
+        logger.debug({ method, pid: caller.cred.pid, uid: caller.cred.uid }, 'Workload API stream opened');
+        let previous: Buffer | undefined;
+        for await (const identity of feed.watch(caller.selectors, controller.signal)) {
+          // Redaction as much as "never had one": the workload must drop what it holds.
+          if (identity.svids.length === 0) throw new SigilError('ERR_PERMISSION_DENIED', NO_IDENTITY);
+          const message = render(identity);
+          if (options.dedupe) {
+            const bytes = options.serialize(message);
+            if (previous?.equals(bytes)) continue;
+            previous = bytes;
+          }
+          call.write(message);
+        }
+        if (!controller.signal.aborted) {
+          throw new SigilError('ERR_UNAVAILABLE', 'identity feed closed; reconnect', {
+            reason: 'feed ended',
+          });
+        }
+      } catch (err) {
+        if (!controller.signal.aborted)
+          call.emit('error', refuse(method, caller?.cred ?? callerCred(call), err));
+      } finally {
+        controller.abort();
+      }
+    };
+  }
+
+  function unary<Req, Res>(
+    method: string,
+    answer: (request: Req, caller: Caller) => Promise<Res>,
+  ): handleUnaryCall<Req, Res> {
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+      const controller = new AbortController();
+      call.on('cancelled', () => controller.abort());
+      let caller: Caller | undefined;
+      admit(call as AnyCall, controller.signal)
+        .then((admitted) => {
+          caller = admitted;
+          return answer(call.request, admitted);
+        })
+        .then(
+          (response) => callback(null, response),
+          (err: unknown) => callback(refuse(method, caller?.cred ?? callerCred(call as AnyCall), err)),
+        );
+    };
+  }
+
+  function callerCred(call: AnyCall): PeerCred | undefined {
+    return deps.callerOf(call)?.cred;
+  }
+
+  function x509SvidResponse(identity: WorkloadIdentity): X509SvidResponseMessage {
+    return {
+      svids: identity.svids.map((svid) => ({
+        spiffe_id: svid.spiffeId,
+        x509_svid: Buffer.concat(svid.chain),
+        x509_svid_key: pkcs8Of(svid.key),
+        bundle: concatX509Authorities(identity.bundle),
+        hint: svid.hint,
+      })),
+      crl: [],
+      federated_bundles: bundleMap(identity.federatedBundles.values(), concatX509Authorities),
+    };
+  }
+
+  function pkcs8Of(key: KeyObject): Buffer {
+    let der = pkcs8Cache.get(key);
+    if (!der) {
+      der = exportPkcs8Der(key);
+      pkcs8Cache.set(key, der);
+    }
+    return der;
+  }
+
+  const unimplemented = (method: string) => (call: ServerWritableStream<unknown, unknown>) => {
+    try {
+      checkSecurityHeader(call.metadata);
+      throw new SigilError(
+        'ERR_NOT_IMPLEMENTED',
+        `${method} is not implemented (WIT-SVID profile unsupported)`,
+      );
+    } catch (err) {
+      call.emit('error', refuse(method, callerCred(call), err));
+    }
+  };
+
+  return {
+    FetchX509SVID: stream('FetchX509SVID', x509SvidResponse, {
+      dedupe: false,
+      serialize: definition.FetchX509SVID.responseSerialize,
+    }),
+    FetchX509Bundles: stream(
+      'FetchX509Bundles',
+      (identity) => ({ crl: [], bundles: bundleMap(allBundles(identity), concatX509Authorities) }),
+      { dedupe: true, serialize: definition.FetchX509Bundles.responseSerialize },
+    ),
+    FetchJWTBundles: stream(
+      'FetchJWTBundles',
+      (identity) => ({ bundles: bundleMap(allBundles(identity), (b) => Buffer.from(encodeJwtJwks(b))) }),
+      { dedupe: true, serialize: definition.FetchJWTBundles.responseSerialize },
+    ),
+    FetchJWTSVID: unary<JwtSvidRequestMessage, JwtSvidResponseMessage>(
+      'FetchJWTSVID',
+      async (request, caller) => {
+        if (request.audience.length === 0) throw invalid('audience must be specified');
+        if (request.audience.some((a) => a === '')) throw invalid('audience must not contain empty values');
+        let wanted: string | undefined;
+        if (request.spiffe_id !== '') {
+          try {
+            wanted = parseSpiffeId(request.spiffe_id).toString();
+          } catch (err) {
+            throw invalid(`invalid requested SPIFFE ID: ${(err as Error).message}`);
+          }
+        }
+        const svids = await feed.fetchJwtSvids(caller.selectors, request.audience, wanted);
+        // The feed decides entitlement; filtering again keeps a lax feed from handing out others' IDs.
+        const chosen = wanted === undefined ? svids : svids.filter((s) => s.spiffeId === wanted);
+        if (chosen.length === 0) throw new SigilError('ERR_PERMISSION_DENIED', NO_IDENTITY);
+        return { svids: chosen.map((s) => ({ spiffe_id: s.spiffeId, svid: s.token, hint: s.hint })) };
+      },
+    ),
+    ValidateJWTSVID: unary<ValidateJwtSvidRequestMessage, ValidateJwtSvidResponseMessage>(
+      'ValidateJWTSVID',
+      async (request) => {
+        if (request.audience === '') throw invalid('audience must be specified');
+        if (request.svid === '') throw invalid('svid must be specified');
+        const bundles = feed.bundles();
+        const validated = validateJwtSvid(request.svid, {
+          audience: request.audience,
+          bundleFor: (td) => bundles.get(td.name),
+          nowMs: clock.nowMs(),
+        });
+        // SPIRE reports `aud` as a list even when the token carries a single string.
+        const claims = { ...validated.claims, aud: [...validated.audience] };
+        return { spiffe_id: validated.spiffeId.toString(), claims: toStruct(claims) };
+      },
+    ),
+    FetchWITSVID: unimplemented('FetchWITSVID'),
+    FetchWITBundles: unimplemented('FetchWITBundles'),
+  };
+}
+
+/** Exactly one value, exactly "true" (SPIRE's rule); anything else is a request we must not serve. */
+function checkSecurityHeader(metadata: Metadata): void {
+  const values = metadata.get(SECURITY_HEADER);
+  if (values.length !== 1 || values[0] !== SECURITY_HEADER_VALUE) {
+    throw new SigilError('ERR_INPUT_INVALID', 'security header missing from request', {
+      reason: 'security header',
+    });
+  }
+}
+
+function allBundles(identity: WorkloadIdentity): TrustBundle[] {
+  return [identity.bundle, ...identity.federatedBundles.values()];
+}
+
+/** `{ "spiffe://td": bytes }` in trust-domain order, so equal states serialize to equal bytes. */
+function bundleMap(
+  bundles: Iterable<TrustBundle>,
+  encode: (b: TrustBundle) => Buffer,
+): Record<string, Buffer> {
+  const sorted = [...bundles].sort((a, b) => (a.trustDomain.name < b.trustDomain.name ? -1 : 1));
+  const out: Record<string, Buffer> = {};
+  for (const bundle of sorted) out[bundle.trustDomain.idString] = encode(bundle);
+  return out;
+}
+
+function invalid(message: string): SigilError {
+  return new SigilError('ERR_INPUT_INVALID', message);
+}
