@@ -18,9 +18,8 @@ export interface Authorization {
   readonly enteredAt: number;
 }
 
-/** Keeps the index's reverse maps (who holds an entry, who reaches an ID) in step with a view. */
+/** Keeps the index's reverse map (who reaches an ID) in step with a view. */
 export interface ReachTracker {
-  held(agentId: string, entryId: string, isHeld: boolean): void;
   reached(agentId: string, id: string, isReached: boolean): void;
 }
 
@@ -83,7 +82,7 @@ export class AgentView {
     const held = new Map<string, Authorization>();
     const frontier: string[] = [];
     for (const root of this.roots()) {
-      reached.set(root, Object.freeze([root]));
+      reached.set(root, [root]);
       frontier.push(root);
     }
     walk(graph, frontier, reached, held, (entry, via) => ({
@@ -93,14 +92,12 @@ export class AgentView {
     }));
     for (const [id, old] of this.held) {
       if (held.has(id)) continue;
-      change.tracker.held(this.id, id, false);
       this.log.left(id, change.revision);
       change.delta.delete(old.entry.id);
     }
     for (const [id, now] of held) {
       const old = this.held.get(id);
       if (old === undefined) {
-        change.tracker.held(this.id, id, true);
         this.log.entered(id);
       }
       if (old?.entry !== now.entry) change.delta.upsert(now.entry);
@@ -114,7 +111,7 @@ export class AgentView {
   /** Adds a root and everything under it; a no-op for an ID already reached. */
   addRoot(graph: EntryGraph, root: string, change: ViewChange): void {
     if (this.reached.has(root)) return;
-    this.reach(root, Object.freeze([root]), change);
+    this.reach(root, [root], change);
     this.extend(graph, [root], change);
   }
 
@@ -124,7 +121,7 @@ export class AgentView {
     if (via === undefined || this.held.has(entry.id)) return;
     this.hold(entry, via, change);
     if (this.reached.has(entry.spiffeId)) return;
-    this.reach(entry.spiffeId, Object.freeze([...via, entry.spiffeId]), change);
+    this.reach(entry.spiffeId, [...via, entry.spiffeId], change);
     this.extend(graph, [entry.spiffeId], change);
   }
 
@@ -139,7 +136,6 @@ export class AgentView {
   /** Drops everything (eviction): the delta deletes every held entry. */
   clear(change: ViewChange): void {
     for (const id of this.held.keys()) {
-      change.tracker.held(this.id, id, false);
       change.delta.delete(id);
     }
     for (const id of this.reached.keys()) change.tracker.reached(this.id, id, false);
@@ -154,7 +150,6 @@ export class AgentView {
       this.reached,
       this.held,
       (entry, via) => {
-        change.tracker.held(this.id, entry.id, true);
         this.log.entered(entry.id);
         change.delta.upsert(entry);
         return { entry, via, enteredAt: change.revision };
@@ -165,7 +160,6 @@ export class AgentView {
 
   private hold(entry: RegistrationEntry, via: readonly string[], change: ViewChange): void {
     this.held.set(entry.id, { entry, via, enteredAt: change.revision });
-    change.tracker.held(this.id, entry.id, true);
     this.log.entered(entry.id);
     change.delta.upsert(entry);
   }
@@ -196,7 +190,7 @@ function walk(
       if (held.has(child.id)) continue;
       held.set(child.id, authorize(child, via));
       if (reached.has(child.spiffeId)) continue;
-      reached.set(child.spiffeId, Object.freeze([...via, child.spiffeId]));
+      reached.set(child.spiffeId, [...via, child.spiffeId]);
       onReached?.(child.spiffeId);
       frontier.push(child.spiffeId);
     }

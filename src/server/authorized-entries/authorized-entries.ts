@@ -111,14 +111,15 @@ export class AuthorizedEntries {
     const aliasChanged = previous === undefined || isStructural || !sameSelectors(previous, entry);
     if (aliasChanged) this.refreshNodeAliases([previous, entry], rebuild, gainedRoots);
     if (previous !== undefined && isStructural) {
-      for (const agentId of this.reverse.holdersOf(previous.id)) rebuild.add(agentId);
+      for (const agentId of this.reverse.reachersOf(previous.parentId)) rebuild.add(agentId);
     }
     for (const agentId of rebuild) this.agents.get(agentId)!.rebuild(this.graph, write.changeFor(agentId));
     for (const [agentId, roots] of gainedRoots) {
       if (rebuild.has(agentId)) continue;
       for (const root of roots) this.agents.get(agentId)!.addRoot(this.graph, root, write.changeFor(agentId));
     }
-    const touched = isStructural ? this.reverse.reachersOf(entry.parentId) : this.reverse.holdersOf(entry.id);
+    // Agents reaching the parent: they hold the entry now (or, if it is new or moved, will).
+    const touched = this.reverse.reachersOf(entry.parentId);
     for (const agentId of touched) {
       if (rebuild.has(agentId)) continue;
       const view = this.agents.get(agentId)!;
@@ -134,7 +135,7 @@ export class AuthorizedEntries {
     const previous = this.graph.remove(entry.id);
     if (previous === undefined) return;
     const write = this.beginWrite(revision);
-    const rebuild = new Set(this.reverse.holdersOf(previous.id));
+    const rebuild = new Set(this.reverse.reachersOf(previous.parentId));
     this.refreshNodeAliases([previous], rebuild, new Map());
     for (const agentId of rebuild) this.agents.get(agentId)!.rebuild(this.graph, write.changeFor(agentId));
     write.finish();
@@ -289,7 +290,7 @@ export class AuthorizedEntries {
       changeFor: (agentId: string): ViewChange => {
         let change = changes.get(agentId);
         if (change === undefined) {
-          change = { revision, tracker: this.reverse, delta: new DeltaBuilder() };
+          change = { revision, tracker: this.reverse, delta: new DeltaBuilder(this.listeners.has(agentId)) };
           changes.set(agentId, change);
         }
         return change;

@@ -65,19 +65,28 @@ export class AgentChangeLog {
 export class DeltaBuilder {
   private readonly upserted = new Map<string, RegistrationEntry>();
   private readonly deleted = new Set<string>();
+  private changed = false;
+
+  /** `isRecording` false: nobody listens, so only note that something changed (load builds 100,000). */
+  constructor(private readonly isRecording: boolean) {}
 
   upsert(entry: RegistrationEntry): void {
+    this.changed = true;
+    if (!this.isRecording) return;
     this.deleted.delete(entry.id);
     this.upserted.set(entry.id, entry);
   }
 
   delete(entryId: string): void {
+    this.changed = true;
+    if (!this.isRecording) return;
     this.upserted.delete(entryId);
     this.deleted.add(entryId);
   }
 
+  /** False once anything changed, even if it was not recorded. */
   get isEmpty(): boolean {
-    return this.upserted.size === 0 && this.deleted.size === 0;
+    return !this.changed;
   }
 
   build(revision: number): EntryDelta {

@@ -38,7 +38,7 @@ export class EntryGraph {
 
   /** Adds or replaces; returns the entry it replaced. */
   put(entry: RegistrationEntry): RegistrationEntry | undefined {
-    const previous = this.remove(entry.id);
+    const previous = this.entries.has(entry.id) ? this.remove(entry.id) : undefined;
     this.entries.set(entry.id, entry);
     let siblings = this.childrenByParent.get(entry.parentId);
     if (siblings === undefined) {

@@ -20,6 +20,10 @@ export class DeltaListeners {
     return () => this.remove(agentId, listener);
   }
 
+  has(agentId: string): boolean {
+    return this.byAgent.has(agentId);
+  }
+
   /** A listener that throws is removed (its stream is broken) and its error reported; the rest still run. */
   notify(agentId: string, delta: EntryDelta): void {
     for (const listener of [...(this.byAgent.get(agentId) ?? [])]) {
