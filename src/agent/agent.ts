@@ -45,8 +45,9 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   const random = () => randomInt(0, 2 ** 32) / 2 ** 32;
   const cleanups: Array<() => unknown> = [];
   const abort = new AbortController();
-  cleanups.push(() => abort.abort());
   const close = async () => {
+    // Stop the loops first; the cleanups below then await their ends.
+    abort.abort();
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   };
 

@@ -154,7 +154,11 @@ describe('builders', () => {
 
 describe('reader', () => {
   it('reads a TLV and walks a SEQUENCE', () => {
-    const seq = derSequence(derInteger(5), derOctetString(Buffer.from('beef', 'hex')), derSequence(derNull()));
+    const seq = derSequence(
+      derInteger(5),
+      derOctetString(Buffer.from('beef', 'hex')),
+      derSequence(derNull()),
+    );
     const outer = readTlv(seq);
     expect(outer).toEqual({ tag: 0x30, start: 0, valueStart: 2, end: seq.length });
     const children = readChildren(seq, outer);
@@ -208,7 +212,9 @@ describe('reader', () => {
     const readT = (b: Buffer) => readTime(b, readTlv(b));
     expect(derErrorOf(() => readT(tlv(DerTag.UTC_TIME, '2601010000Z')))).toContain('YYMMDDHHMMSSZ');
     expect(derErrorOf(() => readT(tlv(DerTag.UTC_TIME, '260230000000Z')))).toContain('not a real date');
-    expect(derErrorOf(() => readT(tlv(DerTag.GENERALIZED_TIME, '20260101000000.5Z')))).toContain('YYYYMMDDHHMMSSZ');
+    expect(derErrorOf(() => readT(tlv(DerTag.GENERALIZED_TIME, '20260101000000.5Z')))).toContain(
+      'YYYYMMDDHHMMSSZ',
+    );
     expect(derErrorOf(() => readT(derInteger(1)))).toContain('expected a time');
     expect(readT(tlv(DerTag.UTC_TIME, '500101000000Z'))).toBe(Date.UTC(1950, 0, 1));
     expect(readT(tlv(DerTag.UTC_TIME, '491231235959Z'))).toBe(Date.UTC(2049, 11, 31, 23, 59, 59));
@@ -245,7 +251,7 @@ describe('splitConcatenatedDer', () => {
         const list = picks.map((i) => certs[i]!);
         const split = splitConcatenatedDer(Buffer.concat(list));
         expect(split.length).toBe(list.length);
-        split.forEach((der, i) => expect(der.equals(list[i]!)).toBe(true));
+        for (const [i, der] of split.entries()) expect(der.equals(list[i]!)).toBe(true);
       }),
     );
   });
@@ -274,7 +280,9 @@ describe('splitConcatenatedDer', () => {
 
   it('rejects truncation, trailing garbage and non-SEQUENCE elements', () => {
     const joined = Buffer.concat(certs.slice(0, 2));
-    expect(derErrorOf(() => splitConcatenatedDer(joined.subarray(0, joined.length - 1)))).toContain('truncated');
+    expect(derErrorOf(() => splitConcatenatedDer(joined.subarray(0, joined.length - 1)))).toContain(
+      'truncated',
+    );
     expect(derErrorOf(() => splitConcatenatedDer(Buffer.concat([joined, Buffer.from([0x30])])))).toContain(
       'before its length',
     );

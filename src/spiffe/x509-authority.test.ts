@@ -1,20 +1,22 @@
 import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
-import { type KeyObject, createPublicKey, webcrypto } from 'node:crypto';
+import { createPublicKey, type KeyObject, webcrypto } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readChildren, readTlv } from './der.js';
-import { type SigilErrorCode, isSigilError } from './errors.js';
+import { isSigilError, type SigilErrorCode } from './errors.js';
 import { parseSpiffeId, parseTrustDomain } from './id.js';
-import { type KeyType, generateKey } from './keys.js';
+import { generateKey, type KeyType } from './keys.js';
 import { encodePem } from './pem.js';
 import { certificateMatchesKey, createCaCertificate, parseCaCertificate } from './x509-authority.js';
 import { describeCertificate, mintX509Svid, prepareIssuer, verifyX509Svid } from './x509-svid.js';
 
-const webCrypto = webcrypto as unknown as NonNullable<Parameters<typeof x509.X509CertificateGenerator.create>[1]>;
+const webCrypto = webcrypto as unknown as NonNullable<
+  Parameters<typeof x509.X509CertificateGenerator.create>[1]
+>;
 type CryptoKeyT = x509.X509CertificateCreateWithKeyParams['signingKey'];
 
 const NOW = Date.UTC(2026, 0, 15, 12, 0, 0);
@@ -28,7 +30,10 @@ interface Root {
 
 async function makeRoot(keyType: KeyType, notAfterMs = NOW + 365 * DAY): Promise<Root> {
   const key = generateKey(keyType);
-  return { der: await createCaCertificate({ trustDomain: TD, key, notBeforeMs: NOW - DAY, notAfterMs }), key };
+  return {
+    der: await createCaCertificate({ trustDomain: TD, key, notBeforeMs: NOW - DAY, notAfterMs }),
+    key,
+  };
 }
 
 async function rejects(promise: Promise<unknown>): Promise<{ code: SigilErrorCode; message: string }> {
@@ -56,7 +61,11 @@ let roots: Record<KeyType, Root>;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'sigil-x509-authority-'));
-  const [p256, p384, rsa] = await Promise.all([makeRoot('ec-p256'), makeRoot('ec-p384'), makeRoot('rsa-2048')]);
+  const [p256, p384, rsa] = await Promise.all([
+    makeRoot('ec-p256'),
+    makeRoot('ec-p384'),
+    makeRoot('rsa-2048'),
+  ]);
   roots = { 'ec-p256': p256, 'ec-p384': p384, 'rsa-2048': rsa };
 });
 
@@ -80,13 +89,15 @@ describe('createCaCertificate', () => {
     const serialHex = cert.serialNumber.toLowerCase();
     expect(cert.subject).toBe(`O=Sigil, 2.5.4.5=${serialHex}`);
     expect(cert.issuer).toBe(cert.subject);
-    expect(Buffer.from(cert.subjectName.toArrayBuffer()).equals(Buffer.from(cert.issuerName.toArrayBuffer()))).toBe(
-      true,
-    );
+    expect(
+      Buffer.from(cert.subjectName.toArrayBuffer()).equals(Buffer.from(cert.issuerName.toArrayBuffer())),
+    ).toBe(true);
     expect(cert.notBefore.getTime()).toBe(NOW - DAY);
     expect(cert.notAfter.getTime()).toBe(NOW + 365 * DAY);
     expect(signatureAlgorithmHex(der)).toBe(sigAlg);
-    expect(Buffer.from(cert.publicKey.rawData)).toEqual(createPublicKey(key).export({ type: 'spki', format: 'der' }));
+    expect(Buffer.from(cert.publicKey.rawData)).toEqual(
+      createPublicKey(key).export({ type: 'spki', format: 'der' }),
+    );
 
     const bc = cert.getExtension(x509.BasicConstraintsExtension)!;
     expect(bc.critical).toBe(true);
@@ -140,9 +151,9 @@ describe('createCaCertificate', () => {
     });
     const cert = new x509.X509Certificate(der);
     const rootCert = new x509.X509Certificate(root.der);
-    expect(Buffer.from(cert.issuerName.toArrayBuffer()).equals(Buffer.from(rootCert.subjectName.toArrayBuffer()))).toBe(
-      true,
-    );
+    expect(
+      Buffer.from(cert.issuerName.toArrayBuffer()).equals(Buffer.from(rootCert.subjectName.toArrayBuffer())),
+    ).toBe(true);
     expect(cert.getExtension(x509.AuthorityKeyIdentifierExtension)!.keyId).toBe(
       rootCert.getExtension(x509.SubjectKeyIdentifierExtension)!.keyId,
     );
@@ -199,10 +210,19 @@ describe('createCaCertificate', () => {
     );
     expect(capped.code).toBe('ERR_INPUT_INVALID');
     expect(capped.message).toContain("capped at the signer's notAfter");
-    expect((await rejects(createCaCertificate({ ...base, serial: Buffer.alloc(2) }))).code).toBe('ERR_INPUT_INVALID');
-    expect((await rejects(createCaCertificate({ ...base, key: createPublicKey(key) }))).code).toBe('ERR_KEY_INVALID');
+    expect((await rejects(createCaCertificate({ ...base, serial: Buffer.alloc(2) }))).code).toBe(
+      'ERR_INPUT_INVALID',
+    );
+    expect((await rejects(createCaCertificate({ ...base, key: createPublicKey(key) }))).code).toBe(
+      'ERR_KEY_INVALID',
+    );
     const leaf = mintX509Svid(
-      { spiffeId: parseSpiffeId('spiffe://example.org/w'), publicKey: key, notBeforeMs: NOW, notAfterMs: NOW + DAY },
+      {
+        spiffeId: parseSpiffeId('spiffe://example.org/w'),
+        publicKey: key,
+        notBeforeMs: NOW,
+        notAfterMs: NOW + DAY,
+      },
       prepareIssuer(roots['ec-p256'].der, roots['ec-p256'].key),
     );
     const notCa = await rejects(createCaCertificate({ ...base, signer: { certDer: leaf, key } }));
@@ -233,7 +253,10 @@ describe('parseCaCertificate', () => {
         notAfter: new Date(NOW + DAY),
         publicKey: createPublicKey(key).export({ type: 'spki', format: 'der' }),
         signingKey: privateKey,
-        signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } as x509.X509CertificateCreateWithKeyParams['signingAlgorithm'],
+        signingAlgorithm: {
+          name: 'ECDSA',
+          hash: 'SHA-256',
+        } as x509.X509CertificateCreateWithKeyParams['signingAlgorithm'],
         extensions,
       },
       webCrypto,
@@ -298,10 +321,14 @@ describe('parseCaCertificate', () => {
 
   it('rejects garbage, several certificates, and out-of-validity with nowMs', async () => {
     const { der } = roots['ec-p256'];
-    expect(throws(() => parseCaCertificate(Buffer.from('3003020101', 'hex'))).code).toBe('ERR_UPSTREAM_INVALID');
+    expect(throws(() => parseCaCertificate(Buffer.from('3003020101', 'hex'))).code).toBe(
+      'ERR_UPSTREAM_INVALID',
+    );
     expect(throws(() => parseCaCertificate('hello')).message).toContain('found 0');
     const two = encodePem('CERTIFICATE', der) + encodePem('CERTIFICATE', roots['ec-p384'].der);
-    expect(throws(() => parseCaCertificate(two)).message).toContain('exactly one PEM CERTIFICATE block, found 2');
+    expect(throws(() => parseCaCertificate(two)).message).toContain(
+      'exactly one PEM CERTIFICATE block, found 2',
+    );
     expect(parseCaCertificate(der, NOW).isCa).toBe(true);
     expect(throws(() => parseCaCertificate(der, NOW + 366 * DAY)).message).toContain('expired at');
     expect(throws(() => parseCaCertificate(der, NOW - 2 * DAY)).message).toContain('not valid until');
@@ -319,6 +346,8 @@ describe('certificateMatchesKey', () => {
   });
 
   it('throws for an unreadable certificate instead of calling it a mismatch', () => {
-    expect(throws(() => certificateMatchesKey(Buffer.from('00'), roots['ec-p256'].key)).code).toBe('ERR_DER_INVALID');
+    expect(throws(() => certificateMatchesKey(Buffer.from('00'), roots['ec-p256'].key)).code).toBe(
+      'ERR_DER_INVALID',
+    );
   });
 });

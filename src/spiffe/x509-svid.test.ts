@@ -1,11 +1,12 @@
 import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
 import {
-  type KeyObject,
-  X509Certificate as NodeX509Certificate,
   createHash,
   createPublicKey,
+  ECDH,
   generateKeyPairSync,
+  type KeyObject,
+  X509Certificate as NodeX509Certificate,
   sign,
   webcrypto,
 } from 'node:crypto';
@@ -26,23 +27,25 @@ import {
   readTlv,
   tlvValue,
 } from './der.js';
-import { type SigilErrorCode, isSigilError, quote } from './errors.js';
-import { type TrustDomain, parseSpiffeId, parseTrustDomain } from './id.js';
-import { type KeyType, generateKey } from './keys.js';
+import { isSigilError, quote, type SigilErrorCode } from './errors.js';
+import { parseSpiffeId, parseTrustDomain, type TrustDomain } from './id.js';
+import { generateKey, type KeyType } from './keys.js';
 import { encodePem } from './pem.js';
 import { createCaCertificate } from './x509-authority.js';
 import {
-  type MintX509SvidParams,
-  type X509Issuer,
   checkDnsName,
   describeCertificate,
+  type MintX509SvidParams,
   mintX509Svid,
   parseCsr,
   prepareIssuer,
   verifyX509Svid,
+  type X509Issuer,
 } from './x509-svid.js';
 
-const webCrypto = webcrypto as unknown as NonNullable<Parameters<typeof x509.X509CertificateGenerator.create>[1]>;
+const webCrypto = webcrypto as unknown as NonNullable<
+  Parameters<typeof x509.X509CertificateGenerator.create>[1]
+>;
 type CryptoKeyT = x509.X509CertificateCreateWithKeyParams['signingKey'];
 
 const NOW = Date.UTC(2026, 0, 15, 12, 0, 0);
@@ -134,7 +137,9 @@ async function peculiarLeaf(
     new x509.AuthorityKeyIdentifierExtension(ca.issuer.subjectKeyId.toString('hex')),
   ];
   if (opts.withSan ?? true) {
-    extensions.push(new x509.SubjectAlternativeNameExtension(opts.uris.map((value) => ({ type: 'url', value }))));
+    extensions.push(
+      new x509.SubjectAlternativeNameExtension(opts.uris.map((value) => ({ type: 'url', value }))),
+    );
   }
   const cert = await x509.X509CertificateGenerator.create(
     {
@@ -145,7 +150,10 @@ async function peculiarLeaf(
       notAfter: new Date(NOW + HOUR),
       publicKey: createPublicKey(generateKey('ec-p256')).export({ type: 'spki', format: 'der' }),
       signingKey: await toCryptoKey(ca.key, 'sign'),
-      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } as x509.X509CertificateCreateWithKeyParams['signingAlgorithm'],
+      signingAlgorithm: {
+        name: 'ECDSA',
+        hash: 'SHA-256',
+      } as x509.X509CertificateCreateWithKeyParams['signingAlgorithm'],
       extensions,
     },
     webCrypto,
@@ -216,7 +224,9 @@ describe('mintX509Svid content', () => {
     const ku = cert.getExtension(x509.KeyUsagesExtension)!;
     expect(ku.critical).toBe(true);
     expect(ku.usages).toBe(
-      x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment | x509.KeyUsageFlags.keyAgreement,
+      x509.KeyUsageFlags.digitalSignature |
+        x509.KeyUsageFlags.keyEncipherment |
+        x509.KeyUsageFlags.keyAgreement,
     );
     expect(Buffer.from(ku.value).toString('hex')).toBe('030203a8');
 
@@ -301,9 +311,9 @@ describe('mintX509Svid content', () => {
       const parts = readChildren(der, readTlv(der));
       expect(der.subarray(parts[1]!.start, parts[1]!.end).toString('hex')).toBe(oidHex);
       const caCert = new x509.X509Certificate(ca.der);
-      expect(await new x509.X509Certificate(der).verify({ publicKey: caCert, signatureOnly: true }, webCrypto)).toBe(
-        true,
-      );
+      expect(
+        await new x509.X509Certificate(der).verify({ publicKey: caCert, signatureOnly: true }, webCrypto),
+      ).toBe(true);
     }
   });
 
@@ -339,10 +349,14 @@ describe('mintX509Svid content', () => {
     const capped = mintLeaf(p256, { notAfterMs: NOW + 365 * DAY });
     expect(describeCertificate(capped).notAfterMs).toBe(p256.issuer.notAfterMs);
     expect(describeCertificate(capped).notAfterMs).toBe(describeCertificate(p256.der).notAfterMs);
-    const err = codeOf(() => mintLeaf(p256, { notBeforeMs: p256.issuer.notAfterMs, notAfterMs: NOW + 400 * DAY }));
+    const err = codeOf(() =>
+      mintLeaf(p256, { notBeforeMs: p256.issuer.notAfterMs, notAfterMs: NOW + 400 * DAY }),
+    );
     expect(err.code).toBe('ERR_X509_SVID_INVALID');
     expect(err.message).toContain("capped at the issuer's");
-    expect(codeOf(() => mintLeaf(p256, { notBeforeMs: NOW, notAfterMs: NOW })).code).toBe('ERR_X509_SVID_INVALID');
+    expect(codeOf(() => mintLeaf(p256, { notBeforeMs: NOW, notAfterMs: NOW })).code).toBe(
+      'ERR_X509_SVID_INVALID',
+    );
     expect(codeOf(() => mintLeaf(p256, { notAfterMs: Number.NaN })).code).toBe('ERR_X509_SVID_INVALID');
   });
 
@@ -383,7 +397,9 @@ describe('mintX509Svid content', () => {
     for (const name of ['*.example.org', 'localhost', 'A-1.Example', 'x', `${'a'.repeat(63)}.org`]) {
       expect(() => checkDnsName(name)).not.toThrow();
     }
-    expect(codeOf(() => checkDnsName('bad_name', 'entry.dns_names[0]')).message).toMatch(/^entry\.dns_names\[0\]:/);
+    expect(codeOf(() => checkDnsName('bad_name', 'entry.dns_names[0]')).message).toMatch(
+      /^entry\.dns_names\[0\]:/,
+    );
   });
 });
 
@@ -392,7 +408,9 @@ describe('prepareIssuer', () => {
     const ca = new x509.X509Certificate(p384.der);
     expect(p384.issuer.keyType).toBe('ec-p384');
     expect(p384.issuer.notAfterMs).toBe(ca.notAfter.getTime());
-    expect(p384.issuer.subjectKeyId.toString('hex')).toBe(ca.getExtension(x509.SubjectKeyIdentifierExtension)!.keyId);
+    expect(p384.issuer.subjectKeyId.toString('hex')).toBe(
+      ca.getExtension(x509.SubjectKeyIdentifierExtension)!.keyId,
+    );
     expect(p384.issuer.issuerNameDer.equals(Buffer.from(ca.subjectName.toArrayBuffer()))).toBe(true);
   });
 
@@ -423,7 +441,9 @@ describe('openssl interop', () => {
     expect(out).toContain('Signature Algorithm: ecdsa-with-SHA384');
     expect(out).toMatch(/X509v3 Key Usage: critical\s+Digital Signature, Key Encipherment, Key Agreement/);
     expect(out).toMatch(/X509v3 Basic Constraints: critical\s+CA:FALSE/);
-    expect(out).toMatch(/X509v3 Extended Key Usage: \s*TLS Web Server Authentication, TLS Web Client Authentication/);
+    expect(out).toMatch(
+      /X509v3 Extended Key Usage: \s*TLS Web Server Authentication, TLS Web Client Authentication/,
+    );
     expect(out).toContain('URI:spiffe://example.org/web, DNS:web.example.org');
     expect(out).toContain('Subject: O = Sigil, CN = web.example.org');
   });
@@ -485,18 +505,32 @@ describe('parseCsr', () => {
     const keyFile = path.join(dir, `${name}.key.pem`);
     writeFileSync(keyFile, key.export({ type: 'pkcs8', format: 'pem' }));
     const out = path.join(dir, `${name}.csr`);
-    const { status, out: log } = openssl(['req', '-new', '-key', keyFile, '-subj', '/O=x', '-outform', form, '-out', out]);
+    const { status, out: log } = openssl([
+      'req',
+      '-new',
+      '-key',
+      keyFile,
+      '-subj',
+      '/O=x',
+      '-outform',
+      form,
+      '-out',
+      out,
+    ]);
     expect(status, log).toBe(0);
     return readFileSync(out);
   }
 
   /** A hand-built CSR, so tests can get exactly one thing wrong while keeping a valid signature. */
-  function handCsr(key: KeyObject, opts: { version?: number; algOid?: string; hash?: string } = {}): Buffer {
+  function handCsr(
+    key: KeyObject,
+    opts: { version?: number; algOid?: string; hash?: string; spki?: Buffer } = {},
+  ): Buffer {
     const isRsa = key.asymmetricKeyType === 'rsa';
     const info = derSequence(
       derInteger(opts.version ?? 0),
       derSequence(derSet(derSequence(derOid('2.5.4.10'), derUtf8String('x')))),
-      createPublicKey(key).export({ type: 'spki', format: 'der' }),
+      opts.spki ?? createPublicKey(key).export({ type: 'spki', format: 'der' }),
       derContext(0, true),
     );
     const algOid = opts.algOid ?? (isRsa ? '1.2.840.113549.1.1.11' : '1.2.840.10045.4.3.2');
@@ -504,15 +538,18 @@ describe('parseCsr', () => {
     return derSequence(info, derSequence(derOid(algOid)), derBitString(signature));
   }
 
-  it.each(['ec-p256', 'ec-p384', 'rsa-2048'] as const)('accepts a %s CSR made by @peculiar/x509, DER and PEM', async (kt) => {
-    const { der, pem, spki } = await peculiarCsr(kt);
-    for (const input of [der, pem, Buffer.from(pem)]) {
-      const parsed = parseCsr(input);
-      expect(parsed.keyType).toBe(kt);
-      expect(parsed.spkiDer.equals(spki)).toBe(true);
-      expect(parsed.publicKey.export({ type: 'spki', format: 'der' }).equals(spki)).toBe(true);
-    }
-  });
+  it.each(['ec-p256', 'ec-p384', 'rsa-2048'] as const)(
+    'accepts a %s CSR made by @peculiar/x509, DER and PEM',
+    async (kt) => {
+      const { der, pem, spki } = await peculiarCsr(kt);
+      for (const input of [der, pem, Buffer.from(pem)]) {
+        const parsed = parseCsr(input);
+        expect(parsed.keyType).toBe(kt);
+        expect(parsed.spkiDer.equals(spki)).toBe(true);
+        expect(parsed.publicKey.export({ type: 'spki', format: 'der' }).equals(spki)).toBe(true);
+      }
+    },
+  );
 
   it.each(['ec-p256', 'rsa-2048'] as const)('accepts a %s CSR made by openssl req', (kt) => {
     const key = generateKey(kt);
@@ -525,6 +562,44 @@ describe('parseCsr', () => {
     const pem = opensslCsr(key, `openssl-${kt}-pem`, 'PEM').toString('utf8');
     expect(pem).toContain('-----BEGIN CERTIFICATE REQUEST-----');
     expect(parseCsr(pem).spkiDer.equals(spki)).toBe(true);
+  });
+
+  it('accepts a compressed EC point (the general DER import path) and refuses an off-curve point', () => {
+    const key = generateKey('ec-p256');
+    const canonical = createPublicKey(key).export({ type: 'spki', format: 'der' });
+    const point = canonical.subarray(canonical.length - 65);
+    const compressedPoint = ECDH.convertKey(
+      point,
+      'prime256v1',
+      undefined,
+      undefined,
+      'compressed',
+    ) as Buffer;
+    const compressed = Buffer.concat([
+      Buffer.from('3039301306072a8648ce3d020106082a8648ce3d030107032200', 'hex'),
+      compressedPoint,
+    ]);
+    const parsed = parseCsr(handCsr(key, { spki: compressed }));
+    expect(parsed.keyType).toBe('ec-p256');
+    expect(parsed.spkiDer.equals(compressed)).toBe(true);
+    // OpenSSL keeps the compressed form on export, so compare the points as JWK coordinates.
+    expect(parsed.publicKey.export({ format: 'jwk' })).toEqual(
+      createPublicKey(key).export({ format: 'jwk' }),
+    );
+
+    const offCurve = Buffer.from(canonical);
+    offCurve[offCurve.length - 1]! ^= 0x01;
+    const err = csrFailure(handCsr(key, { spki: offCurve }));
+    expect(err.reason).toBe('key');
+    expect(err.message).toContain('not a readable SubjectPublicKeyInfo');
+  });
+
+  it('reads RSA keys of other sizes through the same checks', () => {
+    const key = generateKeyPairSync('rsa', { modulusLength: 3072 }).privateKey;
+    const parsed = parseCsr(handCsr(key));
+    expect(parsed.keyType).toBe('rsa-2048');
+    expect(parsed.publicKey.asymmetricKeyDetails?.modulusLength).toBe(3072);
+    expect(parsed.spkiDer.equals(createPublicKey(key).export({ type: 'spki', format: 'der' }))).toBe(true);
   });
 
   it('feeds mintX509Svid directly', () => {
@@ -589,7 +664,9 @@ describe('parseCsr', () => {
     expect(rsaSmall.reason).toBe('key');
     expect(rsaSmall.message).toContain('RSA key of 1024 bits is too small');
 
-    const sha1 = csrFailure(handCsr(generateKey('rsa-2048'), { algOid: '1.2.840.113549.1.1.5', hash: 'sha1' }));
+    const sha1 = csrFailure(
+      handCsr(generateKey('rsa-2048'), { algOid: '1.2.840.113549.1.1.5', hash: 'sha1' }),
+    );
     expect(sha1.message).toContain('unsupported signature algorithm 1.2.840.113549.1.1.5');
 
     const mismatch = csrFailure(handCsr(generateKey('ec-p256'), { algOid: '1.2.840.113549.1.1.11' }));
@@ -629,8 +706,18 @@ describe('verifyX509Svid', () => {
     const mid = await makeCa('ec-p256', { signer: p256 });
     const low = await makeCa('rsa-2048', { signer: mid });
     const leaf = mintLeaf(low);
-    expect(verifyX509Svid([leaf, low.der, mid.der], bundleFor, NOW).chain).toEqual([leaf, low.der, mid.der, p256.der]);
-    expect(verifyX509Svid([leaf, mid.der, low.der], bundleFor, NOW).chain).toEqual([leaf, low.der, mid.der, p256.der]);
+    expect(verifyX509Svid([leaf, low.der, mid.der], bundleFor, NOW).chain).toEqual([
+      leaf,
+      low.der,
+      mid.der,
+      p256.der,
+    ]);
+    expect(verifyX509Svid([leaf, mid.der, low.der], bundleFor, NOW).chain).toEqual([
+      leaf,
+      low.der,
+      mid.der,
+      p256.der,
+    ]);
     const missing = failure([leaf, low.der]);
     expect(missing.code).toBe('ERR_X509_VERIFY_FAILED');
     expect(missing.message).toContain('no authority in the bundle for "example.org" signed the intermediate');
@@ -723,11 +810,16 @@ describe('verifyX509Svid', () => {
   it('rejects leaf key usages: keyCertSign/cRLSign present, or digitalSignature missing', async () => {
     const F = x509.KeyUsageFlags;
     const certSign = failure([
-      await peculiarLeaf(p256, { uris: ['spiffe://example.org/web'], keyUsage: F.digitalSignature | F.keyCertSign }),
+      await peculiarLeaf(p256, {
+        uris: ['spiffe://example.org/web'],
+        keyUsage: F.digitalSignature | F.keyCertSign,
+      }),
     ]);
     expect(certSign.code).toBe('ERR_X509_SVID_INVALID');
     expect(certSign.message).toContain('keyCertSign or cRLSign');
-    const noSig = failure([await peculiarLeaf(p256, { uris: ['spiffe://example.org/web'], keyUsage: F.keyEncipherment })]);
+    const noSig = failure([
+      await peculiarLeaf(p256, { uris: ['spiffe://example.org/web'], keyUsage: F.keyEncipherment }),
+    ]);
     expect(noSig.message).toContain('lacks digitalSignature');
     // The peculiar-built fixture itself is a valid SVID when nothing is wrong with it.
     const good = await peculiarLeaf(p256, { uris: ['spiffe://example.org/web'] });

@@ -20,6 +20,8 @@ export interface ServerProcess {
   readonly dataDir: string;
   readonly adminSocket: string;
   readonly adminAddress: { host: string; port: number } | null;
+  /** HOST:PORT of the agent API. */
+  readonly agentApiAddress: string;
   readonly child: ChildProcess;
   /** Everything the server logged so far (JSON lines on stdout, banner on stderr). */
   logs(): string;
@@ -37,6 +39,8 @@ export interface StartOptions {
   readonly adminBind?: boolean;
   readonly configFile?: string;
   readonly extraArgs?: readonly string[];
+  /** A fixed agent API port (restart scenarios keep the address agents know); 0 = any. */
+  readonly agentApiPort?: number;
 }
 
 export function makeTempDir(prefix = 'sigil-test-'): { dir: string; cleanup(): void } {
@@ -58,6 +62,8 @@ export async function startServerProcess(options: StartOptions = {}): Promise<Se
       ? ['--config', options.configFile]
       : ['--trust-domain', options.trustDomain ?? 'example.org']),
     ...(options.adminBind ? ['--admin-bind', '127.0.0.1:0'] : []),
+    '--bind',
+    `127.0.0.1:${options.agentApiPort ?? 0}`,
     ...(options.extraArgs ?? []),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -70,14 +76,21 @@ export async function startServerProcess(options: StartOptions = {}): Promise<Se
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
-  const started = await new Promise<{ adminAddress: ServerProcess['adminAddress'] }>((resolve, reject) => {
+  const started = await new Promise<{ adminAddress: ServerProcess['adminAddress']; agentApiAddress: string }>((resolve, reject) => {
     const onData = () => {
       for (const line of output.split('\n')) {
         if (!line.startsWith('{')) continue;
-        const record = JSON.parse(line) as { msg?: string; adminAddress?: ServerProcess['adminAddress'] };
+        const record = JSON.parse(line) as {
+          msg?: string;
+          adminAddress?: ServerProcess['adminAddress'];
+          agentApiAddress?: { host: string; port: number };
+        };
         if (record.msg === 'Sigil server started') {
           cleanupListeners();
-          resolve({ adminAddress: record.adminAddress ?? null });
+          resolve({
+            adminAddress: record.adminAddress ?? null,
+            agentApiAddress: `${record.agentApiAddress!.host}:${record.agentApiAddress!.port}`,
+          });
           return;
         }
       }
@@ -103,6 +116,7 @@ export async function startServerProcess(options: StartOptions = {}): Promise<Se
     dataDir,
     adminSocket,
     adminAddress: started.adminAddress,
+    agentApiAddress: started.agentApiAddress,
     child,
     logs: () => output,
     cli: (...cliArgs) => runCli([...cliArgs, '--admin-socket', adminSocket]),

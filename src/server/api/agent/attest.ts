@@ -7,7 +7,9 @@ import type { NodeAttestorServer } from '../../../attestors/node/types.js';
 import { encodeSpiffeBundle } from '../../../spiffe/bundle.js';
 import { SigilError, quote } from '../../../spiffe/errors.js';
 import { spiffeIdFromPath } from '../../../spiffe/id.js';
+import { makeSelector } from '../../../spiffe/selector.js';
 import { describeCertificate } from '../../../spiffe/x509-svid.js';
+import { SERVER_ID_PATH } from '../admin/deps.js';
 import type { AgentApiDeps } from './deps.js';
 
 /** A whole attestation, challenges included, must finish in this time. */
@@ -16,7 +18,7 @@ const ATTESTATION_TIMEOUT_MS = 30_000;
 type AttestCall = ServerDuplexStream<AttestRequest, AttestResponse>;
 
 export async function attest(call: AttestCall, deps: AgentApiDeps): Promise<{ agentId: string }> {
-  const { ca, store, index, clock, attestors, metrics, logger } = deps;
+  const { ca, store, clock, attestors, metrics, logger } = deps;
   const inbox = messageQueue(call);
   const abort = new AbortController();
   const cancelTimer = clock.setTimer(ATTESTATION_TIMEOUT_MS, () =>
@@ -52,6 +54,11 @@ export async function attest(call: AttestCall, deps: AgentApiDeps): Promise<{ ag
     const existing = await store.fetchNode(agentId).catch(() => null);
     if (existing?.banned) throw new SigilError('ERR_PERMISSION_DENIED', `agent ${agentId} is banned`);
 
+    // Attestation aliases (a join token's ID) become node entries matching this agent's own ID, so
+    // they live in the store like any alias and survive server restarts.
+    const selectors = [...result.selectors, makeSelector('spiffe_id', agentId)];
+    for (const alias of result.aliases) await ensureAliasEntry(deps, alias, agentId);
+
     const issued = ca.signCsr({ csr: Buffer.from(csr), spiffeId: spiffeIdFromPath(ca.trustDomain, result.agentPath), ttlMs: deps.agentSvidTtlMs });
     const nowMs = clock.nowMs();
     await store.upsertNode({
@@ -59,13 +66,12 @@ export async function attest(call: AttestCall, deps: AgentApiDeps): Promise<{ ag
       attestationType: name,
       certSerial: describeCertificate(issued.chain[0]!).serialHex,
       certNotAfterMs: issued.expiresAtMs,
-      selectors: result.selectors,
+      selectors,
       banned: false,
       canReattest: result.canReattest,
       createdAtMs: existing?.createdAtMs ?? nowMs,
       updatedAtMs: nowMs,
     });
-    index.agentUpserted({ spiffeId: agentId, selectors: result.selectors, aliases: result.aliases });
     metrics.svidsIssued.inc({ type: 'x509', caller: 'attestation' });
     logger.info({ agentId, attestor: name, aliases: result.aliases, reattest: existing !== null }, 'Agent attested');
     call.write({
@@ -81,6 +87,27 @@ export async function attest(call: AttestCall, deps: AgentApiDeps): Promise<{ ag
   } finally {
     cancelTimer();
     inbox.close();
+  }
+}
+
+async function ensureAliasEntry(deps: AgentApiDeps, alias: string, agentId: string): Promise<void> {
+  try {
+    await deps.store.createEntry({
+      spiffeId: alias,
+      parentId: spiffeIdFromPath(deps.ca.trustDomain, SERVER_ID_PATH).toString(),
+      selectors: [makeSelector('spiffe_id', agentId)],
+      x509SvidTtlMs: 0,
+      jwtSvidTtlMs: 0,
+      dnsNames: [],
+      federatesWith: [],
+      admin: false,
+      downstream: false,
+      hint: '',
+      expiresAtMs: null,
+    });
+  } catch (err) {
+    // Already there from an earlier attestation of the same agent: nothing to add.
+    if (!(err instanceof SigilError && err.code === 'ERR_ENTRY_DUPLICATE')) throw err;
   }
 }
 

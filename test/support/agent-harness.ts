@@ -1,0 +1,143 @@
+// Starts `bin/sigil-agent run` against a test server, and runs workload processes under chosen uids
+// (the agent tells workloads apart by the kernel's peer credentials, so tests need real other users).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { REPO_ROOT, type ServerProcess, runCommand } from './harness.js';
+
+export const AGENT_BIN = path.join(REPO_ROOT, 'bin', 'sigil-agent');
+
+export interface AgentProcess {
+  readonly dataDir: string;
+  readonly socketPath: string;
+  readonly adminSocket: string;
+  readonly child: ChildProcess;
+  logs(): string;
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  stop(): Promise<number | null>;
+}
+
+/** A directory every uid can traverse (mkdtemp makes 0700), for sockets workloads must reach. */
+export function makeSharedDir(prefix = 'sigil-agent-'): { dir: string; cleanup(): void } {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  chmodSync(dir, 0o755);
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export async function startAgentProcess(
+  server: ServerProcess,
+  options: { root: string; joinToken?: string; trustBundlePath: string; extraArgs?: readonly string[] },
+): Promise<AgentProcess> {
+  const socketPath = path.join(options.root, 'public', 'api.sock');
+  const adminSocket = path.join(options.root, 'admin.sock');
+  const dataDir = path.join(options.root, 'data');
+  await runCommand('mkdir', ['-p', path.dirname(socketPath)]);
+  chmodSync(path.dirname(socketPath), 0o755);
+  const args = [
+    AGENT_BIN,
+    'run',
+    '--server-address',
+    server.agentApiAddress,
+    '--trust-domain',
+    'example.org',
+    '--trust-bundle-path',
+    options.trustBundlePath,
+    '--data-dir',
+    dataDir,
+    '--socket-path',
+    socketPath,
+    '--admin-socket',
+    adminSocket,
+    ...(options.joinToken ? ['--join-token', options.joinToken] : []),
+    ...(options.extraArgs ?? []),
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const append = (chunk: Buffer) => {
+    output += chunk.toString();
+  };
+  child.stdout!.on('data', append);
+  child.stderr!.on('data', append);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const agent: AgentProcess = {
+    dataDir,
+    socketPath,
+    adminSocket,
+    child,
+    logs: () => output,
+    waitForLog: (pattern, timeoutMs = 20_000) => waitFor(() => pattern.test(output), timeoutMs, () => `agent log never matched ${pattern}:\n${output}`),
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+  await Promise.race([
+    agent.waitForLog(/"msg":"Sigil agent started"/),
+    exited.then((code) => {
+      throw new Error(`sigil-agent exited with ${code} before starting:\n${output}`);
+    }),
+  ]);
+  return agent;
+}
+
+/** `sigil-agent api …` run as `uid`, the way a workload would call the agent. */
+export function asWorkload(uid: number, agent: AgentProcess, ...args: string[]) {
+  return runCommand('setpriv', [
+    `--reuid=${uid}`,
+    `--regid=${uid}`,
+    '--clear-groups',
+    process.execPath,
+    AGENT_BIN,
+    'api',
+    ...args,
+    '--socket-path',
+    agent.socketPath,
+  ]);
+}
+
+/** A long-running `api watch --output json` as `uid`; resolves updates as they arrive. */
+export function watchAsWorkload(uid: number, agent: AgentProcess) {
+  const child = spawn(
+    'setpriv',
+    [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, AGENT_BIN, 'api', 'watch', '--output', 'json', '--socket-path', agent.socketPath],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const updates: Array<{ svids: Array<{ spiffe_id: string; serial: string }> }> = [];
+  let buffered = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const lines = buffered.split('\n');
+    buffered = lines.pop()!;
+    for (const line of lines) if (line.trim()) updates.push(JSON.parse(line));
+  });
+  return {
+    updates,
+    waitFor: (predicate: (u: (typeof updates)[number]) => boolean, timeoutMs = 20_000) =>
+      waitFor(() => updates.some(predicate), timeoutMs, () => `no matching watch update in ${JSON.stringify(updates)}`),
+    stop: () => {
+      child.kill('SIGINT');
+      return new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, describe: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(describe());
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
