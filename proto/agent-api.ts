@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type GrpcObject, type ServiceClientConstructor, loadPackageDefinition } from '@grpc/grpc-js';
+import { type GrpcObject, loadPackageDefinition, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 
 /** Finds a .proto under proto/ both from source (proto/*.ts) and from dist/proto/*.js. */
@@ -59,7 +59,9 @@ export interface AttestParams {
   csr: Buffer;
 }
 
-export type AttestRequest = { params: AttestParams; step?: 'params' } | { challengeResponse: Buffer; step?: 'challengeResponse' };
+export type AttestRequest =
+  | { params: AttestParams; step?: 'params' }
+  | { challengeResponse: Buffer; step?: 'challengeResponse' };
 
 export interface AttestResult {
   spiffeId: string;
@@ -68,7 +70,9 @@ export interface AttestResult {
   canReattest: boolean;
 }
 
-export type AttestResponse = { challenge: Buffer; step?: 'challenge' } | { result: AttestResult; step?: 'result' };
+export type AttestResponse =
+  | { challenge: Buffer; step?: 'challenge' }
+  | { result: AttestResult; step?: 'result' };
 
 export interface SyncEntriesRequest {
   sinceRevision: number;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { PeerCred } from '../attestors/workload/types.js';
 import { SigilError } from '../spiffe/errors.js';
-import { type Selector, formatSelector } from '../spiffe/selector.js';
+import { formatSelector, type Selector } from '../spiffe/selector.js';
 import type { AgentManager } from './manager/index.js';
 
 export interface AgentStatus {
@@ -39,7 +39,9 @@ export async function startAgentAdmin(options: AgentAdminOptions): Promise<{ clo
         const known = err instanceof SigilError;
         if (!known) logger.error({ err }, 'Agent admin request failed');
         response.writeHead(known ? 400 : 500, { 'content-type': 'application/json' });
-        response.end(`${JSON.stringify({ error: { code: known ? err.code : 'ERR_INTERNAL', message: known ? err.message : 'internal error' } })}\n`);
+        response.end(
+          `${JSON.stringify({ error: { code: known ? err.code : 'ERR_INTERNAL', message: known ? err.message : 'internal error' } })}\n`,
+        );
       },
     );
   });
@@ -79,7 +81,11 @@ async function handle(url: string, options: AgentAdminOptions): Promise<{ status
   if (parsed.pathname === '/debug/explain') {
     const pid = Number(parsed.searchParams.get('pid'));
     if (!Number.isInteger(pid) || pid <= 0) {
-      throw new SigilError('ERR_INPUT_INVALID', `pid: must be a positive process ID (got "${parsed.searchParams.get('pid')}")`, { field: 'pid' });
+      throw new SigilError(
+        'ERR_INPUT_INVALID',
+        `pid: must be a positive process ID (got "${parsed.searchParams.get('pid')}")`,
+        { field: 'pid' },
+      );
     }
     return { status: 200, body: await explain(pid, options) };
   }
@@ -102,7 +108,14 @@ async function explain(pid: number, options: AgentAdminOptions) {
     selectors: entry.selectors.map(formatSelector),
     missing: missing.map(formatSelector),
   }));
-  return { pid, uid: peer.uid, gid: peer.gid, selectors: selectors.map(formatSelector), matching, near_matches: near };
+  return {
+    pid,
+    uid: peer.uid,
+    gid: peer.gid,
+    selectors: selectors.map(formatSelector),
+    matching,
+    near_matches: near,
+  };
 }
 
 function describeSvid(status: { minted: boolean; expiresAtMs?: number; serialHex?: string }) {
@@ -119,8 +132,11 @@ async function peerOfPid(pid: number, procRoot: string): Promise<PeerCred> {
   try {
     text = await readFile(path.join(procRoot, String(pid), 'status'), 'utf8');
   } catch {
-    throw new SigilError('ERR_INPUT_INVALID', `pid: no process ${pid} (or it is not visible to the agent)`, { field: 'pid' });
+    throw new SigilError('ERR_INPUT_INVALID', `pid: no process ${pid} (or it is not visible to the agent)`, {
+      field: 'pid',
+    });
   }
-  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? Number.NaN);
+  const field = (name: string) =>
+    Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? Number.NaN);
   return { pid, uid: field('Uid'), gid: field('Gid') };
 }

@@ -1,13 +1,19 @@
 // What the agent keeps in its data dir so a restart does not attest again: its SVID chain and key
 // (0600), the last trust bundle, and whether its attestor allows attesting again. Written atomically.
-import { createPrivateKey } from 'node:crypto';
+
 import type { KeyObject } from 'node:crypto';
+import { createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type TrustBundle, encodeSpiffeBundle, parseSpiffeBundle } from '../spiffe/bundle.js';
+import { encodeSpiffeBundle, parseSpiffeBundle, type TrustBundle } from '../spiffe/bundle.js';
 import type { TrustDomain } from '../spiffe/id.js';
 import { decodePemBlocks, encodePem } from '../spiffe/pem.js';
-import { PUBLIC_FILE_MODE, SECRET_FILE_MODE, ensurePrivateDir, writeFileAtomic } from '../spiffe/secret-file.js';
+import {
+  ensurePrivateDir,
+  PUBLIC_FILE_MODE,
+  SECRET_FILE_MODE,
+  writeFileAtomic,
+} from '../spiffe/secret-file.js';
 import { describeCertificate } from '../spiffe/x509-svid.js';
 
 export interface AgentState {
@@ -19,14 +25,27 @@ export interface AgentState {
   readonly expiresAtMs: number;
 }
 
-const FILES = { svid: 'agent-svid.pem', key: 'agent-svid.key', bundle: 'bundle.json', meta: 'agent.json' } as const;
+const FILES = {
+  svid: 'agent-svid.pem',
+  key: 'agent-svid.key',
+  bundle: 'bundle.json',
+  meta: 'agent.json',
+} as const;
 
 export async function saveAgentState(dataDir: string, state: AgentState): Promise<void> {
   ensurePrivateDir(dataDir);
   // Key first: a crash between the two leaves a key without a matching certificate, which the
   // loader refuses (attest again) rather than a certificate whose key is gone.
-  await writeFileAtomic(path.join(dataDir, FILES.key), state.key.export({ format: 'pem', type: 'pkcs8' }) as string, SECRET_FILE_MODE);
-  await writeFileAtomic(path.join(dataDir, FILES.svid), state.chain.map((c) => encodePem('CERTIFICATE', c)).join(''), PUBLIC_FILE_MODE);
+  await writeFileAtomic(
+    path.join(dataDir, FILES.key),
+    state.key.export({ format: 'pem', type: 'pkcs8' }) as string,
+    SECRET_FILE_MODE,
+  );
+  await writeFileAtomic(
+    path.join(dataDir, FILES.svid),
+    state.chain.map((c) => encodePem('CERTIFICATE', c)).join(''),
+    PUBLIC_FILE_MODE,
+  );
   await saveBundle(dataDir, state.bundle);
   await writeFileAtomic(
     path.join(dataDir, FILES.meta),
@@ -65,7 +84,10 @@ export async function loadAgentState(dataDir: string, trustDomain: TrustDomain):
 }
 
 /** A saved bundle from an earlier run, even when the SVID is gone (the server must still be trusted). */
-export async function loadSavedBundle(dataDir: string, trustDomain: TrustDomain): Promise<TrustBundle | null> {
+export async function loadSavedBundle(
+  dataDir: string,
+  trustDomain: TrustDomain,
+): Promise<TrustBundle | null> {
   try {
     return parseSpiffeBundle(await readFile(path.join(dataDir, FILES.bundle), 'utf8'), trustDomain);
   } catch {

@@ -1,28 +1,35 @@
 // Composition root of sigil-agent: attests the node (or reuses its saved SVID), follows the server's
 // entry stream, keeps its own SVID renewed, and serves the Workload API and its admin socket. While
 // the server is unreachable it keeps serving what it has and reconnects with backoff.
+
+import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { createNodeAttestorAgent } from '../attestors/node/index.js';
 import type { NodeAttestorAgent } from '../attestors/node/types.js';
 import { createWorkloadAttestor } from '../attestors/workload/index.js';
 import type { PeerCred } from '../attestors/workload/types.js';
-import { type TrustBundle, bundleFromPem, bundleToPem, parseSpiffeBundle } from '../spiffe/bundle.js';
+import { bundleFromPem, bundleToPem, parseSpiffeBundle, type TrustBundle } from '../spiffe/bundle.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
 import { SigilError } from '../spiffe/errors.js';
+import { encodePem } from '../spiffe/pem.js';
 import type { Selector } from '../spiffe/selector.js';
-import { AgentManager } from './manager/index.js';
-import { createSvidKeyRequest } from './manager/csr.js';
-import { type AgentState, loadAgentState, loadSavedBundle, saveAgentState, saveBundle } from './agent-state.js';
+import { describeCertificate } from '../spiffe/x509-svid.js';
 import { startAgentAdmin } from './admin.js';
+import {
+  type AgentState,
+  loadAgentState,
+  loadSavedBundle,
+  saveAgentState,
+  saveBundle,
+} from './agent-state.js';
 import type { AgentConfig } from './config.js';
+import { createSvidKeyRequest } from './manager/csr.js';
+import { AgentManager } from './manager/index.js';
 import { attestNode } from './server-client/attest.js';
 import { ServerConnection } from './server-client/connection.js';
 import { runSyncLoop } from './server-client/sync.js';
 import { startWorkloadApiServer } from './workloadapi/server.js';
-import { encodePem } from '../spiffe/pem.js';
-import { describeCertificate } from '../spiffe/x509-svid.js';
-import { randomInt } from 'node:crypto';
 
 /** Agent SVIDs are renewed once this fraction of their lifetime has passed. */
 const AGENT_RENEW_FRACTION = 0.5;
@@ -62,32 +69,50 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     const attestor: NodeAttestorAgent | null =
       config.nodeAttestor.name === 'none'
         ? null
-        : createNodeAttestorAgent(config.nodeAttestor.name, config.nodeAttestor.config, `node_attestor.${config.nodeAttestor.name}`);
+        : createNodeAttestorAgent(
+            config.nodeAttestor.name,
+            config.nodeAttestor.config,
+            `node_attestor.${config.nodeAttestor.name}`,
+          );
 
     // Trust: a bundle saved by an earlier run wins over the configured bootstrap bundle.
-    const startBundle = (await loadSavedBundle(config.dataDir, config.trustDomain)) ?? (await readTrustBundle(config));
+    const startBundle =
+      (await loadSavedBundle(config.dataDir, config.trustDomain)) ?? (await readTrustBundle(config));
     if (startBundle) connection.setBundlePem(bundleToPem(startBundle));
-    else logger.warn('No trust bundle: trusting the server on first contact (--insecure-bootstrap). Do not use in production.');
+    else
+      logger.warn(
+        'No trust bundle: trusting the server on first contact (--insecure-bootstrap). Do not use in production.',
+      );
 
     let trusted = startBundle !== null;
     let state = await loadAgentState(config.dataDir, config.trustDomain);
     if (state && state.expiresAtMs <= clock.nowMs()) {
       if (!state.canReattest) {
-        logger.error({ agentId: state.spiffeId }, 'Agent SVID expired and its attestor cannot attest again; attesting with the configured evidence');
+        logger.error(
+          { agentId: state.spiffeId },
+          'Agent SVID expired and its attestor cannot attest again; attesting with the configured evidence',
+        );
       }
       state = null;
     }
     const attestAgain = async (reason: string): Promise<AgentState> => {
       if (!attestor) {
-        throw new SigilError('ERR_CONFIG_INVALID', `the agent must attest (${reason}) but no node attestor is configured; pass --join-token or set node_attestor`);
+        throw new SigilError(
+          'ERR_CONFIG_INVALID',
+          `the agent must attest (${reason}) but no node attestor is configured; pass --join-token or set node_attestor`,
+        );
       }
       const attested = await attestNode(connection, attestor, config.trustDomain, !trusted);
       trusted = true;
       await saveAgentState(config.dataDir, attested);
-      logger.info({ agentId: attested.spiffeId, reason, expiresAt: new Date(attested.expiresAtMs).toISOString() }, 'Node attested');
+      logger.info(
+        { agentId: attested.spiffeId, reason, expiresAt: new Date(attested.expiresAtMs).toISOString() },
+        'Node attested',
+      );
       return attested;
     };
-    if (state) logger.info({ agentId: state.spiffeId }, 'Reusing the saved agent SVID (no attestation needed)');
+    if (state)
+      logger.info({ agentId: state.spiffeId }, 'Reusing the saved agent SVID (no attestation needed)');
     else state = await attestAgain('no saved SVID');
     let current: AgentState = state;
     const useState = (next: AgentState) => {
@@ -141,7 +166,9 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       onBundle: (bundle: TrustBundle) => {
         current = { ...current, bundle };
         connection.setBundlePem(bundleToPem(bundle));
-        void saveBundle(config.dataDir, bundle).catch((err) => logger.error({ err }, 'Saving the trust bundle failed'));
+        void saveBundle(config.dataDir, bundle).catch((err) =>
+          logger.error({ err }, 'Saving the trust bundle failed'),
+        );
       },
       onEvicted: async () => {
         if (!current.canReattest || !attestor) {
@@ -171,12 +198,20 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
           const request = createSvidKeyRequest();
           const { svidChain } = await connection.renewAgentSvid(request.csr);
           const described = describeCertificate(svidChain[0]!);
-          const next: AgentState = { ...current, chain: svidChain, key: request.key, expiresAtMs: described.notAfterMs };
+          const next: AgentState = {
+            ...current,
+            chain: svidChain,
+            key: request.key,
+            expiresAtMs: described.notAfterMs,
+          };
           await saveAgentState(config.dataDir, next);
           useState(next);
           // The open HTTP/2 connection still presents the old SVID, which the server no longer accepts.
           connection.close();
-          logger.info({ agentId: next.spiffeId, expiresAt: new Date(next.expiresAtMs).toISOString() }, 'Agent SVID renewed');
+          logger.info(
+            { agentId: next.spiffeId, expiresAt: new Date(next.expiresAtMs).toISOString() },
+            'Agent SVID renewed',
+          );
           arm();
         } catch (err) {
           logger.warn({ err: (err as Error).message }, 'Agent SVID renewal failed; retrying');
@@ -190,7 +225,9 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       return () => cancel();
     }
 
-    const workloadAttestors = Object.entries(config.workloadAttestors).map(([name, raw]) => createWorkloadAttestor(name, raw));
+    const workloadAttestors = Object.entries(config.workloadAttestors).map(([name, raw]) =>
+      createWorkloadAttestor(name, raw),
+    );
     const callerAttestor = {
       attest: async (peer: PeerCred, signal: AbortSignal): Promise<Selector[]> =>
         (await Promise.all(workloadAttestors.map((a) => a.attest(peer, signal)))).flat(),
@@ -245,7 +282,10 @@ async function readTrustBundle(config: AgentConfig): Promise<TrustBundle | null>
   try {
     text = await readFile(config.trustBundlePath, 'utf8');
   } catch (err) {
-    throw new SigilError('ERR_CONFIG_INVALID', `trust_bundle_path: cannot read ${config.trustBundlePath}: ${(err as Error).message}`);
+    throw new SigilError(
+      'ERR_CONFIG_INVALID',
+      `trust_bundle_path: cannot read ${config.trustBundlePath}: ${(err as Error).message}`,
+    );
   }
   return text.trimStart().startsWith('{')
     ? parseSpiffeBundle(text, config.trustDomain)

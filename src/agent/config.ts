@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseDurationMs } from '../spiffe/duration.js';
-import { SigilError, quote } from '../spiffe/errors.js';
-import { type TrustDomain, parseTrustDomain } from '../spiffe/id.js';
+import { quote, SigilError } from '../spiffe/errors.js';
+import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 
 export const DEFAULT_SOCKET_PATH = '/tmp/sigil-agent/public/api.sock';
 export const DEFAULT_AGENT_ADMIN_SOCKET = '/tmp/sigil-agent/private/admin.sock';
@@ -76,10 +76,12 @@ export function loadAgentConfig(flags: AgentFlags, cwd = process.cwd()): AgentCo
 
   const problems: string[] = [];
   for (const key of Object.keys(raw)) {
-    if (!KNOWN_KEYS.includes(key)) problems.push(`${key}: unknown key (known keys: ${KNOWN_KEYS.join(', ')})`);
+    if (!KNOWN_KEYS.includes(key))
+      problems.push(`${key}: unknown key (known keys: ${KNOWN_KEYS.join(', ')})`);
   }
   let trustDomain: TrustDomain | null = null;
-  if (raw.trust_domain === undefined) problems.push('trust_domain: is required (set it or pass --trust-domain)');
+  if (raw.trust_domain === undefined)
+    problems.push('trust_domain: is required (set it or pass --trust-domain)');
   else {
     try {
       trustDomain = parseTrustDomain(String(raw.trust_domain));
@@ -87,14 +89,24 @@ export function loadAgentConfig(flags: AgentFlags, cwd = process.cwd()): AgentCo
       problems.push(`trust_domain: ${(err as Error).message.replace(/^[a-z_]+: /, '')}`);
     }
   }
-  const addresses = (Array.isArray(raw.server_address) ? raw.server_address : raw.server_address === undefined ? [] : [raw.server_address]).map(String);
-  if (addresses.length === 0) problems.push('server_address: is required (HOST:PORT of sigil-server; pass --server-address)');
+  const addresses = (
+    Array.isArray(raw.server_address)
+      ? raw.server_address
+      : raw.server_address === undefined
+        ? []
+        : [raw.server_address]
+  ).map(String);
+  if (addresses.length === 0)
+    problems.push('server_address: is required (HOST:PORT of sigil-server; pass --server-address)');
   for (const address of addresses) {
-    if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(address)) problems.push(`server_address: ${quote(address)} is not HOST:PORT`);
+    if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(address))
+      problems.push(`server_address: ${quote(address)} is not HOST:PORT`);
   }
   const insecureBootstrap = raw.insecure_bootstrap === true;
-  const trustBundlePath = raw.trust_bundle_path === undefined ? null : path.resolve(cwd, String(raw.trust_bundle_path));
-  if (trustBundlePath && insecureBootstrap) problems.push('insecure_bootstrap: give either trust_bundle_path or insecure_bootstrap, not both');
+  const trustBundlePath =
+    raw.trust_bundle_path === undefined ? null : path.resolve(cwd, String(raw.trust_bundle_path));
+  if (trustBundlePath && insecureBootstrap)
+    problems.push('insecure_bootstrap: give either trust_bundle_path or insecure_bootstrap, not both');
 
   let nodeAttestor: AgentConfig['nodeAttestor'] | null = null;
   if (raw.join_token !== undefined && raw.node_attestor !== undefined) {
@@ -104,7 +116,8 @@ export function loadAgentConfig(flags: AgentFlags, cwd = process.cwd()): AgentCo
   } else if (raw.node_attestor !== undefined) {
     const attestors = raw.node_attestor;
     const names = typeof attestors === 'object' && attestors !== null ? Object.keys(attestors) : [];
-    if (names.length !== 1) problems.push('node_attestor: must name exactly one attestor, e.g. {x509pop: {...}}');
+    if (names.length !== 1)
+      problems.push('node_attestor: must name exactly one attestor, e.g. {x509pop: {...}}');
     else nodeAttestor = { name: names[0]!, config: (attestors as Record<string, unknown>)[names[0]!] ?? {} };
   }
 
@@ -118,14 +131,20 @@ export function loadAgentConfig(flags: AgentFlags, cwd = process.cwd()): AgentCo
   };
   const reconcileIntervalMs = duration('reconcile_interval', '5m');
   const svidCacheMax = Number(raw.svid_cache_max ?? 10_000);
-  if (!Number.isInteger(svidCacheMax) || svidCacheMax < 1) problems.push(`svid_cache_max: must be a positive whole number (got ${quote(raw.svid_cache_max)})`);
+  if (!Number.isInteger(svidCacheMax) || svidCacheMax < 1)
+    problems.push(`svid_cache_max: must be a positive whole number (got ${quote(raw.svid_cache_max)})`);
   const logLevel = String(raw.log_level ?? 'info');
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) problems.push(`log_level: must be one of ${LOG_LEVELS.join(', ')} (got ${quote(logLevel)})`);
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
+    problems.push(`log_level: must be one of ${LOG_LEVELS.join(', ')} (got ${quote(logLevel)})`);
   const workloadAttestors = (raw.workload_attestors ?? { unix: {} }) as Record<string, unknown>;
-  if (typeof workloadAttestors !== 'object' || Array.isArray(workloadAttestors)) problems.push('workload_attestors: must be a mapping of attestor name to settings');
+  if (typeof workloadAttestors !== 'object' || Array.isArray(workloadAttestors))
+    problems.push('workload_attestors: must be a mapping of attestor name to settings');
 
   if (problems.length > 0) {
-    throw new SigilError('ERR_CONFIG_INVALID', `${where} has ${problems.length} ${problems.length === 1 ? 'problem' : 'problems'}\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    throw new SigilError(
+      'ERR_CONFIG_INVALID',
+      `${where} has ${problems.length} ${problems.length === 1 ? 'problem' : 'problems'}\n${problems.map((p) => `  ${p}`).join('\n')}`,
+    );
   }
   return Object.freeze({
     trustDomain: trustDomain!,
@@ -153,9 +172,13 @@ function readConfigFile(file: string): Record<string, unknown> {
   try {
     const parsed = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
     if (parsed === null || parsed === undefined) return {};
-    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('the top level must be a mapping');
+    if (typeof parsed !== 'object' || Array.isArray(parsed))
+      throw new Error('the top level must be a mapping');
     return parsed as Record<string, unknown>;
   } catch (err) {
-    throw new SigilError('ERR_CONFIG_INVALID', `config ${file} is not valid YAML/JSON: ${(err as Error).message}`);
+    throw new SigilError(
+      'ERR_CONFIG_INVALID',
+      `config ${file} is not valid YAML/JSON: ${(err as Error).message}`,
+    );
   }
 }

@@ -151,7 +151,9 @@ export function checkServerConfig(raw: Raw, where: string, cwd: string): ServerC
   const nodeAttestors = check.object('node_attestors', raw.node_attestors ?? { join_token: {} });
   for (const [name, value] of Object.entries(nodeAttestors)) {
     if (value !== null && (typeof value !== 'object' || Array.isArray(value))) {
-      problems.push(`node_attestors.${name}: must be a mapping of the attestor's settings (got ${quote(value)})`);
+      problems.push(
+        `node_attestors.${name}: must be a mapping of the attestor's settings (got ${quote(value)})`,
+      );
     }
   }
 

@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import { bundleToPem } from '../spiffe/bundle.js';
 import type { Clock } from '../spiffe/clock.js';
-import { type TrustDomain, spiffeIdFromPath } from '../spiffe/id.js';
+import { spiffeIdFromPath, type TrustDomain } from '../spiffe/id.js';
 import { generateKey } from '../spiffe/keys.js';
 import { encodePem } from '../spiffe/pem.js';
 import { TlsMaterial } from '../spiffe/tls-material.js';
@@ -58,10 +58,15 @@ export class ServerIdentity {
       cert: issued.chain.map((der) => encodePem('CERTIFICATE', der)).join(''),
       expiresAtMs: issued.expiresAtMs,
     };
-    this.material.setIdentity({ certificate: Buffer.from(this.current.cert), privateKey: Buffer.from(this.current.key) });
+    this.material.setIdentity({
+      certificate: Buffer.from(this.current.cert),
+      privateKey: Buffer.from(this.current.key),
+    });
     this.refreshTrust();
     for (const listener of this.listeners) listener();
     this.logger.info({ expiresAt: new Date(issued.expiresAtMs).toISOString() }, 'Server SVID minted');
-    this.cancelRenewal = this.clock.setTimer((issued.expiresAtMs - this.clock.nowMs()) / 2, () => this.renew());
+    this.cancelRenewal = this.clock.setTimer((issued.expiresAtMs - this.clock.nowMs()) / 2, () =>
+      this.renew(),
+    );
   }
 }

@@ -158,7 +158,12 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     if (config.adminBind) {
       const remote = await buildAdminApp(deps, {
         auth: 'mtls',
-        https: { ...serverIdentity.tlsOptions(), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+        https: {
+          ...serverIdentity.tlsOptions(),
+          requestCert: true,
+          rejectUnauthorized: false,
+          minVersion: 'TLSv1.2',
+        },
       });
       cleanups.push(() => remote.close());
       cleanups.push(

@@ -13,7 +13,7 @@ import {
   waitFor,
   watchAsWorkload,
 } from '../support/agent-harness.js';
-import { type ServerProcess, makeTempDir, startServerProcess } from '../support/harness.js';
+import { makeTempDir, type ServerProcess, startServerProcess } from '../support/harness.js';
 
 const TD = 'spiffe://example.org';
 const NOBODY = 65534;
@@ -35,7 +35,18 @@ async function fetchIds(uid: number): Promise<{ code: number; ids: string[]; std
 }
 
 async function createEntry(spiffePath: string, uid: number): Promise<string> {
-  const res = await server.cli('entry', 'create', '--output', 'json', '--spiffe-id', `${TD}${spiffePath}`, '--parent-id', `${TD}/node1`, '--selector', `unix:uid:${uid}`);
+  const res = await server.cli(
+    'entry',
+    'create',
+    '--output',
+    'json',
+    '--spiffe-id',
+    `${TD}${spiffePath}`,
+    '--parent-id',
+    `${TD}/node1`,
+    '--selector',
+    `unix:uid:${uid}`,
+  );
   expect(res.code, res.stderr + res.stdout).toBe(0);
   return JSON.parse(res.stdout).entry.id;
 }
@@ -47,10 +58,16 @@ beforeAll(async () => {
   server = await startServerProcess({ dataDir: serverDir.dir, agentApiPort: port });
   bundlePath = path.join(agentDir.dir, 'bundle.pem');
   writeFileSync(bundlePath, (await server.cli('bundle', 'show', '--format', 'pem')).stdout);
-  const token = JSON.parse((await server.cli('token', 'generate', '--output', 'json', '--spiffe-id', `${TD}/node1`)).stdout).token;
+  const token = JSON.parse(
+    (await server.cli('token', 'generate', '--output', 'json', '--spiffe-id', `${TD}/node1`)).stdout,
+  ).token;
   await createEntry('/web', NOBODY);
   await createEntry('/db', DAEMON);
-  agent = await startAgentProcess(server, { root: agentDir.dir, joinToken: token, trustBundlePath: bundlePath });
+  agent = await startAgentProcess(server, {
+    root: agentDir.dir,
+    joinToken: token,
+    trustBundlePath: bundlePath,
+  });
   agentId = /"agentId":"([^"]+)"[^\n]*"msg":"Node attested"/.exec(agent.logs())![1]!;
 }, 60_000);
 
@@ -62,7 +79,7 @@ afterAll(async () => {
 });
 
 describe('sigil-agent with the Workload API', () => {
-  it('gives workloads under different uids their own identities and never each other\'s', async () => {
+  it("gives workloads under different uids their own identities and never each other's", async () => {
     const web = await fetchIds(NOBODY);
     const db = await fetchIds(DAEMON);
     expect(web).toMatchObject({ code: 0, ids: [`${TD}/web`] });
@@ -77,12 +94,19 @@ describe('sigil-agent with the Workload API', () => {
     const explain = await server.cli('entry', 'explain', '--agent', agentId, '--output', 'json');
     const body = JSON.parse(explain.stdout);
     expect(body.aliases).toEqual([`${TD}/node1`]);
-    expect(body.entries.map((e: { entry: { spiffe_id: string } }) => e.entry.spiffe_id).sort()).toEqual([`${TD}/db`, `${TD}/web`]);
+    expect(body.entries.map((e: { entry: { spiffe_id: string } }) => e.entry.spiffe_id).sort()).toEqual([
+      `${TD}/db`,
+      `${TD}/web`,
+    ]);
   });
 
   it('stops giving a workload an identity whose entry was deleted, and pushes the change to its stream', async () => {
     const id = await createEntry('/db2', DAEMON);
-    await waitFor(async () => (await fetchIds(DAEMON)).ids.includes(`${TD}/db2`), 15_000, () => 'db2 never arrived');
+    await waitFor(
+      async () => (await fetchIds(DAEMON)).ids.includes(`${TD}/db2`),
+      15_000,
+      () => 'db2 never arrived',
+    );
     const watch = watchAsWorkload(DAEMON, agent);
     try {
       await watch.waitFor((u) => u.svids.some((s) => s.spiffe_id === `${TD}/db2`));
@@ -99,7 +123,11 @@ describe('sigil-agent with the Workload API', () => {
     agent = await startAgentProcess(server, { root: agentDir.dir, trustBundlePath: bundlePath });
     expect(agent.logs()).toContain('Reusing the saved agent SVID');
     expect(agent.logs()).not.toContain('"msg":"Node attested"');
-    await waitFor(async () => (await fetchIds(NOBODY)).ids.includes(`${TD}/web`), 15_000, () => 'web not served after restart');
+    await waitFor(
+      async () => (await fetchIds(NOBODY)).ids.includes(`${TD}/web`),
+      15_000,
+      () => 'web not served after restart',
+    );
   });
 
   it('keeps serving while the server is down and picks up changes once it is back', async () => {

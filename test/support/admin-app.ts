@@ -44,7 +44,10 @@ export async function startAdminFixture(
     logger,
   });
   const registry = new Registry();
-  const index = await AuthorizedEntries.load(store, 'spiffe://' + (options.trustDomain ?? 'example.org') + '/sigil/server');
+  const index = await AuthorizedEntries.load(
+    store,
+    `spiffe://${options.trustDomain ?? 'example.org'}/sigil/server`,
+  );
   const deps: AdminDeps = {
     store: observeEntryWrites(store, index),
     ca,

@@ -5,7 +5,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT, type ServerProcess, runCommand } from './harness.js';
+import { REPO_ROOT, runCommand, type ServerProcess } from './harness.js';
 
 export const AGENT_BIN = path.join(REPO_ROOT, 'bin', 'sigil-agent');
 
@@ -67,7 +67,12 @@ export async function startAgentProcess(
     adminSocket,
     child,
     logs: () => output,
-    waitForLog: (pattern, timeoutMs = 20_000) => waitFor(() => pattern.test(output), timeoutMs, () => `agent log never matched ${pattern}:\n${output}`),
+    waitForLog: (pattern, timeoutMs = 20_000) =>
+      waitFor(
+        () => pattern.test(output),
+        timeoutMs,
+        () => `agent log never matched ${pattern}:\n${output}`,
+      ),
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
       return exited;
@@ -101,7 +106,19 @@ export function asWorkload(uid: number, agent: AgentProcess, ...args: string[]) 
 export function watchAsWorkload(uid: number, agent: AgentProcess) {
   const child = spawn(
     'setpriv',
-    [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, AGENT_BIN, 'api', 'watch', '--output', 'json', '--socket-path', agent.socketPath],
+    [
+      `--reuid=${uid}`,
+      `--regid=${uid}`,
+      '--clear-groups',
+      process.execPath,
+      AGENT_BIN,
+      'api',
+      'watch',
+      '--output',
+      'json',
+      '--socket-path',
+      agent.socketPath,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const updates: Array<{ svids: Array<{ spiffe_id: string; serial: string }> }> = [];
@@ -115,7 +132,11 @@ export function watchAsWorkload(uid: number, agent: AgentProcess) {
   return {
     updates,
     waitFor: (predicate: (u: (typeof updates)[number]) => boolean, timeoutMs = 20_000) =>
-      waitFor(() => updates.some(predicate), timeoutMs, () => `no matching watch update in ${JSON.stringify(updates)}`),
+      waitFor(
+        () => updates.some(predicate),
+        timeoutMs,
+        () => `no matching watch update in ${JSON.stringify(updates)}`,
+      ),
     stop: () => {
       child.kill('SIGINT');
       return new Promise((resolve) => child.once('exit', resolve));
@@ -134,7 +155,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, describe: () => string): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  describe: () => string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(describe());

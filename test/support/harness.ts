@@ -76,41 +76,43 @@ export async function startServerProcess(options: StartOptions = {}): Promise<Se
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
-  const started = await new Promise<{ adminAddress: ServerProcess['adminAddress']; agentApiAddress: string }>((resolve, reject) => {
-    const onData = () => {
-      for (const line of output.split('\n')) {
-        if (!line.startsWith('{')) continue;
-        const record = JSON.parse(line) as {
-          msg?: string;
-          adminAddress?: ServerProcess['adminAddress'];
-          agentApiAddress?: { host: string; port: number };
-        };
-        if (record.msg === 'Sigil server started') {
-          cleanupListeners();
-          resolve({
-            adminAddress: record.adminAddress ?? null,
-            agentApiAddress: `${record.agentApiAddress!.host}:${record.agentApiAddress!.port}`,
-          });
-          return;
+  const started = await new Promise<{ adminAddress: ServerProcess['adminAddress']; agentApiAddress: string }>(
+    (resolve, reject) => {
+      const onData = () => {
+        for (const line of output.split('\n')) {
+          if (!line.startsWith('{')) continue;
+          const record = JSON.parse(line) as {
+            msg?: string;
+            adminAddress?: ServerProcess['adminAddress'];
+            agentApiAddress?: { host: string; port: number };
+          };
+          if (record.msg === 'Sigil server started') {
+            cleanupListeners();
+            resolve({
+              adminAddress: record.adminAddress ?? null,
+              agentApiAddress: `${record.agentApiAddress!.host}:${record.agentApiAddress!.port}`,
+            });
+            return;
+          }
         }
-      }
-    };
-    const onExit = (code: number | null) => {
-      cleanupListeners();
-      reject(new Error(`sigil-server exited with ${code} before starting:\n${output}`));
-    };
-    const timer = setTimeout(() => {
-      cleanupListeners();
-      reject(new Error(`sigil-server did not start within 20s:\n${output}`));
-    }, 20_000);
-    const cleanupListeners = () => {
-      clearTimeout(timer);
-      child.stdout!.off('data', onData);
-      child.off('exit', onExit);
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', onExit);
-  });
+      };
+      const onExit = (code: number | null) => {
+        cleanupListeners();
+        reject(new Error(`sigil-server exited with ${code} before starting:\n${output}`));
+      };
+      const timer = setTimeout(() => {
+        cleanupListeners();
+        reject(new Error(`sigil-server did not start within 20s:\n${output}`));
+      }, 20_000);
+      const cleanupListeners = () => {
+        clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        child.off('exit', onExit);
+      };
+      child.stdout!.on('data', onData);
+      child.once('exit', onExit);
+    },
+  );
 
   return {
     dataDir,

@@ -6,7 +6,12 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { isSigilError } from '../../spiffe/errors.js';
 import { startAgent } from '../agent.js';
-import { DEFAULT_AGENT_ADMIN_SOCKET, DEFAULT_AGENT_DATA_DIR, DEFAULT_SOCKET_PATH, loadAgentConfig } from '../config.js';
+import {
+  DEFAULT_AGENT_ADMIN_SOCKET,
+  DEFAULT_AGENT_DATA_DIR,
+  DEFAULT_SOCKET_PATH,
+  loadAgentConfig,
+} from '../config.js';
 import { apiCommand } from './api.js';
 
 export interface AgentCliIo {
@@ -58,7 +63,8 @@ export async function main(argv: string[], io: AgentCliIo = process): Promise<nu
     case 'healthcheck':
       return adminCall('healthcheck', rest, io, () => '/healthz');
     case 'debug':
-      if (rest[0] !== 'explain') return usage(io, `unknown debug command "${rest[0] ?? ''}" (try: debug explain --pid P)`);
+      if (rest[0] !== 'explain')
+        return usage(io, `unknown debug command "${rest[0] ?? ''}" (try: debug explain --pid P)`);
       return adminCall('debug explain', rest.slice(1), io, (values) => {
         if (!values.pid) throw new Error('--pid is required');
         return `/debug/explain?pid=${encodeURIComponent(values.pid)}`;
@@ -119,15 +125,22 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
     const logger = pino({
       level: config.logLevel,
       base: { service: 'sigil-agent' },
-      redact: { paths: ['key', '*.key', 'token', '*.token', 'joinToken', '*.joinToken'], censor: '[redacted]' },
+      redact: {
+        paths: ['key', '*.key', 'token', '*.token', 'joinToken', '*.joinToken'],
+        censor: '[redacted]',
+      },
       timestamp: pino.stdTimeFunctions.isoTime,
     });
     if (config.insecureBootstrap) {
-      io.stderr.write('sigil-agent: WARNING --insecure-bootstrap trusts whatever server answers first. Use --trust-bundle-path outside demos.\n');
+      io.stderr.write(
+        'sigil-agent: WARNING --insecure-bootstrap trusts whatever server answers first. Use --trust-bundle-path outside demos.\n',
+      );
     }
     agent = await startAgent(config, { logger });
   } catch (err) {
-    io.stderr.write(`sigil-agent run: ${isSigilError(err) ? err.message : ((err as Error).stack ?? String(err))}\n`);
+    io.stderr.write(
+      `sigil-agent run: ${isSigilError(err) ? err.message : ((err as Error).stack ?? String(err))}\n`,
+    );
     return isSigilError(err, 'ERR_CONFIG_INVALID') ? 2 : 1;
   }
   await new Promise<void>((resolve) => {
@@ -163,7 +176,9 @@ async function adminCall(
       strict: true,
     }).values;
     if (values.help) {
-      io.stdout.write(`Usage: sigil-agent ${name} [--admin-socket PATH (default ${DEFAULT_AGENT_ADMIN_SOCKET})] [--output text|json]${name === 'debug explain' ? ' --pid P' : ''}\n`);
+      io.stdout.write(
+        `Usage: sigil-agent ${name} [--admin-socket PATH (default ${DEFAULT_AGENT_ADMIN_SOCKET})] [--output text|json]${name === 'debug explain' ? ' --pid P' : ''}\n`,
+      );
       return 0;
     }
     if (values.output !== undefined && values.output !== 'text' && values.output !== 'json') {
@@ -178,7 +193,9 @@ async function adminCall(
   try {
     reply = await getJson(socketPath, requestPath);
   } catch (err) {
-    io.stderr.write(`sigil-agent ${name}: cannot reach the agent at ${socketPath}: ${(err as Error).message} (is sigil-agent running? check --admin-socket)\n`);
+    io.stderr.write(
+      `sigil-agent ${name}: cannot reach the agent at ${socketPath}: ${(err as Error).message} (is sigil-agent running? check --admin-socket)\n`,
+    );
     return 3;
   }
   if (values.output === 'json' || reply.status !== 200) {
@@ -206,17 +223,25 @@ function formatExplain(raw: Record<string, unknown>): string {
   const body = raw as unknown as ExplainBody;
   const lines = [`Process ${body.pid} (uid ${body.uid}, gid ${body.gid})`, 'Selectors attested:'];
   for (const s of body.selectors) lines.push(`  ${s}`);
-  lines.push(body.matching.length > 0 ? 'Matching entries:' : 'Matching entries: none — this process gets no identity');
+  lines.push(
+    body.matching.length > 0 ? 'Matching entries:' : 'Matching entries: none — this process gets no identity',
+  );
   for (const m of body.matching) {
-    const svid = m.minted ? `SVID minted, expires ${new Date((m.expires_at ?? 0) * 1000).toISOString()}` : 'synced, SVID not minted yet';
+    const svid = m.minted
+      ? `SVID minted, expires ${new Date((m.expires_at ?? 0) * 1000).toISOString()}`
+      : 'synced, SVID not minted yet';
     lines.push(`  ${m.spiffe_id} (entry ${m.entry_id}): ${svid}`);
   }
   if (body.near_matches.length > 0) lines.push('Entries that nearly match:');
-  for (const n of body.near_matches) lines.push(`  ${n.spiffe_id} (entry ${n.entry_id}) lacks: ${n.missing.join(', ')}`);
+  for (const n of body.near_matches)
+    lines.push(`  ${n.spiffe_id} (entry ${n.entry_id}) lacks: ${n.missing.join(', ')}`);
   return `${lines.join('\n')}\n`;
 }
 
-function getJson(socketPath: string, requestPath: string): Promise<{ status: number; body: Record<string, unknown> }> {
+function getJson(
+  socketPath: string,
+  requestPath: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const request = http.get({ socketPath, path: requestPath, timeout: 15_000 }, (response) => {
       let text = '';

@@ -37,7 +37,12 @@ export async function attestNode(
           const chain = result.svidChain.map((c) => Buffer.from(c));
           const described = describeCertificate(chain[0]!);
           if (described.spiffeId !== result.spiffeId) {
-            reject(new SigilError('ERR_X509_SVID_INVALID', `server returned an SVID for ${described.spiffeId}, expected ${result.spiffeId}`));
+            reject(
+              new SigilError(
+                'ERR_X509_SVID_INVALID',
+                `server returned an SVID for ${described.spiffeId}, expected ${result.spiffeId}`,
+              ),
+            );
             return;
           }
           resolve({
@@ -51,9 +56,19 @@ export async function attestNode(
         }
       });
       stream.on('error', (err: Error & { details?: string }) =>
-        reject(new SigilError('ERR_PERMISSION_DENIED', `attestation refused by ${connection.address}: ${err.details ?? err.message}`, { cause: err })),
+        reject(
+          new SigilError(
+            'ERR_PERMISSION_DENIED',
+            `attestation refused by ${connection.address}: ${err.details ?? err.message}`,
+            { cause: err },
+          ),
+        ),
       );
-      stream.on('end', () => reject(new SigilError('ERR_UNAVAILABLE', 'the server closed the attestation stream without a result')));
+      stream.on('end', () =>
+        reject(
+          new SigilError('ERR_UNAVAILABLE', 'the server closed the attestation stream without a result'),
+        ),
+      );
       stream.write({ params: { attestor: attestor.name, payload, csr: request.csr } });
     });
   } finally {

@@ -8,10 +8,10 @@ import {
   type Client,
   type ClientDuplexStream,
   type ClientReadableStream,
-  Metadata,
-  type ServiceError,
   credentials,
   experimental,
+  Metadata,
+  type ServiceError,
   status,
 } from '@grpc/grpc-js';
 import {

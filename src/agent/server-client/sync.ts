@@ -4,9 +4,9 @@
 import { type ServiceError, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { SyncEntriesResponse, WireEntry } from '../../../proto/agent-api.js';
-import { type TrustBundle, parseSpiffeBundle } from '../../spiffe/bundle.js';
+import { parseSpiffeBundle, type TrustBundle } from '../../spiffe/bundle.js';
 import type { Clock } from '../../spiffe/clock.js';
-import { type TrustDomain, parseTrustDomain } from '../../spiffe/id.js';
+import { parseTrustDomain, type TrustDomain } from '../../spiffe/id.js';
 import { canonicalSelectors, makeSelector } from '../../spiffe/selector.js';
 import type { AgentEntry, SyncUpdate } from '../manager/types.js';
 import type { ServerConnection } from './connection.js';
@@ -61,7 +61,11 @@ export async function runSyncLoop(options: SyncLoopOptions): Promise<void> {
       const capped = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(failures, 10));
       const delayMs = capped / 2 + options.random() * (capped / 2);
       logger.warn(
-        { err: (err as ServiceError).details ?? (err as Error).message, retryInMs: Math.round(delayMs), server: options.connection.address },
+        {
+          err: (err as ServiceError).details ?? (err as Error).message,
+          retryInMs: Math.round(delayMs),
+          server: options.connection.address,
+        },
         'Server sync failed; serving cached SVIDs and retrying',
       );
       await sleep(clock, delayMs, signal);
@@ -102,7 +106,13 @@ function followStream(
       if (snapshot) {
         snapshot.push(...message.upserted.map(decodeEntry));
         if (message.snapshotEnd) {
-          manager.applySync({ snapshot: true, upserted: snapshot, deletedIds: [], revision: message.revision, ...snapshotMeta });
+          manager.applySync({
+            snapshot: true,
+            upserted: snapshot,
+            deletedIds: [],
+            revision: message.revision,
+            ...snapshotMeta,
+          });
           snapshot = null;
           onApplied(message.revision, true);
         }

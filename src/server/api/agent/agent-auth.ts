@@ -2,7 +2,7 @@
 // SVID. TLS has already checked the chain against our bundle; here we check that the SVID names an
 // agent that is attested, not banned, and that this is the SVID we last issued it.
 import { SigilError } from '../../../spiffe/errors.js';
-import { type TrustDomain, parseSpiffeId } from '../../../spiffe/id.js';
+import { parseSpiffeId, type TrustDomain } from '../../../spiffe/id.js';
 import { describeCertificate } from '../../../spiffe/x509-svid.js';
 import type { AttestedNode, NodeStore } from '../../datastore/types.js';
 
@@ -16,25 +16,37 @@ export async function authenticateAgent(
 ): Promise<AttestedNode> {
   const certificate = call.getAuthContext()?.sslPeerCertificate;
   if (!certificate?.raw) {
-    throw new SigilError('ERR_UNAUTHENTICATED', 'an agent X.509-SVID is required for this call (attest first)');
+    throw new SigilError(
+      'ERR_UNAUTHENTICATED',
+      'an agent X.509-SVID is required for this call (attest first)',
+    );
   }
   const described = describeCertificate(certificate.raw);
   const id = described.spiffeId ? parseSpiffeId(described.spiffeId) : null;
-  if (!id || !id.trustDomain.equals(trustDomain) || !id.path.startsWith(AGENT_PATH_PREFIX)) {
-    throw new SigilError('ERR_PERMISSION_DENIED', `${described.spiffeId ?? 'a certificate without SPIFFE ID'} is not an agent ID`);
+  if (!id?.trustDomain.equals(trustDomain) || !id.path.startsWith(AGENT_PATH_PREFIX)) {
+    throw new SigilError(
+      'ERR_PERMISSION_DENIED',
+      `${described.spiffeId ?? 'a certificate without SPIFFE ID'} is not an agent ID`,
+    );
   }
   let node: AttestedNode;
   try {
     node = await nodes.fetchNode(id.toString());
   } catch (err) {
     if (err instanceof SigilError && err.code === 'ERR_NODE_NOT_FOUND') {
-      throw new SigilError('ERR_PERMISSION_DENIED', `agent ${id} is not attested (evicted?); it must attest again`);
+      throw new SigilError(
+        'ERR_PERMISSION_DENIED',
+        `agent ${id} is not attested (evicted?); it must attest again`,
+      );
     }
     throw err;
   }
   if (node.banned) throw new SigilError('ERR_PERMISSION_DENIED', `agent ${id} is banned`);
   if (node.certSerial !== described.serialHex) {
-    throw new SigilError('ERR_PERMISSION_DENIED', `agent ${id} presented an SVID that is no longer current (serial ${described.serialHex})`);
+    throw new SigilError(
+      'ERR_PERMISSION_DENIED',
+      `agent ${id} presented an SVID that is no longer current (serial ${described.serialHex})`,
+    );
   }
   return node;
 }

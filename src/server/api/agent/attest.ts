@@ -5,7 +5,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { AttestRequest, AttestResponse } from '../../../../proto/agent-api.js';
 import type { NodeAttestorServer } from '../../../attestors/node/types.js';
 import { encodeSpiffeBundle } from '../../../spiffe/bundle.js';
-import { SigilError, quote } from '../../../spiffe/errors.js';
+import { quote, SigilError } from '../../../spiffe/errors.js';
 import { spiffeIdFromPath } from '../../../spiffe/id.js';
 import { makeSelector } from '../../../spiffe/selector.js';
 import { describeCertificate } from '../../../spiffe/x509-svid.js';
@@ -22,7 +22,12 @@ export async function attest(call: AttestCall, deps: AgentApiDeps): Promise<{ ag
   const inbox = messageQueue(call);
   const abort = new AbortController();
   const cancelTimer = clock.setTimer(ATTESTATION_TIMEOUT_MS, () =>
-    abort.abort(new SigilError('ERR_PERMISSION_DENIED', `attestation did not finish within ${ATTESTATION_TIMEOUT_MS / 1000}s`)),
+    abort.abort(
+      new SigilError(
+        'ERR_PERMISSION_DENIED',
+        `attestation did not finish within ${ATTESTATION_TIMEOUT_MS / 1000}s`,
+      ),
+    ),
   );
   try {
     const first = await inbox.next(abort.signal);
@@ -59,7 +64,11 @@ export async function attest(call: AttestCall, deps: AgentApiDeps): Promise<{ ag
     const selectors = [...result.selectors, makeSelector('spiffe_id', agentId)];
     for (const alias of result.aliases) await ensureAliasEntry(deps, alias, agentId);
 
-    const issued = ca.signCsr({ csr: Buffer.from(csr), spiffeId: spiffeIdFromPath(ca.trustDomain, result.agentPath), ttlMs: deps.agentSvidTtlMs });
+    const issued = ca.signCsr({
+      csr: Buffer.from(csr),
+      spiffeId: spiffeIdFromPath(ca.trustDomain, result.agentPath),
+      ttlMs: deps.agentSvidTtlMs,
+    });
     const nowMs = clock.nowMs();
     await store.upsertNode({
       spiffeId: agentId,
@@ -73,7 +82,10 @@ export async function attest(call: AttestCall, deps: AgentApiDeps): Promise<{ ag
       updatedAtMs: nowMs,
     });
     metrics.svidsIssued.inc({ type: 'x509', caller: 'attestation' });
-    logger.info({ agentId, attestor: name, aliases: result.aliases, reattest: existing !== null }, 'Agent attested');
+    logger.info(
+      { agentId, attestor: name, aliases: result.aliases, reattest: existing !== null },
+      'Agent attested',
+    );
     call.write({
       result: {
         spiffeId: agentId,

@@ -1,7 +1,7 @@
 // Bundles as the agent API serves them: our own (from the CA) and the federated ones (from the
 // store), with a change notification so open sync streams can push updates right away.
 import { EventEmitter } from 'node:events';
-import { type TrustBundle, parseSpiffeBundle } from '../../../spiffe/bundle.js';
+import { parseSpiffeBundle, type TrustBundle } from '../../../spiffe/bundle.js';
 import { parseTrustDomain } from '../../../spiffe/id.js';
 import type { BundleStore } from '../../datastore/types.js';
 
@@ -42,7 +42,10 @@ export class BundleFeed {
     const next = new Map<string, TrustBundle>();
     for (const stored of await this.store.listBundles()) {
       if (stored.trustDomain === own) continue;
-      next.set(stored.trustDomain, parseSpiffeBundle(stored.bundleJson, parseTrustDomain(stored.trustDomain)));
+      next.set(
+        stored.trustDomain,
+        parseSpiffeBundle(stored.bundleJson, parseTrustDomain(stored.trustDomain)),
+      );
     }
     this.federated = next;
     this.events.emit('change');

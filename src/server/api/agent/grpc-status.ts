@@ -16,7 +16,11 @@ const STATUS_BY_CODE: Partial<Record<SigilErrorCode, status>> = {
   ERR_NOT_IMPLEMENTED: status.UNIMPLEMENTED,
 };
 
-export function toServiceError(err: unknown, logger: Logger, context: Record<string, unknown>): Partial<ServiceError> {
+export function toServiceError(
+  err: unknown,
+  logger: Logger,
+  context: Record<string, unknown>,
+): Partial<ServiceError> {
   if (err instanceof SigilError) {
     const code = STATUS_BY_CODE[err.code] ?? status.INVALID_ARGUMENT;
     if (code === status.INTERNAL) {

@@ -1,7 +1,7 @@
 // Binds the agent API: gRPC over TLS with the server's SVID. Client certificates are requested but
 // not required (Attest comes without one); TLS checks any presented chain against our bundle, and
 // each handler then decides whether the call needs an agent (agent-auth.ts).
-import { Server, experimental } from '@grpc/grpc-js';
+import { experimental, Server } from '@grpc/grpc-js';
 import { agentApiService } from '../../../../proto/agent-api.js';
 import { SigilError } from '../../../spiffe/errors.js';
 import type { TlsMaterial } from '../../../spiffe/tls-material.js';
@@ -24,7 +24,13 @@ export async function startAgentApi(
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host}:${bind.port}`, credentials, (err, boundPort) =>
       err
-        ? reject(new SigilError('ERR_UNAVAILABLE', `cannot listen for agents on ${host}:${bind.port}: ${err.message}`, { cause: err }))
+        ? reject(
+            new SigilError(
+              'ERR_UNAVAILABLE',
+              `cannot listen for agents on ${host}:${bind.port}: ${err.message}`,
+              { cause: err },
+            ),
+          )
         : resolve(boundPort),
     ),
   );

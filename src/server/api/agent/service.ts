@@ -1,12 +1,12 @@
 // The agent API service (sigil.agent.v1.AgentApi): validate → authenticate the agent → act → map
 // errors in one place. Built apart from any listener so tests can bind it where they like.
-import {
-  type ServerDuplexStream,
-  type ServerErrorResponse,
-  type ServerUnaryCall,
-  type ServerWritableStream,
-  type UntypedServiceImplementation,
-  type handleUnaryCall,
+import type {
+  handleUnaryCall,
+  ServerDuplexStream,
+  ServerErrorResponse,
+  ServerUnaryCall,
+  ServerWritableStream,
+  UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type {
   AttestRequest,
@@ -19,7 +19,7 @@ import type {
   SyncEntriesRequest,
   SyncEntriesResponse,
 } from '../../../../proto/agent-api.js';
-import { type TrustBundle, encodeSpiffeBundle } from '../../../spiffe/bundle.js';
+import { encodeSpiffeBundle, type TrustBundle } from '../../../spiffe/bundle.js';
 import { SigilError } from '../../../spiffe/errors.js';
 import { parseSpiffeId } from '../../../spiffe/id.js';
 import { describeCertificate } from '../../../spiffe/x509-svid.js';
@@ -41,7 +41,10 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
   const log = logger.child({ component: 'agent-api' });
 
   const unary =
-    <Req, Res>(name: string, handle: (call: ServerUnaryCall<Req, Res>) => Promise<Res>): handleUnaryCall<Req, Res> =>
+    <Req, Res>(
+      name: string,
+      handle: (call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+    ): handleUnaryCall<Req, Res> =>
     (call, callback) => {
       handle(call).then(
         (res) => callback(null, res),
@@ -49,7 +52,8 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
       );
     };
 
-  const federatedNamesFor = (entries: readonly RegistrationEntry[]) => new Set(entries.flatMap((e) => e.federatesWith));
+  const federatedNamesFor = (entries: readonly RegistrationEntry[]) =>
+    new Set(entries.flatMap((e) => e.federatesWith));
   const encodeFederated = (map: Map<string, TrustBundle>) =>
     Object.fromEntries([...map].map(([name, bundle]) => [name, Buffer.from(encodeSpiffeBundle(bundle))]));
 
@@ -60,7 +64,11 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
 
     RenewAgentSvid: unary<{ csr: Buffer }, { svidChain: Buffer[] }>('RenewAgentSvid', async (call) => {
       const node = await authenticateAgent(call, store, ca.trustDomain);
-      const issued = ca.signCsr({ csr: call.request.csr, spiffeId: parseSpiffeId(node.spiffeId), ttlMs: deps.agentSvidTtlMs });
+      const issued = ca.signCsr({
+        csr: call.request.csr,
+        spiffeId: parseSpiffeId(node.spiffeId),
+        ttlMs: deps.agentSvidTtlMs,
+      });
       await store.upsertNode({
         ...node,
         certSerial: describeCertificate(issued.chain[0]!).serialHex,
@@ -68,7 +76,10 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
         updatedAtMs: clock.nowMs(),
       });
       metrics.svidsIssued.inc({ type: 'x509', caller: 'agent-renewal' });
-      log.info({ agentId: node.spiffeId, expiresAt: new Date(issued.expiresAtMs).toISOString() }, 'Agent SVID renewed');
+      log.info(
+        { agentId: node.spiffeId, expiresAt: new Date(issued.expiresAtMs).toISOString() },
+        'Agent SVID renewed',
+      );
       return { svidChain: [...issued.chain] };
     }),
 
@@ -86,7 +97,10 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
         let federatedKey = '';
         const federatedUpdate = (entries: readonly RegistrationEntry[], force: boolean) => {
           const current = bundles.federatedFor(federatedNamesFor(entries));
-          const key = [...current].map(([n, b]) => `${n}:${b.sequence}`).sort().join(',');
+          const key = [...current]
+            .map(([n, b]) => `${n}:${b.sequence}`)
+            .sort()
+            .join(',');
           if (!force && key === federatedKey) return {};
           federatedKey = key;
           return { federatedBundles: encodeFederated(current), federatedBundlesSet: true };
@@ -112,7 +126,8 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
             });
           }),
           deps.onAgentRemoved((removed) => {
-            if (removed === agentId) finish(new SigilError('ERR_PERMISSION_DENIED', `agent ${agentId} was evicted or banned`));
+            if (removed === agentId)
+              finish(new SigilError('ERR_PERMISSION_DENIED', `agent ${agentId} was evicted or banned`));
           }),
         );
         if (changes.kind === 'snapshot') {
@@ -125,11 +140,17 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
               upserted: slice.map(entryToWire),
               revision: changes.revision,
               ...(page === 0
-                ? { bundle: Buffer.from(encodeSpiffeBundle(bundles.ownBundle())), ...federatedUpdate(changes.entries, true) }
+                ? {
+                    bundle: Buffer.from(encodeSpiffeBundle(bundles.ownBundle())),
+                    ...federatedUpdate(changes.entries, true),
+                  }
                 : {}),
             });
           }
-          log.info({ agentId, entries: changes.entries.length, revision: changes.revision }, 'Agent synced from a snapshot');
+          log.info(
+            { agentId, entries: changes.entries.length, revision: changes.revision },
+            'Agent synced from a snapshot',
+          );
         } else {
           send({
             upserted: changes.delta.upserted.map(entryToWire),
@@ -138,37 +159,67 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
             bundle: Buffer.from(encodeSpiffeBundle(bundles.ownBundle())),
             ...federatedUpdate(index.entriesFor(agentId), true),
           });
-          log.info({ agentId, since: call.request.sinceRevision, revision: changes.delta.revision }, 'Agent sync resumed');
+          log.info(
+            { agentId, since: call.request.sinceRevision, revision: changes.delta.revision },
+            'Agent sync resumed',
+          );
         }
       }, finish);
     },
 
-    SignX509Svids: unary<{ requests: SvidRequest[] }, { results: SvidResult[] }>('SignX509Svids', async (call) => {
-      const node = await authenticateAgent(call, store, ca.trustDomain);
-      const requests = call.request.requests;
-      if (requests.length > MAX_SIGN_BATCH) {
-        throw new SigilError('ERR_INPUT_INVALID', `at most ${MAX_SIGN_BATCH} CSRs per call (got ${requests.length})`);
-      }
-      const entries = new Map(index.entriesFor(node.spiffeId).map((e) => [e.id, e]));
-      const results = requests.map((request): SvidResult => {
-        const entry = entries.get(request.entryId);
-        if (!entry) {
-          return { entryId: request.entryId, svidChain: [], expiresAt: 0, error: `entry ${request.entryId} is not authorized for ${node.spiffeId}` };
+    SignX509Svids: unary<{ requests: SvidRequest[] }, { results: SvidResult[] }>(
+      'SignX509Svids',
+      async (call) => {
+        const node = await authenticateAgent(call, store, ca.trustDomain);
+        const requests = call.request.requests;
+        if (requests.length > MAX_SIGN_BATCH) {
+          throw new SigilError(
+            'ERR_INPUT_INVALID',
+            `at most ${MAX_SIGN_BATCH} CSRs per call (got ${requests.length})`,
+          );
         }
-        try {
-          const stop = metrics.svidIssueSeconds.startTimer({ type: 'x509' });
-          const issued = ca.signCsr({ csr: request.csr, spiffeId: parseSpiffeId(entry.spiffeId), dnsNames: entry.dnsNames, ttlMs: entry.x509SvidTtlMs });
-          stop();
-          metrics.svidsIssued.inc({ type: 'x509', caller: 'agent' });
-          return { entryId: entry.id, svidChain: [...issued.chain], expiresAt: Math.floor(issued.expiresAtMs / 1000), error: '' };
-        } catch (err) {
-          return { entryId: entry.id, svidChain: [], expiresAt: 0, error: err instanceof SigilError ? err.message : 'signing failed' };
-        }
-      });
-      const refused = results.filter((r) => r.error !== '');
-      if (refused.length > 0) log.warn({ agentId: node.spiffeId, refused: refused.map((r) => r.entryId) }, 'CSRs refused');
-      return { results };
-    }),
+        const entries = new Map(index.entriesFor(node.spiffeId).map((e) => [e.id, e]));
+        const results = requests.map((request): SvidResult => {
+          const entry = entries.get(request.entryId);
+          if (!entry) {
+            return {
+              entryId: request.entryId,
+              svidChain: [],
+              expiresAt: 0,
+              error: `entry ${request.entryId} is not authorized for ${node.spiffeId}`,
+            };
+          }
+          try {
+            const stop = metrics.svidIssueSeconds.startTimer({ type: 'x509' });
+            const issued = ca.signCsr({
+              csr: request.csr,
+              spiffeId: parseSpiffeId(entry.spiffeId),
+              dnsNames: entry.dnsNames,
+              ttlMs: entry.x509SvidTtlMs,
+            });
+            stop();
+            metrics.svidsIssued.inc({ type: 'x509', caller: 'agent' });
+            return {
+              entryId: entry.id,
+              svidChain: [...issued.chain],
+              expiresAt: Math.floor(issued.expiresAtMs / 1000),
+              error: '',
+            };
+          } catch (err) {
+            return {
+              entryId: entry.id,
+              svidChain: [],
+              expiresAt: 0,
+              error: err instanceof SigilError ? err.message : 'signing failed',
+            };
+          }
+        });
+        const refused = results.filter((r) => r.error !== '');
+        if (refused.length > 0)
+          log.warn({ agentId: node.spiffeId, refused: refused.map((r) => r.entryId) }, 'CSRs refused');
+        return { results };
+      },
+    ),
 
     MintJwtSvid: unary<MintJwtSvidRequest, MintJwtSvidResponse>('MintJwtSvid', async (call) => {
       const node = await authenticateAgent(call, store, ca.trustDomain);
@@ -177,8 +228,16 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
         throw new SigilError('ERR_INPUT_INVALID', 'audience must be specified');
       }
       const entry = index.entriesFor(node.spiffeId).find((e) => e.id === entryId);
-      if (!entry) throw new SigilError('ERR_PERMISSION_DENIED', `entry ${entryId} is not authorized for ${node.spiffeId}`);
-      const minted = ca.mintJwtSvid({ spiffeId: parseSpiffeId(entry.spiffeId), audience, ttlMs: entry.jwtSvidTtlMs });
+      if (!entry)
+        throw new SigilError(
+          'ERR_PERMISSION_DENIED',
+          `entry ${entryId} is not authorized for ${node.spiffeId}`,
+        );
+      const minted = ca.mintJwtSvid({
+        spiffeId: parseSpiffeId(entry.spiffeId),
+        audience,
+        ttlMs: entry.jwtSvidTtlMs,
+      });
       metrics.svidsIssued.inc({ type: 'jwt', caller: 'agent' });
       return { token: minted.token, expiresAt: Math.floor(minted.expiresAtMs / 1000) };
     }),
@@ -187,9 +246,10 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
       const node = await authenticateAgent(call, store, ca.trustDomain);
       return {
         bundle: Buffer.from(encodeSpiffeBundle(bundles.ownBundle())),
-        federatedBundles: encodeFederated(bundles.federatedFor(federatedNamesFor(index.entriesFor(node.spiffeId)))),
+        federatedBundles: encodeFederated(
+          bundles.federatedFor(federatedNamesFor(index.entriesFor(node.spiffeId))),
+        ),
       };
     }),
   };
 }
-

@@ -301,12 +301,16 @@ const explain: CommandSpec = {
   },
   async run(ctx, flags) {
     const id = spiffeIdFlag('agent', flags.string('agent')!);
-    const response = await ctx.client().request('GET', `/v1/agents/${encodeURIComponent(id)}/authorized-entries`);
+    const response = await ctx
+      .client()
+      .request('GET', `/v1/agents/${encodeURIComponent(id)}/authorized-entries`);
     if (ctx.output === 'json') {
       printRaw(ctx, response);
       return 0;
     }
-    const body = jsonBody<{ aliases: string[]; entries: Array<{ entry: WireEntry; via: string[] }> }>(response);
+    const body = jsonBody<{ aliases: string[]; entries: Array<{ entry: WireEntry; via: string[] }> }>(
+      response,
+    );
     ctx.io.stdout.write(`Agent ${id}
 Aliases: ${body.aliases.length > 0 ? body.aliases.join(', ') : 'none'}
 `);
