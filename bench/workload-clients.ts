@@ -1,0 +1,212 @@
+// Workload API load generator for `npm run bench:workload`, run as a child process (fork with IPC) so
+// that client CPU never shares an event loop with the agent it measures. Raw @grpc/grpc-js clients,
+// one connection each (a local subchannel pool: the global pool would multiplex every client onto a
+// single connection, which no real set of workloads does). Two jobs, driven by messages from the
+// parent: hold many FetchX509SVID streams and report when each new SVID serial has reached all of
+// them, or probe first-response latency with short calls. Times are epoch milliseconds with
+// sub-millisecond precision (timeOrigin + now), comparable across processes on one machine.
+import { Client, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { performance } from 'node:perf_hooks';
+import {
+  SECURITY_HEADER,
+  SECURITY_HEADER_VALUE,
+  workloadServiceDefinition,
+  type X509SvidResponseMessage,
+} from '../src/sdk/index.js';
+import { readTlv, tlvValue } from '../src/spiffe/der.js';
+
+export type ClientCommand =
+  /** Open `streams` FetchX509SVID streams, `concurrency` connecting at a time. */
+  | { type: 'open'; socketPath: string; streams: number; concurrency: number }
+  /**
+   * `calls` sequential FetchX509SVID calls, each cancelled after its first message. `fresh`: every
+   * call on a new connection (connect + peer credentials + attestation); otherwise on one warm channel.
+   */
+  | { type: 'probe'; socketPath: string; calls: number; fresh: boolean }
+  | { type: 'close' };
+
+export type ClientReport =
+  | { type: 'progress'; opened: number }
+  | { type: 'opened'; firstResponseMs: number[]; serial: string }
+  /** Every stream of this process has now seen `serial`: when the first and the last one did. */
+  | { type: 'serial-reached'; serial: string; streams: number; firstAtMs: number; lastAtMs: number }
+  | { type: 'probed'; latenciesMs: number[] }
+  | { type: 'failed'; message: string };
+
+const METHOD = workloadServiceDefinition().FetchX509SVID;
+/** Each client its own connection, as separate workload processes would have. */
+const CHANNEL_OPTIONS = { 'grpc.use_local_subchannel_pool': 1, 'grpc.enable_channelz': 0 };
+/** A stream that gets no first message in this long is a failed bench, not a slow one. */
+const FIRST_MESSAGE_TIMEOUT_MS = 30_000;
+const PROGRESS_EVERY = 100;
+
+const nowMs = () => performance.timeOrigin + performance.now();
+
+function send(report: ClientReport): void {
+  process.send!(report);
+}
+
+function metadata(): Metadata {
+  const md = new Metadata();
+  md.set(SECURITY_HEADER, SECURITY_HEADER_VALUE);
+  return md;
+}
+
+function newClient(socketPath: string): Client {
+  return new Client(`unix:${socketPath}`, credentials.createInsecure(), CHANNEL_OPTIONS);
+}
+
+/** Serial (hex) of the default SVID's leaf: a few TLV reads, no full certificate parse. */
+function leafSerial(message: X509SvidResponseMessage): string {
+  const der = message.svids[0]?.x509_svid;
+  if (der === undefined) return '';
+  const cert = readTlv(der, 0);
+  const tbs = readTlv(der, cert.valueStart);
+  const first = readTlv(der, tbs.valueStart);
+  // [0] version comes first in v3 certificates; the serial follows it.
+  const serial = first.tag === 0xa0 ? readTlv(der, first.end) : first;
+  return tlvValue(der, serial).toString('hex');
+}
+
+function startCall(client: Client) {
+  return client.makeServerStreamRequest<object, X509SvidResponseMessage>(
+    METHOD.path,
+    METHOD.requestSerialize,
+    METHOD.responseDeserialize,
+    {},
+    metadata(),
+  );
+}
+
+interface HeldStream {
+  serial: string;
+}
+
+const clients: Client[] = [];
+const held: HeldStream[] = [];
+/** serial → how many streams have seen it, and when the first and the last did. */
+const arrivals = new Map<string, { count: number; firstAtMs: number; lastAtMs: number }>();
+let closing = false;
+
+function noteSerial(stream: HeldStream, serial: string): void {
+  if (serial === stream.serial) return;
+  stream.serial = serial;
+  const at = nowMs();
+  let seen = arrivals.get(serial);
+  if (seen === undefined) {
+    seen = { count: 0, firstAtMs: at, lastAtMs: at };
+    arrivals.set(serial, seen);
+  }
+  seen.count++;
+  seen.lastAtMs = at;
+  if (seen.count === held.length && held.length > 0) {
+    send({ type: 'serial-reached', serial, streams: seen.count, ...seen });
+  }
+}
+
+/** Opens one stream on its own connection; resolves with the time to its first message. */
+function openStream(socketPath: string): Promise<number> {
+  const client = newClient(socketPath);
+  clients.push(client);
+  const stream: HeldStream = { serial: '' };
+  const startMs = nowMs();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no first FetchX509SVID message within ${FIRST_MESSAGE_TIMEOUT_MS} ms`)),
+      FIRST_MESSAGE_TIMEOUT_MS,
+    );
+    const call = startCall(client);
+    let first = true;
+    call.on('data', (message: X509SvidResponseMessage) => {
+      if (first) {
+        first = false;
+        clearTimeout(timer);
+        held.push(stream);
+        stream.serial = leafSerial(message);
+        resolve(nowMs() - startMs);
+        return;
+      }
+      noteSerial(stream, leafSerial(message));
+    });
+    call.on('error', (err: ServiceError) => {
+      clearTimeout(timer);
+      if (closing && err.code === status.CANCELLED) return;
+      const why = `FetchX509SVID stream failed: ${status[err.code]} ${err.details}`;
+      if (first) reject(new Error(why));
+      else send({ type: 'failed', message: why });
+    });
+  });
+}
+
+async function openStreams(socketPath: string, count: number, concurrency: number): Promise<void> {
+  const firstResponseMs: number[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      next++;
+      firstResponseMs.push(await openStream(socketPath));
+      if (firstResponseMs.length % PROGRESS_EVERY === 0)
+        send({ type: 'progress', opened: firstResponseMs.length });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  const serials = new Set(held.map((s) => s.serial));
+  if (serials.size !== 1) throw new Error(`streams disagree on the SVID: serials ${[...serials].join(', ')}`);
+  send({ type: 'opened', firstResponseMs, serial: [...serials][0]! });
+}
+
+/** One call's time to its first message; the call is then cancelled (the stream is not needed). */
+function firstMessageMs(client: Client): Promise<number> {
+  const startMs = nowMs();
+  return new Promise((resolve, reject) => {
+    const call = startCall(client);
+    call.once('data', () => {
+      const elapsedMs = nowMs() - startMs;
+      call.cancel();
+      resolve(elapsedMs);
+    });
+    call.on('error', (err: ServiceError) => {
+      if (err.code !== status.CANCELLED) reject(new Error(`probe failed: ${status[err.code]} ${err.details}`));
+    });
+  });
+}
+
+let warm: Client | undefined;
+
+async function probe(socketPath: string, calls: number, fresh: boolean): Promise<void> {
+  const latenciesMs: number[] = [];
+  for (let i = 0; i < calls; i++) {
+    if (fresh) {
+      const client = newClient(socketPath);
+      try {
+        latenciesMs.push(await firstMessageMs(client));
+      } finally {
+        client.close();
+      }
+    } else {
+      warm ??= newClient(socketPath);
+      latenciesMs.push(await firstMessageMs(warm));
+    }
+  }
+  send({ type: 'probed', latenciesMs });
+}
+
+process.on('message', (command: ClientCommand) => {
+  const run = async () => {
+    switch (command.type) {
+      case 'open':
+        return openStreams(command.socketPath, command.streams, command.concurrency);
+      case 'probe':
+        return probe(command.socketPath, command.calls, command.fresh);
+      case 'close':
+        closing = true;
+        for (const client of clients) client.close();
+        warm?.close();
+        process.disconnect();
+        return;
+    }
+  };
+  run().catch((err: unknown) => send({ type: 'failed', message: (err as Error).message }));
+});
+// The parent going away (crash, Ctrl-C) must not leave a thousand connections behind.
+process.on('disconnect', () => process.exit(0));

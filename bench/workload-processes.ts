@@ -1,0 +1,220 @@
+// Real processes for `npm run bench:workload`: a sigil-server in a temp dir, its CLI and admin REST
+// API over the admin socket, and a sigil-agent, started from bin/ exactly as an operator would.
+// Mirrors test/support/harness.ts (which the compiled bench cannot import) in a smaller form.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** dist/bench/ → repository root. */
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SERVER_BIN = path.join(REPO_ROOT, 'bin', 'sigil-server');
+const AGENT_BIN = path.join(REPO_ROOT, 'bin', 'sigil-agent');
+const START_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 5_000;
+
+export interface Proc {
+  readonly child: ChildProcess;
+  logs(): string;
+  /** SIGTERM, then SIGKILL after a grace period; resolves once the process is gone. */
+  stop(): Promise<void>;
+}
+
+/** Spawns `node ARGS`, keeping its stdout+stderr, with an optional raised open-file limit. */
+export function spawnNode(args: readonly string[], options: { fdLimit?: number; ipc?: boolean } = {}): Proc {
+  const stdio: Array<'ignore' | 'pipe' | 'ipc'> = ['ignore', 'pipe', 'pipe'];
+  if (options.ipc) stdio.push('ipc');
+  // `ulimit -n` in a shell that then execs node: the limit (and the IPC fd) carry over.
+  const child =
+    options.fdLimit === undefined
+      ? spawn(process.execPath, [...args], { stdio })
+      : spawn('sh', ['-c', `ulimit -n ${options.fdLimit} && exec "$0" "$@"`, process.execPath, ...args], {
+          stdio,
+        });
+  let output = '';
+  const append = (chunk: Buffer) => {
+    output += chunk.toString();
+  };
+  child.stdout!.on('data', append);
+  child.stderr!.on('data', append);
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  return {
+    child,
+    logs: () => output,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Resolves with the first JSON log record whose msg is `message`; rejects if the process exits first. */
+export function waitForLogRecord(proc: Proc, message: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      for (const line of proc.logs().split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const record = JSON.parse(line) as Record<string, unknown>;
+        if (record.msg === message) {
+          done();
+          resolve(record);
+          return;
+        }
+      }
+    };
+    const onExit = (code: number | null) => {
+      done();
+      reject(new Error(`process exited with ${code} before logging "${message}":\n${proc.logs()}`));
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`no "${message}" log line within ${START_TIMEOUT_MS} ms:\n${proc.logs()}`));
+    }, START_TIMEOUT_MS);
+    const done = () => {
+      clearTimeout(timer);
+      proc.child.stdout!.off('data', check);
+      proc.child.off('exit', onExit);
+    };
+    proc.child.stdout!.on('data', check);
+    proc.child.once('exit', onExit);
+    check();
+  });
+}
+
+export interface BenchServer extends Proc {
+  readonly adminSocket: string;
+  /** HOST:PORT of the agent API. */
+  readonly agentApiAddress: string;
+  /** `sigil-server ARGS --admin-socket …`; rejects on a non-zero exit. */
+  cli(...args: string[]): Promise<string>;
+  /** One admin REST call over the socket (what the CLI does, without a process start). */
+  admin(method: string, urlPath: string, body?: unknown): Promise<unknown>;
+}
+
+export async function startServer(dataDir: string): Promise<BenchServer> {
+  const adminSocket = path.join(dataDir, 'admin.sock');
+  const proc = spawnNode([
+    SERVER_BIN,
+    'run',
+    '--trust-domain',
+    'example.org',
+    '--data-dir',
+    dataDir,
+    '--admin-socket',
+    adminSocket,
+    '--bind',
+    '127.0.0.1:0',
+  ]);
+  const started = await waitForLogRecord(proc, 'Sigil server started');
+  const address = started.agentApiAddress as { host: string; port: number };
+  return {
+    ...proc,
+    adminSocket,
+    agentApiAddress: `${address.host}:${address.port}`,
+    cli: (...args) => runNode([SERVER_BIN, ...args, '--admin-socket', adminSocket]),
+    admin: (method, urlPath, body) => adminRequest(adminSocket, method, urlPath, body),
+  };
+}
+
+export interface AgentOptions {
+  readonly root: string;
+  readonly server: BenchServer;
+  readonly joinToken: string;
+  readonly bundlePath: string;
+  readonly fdLimit?: number;
+  /** Write a V8 CPU profile of the agent into this directory when it exits. */
+  readonly cpuProfileDir?: string;
+}
+
+export interface BenchAgent extends Proc {
+  readonly socketPath: string;
+}
+
+export async function startAgent(options: AgentOptions): Promise<BenchAgent> {
+  const socketPath = path.join(options.root, 'public', 'api.sock');
+  const nodeFlags = options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
+  const proc = spawnNode(
+    [
+      ...nodeFlags,
+      AGENT_BIN,
+      'run',
+      '--server-address',
+      options.server.agentApiAddress,
+      '--trust-domain',
+      'example.org',
+      '--trust-bundle-path',
+      options.bundlePath,
+      '--data-dir',
+      path.join(options.root, 'data'),
+      '--socket-path',
+      socketPath,
+      '--admin-socket',
+      path.join(options.root, 'admin.sock'),
+      '--join-token',
+      options.joinToken,
+    ],
+    { fdLimit: options.fdLimit },
+  );
+  await waitForLogRecord(proc, 'Sigil agent started');
+  return { ...proc, socketPath };
+}
+
+function runNode(args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [...args], { maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${args.slice(1, 3).join(' ')} failed: ${stderr || error.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+function adminRequest(socketPath: string, method: string, urlPath: string, body?: unknown): Promise<unknown> {
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        socketPath,
+        method,
+        path: urlPath,
+        headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => {
+          text += chunk.toString();
+        });
+        res.on('end', () => {
+          if ((res.statusCode ?? 500) >= 300) reject(new Error(`${method} ${urlPath}: ${res.statusCode} ${text}`));
+          else resolve(text === '' ? undefined : JSON.parse(text));
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** CPU time (user + system) a process has used so far, from /proc; 10 ms resolution. */
+export function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** Resident set size in MiB, from /proc. */
+export function rssMibOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kib / 1024;
+}
+
+/** USER_HZ: 100 on every Linux architecture Node supports. */
+const CLOCK_TICKS_PER_SECOND = 100;

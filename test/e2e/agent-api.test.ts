@@ -1,0 +1,790 @@
+// The agent API end to end: a real sigil-server process (real TLS, real SQLite), driven by the agent's
+// own client code (ServerConnection + attestNode) and by real sigil-agent processes. Certificates for
+// x509pop are made by openssl and Kubernetes tokens are signed here, so the server's verifiers are
+// checked against independent producers.
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { type ServiceError, status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AgentState } from '../../src/agent/agent-state.js';
+import { createSvidKeyRequest } from '../../src/agent/manager/csr.js';
+import { attestNode } from '../../src/agent/server-client/attest.js';
+import { ServerConnection } from '../../src/agent/server-client/connection.js';
+import { createNodeAttestorAgent } from '../../src/attestors/node/index.js';
+import type { NodeAttestorAgent } from '../../src/attestors/node/types.js';
+import { decodeChallenge, signChallenge } from '../../src/attestors/node/x509pop/protocol.js';
+import { bundleToPem } from '../../src/spiffe/bundle.js';
+import { parseTrustDomain } from '../../src/spiffe/id.js';
+import { parsePrivateKey } from '../../src/spiffe/keys.js';
+import { encodePem } from '../../src/spiffe/pem.js';
+import { describeCertificate } from '../../src/spiffe/x509-svid.js';
+import {
+  type AgentProcess,
+  asWorkload,
+  makeSharedDir,
+  startAgentProcess,
+  waitFor,
+} from '../support/agent-harness.js';
+import { makeTempDir, runCommand, type ServerProcess, startServerProcess } from '../support/harness.js';
+
+const TD = 'spiffe://example.org';
+const TRUST_DOMAIN = parseTrustDomain('example.org');
+const NOBODY = 65534;
+const POD_UID = '1b7c0e2a-6f3d-4b8e-9a11-2c3d4e5f6a7b';
+
+// openssl extension sections for the node PKI (same shapes the x509pop unit tests use).
+const EXTENSIONS = `
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[leaf]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+subjectAltName = DNS:node-x.example.org
+`;
+
+let work: { dir: string; cleanup(): void };
+const file = (name: string) => path.join(work.dir, name);
+
+function openssl(...args: string[]): string {
+  return execFileSync('openssl', args, {
+    cwd: work.dir,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** `<name>.key` (P-256) and `<name>.pem` for CN `cn`, signed by `issuer` (self-signed when null). */
+function makeCert(name: string, cn: string, section: 'ca' | 'leaf', issuer: string | null): void {
+  openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${name}.key`);
+  openssl('req', '-new', '-key', `${name}.key`, '-subj', `/O=Sigil E2E/CN=${cn}`, '-out', `${name}.csr`);
+  const signer =
+    issuer === null ? ['-signkey', `${name}.key`] : ['-CA', `${issuer}.pem`, '-CAkey', `${issuer}.key`];
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    ...signer,
+    '-days',
+    '30',
+    '-set_serial',
+    `0x${name.length}${cn.length}77`,
+    '-extfile',
+    'ext.cnf',
+    '-extensions',
+    section,
+    '-sha256',
+    '-out',
+    `${name}.pem`,
+  );
+}
+
+function sha1Fingerprint(name: string): string {
+  const out = openssl('x509', '-in', `${name}.pem`, '-noout', '-fingerprint', '-sha1');
+  return out.trim().split('=')[1]!.replaceAll(':', '').toLowerCase();
+}
+
+function x509popAgent(name: string): NodeAttestorAgent {
+  return createNodeAttestorAgent('x509pop', {
+    certificate_path: file(`${name}.pem`),
+    private_key_path: file(`${name}.key`),
+  });
+}
+
+// ---- Kubernetes service account tokens, signed here with a key whose public half the server trusts.
+const saKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const strangerKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+
+function b64url(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+function saToken(overrides: Record<string, unknown> = {}, key: KeyObject = saKey.privateKey): string {
+  const now = Math.floor(Date.now() / 1000);
+  const claims = {
+    iss: 'https://kubernetes.default.svc.cluster.local',
+    sub: 'system:serviceaccount:sigil:agent',
+    aud: ['sigil-server'],
+    exp: now + 600,
+    iat: now - 5,
+    nbf: now - 5,
+    'kubernetes.io': {
+      namespace: 'sigil',
+      serviceaccount: { name: 'agent', uid: '9e8d7c6b-0000-1111-2222-333344445555' },
+      pod: { name: 'sigil-agent-x7k2p', uid: POD_UID },
+      node: { name: 'node-1', uid: 'aa00bb11-cc22-dd33-ee44-ff5566778899' },
+    },
+    ...overrides,
+  };
+  const input = `${b64url({ alg: 'ES256', kid: 'k1' })}.${b64url(claims)}`;
+  const signature = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
+  return `${input}.${signature.toString('base64url')}`;
+}
+
+/** The agent half of k8s_sat, reading a token file written here. */
+function k8sAgent(token: string, name: string): NodeAttestorAgent {
+  writeFileSync(file(name), token);
+  return createNodeAttestorAgent('k8s_sat', { cluster: 'prod', token_path: file(name) });
+}
+
+// ---- The agent's client, as sigil-agent uses it.
+function newConnection(server: ServerProcess, bundlePem: string): ServerConnection {
+  const connection = new ServerConnection({
+    addresses: [server.agentApiAddress],
+    trustDomain: TRUST_DOMAIN,
+    nowMs: () => Date.now(),
+  });
+  connection.setBundlePem(bundlePem);
+  return connection;
+}
+
+interface Attested {
+  readonly state: AgentState;
+  readonly connection: ServerConnection;
+}
+
+const openConnections: ServerConnection[] = [];
+
+async function attestWith(
+  server: ServerProcess,
+  bundlePem: string,
+  attestor: NodeAttestorAgent,
+): Promise<Attested> {
+  const connection = newConnection(server, bundlePem);
+  openConnections.push(connection);
+  const state = await attestNode(connection, attestor, TRUST_DOMAIN, false);
+  connection.setBundlePem(bundleToPem(state.bundle));
+  connection.setIdentity(
+    state.chain.map((c) => encodePem('CERTIFICATE', c)).join(''),
+    state.key.export({ format: 'pem', type: 'pkcs8' }) as string,
+  );
+  return { state, connection };
+}
+
+/** The gRPC error behind a refused attestation (attestNode wraps it in a SigilError). */
+async function refusedAttestation(
+  server: ServerProcess,
+  bundlePem: string,
+  attestor: NodeAttestorAgent,
+): Promise<ServiceError> {
+  const connection = newConnection(server, bundlePem);
+  try {
+    const err = await attestNode(connection, attestor, TRUST_DOMAIN, false).then(
+      () => null,
+      (e: unknown) => e as Error & { cause?: ServiceError },
+    );
+    expect(err, 'attestation was accepted').not.toBeNull();
+    expect(err!.cause, String(err)).toBeDefined();
+    return err!.cause!;
+  } finally {
+    connection.close();
+  }
+}
+
+/** Any call's rejection, as the gRPC error. */
+async function callError(promise: Promise<unknown>): Promise<ServiceError> {
+  const err = await promise.then(
+    () => null,
+    (e: unknown) => e as ServiceError,
+  );
+  expect(err, 'the call succeeded').not.toBeNull();
+  return err!;
+}
+
+/** Runs one SyncEntries stream until its first message or error. */
+function firstSyncEvent(connection: ServerConnection): Promise<{ data?: unknown; error?: ServiceError }> {
+  return new Promise((resolve) => {
+    const stream = connection.syncEntries({ sinceRevision: 0 });
+    stream.once('data', (data) => {
+      stream.cancel();
+      resolve({ data });
+    });
+    stream.once('error', (error: ServiceError) => resolve({ error }));
+  });
+}
+
+interface WireAgent {
+  spiffe_id: string;
+  attestation_type: string;
+  serial: string;
+  banned: boolean;
+  can_reattest: boolean;
+  selectors: Array<{ type: string; value: string }>;
+}
+
+async function listAgents(server: ServerProcess): Promise<WireAgent[]> {
+  const res = await server.cli('agent', 'list', '--output', 'json');
+  expect(res.code, res.stderr).toBe(0);
+  return (JSON.parse(res.stdout) as { agents: WireAgent[] }).agents;
+}
+
+async function showAgent(server: ServerProcess, id: string): Promise<WireAgent | null> {
+  const res = await server.cli('agent', 'show', '--spiffe-id', id, '--output', 'json');
+  if (res.code === 1) return null;
+  expect(res.code, res.stderr).toBe(0);
+  return (JSON.parse(res.stdout) as { agent: WireAgent }).agent;
+}
+
+async function createEntry(server: ServerProcess, ...args: string[]): Promise<string> {
+  const res = await server.cli('entry', 'create', '--output', 'json', ...args);
+  expect(res.code, res.stderr + res.stdout).toBe(0);
+  return (JSON.parse(res.stdout) as { entry: { id: string } }).entry.id;
+}
+
+async function generateToken(server: ServerProcess, ...args: string[]): Promise<string> {
+  const res = await server.cli('token', 'generate', '--output', 'json', ...args);
+  expect(res.code, res.stderr).toBe(0);
+  return (JSON.parse(res.stdout) as { token: string }).token;
+}
+
+/** A join_token agent half whose payload is sent as is (the real one refuses malformed tokens up front). */
+function rawJoinToken(payload: string): NodeAttestorAgent {
+  return {
+    name: 'join_token',
+    payload: async () => Buffer.from(payload),
+    respond: async () => {
+      throw new Error('join_token never answers challenges');
+    },
+  };
+}
+
+/** The server's "Agent API call refused" log records. */
+function refusals(srv: ServerProcess): Array<{ rpc?: string; reason?: string }> {
+  return srv
+    .logs()
+    .split('\n')
+    .filter((line) => line.startsWith('{') && line.includes('"msg":"Agent API call refused"'))
+    .map((line) => JSON.parse(line) as { rpc?: string; reason?: string });
+}
+
+const sortedIds = (agents: readonly WireAgent[]) => agents.map((a) => a.spiffe_id).sort();
+const selectorsOf = (agent: WireAgent) => agent.selectors.map((s) => `${s.type}:${s.value}`).sort();
+
+// ================================================================================================
+// One server with all three node attestors.
+// ================================================================================================
+let server: ServerProcess;
+let serverDir: { dir: string; cleanup(): void };
+let bundlePem: string;
+
+beforeAll(async () => {
+  work = makeTempDir('sigil-e2e-agent-api-');
+  writeFileSync(file('ext.cnf'), EXTENSIONS);
+  makeCert('nodeca', 'Node Root CA', 'ca', null);
+  makeCert('foreignca', 'Foreign Root CA', 'ca', null);
+  makeCert('nodex', 'node-x', 'leaf', 'nodeca');
+  makeCert('nodey', 'node-y', 'leaf', 'nodeca');
+  makeCert('nodeban', 'node-ban', 'leaf', 'nodeca');
+  makeCert('alien', 'node-alien', 'leaf', 'foreignca');
+  openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'other.key');
+  writeFileSync(file('sa.pub.pem'), saKey.publicKey.export({ type: 'spki', format: 'pem' }));
+  writeFileSync(
+    file('server.json'),
+    JSON.stringify({
+      trust_domain: 'example.org',
+      node_attestors: {
+        join_token: {},
+        x509pop: { ca_bundle_path: file('nodeca.pem') },
+        k8s_sat: { clusters: { prod: { service_account_key_files: [file('sa.pub.pem')] } } },
+      },
+    }),
+  );
+  serverDir = makeTempDir('sigil-e2e-agent-api-server-');
+  server = await startServerProcess({ dataDir: serverDir.dir, configFile: file('server.json') });
+  bundlePem = (await server.cli('bundle', 'show', '--format', 'pem')).stdout;
+  expect(bundlePem).toContain('BEGIN CERTIFICATE');
+}, 60_000);
+
+afterAll(async () => {
+  for (const connection of openConnections) connection.close();
+  await server?.stop();
+  serverDir?.cleanup();
+  work?.cleanup();
+});
+
+describe('refused attestation', () => {
+  /** Refusal with exactly `details`, no node record left, and the secret nowhere in the server log. */
+  async function expectRefused(
+    attestor: NodeAttestorAgent,
+    details: string | RegExp,
+    options: { wouldBeId?: string; secret?: string } = {},
+  ): Promise<void> {
+    const before = sortedIds(await listAgents(server));
+    const err = await refusedAttestation(server, bundlePem, attestor);
+    expect({ code: err.code, details: err.details }).toEqual({
+      code: status.PERMISSION_DENIED,
+      details: typeof details === 'string' ? details : expect.stringMatching(details),
+    });
+    expect(sortedIds(await listAgents(server))).toEqual(before);
+    if (options.wouldBeId) expect(await showAgent(server, options.wouldBeId)).toBeNull();
+    // The refusal is logged with its reason...
+    const matches = (reason: unknown) =>
+      typeof details === 'string' ? reason === details : typeof reason === 'string' && details.test(reason);
+    await waitFor(
+      () => refusals(server).some((r) => r.rpc === 'Attest' && matches(r.reason)),
+      5_000,
+      () => `no "Agent API call refused" line for ${details}:\n${server.logs()}`,
+    );
+    // ...and the bearer secret is nowhere in the log.
+    if (options.secret) expect(server.logs()).not.toContain(options.secret);
+  }
+
+  it('refuses an unknown join token', async () => {
+    const token = '0f0e0d0c-aaaa-4bbb-8ccc-123456789abc';
+    await expectRefused(
+      createNodeAttestorAgent('join_token', { token }),
+      'join_token: join token is unknown or already used',
+      {
+        wouldBeId: `${TD}/sigil/agent/join_token/${token}`,
+        secret: token,
+      },
+    );
+  });
+
+  it('refuses a join token that was already used', async () => {
+    const token = await generateToken(server);
+    const first = await attestWith(server, bundlePem, createNodeAttestorAgent('join_token', { token }));
+    expect(first.state.spiffeId).toBe(`${TD}/sigil/agent/join_token/${token}`);
+    const logBefore = server.logs().length;
+    await expectRefused(
+      createNodeAttestorAgent('join_token', { token }),
+      'join_token: join token is unknown or already used',
+    );
+    // The first use put the token into the agent's ID (as SPIRE does); the refusal adds it nowhere.
+    const refusalLines = server.logs().slice(logBefore);
+    expect(refusalLines).toContain('Agent API call refused');
+    expect(refusalLines).not.toContain(token);
+    // Still exactly one agent for that token: the second try did not touch it.
+    expect((await showAgent(server, first.state.spiffeId))?.serial).toBe(
+      describeCertificate(first.state.chain[0]!).serialHex,
+    );
+  });
+
+  it('refuses an expired join token', async () => {
+    const token = await generateToken(server, '--ttl', '1s');
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    await expectRefused(createNodeAttestorAgent('join_token', { token }), 'join_token: join token expired', {
+      wouldBeId: `${TD}/sigil/agent/join_token/${token}`,
+      secret: token,
+    });
+  });
+
+  it('refuses a malformed join token', async () => {
+    const secret = 'not a token; DROP TABLE nodes';
+    await expectRefused(rawJoinToken(secret), 'join_token: payload is not a well-formed join token', {
+      secret,
+    });
+  });
+
+  it('refuses an attestor the server does not enable', async () => {
+    const tpm: NodeAttestorAgent = { ...rawJoinToken('x'), name: 'tpm_devid' };
+    await expectRefused(
+      tpm,
+      'node attestor "tpm_devid" is not enabled on this server (enabled: join_token, x509pop, k8s_sat)',
+    );
+  });
+
+  it('refuses x509pop with a certificate from a CA the server does not trust', async () => {
+    await expectRefused(
+      x509popAgent('alien'),
+      'x509pop: certificate chain does not verify against the configured CA bundle: no configured root or ' +
+        'supplied intermediate signed the leaf "O=Sigil E2E, CN=node-alien" (its issuer is "O=Sigil E2E, CN=Foreign Root CA")',
+      { wouldBeId: `${TD}/sigil/agent/x509pop/${sha1Fingerprint('alien')}` },
+    );
+  });
+
+  it('refuses x509pop when the challenge is signed with a key other than the certificate’s', async () => {
+    const real = x509popAgent('nodey');
+    const otherKey = parsePrivateKey(readFileSync(file('other.key'), 'utf8'));
+    let challenged = 0;
+    const impostor: NodeAttestorAgent = {
+      name: 'x509pop',
+      payload: () => real.payload(),
+      respond: async (challenge) => {
+        challenged++;
+        return signChallenge(otherKey, decodeChallenge(challenge));
+      },
+    };
+    await expectRefused(impostor, 'x509pop: challenge signature is invalid', {
+      wouldBeId: `${TD}/sigil/agent/x509pop/${sha1Fingerprint('nodey')}`,
+    });
+    // The refusal came after a real challenge round trip over the stream.
+    expect(challenged).toBe(1);
+  });
+
+  it.each([
+    [
+      'of the wrong audience',
+      () => saToken({ aud: ['kubernetes'] }),
+      'k8s_sat: token audience ["kubernetes"] does not include "sigil-server"',
+    ],
+    ['expired', () => saToken({ exp: Math.floor(Date.now() / 1000) - 30 }), /^k8s_sat: token expired at /],
+    [
+      'signed by an unknown key',
+      () => saToken({}, strangerKey.privateKey),
+      'k8s_sat: token signature does not verify with any service account key of cluster "prod"',
+    ],
+  ])('refuses a k8s_sat token %s', async (_, makeToken, details) => {
+    const token = makeToken();
+    await expectRefused(k8sAgent(token, 'bad-token'), details, {
+      wouldBeId: `${TD}/sigil/agent/k8s_sat/prod/${POD_UID}`,
+      secret: token.split('.')[2]!,
+    });
+    expect(server.logs()).not.toContain(token.split('.')[1]!);
+  });
+});
+
+describe('x509pop and k8s_sat attestation over the real stream', () => {
+  let nodeX: Attested;
+  let k8s: Attested;
+  const nodeXId = () => `${TD}/sigil/agent/x509pop/${sha1Fingerprint('nodex')}`;
+
+  it('attests an openssl-made node certificate: agent ID from its SHA-1 fingerprint, x509pop selectors', async () => {
+    nodeX = await attestWith(server, bundlePem, x509popAgent('nodex'));
+    expect(nodeX.state.spiffeId).toBe(nodeXId());
+    expect(describeCertificate(nodeX.state.chain[0]!).spiffeId).toBe(nodeXId());
+    expect(nodeX.state.canReattest).toBe(true);
+    const record = await showAgent(server, nodeXId());
+    expect(record).toMatchObject({
+      attestation_type: 'x509pop',
+      banned: false,
+      can_reattest: true,
+      serial: describeCertificate(nodeX.state.chain[0]!).serialHex,
+    });
+    const serial = openssl('x509', '-in', 'nodex.pem', '-noout', '-serial')
+      .trim()
+      .split('=')[1]!
+      .toLowerCase();
+    expect(selectorsOf(record!)).toEqual(
+      [
+        'x509pop:subject:cn:node-x',
+        `x509pop:ca:fingerprint:${sha1Fingerprint('nodeca')}`,
+        'x509pop:san:dns:node-x.example.org',
+        `x509pop:serialnumber:${serial}`,
+        `spiffe_id:${nodeXId()}`,
+      ].sort(),
+    );
+  });
+
+  it('authorizes entries under a node entry that selects the x509pop agent', async () => {
+    await createEntry(
+      server,
+      '--node',
+      '--spiffe-id',
+      `${TD}/nodes/x`,
+      '--selector',
+      'x509pop:subject:cn:node-x',
+    );
+    await createEntry(
+      server,
+      '--spiffe-id',
+      `${TD}/x/web`,
+      '--parent-id',
+      `${TD}/nodes/x`,
+      '--selector',
+      'unix:uid:1000',
+    );
+    // A node entry for another CN must not alias this agent.
+    await createEntry(
+      server,
+      '--node',
+      '--spiffe-id',
+      `${TD}/nodes/z`,
+      '--selector',
+      'x509pop:subject:cn:node-z',
+    );
+    await createEntry(
+      server,
+      '--spiffe-id',
+      `${TD}/z/web`,
+      '--parent-id',
+      `${TD}/nodes/z`,
+      '--selector',
+      'unix:uid:1000',
+    );
+    const explain = await server.cli('entry', 'explain', '--agent', nodeXId(), '--output', 'json');
+    expect(explain.code, explain.stderr).toBe(0);
+    const body = JSON.parse(explain.stdout) as {
+      aliases: string[];
+      entries: Array<{ entry: { spiffe_id: string } }>;
+    };
+    expect(body.aliases).toEqual([`${TD}/nodes/x`]);
+    expect(body.entries.map((e) => e.entry.spiffe_id)).toEqual([`${TD}/x/web`]);
+  });
+
+  it('attests with a k8s_sat token signed by the configured key, and attests again with it', async () => {
+    const agentId = `${TD}/sigil/agent/k8s_sat/prod/${POD_UID}`;
+    k8s = await attestWith(server, bundlePem, k8sAgent(saToken(), 'sa-token'));
+    expect(k8s.state).toMatchObject({ spiffeId: agentId, canReattest: true });
+    const record = await showAgent(server, agentId);
+    expect(record).toMatchObject({ attestation_type: 'k8s_sat', can_reattest: true });
+    expect(selectorsOf(record!)).toEqual(
+      [
+        'k8s_sat:cluster:prod',
+        'k8s_sat:agent_ns:sigil',
+        'k8s_sat:agent_sa:agent',
+        'k8s_sat:agent_pod_name:sigil-agent-x7k2p',
+        `k8s_sat:agent_pod_uid:${POD_UID}`,
+        'k8s_sat:agent_node_name:node-1',
+        'k8s_sat:agent_node_uid:aa00bb11-cc22-dd33-ee44-ff5566778899',
+        `spiffe_id:${agentId}`,
+      ].sort(),
+    );
+    expect((await k8s.connection.fetchBundles()).bundle.length).toBeGreaterThan(0);
+
+    // canReattest: the same evidence attests again, to the same ID, with a new SVID...
+    const again = await attestWith(server, bundlePem, k8sAgent(saToken(), 'sa-token'));
+    expect(again.state.spiffeId).toBe(agentId);
+    const newSerial = describeCertificate(again.state.chain[0]!).serialHex;
+    expect(newSerial).not.toBe(describeCertificate(k8s.state.chain[0]!).serialHex);
+    expect((await showAgent(server, agentId))?.serial).toBe(newSerial);
+    expect(server.logs()).toMatch(
+      new RegExp(`"agentId":"${agentId}"[^\\n]*"reattest":true[^\\n]*"msg":"Agent attested"`),
+    );
+    // ...and the SVID it replaced no longer authenticates.
+    const stale = await callError(k8s.connection.fetchBundles());
+    expect(stale.code).toBe(status.PERMISSION_DENIED);
+    expect(stale.details).toMatch(/presented an SVID that is no longer current/);
+    expect((await again.connection.fetchBundles()).bundle.length).toBeGreaterThan(0);
+    k8s = again;
+  });
+
+  describe('authorized signing', () => {
+    let foreignEntryId: string;
+    let ownEntryId: string;
+
+    beforeAll(async () => {
+      ownEntryId = await createEntry(
+        server,
+        '--spiffe-id',
+        `${TD}/x/api`,
+        '--parent-id',
+        `${TD}/nodes/x`,
+        '--selector',
+        'unix:uid:1001',
+      );
+      foreignEntryId = await createEntry(
+        server,
+        '--spiffe-id',
+        `${TD}/k8s/db`,
+        '--parent-id',
+        k8s.state.spiffeId,
+        '--selector',
+        'unix:uid:1002',
+      );
+    });
+
+    it('signs CSRs for the agent’s own entries and refuses, per result, an entry of another agent', async () => {
+      const own = createSvidKeyRequest();
+      const foreign = createSvidKeyRequest();
+      const { results } = await nodeX.connection.signX509Svids([
+        { entryId: ownEntryId, csr: own.csr },
+        { entryId: foreignEntryId, csr: foreign.csr },
+      ]);
+      expect(results).toHaveLength(2);
+      const [ok, refused] = results as [(typeof results)[0], (typeof results)[0]];
+      expect(ok.error).toBe('');
+      const leaf = Buffer.from(ok.svidChain[0]!);
+      expect(describeCertificate(leaf).spiffeId).toBe(`${TD}/x/api`);
+      // The SVID carries the CSR's key and chains to the bundle (checked by openssl, not by us).
+      const { X509Certificate } = await import('node:crypto');
+      expect(new X509Certificate(leaf).publicKey.export({ type: 'spki', format: 'der' })).toEqual(
+        own.spkiDer,
+      );
+      writeFileSync(file('signed.pem'), encodePem('CERTIFICATE', leaf));
+      writeFileSync(file('bundle.pem'), bundlePem);
+      const verify = await runCommand('openssl', [
+        'verify',
+        '-CAfile',
+        file('bundle.pem'),
+        file('signed.pem'),
+      ]);
+      expect(verify.stdout + verify.stderr).toContain('signed.pem: OK');
+
+      expect(refused).toEqual({
+        entryId: foreignEntryId,
+        svidChain: [],
+        expiresAt: 0,
+        error: `entry ${foreignEntryId} is not authorized for ${nodeX.state.spiffeId}`,
+      });
+      // The owner gets it.
+      const owner = await k8s.connection.signX509Svids([{ entryId: foreignEntryId, csr: foreign.csr }]);
+      expect(owner.results[0]!.error).toBe('');
+      expect(describeCertificate(Buffer.from(owner.results[0]!.svidChain[0]!)).spiffeId).toBe(`${TD}/k8s/db`);
+    });
+
+    it('mints JWT-SVIDs for its own entries and refuses another agent’s with PERMISSION_DENIED', async () => {
+      const minted = await nodeX.connection.mintJwtSvid(ownEntryId, ['billing']);
+      const claims = JSON.parse(Buffer.from(minted.token.split('.')[1]!, 'base64url').toString()) as {
+        sub: string;
+        aud: string[] | string;
+      };
+      expect(claims.sub).toBe(`${TD}/x/api`);
+      const err = await callError(nodeX.connection.mintJwtSvid(foreignEntryId, ['billing']));
+      expect({ code: err.code, details: err.details }).toEqual({
+        code: status.PERMISSION_DENIED,
+        details: `entry ${foreignEntryId} is not authorized for ${nodeX.state.spiffeId}`,
+      });
+    });
+  });
+});
+
+describe('a banned agent', () => {
+  it('is refused on every call and cannot attest again with its x509pop evidence', async () => {
+    const agentId = `${TD}/sigil/agent/x509pop/${sha1Fingerprint('nodeban')}`;
+    const banned = await attestWith(server, bundlePem, x509popAgent('nodeban'));
+    expect(banned.state.spiffeId).toBe(agentId);
+    // Works before the ban: the refusals below are the ban's doing.
+    expect((await banned.connection.fetchBundles()).bundle.length).toBeGreaterThan(0);
+    expect((await firstSyncEvent(banned.connection)).data).toBeDefined();
+
+    const ban = await server.cli('agent', 'ban', '--spiffe-id', agentId);
+    expect(ban.code, ban.stderr).toBe(0);
+    const expected = { code: status.PERMISSION_DENIED, details: `agent ${agentId} is banned` };
+    const calls: Array<[string, () => Promise<unknown>]> = [
+      ['RenewAgentSvid', () => banned.connection.renewAgentSvid(createSvidKeyRequest().csr)],
+      [
+        'SignX509Svids',
+        () => banned.connection.signX509Svids([{ entryId: 'x', csr: createSvidKeyRequest().csr }]),
+      ],
+      ['MintJwtSvid', () => banned.connection.mintJwtSvid('x', ['a'])],
+      ['FetchBundles', () => banned.connection.fetchBundles()],
+    ];
+    for (const [name, call] of calls) {
+      const err = await callError(call());
+      expect({ name, code: err.code, details: err.details }).toEqual({ name, ...expected });
+    }
+    const sync = await firstSyncEvent(banned.connection);
+    expect({ code: sync.error?.code, details: sync.error?.details }).toEqual(expected);
+
+    const again = await refusedAttestation(server, bundlePem, x509popAgent('nodeban'));
+    expect({ code: again.code, details: again.details }).toEqual(expected);
+    expect(await showAgent(server, agentId)).toMatchObject({
+      banned: true,
+      serial: describeCertificate(banned.state.chain[0]!).serialHex,
+    });
+  });
+});
+
+// ================================================================================================
+// Agent SVID renewal with a real agent process and a short agent SVID lifetime.
+// ================================================================================================
+describe('agent SVID renewal (agent_svid_ttl: 8s)', () => {
+  let renewServer: ServerProcess;
+  let renewServerDir: { dir: string; cleanup(): void };
+  let agentDir: { dir: string; cleanup(): void };
+  let agent: AgentProcess;
+  let agentId: string;
+  let renewBundlePem: string;
+
+  beforeAll(async () => {
+    writeFileSync(
+      file('renew-server.yaml'),
+      'trust_domain: example.org\nagent_svid_ttl: 8s\nnode_attestors:\n  join_token: {}\n',
+    );
+    renewServerDir = makeTempDir('sigil-e2e-renew-server-');
+    renewServer = await startServerProcess({
+      dataDir: renewServerDir.dir,
+      configFile: file('renew-server.yaml'),
+    });
+    renewBundlePem = (await renewServer.cli('bundle', 'show', '--format', 'pem')).stdout;
+    agentDir = makeSharedDir('sigil-e2e-renew-agent-');
+    writeFileSync(path.join(agentDir.dir, 'bundle.pem'), renewBundlePem);
+    const token = await generateToken(renewServer, '--spiffe-id', `${TD}/renew-node`);
+    agent = await startAgentProcess(renewServer, {
+      root: agentDir.dir,
+      joinToken: token,
+      trustBundlePath: path.join(agentDir.dir, 'bundle.pem'),
+    });
+    agentId = `${TD}/sigil/agent/join_token/${token}`;
+  }, 60_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    await renewServer?.stop();
+    agentDir?.cleanup();
+    renewServerDir?.cleanup();
+  });
+
+  const renewals = () =>
+    agent
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes('"msg":"Agent SVID renewed"')).length;
+
+  async function workloadGets(spiffeId: string): Promise<void> {
+    await waitFor(
+      async () => {
+        const res = await asWorkload(NOBODY, agent, 'fetch', 'x509', '--output', 'json', '--timeout', '3000');
+        if (res.code !== 0) return false;
+        const body = JSON.parse(res.stdout) as { svids: Array<{ spiffe_id: string }> };
+        return body.svids.some((s) => s.spiffe_id === spiffeId);
+      },
+      15_000,
+      () => `the workload never got ${spiffeId}:\n${agent.logs()}`,
+    );
+  }
+
+  it('refuses an attestor this server does not enable', async () => {
+    const err = await refusedAttestation(renewServer, renewBundlePem, x509popAgent('nodex'));
+    expect({ code: err.code, details: err.details }).toEqual({
+      code: status.PERMISSION_DENIED,
+      details: 'node attestor "x509pop" is not enabled on this server (enabled: join_token)',
+    });
+    expect(sortedIds(await listAgents(renewServer))).toEqual([agentId]);
+  });
+
+  it('renews the agent SVID before it expires and keeps syncing after every renewal', async () => {
+    const attestedSerial = (await showAgent(renewServer, agentId))!.serial;
+    const svidFile = path.join(agent.dataDir, 'agent-svid.pem');
+    const agentSerial = () =>
+      describeCertificate(
+        Buffer.from(
+          readFileSync(svidFile, 'utf8')
+            .split('-----END CERTIFICATE-----')[0]!
+            .replace(/-----BEGIN CERTIFICATE-----|\s/g, ''),
+          'base64',
+        ),
+      ).serialHex;
+    expect(agentSerial()).toBe(attestedSerial);
+
+    for (const round of [1, 2]) {
+      await waitFor(
+        () => renewals() >= round,
+        20_000,
+        () => `renewal ${round} never happened:\n${agent.logs()}`,
+      );
+      await createEntry(
+        renewServer,
+        '--spiffe-id',
+        `${TD}/after-renewal-${round}`,
+        '--parent-id',
+        `${TD}/renew-node`,
+        '--selector',
+        `unix:uid:${NOBODY}`,
+      );
+      await workloadGets(`${TD}/after-renewal-${round}`);
+    }
+    // Renewal at about half the 8 s lifetime, not in a loop: two renewals need several seconds.
+    expect(renewals()).toBeLessThanOrEqual(4);
+    const record = (await showAgent(renewServer, agentId))!;
+    expect(record.serial).not.toBe(attestedSerial);
+    // The server's record names the SVID the agent holds now.
+    await waitFor(
+      async () => (await showAgent(renewServer, agentId))!.serial === agentSerial(),
+      5_000,
+      () => 'server and agent disagree on the current agent SVID',
+    );
+    expect(agent.logs()).not.toContain('Server refused the agent');
+  }, 60_000);
+
+  it('keeps its data dir 0700 and the agent SVID key 0600', () => {
+    expect(statSync(agent.dataDir).mode & 0o777).toBe(0o700);
+    expect(statSync(path.join(agent.dataDir, 'agent-svid.key')).mode & 0o777).toBe(0o600);
+    expect(statSync(path.join(agent.dataDir, 'agent-svid.pem')).isFile()).toBe(true);
+  });
+});
