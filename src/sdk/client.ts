@@ -12,12 +12,12 @@ import {
   type ServiceError,
   status,
 } from '@grpc/grpc-js';
+import { Backoff, type BackoffOptions, sleep } from '../spiffe/backoff.js';
 import type { TrustBundle } from '../spiffe/bundle.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
 import { isSigilError, SigilError, type SigilErrorCode } from '../spiffe/errors.js';
 import { parseSpiffeId, type SpiffeId } from '../spiffe/id.js';
 import { ENDPOINT_SOCKET_ENV, parseWorkloadEndpoint, type WorkloadEndpoint } from './address.js';
-import { Backoff, type BackoffOptions, sleep } from './backoff.js';
 import {
   fromStruct,
   type JwtBundlesResponseMessage,

@@ -1,9 +1,9 @@
 // The Workload API SDK: what the proxy, the agent's CLI and any TypeScript workload use to get
 // their identity. Exports are listed by name; helpers stay private to their files.
 
+export type { BackoffOptions } from '../spiffe/backoff.js';
 export type { WorkloadEndpoint } from './address.js';
 export { ENDPOINT_SOCKET_ENV, parseWorkloadEndpoint } from './address.js';
-export type { BackoffOptions } from './backoff.js';
 export type { JwtSvid, ValidatedToken, WatchOptions, WorkloadApiClientOptions } from './client.js';
 export { WorkloadApiClient } from './client.js';
 export type { JwtSourceEvents, JwtSourceOptions } from './jwt-source.js';

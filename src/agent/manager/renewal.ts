@@ -1,5 +1,6 @@
 // Pure timing decisions for the SVID cache (STYLE §9): when an SVID is due for renewal, whether an
 // entry change needs a new SVID, and how long to wait after a failure. The manager acts on them.
+import { Backoff } from '../../spiffe/backoff.js';
 import type { AgentEntry } from './types.js';
 
 /** Renewal times spread ±10% around the renewal point, so SVIDs minted together do not renew together. */
@@ -8,6 +9,7 @@ const RENEW_JITTER_FRACTION = 0.1;
 export const BASE_RETRY_DELAY_MS = 1_000;
 /** Retries never wait longer than this: a recovered server should be used within half a minute. */
 export const MAX_RETRY_DELAY_MS = 30_000;
+const RETRY_BACKOFF = Backoff.create({ initialMs: BASE_RETRY_DELAY_MS, maxMs: MAX_RETRY_DELAY_MS });
 
 /**
  * When to renew an SVID valid from `notBeforeMs` to `notAfterMs`: after `fraction` of its lifetime,
@@ -39,6 +41,5 @@ export function svidFieldsKey(entry: AgentEntry): string {
  * "equal jitter": half fixed so retries never bunch at zero, half random so agents do not retry in step.
  */
 export function retryDelayMs(attempt: number, random: () => number): number {
-  const capped = Math.min(MAX_RETRY_DELAY_MS, BASE_RETRY_DELAY_MS * 2 ** Math.max(0, attempt - 1));
-  return Math.round(capped / 2 + (random() * capped) / 2);
+  return Math.round(RETRY_BACKOFF.afterFailures(attempt - 1).delayMs(random));
 }

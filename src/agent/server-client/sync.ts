@@ -4,6 +4,7 @@
 import { type ServiceError, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { SyncEntriesResponse, WireEntry } from '../../../proto/agent-api.js';
+import { Backoff, sleep } from '../../spiffe/backoff.js';
 import { parseSpiffeBundle, type TrustBundle } from '../../spiffe/bundle.js';
 import type { Clock } from '../../spiffe/clock.js';
 import { parseTrustDomain, type TrustDomain } from '../../spiffe/id.js';
@@ -11,8 +12,8 @@ import { canonicalSelectors, makeSelector } from '../../spiffe/selector.js';
 import type { AgentEntry, SyncUpdate } from '../manager/types.js';
 import type { ServerConnection } from './connection.js';
 
-const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 30_000;
+/** Reconnects start at 500 ms and double up to 30 s: a returning server is used within half a minute. */
+const RECONNECT_BACKOFF = Backoff.create({ initialMs: 500, maxMs: 30_000 });
 
 export interface SyncLoopOptions {
   readonly connection: ServerConnection;
@@ -57,9 +58,8 @@ export async function runSyncLoop(options: SyncLoopOptions): Promise<void> {
         // We closed the channel ourselves (SVID renewed): reconnect at once.
         continue;
       }
+      const delayMs = RECONNECT_BACKOFF.afterFailures(failures).delayMs(options.random);
       failures++;
-      const capped = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(failures, 10));
-      const delayMs = capped / 2 + options.random() * (capped / 2);
       logger.warn(
         {
           err: (err as ServiceError).details ?? (err as Error).message,
@@ -170,16 +170,4 @@ function decodeEntry(wire: WireEntry): AgentEntry {
     expiresAtMs: wire.expiresAt === 0 ? null : wire.expiresAt * 1000,
     revision: wire.revision,
   };
-}
-
-function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const cancel = clock.setTimer(ms, done);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      cancel();
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }

@@ -1,7 +1,7 @@
-// Reconnect delays for Workload API watches: exponential with jitter (each delay between half and all of its ceiling), capped, immutable (each
+// Retry delays (Workload API watches, the agent's server sync, SVID minting): exponential with jitter (each delay between half and all of its ceiling), capped, immutable (each
 // `next()` returns a new value) and checked when built. Jitter spreads the reconnects of many
 // workloads after an agent restart so they do not all land on the new agent at the same instant.
-import { SigilError } from '../spiffe/errors.js';
+import { SigilError } from './errors.js';
 
 export interface BackoffOptions {
   /** First delay, in milliseconds. Defaults to 1s (go-spiffe's initial watch backoff). */
@@ -42,6 +42,11 @@ export class Backoff {
   delayMs(random: () => number): number {
     const ceiling = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.attempt, 30));
     return ceiling / 2 + (ceiling / 2) * random();
+  }
+
+  /** The backoff after `failures` consecutive failures (0 = fresh). */
+  afterFailures(failures: number): Backoff {
+    return new Backoff(this.initialMs, this.maxMs, Math.max(0, failures));
   }
 
   next(): Backoff {
