@@ -95,6 +95,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       }
       state = null;
     }
+    /** When the last attestation answered; unknown for a saved SVID reused from an earlier run. */
+    let attestedAtMs = Number.NEGATIVE_INFINITY;
     const attestAgain = async (reason: string): Promise<AgentState> => {
       if (!attestor) {
         throw new SigilError(
@@ -103,6 +105,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         );
       }
       const attested = await attestNode(connection, attestor, config.trustDomain, !trusted);
+      attestedAtMs = clock.nowMs();
       trusted = true;
       await saveAgentState(config.dataDir, attested);
       logger.info(
@@ -188,15 +191,21 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     cleanups.push(scheduleRenewal());
     function scheduleRenewal(): () => void {
       let cancel = () => {};
-      const arm = () => {
+      // Servers backdate notBefore for clock skew (sigil-server by 10 s). Counted from notBefore, the
+      // renewal point of an SVID shorter than twice the backdate lies in the past, so every renewal
+      // was due at once: a tight loop against the server. Count from when we got the SVID instead;
+      // a saved SVID from an earlier run (received time unknown) goes by notBefore.
+      const arm = (receivedAtMs: number) => {
         const { notBeforeMs, notAfterMs } = describeCertificate(current.chain[0]!);
-        const dueMs = notBeforeMs + (notAfterMs - notBeforeMs) * AGENT_RENEW_FRACTION;
+        const startMs = Math.max(notBeforeMs, Math.min(receivedAtMs, notAfterMs));
+        const dueMs = startMs + (notAfterMs - startMs) * AGENT_RENEW_FRACTION;
         cancel = clock.setTimer(Math.max(0, dueMs - clock.nowMs()), () => void renew());
       };
       const renew = async () => {
         try {
           const request = createSvidKeyRequest();
           const { svidChain } = await connection.renewAgentSvid(request.csr);
+          const receivedAtMs = clock.nowMs();
           const described = describeCertificate(svidChain[0]!);
           const next: AgentState = {
             ...current,
@@ -212,7 +221,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
             { agentId: next.spiffeId, expiresAt: new Date(next.expiresAtMs).toISOString() },
             'Agent SVID renewed',
           );
-          arm();
+          arm(receivedAtMs);
         } catch (err) {
           logger.warn({ err: (err as Error).message }, 'Agent SVID renewal failed; retrying');
           if (current.expiresAtMs <= clock.nowMs() && current.canReattest && attestor) {
@@ -221,7 +230,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
           cancel = clock.setTimer(RENEW_RETRY_MS, () => void renew());
         }
       };
-      arm();
+      arm(attestedAtMs);
       return () => cancel();
     }
 
