@@ -5,8 +5,9 @@
 // parent: hold many FetchX509SVID streams and report when each new SVID serial has reached all of
 // them, or probe first-response latency with short calls. Times are epoch milliseconds with
 // sub-millisecond precision (timeOrigin + now), comparable across processes on one machine.
-import { Client, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+
 import { performance } from 'node:perf_hooks';
+import { Client, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import {
   SECURITY_HEADER,
   SECURITY_HEADER_VALUE,
@@ -17,20 +18,20 @@ import { readTlv, tlvValue } from '../src/spiffe/der.js';
 
 export type ClientCommand =
   /** Open `streams` FetchX509SVID streams, `concurrency` connecting at a time. */
-  | { type: 'open'; socketPath: string; streams: number; concurrency: number }
+  | { type: 'open'; socketPath: string; streams: number; concurrency: number; retryRefusals: boolean }
   /**
    * `calls` sequential FetchX509SVID calls, each cancelled after its first message. `fresh`: every
    * call on a new connection (connect + peer credentials + attestation); otherwise on one warm channel.
    */
-  | { type: 'probe'; socketPath: string; calls: number; fresh: boolean }
+  | { type: 'probe'; socketPath: string; calls: number; fresh: boolean; retryRefusals: boolean }
   | { type: 'close' };
 
 export type ClientReport =
   | { type: 'progress'; opened: number }
-  | { type: 'opened'; firstResponseMs: number[]; serial: string }
+  | { type: 'opened'; firstResponseMs: number[]; serial: string; refusals: number }
   /** Every stream of this process has now seen `serial`: when the first and the last one did. */
   | { type: 'serial-reached'; serial: string; streams: number; firstAtMs: number; lastAtMs: number }
-  | { type: 'probed'; latenciesMs: number[] }
+  | { type: 'probed'; latenciesMs: number[]; refusals: number }
   | { type: 'failed'; message: string };
 
 const METHOD = workloadServiceDefinition().FetchX509SVID;
@@ -39,6 +40,13 @@ const CHANNEL_OPTIONS = { 'grpc.use_local_subchannel_pool': 1, 'grpc.enable_chan
 /** A stream that gets no first message in this long is a failed bench, not a slow one. */
 const FIRST_MESSAGE_TIMEOUT_MS = 30_000;
 const PROGRESS_EVERY = 100;
+/**
+ * What the agent answers when the caller's PID-reuse guard trips. A profiled agent trips it
+ * spuriously (SIGPROF makes its pidfd poll() return EINTR), so profiling runs retry such calls.
+ */
+const ATTESTATION_REFUSAL = 'workload attestation failed';
+
+class Refused extends Error {}
 
 const nowMs = () => performance.timeOrigin + performance.now();
 
@@ -132,19 +140,41 @@ function openStream(socketPath: string): Promise<number> {
       clearTimeout(timer);
       if (closing && err.code === status.CANCELLED) return;
       const why = `FetchX509SVID stream failed: ${status[err.code]} ${err.details}`;
-      if (first) reject(new Error(why));
+      if (first) reject(err.details === ATTESTATION_REFUSAL ? new Refused(why) : new Error(why));
       else send({ type: 'failed', message: why });
     });
   });
 }
 
-async function openStreams(socketPath: string, count: number, concurrency: number): Promise<void> {
+/** Calls `attempt` again after an attestation refusal when `retry` is set; counts the refusals. */
+async function withRetries<T>(
+  retry: boolean,
+  counter: { refusals: number },
+  attempt: () => Promise<T>,
+): Promise<T> {
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(retry && err instanceof Refused)) throw err;
+      counter.refusals++;
+    }
+  }
+}
+
+async function openStreams(
+  socketPath: string,
+  count: number,
+  concurrency: number,
+  retryRefusals: boolean,
+): Promise<void> {
   const firstResponseMs: number[] = [];
+  const counter = { refusals: 0 };
   let next = 0;
   const worker = async () => {
     while (next < count) {
       next++;
-      firstResponseMs.push(await openStream(socketPath));
+      firstResponseMs.push(await withRetries(retryRefusals, counter, () => openStream(socketPath)));
       if (firstResponseMs.length % PROGRESS_EVERY === 0)
         send({ type: 'progress', opened: firstResponseMs.length });
     }
@@ -152,7 +182,7 @@ async function openStreams(socketPath: string, count: number, concurrency: numbe
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
   const serials = new Set(held.map((s) => s.serial));
   if (serials.size !== 1) throw new Error(`streams disagree on the SVID: serials ${[...serials].join(', ')}`);
-  send({ type: 'opened', firstResponseMs, serial: [...serials][0]! });
+  send({ type: 'opened', firstResponseMs, serial: [...serials][0]!, refusals: counter.refusals });
 }
 
 /** One call's time to its first message; the call is then cancelled (the stream is not needed). */
@@ -166,38 +196,46 @@ function firstMessageMs(client: Client): Promise<number> {
       resolve(elapsedMs);
     });
     call.on('error', (err: ServiceError) => {
-      if (err.code !== status.CANCELLED) reject(new Error(`probe failed: ${status[err.code]} ${err.details}`));
+      if (err.code === status.CANCELLED) return;
+      const why = `probe failed: ${status[err.code]} ${err.details}`;
+      reject(err.details === ATTESTATION_REFUSAL ? new Refused(why) : new Error(why));
     });
   });
 }
 
 let warm: Client | undefined;
 
-async function probe(socketPath: string, calls: number, fresh: boolean): Promise<void> {
+async function probe(
+  socketPath: string,
+  calls: number,
+  fresh: boolean,
+  retryRefusals: boolean,
+): Promise<void> {
   const latenciesMs: number[] = [];
-  for (let i = 0; i < calls; i++) {
-    if (fresh) {
-      const client = newClient(socketPath);
-      try {
-        latenciesMs.push(await firstMessageMs(client));
-      } finally {
-        client.close();
-      }
-    } else {
+  const counter = { refusals: 0 };
+  const once = async () => {
+    if (!fresh) {
       warm ??= newClient(socketPath);
-      latenciesMs.push(await firstMessageMs(warm));
+      return firstMessageMs(warm);
     }
-  }
-  send({ type: 'probed', latenciesMs });
+    const client = newClient(socketPath);
+    try {
+      return await firstMessageMs(client);
+    } finally {
+      client.close();
+    }
+  };
+  for (let i = 0; i < calls; i++) latenciesMs.push(await withRetries(retryRefusals, counter, once));
+  send({ type: 'probed', latenciesMs, refusals: counter.refusals });
 }
 
 process.on('message', (command: ClientCommand) => {
   const run = async () => {
     switch (command.type) {
       case 'open':
-        return openStreams(command.socketPath, command.streams, command.concurrency);
+        return openStreams(command.socketPath, command.streams, command.concurrency, command.retryRefusals);
       case 'probe':
-        return probe(command.socketPath, command.calls, command.fresh);
+        return probe(command.socketPath, command.calls, command.fresh, command.retryRefusals);
       case 'close':
         closing = true;
         for (const client of clients) client.close();

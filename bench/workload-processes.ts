@@ -2,7 +2,7 @@
 // API over the admin socket, and a sigil-agent, started from bin/ exactly as an operator would.
 // Mirrors test/support/harness.ts (which the compiled bench cannot import) in a smaller form.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,23 @@ const SERVER_BIN = path.join(REPO_ROOT, 'bin', 'sigil-server');
 const AGENT_BIN = path.join(REPO_ROOT, 'bin', 'sigil-agent');
 const START_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 5_000;
+/**
+ * Sampling interval of the agent's CPU profile. Coarser than V8's 1 ms default: every sample is a
+ * SIGPROF, and a signal landing in the agent's pidfd poll() makes it return EINTR, which the agent
+ * currently reads as "the caller exited" and refuses the call (see the bench report).
+ */
+const CPU_PROFILE_INTERVAL_US = 5_000;
+
+const live = new Set<ChildProcess>();
+
+/**
+ * Last resort for a crash or a signal: SIGKILL every child still running. Synchronous, so it can run
+ * in a process 'exit' handler; the orderly path is each Proc's stop().
+ */
+export function killLiveChildrenSync(): void {
+  for (const child of live) child.kill('SIGKILL');
+  live.clear();
+}
 
 export interface Proc {
   readonly child: ChildProcess;
@@ -32,6 +49,7 @@ export function spawnNode(args: readonly string[], options: { fdLimit?: number; 
       : spawn('sh', ['-c', `ulimit -n ${options.fdLimit} && exec "$0" "$@"`, process.execPath, ...args], {
           stdio,
         });
+  live.add(child);
   let output = '';
   const append = (chunk: Buffer) => {
     output += chunk.toString();
@@ -39,8 +57,10 @@ export function spawnNode(args: readonly string[], options: { fdLimit?: number; 
   child.stdout!.on('data', append);
   child.stderr!.on('data', append);
   const exited = new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
+    child.once('exit', () => {
+      live.delete(child);
+      resolve();
+    });
   });
   return {
     child,
@@ -139,7 +159,15 @@ export interface BenchAgent extends Proc {
 
 export async function startAgent(options: AgentOptions): Promise<BenchAgent> {
   const socketPath = path.join(options.root, 'public', 'api.sock');
-  const nodeFlags = options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
+  // The agent does not create the socket's directory (an operator decides who may traverse it).
+  mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
+  const nodeFlags = options.cpuProfileDir
+    ? [
+        '--cpu-prof',
+        `--cpu-prof-dir=${options.cpuProfileDir}`,
+        `--cpu-prof-interval=${CPU_PROFILE_INTERVAL_US}`,
+      ]
+    : [];
   const proc = spawnNode(
     [
       ...nodeFlags,
@@ -191,7 +219,8 @@ function adminRequest(socketPath: string, method: string, urlPath: string, body?
           text += chunk.toString();
         });
         res.on('end', () => {
-          if ((res.statusCode ?? 500) >= 300) reject(new Error(`${method} ${urlPath}: ${res.statusCode} ${text}`));
+          if ((res.statusCode ?? 500) >= 300)
+            reject(new Error(`${method} ${urlPath}: ${res.statusCode} ${text}`));
           else resolve(text === '' ? undefined : JSON.parse(text));
         });
       },

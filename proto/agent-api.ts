@@ -87,6 +87,7 @@ export interface SyncEntriesResponse {
   bundle: Buffer;
   federatedBundles: Record<string, Buffer>;
   federatedBundlesSet: boolean;
+  taintedAuthorities: string[];
 }
 
 export interface SvidRequest {

@@ -38,6 +38,8 @@ export interface ServerConfig {
     readonly ttlMs: number;
     readonly jwtKeyType: KeyType;
     readonly upstream: UpstreamAuthorityConfig | null;
+    /** The least time a prepared authority is in the bundle before it signs. */
+    readonly publishLeadMs: number;
   };
   readonly defaultX509SvidTtlMs: number;
   readonly defaultJwtSvidTtlMs: number;
@@ -118,10 +120,11 @@ export function checkServerConfig(raw: Raw, where: string, cwd: string): ServerC
   const logLevel = check.oneOf('log_level', raw.log_level ?? 'info', LOG_LEVELS) ?? 'info';
 
   const ca = check.object('ca', raw.ca ?? {});
-  check.unknownKeys(ca, 'ca', ['key_type', 'ttl', 'jwt_key_type', 'upstream']);
+  check.unknownKeys(ca, 'ca', ['key_type', 'ttl', 'jwt_key_type', 'upstream', 'publish_lead']);
   const keyType = check.oneOf('ca.key_type', ca.key_type ?? 'ec-p256', KEY_TYPES) ?? 'ec-p256';
   const jwtKeyType = check.oneOf('ca.jwt_key_type', ca.jwt_key_type ?? 'ec-p256', KEY_TYPES) ?? 'ec-p256';
   const caTtlMs = check.duration('ca.ttl', ca.ttl ?? '24h');
+  const publishLeadMs = check.duration('ca.publish_lead', ca.publish_lead ?? '10m');
   let upstream: UpstreamAuthorityConfig | null = null;
   if (ca.upstream !== undefined) {
     const up = check.object('ca.upstream', ca.upstream);
@@ -186,7 +189,7 @@ export function checkServerConfig(raw: Raw, where: string, cwd: string): ServerC
     adminBind,
     dataDir,
     logLevel,
-    ca: { keyType, ttlMs: caTtlMs!, jwtKeyType, upstream },
+    ca: { keyType, ttlMs: caTtlMs!, jwtKeyType, upstream, publishLeadMs: publishLeadMs! },
     defaultX509SvidTtlMs: x509TtlMs!,
     defaultJwtSvidTtlMs: jwtTtlMs!,
     agentSvidTtlMs: agentSvidTtlMs!,

@@ -9,6 +9,7 @@ import type { Server as TlsServer } from 'node:tls';
 import type { DestinationStream, Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { createNodeAttestorServer } from '../attestors/node/index.js';
+import { JWT_PRUNE_GRACE_MS, rotationWarnings } from '../rotation/index.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
 import { SigilError } from '../spiffe/errors.js';
 import { spiffeIdFromPath } from '../spiffe/id.js';
@@ -92,8 +93,24 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       store,
       clock,
       logger: logger.child({ component: 'ca' }),
+      rotation: { minPublishLeadMs: config.ca.publishLeadMs },
+      jwtRotation: { pruneGraceMs: JWT_PRUNE_GRACE_MS },
     });
-    bundles = await BundleFeed.load(store, () => ca.bundle());
+    cleanups.push(() => ca.close());
+    for (const warning of rotationWarnings({
+      caTtlMs: config.ca.ttlMs,
+      defaultX509SvidTtlMs: config.defaultX509SvidTtlMs,
+      defaultJwtSvidTtlMs: config.defaultJwtSvidTtlMs,
+      minPublishLeadMs: config.ca.publishLeadMs,
+      agentSvidTtlMs: config.agentSvidTtlMs,
+    })) {
+      logger.warn(warning);
+    }
+    bundles = await BundleFeed.load(
+      store,
+      () => ca.bundle(),
+      () => ca.taintedX509Authorities(),
+    );
     const serverIdentity = new ServerIdentity(
       ca,
       config.trustDomain,

@@ -35,6 +35,8 @@ export type SigilErrorCode =
   | 'ERR_DATASTORE'
   // CA
   | 'ERR_CA_UNAVAILABLE'
+  | 'ERR_AUTHORITY_NOT_FOUND'
+  | 'ERR_AUTHORITY_STATE'
   | 'ERR_UPSTREAM_INVALID'
   // access
   | 'ERR_UNAUTHENTICATED'

@@ -9,6 +9,7 @@ import type { Clock } from '../../spiffe/clock.js';
 import { quote, SigilError } from '../../spiffe/errors.js';
 import type { TrustDomain } from '../../spiffe/id.js';
 import type { Selector } from '../../spiffe/selector.js';
+import { describeCertificate } from '../../spiffe/x509-svid.js';
 import type { IdentityFeed, WorkloadIdentity, WorkloadJwtSvid } from '../workloadapi/identity-feed.js';
 import { BundleState } from './bundle-state.js';
 import { EntryCache, type NearMatch } from './entry-cache.js';
@@ -16,7 +17,7 @@ import { JwtSvidCache } from './jwt-cache.js';
 import { planMints } from './mint-plan.js';
 import { mintSvids, toCachedSvid } from './minter.js';
 import { renewAtMs, retryDelayMs, svidFieldsKey } from './renewal.js';
-import { SvidCache } from './svid-cache.js';
+import { SvidCache, signedThrough } from './svid-cache.js';
 import type { AgentEntry, SvidSigner, SyncUpdate } from './types.js';
 import { WatchHub } from './watch-hub.js';
 import { buildGroupState } from './workload-identity.js';
@@ -75,6 +76,8 @@ export class AgentManager implements IdentityFeed {
   private readonly failures = new Map<string, Failure>();
   /** Entries whose SVID no longer chains to the bundle (its CA was rotated away). */
   private untrusted = new Set<string>();
+  /** Subject key IDs of tainted X.509 authorities, as the server last said. */
+  private tainted: ReadonlySet<string> = new Set();
   private kicked = false;
   private wake: (() => void) | undefined;
   private running = false;
@@ -197,10 +200,24 @@ export class AgentManager implements IdentityFeed {
       this.failures.delete(id);
       this.jwts.dropEntry(id);
     }
-    if (bundleChanged) {
-      this.untrusted = new Set(this.svids.reanchor(this.bundleState.bundle.x509Authorities));
+    const taintChanged =
+      update.taintedAuthorities !== undefined && !sameMembers(update.taintedAuthorities, this.tainted);
+    if (taintChanged) this.tainted = new Set(update.taintedAuthorities);
+    if (bundleChanged || taintChanged) {
+      // A tainted authority counts as absent: whatever it signed is replaced, as if rotated away.
+      const trusted = this.bundleState.bundle.x509Authorities.filter(
+        (der) => !this.tainted.has(describeCertificate(der).subjectKeyIdHex ?? ''),
+      );
+      this.untrusted = new Set([
+        ...this.svids.reanchor(trusted),
+        ...signedThrough(this.svids.values(), this.tainted),
+      ]);
       this.log.info(
-        { authorities: this.bundleState.bundle.x509Authorities.length, svidsToReplace: this.untrusted.size },
+        {
+          authorities: this.bundleState.bundle.x509Authorities.length,
+          tainted: [...this.tainted],
+          svidsToReplace: this.untrusted.size,
+        },
         'Trust bundle updated',
       );
     }
@@ -331,4 +348,8 @@ function checkPositiveInteger(value: number, field: string): number {
     });
   }
   return value;
+}
+
+function sameMembers(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  return a.size === b.size && [...a].every((x) => b.has(x));
 }

@@ -1,5 +1,6 @@
 // Pure timing decisions for the SVID cache (STYLE §9): when an SVID is due for renewal, whether an
 // entry change needs a new SVID, and how long to wait after a failure. The manager acts on them.
+import { renewAtMs as sharedRenewAtMs } from '../../rotation/index.js';
 import { Backoff } from '../../spiffe/backoff.js';
 import type { AgentEntry } from './types.js';
 
@@ -11,21 +12,18 @@ export const BASE_RETRY_DELAY_MS = 1_000;
 export const MAX_RETRY_DELAY_MS = 30_000;
 const RETRY_BACKOFF = Backoff.create({ initialMs: BASE_RETRY_DELAY_MS, maxMs: MAX_RETRY_DELAY_MS });
 
-/**
- * When to renew an SVID valid from `notBeforeMs` to `notAfterMs`: after `fraction` of its lifetime,
- * jittered by ±10% of that span. `random` is drawn once, at mint, and the result kept (STYLE §9).
- * Never after notAfter, never before notBefore.
- */
+/** When to renew an SVID: the shared rule of src/rotation (fraction of its life, ±10% drawn once). */
 export function renewAtMs(
   notBeforeMs: number,
   notAfterMs: number,
   fraction: number,
   random: () => number,
 ): number {
-  const lifetimeMs = notAfterMs - notBeforeMs;
-  const pointMs = lifetimeMs * fraction;
-  const jitterMs = (random() * 2 - 1) * RENEW_JITTER_FRACTION * pointMs;
-  return Math.min(notAfterMs, Math.max(notBeforeMs, Math.round(notBeforeMs + pointMs + jitterMs)));
+  return sharedRenewAtMs(
+    { notBeforeMs, notAfterMs },
+    { fraction, jitterFraction: RENEW_JITTER_FRACTION },
+    random,
+  );
 }
 
 /**

@@ -2,6 +2,7 @@
 // chains to the trust bundle. It owns the data it hands out: views are frozen and shared by every
 // watcher (STYLE §3). Which entries to mint and when to evict are decided by the manager.
 import { createHash, type KeyObject, X509Certificate } from 'node:crypto';
+import { describeCertificate } from '../../spiffe/x509-svid.js';
 import type { WorkloadX509Svid } from '../workloadapi/identity-feed.js';
 
 export interface CachedSvid {
@@ -95,6 +96,20 @@ export class SvidCache {
     }
     return lost;
   }
+}
+
+/** Entries whose chain passes through an intermediate with one of these subject key IDs (upstream mode). */
+export function signedThrough(svids: Iterable<CachedSvid>, subjectKeyIds: ReadonlySet<string>): string[] {
+  if (subjectKeyIds.size === 0) return [];
+  const hit: string[] = [];
+  for (const svid of svids) {
+    if (
+      svid.chain.slice(1).some((der) => subjectKeyIds.has(describeCertificate(der).subjectKeyIdHex ?? ''))
+    ) {
+      hit.push(svid.entryId);
+    }
+  }
+  return hit;
 }
 
 /**

@@ -33,6 +33,8 @@ export interface SyncUpdate {
   readonly bundle?: TrustBundle;
   /** Present (possibly empty) when the set of federated bundles changed: the complete set. */
   readonly federatedBundles?: ReadonlyMap<string, TrustBundle>;
+  /** Present with `bundle`: subject key IDs (hex) of tainted X.509 authorities; their SVIDs are replaced. */
+  readonly taintedAuthorities?: ReadonlySet<string>;
 }
 
 export interface SignedSvid {

@@ -139,9 +139,14 @@ function followStream(
 }
 
 function decodeMeta(message: SyncEntriesResponse, trustDomain: TrustDomain): Partial<SyncUpdate> {
-  const meta: { bundle?: TrustBundle; federatedBundles?: Map<string, TrustBundle> } = {};
+  const meta: {
+    bundle?: TrustBundle;
+    federatedBundles?: Map<string, TrustBundle>;
+    taintedAuthorities?: Set<string>;
+  } = {};
   if (message.bundle && message.bundle.length > 0) {
     meta.bundle = parseSpiffeBundle(Buffer.from(message.bundle).toString('utf8'), trustDomain);
+    meta.taintedAuthorities = new Set(message.taintedAuthorities ?? []);
   }
   if (message.federatedBundlesSet) {
     meta.federatedBundles = new Map(

@@ -1,10 +1,21 @@
-// The server's certificate authority: loads or creates the X.509 signing CA and the JWT signing key,
-// journals them in the datastore, publishes the trust bundle, and mints SVIDs. Keys never leave the
-// keys directory (0600 files); the journal holds only public parts. Scheduled rotation of these
-// authorities belongs to src/rotation and is driven from outside; this class only acts.
-import { createPublicKey, type KeyObject, randomBytes } from 'node:crypto';
+// The server's certificate authority: signs X.509- and JWT-SVIDs with the active authorities, and
+// rotates them by itself. When to prepare, activate and prune is decided by src/rotation from the
+// journaled times; this class acts, always journaling a change before publishing the bundle, so a
+// restart mid-rotation resumes exactly (never losing the active key, never activating a key the
+// agents have not had time to see). Keys stay in the keys directory (0600 files).
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import {
+  type AuthorityTimes,
+  authoritySchedule,
+  type RotationOptions,
+  Scheduler,
+  shouldActivateNext,
+  shouldPrepareNext,
+  shouldPrune,
+} from '../../rotation/index.js';
 import {
   createTrustBundle,
   encodeSpiffeBundle,
@@ -12,49 +23,49 @@ import {
   type TrustBundle,
 } from '../../spiffe/bundle.js';
 import type { Clock } from '../../spiffe/clock.js';
-import { SigilError } from '../../spiffe/errors.js';
+import { quote, SigilError } from '../../spiffe/errors.js';
 import type { SpiffeId, TrustDomain } from '../../spiffe/id.js';
 import { mintJwtSvid } from '../../spiffe/jwt-svid.js';
-import { generateKey, type KeyType } from '../../spiffe/keys.js';
-import { decodePemBlocks, encodePem } from '../../spiffe/pem.js';
-import { readPrivateKeyFile, writePrivateKeyFile } from '../../spiffe/secret-file.js';
-import { certificateMatchesKey, createCaCertificate } from '../../spiffe/x509-authority.js';
-import {
-  describeCertificate,
-  mintX509Svid,
-  parseCsr,
-  prepareIssuer,
-  type X509Issuer,
-} from '../../spiffe/x509-svid.js';
+import { decodePemBlocks } from '../../spiffe/pem.js';
+import { readPrivateKeyFile } from '../../spiffe/secret-file.js';
+import { certificateMatchesKey } from '../../spiffe/x509-authority.js';
+import { mintX509Svid, parseCsr, prepareIssuer, type X509Issuer } from '../../spiffe/x509-svid.js';
+import type { AuthorityView } from '../api/admin/deps.js';
 import type { BundleStore, JournalStore } from '../datastore/types.js';
 import {
-  activeJwt,
-  activeX509,
+  type AuthorityFactoryOptions,
+  BACKDATE_MS,
+  createJwtAuthority,
+  createX509Authority,
+} from './authority-factory.js';
+import {
+  type AuthorityKind,
+  type AuthorityRecord,
   type CaJournal,
   EMPTY_JOURNAL,
+  inState,
   type JwtAuthorityRecord,
   parseJournal,
   type X509AuthorityRecord,
 } from './journal.js';
-import type { UpstreamAuthority } from './upstream.js';
 
-/** Backdate 10s: a peer whose clock runs a little slow would reject a cert from "the future". */
-export const BACKDATE_MS = 10_000;
+export { BACKDATE_MS };
 /** How often consumers should re-fetch the bundle (SPIFFE federation default, 5 minutes). */
 export const BUNDLE_REFRESH_HINT_S = 300;
+/** Rotation checks never run closer together than this, whatever the schedule says. */
+const MIN_WAKE_MS = 500;
+const KINDS: readonly AuthorityKind[] = ['x509', 'jwt'];
 
-export interface ServerCaOptions {
-  readonly trustDomain: TrustDomain;
-  readonly keyType: KeyType;
-  readonly jwtKeyType: KeyType;
-  readonly caTtlMs: number;
+export interface ServerCaOptions extends AuthorityFactoryOptions {
   readonly defaultX509SvidTtlMs: number;
   readonly defaultJwtSvidTtlMs: number;
-  readonly upstream: UpstreamAuthority | null;
-  readonly keysDir: string;
   readonly store: JournalStore & BundleStore;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Rotation thresholds for both kinds (src/rotation documents the defaults). */
+  readonly rotation?: RotationOptions;
+  /** JWT keys get extra prune grace: validators accept tokens a little past exp. */
+  readonly jwtRotation?: RotationOptions;
 }
 
 export interface IssuedX509Svid {
@@ -63,29 +74,43 @@ export interface IssuedX509Svid {
   readonly expiresAtMs: number;
 }
 
-interface ActiveX509 {
-  readonly record: X509AuthorityRecord;
-  readonly issuer: X509Issuer;
-  readonly chainTail: readonly Buffer[];
-}
-
-interface ActiveJwt {
-  readonly record: JwtAuthorityRecord;
-  readonly key: KeyObject;
+interface Signers {
+  readonly x509: {
+    readonly record: X509AuthorityRecord;
+    readonly issuer: X509Issuer;
+    readonly chainTail: readonly Buffer[];
+  };
+  readonly jwt: { readonly record: JwtAuthorityRecord; readonly key: KeyObject };
 }
 
 export class ServerCa {
-  private x509!: ActiveX509;
-  private jwt!: ActiveJwt;
+  private journal: CaJournal = EMPTY_JOURNAL;
+  private journalVersion = 0;
+  private signers!: Signers;
   private currentBundle!: TrustBundle;
+  /** Latest expiry signed by each authority activated in this process (others count to their notAfter). */
+  private readonly lastSigned = new Map<string, number>();
+  private readonly scheduler: Scheduler;
+  private queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(private readonly options: ServerCaOptions) {}
+  private constructor(private readonly options: ServerCaOptions) {
+    this.scheduler = new Scheduler(options.clock, {
+      onError: (err) =>
+        options.logger.error({ err }, 'Authority rotation failed; retrying at the next check'),
+    });
+  }
 
-  /** Loads the authorities from the journal, creating what is missing or expired, then publishes the bundle. */
+  /** Loads the journal, makes sure each kind has a usable active authority, rotates what is due, publishes. */
   static async open(options: ServerCaOptions): Promise<ServerCa> {
     const ca = new ServerCa(options);
-    await ca.load();
+    await ca.exclusive(() => ca.rotate(true));
     return ca;
+  }
+
+  /** Stops rotating; resolves once a rotation step in progress has finished. */
+  async close(): Promise<void> {
+    await this.scheduler.close();
+    await this.queue;
   }
 
   get trustDomain(): TrustDomain {
@@ -97,12 +122,17 @@ export class ServerCa {
     return this.currentBundle;
   }
 
+  /** IDs (subject key IDs) of tainted X.509 authorities: agents replace SVIDs they signed. */
+  taintedX509Authorities(): string[] {
+    return this.journal.x509.filter((a) => a.tainted).map((a) => a.id);
+  }
+
   get x509Authority(): { readonly id: string; readonly notAfterMs: number } {
-    return { id: this.x509.record.id, notAfterMs: this.x509.record.notAfterMs };
+    return { id: this.signers.x509.record.id, notAfterMs: this.signers.x509.record.notAfterMs };
   }
 
   get jwtAuthority(): { readonly kid: string; readonly notAfterMs: number } {
-    return { kid: this.jwt.record.kid, notAfterMs: this.jwt.record.notAfterMs };
+    return { kid: this.signers.jwt.record.id, notAfterMs: this.signers.jwt.record.notAfterMs };
   }
 
   /** Signs a leaf for `publicKey`. The TTL is capped so the SVID never outlives the signing CA. */
@@ -113,8 +143,11 @@ export class ServerCa {
     ttlMs?: number;
   }): IssuedX509Svid {
     const nowMs = this.options.clock.nowMs();
-    const ttlMs = params.ttlMs || this.options.defaultX509SvidTtlMs;
-    const notAfterMs = Math.min(nowMs + ttlMs, this.x509.record.notAfterMs);
+    const { record, issuer, chainTail } = this.signers.x509;
+    const notAfterMs = Math.min(
+      nowMs + (params.ttlMs || this.options.defaultX509SvidTtlMs),
+      record.notAfterMs,
+    );
     const leaf = mintX509Svid(
       {
         spiffeId: params.spiffeId,
@@ -123,9 +156,10 @@ export class ServerCa {
         notBeforeMs: nowMs - BACKDATE_MS,
         notAfterMs,
       },
-      this.x509.issuer,
+      issuer,
     );
-    return { chain: [leaf, ...this.x509.chainTail], expiresAtMs: notAfterMs };
+    this.noteSigned(record.id, notAfterMs);
+    return { chain: [leaf, ...chainTail], expiresAtMs: notAfterMs };
   }
 
   /** Verifies a PKCS#10 CSR's self-signature, then signs its key for `spiffeId` (the CSR's names are ignored). */
@@ -144,106 +178,190 @@ export class ServerCa {
     expiresAtMs: number;
   } {
     const nowMs = this.options.clock.nowMs();
-    const ttlMs = params.ttlMs || this.options.defaultJwtSvidTtlMs;
-    const expiresAtMs = Math.min(nowMs + ttlMs, this.jwt.record.notAfterMs);
+    const { record, key } = this.signers.jwt;
+    const cappedMs = Math.min(nowMs + (params.ttlMs || this.options.defaultJwtSvidTtlMs), record.notAfterMs);
     // JWT claims are whole seconds: round down so exp never lands past the key's expiry.
-    const expSecondsMs = Math.floor(expiresAtMs / 1000) * 1000;
+    const expiresAtMs = Math.floor(cappedMs / 1000) * 1000;
     const token = mintJwtSvid({
       spiffeId: params.spiffeId,
       audience: params.audience,
       issuedAtMs: nowMs,
-      expiresAtMs: expSecondsMs,
-      key: this.jwt.key,
-      kid: this.jwt.record.kid,
-    });
-    return { token, expiresAtMs: expSecondsMs };
-  }
-
-  private async load(): Promise<void> {
-    const { store, clock, logger } = this.options;
-    const stored = await store.loadJournal();
-    let journal = stored ? parseJournal(stored.data) : EMPTY_JOURNAL;
-    const nowMs = clock.nowMs();
-    let changed = false;
-
-    let x509Record = activeX509(journal);
-    if (!x509Record || x509Record.notAfterMs <= nowMs) {
-      x509Record = await this.createX509Authority(nowMs);
-      journal = { ...journal, x509: [...retire(journal.x509), x509Record] };
-      changed = true;
-    }
-    let jwtRecord = activeJwt(journal);
-    if (!jwtRecord || jwtRecord.notAfterMs <= nowMs) {
-      jwtRecord = await this.createJwtAuthority(nowMs);
-      journal = { ...journal, jwt: [...retire(journal.jwt), jwtRecord] };
-      changed = true;
-    }
-    // Drop authorities that expired: nothing they signed can still be valid.
-    const pruned = {
-      x509: journal.x509.filter((a) => a.notAfterMs > nowMs),
-      jwt: journal.jwt.filter((a) => a.notAfterMs > nowMs),
-    };
-    changed ||= pruned.x509.length !== journal.x509.length || pruned.jwt.length !== journal.jwt.length;
-    journal = pruned;
-    if (changed) await store.saveJournal(JSON.stringify(journal), stored?.version ?? 0);
-
-    this.x509 = await this.activateX509(x509Record);
-    this.jwt = await this.activateJwt(jwtRecord);
-    await this.publishBundle(journal);
-    logger.info(
-      {
-        x509AuthorityId: x509Record.id,
-        x509ExpiresAt: new Date(x509Record.notAfterMs).toISOString(),
-        jwtKid: jwtRecord.kid,
-        upstream: this.options.upstream !== null,
-        created: changed,
-      },
-      changed ? 'Certificate authority prepared' : 'Certificate authority loaded',
-    );
-  }
-
-  private async createX509Authority(nowMs: number): Promise<X509AuthorityRecord> {
-    const { keyType, caTtlMs, trustDomain, upstream, keysDir } = this.options;
-    const key = generateKey(keyType);
-    const certDer = await createCaCertificate({
-      trustDomain,
+      expiresAtMs,
       key,
-      signer: upstream ? { certDer: upstream.certDer, key: upstream.key } : undefined,
-      notBeforeMs: nowMs - BACKDATE_MS,
-      notAfterMs: nowMs + caTtlMs,
+      kid: record.id,
     });
-    const described = describeCertificate(certDer);
-    const id = described.subjectKeyIdHex ?? described.serialHex;
-    const keyFile = `x509-ca-${id}.key`;
-    // Key file before journal: the journal must never name a key that is not on disk.
-    await writePrivateKeyFile(path.join(keysDir, keyFile), key);
+    this.noteSigned(record.id, expiresAtMs);
+    return { token, expiresAtMs };
+  }
+
+  authorities(): { x509: AuthorityView[]; jwt: AuthorityView[] } {
     return {
-      id,
-      state: 'active',
-      certPem: encodePem('CERTIFICATE', certDer),
-      upstreamChainPem: (upstream?.chain ?? []).map((c) => encodePem('CERTIFICATE', c)).join(''),
-      keyFile,
-      notAfterMs: described.notAfterMs,
-      createdAtMs: nowMs,
+      x509: this.journal.x509.map((a) => this.view('x509', a)),
+      jwt: this.journal.jwt.map((a) => this.view('jwt', a)),
     };
   }
 
-  private async createJwtAuthority(nowMs: number): Promise<JwtAuthorityRecord> {
-    const key = generateKey(this.options.jwtKeyType);
-    const kid = randomBytes(24).toString('base64url');
-    const keyFile = `jwt-${kid}.key`;
-    await writePrivateKeyFile(path.join(this.options.keysDir, keyFile), key);
-    return {
-      kid,
-      state: 'active',
-      publicKeyPem: createPublicKey(key).export({ format: 'pem', type: 'spki' }) as string,
-      keyFile,
-      notAfterMs: nowMs + this.options.caTtlMs,
-      createdAtMs: nowMs,
-    };
+  /** Operator: prepares a successor now (replacing an unactivated prepared one). */
+  prepare(kind: AuthorityKind): Promise<AuthorityView> {
+    return this.exclusive(async () => {
+      const nowMs = this.options.clock.nowMs();
+      const created = await this.create(kind, nowMs);
+      await this.commit(
+        kind,
+        [...this.list(kind).filter((a) => a.state !== 'prepared'), created],
+        `operator prepared ${created.id}`,
+      );
+      return this.view(kind, created);
+    });
   }
 
-  private async activateX509(record: X509AuthorityRecord): Promise<ActiveX509> {
+  /** Operator: activates the prepared authority now. */
+  activate(kind: AuthorityKind): Promise<AuthorityView> {
+    return this.exclusive(async () => {
+      const prepared = inState(this.list(kind), 'prepared');
+      if (!prepared) {
+        throw new SigilError(
+          'ERR_AUTHORITY_STATE',
+          `no prepared ${kind} authority to activate; run "localauthority prepare --kind ${kind}" first`,
+        );
+      }
+      await this.commit(kind, this.activated(kind, prepared.id), `operator activated ${prepared.id}`);
+      return this.view(kind, this.find(kind, prepared.id));
+    });
+  }
+
+  /** Operator: marks an old authority compromised; agents replace what it signed. */
+  taint(kind: AuthorityKind, id: string): Promise<AuthorityView> {
+    return this.exclusive(async () => {
+      const target = this.find(kind, id);
+      if (target.state !== 'old') {
+        throw new SigilError(
+          'ERR_AUTHORITY_STATE',
+          `${kind} authority ${id} is ${target.state}; only an old authority can be tainted (activate its successor first)`,
+        );
+      }
+      await this.commit(
+        kind,
+        this.list(kind).map((a) => (a.id === id ? { ...a, tainted: true } : a)),
+        `operator tainted ${id}`,
+      );
+      return this.view(kind, this.find(kind, id));
+    });
+  }
+
+  /** Operator: removes a tainted authority from the bundle; what it signed stops verifying. */
+  revoke(kind: AuthorityKind, id: string): Promise<AuthorityView> {
+    return this.exclusive(async () => {
+      const target = this.find(kind, id);
+      if (!target.tainted) {
+        throw new SigilError(
+          'ERR_AUTHORITY_STATE',
+          `${kind} authority ${id} is not tainted; taint it first, then revoke once agents have re-signed`,
+        );
+      }
+      await this.commit(
+        kind,
+        this.list(kind).filter((a) => a.id !== id),
+        `operator revoked ${id}`,
+      );
+      await this.removeKey(target);
+      return this.view(kind, target);
+    });
+  }
+
+  /** Applies whatever rotation is due now, then sleeps until the next step. */
+  private async rotate(starting = false): Promise<void> {
+    const nowMs = this.options.clock.nowMs();
+    if (starting) {
+      const stored = await this.options.store.loadJournal();
+      this.journal = stored ? parseJournal(stored.data) : EMPTY_JOURNAL;
+      this.journalVersion = stored?.version ?? 0;
+    }
+    let changed = false;
+    for (const kind of KINDS) {
+      const opts = this.rotationOptions(kind);
+      let list: AuthorityRecord[] = [...this.list(kind)];
+      let why = '';
+      const active = inState(list, 'active');
+      const prepared = inState(list, 'prepared');
+      if (!active || active.notAfterMs <= nowMs) {
+        // No usable signer (first start, or down past the CA's expiry): sign with a fresh one now.
+        const next = prepared && prepared.notAfterMs > nowMs ? prepared : await this.create(kind, nowMs);
+        list = [...list.filter((a) => a.state !== 'prepared'), next];
+        list = this.activated(kind, next.id, list);
+        why = active ? `active authority ${active.id} had expired` : 'no active authority';
+      } else if (shouldPrepareNext(nowMs, times(active), prepared && times(prepared), opts)) {
+        const next = await this.create(kind, nowMs);
+        list = [...list.filter((a) => a.state !== 'prepared'), next];
+        why = `prepared successor ${next.id}`;
+      } else if (prepared && shouldActivateNext(nowMs, times(active), times(prepared), opts)) {
+        list = this.activated(kind, prepared.id, list);
+        why = `activated ${prepared.id}`;
+      }
+      const pruned = list.filter((a) => shouldPrune(nowMs, times(a), opts) && !a.tainted);
+      if (pruned.length > 0) {
+        list = list.filter((a) => !pruned.includes(a));
+        why = `${why ? `${why}; ` : ''}pruned ${pruned.map((a) => a.id).join(', ')}`;
+      }
+      if (why) {
+        this.journal = { ...this.journal, [kind]: list };
+        this.options.logger.info({ kind, change: why }, 'Authority rotation');
+        changed = true;
+        for (const gone of pruned) await this.removeKey(gone);
+      }
+    }
+    if (changed) await this.saveJournal();
+    if (changed || starting) await this.apply();
+    this.arm();
+  }
+
+  /** Journal first, then signers and bundle: what agents see is always recoverable from the store. */
+  private async commit(kind: AuthorityKind, list: readonly AuthorityRecord[], why: string): Promise<void> {
+    this.journal = { ...this.journal, [kind]: list };
+    await this.saveJournal();
+    this.options.logger.info({ kind, change: why }, 'Authority rotation');
+    await this.apply();
+    this.arm();
+  }
+
+  private async saveJournal(): Promise<void> {
+    const saved = await this.options.store.saveJournal(JSON.stringify(this.journal), this.journalVersion);
+    this.journalVersion = saved.version;
+  }
+
+  /** Marks `id` active (stamping when) and the current active old (recording what it signed). */
+  private activated(
+    kind: AuthorityKind,
+    id: string,
+    list: readonly AuthorityRecord[] = this.list(kind),
+  ): AuthorityRecord[] {
+    const nowMs = this.options.clock.nowMs();
+    return list.map((a): AuthorityRecord => {
+      if (a.id === id) {
+        // Activated by this process: from now on every expiry it signs is tracked exactly.
+        this.lastSigned.set(a.id, 0);
+        return { ...a, state: 'active', activatedAtMs: nowMs, preparedAtMs: a.preparedAtMs ?? nowMs };
+      }
+      if (a.state !== 'active') return a;
+      // Signed by this process since activation: the latest expiry is exact. Otherwise (activated
+      // before a restart) anything up to its own notAfter may exist.
+      const lastSignedExpiresAtMs = this.lastSigned.has(a.id) ? this.lastSigned.get(a.id)! : a.notAfterMs;
+      return { ...a, state: 'old', lastSignedExpiresAtMs };
+    });
+  }
+
+  /** Loads the active keys and publishes the bundle for the current journal. */
+  private async apply(): Promise<void> {
+    const x509 = inState(this.journal.x509, 'active')!;
+    const jwt = inState(this.journal.jwt, 'active')!;
+    this.signers = {
+      x509: await this.loadX509(x509),
+      jwt: { record: jwt, key: await readPrivateKeyFile(path.join(this.options.keysDir, jwt.keyFile)) },
+    };
+    await this.publishBundle();
+  }
+
+  private async loadX509(record: X509AuthorityRecord): Promise<Signers['x509']> {
     const certDer = decodePemBlocks(record.certPem, 'CERTIFICATE', 'ca journal')[0]!;
     const key = await readPrivateKeyFile(path.join(this.options.keysDir, record.keyFile));
     if (!certificateMatchesKey(certDer, key)) {
@@ -252,26 +370,21 @@ export class ServerCa {
         `key file ${record.keyFile} does not match CA ${record.id}; restore the keys directory of this data dir`,
       );
     }
-    const chainTail = record.upstreamChainPem
-      ? [certDer, ...decodePemBlocks(record.upstreamChainPem, 'CERTIFICATE', 'ca journal')]
-      : this.options.upstream
-        ? [certDer]
-        : [];
+    const upstreamChain = record.upstreamChainPem
+      ? decodePemBlocks(record.upstreamChainPem, 'CERTIFICATE', 'ca journal')
+      : [];
+    const chainTail = this.options.upstream || upstreamChain.length > 0 ? [certDer, ...upstreamChain] : [];
     return { record, issuer: prepareIssuer(certDer, key), chainTail };
   }
 
-  private async activateJwt(record: JwtAuthorityRecord): Promise<ActiveJwt> {
-    return { record, key: await readPrivateKeyFile(path.join(this.options.keysDir, record.keyFile)) };
-  }
-
-  /** Writes the bundle built from `journal` to the store when its content changed (sequence + 1). */
-  private async publishBundle(journal: CaJournal): Promise<void> {
+  /** Writes the bundle built from the journal when its content changed (sequence + 1). */
+  private async publishBundle(): Promise<void> {
     const { store, trustDomain, upstream, clock } = this.options;
     const x509Authorities = upstream
       ? [...upstream.roots]
-      : journal.x509.map((a) => decodePemBlocks(a.certPem, 'CERTIFICATE', 'ca journal')[0]!);
-    const jwtAuthorities = journal.jwt.map((a) => ({
-      kid: a.kid,
+      : this.journal.x509.map((a) => decodePemBlocks(a.certPem, 'CERTIFICATE', 'ca journal')[0]!);
+    const jwtAuthorities = this.journal.jwt.map((a) => ({
+      kid: a.id,
       publicKey: createPublicKey(a.publicKeyPem),
       expiresAtMs: a.notAfterMs,
     }));
@@ -284,21 +397,130 @@ export class ServerCa {
       sequence: previous?.sequence ?? 0,
       refreshHintS: BUNDLE_REFRESH_HINT_S,
     });
-    if (previous && encodeSpiffeBundle(previous) === encodeSpiffeBundle(candidate)) {
-      this.currentBundle = previous;
-      return;
-    }
-    const next = createTrustBundle({ ...candidate, sequence: (previous?.sequence ?? 0) + 1 });
+    const unchanged = previous !== null && encodeSpiffeBundle(previous) === encodeSpiffeBundle(candidate);
+    const next = unchanged
+      ? previous
+      : createTrustBundle({ ...candidate, sequence: (previous?.sequence ?? 0) + 1 });
+    this.currentBundle = next;
+    // Written even when unchanged: the write is what tells agent streams to look again (a taint
+    // changes no certificate, yet agents must hear of it).
     await store.putBundle({
       trustDomain: trustDomain.name,
       bundleJson: encodeSpiffeBundle(next),
       sequence: next.sequence,
       updatedAtMs: clock.nowMs(),
     });
-    this.currentBundle = next;
+  }
+
+  /** Sleeps until the earliest next rotation step of either kind. */
+  private arm(): void {
+    const nowMs = this.options.clock.nowMs();
+    let nextMs = Number.POSITIVE_INFINITY;
+    for (const kind of KINDS) {
+      const opts = this.rotationOptions(kind);
+      const list = this.list(kind);
+      const active = inState(list, 'active');
+      const prepared = inState(list, 'prepared');
+      if (active) {
+        const schedule = authoritySchedule(times(active), opts, prepared && times(prepared));
+        nextMs = Math.min(
+          nextMs,
+          prepared ? schedule.activateNextAtMs : schedule.prepareNextAtMs,
+          active.notAfterMs,
+        );
+      }
+      for (const old of list.filter((a) => a.state === 'old' && !a.tainted)) {
+        nextMs = Math.min(nextMs, authoritySchedule(times(old), opts).pruneAtMs);
+      }
+    }
+    if (!Number.isFinite(nextMs)) return;
+    this.scheduler.schedule('rotate', Math.max(nextMs, nowMs + MIN_WAKE_MS), () =>
+      this.exclusive(() => this.rotate()),
+    );
+  }
+
+  private create(kind: AuthorityKind, nowMs: number): Promise<AuthorityRecord> {
+    const made =
+      kind === 'x509' ? createX509Authority(this.options, nowMs) : createJwtAuthority(this.options, nowMs);
+    return made.then((record) => ({ ...record, preparedAtMs: nowMs }));
+  }
+
+  private async removeKey(record: AuthorityRecord): Promise<void> {
+    await rm(path.join(this.options.keysDir, record.keyFile), { force: true });
+  }
+
+  private noteSigned(id: string, expiresAtMs: number): void {
+    if ((this.lastSigned.get(id) ?? 0) < expiresAtMs) this.lastSigned.set(id, expiresAtMs);
+  }
+
+  private list(kind: AuthorityKind): readonly AuthorityRecord[] {
+    return this.journal[kind];
+  }
+
+  private find(kind: AuthorityKind, id: string): AuthorityRecord {
+    const found = this.list(kind).find((a) => a.id === id);
+    if (!found)
+      throw new SigilError(
+        'ERR_AUTHORITY_NOT_FOUND',
+        `no ${kind} authority ${quote(id)} (see "localauthority show")`,
+        { field: 'id' },
+      );
+    return found;
+  }
+
+  private rotationOptions(kind: AuthorityKind): RotationOptions {
+    return kind === 'jwt'
+      ? { ...this.options.rotation, ...this.options.jwtRotation }
+      : (this.options.rotation ?? {});
+  }
+
+  private view(kind: AuthorityKind, a: AuthorityRecord): AuthorityView {
+    const list = this.list(kind);
+    const opts = this.rotationOptions(kind);
+    let nextEvent: string | null = null;
+    let nextEventAtMs: number | null = null;
+    if (a.state === 'prepared') {
+      const active = inState(list, 'active');
+      if (active)
+        [nextEvent, nextEventAtMs] = [
+          'activate',
+          authoritySchedule(times(active), opts, times(a)).activateNextAtMs,
+        ];
+    } else if (a.state === 'active') {
+      [nextEvent, nextEventAtMs] = inState(list, 'prepared')
+        ? ['retire', authoritySchedule(times(a), opts, times(inState(list, 'prepared')!)).activateNextAtMs]
+        : ['prepare successor', authoritySchedule(times(a), opts).prepareNextAtMs];
+    } else if (!a.tainted) {
+      [nextEvent, nextEventAtMs] = ['prune', authoritySchedule(times(a), opts).pruneAtMs];
+    }
+    return {
+      id: a.id,
+      state: a.state,
+      tainted: a.tainted ?? false,
+      notAfterMs: a.notAfterMs,
+      createdAtMs: a.createdAtMs,
+      publishedAtMs: a.preparedAtMs ?? null,
+      activatedAtMs: a.activatedAtMs ?? null,
+      nextEvent,
+      nextEventAtMs,
+    };
+  }
+
+  /** Runs rotation steps one at a time: the scheduler and operators never interleave writes. */
+  private exclusive<T>(step: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(step, step);
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 }
 
-function retire<T extends { state: string }>(records: readonly T[]): T[] {
-  return records.map((r) => (r.state === 'active' ? { ...r, state: 'old' } : r));
+function times(a: AuthorityRecord): AuthorityTimes {
+  return {
+    notBeforeMs: a.createdAtMs,
+    notAfterMs: a.notAfterMs,
+    state: a.state,
+    ...(a.preparedAtMs !== undefined ? { preparedAtMs: a.preparedAtMs } : {}),
+    ...(a.activatedAtMs !== undefined ? { activatedAtMs: a.activatedAtMs } : {}),
+    ...(a.lastSignedExpiresAtMs !== undefined ? { lastSignedExpiresAtMs: a.lastSignedExpiresAtMs } : {}),
+  };
 }

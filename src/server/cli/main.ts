@@ -7,6 +7,7 @@ import { AdminApiError, type AdminClient, createAdminClient } from './admin-clie
 import { COMMON_FLAGS, formatUsage, parseFlags } from './args.js';
 import type { CliIo, CommandContext, CommandSpec } from './command.js';
 import { agentCommands } from './commands/agent.js';
+import { authorityCommands } from './commands/authority.js';
 import { bundleCommands } from './commands/bundle.js';
 import { entryCommands } from './commands/entry.js';
 import { healthcheckCommands } from './commands/healthcheck.js';
@@ -37,6 +38,7 @@ const COMMANDS: readonly CommandSpec[] = [
   ...agentCommands,
   ...bundleCommands,
   ...svidCommands,
+  ...authorityCommands,
 ];
 
 const GROUP_SUMMARIES: Readonly<Record<string, string>> = {
@@ -46,6 +48,7 @@ const GROUP_SUMMARIES: Readonly<Record<string, string>> = {
   bundle: 'Manage the trust bundle and federated bundles.',
   x509: 'Mint X509-SVIDs.',
   jwt: 'Mint JWT-SVIDs.',
+  localauthority: 'Show and rotate the CA and JWT signing authorities.',
 };
 
 const COMMAND_LINES: ReadonlyArray<readonly [string, string]> = [

@@ -6,6 +6,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import { agentRoutes } from './agents.js';
 import { mtlsAdminGuard } from './auth.js';
+import { authorityRoutes } from './authorities.js';
 import { bundleRoutes } from './bundles.js';
 import type { AdminDeps } from './deps.js';
 import { entryRoutes } from './entries.js';
@@ -40,7 +41,9 @@ export async function buildAdminApp(deps: AdminDeps, options: AdminAppOptions): 
   await app.register(swagger, {
     openapi: {
       info: { title: 'Sigil server admin API', version: '1' },
-      tags: ['entries', 'join tokens', 'agents', 'bundles', 'svids', 'health'].map((name) => ({ name })),
+      tags: ['entries', 'join tokens', 'agents', 'bundles', 'svids', 'authorities', 'health'].map((name) => ({
+        name,
+      })),
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -52,7 +55,15 @@ export async function buildAdminApp(deps: AdminDeps, options: AdminAppOptions): 
     deps.metrics.adminRequestSeconds.observe({ method: request.method, route }, reply.elapsedTime / 1000);
   });
 
-  for (const routes of [healthRoutes, entryRoutes, tokenRoutes, agentRoutes, bundleRoutes, svidRoutes]) {
+  for (const routes of [
+    healthRoutes,
+    entryRoutes,
+    tokenRoutes,
+    agentRoutes,
+    bundleRoutes,
+    svidRoutes,
+    authorityRoutes,
+  ]) {
     await app.register(async (scope) => routes(scope, deps));
   }
   return app;

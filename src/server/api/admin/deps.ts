@@ -37,9 +37,34 @@ export interface AdminCa {
   };
 }
 
+export type AuthorityKind = 'x509' | 'jwt';
+
+/** One signing authority as operators see it. */
+export interface AuthorityView {
+  readonly id: string;
+  readonly state: 'prepared' | 'active' | 'old';
+  readonly tainted: boolean;
+  readonly notAfterMs: number;
+  readonly createdAtMs: number;
+  readonly publishedAtMs: number | null;
+  readonly activatedAtMs: number | null;
+  /** What rotation does to it next ("activate", "retire", "prune") and when; null when nothing is scheduled. */
+  readonly nextEvent: string | null;
+  readonly nextEventAtMs: number | null;
+}
+
+/** The CA's rotation controls, for operators. */
+export interface AuthorityControls {
+  authorities(): { x509: AuthorityView[]; jwt: AuthorityView[] };
+  prepare(kind: AuthorityKind): Promise<AuthorityView>;
+  activate(kind: AuthorityKind): Promise<AuthorityView>;
+  taint(kind: AuthorityKind, id: string): Promise<AuthorityView>;
+  revoke(kind: AuthorityKind, id: string): Promise<AuthorityView>;
+}
+
 export interface AdminDeps {
   readonly store: DataStore;
-  readonly ca: AdminCa;
+  readonly ca: AdminCa & AuthorityControls;
   /** What each agent is authorized for, for `entry explain`. */
   readonly index: Pick<AuthorizedEntries, 'explain' | 'aliasesOf'>;
   readonly clock: Clock;

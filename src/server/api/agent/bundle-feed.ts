@@ -12,12 +12,18 @@ export class BundleFeed {
   private constructor(
     private readonly store: BundleStore,
     private readonly own: () => TrustBundle,
+    /** Tainted X.509 authorities of our own bundle (subject key IDs). */
+    readonly taintedAuthorities: () => string[],
   ) {
     this.events.setMaxListeners(0);
   }
 
-  static async load(store: BundleStore, own: () => TrustBundle): Promise<BundleFeed> {
-    const feed = new BundleFeed(store, own);
+  static async load(
+    store: BundleStore,
+    own: () => TrustBundle,
+    tainted: () => string[],
+  ): Promise<BundleFeed> {
+    const feed = new BundleFeed(store, own, tainted);
     await feed.reload();
     return feed;
   }

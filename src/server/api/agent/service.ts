@@ -52,6 +52,10 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
       );
     };
 
+  const ownBundleMessage = () => ({
+    bundle: Buffer.from(encodeSpiffeBundle(bundles.ownBundle())),
+    taintedAuthorities: bundles.taintedAuthorities(),
+  });
   const federatedNamesFor = (entries: readonly RegistrationEntry[]) =>
     new Set(entries.flatMap((e) => e.federatesWith));
   const encodeFederated = (map: Map<string, TrustBundle>) =>
@@ -121,7 +125,7 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
           bundles.onChange(() => {
             send({
               revision: index.revision,
-              bundle: Buffer.from(encodeSpiffeBundle(bundles.ownBundle())),
+              ...ownBundleMessage(),
               ...federatedUpdate(index.entriesFor(agentId), true),
             });
           }),
@@ -141,7 +145,7 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
               revision: changes.revision,
               ...(page === 0
                 ? {
-                    bundle: Buffer.from(encodeSpiffeBundle(bundles.ownBundle())),
+                    ...ownBundleMessage(),
                     ...federatedUpdate(changes.entries, true),
                   }
                 : {}),
@@ -156,7 +160,7 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
             upserted: changes.delta.upserted.map(entryToWire),
             deletedIds: changes.delta.deletedIds,
             revision: changes.delta.revision,
-            bundle: Buffer.from(encodeSpiffeBundle(bundles.ownBundle())),
+            ...ownBundleMessage(),
             ...federatedUpdate(index.entriesFor(agentId), true),
           });
           log.info(
