@@ -7,7 +7,17 @@
 // sub-millisecond precision (timeOrigin + now), comparable across processes on one machine.
 
 import { performance } from 'node:perf_hooks';
-import { Client, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import {
+  Client,
+  credentials,
+  Metadata,
+  Server,
+  ServerCredentials,
+  type ServerWritableStream,
+  type ServiceDefinition,
+  type ServiceError,
+  status,
+} from '@grpc/grpc-js';
 import {
   SECURITY_HEADER,
   SECURITY_HEADER_VALUE,
@@ -22,8 +32,22 @@ export type ClientCommand =
   /**
    * `calls` sequential FetchX509SVID calls, each cancelled after its first message. `fresh`: every
    * call on a new connection (connect + peer credentials + attestation); otherwise on one warm channel.
+   * With `controlSocketPath`, each call to the agent is followed by one to the control server.
    */
-  | { type: 'probe'; socketPath: string; calls: number; fresh: boolean; retryRefusals: boolean }
+  | {
+      type: 'probe';
+      socketPath: string;
+      controlSocketPath?: string;
+      calls: number;
+      fresh: boolean;
+      retryRefusals: boolean;
+    }
+  /**
+   * Serve FetchX509SVID on `socketPath` with one canned message, taken from the agent at
+   * `agentSocketPath`: a control with the same gRPC stack, message and socket type but no agent
+   * work (no attestation, no identity feed), so the machine's own latency noise shows apart.
+   */
+  | { type: 'serve-control'; agentSocketPath: string; socketPath: string }
   | { type: 'close' };
 
 export type ClientReport =
@@ -31,7 +55,8 @@ export type ClientReport =
   | { type: 'opened'; firstResponseMs: number[]; serial: string; refusals: number }
   /** Every stream of this process has now seen `serial`: when the first and the last one did. */
   | { type: 'serial-reached'; serial: string; streams: number; firstAtMs: number; lastAtMs: number }
-  | { type: 'probed'; latenciesMs: number[]; refusals: number }
+  | { type: 'probed'; latenciesMs: number[]; controlMs: number[]; refusals: number }
+  | { type: 'serving' }
   | { type: 'failed'; message: string };
 
 const METHOD = workloadServiceDefinition().FetchX509SVID;
@@ -185,15 +210,15 @@ async function openStreams(
   send({ type: 'opened', firstResponseMs, serial: [...serials][0]!, refusals: counter.refusals });
 }
 
-/** One call's time to its first message; the call is then cancelled (the stream is not needed). */
-function firstMessageMs(client: Client): Promise<number> {
+/** One call's first message and the time to it; the call is then cancelled (the stream is not needed). */
+function firstMessage(client: Client): Promise<{ elapsedMs: number; message: X509SvidResponseMessage }> {
   const startMs = nowMs();
   return new Promise((resolve, reject) => {
     const call = startCall(client);
-    call.once('data', () => {
+    call.once('data', (message: X509SvidResponseMessage) => {
       const elapsedMs = nowMs() - startMs;
       call.cancel();
-      resolve(elapsedMs);
+      resolve({ elapsedMs, message });
     });
     call.on('error', (err: ServiceError) => {
       if (err.code === status.CANCELLED) return;
@@ -203,30 +228,57 @@ function firstMessageMs(client: Client): Promise<number> {
   });
 }
 
-let warm: Client | undefined;
+/** Warm channels by socket path, kept across probe commands. */
+const warm = new Map<string, Client>();
 
-async function probe(
-  socketPath: string,
-  calls: number,
-  fresh: boolean,
-  retryRefusals: boolean,
-): Promise<void> {
+async function probe(command: Extract<ClientCommand, { type: 'probe' }>): Promise<void> {
   const latenciesMs: number[] = [];
+  const controlMs: number[] = [];
   const counter = { refusals: 0 };
-  const once = async () => {
-    if (!fresh) {
-      warm ??= newClient(socketPath);
-      return firstMessageMs(warm);
+  const once = async (socketPath: string) => {
+    if (!command.fresh) {
+      let client = warm.get(socketPath);
+      if (client === undefined) {
+        client = newClient(socketPath);
+        warm.set(socketPath, client);
+      }
+      return (await firstMessage(client)).elapsedMs;
     }
     const client = newClient(socketPath);
     try {
-      return await firstMessageMs(client);
+      return (await firstMessage(client)).elapsedMs;
     } finally {
       client.close();
     }
   };
-  for (let i = 0; i < calls; i++) latenciesMs.push(await withRetries(retryRefusals, counter, once));
-  send({ type: 'probed', latenciesMs, refusals: counter.refusals });
+  for (let i = 0; i < command.calls; i++) {
+    latenciesMs.push(await withRetries(command.retryRefusals, counter, () => once(command.socketPath)));
+    if (command.controlSocketPath !== undefined) controlMs.push(await once(command.controlSocketPath));
+  }
+  send({ type: 'probed', latenciesMs, controlMs, refusals: counter.refusals });
+}
+
+async function serveControl(agentSocketPath: string, socketPath: string): Promise<void> {
+  const source = newClient(agentSocketPath);
+  const { message } = await firstMessage(source);
+  source.close();
+  const server = new Server({ 'grpc.enable_channelz': 0 });
+  server.addService({ FetchX509SVID: METHOD } as ServiceDefinition, {
+    FetchX509SVID: (call: ServerWritableStream<object, X509SvidResponseMessage>) => {
+      // The header check is the one piece of the agent's admission that costs nothing.
+      if (call.metadata.get(SECURITY_HEADER)[0] !== SECURITY_HEADER_VALUE) {
+        call.emit('error', { code: status.INVALID_ARGUMENT, details: 'security header missing' });
+        return;
+      }
+      call.write(message);
+    },
+  });
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix:${socketPath}`, ServerCredentials.createInsecure(), (err) =>
+      err ? reject(err) : resolve(),
+    ),
+  );
+  send({ type: 'serving' });
 }
 
 process.on('message', (command: ClientCommand) => {
@@ -235,11 +287,13 @@ process.on('message', (command: ClientCommand) => {
       case 'open':
         return openStreams(command.socketPath, command.streams, command.concurrency, command.retryRefusals);
       case 'probe':
-        return probe(command.socketPath, command.calls, command.fresh, command.retryRefusals);
+        return probe(command);
+      case 'serve-control':
+        return serveControl(command.agentSocketPath, command.socketPath);
       case 'close':
         closing = true;
         for (const client of clients) client.close();
-        warm?.close();
+        for (const client of warm.values()) client.close();
         process.disconnect();
         return;
     }

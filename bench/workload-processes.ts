@@ -5,11 +5,14 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import type { ClientCommand, ClientReport } from './workload-clients.js';
 
 /** dist/bench/ → repository root. */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SERVER_BIN = path.join(REPO_ROOT, 'bin', 'sigil-server');
+const CLIENTS_SCRIPT = fileURLToPath(new URL('./workload-clients.js', import.meta.url));
 const AGENT_BIN = path.join(REPO_ROOT, 'bin', 'sigil-agent');
 const START_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 5_000;
@@ -193,6 +196,83 @@ export async function startAgent(options: AgentOptions): Promise<BenchAgent> {
   await waitForLogRecord(proc, 'Sigil agent started');
   return { ...proc, socketPath };
 }
+
+/** A workload-clients.js child: commands out, reports in. */
+export class ClientProcess {
+  private readonly reports: ClientReport[] = [];
+  private waiters: Array<() => void> = [];
+  private readonly exited: Promise<void>;
+
+  constructor(
+    readonly name: string,
+    readonly proc: Proc,
+  ) {
+    proc.child.on('message', (report: ClientReport) => {
+      this.reports.push(report);
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+    this.exited = new Promise((resolve) => proc.child.once('exit', () => resolve()));
+    void this.exited.then(() => {
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+  }
+
+  send(command: ClientCommand): void {
+    this.proc.child.send(command);
+  }
+
+  /** Takes the first report `pick` accepts (dropping those before it); rejects on a failure report. */
+  async next<T>(pick: (r: ClientReport) => T | undefined, timeoutMs: number, what: string): Promise<T> {
+    const deadline = nowMs() + timeoutMs;
+    for (;;) {
+      for (let i = 0; i < this.reports.length; i++) {
+        const report = this.reports[i]!;
+        if (report.type === 'failed') throw new Error(`${this.name}: ${report.message}`);
+        const picked = pick(report);
+        if (picked !== undefined) {
+          this.reports.splice(0, i + 1);
+          return picked;
+        }
+      }
+      if (this.proc.child.exitCode !== null || this.proc.child.signalCode !== null)
+        throw new Error(`${this.name} exited while waiting for ${what}:\n${this.proc.logs()}`);
+      const left = deadline - nowMs();
+      if (left <= 0) throw new Error(`${this.name}: no ${what} within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 1_000));
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Progress reports so far (consumed). */
+  drainProgress(): number | undefined {
+    let opened: number | undefined;
+    for (let i = this.reports.length - 1; i >= 0; i--) {
+      const report = this.reports[i]!;
+      if (report.type !== 'progress') continue;
+      opened = Math.max(opened ?? 0, report.opened);
+      this.reports.splice(i, 1);
+    }
+    return opened;
+  }
+
+  async close(): Promise<void> {
+    if (this.proc.child.connected) this.send({ type: 'close' });
+    await Promise.race([this.exited, new Promise((resolve) => setTimeout(resolve, 2_000))]);
+    await this.proc.stop();
+  }
+}
+
+/** Forks dist/bench/workload-clients.js. */
+export function forkClients(name: string, fdLimit: number | undefined): ClientProcess {
+  return new ClientProcess(name, spawnNode([CLIENTS_SCRIPT], { ipc: true, fdLimit }));
+}
+
+const nowMs = () => performance.timeOrigin + performance.now();
 
 function runNode(args: readonly string[]): Promise<string> {
   return new Promise((resolve, reject) => {

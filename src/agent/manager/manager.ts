@@ -297,9 +297,12 @@ export class AgentManager implements IdentityFeed {
       const renewed = this.svids.get(entry.id) !== undefined;
       this.failures.delete(entry.id);
       this.untrusted.delete(entry.id);
+      // Lifetime counts from receipt, not notBefore: the server backdates certificates for clock
+      // skew, and for short TTLs the backdated half-life would already be past (renewal loop).
+      const receivedAtMs = this.clock.nowMs();
       this.svids.set(
         toCachedSvid(entry, outcome.svid, (svid) =>
-          renewAtMs(svid.notBeforeMs, svid.expiresAtMs, this.renewAtFraction, this.random),
+          renewAtMs(Math.max(svid.notBeforeMs, receivedAtMs), svid.expiresAtMs, this.renewAtFraction, this.random),
         ),
       );
       this.log.debug(
