@@ -302,7 +302,12 @@ export class AgentManager implements IdentityFeed {
       const receivedAtMs = this.clock.nowMs();
       this.svids.set(
         toCachedSvid(entry, outcome.svid, (svid) =>
-          renewAtMs(Math.max(svid.notBeforeMs, receivedAtMs), svid.expiresAtMs, this.renewAtFraction, this.random),
+          renewAtMs(
+            Math.max(svid.notBeforeMs, receivedAtMs),
+            svid.expiresAtMs,
+            this.renewAtFraction,
+            this.random,
+          ),
         ),
       );
       this.log.debug(
