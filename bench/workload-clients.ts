@@ -1,10 +1,11 @@
 // Workload API load generator for `npm run bench:workload`, run as a child process (fork with IPC) so
 // that client CPU never shares an event loop with the agent it measures. Raw @grpc/grpc-js clients,
 // one connection each (a local subchannel pool: the global pool would multiplex every client onto a
-// single connection, which no real set of workloads does). Two jobs, driven by messages from the
+// single connection, which no real set of workloads does). Three jobs, driven by messages from the
 // parent: hold many FetchX509SVID streams and report when each new SVID serial has reached all of
-// them, or probe first-response latency with short calls. Times are epoch milliseconds with
-// sub-millisecond precision (timeOrigin + now), comparable across processes on one machine.
+// them; probe first-response latency with short calls; or serve a canned-response control server.
+// Times are epoch milliseconds with sub-millisecond precision (timeOrigin + now), comparable across
+// processes on one machine.
 
 import { performance } from 'node:perf_hooks';
 import {

@@ -16,12 +16,6 @@ const CLIENTS_SCRIPT = fileURLToPath(new URL('./workload-clients.js', import.met
 const AGENT_BIN = path.join(REPO_ROOT, 'bin', 'sigil-agent');
 const START_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 5_000;
-/**
- * Sampling interval of the agent's CPU profile. Coarser than V8's 1 ms default: every sample is a
- * SIGPROF, and a signal landing in the agent's pidfd poll() makes it return EINTR, which the agent
- * currently reads as "the caller exited" and refuses the call (see the bench report).
- */
-const CPU_PROFILE_INTERVAL_US = 5_000;
 
 const live = new Set<ChildProcess>();
 
@@ -41,17 +35,14 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
-/** Spawns `node ARGS`, keeping its stdout+stderr, with an optional raised open-file limit. */
-export function spawnNode(args: readonly string[], options: { fdLimit?: number; ipc?: boolean } = {}): Proc {
+/**
+ * Spawns `node ARGS`, keeping its stdout+stderr. No open-file limit to raise here: Node raises its
+ * own soft RLIMIT_NOFILE to the hard limit at start, so only the hard limit matters (checked by the bench).
+ */
+export function spawnNode(args: readonly string[], options: { ipc?: boolean } = {}): Proc {
   const stdio: Array<'ignore' | 'pipe' | 'ipc'> = ['ignore', 'pipe', 'pipe'];
   if (options.ipc) stdio.push('ipc');
-  // `ulimit -n` in a shell that then execs node: the limit (and the IPC fd) carry over.
-  const child =
-    options.fdLimit === undefined
-      ? spawn(process.execPath, [...args], { stdio })
-      : spawn('sh', ['-c', `ulimit -n ${options.fdLimit} && exec "$0" "$@"`, process.execPath, ...args], {
-          stdio,
-        });
+  const child = spawn(process.execPath, [...args], { stdio });
   live.add(child);
   let output = '';
   const append = (chunk: Buffer) => {
@@ -151,7 +142,6 @@ export interface AgentOptions {
   readonly server: BenchServer;
   readonly joinToken: string;
   readonly bundlePath: string;
-  readonly fdLimit?: number;
   /** Write a V8 CPU profile of the agent into this directory when it exits. */
   readonly cpuProfileDir?: string;
 }
@@ -164,35 +154,28 @@ export async function startAgent(options: AgentOptions): Promise<BenchAgent> {
   const socketPath = path.join(options.root, 'public', 'api.sock');
   // The agent does not create the socket's directory (an operator decides who may traverse it).
   mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
-  const nodeFlags = options.cpuProfileDir
-    ? [
-        '--cpu-prof',
-        `--cpu-prof-dir=${options.cpuProfileDir}`,
-        `--cpu-prof-interval=${CPU_PROFILE_INTERVAL_US}`,
-      ]
-    : [];
-  const proc = spawnNode(
-    [
-      ...nodeFlags,
-      AGENT_BIN,
-      'run',
-      '--server-address',
-      options.server.agentApiAddress,
-      '--trust-domain',
-      'example.org',
-      '--trust-bundle-path',
-      options.bundlePath,
-      '--data-dir',
-      path.join(options.root, 'data'),
-      '--socket-path',
-      socketPath,
-      '--admin-socket',
-      path.join(options.root, 'admin.sock'),
-      '--join-token',
-      options.joinToken,
-    ],
-    { fdLimit: options.fdLimit },
-  );
+  // Each sample is a SIGPROF; one that lands in the agent's pidfd poll() refuses that call (EINTR),
+  // which is why profiled runs retry refusals (workload-clients.ts).
+  const nodeFlags = options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
+  const proc = spawnNode([
+    ...nodeFlags,
+    AGENT_BIN,
+    'run',
+    '--server-address',
+    options.server.agentApiAddress,
+    '--trust-domain',
+    'example.org',
+    '--trust-bundle-path',
+    options.bundlePath,
+    '--data-dir',
+    path.join(options.root, 'data'),
+    '--socket-path',
+    socketPath,
+    '--admin-socket',
+    path.join(options.root, 'admin.sock'),
+    '--join-token',
+    options.joinToken,
+  ]);
   await waitForLogRecord(proc, 'Sigil agent started');
   return { ...proc, socketPath };
 }
@@ -268,8 +251,8 @@ export class ClientProcess {
 }
 
 /** Forks dist/bench/workload-clients.js. */
-export function forkClients(name: string, fdLimit: number | undefined): ClientProcess {
-  return new ClientProcess(name, spawnNode([CLIENTS_SCRIPT], { ipc: true, fdLimit }));
+export function forkClients(name: string): ClientProcess {
+  return new ClientProcess(name, spawnNode([CLIENTS_SCRIPT], { ipc: true }));
 }
 
 const nowMs = () => performance.timeOrigin + performance.now();
