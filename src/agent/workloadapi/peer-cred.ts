@@ -16,6 +16,9 @@ const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
 const SO_PEERPIDFD = 77;
 const POLLIN = 1;
+const EINTR = 4;
+/** A signal landing in poll() (SIGPROF, SIGCHLD…) fails it with EINTR, which says nothing about the peer. */
+const MAX_POLL_ATTEMPTS = 5;
 /** Field 22 of /proc/<pid>/stat: start time in clock ticks since boot; a new process gets a new one. */
 const STAT_STARTTIME_FIELD = 22;
 
@@ -115,9 +118,14 @@ function pidfdGuard(cred: PeerCred, pidfd: number, c: Libc): PeerProcess {
     isSameProcess() {
       if (!open) return false;
       // A pidfd polls readable once its process has exited; until then the PID cannot be reused.
-      const fds = { fd: pidfd, events: POLLIN, revents: 0 };
-      const ready = c.poll(fds, 1, 0);
-      return ready === 0;
+      for (let attempt = 0; attempt < MAX_POLL_ATTEMPTS; attempt++) {
+        const fds = { fd: pidfd, events: POLLIN, revents: 0 };
+        const ready = c.poll(fds, 1, 0);
+        if (ready === 0) return true;
+        // Readable (exited), POLLNVAL or a real error: not provably the same process.
+        if (ready > 0 || c.errno() !== EINTR) return false;
+      }
+      return false;
     },
     release() {
       if (!open) return;

@@ -2,6 +2,7 @@
 // process runs (even if the path was since replaced or lives in another mount namespace). Cached by
 // (dev, inode, mtime, size): a binary hashed once is not re-read for every call of every replica.
 import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 /** Bounds memory: one entry per distinct binary seen; more than this many binaries is unusual. */
@@ -15,13 +16,14 @@ export class BinaryHasher {
 
   /** Hex SHA-256 of `file`, or undefined when it is larger than the limit. Throws if unreadable. */
   async hash(file: string): Promise<string | undefined> {
+    // A stat first: the common case (a binary already hashed, or too large) opens nothing.
+    const stat = statSync(file, { bigint: true });
+    if (stat.size > BigInt(this.sizeLimitBytes)) return undefined;
+    const key = `${stat.dev}:${stat.ino}:${stat.mtimeNs}:${stat.size}`;
+    const cached = this.cache.get(key);
+    if (cached !== undefined) return cached;
     const handle = await open(file, 'r');
     try {
-      const stat = await handle.stat({ bigint: true });
-      if (stat.size > BigInt(this.sizeLimitBytes)) return undefined;
-      const key = `${stat.dev}:${stat.ino}:${stat.mtimeNs}:${stat.size}`;
-      const cached = this.cache.get(key);
-      if (cached !== undefined) return cached;
       const hash = createHash('sha256');
       const buffer = Buffer.alloc(READ_CHUNK_BYTES);
       for (;;) {
