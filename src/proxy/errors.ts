@@ -1,0 +1,44 @@
+// The proxy's edge table: which HTTP status and `x-sigil-error` value a failure becomes. Domain
+// code throws SigilErrors with codes and reasons; only this file knows HTTP (STYLE.md §6).
+import { isSigilError } from '../spiffe/errors.js';
+
+export interface ProxyErrorResponse {
+  readonly status: number;
+  /** The `x-sigil-error` header value: stable, short, safe to show a client. */
+  readonly error: string;
+}
+
+/** Header that names why the proxy, not the app, answered. */
+export const SIGIL_ERROR_HEADER = 'x-sigil-error';
+
+/** undici's codes for an upstream that was too slow, as opposed to one that failed. */
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+export function proxyErrorResponse(err: unknown): ProxyErrorResponse {
+  if (isSigilError(err)) {
+    switch (err.code) {
+      case 'ERR_PERMISSION_DENIED':
+        // A server ID outside the accepted list is the upstream's fault, not the caller's.
+        return err.reason === 'server-id'
+          ? { status: 502, error: 'upstream-identity-mismatch' }
+          : { status: 403, error: 'forbidden' };
+      case 'ERR_UNAUTHENTICATED':
+      case 'ERR_X509_SVID_INVALID':
+      case 'ERR_X509_VERIFY_FAILED':
+      case 'ERR_BUNDLE_NOT_FOUND':
+        return { status: 502, error: 'upstream-identity-invalid' };
+      case 'ERR_UNAVAILABLE':
+        return err.reason === 'timeout'
+          ? { status: 504, error: 'upstream-timeout' }
+          : { status: 503, error: 'upstream-unavailable' };
+      default:
+        return { status: 502, error: 'upstream-failed' };
+    }
+  }
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && TIMEOUT_CODES.has(code)) return { status: 504, error: 'upstream-timeout' };
+  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EHOSTUNREACH') {
+    return { status: 503, error: 'upstream-unavailable' };
+  }
+  return { status: 502, error: 'upstream-failed' };
+}

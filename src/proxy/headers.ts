@@ -1,0 +1,72 @@
+// Header filtering on raw header arrays ([name, value, name, value…], as node:http's rawHeaders and
+// undici give them), so case, order and duplicates survive: header objects would merge duplicates
+// ("1, 2") and lowercase names. One pass per message; names are lowercased only to compare.
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) plus `expect`, which node:http answers itself and undici refuses. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+]);
+
+export interface FilterOptions {
+  /** Lowercase names removed as well (identity headers the proxy sets itself). */
+  readonly strip?: ReadonlySet<string>;
+  /** Told about each stripped header, for logging. */
+  readonly onStrip?: (name: string) => void;
+  /** Keep `Connection` and `Upgrade` as they came: a WebSocket handshake needs them end to end. */
+  readonly keepUpgrade?: boolean;
+}
+
+export interface FilteredHeaders {
+  readonly headers: string[];
+  /** True when the message declares a body (Content-Length other than 0, or Transfer-Encoding). */
+  readonly hasBody: boolean;
+}
+
+/**
+ * Copies `raw` without hop-by-hop headers: the fixed list, any `Proxy-*`, and any header named in a
+ * Connection header (RFC 9110 §7.6.1: those are hop-by-hop too).
+ */
+export function filterHeaders(
+  raw: readonly (string | Buffer)[],
+  options: FilterOptions = {},
+): FilteredHeaders {
+  let named: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 10 && String(raw[i]).toLowerCase() === 'connection') {
+      for (const token of String(raw[i + 1]).split(',')) {
+        const name = token.trim().toLowerCase();
+        if (name === '' || (options.keepUpgrade && name === 'upgrade')) continue;
+        named ??= new Set();
+        named.add(name);
+      }
+    }
+  }
+  const headers: string[] = [];
+  let hasBody = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = typeof raw[i] === 'string' ? (raw[i] as string) : (raw[i] as Buffer).toString('latin1');
+    const value =
+      typeof raw[i + 1] === 'string' ? (raw[i + 1] as string) : (raw[i + 1] as Buffer).toString('latin1');
+    const lower = name.toLowerCase();
+    if (lower === 'content-length') hasBody ||= value.trim() !== '0';
+    else if (lower === 'transfer-encoding') hasBody = true;
+    const isUpgradeHeader = lower === 'connection' || lower === 'upgrade';
+    if (options.keepUpgrade && isUpgradeHeader) {
+      headers.push(name, value);
+      continue;
+    }
+    if (HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || named?.has(lower)) continue;
+    if (options.strip?.has(lower)) {
+      options.onStrip?.(name);
+      continue;
+    }
+    headers.push(name, value);
+  }
+  return { headers, hasBody };
+}

@@ -1,0 +1,63 @@
+// Enforcing authorization on inbound traffic. Deciding is the policy engine's job (policy/evaluate.ts
+// is pure); this file only asks the Authorizer, counts the decision and logs refusals with both
+// SPIFFE IDs and the deciding rule (STYLE.md §11). The policy engine is adapted to Authorizer.
+import type { ProxyLogger } from '../logger.js';
+import type { ProxyMetrics } from '../metrics.js';
+
+export interface AuthorizationRequest {
+  /** The caller's verified SPIFFE ID; null for a plaintext caller (permissive mode). */
+  readonly principal: string | null;
+  /** The app port the inbound listener protects. */
+  readonly port: number;
+  readonly protocol: 'http' | 'tcp';
+  readonly method?: string;
+  readonly path?: string;
+}
+
+export interface AuthorizationDecision {
+  readonly allow: boolean;
+  /** Why, for logs: short, may name the policy. */
+  readonly reason: string;
+  /** The rule that decided; null when a default decided. */
+  readonly rule: string | null;
+}
+
+export interface Authorizer {
+  authorize(request: AuthorizationRequest): AuthorizationDecision;
+}
+
+export interface EnforcementContext {
+  readonly listener: string;
+  readonly authorizer: Authorizer;
+  readonly metrics: ProxyMetrics;
+  readonly logger: ProxyLogger;
+  /** Our own SPIFFE ID now (it may change on rotation), for the refusal log. */
+  readonly ownId: () => string;
+}
+
+/** Asks the authorizer, counts the result and logs a denial. Returns the decision for the caller to act on. */
+export function enforce(context: EnforcementContext, request: AuthorizationRequest): AuthorizationDecision {
+  const decision = context.authorizer.authorize(request);
+  context.metrics.authzDecisions.inc({
+    listener: context.listener,
+    rule: decision.rule ?? 'none',
+    result: decision.allow ? 'allow' : 'deny',
+  });
+  if (!decision.allow) {
+    context.logger.warn(
+      {
+        listener: context.listener,
+        source_id: request.principal,
+        destination_id: context.ownId(),
+        rule: decision.rule,
+        reason: decision.reason,
+        protocol: request.protocol,
+        port: request.port,
+        method: request.method,
+        path: request.path,
+      },
+      'Request denied by policy',
+    );
+  }
+  return decision;
+}

@@ -1,0 +1,262 @@
+// The inbound listener: terminates mTLS in front of the local app, authorizes, and forwards. `http`
+// is relayed per request through one keep-alive undici Pool to the app (identity headers set from
+// the verified peer); `tcp` and `http2` are opaque pipes authorized once per connection, since
+// relaying HTTP/2 per stream costs ~6x the CPU of carrying the app's h2c inside the pipe
+// (proxy-performance-notes.md). It does not retry, balance or time out requests: those are layers.
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { type AddressInfo, connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Pool } from 'undici';
+import { type Clock, systemClock } from '../../spiffe/clock.js';
+import { filterHeaders } from '../headers.js';
+import { refuseUpgrade, relayRequest, requestHead, respondWithError } from '../http-relay.js';
+import type { ProxyIdentity, VerifiedPeer } from '../identity.js';
+import type { ProxyLogger } from '../logger.js';
+import type { ProxyMetrics } from '../metrics.js';
+import { pipeSockets } from '../pipe.js';
+import { createAcceptServer } from './accept.js';
+import { type Authorizer, type EnforcementContext, enforce } from './authorize.js';
+import { appendPeerHeaders, IDENTITY_HEADERS, type VerifiedCaller } from './peer-headers.js';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface InboundOptions {
+  /** Names the listener in logs and metric labels. */
+  readonly name: string;
+  /** Where callers' sidecars connect. Port 0 picks a free port (see `address`). */
+  readonly listen: HostPort;
+  readonly protocol: 'http' | 'tcp' | 'http2';
+  /** The local app, reached in plaintext. */
+  readonly app: HostPort;
+  /** `strict` refuses plaintext callers; `permissive` lets them through with principal null. */
+  readonly mode: 'strict' | 'permissive';
+  readonly identity: ProxyIdentity;
+  readonly authorizer: Authorizer;
+  readonly metrics: ProxyMetrics;
+  readonly logger: ProxyLogger;
+  /** Arms handshake timeouts. Defaults to the system clock. */
+  readonly clock?: Clock;
+  /** Handshake plus peer verification must finish within this, in milliseconds. Defaults to 10s. */
+  readonly handshakeTimeoutMs?: number;
+}
+
+export interface InboundListener {
+  readonly address: AddressInfo;
+  /** Stops accepting, ends open connections and the app pool. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Keep-alive to the app: idle app connections are dropped after this (undici's default is 4s). */
+const APP_KEEP_ALIVE_MS = 30_000;
+
+export async function startInbound(options: InboundOptions): Promise<InboundListener> {
+  const { name, identity, metrics, logger } = options;
+  const enforcement: EnforcementContext = {
+    listener: name,
+    authorizer: options.authorizer,
+    metrics,
+    logger,
+    ownId: () => identity.spiffeId,
+  };
+  const peers = new WeakMap<Duplex, VerifiedPeer>();
+  let onSecure: (socket: Duplex, peer: VerifiedPeer) => void;
+  let onPlaintext: (socket: Socket) => void;
+  let closeProtocol: () => Promise<void>;
+
+  if (options.protocol === 'http') {
+    const pool = new Pool(`http://${options.app.host}:${options.app.port}`, {
+      pipelining: 1,
+      keepAliveTimeout: APP_KEEP_ALIVE_MS,
+    });
+    const http = createHttpServer({ keepAlive: true });
+    http.on('request', (req: IncomingMessage, res: ServerResponse) =>
+      handleRequest(req, res, peers.get(req.socket) ?? null, pool, options, enforcement),
+    );
+    http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      handleUpgrade(req, socket, head, peers.get(req.socket) ?? null, options, enforcement),
+    );
+    onSecure = (socket, peer) => {
+      peers.set(socket, peer);
+      http.emit('connection', socket);
+    };
+    onPlaintext = (socket) => {
+      http.emit('connection', socket);
+      // The accept path paused it to peek; node:http does not resume a paused socket by itself.
+      socket.resume();
+    };
+    closeProtocol = async () => {
+      http.closeAllConnections();
+      await pool.destroy();
+    };
+  } else {
+    onSecure = (socket, peer) => pipeToApp(socket, peer.spiffeId, options, enforcement);
+    onPlaintext = (socket) => pipeToApp(socket, null, options, enforcement);
+    closeProtocol = async () => {};
+  }
+
+  const { server, sockets } = createAcceptServer({
+    listener: name,
+    mode: options.mode,
+    identity,
+    metrics,
+    logger,
+    clock: options.clock ?? systemClock,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    onSecure,
+    onPlaintext,
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.listen.port, options.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  logger.info(
+    { listener: name, protocol: options.protocol, mode: options.mode, port: address.port, app: options.app },
+    'Inbound listener started',
+  );
+  return {
+    address,
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await closeProtocol();
+      await closed;
+    },
+  };
+}
+
+function handleRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  peer: VerifiedPeer | null,
+  pool: Pool,
+  options: InboundOptions,
+  enforcement: EnforcementContext,
+): void {
+  const principal = peer?.spiffeId ?? null;
+  const ownId = options.identity.spiffeId;
+  const labels = { listener: options.name, direction: 'inbound' as const };
+  const stopTimer = options.metrics.requestSeconds.startTimer(labels);
+  const decision = enforce(enforcement, {
+    principal,
+    port: options.app.port,
+    protocol: 'http',
+    method: req.method,
+    path: req.url,
+  });
+  const source = principal ?? 'plaintext';
+  if (!decision.allow) {
+    // Drain whatever body was sent so the connection stays usable for the next request.
+    req.resume();
+    respondWithError(res, 403, 'forbidden', 'sigil proxy: forbidden by policy');
+    options.metrics.requests.inc({ ...labels, source_id: source, destination_id: ownId, class: '4xx' });
+    stopTimer({ class: '4xx' });
+    return;
+  }
+  const headers = filterHeaders(req.rawHeaders, {
+    strip: IDENTITY_HEADERS,
+    onStrip: (header) =>
+      options.logger.warn(
+        { listener: options.name, header, source_id: principal, destination_id: ownId },
+        'Stripped identity header sent by the caller',
+      ),
+  });
+  appendPeerHeaders(headers.headers, ownId, callerOf(peer));
+  relayRequest(pool, req, res, headers, (outcome) => {
+    options.metrics.requests.inc({
+      ...labels,
+      source_id: source,
+      destination_id: ownId,
+      class: outcome.responseClass,
+    });
+    stopTimer({ class: outcome.responseClass });
+    if (outcome.error !== null) {
+      options.logger.warn(
+        {
+          listener: options.name,
+          source_id: principal,
+          destination_id: ownId,
+          err: outcome.error instanceof Error ? outcome.error.message : String(outcome.error),
+        },
+        'Request to the app failed',
+      );
+    }
+  });
+}
+
+function handleUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  peer: VerifiedPeer | null,
+  options: InboundOptions,
+  enforcement: EnforcementContext,
+): void {
+  const principal = peer?.spiffeId ?? null;
+  const decision = enforce(enforcement, {
+    principal,
+    port: options.app.port,
+    protocol: 'http',
+    method: req.method,
+    path: req.url,
+  });
+  if (!decision.allow) {
+    refuseUpgrade(socket, 403, 'forbidden', 'sigil proxy: forbidden by policy');
+    return;
+  }
+  const ownId = options.identity.spiffeId;
+  const headers = filterHeaders(req.rawHeaders, {
+    strip: IDENTITY_HEADERS,
+    keepUpgrade: true,
+    onStrip: (header) =>
+      options.logger.warn(
+        { listener: options.name, header, source_id: principal, destination_id: ownId },
+        'Stripped identity header sent by the caller',
+      ),
+  }).headers;
+  appendPeerHeaders(headers, ownId, callerOf(peer));
+  const app = connect({ host: options.app.host, port: options.app.port, noDelay: true });
+  app.write(requestHead(req, headers));
+  if (head.length > 0) app.write(head);
+  pipeSockets(socket, app, () => {});
+}
+
+function pipeToApp(
+  socket: Duplex,
+  principal: string | null,
+  options: InboundOptions,
+  enforcement: EnforcementContext,
+): void {
+  const decision = enforce(enforcement, { principal, port: options.app.port, protocol: 'tcp' });
+  if (!decision.allow) {
+    socket.destroy();
+    return;
+  }
+  const labels = { listener: options.name, direction: 'inbound' as const };
+  options.metrics.tcpConnections.inc({
+    ...labels,
+    source_id: principal ?? 'plaintext',
+    destination_id: options.identity.spiffeId,
+  });
+  options.metrics.tcpConnectionsOpen.inc(labels);
+  const app = connect({ host: options.app.host, port: options.app.port, noDelay: true, allowHalfOpen: true });
+  app.once('error', (err) =>
+    options.logger.warn(
+      { listener: options.name, source_id: principal, app: options.app, err: err.message },
+      'Connection to the app failed',
+    ),
+  );
+  // pipe() also resumes the socket the accept path paused to peek at it.
+  pipeSockets(socket, app, () => options.metrics.tcpConnectionsOpen.dec(labels));
+}
+
+function callerOf(peer: VerifiedPeer | null): VerifiedCaller | null {
+  return peer === null ? null : { spiffeId: peer.spiffeId, leafSha256Hex: peer.leafSha256Hex };
+}
