@@ -24,6 +24,7 @@ export type SigilErrorCode =
   // configuration and input
   | 'ERR_CONFIG_INVALID'
   | 'ERR_INPUT_INVALID'
+  | 'ERR_POLICY_INVALID'
   // datastore
   | 'ERR_ENTRY_DUPLICATE'
   | 'ERR_ENTRY_NOT_FOUND'

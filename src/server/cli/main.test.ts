@@ -300,13 +300,14 @@ describe('bin scripts (compiled dist/, run as executables)', () => {
     expect(run.stderr).toContain('is sigil-server running?');
   });
 
-  it('sigil-proxy is not yet available (exit 2) but answers --help', async () => {
-    const run = await runBin('sigil-proxy', []);
-    expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/^sigil-proxy: not yet available \(arrives with the proxy issue\)\n$/);
+  it('sigil-proxy answers --help, and refuses an unknown command with exit 2', async () => {
     const help = await runBin('sigil-proxy', ['--help']);
     expect(help).toMatchObject({ code: 0, stderr: '' });
-    expect(help.stdout).toContain('Usage: sigil-proxy');
+    expect(help.stdout).toContain('Usage: sigil-proxy <command>');
+    expect(help.stdout).toContain('policy check');
+    const unknown = await runBin('sigil-proxy', ['fly']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('sigil-proxy: unknown command "fly"');
   });
 
   it('sigil-agent answers --help, and refuses an unknown command with exit 2', async () => {

@@ -1,0 +1,54 @@
+// The proxy's admin port: /live, /ready (true once the proxy holds an identity and its listeners are
+// up), /metrics (Prometheus) and /config (what is running, for operators; no keys).
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { Address } from './config.js';
+
+export interface ProxyAdminOptions {
+  readonly listen: Address;
+  readonly registry: Registry;
+  isReady(): boolean;
+  configDump(): unknown;
+}
+
+export async function startProxyAdmin(
+  options: ProxyAdminOptions,
+): Promise<{ address: AddressInfo; close(): Promise<void> }> {
+  const server = http.createServer((request, response) => {
+    const send = (status: number, body: unknown, type = 'application/json') => {
+      response.writeHead(status, { 'content-type': type });
+      response.end(typeof body === 'string' ? body : `${JSON.stringify(body, null, 2)}\n`);
+    };
+    switch (request.url?.split('?')[0]) {
+      case '/live':
+        return send(200, { status: 'live' });
+      case '/ready':
+        return options.isReady()
+          ? send(200, { status: 'ready' })
+          : send(503, { status: 'waiting for an identity from the Workload API' });
+      case '/metrics':
+        options.registry.metrics().then(
+          (text) => send(200, text, options.registry.contentType),
+          (err: Error) => send(500, { error: err.message }),
+        );
+        return;
+      case '/config':
+        return send(200, options.configDump());
+      default:
+        return send(404, { error: `no route ${request.url}; try /ready, /live, /metrics or /config` });
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.listen.port, options.listen.host, () => resolve());
+  });
+  return {
+    address: server.address() as AddressInfo,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

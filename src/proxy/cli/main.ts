@@ -1,0 +1,92 @@
+// Entry point of the sigil-proxy CLI: `run` starts the sidecar; `policy check|lint` answers
+// "would this request be allowed?" and "is this policy sound?" without a running proxy.
+// Exit codes: 0 ok (allowed / clean), 1 denied or lint errors or the proxy failed, 2 usage or config error.
+import { parseArgs } from 'node:util';
+import { isSigilError } from '../../spiffe/errors.js';
+import { loadProxyConfig } from '../config.js';
+import { startProxy } from '../main.js';
+import { policyCommand } from '../policy/index.js';
+
+export interface ProxyCliIo {
+  readonly stdout: { write(chunk: string): unknown };
+  readonly stderr: { write(chunk: string): unknown };
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+const USAGE = `Usage: sigil-proxy <command> [flags]
+
+Commands:
+  run --config FILE          start the sidecar (inbound/outbound listeners, admin port)
+  policy check --config FILE --from ID --to-port P [--method M] [--path /x]
+                             print allow/deny for a request and the rule that decided
+  policy lint FILE           report rules that can never match, overlapping ALLOW/DENY, unknown trust domains
+
+Run "sigil-proxy <command> --help" for details.
+Exit codes: 0 ok (allowed, clean), 1 denied / lint errors / runtime failure, 2 usage or config error.
+`;
+
+const RUN_USAGE = `Usage: sigil-proxy run --config FILE [--log-level LEVEL]
+
+The config (YAML or JSON) names the Workload API socket (workload_api, default $SPIFFE_ENDPOINT_SOCKET
+or unix:///tmp/sigil-agent/public/api.sock), the admin port (admin, default 127.0.0.1:15000), an
+optional policy_file (reloaded on change), and inbound/outbound listeners. See deploy/proxy.example.yaml.
+`;
+
+export async function main(argv: string[], io: ProxyCliIo = process): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === 'policy') return policyCommand(rest, io);
+  if (command === 'run') return run(rest, io);
+  if (command === undefined || command === '--help' || command === '-h') {
+    (command === undefined ? io.stderr : io.stdout).write(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  io.stderr.write(`sigil-proxy: unknown command "${command}"\n\n${USAGE}`);
+  return 2;
+}
+
+async function run(args: string[], io: ProxyCliIo): Promise<number> {
+  let values: { config?: string; 'log-level'?: string; help?: boolean };
+  try {
+    values = parseArgs({
+      args,
+      options: {
+        config: { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    io.stderr.write(`sigil-proxy run: ${(err as Error).message}\n\n${RUN_USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    io.stdout.write(RUN_USAGE);
+    return 0;
+  }
+  if (!values.config) {
+    io.stderr.write(`sigil-proxy run: --config FILE is required\n\n${RUN_USAGE}`);
+    return 2;
+  }
+  let proxy: Awaited<ReturnType<typeof startProxy>>;
+  try {
+    const config = loadProxyConfig(values.config, io.env);
+    proxy = await startProxy(values['log-level'] ? { ...config, logLevel: values['log-level'] } : config);
+  } catch (err) {
+    io.stderr.write(
+      `sigil-proxy run: ${isSigilError(err) ? err.message : ((err as Error).stack ?? String(err))}\n`,
+    );
+    return isSigilError(err, 'ERR_CONFIG_INVALID') || isSigilError(err, 'ERR_POLICY_INVALID') ? 2 : 1;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await proxy.close();
+  return 0;
+}

@@ -1,0 +1,137 @@
+// Composition root of sigil-proxy: the admin port first (not ready), then the identity from the
+// Workload API (the proxy waits for it rather than serving without one), the policy (watched and
+// reloaded), and the listeners. Depends only on src/sdk and src/spiffe, never on server or agent code.
+import pino, { type Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { X509Source } from '../sdk/index.js';
+import type { Clock } from '../spiffe/clock.js';
+import { systemClock } from '../spiffe/clock.js';
+import { startProxyAdmin } from './admin.js';
+import { policyAuthorizer } from './authorizer.js';
+import type { ProxyConfig } from './config.js';
+import {
+  createProxyMetrics,
+  type InboundListener,
+  type OutboundListener,
+  ProxyIdentity,
+  startInbound,
+  startOutbound,
+} from './index.js';
+import { type PolicySet, parsePolicyFile, watchPolicyFile } from './policy/index.js';
+
+export interface RunningProxy {
+  readonly logger: Logger;
+  readonly adminPort: number;
+  /** Bound ports by listener name (useful with port 0). */
+  readonly ports: ReadonlyMap<string, number>;
+  close(): Promise<void>;
+}
+
+export async function startProxy(
+  config: ProxyConfig,
+  options: { clock?: Clock; logger?: Logger } = {},
+): Promise<RunningProxy> {
+  const clock = options.clock ?? systemClock;
+  const logger =
+    options.logger ??
+    pino({
+      level: config.logLevel,
+      base: { service: 'sigil-proxy' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    });
+  const cleanups: Array<() => unknown> = [];
+  const close = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  };
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'sigil_proxy_process_' });
+  let ready = false;
+  let identity: ProxyIdentity | null = null;
+  let policy: PolicySet = parsePolicyFile('policies: []\n', '(no policy file)');
+  try {
+    const admin = await startProxyAdmin({
+      listen: config.admin,
+      registry,
+      isReady: () => ready,
+      configDump: () => ({
+        workload_api: config.workloadApi,
+        identity: identity ? { spiffe_id: identity.spiffeId } : null,
+        policy_file: config.policyFile,
+        policies: policy.policies.map((p) => ({
+          name: p.name,
+          action: p.action,
+          dry_run: p.dryRun,
+          rules: p.rules.length,
+        })),
+        inbound: config.inbound,
+        outbound: config.outbound,
+      }),
+    });
+    cleanups.push(() => admin.close());
+
+    if (config.policyFile) {
+      const watch = watchPolicyFile(config.policyFile, {
+        clock,
+        onChange: (set) => {
+          policy = set;
+          logger.info({ policies: set.policies.length, file: config.policyFile }, 'Policy reloaded');
+        },
+        onError: (err) =>
+          logger.error(
+            { err: err.message, file: config.policyFile },
+            'Policy file rejected; the previous policy stays in force',
+          ),
+      });
+      policy = watch.current();
+      cleanups.push(() => watch.close());
+    }
+
+    logger.info({ workloadApi: config.workloadApi }, 'Waiting for an identity from the Workload API');
+    const source = await X509Source.create({ address: config.workloadApi, clock });
+    cleanups.push(() => source.close());
+    const proxyIdentity = new ProxyIdentity(source, { clock });
+    identity = proxyIdentity;
+    cleanups.push(() => proxyIdentity.close());
+    proxyIdentity.onUpdate(() => logger.info({ spiffeId: proxyIdentity.spiffeId }, 'Identity rotated'));
+
+    const metrics = createProxyMetrics(registry);
+    const authorizer = policyAuthorizer(() => policy, registry, logger);
+    const ports = new Map<string, number>();
+    for (const inbound of config.inbound) {
+      const listener: InboundListener = await startInbound({
+        ...inbound,
+        identity: proxyIdentity,
+        authorizer,
+        metrics,
+        logger,
+        clock,
+      });
+      cleanups.push(() => listener.close());
+      ports.set(inbound.name, listener.address.port);
+    }
+    for (const outbound of config.outbound) {
+      const listener: OutboundListener = await startOutbound({
+        ...outbound,
+        identity: proxyIdentity,
+        metrics,
+        logger,
+        clock,
+      });
+      cleanups.push(() => listener.close());
+      ports.set(outbound.name, listener.address.port);
+    }
+    ready = true;
+    logger.info(
+      {
+        spiffeId: proxyIdentity.spiffeId,
+        adminPort: admin.address.port,
+        listeners: Object.fromEntries(ports),
+      },
+      'Sigil proxy started',
+    );
+    return { logger, adminPort: admin.address.port, ports, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}

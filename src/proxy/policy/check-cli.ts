@@ -1,0 +1,264 @@
+// `sigil-proxy policy check|lint`: lets an operator ask "would this request be allowed, and by
+// which rule?" and vet a file before shipping it, using the very parser and evaluator the proxy
+// runs. Exit codes: check 0 allowed / 1 denied; lint 0 clean or warnings only / 1 any error;
+// both 2 for bad flags or a file that does not load. Only this file prints; the rest is pure.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { isSigilError, quote, SigilError } from '../../spiffe/errors.js';
+import { parseSpiffeId, parseTrustDomain } from '../../spiffe/id.js';
+import { describeRule, evaluate } from './evaluate.js';
+import { type LintFinding, lintPolicySet } from './lint.js';
+import type { AuthzRequest, Decision, PolicySet } from './model.js';
+import { compilePolicyDocument, parsePolicyFile } from './parse.js';
+
+export interface PolicyCliIo {
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: { write(text: string): unknown };
+}
+
+const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
+const POLICY_FILE_KEYS = ['policies', 'trust_domains'];
+
+const GROUP_HELP = `Usage: sigil-proxy policy <command> [flags]
+
+Commands:
+  check   Evaluate one request against a policy and print ALLOW or DENY with the deciding rule.
+  lint    Report rules that can never match, ALLOW rules shadowed by DENY rules, principals
+          outside the known trust domains, duplicates, and sets that enforce nothing.
+
+Run "sigil-proxy policy <command> --help" for its flags.
+`;
+
+const CHECK_HELP = `Usage: sigil-proxy policy check --config FILE --to-port P [flags]
+
+Evaluates one request. Exit status: 0 allowed, 1 denied, 2 usage or config error.
+
+Flags:
+  --config FILE          a policy file, or a proxy config with policy_file (relative to it) or
+                         inline policies
+  --from ID              caller SPIFFE ID (default: an unauthenticated, plaintext caller)
+  --to-port P            destination port, 1-65535
+  --method M             HTTP method, as sent (http only)
+  --path /x              HTTP request path (http only)
+  --protocol http|tcp    default: http
+  --output text|json     default: text
+  -h, --help             show this help
+`;
+
+const LINT_HELP = `Usage: sigil-proxy policy lint FILE [--trust-domain TD]... [flags]
+
+Lints a policy file (or a proxy config, as for check). Exit status: 1 if any finding is an error,
+0 if there are none or only warnings, 2 for a usage error or a file that does not load.
+
+Flags:
+  --trust-domain TD      a known trust domain, besides the file's trust_domains (repeatable)
+  --output text|json     default: text
+  -h, --help             show this help
+`;
+
+export async function policyCommand(args: readonly string[], io: PolicyCliIo): Promise<number> {
+  const [command, ...rest] = args;
+  try {
+    switch (command) {
+      case 'check':
+        return await checkCommand(rest, io);
+      case 'lint':
+        return await lintCommand(rest, io);
+      case '-h':
+      case '--help':
+      case 'help':
+        io.stdout.write(GROUP_HELP);
+        return EXIT.ok;
+      default:
+        io.stderr.write(
+          `${command === undefined ? 'missing command' : `unknown command ${quote(command)}`}\n\n${GROUP_HELP}`,
+        );
+        return EXIT.usage;
+    }
+  } catch (err) {
+    if (!isSigilError(err)) throw err;
+    io.stderr.write(`sigil-proxy policy ${command}: ${err.message}\n`);
+    return EXIT.usage;
+  }
+}
+
+async function checkCommand(args: readonly string[], io: PolicyCliIo): Promise<number> {
+  const flags = parseFlags(args, {
+    config: { type: 'string' },
+    from: { type: 'string' },
+    'to-port': { type: 'string' },
+    method: { type: 'string' },
+    path: { type: 'string' },
+    protocol: { type: 'string' },
+    output: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (flags.values.help) {
+    io.stdout.write(CHECK_HELP);
+    return EXIT.ok;
+  }
+  if (flags.positionals.length > 0) throw usage(`unexpected argument ${quote(flags.positionals[0])}`);
+  const output = outputFormat(flags.values.output);
+  const configFile = required(flags.values.config, '--config FILE');
+  const portText = required(flags.values['to-port'], '--to-port P');
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port < 1 || port > 65_535) {
+    throw usage(`--to-port: must be a port number from 1 to 65535 (got ${quote(portText)})`);
+  }
+  const protocol = flags.values.protocol ?? 'http';
+  if (protocol !== 'http' && protocol !== 'tcp') {
+    throw usage(`--protocol: must be http or tcp (got ${quote(protocol)})`);
+  }
+  const { method, path: requestPath } = flags.values;
+  if (protocol === 'tcp' && (method !== undefined || requestPath !== undefined)) {
+    throw usage('--method and --path apply to http only (opaque TCP has neither)');
+  }
+  if (requestPath !== undefined && !requestPath.startsWith('/')) {
+    throw usage(`--path: must start with "/" (got ${quote(requestPath)})`);
+  }
+  const from = flags.values.from;
+  // Validated here so a typo is a usage error rather than a silent "unauthenticated" caller.
+  const principal = from === undefined ? null : parseSpiffeId(from, '--from').toString();
+  const set = await loadPolicySet(configFile);
+  const request: AuthzRequest = {
+    principal,
+    port,
+    protocol,
+    ...(method !== undefined ? { method } : {}),
+    ...(requestPath !== undefined ? { path: requestPath } : {}),
+  };
+  const decision = evaluate(set, request);
+  io.stdout.write(
+    output === 'json' ? `${JSON.stringify({ request, ...decision }, null, 2)}\n` : formatDecision(decision),
+  );
+  return decision.allow ? EXIT.ok : EXIT.refused;
+}
+
+async function lintCommand(args: readonly string[], io: PolicyCliIo): Promise<number> {
+  const flags = parseFlags(args, {
+    'trust-domain': { type: 'string', multiple: true },
+    output: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (flags.values.help) {
+    io.stdout.write(LINT_HELP);
+    return EXIT.ok;
+  }
+  const output = outputFormat(flags.values.output);
+  if (flags.positionals.length !== 1) {
+    throw usage(
+      flags.positionals.length === 0 ? 'missing FILE' : `unexpected argument ${quote(flags.positionals[1])}`,
+    );
+  }
+  const trustDomains = (flags.values['trust-domain'] ?? []).map(
+    (td) => parseTrustDomain(td, '--trust-domain').name,
+  );
+  const set = await loadPolicySet(flags.positionals[0]!);
+  const findings = lintPolicySet(set, { trustDomains });
+  io.stdout.write(
+    output === 'json' ? `${JSON.stringify({ findings }, null, 2)}\n` : formatFindings(findings),
+  );
+  return findings.some((f) => f.severity === 'error') ? EXIT.refused : EXIT.ok;
+}
+
+/**
+ * Loads a policy file, or a proxy config pointing at one (`policy_file`, relative to the config)
+ * or embedding `policies`. A document with `policies` and keys a policy file does not have is
+ * taken for a proxy config; its other keys are the proxy config loader's to check.
+ */
+async function loadPolicySet(file: string): Promise<PolicySet> {
+  const text = await readText(file);
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch {
+    // parsePolicyFile below reports the YAML error in the usual words.
+    return parsePolicyFile(text, file);
+  }
+  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+    const doc = raw as Record<string, unknown>;
+    if (doc.policy_file !== undefined) {
+      if (typeof doc.policy_file !== 'string' || doc.policy_file === '') {
+        throw new SigilError(
+          'ERR_CONFIG_INVALID',
+          `${file}: policy_file: must be a file path (got ${quote(doc.policy_file)})`,
+          {
+            field: 'policy_file',
+          },
+        );
+      }
+      const policyFile = path.resolve(path.dirname(file), doc.policy_file);
+      return parsePolicyFile(await readText(policyFile), policyFile);
+    }
+    if (doc.policies !== undefined && Object.keys(doc).some((k) => !POLICY_FILE_KEYS.includes(k))) {
+      const inline = Object.fromEntries(Object.entries(doc).filter(([k]) => POLICY_FILE_KEYS.includes(k)));
+      return compilePolicyDocument(inline, `${file} (inline policies)`);
+    }
+  }
+  return parsePolicyFile(text, file);
+}
+
+async function readText(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new SigilError(
+      'ERR_CONFIG_INVALID',
+      `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      { reason: 'read', cause: err },
+    );
+  }
+}
+
+function formatDecision(decision: Decision): string {
+  const lines = [decision.allow ? 'ALLOW' : 'DENY', `  ${decision.reason}`];
+  for (const d of decision.dryRunDenials) {
+    lines.push(`  dry-run: ${describeRule(d)} would deny${d.index === null ? ' (no rule matched)' : ''}`);
+  }
+  for (const a of decision.audits) lines.push(`  audit: ${describeRule(a)} matched`);
+  return `${lines.join('\n')}\n`;
+}
+
+function formatFindings(findings: readonly LintFinding[]): string {
+  if (findings.length === 0) return 'no findings\n';
+  const lines = findings.map((f) => {
+    const rule = f.rule === undefined ? '' : ` rule #${f.rule}`;
+    const where = f.policy === null ? '(policy set)' : `policy ${JSON.stringify(f.policy)}${rule}`;
+    return `${f.severity.padEnd(7)} ${where}: ${f.message} [${f.code}]`;
+  });
+  const errors = findings.filter((f) => f.severity === 'error').length;
+  const warnings = findings.length - errors;
+  lines.push(
+    `${errors} ${errors === 1 ? 'error' : 'errors'}, ${warnings} ${warnings === 1 ? 'warning' : 'warnings'}`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+type FlagOptions = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
+
+function parseFlags<T extends FlagOptions>(args: readonly string[], options: T) {
+  try {
+    return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+  } catch (err) {
+    // node:util's messages name the flag ("Unknown option '--x'"); keep them, typed as usage.
+    throw usage((err as Error).message);
+  }
+}
+
+function outputFormat(value: string | undefined): 'text' | 'json' {
+  const output = value ?? 'text';
+  if (output !== 'text' && output !== 'json')
+    throw usage(`--output: must be text or json (got ${quote(output)})`);
+  return output;
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (value === undefined) throw usage(`missing ${flag}`);
+  return value;
+}
+
+function usage(message: string): SigilError {
+  return new SigilError('ERR_INPUT_INVALID', message, { reason: 'usage' });
+}

@@ -1,0 +1,346 @@
+// Two applications, each with a Sigil sidecar, and one agent: real processes on loopback. The
+// frontend's sidecar (uid 65534) and the backend's (uid 1) take their identities from the Workload
+// API; traffic between them is mTLS, authorized by a policy file that reloads without a restart.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type AgentProcess,
+  freePort,
+  makeSharedDir,
+  startAgentProcess,
+  waitFor,
+} from '../support/agent-harness.js';
+import { REPO_ROOT, runCommand, type ServerProcess, startServerProcess } from '../support/harness.js';
+
+const TD = 'spiffe://example.org';
+const FRONT_UID = 65534;
+const BACK_UID = 1;
+const PROXY_BIN = path.join(REPO_ROOT, 'bin', 'sigil-proxy');
+
+let root: { dir: string; cleanup(): void };
+let server: ServerProcess;
+let agent: AgentProcess;
+const children: ChildProcess[] = [];
+const closers: Array<() => unknown> = [];
+const ports: Record<string, number> = {};
+let policyPath: string;
+let backLogs = () => '';
+let frontLogs = () => '';
+
+function allowPolicy(extra = ''): string {
+  return `policies:
+  - name: frontend-only
+    action: ALLOW
+    rules:
+      - from: { principals: ["${TD}/frontend-proxy"] }
+  - name: no-admin
+    action: DENY
+    rules:
+      # Scoped to the HTTP app's port: a DENY with paths would otherwise also deny opaque TCP.
+      - to: { ports: [${ports.app}], paths: ["/admin/*"] }
+${extra}`;
+}
+
+async function startSidecar(uid: number, name: string, config: string): Promise<() => string> {
+  const file = path.join(root.dir, `${name}.yaml`);
+  writeFileSync(file, config);
+  chmodSync(file, 0o644);
+  const child = spawn(
+    'setpriv',
+    [
+      `--reuid=${uid}`,
+      `--regid=${uid}`,
+      '--clear-groups',
+      process.execPath,
+      PROXY_BIN,
+      'run',
+      '--config',
+      file,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  await waitFor(
+    () => out.includes('"msg":"Sigil proxy started"'),
+    30_000,
+    () => `${name} sidecar did not start:\n${out}`,
+  );
+  return () => out;
+}
+
+function get(
+  port: number,
+  urlPath: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: urlPath, headers }, (res) => {
+      let body = '';
+      res.on('data', (c) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+beforeAll(async () => {
+  root = makeSharedDir('sigil-proxy-e2e-');
+  server = await startServerProcess({ dataDir: path.join(root.dir, 'server') });
+  const bundlePath = path.join(root.dir, 'bundle.pem');
+  writeFileSync(bundlePath, (await server.cli('bundle', 'show', '--format', 'pem')).stdout);
+  const token = JSON.parse(
+    (await server.cli('token', 'generate', '--output', 'json', '--spiffe-id', `${TD}/node1`)).stdout,
+  ).token;
+  for (const [id, uid] of [
+    ['frontend-proxy', FRONT_UID],
+    ['backend-proxy', BACK_UID],
+  ] as const) {
+    const res = await server.cli(
+      'entry',
+      'create',
+      '--spiffe-id',
+      `${TD}/${id}`,
+      '--parent-id',
+      `${TD}/node1`,
+      '--selector',
+      `unix:uid:${uid}`,
+      '--x509-svid-ttl',
+      '8s',
+    );
+    expect(res.code, res.stderr).toBe(0);
+  }
+  agent = await startAgentProcess(server, {
+    root: path.join(root.dir, 'agent'),
+    joinToken: token,
+    trustBundlePath: bundlePath,
+  });
+
+  // The backend apps: HTTP echo of what the sidecar tells it, TCP echo, and an h2c server.
+  const app = http.createServer((req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(
+      JSON.stringify({
+        method: req.method,
+        path: req.url,
+        peer: req.headers['x-sigil-peer-id'],
+        xfcc: req.headers['x-forwarded-client-cert'],
+        raw: req.rawHeaders,
+      }),
+    );
+  });
+  const tcp = net.createServer((socket) => socket.pipe(socket));
+  const h2 = http2.createServer((_req, res) => res.end('h2 ok'));
+  for (const [name, srv] of [
+    ['app', app],
+    ['tcp', tcp],
+    ['h2', h2],
+  ] as const) {
+    await new Promise<void>((resolve) => (srv as net.Server).listen(0, '127.0.0.1', () => resolve()));
+    ports[name] = ((srv as net.Server).address() as net.AddressInfo).port;
+    closers.push(() => new Promise((resolve) => (srv as net.Server).close(resolve)));
+  }
+  for (const name of ['inHttp', 'inTcp', 'inH2', 'outHttp', 'outTcp', 'outH2', 'backAdmin', 'frontAdmin'])
+    ports[name] = await freePort();
+
+  policyPath = path.join(root.dir, 'policy.yaml');
+  writeFileSync(policyPath, allowPolicy());
+  chmodSync(policyPath, 0o644);
+  backLogs = await startSidecar(
+    BACK_UID,
+    'backend',
+    `workload_api: unix://${agent.socketPath}
+admin: 127.0.0.1:${ports.backAdmin}
+policy_file: ${policyPath}
+inbound:
+  - { name: api, listen: "127.0.0.1:${ports.inHttp}", protocol: http, app: "127.0.0.1:${ports.app}", mode: strict }
+  - { name: echo, listen: "127.0.0.1:${ports.inTcp}", protocol: tcp, app: "127.0.0.1:${ports.tcp}", mode: strict }
+  - { name: grpc, listen: "127.0.0.1:${ports.inH2}", protocol: http2, app: "127.0.0.1:${ports.h2}", mode: strict }
+`,
+  );
+  frontLogs = await startSidecar(
+    FRONT_UID,
+    'frontend',
+    `workload_api: unix://${agent.socketPath}
+admin: 127.0.0.1:${ports.frontAdmin}
+outbound:
+  - { name: api, listen: "127.0.0.1:${ports.outHttp}", protocol: http, upstream: "127.0.0.1:${ports.inHttp}", server_ids: ["${TD}/backend-proxy"] }
+  - { name: echo, listen: "127.0.0.1:${ports.outTcp}", protocol: tcp, upstream: "127.0.0.1:${ports.inTcp}", server_ids: ["${TD}/backend-proxy"] }
+  - { name: grpc, listen: "127.0.0.1:${ports.outH2}", protocol: http2, upstream: "127.0.0.1:${ports.inH2}", server_ids: ["${TD}/backend-proxy"] }
+  - { name: wrong, listen: "127.0.0.1:0", protocol: http, upstream: "127.0.0.1:${ports.inHttp}", server_ids: ["${TD}/someone-else"] }
+`,
+  );
+}, 120_000);
+
+afterAll(async () => {
+  for (const child of children) child.kill('SIGTERM');
+  for (const close of closers) await close();
+  await agent?.stop();
+  await server?.stop();
+  root?.cleanup();
+});
+
+describe('sigil-proxy sidecars', () => {
+  it('carries HTTP/1.1 over mTLS and tells the app who called, stripping forged identity headers', async () => {
+    const res = await get(ports.outHttp!, '/hello', {
+      'x-sigil-peer-id': `${TD}/forged`,
+      'X-Custom-Case': 'kept',
+    });
+    expect(res.status).toBe(200);
+    const body = JSON.parse(res.body);
+    expect(body.peer).toBe(`${TD}/frontend-proxy`);
+    expect(body.xfcc).toMatch(
+      new RegExp(`^By=${TD}/backend-proxy;Hash=[0-9a-f]{64};URI=${TD}/frontend-proxy$`),
+    );
+    expect(body.raw).toContain('X-Custom-Case');
+    expect(backLogs()).toMatch(/strip/i);
+  });
+
+  it('carries opaque TCP and HTTP/2', async () => {
+    const echoed = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(ports.outTcp!, '127.0.0.1', () => socket.write('ping over mTLS'));
+      let data = '';
+      socket.on('data', (c) => {
+        data += c;
+        if (data === 'ping over mTLS') socket.end();
+      });
+      socket.on('end', () => resolve(data));
+      socket.on('error', reject);
+    });
+    expect(echoed).toBe('ping over mTLS');
+    const h2 = http2.connect(`http://127.0.0.1:${ports.outH2}`);
+    const body = await new Promise<string>((resolve, reject) => {
+      const stream = h2.request({ ':path': '/' });
+      let data = '';
+      stream.on('data', (c) => {
+        data += c;
+      });
+      stream.on('end', () => resolve(data));
+      stream.on('error', reject);
+    });
+    h2.close();
+    expect(body).toBe('h2 ok');
+  });
+
+  it('refuses a path the policy denies with 403 and logs both identities', async () => {
+    const res = await get(ports.outHttp!, '/admin/users');
+    expect(res.status).toBe(403);
+    expect(res.body).not.toContain('method');
+    expect(backLogs()).toMatch(/"msg":"Request denied by policy"/);
+  });
+
+  it('fails hard when the upstream presents an unexpected SPIFFE ID', async () => {
+    const started = JSON.parse(
+      frontLogs()
+        .split('\n')
+        .find((l) => l.includes('"msg":"Sigil proxy started"'))!,
+    );
+    const res = await get(started.listeners.wrong, '/hello');
+    expect(res.status).toBe(502);
+    await waitFor(
+      () =>
+        /"destination_id":"spiffe:\/\/example.org\/backend-proxy"[^\n]*"msg":"Upstream identity refused"/.test(
+          frontLogs(),
+        ),
+      10_000,
+      () => `no refusal naming both IDs:\n${frontLogs()}`,
+    );
+    expect(frontLogs()).toContain(`${TD}/someone-else`);
+  });
+
+  it('refuses callers without an SVID (openssl s_client, plain curl)', async () => {
+    const ssl = await runCommand('bash', [
+      '-c',
+      `echo | timeout 10 openssl s_client -connect 127.0.0.1:${ports.inHttp} 2>&1; true`,
+    ]);
+    expect(ssl.stdout).toMatch(/URI:spiffe:\/\/example.org\/backend-proxy|backend-proxy|CONNECTED/);
+    const curl = await runCommand('curl', [
+      '-sk',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      `https://127.0.0.1:${ports.inHttp}/hello`,
+    ]);
+    expect(curl.stdout).not.toBe('200');
+    const plain = await runCommand('curl', [
+      '-s',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      `http://127.0.0.1:${ports.inHttp}/hello`,
+    ]);
+    expect(plain.stdout).not.toBe('200');
+  });
+
+  it('applies a policy change without a restart, and keeps the old policy when the new file is broken', async () => {
+    writeFileSync(policyPath, 'policies: [ { name: broken, action: MAYBE } ]\n');
+    await waitFor(
+      () => /Policy file rejected/.test(backLogs()),
+      15_000,
+      () => `no rejection logged:\n${backLogs()}`,
+    );
+    expect((await get(ports.outHttp!, '/hello')).status).toBe(200);
+    writeFileSync(
+      policyPath,
+      `policies:\n  - name: nobody\n    action: DENY\n    rules:\n      - from: { principals: ["${TD}/frontend-proxy"] }\n`,
+    );
+    await waitFor(
+      async () => (await get(ports.outHttp!, '/hello')).status === 403,
+      15_000,
+      () => 'policy change did not apply',
+    );
+    writeFileSync(policyPath, allowPolicy());
+    await waitFor(
+      async () => (await get(ports.outHttp!, '/hello')).status === 200,
+      15_000,
+      () => 'policy did not return',
+    );
+  });
+
+  it('keeps every request working while SVIDs rotate (8s TTL)', async () => {
+    let ok = 0;
+    const failures: string[] = [];
+    const deadline = Date.now() + 12_000;
+    while (Date.now() < deadline) {
+      const res = await get(ports.outHttp!, '/hello').catch((err: Error) => ({
+        status: 0,
+        body: err.message,
+      }));
+      if (res.status === 200) ok++;
+      else failures.push(`${res.status} ${res.body.slice(0, 100)}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(failures).toEqual([]);
+    expect(ok).toBeGreaterThan(100);
+    expect(backLogs()).toMatch(/"msg":"Identity rotated"/);
+  }, 30_000);
+
+  it('serves readiness, metrics and its config on the admin port', async () => {
+    expect((await get(ports.backAdmin!, '/ready')).status).toBe(200);
+    expect((await get(ports.backAdmin!, '/live')).status).toBe(200);
+    const metrics = (await get(ports.backAdmin!, '/metrics')).body;
+    expect(metrics).toMatch(/sigil_proxy_requests_total\{[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/sigil_proxy_authz_decisions_total\{[^}]*result="deny"[^}]*\} [1-9]/);
+    const config = JSON.parse((await get(ports.backAdmin!, '/config')).body);
+    expect(config.identity.spiffe_id).toBe(`${TD}/backend-proxy`);
+    expect(config.policies.map((p: { name: string }) => p.name)).toEqual(['frontend-only', 'no-admin']);
+  });
+});
