@@ -7,6 +7,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type AgentProcess,
@@ -21,6 +22,27 @@ const TD = 'spiffe://example.org';
 const FRONT_UID = 65534;
 const BACK_UID = 1;
 const PROXY_BIN = path.join(REPO_ROOT, 'bin', 'sigil-proxy');
+const raw = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b };
+const ECHO_SERVICE: grpc.ServiceDefinition = {
+  Say: {
+    path: '/test.Echo/Say',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: raw.serialize,
+    requestDeserialize: raw.deserialize,
+    responseSerialize: raw.serialize,
+    responseDeserialize: raw.deserialize,
+  },
+  Count: {
+    path: '/test.Echo/Count',
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: raw.serialize,
+    requestDeserialize: raw.deserialize,
+    responseSerialize: raw.serialize,
+    responseDeserialize: raw.deserialize,
+  },
+};
 
 let root: { dir: string; cleanup(): void };
 let server: ServerProcess;
@@ -156,7 +178,34 @@ beforeAll(async () => {
     ports[name] = ((srv as net.Server).address() as net.AddressInfo).port;
     closers.push(() => new Promise((resolve) => (srv as net.Server).close(resolve)));
   }
-  for (const name of ['inHttp', 'inTcp', 'inH2', 'outHttp', 'outTcp', 'outH2', 'backAdmin', 'frontAdmin'])
+  // A gRPC app (unary and server streaming), raw bytes so no proto is needed.
+  const grpcServer = new grpc.Server();
+  grpcServer.addService(ECHO_SERVICE, {
+    Say: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) =>
+      done(null, Buffer.concat([Buffer.from('echo:'), call.request])),
+    Count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      for (let i = 1; i <= 3; i++) call.write(Buffer.from(String(i)));
+      call.end();
+    },
+  });
+  ports.grpc = await new Promise<number>((resolve, reject) =>
+    grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) =>
+      err ? reject(err) : resolve(port),
+    ),
+  );
+  closers.push(() => new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())));
+  for (const name of [
+    'inHttp',
+    'inTcp',
+    'inH2',
+    'inGrpc',
+    'outHttp',
+    'outTcp',
+    'outH2',
+    'outGrpc',
+    'backAdmin',
+    'frontAdmin',
+  ])
     ports[name] = await freePort();
 
   policyPath = path.join(root.dir, 'policy.yaml');
@@ -172,6 +221,7 @@ inbound:
   - { name: api, listen: "127.0.0.1:${ports.inHttp}", protocol: http, app: "127.0.0.1:${ports.app}", mode: strict }
   - { name: echo, listen: "127.0.0.1:${ports.inTcp}", protocol: tcp, app: "127.0.0.1:${ports.tcp}", mode: strict }
   - { name: grpc, listen: "127.0.0.1:${ports.inH2}", protocol: http2, app: "127.0.0.1:${ports.h2}", mode: strict }
+  - { name: grpcapp, listen: "127.0.0.1:${ports.inGrpc}", protocol: http2, app: "127.0.0.1:${ports.grpc}", mode: strict }
 `,
   );
   frontLogs = await startSidecar(
@@ -183,6 +233,7 @@ outbound:
   - { name: api, listen: "127.0.0.1:${ports.outHttp}", protocol: http, upstream: "127.0.0.1:${ports.inHttp}", server_ids: ["${TD}/backend-proxy"] }
   - { name: echo, listen: "127.0.0.1:${ports.outTcp}", protocol: tcp, upstream: "127.0.0.1:${ports.inTcp}", server_ids: ["${TD}/backend-proxy"] }
   - { name: grpc, listen: "127.0.0.1:${ports.outH2}", protocol: http2, upstream: "127.0.0.1:${ports.inH2}", server_ids: ["${TD}/backend-proxy"] }
+  - { name: grpcapp, listen: "127.0.0.1:${ports.outGrpc}", protocol: http2, upstream: "127.0.0.1:${ports.inGrpc}", server_ids: ["${TD}/backend-proxy"] }
   - { name: wrong, listen: "127.0.0.1:0", protocol: http, upstream: "127.0.0.1:${ports.inHttp}", server_ids: ["${TD}/someone-else"] }
 `,
   );
@@ -236,6 +287,28 @@ describe('sigil-proxy sidecars', () => {
     });
     h2.close();
     expect(body).toBe('h2 ok');
+  });
+
+  it('carries gRPC, unary and streaming, through the HTTP/2 pipe', async () => {
+    const Client = grpc.makeGenericClientConstructor(ECHO_SERVICE, 'Echo');
+    const client = new Client(`127.0.0.1:${ports.outGrpc}`, grpc.credentials.createInsecure()) as unknown as {
+      Say(req: Buffer, cb: (err: grpc.ServiceError | null, res: Buffer) => void): void;
+      Count(req: Buffer): grpc.ClientReadableStream<Buffer>;
+      close(): void;
+    };
+    const said = await new Promise<string>((resolve, reject) =>
+      client.Say(Buffer.from('hi'), (err, res) => (err ? reject(err) : resolve(res.toString()))),
+    );
+    expect(said).toBe('echo:hi');
+    const counted = await new Promise<string[]>((resolve, reject) => {
+      const items: string[] = [];
+      const stream = client.Count(Buffer.alloc(0));
+      stream.on('data', (b: Buffer) => items.push(b.toString()));
+      stream.on('end', () => resolve(items));
+      stream.on('error', reject);
+    });
+    expect(counted).toEqual(['1', '2', '3']);
+    client.close();
   });
 
   it('refuses a path the policy denies with 403 and logs both identities', async () => {
