@@ -7,6 +7,7 @@ import { parseDurationMs } from '../spiffe/duration.js';
 import { quote, SigilError } from '../spiffe/errors.js';
 import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 import { KEY_TYPES, type KeyType } from '../spiffe/keys.js';
+import type { DataStoreConfig } from './datastore/index.js';
 
 export const DEFAULT_ADMIN_SOCKET = '/tmp/sigil-server/private/admin.sock';
 export const DEFAULT_DATA_DIR = '.sigil/server';
@@ -19,10 +20,6 @@ export interface UpstreamAuthorityConfig {
   /** Roots to publish; defaults to the upstream certificate itself when it is self-signed. */
   readonly bundleFile: string | null;
 }
-
-export type DataStoreConfig =
-  | { readonly kind: 'sqlite'; readonly path: string }
-  | { readonly kind: 'postgres'; readonly connectionString: string };
 
 export interface ServerConfig {
   readonly trustDomain: TrustDomain;
