@@ -5,6 +5,7 @@ import http from 'node:http';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { isSigilError } from '../../spiffe/errors.js';
+import { untilStopSignal } from '../../spiffe/shutdown.js';
 import { startAgent } from '../agent.js';
 import {
   DEFAULT_AGENT_ADMIN_SOCKET,
@@ -143,15 +144,7 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
     );
     return isSigilError(err, 'ERR_CONFIG_INVALID') ? 2 : 1;
   }
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilStopSignal();
   await agent.close();
   return 0;
 }

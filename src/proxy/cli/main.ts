@@ -3,6 +3,7 @@
 // Exit codes: 0 ok (allowed / clean), 1 denied or lint errors or the proxy failed, 2 usage or config error.
 import { parseArgs } from 'node:util';
 import { isSigilError } from '../../spiffe/errors.js';
+import { untilStopSignal } from '../../spiffe/shutdown.js';
 import { loadProxyConfig } from '../config.js';
 import { startProxy } from '../main.js';
 import { policyCommand } from '../policy/index.js';
@@ -78,15 +79,7 @@ async function run(args: string[], io: ProxyCliIo): Promise<number> {
     );
     return isSigilError(err, 'ERR_CONFIG_INVALID') || isSigilError(err, 'ERR_POLICY_INVALID') ? 2 : 1;
   }
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilStopSignal();
   await proxy.close();
   return 0;
 }

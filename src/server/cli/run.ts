@@ -2,6 +2,7 @@
 // cleanly on SIGINT/SIGTERM. Flags override the config file's keys of the same meaning.
 import { parseArgs } from 'node:util';
 import { isSigilError } from '../../spiffe/errors.js';
+import { untilStopSignal } from '../../spiffe/shutdown.js';
 import { DEFAULT_ADMIN_SOCKET, DEFAULT_DATA_DIR, loadServerConfig } from '../config.js';
 import { type RunningServer, startServer } from '../main.js';
 import type { CliIo } from './command.js';
@@ -69,16 +70,8 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
   }
   io.stderr.write(banner(server));
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      server.logger.info({ signal }, 'Stopping');
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  const signal = await untilStopSignal();
+  server.logger.info({ signal }, 'Stopping');
   await server.close();
   return 0;
 }
