@@ -1,0 +1,926 @@
+// Sidecar benchmark: the same load sent directly to an app, through a Sigil outbound+inbound sidecar
+// pair, and through an HAProxy mTLS sidecar pair configured the same way, interleaved in one run and
+// repeated; medians reported, each as a ratio to HAProxy of the same repeat (only ratios carry over
+// between machines; see shared/proxy-performance-notes.md). Three kinds of app traffic:
+//   HTTP/1.1  Sigil `http` listeners (L7, undici) against HAProxy `mode http`, keep-alive
+//   TCP       HTTP/1.1 carried through Sigil `tcp` pipes against HAProxy `mode tcp`
+//   HTTP/2    the app's h2c through Sigil `http2` pipes against HAProxy `mode tcp`
+// Load: saturation with wrk (HTTP/1.1, TCP; 50 keep-alive connections) and h2load (10 connections ×
+// 10 streams), and a fixed 1,000 req/s from an open-loop client (proxy-load.ts) for latency.
+// CPU per request is user+system time of both sidecar processes over a run (/proc/PID/stat) divided
+// by the requests of that run: the steadiest figure on a shared 2-vCPU machine. RSS is VmRSS, idle
+// after warm-up and the largest sample (every 100 ms) under load. Exits non-zero when a target is
+// missed. `npm run bench:proxy [-- --repeats N] [-- --sat-seconds S] [-- --rate-seconds S]
+// [-- --only h1,tcp,h2] [-- --node-app] [-- --cpu-prof DIR]` (profiled runs skew the CPU figures).
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import http2 from 'node:http2';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { monotonicUs, type ProfilePhase, summarizeCpuProfiles } from './cpu-profile-summary.js';
+import type { LoadCommand, LoadReport, LoadResult } from './proxy-load.js';
+import {
+  allowPolicy,
+  type BenchProc,
+  dirFor,
+  ensureTools,
+  fetchSvidFiles,
+  freePorts,
+  haproxyInboundConfig,
+  haproxyOutboundConfig,
+  killTrackedSync,
+  type PairPorts,
+  runCommand,
+  sigilInboundConfig,
+  sigilOutboundConfig,
+  spawnTracked,
+  startApp,
+  startHaproxy,
+  startSidecar,
+  TD,
+  toolVersion,
+} from './proxy-setup.js';
+import {
+  type BenchAgent,
+  type BenchServer,
+  killLiveChildrenSync,
+  startAgent,
+  startServer,
+} from './workload-processes.js';
+
+const LOAD_SCRIPT = fileURLToPath(new URL('./proxy-load.js', import.meta.url));
+const CLIENT_UID = 65534;
+const SERVER_UID = 1;
+const CLIENT_ID = `${TD}/bench/client-sidecar`;
+const SERVER_ID = `${TD}/bench/server-sidecar`;
+const NODE_ID = `${TD}/bench/node`;
+
+const RATE_PER_S = 1_000;
+const RATE_WARMUP_MS = 500;
+const WRK_CONNECTIONS = 50;
+const H2LOAD_CONNECTIONS = 10;
+const H2LOAD_STREAMS = 10;
+const WARMUP_S = 2;
+const SETTLE_MS = 2_000;
+const RSS_SAMPLE_MS = 100;
+/** Failed requests above this share of a run make the run (and the bench) fail. */
+const MAX_ERROR_SHARE = 0.001;
+
+const TARGETS = {
+  h1: { cpuRatio: 2.5, throughputRatio: 0.5, p50OverMs: 0.5 },
+  tcp: { cpuRatio: 1.6, throughputRatio: 0.7 },
+  rssIdleMb: 60,
+  rssLoadMb: 120,
+} as const;
+
+type TargetName = 'direct' | 'sigil' | 'haproxy';
+const TARGET_NAMES: readonly TargetName[] = ['direct', 'sigil', 'haproxy'];
+type ScenarioKey = 'h1' | 'tcp' | 'h2';
+
+interface Scenario {
+  readonly key: ScenarioKey;
+  readonly title: string;
+  readonly saturation: 'wrk' | 'h2load';
+  readonly rateProtocol: 'h1' | 'h2';
+  readonly ports: Record<TargetName, number>;
+}
+
+interface SatResult {
+  readonly reqPerS: number;
+  readonly requests: number;
+  readonly errors: number;
+  readonly cpuMs: number | null;
+}
+
+interface RateResult {
+  readonly load: LoadResult;
+  readonly cpuMs: number | null;
+}
+
+interface RunResult {
+  sat?: SatResult;
+  rate?: RateResult;
+}
+
+interface Flags {
+  readonly repeats: number;
+  readonly satSeconds: number;
+  readonly rateSeconds: number;
+  readonly only: readonly ScenarioKey[];
+  readonly app: 'native' | 'node';
+  readonly cpuProfDir: string | undefined;
+}
+
+function parseFlags(argv: readonly string[]): Flags {
+  const value = (name: string): string | undefined => {
+    const at = argv.indexOf(name);
+    return at >= 0 ? argv[at + 1] : undefined;
+  };
+  const number = (name: string, fallback: number): number => {
+    const raw = value(name);
+    const n = raw === undefined ? fallback : Number(raw);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: expected a positive number, got ${raw}`);
+    return n;
+  };
+  const only = (value('--only') ?? 'h1,tcp,h2').split(',').map((s) => s.trim()) as ScenarioKey[];
+  for (const key of only)
+    if (!['h1', 'tcp', 'h2'].includes(key)) throw new Error(`--only: unknown scenario ${key}`);
+  const prof = value('--cpu-prof');
+  return {
+    repeats: Math.round(number('--repeats', 3)),
+    satSeconds: Math.round(number('--sat-seconds', 4)),
+    rateSeconds: number('--rate-seconds', 4),
+    only,
+    app: argv.includes('--node-app') ? 'node' : 'native',
+    cpuProfDir: prof === undefined ? undefined : path.resolve(prof),
+  };
+}
+
+function log(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc
+
+const CLOCK_TICKS_PER_S = 100;
+
+/** User + system CPU of `pids` so far (all their threads), in ms; 10 ms resolution. */
+function cpuMsOf(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return (ticks * 1_000) / CLOCK_TICKS_PER_S;
+}
+
+/** VmRSS (or VmHWM, the peak) in MB (10^6 bytes). */
+function memMbOf(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN);
+    return (kib * 1024) / 1e6;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Samples VmRSS of the sidecars every 100 ms; keeps the largest per pid since the last reset. */
+class RssSampler {
+  private readonly max = new Map<number, number>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly pids: readonly number[]) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.sample(), RSS_SAMPLE_MS);
+  }
+
+  sample(): void {
+    for (const pid of this.pids) {
+      const mb = memMbOf(pid);
+      if (Number.isFinite(mb)) this.max.set(pid, Math.max(this.max.get(pid) ?? 0, mb));
+    }
+  }
+
+  /** The largest sample per pid since the previous call. */
+  takeMax(): Map<number, number> {
+    this.sample();
+    const max = new Map(this.max);
+    this.max.clear();
+    return max;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+async function runWrk(port: number, seconds: number): Promise<Omit<SatResult, 'cpuMs'>> {
+  const res = await runCommand(
+    'wrk',
+    ['-t1', `-c${WRK_CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', `http://127.0.0.1:${port}/`],
+    (seconds + 30) * 1_000,
+  );
+  const out = res.stdout;
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? Number.NaN);
+  const reqPerS = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
+  if (res.code !== 0 || !Number.isFinite(requests))
+    throw new Error(`wrk failed (${res.code}):\n${out}${res.stderr}`);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const socketErrors = socket ? socket.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0;
+  return { requests, reqPerS, errors: non2xx + socketErrors };
+}
+
+async function runH2load(port: number, seconds: number): Promise<Omit<SatResult, 'cpuMs'>> {
+  const res = await runCommand(
+    'h2load',
+    [
+      '-t1',
+      `-c${H2LOAD_CONNECTIONS}`,
+      `-m${H2LOAD_STREAMS}`,
+      '-D',
+      String(seconds),
+      `http://127.0.0.1:${port}/`,
+    ],
+    (seconds + 30) * 1_000,
+  );
+  const out = res.stdout;
+  const finished = /finished in ([\d.]+)(m?s), ([\d.]+) req\/s/.exec(out);
+  const counts =
+    /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(
+      out,
+    );
+  if (res.code !== 0 || !finished || !counts)
+    throw new Error(`h2load failed (${res.code}):\n${out}${res.stderr}`);
+  const non2xx = Number(
+    /status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/
+      .exec(out)
+      ?.slice(1)
+      .reduce((s, n) => s + Number(n), 0) ?? 0,
+  );
+  return {
+    requests: Number(counts[3]),
+    reqPerS: Number(finished[3]),
+    errors: Number(counts[5]) + Number(counts[6]) + Number(counts[7]) + non2xx,
+  };
+}
+
+/** The open-loop client process (proxy-load.ts), reused for every 1,000 req/s run. */
+class LoadClient {
+  private readonly reports: LoadReport[] = [];
+  private wake: (() => void) | null = null;
+
+  constructor(private readonly proc: BenchProc) {
+    proc.child.on('message', (report: LoadReport) => {
+      this.reports.push(report);
+      this.wake?.();
+    });
+  }
+
+  static start(): LoadClient {
+    return new LoadClient(spawnTracked('load client', process.execPath, [LOAD_SCRIPT], { ipc: true }));
+  }
+
+  private async next(timeoutMs: number): Promise<LoadReport> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.reports.length === 0) {
+      if (this.proc.child.exitCode !== null) throw new Error(`load client exited:\n${this.proc.logs()}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error('load client: no report in time');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 500));
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+    const report = this.reports.shift()!;
+    if (report.type === 'failed') throw new Error(`load client: ${report.message}`);
+    return report;
+  }
+
+  /** Warm-up (not measured), then `between()` (CPU sample), then the measured phase. */
+  async run(command: Omit<LoadCommand, 'type'>, onWarm: () => void): Promise<LoadResult> {
+    this.proc.child.send({ type: 'run', ...command } satisfies LoadCommand);
+    const warm = await this.next(command.warmupMs + 30_000);
+    if (warm.type !== 'warm') throw new Error(`load client: expected warm, got ${warm.type}`);
+    onWarm();
+    this.proc.child.send({ type: 'go' });
+    const done = await this.next(command.durationMs + 30_000);
+    if (done.type !== 'done') throw new Error(`load client: expected done, got ${done.type}`);
+    return done;
+  }
+
+  async close(): Promise<void> {
+    if (this.proc.child.connected) this.proc.child.send({ type: 'close' });
+    await this.proc.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks before measuring
+
+function getOnce(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+      let body = '';
+      res.on('data', (chunk) => {
+        body += chunk;
+      });
+      res.on('end', () => resolve(`${res.statusCode} ${body}`));
+    });
+    req.setTimeout(5_000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+function getOnceH2(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', reject);
+    const stream = session.request({ ':path': '/' });
+    let status = 0;
+    let body = '';
+    stream.on('response', (headers) => {
+      status = Number(headers[':status']);
+    });
+    stream.on('data', (chunk) => {
+      body += chunk;
+    });
+    stream.on('end', () => {
+      session.close();
+      resolve(`${status} ${body}`);
+    });
+    stream.on('error', reject);
+    stream.setTimeout(5_000, () => stream.close());
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and the report
+
+function median(values: readonly number[]): number {
+  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (finite.length === 0) return Number.NaN;
+  const mid = Math.floor(finite.length / 2);
+  return finite.length % 2 === 1 ? finite[mid]! : (finite[mid - 1]! + finite[mid]!) / 2;
+}
+
+function fmt(value: number, digits = 0): string {
+  if (!Number.isFinite(value)) return '–';
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function fmtRatio(values: readonly number[]): { median: string; spread: string } {
+  const finite = values.filter((v) => Number.isFinite(v));
+  if (finite.length === 0) return { median: '–', spread: '' };
+  return {
+    median: `${median(finite).toFixed(2)}x`,
+    spread: finite.length > 1 ? `${Math.min(...finite).toFixed(2)}–${Math.max(...finite).toFixed(2)}` : '',
+  };
+}
+
+interface Check {
+  readonly name: string;
+  readonly value: string;
+  readonly target: string;
+  readonly pass: boolean;
+}
+
+class Table {
+  private readonly rows: string[][] = [];
+
+  constructor(private readonly header: readonly string[]) {}
+
+  add(row: readonly string[]): void {
+    this.rows.push([...row]);
+  }
+
+  print(): void {
+    const all = [this.header, ...this.rows];
+    const widths = this.header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+    const line = (row: readonly string[]) =>
+      row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+    log(line(this.header));
+    log(widths.map((w) => '-'.repeat(w)).join('  '));
+    for (const row of this.rows) log(line(row));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+interface Sidecars {
+  readonly sigilOut: BenchProc;
+  readonly sigilIn: BenchProc;
+  readonly haproxyOut: BenchProc;
+  readonly haproxyIn: BenchProc;
+}
+
+async function main(): Promise<number> {
+  const flags = parseFlags(process.argv.slice(2));
+  const startedMs = Date.now();
+  const estimateS =
+    flags.repeats *
+      flags.only.length *
+      3 *
+      (flags.satSeconds + 0.4 + flags.rateSeconds + RATE_WARMUP_MS / 1_000 + 0.3) +
+    flags.only.length * 3 * (WARMUP_S + 0.3) +
+    25;
+  log(
+    `bench:proxy — direct vs Sigil sidecar pair vs HAProxy sidecar pair; ${flags.repeats} repeats, interleaved; ` +
+      `about ${Math.ceil(estimateS / 60)} min`,
+  );
+  ensureTools(log);
+
+  const root = mkdtempSync(path.join(tmpdir(), 'sigil-bench-proxy-'));
+  // Other uids (the sidecars) must reach the agent socket and their config files.
+  dirFor(0, root);
+  const procs: BenchProc[] = [];
+  let server: BenchServer | undefined;
+  let agent: BenchAgent | undefined;
+  let loadClient: LoadClient | undefined;
+  let cleanedUp = false;
+  const cleanup = async () => {
+    if (cleanedUp) return;
+    cleanedUp = true;
+    await loadClient?.close().catch(() => {});
+    // Sidecars first and gracefully, so profiled ones write their profiles.
+    await Promise.all(procs.splice(0).map((p) => p.stop().catch(() => {})));
+    await agent?.stop().catch(() => {});
+    await server?.stop().catch(() => {});
+    killTrackedSync();
+    killLiveChildrenSync();
+    rmSync(root, { recursive: true, force: true });
+  };
+  process.once('exit', () => {
+    killTrackedSync();
+    killLiveChildrenSync();
+    rmSync(root, { recursive: true, force: true });
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`\n${signal}: stopping every process started by the bench`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+
+  try {
+    // --- Identity: a server, an agent (join token), an entry per sidecar uid.
+    server = await startServer(path.join(root, 'server'));
+    const bundlePath = path.join(root, 'bundle.pem');
+    writeFileSync(bundlePath, await server.cli('bundle', 'show', '--format', 'pem'));
+    const token = (
+      JSON.parse(await server.cli('token', 'generate', '--spiffe-id', NODE_ID, '--output', 'json')) as {
+        token: string;
+      }
+    ).token;
+    for (const [id, uid] of [
+      [CLIENT_ID, CLIENT_UID],
+      [SERVER_ID, SERVER_UID],
+    ] as const) {
+      await server.cli(
+        'entry',
+        'create',
+        '--spiffe-id',
+        id,
+        '--parent-id',
+        NODE_ID,
+        '--selector',
+        `unix:uid:${uid}`,
+      );
+    }
+    agent = await startAgent({ root: path.join(root, 'agent'), server, joinToken: token, bundlePath });
+    const clientSvid = await fetchSvidFiles(CLIENT_UID, agent.socketPath, path.join(root, 'svid-client'));
+    const serverSvid = await fetchSvidFiles(SERVER_UID, agent.socketPath, path.join(root, 'svid-server'));
+    log(
+      `identity: client sidecar uid ${CLIENT_UID} = ${clientSvid.spiffeId}, server sidecar uid ${SERVER_UID} = ${serverSvid.spiffeId}`,
+    );
+
+    // --- The app, then the two pairs.
+    // Every port the bench binds, drawn at once so that none is handed out twice.
+    const ports = await freePorts(16);
+    const take = () => ports.shift()!;
+    const app = { http: take(), h2c: take() };
+    const pairPorts = (): PairPorts => ({
+      outHttp: take(),
+      outTcp: take(),
+      outH2: take(),
+      inHttp: take(),
+      inTcp: take(),
+      inH2: take(),
+    });
+    const sigilPorts = pairPorts();
+    const haproxyPorts = pairPorts();
+    const adminPorts = { in: take(), out: take() };
+    const appProc = await startApp(root, app, flags.app);
+    procs.push(appProc);
+    const policyPath = path.join(root, 'policy.yaml');
+    writeFileSync(policyPath, allowPolicy(CLIENT_ID), { mode: 0o644 });
+    const profDirs = flags.cpuProfDir
+      ? {
+          out: path.join(flags.cpuProfDir, 'client-sidecar'),
+          in: path.join(flags.cpuProfDir, 'server-sidecar'),
+        }
+      : undefined;
+    if (profDirs) {
+      mkdirSync(flags.cpuProfDir!, { recursive: true });
+      for (const [dir, uid] of [
+        [profDirs.out, CLIENT_UID],
+        [profDirs.in, SERVER_UID],
+      ] as const) {
+        rmSync(dir, { recursive: true, force: true });
+        dirFor(uid, dir);
+      }
+    }
+    const sigilIn = await startSidecar({
+      name: 'sigil server sidecar',
+      uid: SERVER_UID,
+      configPath: path.join(root, 'sigil-inbound.yaml'),
+      config: sigilInboundConfig(sigilPorts, app, agent.socketPath, adminPorts.in, policyPath),
+      cpuProfDir: profDirs?.in,
+    });
+    procs.push(sigilIn);
+    const sigilOut = await startSidecar({
+      name: 'sigil client sidecar',
+      uid: CLIENT_UID,
+      configPath: path.join(root, 'sigil-outbound.yaml'),
+      config: sigilOutboundConfig(sigilPorts, agent.socketPath, adminPorts.out, SERVER_ID),
+      cpuProfDir: profDirs?.out,
+    });
+    procs.push(sigilOut);
+    const haproxyIn = await startHaproxy(
+      'haproxy server sidecar',
+      path.join(root, 'haproxy-inbound.cfg'),
+      haproxyInboundConfig(haproxyPorts, app, serverSvid),
+      [haproxyPorts.inHttp, haproxyPorts.inTcp, haproxyPorts.inH2],
+    );
+    procs.push(haproxyIn);
+    const haproxyOut = await startHaproxy(
+      'haproxy client sidecar',
+      path.join(root, 'haproxy-outbound.cfg'),
+      haproxyOutboundConfig(haproxyPorts, clientSvid),
+      [haproxyPorts.outHttp, haproxyPorts.outTcp, haproxyPorts.outH2],
+    );
+    procs.push(haproxyOut);
+    const sidecars: Sidecars = { sigilOut, sigilIn, haproxyOut, haproxyIn };
+    const startMb = new Map(Object.values(sidecars).map((p) => [p.pid, memMbOf(p.pid)] as const));
+    const pairPids: Record<TargetName, number[]> = {
+      direct: [],
+      sigil: [sigilOut.pid, sigilIn.pid],
+      haproxy: [haproxyOut.pid, haproxyIn.pid],
+    };
+    log(
+      `app: ${flags.app === 'native' ? 'HAProxy responder (http-request return, 1 thread)' : 'node:http + node:http2'}, ` +
+        `200 "ok"; ${toolVersion('haproxy')}; ${toolVersion('wrk')}; ${toolVersion('h2load')}; node ${process.version}`,
+    );
+
+    const allScenarios: Scenario[] = [
+      {
+        key: 'h1',
+        title: 'HTTP/1.1 (Sigil http L7 vs HAProxy mode http)',
+        saturation: 'wrk',
+        rateProtocol: 'h1',
+        ports: { direct: app.http, sigil: sigilPorts.outHttp, haproxy: haproxyPorts.outHttp },
+      },
+      {
+        key: 'tcp',
+        title: 'opaque TCP carrying HTTP/1.1 (Sigil tcp vs HAProxy mode tcp)',
+        saturation: 'wrk',
+        rateProtocol: 'h1',
+        ports: { direct: app.http, sigil: sigilPorts.outTcp, haproxy: haproxyPorts.outTcp },
+      },
+      {
+        key: 'h2',
+        title: 'HTTP/2 app traffic, h2c (Sigil http2 pipe vs HAProxy mode tcp)',
+        saturation: 'h2load',
+        rateProtocol: 'h2',
+        ports: { direct: app.h2c, sigil: sigilPorts.outH2, haproxy: haproxyPorts.outH2 },
+      },
+    ];
+    const scenarios = allScenarios.filter((s) => flags.only.includes(s.key));
+
+    // --- Every path answers before anything is measured.
+    for (const s of scenarios) {
+      for (const target of TARGET_NAMES) {
+        const got = await (s.rateProtocol === 'h2' ? getOnceH2 : getOnce)(s.ports[target]).catch(
+          (err: Error) => `error: ${err.message}`,
+        );
+        if (got !== '200 ok') throw new Error(`${s.key} via ${target} answered "${got}" instead of 200 ok`);
+      }
+    }
+    log('check: every scenario answers 200 "ok" directly, through Sigil and through HAProxy');
+
+    const saturate = async (s: Scenario, target: TargetName, seconds: number): Promise<SatResult> => {
+      const pids = pairPids[target];
+      const before = pids.length > 0 ? cpuMsOf(pids) : 0;
+      const res = await (s.saturation === 'wrk' ? runWrk : runH2load)(s.ports[target], seconds);
+      const cpuMs = pids.length > 0 ? cpuMsOf(pids) - before : null;
+      return { ...res, cpuMs };
+    };
+    loadClient = LoadClient.start();
+    const atRate = async (s: Scenario, target: TargetName): Promise<RateResult> => {
+      const pids = pairPids[target];
+      let before = 0;
+      const load = await loadClient!.run(
+        {
+          protocol: s.rateProtocol,
+          port: s.ports[target],
+          ratePerS: RATE_PER_S,
+          warmupMs: RATE_WARMUP_MS,
+          durationMs: flags.rateSeconds * 1_000,
+        },
+        () => {
+          before = pids.length > 0 ? cpuMsOf(pids) : 0;
+        },
+      );
+      const cpuMs = pids.length > 0 ? cpuMsOf(pids) - before : null;
+      return { load, cpuMs };
+    };
+
+    // --- Warm-up: JIT, TLS sessions, pools. Then idle memory.
+    log(`warm-up: ${WARMUP_S} s saturated per scenario and target`);
+    for (const s of scenarios) for (const target of TARGET_NAMES) await saturate(s, target, WARMUP_S);
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    const idleMb = new Map<number, number>();
+    for (const p of Object.values(sidecars)) idleMb.set(p.pid, memMbOf(p.pid));
+
+    // --- Measured repeats, interleaved: per scenario every target, order rotated each repeat.
+    const results: Array<Record<ScenarioKey, Record<TargetName, RunResult>>> = [];
+    const loadMb: Array<Map<number, number>> = [];
+    const phases: ProfilePhase[] = [];
+    const sampler = new RssSampler(Object.values(sidecars).map((p) => p.pid));
+    sampler.start();
+    try {
+      for (let rep = 0; rep < flags.repeats; rep++) {
+        const order = TARGET_NAMES.map((_, i) => TARGET_NAMES[(i + rep) % TARGET_NAMES.length]!);
+        const byScenario = {} as Record<ScenarioKey, Record<TargetName, RunResult>>;
+        sampler.takeMax();
+        for (const s of scenarios) {
+          const runs: Record<TargetName, RunResult> = { direct: {}, sigil: {}, haproxy: {} };
+          for (const target of order) {
+            const t0 = monotonicUs();
+            runs[target].sat = await saturate(s, target, flags.satSeconds);
+            if (target === 'sigil' && rep === 0)
+              phases.push({
+                name: `${s.key} saturated through Sigil (repeat 1)`,
+                startUs: t0,
+                endUs: monotonicUs(),
+              });
+          }
+          for (const target of order) {
+            const t0 = monotonicUs();
+            runs[target].rate = await atRate(s, target);
+            if (target === 'sigil' && rep === 0)
+              phases.push({
+                name: `${s.key} at 1,000 req/s through Sigil (repeat 1)`,
+                startUs: t0,
+                endUs: monotonicUs(),
+              });
+          }
+          byScenario[s.key] = runs;
+          const sat = (t: TargetName) => fmt(runs[t].sat!.reqPerS);
+          const p50 = (t: TargetName) => fmt(runs[t].rate!.load.p50Ms, 3);
+          const cpu = (t: TargetName) => fmt((runs[t].sat!.cpuMs! * 1_000) / runs[t].sat!.requests);
+          log(
+            `repeat ${rep + 1}/${flags.repeats} ${s.key.padEnd(3)}: req/s direct ${sat('direct')}, sigil ${sat('sigil')}, haproxy ${sat('haproxy')}; ` +
+              `CPU µs/req sigil ${cpu('sigil')}, haproxy ${cpu('haproxy')}; ` +
+              `p50 ms at 1k direct ${p50('direct')}, sigil ${p50('sigil')}, haproxy ${p50('haproxy')}`,
+          );
+        }
+        results.push(byScenario);
+        loadMb.push(sampler.takeMax());
+      }
+    } finally {
+      sampler.stop();
+    }
+    const peakMb = new Map(Object.values(sidecars).map((p) => [p.pid, memMbOf(p.pid, 'VmHWM')] as const));
+
+    // --- Report.
+    const checks: Check[] = [];
+    log('');
+    log(
+      `Medians of ${flags.repeats} interleaved repeats; ratio = Sigil ÷ HAProxy within each repeat, median (range). ` +
+        `Saturation: ${flags.satSeconds} s, wrk ${WRK_CONNECTIONS} connections / h2load ${H2LOAD_CONNECTIONS}×${H2LOAD_STREAMS} streams. ` +
+        `Latency: open loop at ${fmt(RATE_PER_S)} req/s for ${flags.rateSeconds} s. CPU: both sidecars of a pair, user+system.`,
+    );
+    for (const s of scenarios) {
+      const per = (target: TargetName, f: (r: RunResult) => number) =>
+        results.map((rep) => f(rep[s.key][target]));
+      const ratio = (f: (r: RunResult) => number) =>
+        results.map((rep) => f(rep[s.key].sigil) / f(rep[s.key].haproxy));
+      const satCpu = (r: RunResult) => (r.sat!.cpuMs! * 1_000) / r.sat!.requests;
+      const rateCpu = (r: RunResult) =>
+        (r.rate!.cpuMs! * 1_000) / (r.rate!.load.completed + r.rate!.load.errors);
+      const added = (f: (l: LoadResult) => number) => (rep: Record<TargetName, RunResult>, t: TargetName) =>
+        f(rep[t].rate!.load) - f(rep.direct.rate!.load);
+      const addedP50 = added((l) => l.p50Ms);
+      const addedP99 = added((l) => l.p99Ms);
+      const table = new Table(['', 'direct', 'Sigil', 'HAProxy', 'Sigil/HAProxy', '(range)']);
+      const row = (
+        name: string,
+        values: Record<TargetName, number[]>,
+        ratios: number[] | null,
+        digits = 0,
+      ) => {
+        const r = ratios ? fmtRatio(ratios) : { median: '', spread: '' };
+        table.add([
+          name,
+          values.direct.length ? fmt(median(values.direct), digits) : '',
+          fmt(median(values.sigil), digits),
+          fmt(median(values.haproxy), digits),
+          r.median,
+          r.spread,
+        ]);
+      };
+      row(
+        'throughput saturated (req/s)',
+        {
+          direct: per('direct', (r) => r.sat!.reqPerS),
+          sigil: per('sigil', (r) => r.sat!.reqPerS),
+          haproxy: per('haproxy', (r) => r.sat!.reqPerS),
+        },
+        ratio((r) => r.sat!.reqPerS),
+        0,
+      );
+      row(
+        'CPU µs/request saturated (pair)',
+        { direct: [], sigil: per('sigil', satCpu), haproxy: per('haproxy', satCpu) },
+        ratio(satCpu),
+        1,
+      );
+      row(
+        'CPU µs/request at 1k req/s (pair)',
+        { direct: [], sigil: per('sigil', rateCpu), haproxy: per('haproxy', rateCpu) },
+        ratio(rateCpu),
+        1,
+      );
+      for (const [name, f] of [
+        ['p50', (l: LoadResult) => l.p50Ms],
+        ['p99', (l: LoadResult) => l.p99Ms],
+      ] as const) {
+        row(
+          `${name} latency at 1k req/s (ms)`,
+          {
+            direct: per('direct', (r) => f(r.rate!.load)),
+            sigil: per('sigil', (r) => f(r.rate!.load)),
+            haproxy: per('haproxy', (r) => f(r.rate!.load)),
+          },
+          null,
+          3,
+        );
+        const addedOf = name === 'p50' ? addedP50 : addedP99;
+        const sigilAdded = results.map((rep) => addedOf(rep[s.key], 'sigil'));
+        const haproxyAdded = results.map((rep) => addedOf(rep[s.key], 'haproxy'));
+        row(
+          `  added ${name} over direct (ms)`,
+          { direct: [], sigil: sigilAdded, haproxy: haproxyAdded },
+          // A ratio of near-zero additions says nothing.
+          sigilAdded.map((v, i) => (haproxyAdded[i]! > 0.005 ? v / haproxyAdded[i]! : Number.NaN)),
+          3,
+        );
+      }
+      const errorsOf = (t: TargetName) =>
+        results.reduce(
+          (sum, rep) =>
+            sum +
+            rep[s.key][t].sat!.errors +
+            rep[s.key][t].rate!.load.errors +
+            rep[s.key][t].rate!.load.dropped,
+          0,
+        );
+      const requestsOf = (t: TargetName) =>
+        results.reduce((sum, rep) => sum + rep[s.key][t].sat!.requests + rep[s.key][t].rate!.load.sent, 0);
+      table.add([
+        'failed requests (all runs)',
+        fmt(errorsOf('direct')),
+        fmt(errorsOf('sigil')),
+        fmt(errorsOf('haproxy')),
+        '',
+        '',
+      ]);
+      log('');
+      log(s.title);
+      table.print();
+
+      const cpuRatio = median(ratio(satCpu));
+      const tputRatio = median(ratio((r) => r.sat!.reqPerS));
+      const limits = s.key === 'h1' ? TARGETS.h1 : s.key === 'tcp' ? TARGETS.tcp : null;
+      if (limits) {
+        checks.push({
+          name: `${s.key}: CPU per request (saturated) vs HAProxy`,
+          value: `${cpuRatio.toFixed(2)}x`,
+          target: `≤ ${limits.cpuRatio}x`,
+          pass: cpuRatio <= limits.cpuRatio,
+        });
+        checks.push({
+          name: `${s.key}: throughput vs HAProxy`,
+          value: `${tputRatio.toFixed(2)}x`,
+          target: `≥ ${limits.throughputRatio}x`,
+          pass: tputRatio >= limits.throughputRatio,
+        });
+      }
+      if (s.key === 'h1') {
+        const overMs = median(
+          results.map((rep) => rep.h1.sigil.rate!.load.p50Ms - rep.h1.haproxy.rate!.load.p50Ms),
+        );
+        checks.push({
+          name: 'h1: p50 at 1k req/s over HAProxy',
+          value: `${overMs >= 0 ? '+' : ''}${overMs.toFixed(3)} ms`,
+          target: `≤ +${TARGETS.h1.p50OverMs} ms`,
+          pass: overMs <= TARGETS.h1.p50OverMs,
+        });
+      }
+      const sigilShare = errorsOf('sigil') / Math.max(1, requestsOf('sigil'));
+      checks.push({
+        name: `${s.key}: failed requests through Sigil`,
+        value: `${fmt(errorsOf('sigil'))} of ${fmt(requestsOf('sigil'))}`,
+        target: `≤ ${MAX_ERROR_SHARE * 100}%`,
+        pass: sigilShare <= MAX_ERROR_SHARE,
+      });
+    }
+
+    log('');
+    log(
+      'Memory per sidecar, VmRSS in MB (10^6 bytes): at start (no traffic yet); idle = after warm-up, settled; ' +
+        'load = largest 100 ms sample of a repeat, median; peak = VmHWM',
+    );
+    const mem = new Table([
+      '',
+      'Sigil start',
+      'HAProxy start',
+      'Sigil idle',
+      'HAProxy idle',
+      'ratio',
+      'Sigil load',
+      'HAProxy load',
+      'ratio',
+      'Sigil peak',
+      'HAProxy peak',
+    ]);
+    for (const [label, sigil, haproxy] of [
+      ['client sidecar (outbound)', sidecars.sigilOut, sidecars.haproxyOut],
+      ['server sidecar (inbound)', sidecars.sigilIn, sidecars.haproxyIn],
+    ] as const) {
+      const idleS = idleMb.get(sigil.pid)!;
+      const idleH = idleMb.get(haproxy.pid)!;
+      const loadS = median(loadMb.map((m) => m.get(sigil.pid) ?? Number.NaN));
+      const loadH = median(loadMb.map((m) => m.get(haproxy.pid) ?? Number.NaN));
+      mem.add([
+        label,
+        fmt(startMb.get(sigil.pid)!, 1),
+        fmt(startMb.get(haproxy.pid)!, 1),
+        fmt(idleS, 1),
+        fmt(idleH, 1),
+        `${(idleS / idleH).toFixed(2)}x`,
+        fmt(loadS, 1),
+        fmt(loadH, 1),
+        `${(loadS / loadH).toFixed(2)}x`,
+        fmt(peakMb.get(sigil.pid)!, 1),
+        fmt(peakMb.get(haproxy.pid)!, 1),
+      ]);
+      checks.push({
+        name: `RSS idle, Sigil ${label}`,
+        value: `${fmt(idleS, 1)} MB`,
+        target: `≤ ${TARGETS.rssIdleMb} MB`,
+        pass: idleS <= TARGETS.rssIdleMb,
+      });
+      checks.push({
+        name: `RSS under load, Sigil ${label}`,
+        value: `${fmt(loadS, 1)} MB`,
+        target: `≤ ${TARGETS.rssLoadMb} MB`,
+        pass: loadS <= TARGETS.rssLoadMb,
+      });
+    }
+    mem.print();
+
+    log('');
+    const verdicts = new Table(['target', 'value', 'limit', '']);
+    for (const c of checks) verdicts.add([c.name, c.value, c.target, c.pass ? 'PASS' : 'FAIL']);
+    verdicts.print();
+    const failed = checks.filter((c) => !c.pass);
+    if (flags.cpuProfDir) log('\nnote: the sidecars ran under --cpu-prof, which inflates their CPU figures.');
+    log(
+      `\n${failed.length === 0 ? 'all targets met' : `${failed.length} target(s) missed`} ` +
+        `(${((Date.now() - startedMs) / 1_000).toFixed(0)} s)`,
+    );
+
+    if (profDirs) {
+      await cleanup();
+      for (const [label, dir] of [
+        ['client sidecar (outbound)', profDirs.out],
+        ['server sidecar (inbound)', profDirs.in],
+      ] as const) {
+        log('');
+        log(`=== CPU profile of the Sigil ${label}`);
+        summarizeCpuProfiles(dir, phases, (line) => log(line.replace('cpu profile of the agent', 'profile')));
+      }
+    }
+    return failed.length === 0 ? 0 : 1;
+  } finally {
+    await cleanup();
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(
+      `bench:proxy failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exitCode = 1;
+  },
+);
