@@ -440,6 +440,8 @@ export interface SidecarOptions {
   readonly config: string;
   /** Write a V8 CPU profile into this directory (writable by `uid`) when the sidecar exits. */
   readonly cpuProfDir?: string;
+  /** Another build's bin/sigil-proxy (a patched checkout, to compare); this checkout's by default. */
+  readonly proxyBin?: string;
 }
 
 /** `sigil-proxy run` as `uid`; setpriv execs node, so the pid is the sidecar's own. */
@@ -449,7 +451,14 @@ export async function startSidecar(options: SidecarOptions): Promise<BenchProc> 
   const proc = spawnTracked(
     options.name,
     'setpriv',
-    asUid(options.uid, [process.execPath, ...nodeFlags, PROXY_BIN, 'run', '--config', options.configPath]),
+    asUid(options.uid, [
+      process.execPath,
+      ...nodeFlags,
+      options.proxyBin ?? PROXY_BIN,
+      'run',
+      '--config',
+      options.configPath,
+    ]),
   );
   await waitUntil(() => proc.logs().includes('"msg":"Sigil proxy started"'), '"Sigil proxy started"', proc);
   return proc;

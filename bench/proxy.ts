@@ -11,11 +11,13 @@
 // by the requests of that run: the steadiest figure on a shared 2-vCPU machine. RSS is VmRSS, idle
 // after warm-up and the largest sample (every 100 ms) under load. Exits non-zero when a target is
 // missed. `npm run bench:proxy [-- --repeats N] [-- --sat-seconds S] [-- --rate-seconds S]
-// [-- --only h1,tcp,h2] [-- --node-app] [-- --cpu-prof DIR]` (profiled runs skew the CPU figures).
+// [-- --only h1,tcp,h2] [-- --node-app] [-- --cpu-prof DIR] [-- --sigil-proxy PATH]`: --cpu-prof
+// profiles both Sigil sidecars (and skews their CPU figures); --sigil-proxy runs another build's
+// bin/sigil-proxy (a patched checkout) in the same harness, to measure a change against HAProxy.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monotonicUs, type ProfilePhase, summarizeCpuProfiles } from './cpu-profile-summary.js';
@@ -91,6 +93,8 @@ interface SatResult {
   readonly requests: number;
   readonly errors: number;
   readonly cpuMs: number | null;
+  /** The kernel's share of cpuMs (system time). */
+  readonly sysMs: number | null;
 }
 
 interface RateResult {
@@ -110,6 +114,7 @@ interface Flags {
   readonly only: readonly ScenarioKey[];
   readonly app: 'native' | 'node';
   readonly cpuProfDir: string | undefined;
+  readonly proxyBin: string | undefined;
 }
 
 function parseFlags(argv: readonly string[]): Flags {
@@ -134,6 +139,7 @@ function parseFlags(argv: readonly string[]): Flags {
     only,
     app: argv.includes('--node-app') ? 'node' : 'native',
     cpuProfDir: prof === undefined ? undefined : path.resolve(prof),
+    proxyBin: value('--sigil-proxy') === undefined ? undefined : path.resolve(value('--sigil-proxy')!),
   };
 }
 
@@ -146,16 +152,47 @@ function log(line = ''): void {
 
 const CLOCK_TICKS_PER_S = 100;
 
-/** User + system CPU of `pids` so far (all their threads), in ms; 10 ms resolution. */
-function cpuMsOf(pids: readonly number[]): number {
-  let ticks = 0;
+/** User and system CPU of `pids` so far (all their threads), in ms; 10 ms resolution. */
+function cpuOf(pids: readonly number[]): { userMs: number; sysMs: number } {
+  let user = 0;
+  let sys = 0;
   for (const pid of pids) {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(fields[11]) + Number(fields[12]);
+    user += Number(fields[11]);
+    sys += Number(fields[12]);
   }
-  return (ticks * 1_000) / CLOCK_TICKS_PER_S;
+  return { userMs: (user * 1_000) / CLOCK_TICKS_PER_S, sysMs: (sys * 1_000) / CLOCK_TICKS_PER_S };
+}
+
+function cpuMsOf(pids: readonly number[]): number {
+  const { userMs, sysMs } = cpuOf(pids);
+  return userMs + sysMs;
+}
+
+/** CPU the whole machine spent busy so far (user, nice, system, irq, softirq, steal; all cores), in ms. */
+function machineBusyMs(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = fields;
+  return ((user! + nice! + system! + irq! + softirq! + (steal ?? 0)) * 1_000) / CLOCK_TICKS_PER_S;
+}
+
+/** CPU of this bench and everything it started: its own, its reaped children's (wrk, h2load), and `pids`'. */
+function benchCpuMs(pids: readonly number[]): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime, stime, cutime, cstime: fields 14 to 17.
+  const selfTicks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+  let others = 0;
+  for (const pid of pids) {
+    try {
+      others += cpuMsOf([pid]);
+    } catch {
+      // Gone already: its time is in our cutime if it was our child.
+    }
+  }
+  return (selfTicks * 1_000) / CLOCK_TICKS_PER_S + others;
 }
 
 /** VmRSS (or VmHWM, the peak) in MB (10^6 bytes). */
@@ -203,7 +240,7 @@ class RssSampler {
 // ---------------------------------------------------------------------------------------------
 // Load
 
-async function runWrk(port: number, seconds: number): Promise<Omit<SatResult, 'cpuMs'>> {
+async function runWrk(port: number, seconds: number): Promise<Omit<SatResult, 'cpuMs' | 'sysMs'>> {
   const res = await runCommand(
     'wrk',
     ['-t1', `-c${WRK_CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', `http://127.0.0.1:${port}/`],
@@ -220,7 +257,7 @@ async function runWrk(port: number, seconds: number): Promise<Omit<SatResult, 'c
   return { requests, reqPerS, errors: non2xx + socketErrors };
 }
 
-async function runH2load(port: number, seconds: number): Promise<Omit<SatResult, 'cpuMs'>> {
+async function runH2load(port: number, seconds: number): Promise<Omit<SatResult, 'cpuMs' | 'sysMs'>> {
   const res = await runCommand(
     'h2load',
     [
@@ -264,6 +301,10 @@ class LoadClient {
       this.reports.push(report);
       this.wake?.();
     });
+  }
+
+  get pid(): number {
+    return this.proc.pid;
   }
 
   static start(): LoadClient {
@@ -530,6 +571,7 @@ async function main(): Promise<number> {
       configPath: path.join(root, 'sigil-inbound.yaml'),
       config: sigilInboundConfig(sigilPorts, app, agent.socketPath, adminPorts.in, policyPath),
       cpuProfDir: profDirs?.in,
+      proxyBin: flags.proxyBin,
     });
     procs.push(sigilIn);
     const sigilOut = await startSidecar({
@@ -538,6 +580,7 @@ async function main(): Promise<number> {
       configPath: path.join(root, 'sigil-outbound.yaml'),
       config: sigilOutboundConfig(sigilPorts, agent.socketPath, adminPorts.out, SERVER_ID),
       cpuProfDir: profDirs?.out,
+      proxyBin: flags.proxyBin,
     });
     procs.push(sigilOut);
     const haproxyIn = await startHaproxy(
@@ -555,6 +598,7 @@ async function main(): Promise<number> {
     );
     procs.push(haproxyOut);
     const sidecars: Sidecars = { sigilOut, sigilIn, haproxyOut, haproxyIn };
+    if (flags.proxyBin) log(`sigil-proxy: ${flags.proxyBin} (--sigil-proxy), not this checkout's`);
     const startMb = new Map(Object.values(sidecars).map((p) => [p.pid, memMbOf(p.pid)] as const));
     const pairPids: Record<TargetName, number[]> = {
       direct: [],
@@ -604,10 +648,12 @@ async function main(): Promise<number> {
 
     const saturate = async (s: Scenario, target: TargetName, seconds: number): Promise<SatResult> => {
       const pids = pairPids[target];
-      const before = pids.length > 0 ? cpuMsOf(pids) : 0;
+      const before = cpuOf(pids);
       const res = await (s.saturation === 'wrk' ? runWrk : runH2load)(s.ports[target], seconds);
-      const cpuMs = pids.length > 0 ? cpuMsOf(pids) - before : null;
-      return { ...res, cpuMs };
+      const after = cpuOf(pids);
+      if (pids.length === 0) return { ...res, cpuMs: null, sysMs: null };
+      const sysMs = after.sysMs - before.sysMs;
+      return { ...res, cpuMs: after.userMs - before.userMs + sysMs, sysMs };
     };
     loadClient = LoadClient.start();
     const atRate = async (s: Scenario, target: TargetName): Promise<RateResult> => {
@@ -642,6 +688,10 @@ async function main(): Promise<number> {
     const phases: ProfilePhase[] = [];
     const sampler = new RssSampler(Object.values(sidecars).map((p) => p.pid));
     sampler.start();
+    const ourPids = [...procs.map((p) => p.pid), loadClient.pid, server.child.pid!, agent.child.pid!];
+    const machineBefore = machineBusyMs();
+    const oursBefore = benchCpuMs(ourPids);
+    const measuredFromMs = Date.now();
     try {
       for (let rep = 0; rep < flags.repeats; rep++) {
         const order = TARGET_NAMES.map((_, i) => TARGET_NAMES[(i + rep) % TARGET_NAMES.length]!);
@@ -685,6 +735,10 @@ async function main(): Promise<number> {
     } finally {
       sampler.stop();
     }
+    // Whatever else ran on the machine meanwhile (other builds, tests): the noise these figures carry.
+    const elapsedMs = Date.now() - measuredFromMs;
+    const backgroundCores =
+      (machineBusyMs() - machineBefore - (benchCpuMs(ourPids) - oursBefore)) / elapsedMs;
     const peakMb = new Map(Object.values(sidecars).map((p) => [p.pid, memMbOf(p.pid, 'VmHWM')] as const));
 
     // --- Report.
@@ -701,6 +755,7 @@ async function main(): Promise<number> {
       const ratio = (f: (r: RunResult) => number) =>
         results.map((rep) => f(rep[s.key].sigil) / f(rep[s.key].haproxy));
       const satCpu = (r: RunResult) => (r.sat!.cpuMs! * 1_000) / r.sat!.requests;
+      const satSys = (r: RunResult) => (r.sat!.sysMs! * 1_000) / r.sat!.requests;
       const rateCpu = (r: RunResult) =>
         (r.rate!.cpuMs! * 1_000) / (r.rate!.load.completed + r.rate!.load.errors);
       const added = (f: (l: LoadResult) => number) => (rep: Record<TargetName, RunResult>, t: TargetName) =>
@@ -738,6 +793,12 @@ async function main(): Promise<number> {
         'CPU µs/request saturated (pair)',
         { direct: [], sigil: per('sigil', satCpu), haproxy: per('haproxy', satCpu) },
         ratio(satCpu),
+        1,
+      );
+      row(
+        '  of which kernel (system time)',
+        { direct: [], sigil: per('sigil', satSys), haproxy: per('haproxy', satSys) },
+        ratio(satSys),
         1,
       );
       row(
@@ -890,7 +951,13 @@ async function main(): Promise<number> {
     for (const c of checks) verdicts.add([c.name, c.value, c.target, c.pass ? 'PASS' : 'FAIL']);
     verdicts.print();
     const failed = checks.filter((c) => !c.pass);
-    if (flags.cpuProfDir) log('\nnote: the sidecars ran under --cpu-prof, which inflates their CPU figures.');
+    log(
+      `\nother load on the machine during the measured runs: ${Math.max(0, backgroundCores).toFixed(2)} of ${availableParallelism()} cores` +
+        (backgroundCores > 0.2
+          ? ' (figures are noisier than usual; ratios within a repeat still compare like with like)'
+          : ''),
+    );
+    if (flags.cpuProfDir) log('note: the sidecars ran under --cpu-prof, which inflates their CPU figures.');
     log(
       `\n${failed.length === 0 ? 'all targets met' : `${failed.length} target(s) missed`} ` +
         `(${((Date.now() - startedMs) / 1_000).toFixed(0)} s)`,
