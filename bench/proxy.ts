@@ -66,7 +66,7 @@ const H2LOAD_STREAMS = 10;
 const WARMUP_S = 2;
 const SETTLE_MS = 2_000;
 const RSS_SAMPLE_MS = 100;
-/** Failed requests above this share of a run make the run (and the bench) fail. */
+/** Failed requests through Sigil above this share of all its requests in a scenario fail the bench. */
 const MAX_ERROR_SHARE = 0.001;
 
 const TARGETS = {
@@ -331,7 +331,7 @@ class LoadClient {
     return report;
   }
 
-  /** Warm-up (not measured), then `between()` (CPU sample), then the measured phase. */
+  /** Warm-up (not measured), then `onWarm()` (the caller samples CPU), then the measured phase. */
   async run(command: Omit<LoadCommand, 'type'>, onWarm: () => void): Promise<LoadResult> {
     this.proc.child.send({ type: 'run', ...command } satisfies LoadCommand);
     const warm = await this.next(command.warmupMs + 30_000);
@@ -379,10 +379,13 @@ function getOnceH2(port: number): Promise<string> {
     stream.on('data', (chunk) => {
       body += chunk;
     });
-    stream.on('end', () => {
+    // 'close' also follows a timeout or a reset, when 'end' never comes; the first settles it.
+    const done = () => {
       session.close();
       resolve(`${status} ${body}`);
-    });
+    };
+    stream.on('end', done);
+    stream.on('close', done);
     stream.on('error', reject);
     stream.setTimeout(5_000, () => stream.close());
   });

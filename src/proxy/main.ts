@@ -87,9 +87,19 @@ export async function startProxy(
     }
 
     logger.info({ workloadApi: config.workloadApi }, 'Waiting for an identity from the Workload API');
-    const source = await X509Source.create({ address: config.workloadApi, clock });
+    const source = await X509Source.create({
+      address: config.workloadApi,
+      clock,
+      // Without this a sidecar whose uid matches no entry would wait in silence.
+      onError: (err) =>
+        logger.warn({ code: err.code, err: err.message }, 'Workload API: no identity yet, retrying'),
+    });
     cleanups.push(() => source.close());
-    const proxyIdentity = new ProxyIdentity(source, { clock });
+    const proxyIdentity = new ProxyIdentity(source, {
+      clock,
+      onError: (err) =>
+        logger.error({ err: (err as Error).message }, 'Rotated identity rejected; keeping the current one'),
+    });
     identity = proxyIdentity;
     cleanups.push(() => proxyIdentity.close());
     proxyIdentity.onUpdate(() => logger.info({ spiffeId: proxyIdentity.spiffeId }, 'Identity rotated'));
