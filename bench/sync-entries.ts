@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { SYNC_PAGE_SIZE } from '../src/server/api/agent/service.js';
+import { entryToWire } from '../src/server/api/agent/wire-entry.js';
 import { AuthorizedEntries, observeEntryWrites } from '../src/server/authorized-entries/index.js';
 import { type NewEntry, openDataStore, type RegistrationEntry } from '../src/server/datastore/index.js';
 import { systemClock } from '../src/spiffe/clock.js';
@@ -16,7 +18,6 @@ const TARGET_SYNC_MS = 2_000;
 const TOTAL_ENTRIES = 100_000;
 /** One transaction per batch in the SQLite store. */
 const SEED_BATCH = 500;
-const SYNC_PAGE = 500;
 const DIRECT = 600;
 const UNDER_ALIAS = 300;
 const NESTED = 100;
@@ -68,26 +69,12 @@ function* seedEntries(): Generator<NewEntry> {
 /** SyncEntriesResponse-shaped pages, as the gRPC layer would build them (seconds at the wire). */
 function encodeSnapshot(entries: readonly RegistrationEntry[], revision: number) {
   const pages = [];
-  for (let i = 0; i < Math.max(entries.length, 1); i += SYNC_PAGE) {
+  for (let i = 0; i < Math.max(entries.length, 1); i += SYNC_PAGE_SIZE) {
     pages.push({
-      snapshot_begin: i === 0,
-      snapshot_end: i + SYNC_PAGE >= entries.length,
-      upserted: entries.slice(i, i + SYNC_PAGE).map((e) => ({
-        id: e.id,
-        spiffe_id: e.spiffeId,
-        parent_id: e.parentId,
-        selectors: e.selectors.map((s) => ({ type: s.type, value: s.value })),
-        x509_svid_ttl: Math.floor(e.x509SvidTtlMs / 1000),
-        jwt_svid_ttl: Math.floor(e.jwtSvidTtlMs / 1000),
-        dns_names: [...e.dnsNames],
-        federates_with: [...e.federatesWith],
-        admin: e.admin,
-        downstream: e.downstream,
-        hint: e.hint,
-        expires_at: e.expiresAtMs === null ? 0 : Math.floor(e.expiresAtMs / 1000),
-        revision: e.revision,
-      })),
-      deleted_ids: [],
+      snapshotBegin: i === 0,
+      snapshotEnd: i + SYNC_PAGE_SIZE >= entries.length,
+      upserted: entries.slice(i, i + SYNC_PAGE_SIZE).map(entryToWire),
+      deletedIds: [],
       revision,
     });
   }
@@ -186,7 +173,7 @@ async function main(): Promise<number> {
     log(`open store (restart)      ${ms(openMs)}`);
     log(`AuthorizedEntries.load    ${ms(loadMs)}  (cpu ${ms((loadCpu.user + loadCpu.system) / 1000)})`);
     log(`snapshot (changesSince 0) ${ms(snapshotMs)}  (${count} entries)`);
-    log(`encode (${pages.length} pages of ${SYNC_PAGE})   ${ms(encodeMs)}`);
+    log(`encode (${pages.length} pages of ${SYNC_PAGE_SIZE})   ${ms(encodeMs)}`);
     log(`sync total                ${ms(syncMs)}  (target < ${TARGET_SYNC_MS} ms)`);
     log('incremental writes (store write + index update, through observeEntryWrites):');
     log(`  metadata-only update    ${ms(metadataMs)}`);
