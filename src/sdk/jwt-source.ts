@@ -6,6 +6,7 @@ import type { TrustBundle } from '../spiffe/bundle.js';
 import { quote, SigilError } from '../spiffe/errors.js';
 import type { TrustDomain } from '../spiffe/id.js';
 import { type JwtSvid, WorkloadApiClient, type WorkloadApiClientOptions } from './client.js';
+import { untilFirstUpdate } from './first-update.js';
 
 export interface JwtSourceOptions extends WorkloadApiClientOptions {
   /** Use this client instead of making one; the source then does not close it. */
@@ -38,29 +39,17 @@ export class JwtSource extends EventEmitter<JwtSourceEvents> {
       options.client ?? new WorkloadApiClient(options),
       options.client === undefined,
     );
-    return new Promise<JwtSource>((resolve, reject) => {
-      const fail = (err: unknown) => {
-        source.close();
-        reject(err);
-      };
-      if (options.signal?.aborted) return fail(abortError());
-      options.signal?.addEventListener('abort', () => fail(abortError()), { once: true });
-      source.client
-        .watchJwtBundles(
-          (bundles) => {
-            source.bundles = bundles;
-            resolve(source);
-            source.emit('update', bundles);
-          },
-          source.controller.signal,
-          { onError: options.onError },
-        )
-        // A final error before the first update fails `create`; afterwards the last bundles stay.
-        .catch((err: unknown) => {
-          if (source.bundles === undefined) fail(err);
-          else options.onError?.(err as SigilError);
-        });
-    });
+    return untilFirstUpdate<ReadonlyMap<string, TrustBundle>>(
+      'jwtsource',
+      options,
+      () => source.close(),
+      (onUpdate) =>
+        source.client.watchJwtBundles(onUpdate, source.controller.signal, { onError: options.onError }),
+      (bundles) => {
+        source.bundles = bundles;
+        source.emit('update', bundles);
+      },
+    ).then(() => source);
   }
 
   /** A JWT-SVID for `audience`, the default identity's or the one for `spiffeId`. */
@@ -96,10 +85,4 @@ export class JwtSource extends EventEmitter<JwtSourceEvents> {
     if (this.closed) throw new SigilError('ERR_UNAVAILABLE', 'jwtsource: the source is closed');
     return this.bundles!;
   }
-}
-
-function abortError(): SigilError {
-  return new SigilError('ERR_UNAVAILABLE', 'jwtsource: creation aborted by the caller', {
-    reason: 'aborted',
-  });
 }

@@ -6,6 +6,7 @@ import type { TrustBundle } from '../spiffe/bundle.js';
 import { quote, SigilError } from '../spiffe/errors.js';
 import type { TrustDomain } from '../spiffe/id.js';
 import { WorkloadApiClient, type WorkloadApiClientOptions } from './client.js';
+import { untilFirstUpdate } from './first-update.js';
 import type { X509Context, X509Svid } from './x509-context.js';
 
 export interface X509SourceOptions extends WorkloadApiClientOptions {
@@ -43,30 +44,17 @@ export class X509Source extends EventEmitter<X509SourceEvents> {
       options.client === undefined,
       options.pickSvid ?? ((svids) => svids[0]!),
     );
-    return new Promise<X509Source>((resolve, reject) => {
-      const fail = (err: unknown) => {
-        source.close();
-        reject(err);
-      };
-      if (options.signal?.aborted) return fail(abortError());
-      options.signal?.addEventListener('abort', () => fail(abortError()), { once: true });
-      source.client
-        .watchX509Svids(
-          (context) => {
-            source.context = context;
-            resolve(source);
-            source.emit('update', context);
-          },
-          source.controller.signal,
-          { onError: options.onError },
-        )
-        // Only a final error (INVALID_ARGUMENT, UNIMPLEMENTED) ends the watch; before the first
-        // update it fails `create`, afterwards the source keeps serving its last context.
-        .catch((err: unknown) => {
-          if (source.context === undefined) fail(err);
-          else options.onError?.(err as SigilError);
-        });
-    });
+    return untilFirstUpdate<X509Context>(
+      'x509source',
+      options,
+      () => source.close(),
+      (onUpdate) =>
+        source.client.watchX509Svids(onUpdate, source.controller.signal, { onError: options.onError }),
+      (context) => {
+        source.context = context;
+        source.emit('update', context);
+      },
+    ).then(() => source);
   }
 
   /** The current X.509 context (all SVIDs and bundles). */
@@ -102,10 +90,4 @@ export class X509Source extends EventEmitter<X509SourceEvents> {
     if (this.closed) throw new SigilError('ERR_UNAVAILABLE', 'x509source: the source is closed');
     return this.context!;
   }
-}
-
-function abortError(): SigilError {
-  return new SigilError('ERR_UNAVAILABLE', 'x509source: creation aborted by the caller', {
-    reason: 'aborted',
-  });
 }

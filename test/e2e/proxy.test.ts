@@ -315,7 +315,12 @@ describe('sigil-proxy sidecars', () => {
     const res = await get(ports.outHttp!, '/admin/users');
     expect(res.status).toBe(403);
     expect(res.body).not.toContain('method');
-    expect(backLogs()).toMatch(/"msg":"Request denied by policy"/);
+    // The sidecar logs asynchronously: wait for the line rather than racing it.
+    await waitFor(
+      () => /"msg":"Request denied by policy"/.test(backLogs()),
+      10_000,
+      () => `no denial logged:\n${backLogs()}`,
+    );
   });
 
   it('fails hard when the upstream presents an unexpected SPIFFE ID', async () => {
