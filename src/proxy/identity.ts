@@ -49,6 +49,16 @@ const DEFAULT_MAX_SESSION_TIMEOUT_S = 300;
  * server without one ("session id context uninitialized"), and tls.Server would set it for us.
  */
 const SESSION_ID_CONTEXT = 'sigil-proxy';
+/** Verified chains remembered at most; a sidecar sees few distinct peer SVIDs at a time. */
+const MAX_VERIFIED_CHAINS = 1_024;
+
+interface VerifiedChain {
+  readonly peer: VerifiedPeer;
+  /** Every certificate on the verified path (authority included) is valid from… */
+  readonly validFromMs: number;
+  /** …until (exclusive). Outside this window the chain is verified again, and then fails. */
+  readonly validUntilMs: number;
+}
 
 export class ProxyIdentity {
   private server!: SecureContext;
@@ -56,6 +66,12 @@ export class ProxyIdentity {
   private ownId!: string;
   private generationCount = 0;
   private readonly listeners = new Set<() => void>();
+  /**
+   * Chains verified under the current bundles, by their bytes. A peer opens many connections with
+   * one SVID (a pool filling up after a lull: dozens at once), and each full verification parses
+   * every certificate again. Emptied on every source update, since bundles may have changed.
+   */
+  private readonly verifiedChains = new Map<string, VerifiedChain>();
   private readonly clock: Clock;
   private readonly maxSessionTimeoutS: number;
   private readonly onSourceUpdate: () => void;
@@ -117,18 +133,27 @@ export class ProxyIdentity {
         reason: 'no-certificate',
       });
     }
+    const nowMs = this.clock.nowMs();
+    // Length-prefixed, so no two different chains can share a key.
+    const key = chain.map((der) => `${der.length}:${der.toString('latin1')}`).join('');
+    const known = this.verifiedChains.get(key);
+    if (known !== undefined && nowMs >= known.validFromMs && nowMs < known.validUntilMs) return known.peer;
     const bundles = this.source.getContext().bundles;
-    const verified = verifyX509Svid(
-      chain,
-      (td: TrustDomain) => bundles.get(td.name)?.x509Authorities,
-      this.clock.nowMs(),
-    );
-    const leaf = describeCertificate(chain[0]!);
-    return {
+    const verified = verifyX509Svid(chain, (td: TrustDomain) => bundles.get(td.name)?.x509Authorities, nowMs);
+    const path = verified.chain.map((der) => describeCertificate(der));
+    const leaf = path[0]!;
+    const peer: VerifiedPeer = {
       spiffeId: verified.spiffeId.toString(),
       expiresAtMs: leaf.notAfterMs,
       leafSha256Hex: leaf.fingerprintSha256Hex,
     };
+    if (this.verifiedChains.size >= MAX_VERIFIED_CHAINS) this.verifiedChains.clear();
+    this.verifiedChains.set(key, {
+      peer,
+      validFromMs: Math.max(...path.map((c) => c.notBeforeMs)),
+      validUntilMs: Math.min(...path.map((c) => c.notAfterMs)),
+    });
+    return peer;
   }
 
   /** Stops following the source; contexts already handed out keep working. */
@@ -159,6 +184,7 @@ export class ProxyIdentity {
     this.client = client;
     this.ownId = svid.spiffeId.toString();
     this.generationCount++;
+    this.verifiedChains.clear();
     for (const listener of this.listeners) listener();
   }
 }

@@ -38,11 +38,11 @@ export interface EnforcementContext {
 /** Asks the authorizer, counts the result and logs a denial. Returns the decision for the caller to act on. */
 export function enforce(context: EnforcementContext, request: AuthorizationRequest): AuthorizationDecision {
   const decision = context.authorizer.authorize(request);
-  context.metrics.authzDecisions.inc({
-    listener: context.listener,
-    rule: decision.rule ?? 'none',
-    result: decision.allow ? 'allow' : 'deny',
-  });
+  context.metrics.authzDecisionCell(
+    context.listener,
+    decision.rule ?? 'none',
+    decision.allow ? 'allow' : 'deny',
+  ).value++;
   if (!decision.allow) {
     context.logger.warn(
       {

@@ -52,6 +52,12 @@ export interface InboundListener {
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Keep-alive to the app: idle app connections are dropped after this (undici's default is 4s). */
 const APP_KEEP_ALIVE_MS = 30_000;
+/**
+ * Idle callers' connections are kept longer than the outbound pool keeps them (30s), so the caller's
+ * side, which paid for the mTLS handshake, decides when to close; node:http's 5s default made
+ * pools re-handshake after every short lull.
+ */
+const CALLER_KEEP_ALIVE_MS = 60_000;
 
 export async function startInbound(options: InboundOptions): Promise<InboundListener> {
   const { name, identity, metrics, logger } = options;
@@ -72,7 +78,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
       pipelining: 1,
       keepAliveTimeout: APP_KEEP_ALIVE_MS,
     });
-    const http = createHttpServer({ keepAlive: true });
+    const http = createHttpServer({ keepAlive: true, keepAliveTimeout: CALLER_KEEP_ALIVE_MS });
     http.on('request', (req: IncomingMessage, res: ServerResponse) =>
       handleRequest(req, res, peers.get(req.socket) ?? null, pool, options, enforcement),
     );
@@ -140,10 +146,11 @@ function handleRequest(
   options: InboundOptions,
   enforcement: EnforcementContext,
 ): void {
+  // Latency is elapsed time on the monotonic clock, not the injected one (which decides expiry).
+  const startedMs = performance.now();
   const principal = peer?.spiffeId ?? null;
   const ownId = options.identity.spiffeId;
-  const labels = { listener: options.name, direction: 'inbound' as const };
-  const stopTimer = options.metrics.requestSeconds.startTimer(labels);
+  const series = options.metrics.requestSeries(options.name, 'inbound', principal ?? 'plaintext', ownId);
   const decision = enforce(enforcement, {
     principal,
     port: options.app.port,
@@ -151,13 +158,11 @@ function handleRequest(
     method: req.method,
     path: req.url,
   });
-  const source = principal ?? 'plaintext';
   if (!decision.allow) {
     // Drain whatever body was sent so the connection stays usable for the next request.
     req.resume();
     respondWithError(res, 403, 'forbidden', 'sigil proxy: forbidden by policy');
-    options.metrics.requests.inc({ ...labels, source_id: source, destination_id: ownId, class: '4xx' });
-    stopTimer({ class: '4xx' });
+    series.record('4xx', (performance.now() - startedMs) / 1_000);
     return;
   }
   const headers = filterHeaders(req.rawHeaders, {
@@ -170,13 +175,7 @@ function handleRequest(
   });
   appendPeerHeaders(headers.headers, ownId, callerOf(peer));
   relayRequest(pool, req, res, headers, (outcome) => {
-    options.metrics.requests.inc({
-      ...labels,
-      source_id: source,
-      destination_id: ownId,
-      class: outcome.responseClass,
-    });
-    stopTimer({ class: outcome.responseClass });
+    series.record(outcome.responseClass, (performance.now() - startedMs) / 1_000);
     if (outcome.error !== null) {
       options.logger.warn(
         {

@@ -94,7 +94,11 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
         );
     });
     const http = createHttpServer({ keepAlive: true });
-    http.on('request', (req: IncomingMessage, res: ServerResponse) => handleRequest(req, res, pool, options));
+    // The pool does not say which connection served a request; the accepted ID list does.
+    const destinationLabel = options.serverIds.join(',');
+    http.on('request', (req: IncomingMessage, res: ServerResponse) =>
+      handleRequest(req, res, pool, destinationLabel, options),
+    );
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       handleUpgrade(req, socket, head, connectLogged),
     );
@@ -141,20 +145,20 @@ function handleRequest(
   req: IncomingMessage,
   res: ServerResponse,
   pool: Pool,
+  destinationLabel: string,
   options: OutboundOptions,
 ): void {
-  const labels = { listener: options.name, direction: 'outbound' as const };
-  const stopTimer = options.metrics.requestSeconds.startTimer(labels);
-  relayRequest(pool, req, res, filterHeaders(req.rawHeaders), (outcome) => {
-    options.metrics.requests.inc({
-      ...labels,
-      source_id: options.identity.spiffeId,
-      // The pool does not say which connection served the request; the accepted ID list does.
-      destination_id: options.serverIds.join(','),
-      class: outcome.responseClass,
-    });
-    stopTimer({ class: outcome.responseClass });
-  });
+  // Latency is elapsed time on the monotonic clock, not the injected one (which decides expiry).
+  const startedMs = performance.now();
+  const series = options.metrics.requestSeries(
+    options.name,
+    'outbound',
+    options.identity.spiffeId,
+    destinationLabel,
+  );
+  relayRequest(pool, req, res, filterHeaders(req.rawHeaders), (outcome) =>
+    series.record(outcome.responseClass, (performance.now() - startedMs) / 1_000),
+  );
 }
 
 function handleUpgrade(

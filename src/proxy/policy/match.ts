@@ -37,17 +37,27 @@ export function compilePrincipalPattern(input: unknown, field: string): Principa
   return { kind: isPrefix ? 'prefix' : 'exact', text: input, trustDomain, path: id.path };
 }
 
+/** Callers already parsed: a sidecar sees few distinct principals, and parsing is per request otherwise. */
+const callers = new Map<string, Caller | null>();
+const MAX_CACHED_CALLERS = 1_024;
+
 /** Reduces a verified SPIFFE ID to a Caller; anything that does not parse counts as unauthenticated. */
 export function callerOf(principal: string | null): Caller | null {
   if (principal === null) return null;
+  const cached = callers.get(principal);
+  if (cached !== undefined) return cached;
+  let caller: Caller | null;
   try {
     const id = parseSpiffeId(principal);
-    return { trustDomain: id.trustDomain.name, path: id.path };
+    caller = { trustDomain: id.trustDomain.name, path: id.path };
   } catch {
     // Not a SPIFFE ID: treating it as unauthenticated is the safe reading, since no positive
     // pattern (not even "*") then matches, while not_principals still do.
-    return null;
+    caller = null;
   }
+  if (callers.size >= MAX_CACHED_CALLERS) callers.clear();
+  callers.set(principal, caller);
+  return caller;
 }
 
 export function principalMatches(pattern: PrincipalPattern, caller: Caller | null): boolean {
