@@ -5,7 +5,8 @@
 //   HTTP/1.1  Sigil `http` listeners (L7, undici) against HAProxy `mode http`, keep-alive
 //   TCP       HTTP/1.1 carried through Sigil `tcp` pipes against HAProxy `mode tcp`
 //   HTTP/2    the app's h2c through Sigil `http2` pipes against HAProxy `mode tcp`
-// Load: saturation with wrk (HTTP/1.1, TCP; 50 keep-alive connections) and h2load (10 connections ×
+// Load: saturation with wrk (HTTP/1.1, TCP; 50 keep-alive connections; each measured run follows 1 s
+// of the same load, unmeasured) and h2load (10 connections ×
 // 10 streams), and a fixed 1,000 req/s from an open-loop client (proxy-load.ts) for latency.
 // CPU per request is user+system time of both sidecar processes over a run (/proc/PID/stat) divided
 // by the requests of that run: the steadiest figure on a shared 2-vCPU machine. RSS is VmRSS, idle
@@ -64,6 +65,12 @@ const WRK_CONNECTIONS = 50;
 const H2LOAD_CONNECTIONS = 10;
 const H2LOAD_STREAMS = 10;
 const WARMUP_S = 2;
+/**
+ * Unmeasured saturation right before each measured one, for every target alike: pools and TLS
+ * sessions idle out between repeats (~80 s apart), and without it a 4 s run also measures the
+ * pool's first handshakes (50 of them) rather than the steady per-request cost it reports.
+ */
+const PRIMING_S = 1;
 const SETTLE_MS = 2_000;
 const RSS_SAMPLE_MS = 100;
 /** Failed requests through Sigil above this share of all its requests in a scenario fail the bench. */
@@ -459,7 +466,7 @@ async function main(): Promise<number> {
     flags.repeats *
       flags.only.length *
       3 *
-      (flags.satSeconds + 0.4 + flags.rateSeconds + RATE_WARMUP_MS / 1_000 + 0.3) +
+      (PRIMING_S + flags.satSeconds + 0.4 + flags.rateSeconds + RATE_WARMUP_MS / 1_000 + 0.3) +
     flags.only.length * 3 * (WARMUP_S + 0.3) +
     25;
   log(
@@ -703,6 +710,7 @@ async function main(): Promise<number> {
         for (const s of scenarios) {
           const runs: Record<TargetName, RunResult> = { direct: {}, sigil: {}, haproxy: {} };
           for (const target of order) {
+            await saturate(s, target, PRIMING_S);
             const t0 = monotonicUs();
             runs[target].sat = await saturate(s, target, flags.satSeconds);
             if (target === 'sigil' && rep === 0)
@@ -749,7 +757,7 @@ async function main(): Promise<number> {
     log('');
     log(
       `Medians of ${flags.repeats} interleaved repeats; ratio = Sigil ÷ HAProxy within each repeat, median (range). ` +
-        `Saturation: ${flags.satSeconds} s, wrk ${WRK_CONNECTIONS} connections / h2load ${H2LOAD_CONNECTIONS}×${H2LOAD_STREAMS} streams. ` +
+        `Saturation: ${flags.satSeconds} s after ${PRIMING_S} s unmeasured, wrk ${WRK_CONNECTIONS} connections / h2load ${H2LOAD_CONNECTIONS}×${H2LOAD_STREAMS} streams. ` +
         `Latency: open loop at ${fmt(RATE_PER_S)} req/s for ${flags.rateSeconds} s. CPU: both sidecars of a pair, user+system.`,
     );
     for (const s of scenarios) {

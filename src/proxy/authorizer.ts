@@ -2,9 +2,12 @@
 // whatever the watched file last parsed to; dry-run denials and audits are logged and counted here,
 // never enforced.
 import { Counter, type Registry } from 'prom-client';
-import type { Authorizer } from './inbound/index.js';
+import type { AuthorizationDecision, Authorizer } from './inbound/index.js';
 import type { ProxyLogger } from './logger.js';
-import { evaluate, type PolicySet } from './policy/index.js';
+import { type Decision, evaluate, needsRequestDetails, type PolicySet } from './policy/index.js';
+
+/** Distinct requests whose decisions are remembered at most, per policy set in force. */
+const MAX_REMEMBERED_DECISIONS = 4_096;
 
 export function policyAuthorizer(
   current: () => PolicySet,
@@ -23,9 +26,29 @@ export function policyAuthorizer(
     labelNames: ['policy'],
     registers: [registry],
   });
+  // Decisions are a pure function of the policy set and the request, and a service sees the same
+  // few (caller, method, path) combinations over and over; remembering them saves most of the
+  // per-request policy work. What a decision reports (dry-run denials, audits) is still logged and
+  // counted for every request.
+  let rememberedFor: PolicySet | undefined;
+  const remembered = new Map<string, { decision: Decision; result: AuthorizationDecision }>();
   return {
     authorize(request) {
-      const decision = evaluate(current(), request);
+      const set = current();
+      if (set !== rememberedFor) {
+        remembered.clear();
+        rememberedFor = set;
+      }
+      const key = `${request.principal}\n${request.port}\n${request.protocol}\n${request.method}\n${request.path}`;
+      let known = remembered.get(key);
+      if (known === undefined) {
+        const decision = evaluate(set, request);
+        const rule = decision.rule ? `${decision.rule.policy}#${decision.rule.index}` : null;
+        known = { decision, result: { allow: decision.allow, reason: decision.reason, rule } };
+        if (remembered.size >= MAX_REMEMBERED_DECISIONS) remembered.clear();
+        remembered.set(key, known);
+      }
+      const { decision } = known;
       for (const denial of decision.dryRunDenials) {
         dryRun.inc({ policy: denial.policy });
         logger.warn(
@@ -40,11 +63,8 @@ export function policyAuthorizer(
           'Request audited',
         );
       }
-      return {
-        allow: decision.allow,
-        reason: decision.reason,
-        rule: decision.rule ? `${decision.rule.policy}#${decision.rule.index}` : null,
-      };
+      return known.result;
     },
+    needsRequestDetails: (port) => needsRequestDetails(current(), port),
   };
 }

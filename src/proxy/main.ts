@@ -48,6 +48,7 @@ export async function startProxy(
   let ready = false;
   let identity: ProxyIdentity | null = null;
   let policy: PolicySet = parsePolicyFile('policies: []\n', '(no policy file)');
+  const inboundListeners: InboundListener[] = [];
   try {
     const admin = await startProxyAdmin({
       listen: config.admin,
@@ -75,6 +76,7 @@ export async function startProxy(
         onChange: (set) => {
           policy = set;
           logger.info({ policies: set.policies.length, file: config.policyFile }, 'Policy reloaded');
+          for (const listener of inboundListeners) listener.reauthorize();
         },
         onError: (err) =>
           logger.error(
@@ -117,6 +119,7 @@ export async function startProxy(
         clock,
       });
       cleanups.push(() => listener.close());
+      inboundListeners.push(listener);
       ports.set(inbound.name, listener.address.port);
     }
     for (const outbound of config.outbound) {

@@ -311,6 +311,58 @@ describe('sigil-proxy sidecars', () => {
     client.close();
   });
 
+  it('authorizes gRPC per method once a policy names paths on its port', async () => {
+    type EchoClient = {
+      Say(req: Buffer, cb: (err: grpc.ServiceError | null, res: Buffer) => void): void;
+      close(): void;
+    };
+    const Client = grpc.makeGenericClientConstructor(ECHO_SERVICE, 'Echo');
+    // Each attempt is a new client, so a new connection: the pipe-or-relay choice is per connection.
+    const say = async (): Promise<string | number> => {
+      const client = new Client(
+        `127.0.0.1:${ports.outGrpc}`,
+        grpc.credentials.createInsecure(),
+      ) as unknown as EchoClient;
+      try {
+        return await new Promise<string | number>((resolve) =>
+          client.Say(Buffer.from('hi'), (err, res) => resolve(err ? err.code : res.toString())),
+        );
+      } finally {
+        client.close();
+      }
+    };
+    writeFileSync(
+      policyPath,
+      allowPolicy(`  - name: no-say
+    action: DENY
+    rules:
+      - to: { ports: [${ports.grpc}], paths: ["/test.Echo/Say"] }
+`),
+    );
+    await waitFor(
+      async () => (await say()) === grpc.status.PERMISSION_DENIED,
+      15_000,
+      () => 'gRPC method not denied',
+    );
+    await waitFor(
+      () =>
+        backLogs()
+          .split('\n')
+          .some(
+            (line) =>
+              line.includes('"msg":"Request denied by policy"') && line.includes('"path":"/test.Echo/Say"'),
+          ),
+      10_000,
+      () => `no per-method denial logged:\n${backLogs()}`,
+    );
+    writeFileSync(policyPath, allowPolicy());
+    await waitFor(
+      async () => (await say()) === 'echo:hi',
+      15_000,
+      () => 'gRPC method still denied',
+    );
+  });
+
   it('refuses a path the policy denies with 403 and logs both identities', async () => {
     const res = await get(ports.outHttp!, '/admin/users');
     expect(res.status).toBe(403);

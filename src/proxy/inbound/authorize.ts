@@ -24,6 +24,11 @@ export interface AuthorizationDecision {
 
 export interface Authorizer {
   authorize(request: AuthorizationRequest): AuthorizationDecision;
+  /**
+   * Whether requests to `port` can only be decided with their method or path. An `http2`
+   * listener then relays its connections stream by stream instead of as an opaque pipe.
+   */
+  needsRequestDetails(port: number): boolean;
 }
 
 export interface EnforcementContext {

@@ -2,7 +2,9 @@
 // is relayed per request through one keep-alive undici Pool to the app (identity headers set from
 // the verified peer); `tcp` and `http2` are opaque pipes authorized once per connection, since
 // relaying HTTP/2 per stream costs ~6x the CPU of carrying the app's h2c inside the pipe
-// (proxy-performance-notes.md). It does not retry, balance or time out requests: those are layers.
+// (proxy-performance-notes.md). An `http2` connection is relayed stream by stream (h2-relay.ts)
+// only when the policy for the port looks at methods or paths. It does not retry, balance or time
+// out requests: those are layers.
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -16,6 +18,7 @@ import type { ProxyMetrics } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
 import { createAcceptServer } from './accept.js';
 import { type Authorizer, type EnforcementContext, enforce } from './authorize.js';
+import { createStreamRelay } from './h2-relay.js';
 import { appendPeerHeaders, IDENTITY_HEADERS, type VerifiedCaller } from './peer-headers.js';
 
 export interface HostPort {
@@ -45,6 +48,12 @@ export interface InboundOptions {
 
 export interface InboundListener {
   readonly address: AddressInfo;
+  /**
+   * Checks the open opaque (tcp, http2) connections against the policy now in force: closes those
+   * it denies, and HTTP/2 pipes whose port now needs per-request decisions (their callers
+   * reconnect and are relayed stream by stream). Call it after every policy change.
+   */
+  reauthorize(): void;
   /** Stops accepting, ends open connections and the app pool. */
   close(): Promise<void>;
 }
@@ -69,6 +78,8 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
     ownId: () => identity.spiffeId,
   };
   const peers = new WeakMap<Duplex, VerifiedPeer>();
+  /** Open opaque pipes and their callers (null: plaintext). */
+  const pipes = new Map<Duplex, string | null>();
   let onSecure: (socket: Duplex, peer: VerifiedPeer) => void;
   let onPlaintext: (socket: Socket) => void;
   let closeProtocol: () => Promise<void>;
@@ -98,9 +109,31 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
       http.closeAllConnections();
       await pool.destroy();
     };
+  } else if (options.protocol === 'http2') {
+    const relay = createStreamRelay({
+      listener: name,
+      app: options.app,
+      logger,
+      enforce: (request) => enforce(enforcement, request),
+      ownId: () => identity.spiffeId,
+      seriesFor: (principal) =>
+        metrics.requestSeries(name, 'inbound', principal ?? 'plaintext', identity.spiffeId),
+    });
+    // Decided per connection, under the policy in force when it opens.
+    const perStream = () => options.authorizer.needsRequestDetails(options.app.port);
+    onSecure = (socket, peer) =>
+      perStream()
+        ? relay.accept(socket, peer)
+        : pipeToApp(socket, peer.spiffeId, pipes, options, enforcement);
+    onPlaintext = (socket) => {
+      if (!perStream()) return pipeToApp(socket, null, pipes, options, enforcement);
+      relay.accept(socket, null);
+      socket.resume();
+    };
+    closeProtocol = () => relay.close();
   } else {
-    onSecure = (socket, peer) => pipeToApp(socket, peer.spiffeId, options, enforcement);
-    onPlaintext = (socket) => pipeToApp(socket, null, options, enforcement);
+    onSecure = (socket, peer) => pipeToApp(socket, peer.spiffeId, pipes, options, enforcement);
+    onPlaintext = (socket) => pipeToApp(socket, null, pipes, options, enforcement);
     closeProtocol = async () => {};
   }
 
@@ -129,6 +162,21 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
   );
   return {
     address,
+    reauthorize() {
+      const port = options.app.port;
+      const toRelay = options.protocol === 'http2' && options.authorizer.needsRequestDetails(port);
+      for (const [socket, principal] of pipes) {
+        if (toRelay) {
+          logger.info(
+            { listener: name, source_id: principal },
+            'Closing an HTTP/2 pipe: the policy now decides per request',
+          );
+          socket.destroy();
+        } else if (!enforce(enforcement, { principal, port, protocol: 'tcp' }).allow) {
+          socket.destroy();
+        }
+      }
+    },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of sockets) socket.destroy();
@@ -230,6 +278,7 @@ function handleUpgrade(
 function pipeToApp(
   socket: Duplex,
   principal: string | null,
+  pipes: Map<Duplex, string | null>,
   options: InboundOptions,
   enforcement: EnforcementContext,
 ): void {
@@ -252,8 +301,12 @@ function pipeToApp(
       'Connection to the app failed',
     ),
   );
+  pipes.set(socket, principal);
   // pipe() also resumes the socket the accept path paused to peek at it.
-  pipeSockets(socket, app, () => options.metrics.tcpConnectionsOpen.dec(labels));
+  pipeSockets(socket, app, () => {
+    pipes.delete(socket);
+    options.metrics.tcpConnectionsOpen.dec(labels);
+  });
 }
 
 function callerOf(peer: VerifiedPeer | null): VerifiedCaller | null {

@@ -15,11 +15,10 @@ export interface VerifiedCaller {
 /** Appends the verified identity headers to a raw header array (nothing for a plaintext caller). */
 export function appendPeerHeaders(headers: string[], ownId: string, caller: VerifiedCaller | null): void {
   if (caller === null) return;
-  // Envoy's XFCC element: By = the proxy's own identity, Hash = SHA-256 of the client leaf, URI = its SAN.
-  headers.push(
-    XFCC_HEADER,
-    `By=${ownId};Hash=${caller.leafSha256Hex};URI=${caller.spiffeId}`,
-    PEER_ID_HEADER,
-    caller.spiffeId,
-  );
+  headers.push(XFCC_HEADER, xfccValue(ownId, caller), PEER_ID_HEADER, caller.spiffeId);
+}
+
+/** Envoy's XFCC element: By = the proxy's own identity, Hash = SHA-256 of the client leaf, URI = its SAN. */
+export function xfccValue(ownId: string, caller: VerifiedCaller): string {
+  return `By=${ownId};Hash=${caller.leafSha256Hex};URI=${caller.spiffeId}`;
 }

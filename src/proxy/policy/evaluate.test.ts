@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { evaluate } from './evaluate.js';
+import { evaluate, needsRequestDetails } from './evaluate.js';
 import type { AuthzRequest, Decision } from './model.js';
 import { parsePolicyFile } from './parse.js';
 
@@ -509,5 +509,20 @@ describe('evaluate properties', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('needsRequestDetails', () => {
+  it('is true only when a rule for the port names methods or paths', () => {
+    expect(needsRequestDetails(policies(allowFrom([WEB])), 8080)).toBe(false);
+    expect(needsRequestDetails(policies(allowTo({ ports: [8080] })), 8080)).toBe(false);
+    expect(needsRequestDetails(policies(denyTo({ paths: ['/admin/*'] })), 8080)).toBe(true);
+    expect(needsRequestDetails(policies(allowTo({ methods: ['GET'] })), 9090)).toBe(true);
+    // Scoped to another port: this port's connections can stay opaque.
+    expect(needsRequestDetails(policies(denyTo({ ports: [9090], paths: ['/x'] })), 8080)).toBe(false);
+    expect(needsRequestDetails(policies(denyTo({ ports: [9090], paths: ['/x'] })), 9090)).toBe(true);
+    // A dry-run or AUDIT rule reports per request, so it needs the details too.
+    const audit = { name: 'watch', action: 'AUDIT', rules: [{ to: { paths: ['/x'] } }] };
+    expect(needsRequestDetails(policies(audit), 8080)).toBe(true);
   });
 });

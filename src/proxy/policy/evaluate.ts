@@ -80,6 +80,20 @@ export function evaluate(set: PolicySet, request: AuthzRequest): Decision {
   return decision(true, allow, reason, audits, dryRunDenials);
 }
 
+/**
+ * Whether some rule that applies to `port` looks at the HTTP method or path. A connection that
+ * is only known as a byte stream cannot be decided under such a policy, so the proxy must see
+ * its requests one by one. Dry-run and AUDIT rules count too: they report per request.
+ */
+export function needsRequestDetails(set: PolicySet, port: number): boolean {
+  return set.policies.some((policy) =>
+    policy.rules.some(
+      ({ to }) =>
+        (to?.methods !== undefined || to?.paths !== undefined) && (!to.ports || to.ports.includes(port)),
+    ),
+  );
+}
+
 /** `policy "name" rule #0 (DENY)`: rules count from 0, as in `policies[i].rules[0]` of errors. */
 export function describeRule(ref: { policy: string; index: number | null; action: PolicyAction }): string {
   const rule = ref.index === null ? '' : ` rule #${ref.index}`;

@@ -3,7 +3,7 @@
 
 export type { PolicyCliIo } from './check-cli.js';
 export { policyCommand } from './check-cli.js';
-export { evaluate } from './evaluate.js';
+export { evaluate, needsRequestDetails } from './evaluate.js';
 export type { LintCode, LintFinding, LintOptions } from './lint.js';
 export { lintPolicySet } from './lint.js';
 export type {
