@@ -105,6 +105,7 @@ function relayStream(
       status === 'error' ? 'error' : responseClassOf(status),
       (performance.now() - startedMs) / 1_000,
     );
+  // A caller that resets its stream is not a failure of ours; the close handlers below account for it.
   stream.on('error', () => {});
 
   const decision = options.enforce({
