@@ -1,17 +1,9 @@
 // The Workload API client: one-shot fetches and long-lived watches over the SpiffeWorkloadAPI
 // service, always sending the security header. Watches reconnect with jittered backoff on every
 // failure except INVALID_ARGUMENT (the server says the request itself is wrong, so retrying cannot
-// help; go-spiffe stops there too) and UNIMPLEMENTED. It holds no state beyond the gRPC channel:
-// caching the latest SVIDs is X509Source's job.
-import {
-  type CallOptions,
-  Client,
-  type ClientReadableStream,
-  credentials,
-  Metadata,
-  type ServiceError,
-  status,
-} from '@grpc/grpc-js';
+// help; go-spiffe stops there too) and UNIMPLEMENTED. It holds no state beyond the connection:
+// caching the latest SVIDs is X509Source's job. Calls go through our own small gRPC transport and
+// codec rather than @grpc/grpc-js and protobufjs, which every sidecar would otherwise load.
 import { Backoff, type BackoffOptions, sleep } from '../spiffe/backoff.js';
 import type { TrustBundle } from '../spiffe/bundle.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
@@ -19,18 +11,27 @@ import { isSigilError, SigilError, type SigilErrorCode } from '../spiffe/errors.
 import { parseSpiffeId, type SpiffeId } from '../spiffe/id.js';
 import { ENDPOINT_SOCKET_ENV, parseWorkloadEndpoint, type WorkloadEndpoint } from './address.js';
 import {
+  GRPC_STATUS_NAMES,
+  type GrpcCallError,
+  type GrpcStatusName,
+  GrpcTransport,
+} from './grpc-transport.js';
+import {
+  decodeJwtBundlesResponseMessage,
+  decodeJwtSvidResponseMessage,
+  decodeValidateJwtSvidResponseMessage,
+  decodeX509BundlesResponseMessage,
+  decodeX509SvidResponseMessage,
+  EMPTY_REQUEST,
+  encodeJwtSvidRequest,
+  encodeValidateJwtSvidRequest,
+} from './workload-codec.js';
+import {
   fromStruct,
-  type JwtBundlesResponseMessage,
-  type JwtSvidRequestMessage,
-  type JwtSvidResponseMessage,
   SECURITY_HEADER,
   SECURITY_HEADER_VALUE,
-  type ValidateJwtSvidRequestMessage,
-  type ValidateJwtSvidResponseMessage,
+  WORKLOAD_SERVICE_NAME,
   type WorkloadMethodName,
-  workloadServiceDefinition,
-  type X509BundlesResponseMessage,
-  type X509SvidResponseMessage,
 } from './workload-proto.js';
 import {
   decodeJwtBundlesResponse,
@@ -72,18 +73,18 @@ export interface ValidatedToken {
 }
 
 /** gRPC status → SigilError code: the one table for this edge. Anything else counts as unreachable. */
-const STATUS_CODES: ReadonlyMap<number, SigilErrorCode> = new Map([
-  [status.PERMISSION_DENIED, 'ERR_PERMISSION_DENIED'],
-  [status.INVALID_ARGUMENT, 'ERR_INPUT_INVALID'],
-  [status.UNIMPLEMENTED, 'ERR_NOT_IMPLEMENTED'],
-  [status.UNAUTHENTICATED, 'ERR_UNAUTHENTICATED'],
+const STATUS_CODES: ReadonlyMap<GrpcStatusName, SigilErrorCode> = new Map([
+  ['PERMISSION_DENIED', 'ERR_PERMISSION_DENIED'],
+  ['INVALID_ARGUMENT', 'ERR_INPUT_INVALID'],
+  ['UNIMPLEMENTED', 'ERR_NOT_IMPLEMENTED'],
+  ['UNAUTHENTICATED', 'ERR_UNAUTHENTICATED'],
 ]);
 /** Failures a watch must not retry: the request is wrong, or the server lacks the RPC. */
 const FINAL_CODES: ReadonlySet<SigilErrorCode> = new Set(['ERR_INPUT_INVALID', 'ERR_NOT_IMPLEMENTED']);
 
 export class WorkloadApiClient {
   readonly endpoint: WorkloadEndpoint;
-  private readonly client: Client;
+  private readonly transport: GrpcTransport;
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly backoff: Backoff;
@@ -98,7 +99,7 @@ export class WorkloadApiClient {
       );
     }
     this.endpoint = parseWorkloadEndpoint(address);
-    this.client = new Client(this.endpoint.grpcTarget, credentials.createInsecure());
+    this.transport = new GrpcTransport(this.endpoint, { [SECURITY_HEADER]: SECURITY_HEADER_VALUE });
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
     this.backoff = Backoff.create(options.backoff);
@@ -106,10 +107,9 @@ export class WorkloadApiClient {
 
   /** The first FetchX509SVID message: SVIDs and bundles. */
   fetchX509Context(signal?: AbortSignal): Promise<X509Context> {
-    return this.first<X509SvidResponseMessage, X509Context>(
+    return this.first(
       'FetchX509SVID',
-      {},
-      decodeX509SvidResponse,
+      (m) => decodeX509SvidResponse(decodeX509SvidResponseMessage(m)),
       signal,
     );
   }
@@ -124,14 +124,19 @@ export class WorkloadApiClient {
     signal: AbortSignal,
     options: WatchOptions = {},
   ): Promise<void> {
-    return this.watch('FetchX509SVID', decodeX509SvidResponse, onUpdate, signal, options);
+    return this.watch(
+      'FetchX509SVID',
+      (m) => decodeX509SvidResponse(decodeX509SvidResponseMessage(m)),
+      onUpdate,
+      signal,
+      options,
+    );
   }
 
   fetchX509Bundles(signal?: AbortSignal): Promise<Map<string, TrustBundle>> {
-    return this.first<X509BundlesResponseMessage, Map<string, TrustBundle>>(
+    return this.first(
       'FetchX509Bundles',
-      {},
-      decodeX509BundlesResponse,
+      (m) => decodeX509BundlesResponse(decodeX509BundlesResponseMessage(m)),
       signal,
     );
   }
@@ -141,14 +146,19 @@ export class WorkloadApiClient {
     signal: AbortSignal,
     options: WatchOptions = {},
   ): Promise<void> {
-    return this.watch('FetchX509Bundles', decodeX509BundlesResponse, onUpdate, signal, options);
+    return this.watch(
+      'FetchX509Bundles',
+      (m) => decodeX509BundlesResponse(decodeX509BundlesResponseMessage(m)),
+      onUpdate,
+      signal,
+      options,
+    );
   }
 
   fetchJwtBundles(signal?: AbortSignal): Promise<Map<string, TrustBundle>> {
-    return this.first<JwtBundlesResponseMessage, Map<string, TrustBundle>>(
+    return this.first(
       'FetchJWTBundles',
-      {},
-      decodeJwtBundlesResponse,
+      (m) => decodeJwtBundlesResponse(decodeJwtBundlesResponseMessage(m)),
       signal,
     );
   }
@@ -158,7 +168,13 @@ export class WorkloadApiClient {
     signal: AbortSignal,
     options: WatchOptions = {},
   ): Promise<void> {
-    return this.watch('FetchJWTBundles', decodeJwtBundlesResponse, onUpdate, signal, options);
+    return this.watch(
+      'FetchJWTBundles',
+      (m) => decodeJwtBundlesResponse(decodeJwtBundlesResponseMessage(m)),
+      onUpdate,
+      signal,
+      options,
+    );
   }
 
   /** The default (first) JWT-SVID for `audience`, or the one for `spiffeId`. */
@@ -176,15 +192,11 @@ export class WorkloadApiClient {
     spiffeId?: string,
     signal?: AbortSignal,
   ): Promise<JwtSvid[]> {
-    const request: JwtSvidRequestMessage = {
+    const request = encodeJwtSvidRequest({
       audience: typeof audience === 'string' ? [audience] : [...audience],
       spiffe_id: spiffeId ?? '',
-    };
-    const response = await this.unary<JwtSvidRequestMessage, JwtSvidResponseMessage>(
-      'FetchJWTSVID',
-      request,
-      signal,
-    );
+    });
+    const response = decodeJwtSvidResponseMessage(await this.unary('FetchJWTSVID', request, signal));
     if (response.svids.length === 0) {
       throw new SigilError('ERR_PERMISSION_DENIED', 'workload api: FetchJWTSVID returned no SVIDs', {
         reason: 'empty',
@@ -195,10 +207,8 @@ export class WorkloadApiClient {
 
   /** Asks the agent to validate `token` for `audience`; ERR_INPUT_INVALID when it is not valid. */
   async validateJwtSvid(token: string, audience: string, signal?: AbortSignal): Promise<ValidatedToken> {
-    const response = await this.unary<ValidateJwtSvidRequestMessage, ValidateJwtSvidResponseMessage>(
-      'ValidateJWTSVID',
-      { audience, svid: token },
-      signal,
+    const response = decodeValidateJwtSvidResponseMessage(
+      await this.unary('ValidateJWTSVID', encodeValidateJwtSvidRequest({ audience, svid: token }), signal),
     );
     return Object.freeze({
       spiffeId: parseSpiffeId(response.spiffe_id, 'spiffe_id'),
@@ -207,52 +217,27 @@ export class WorkloadApiClient {
   }
 
   close(): void {
-    this.client.close();
+    this.transport.close();
   }
 
   // ---- transport ---------------------------------------------------------------------------------
 
-  private metadata(): Metadata {
-    const metadata = new Metadata();
-    metadata.set(SECURITY_HEADER, SECURITY_HEADER_VALUE);
-    return metadata;
-  }
-
-  private unary<Req, Res>(method: WorkloadMethodName, request: Req, signal?: AbortSignal): Promise<Res> {
-    const def = workloadServiceDefinition()[method];
-    return new Promise<Res>((resolve, reject) => {
-      if (signal?.aborted) return reject(abortedError(method));
-      const call = this.client.makeUnaryRequest<Req, Res>(
-        def.path,
-        def.requestSerialize,
-        def.responseDeserialize,
-        request,
-        this.metadata(),
-        {} satisfies CallOptions,
-        (err, response) => {
-          signal?.removeEventListener('abort', onAbort);
-          if (err) reject(signal?.aborted ? abortedError(method) : fromServiceError(method, err));
-          else resolve(response!);
-        },
-      );
-      const onAbort = () => call.cancel();
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+  private async unary(method: WorkloadMethodName, request: Buffer, signal?: AbortSignal): Promise<Buffer> {
+    try {
+      return await this.transport.unary(methodPath(method), request, signal);
+    } catch (err) {
+      throw signal?.aborted ? abortedError(method) : fromCallError(method, err as GrpcCallError);
+    }
   }
 
   /** Opens a stream, resolves with the first message decoded, then cancels the stream. */
-  private first<M, T>(
-    method: WorkloadMethodName,
-    request: object,
-    decode: (m: M) => T,
-    signal?: AbortSignal,
-  ): Promise<T> {
+  private first<T>(method: WorkloadMethodName, decode: (m: Buffer) => T, signal?: AbortSignal): Promise<T> {
     const controller = new AbortController();
     const onAbort = () => controller.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     return new Promise<T>((resolve, reject) => {
       let settled = false;
-      this.stream<M>(method, request, controller.signal, (message) => {
+      this.stream(method, controller.signal, (message) => {
         settled = true;
         resolve(decode(message));
         controller.abort();
@@ -273,9 +258,9 @@ export class WorkloadApiClient {
     }).finally(() => signal?.removeEventListener('abort', onAbort));
   }
 
-  private async watch<M, T>(
+  private async watch<T>(
     method: WorkloadMethodName,
-    decode: (m: M) => T,
+    decode: (m: Buffer) => T,
     onUpdate: (value: T) => void,
     signal: AbortSignal,
     options: WatchOptions,
@@ -283,7 +268,7 @@ export class WorkloadApiClient {
     let backoff = this.backoff;
     while (!signal.aborted) {
       try {
-        await this.stream<M>(method, {}, signal, (message) => {
+        await this.stream(method, signal, (message) => {
           const value = decode(message);
           backoff = backoff.reset();
           onUpdate(value);
@@ -304,50 +289,40 @@ export class WorkloadApiClient {
   }
 
   /**
-   * Runs one server stream. Resolves when it ends cleanly or `signal` aborts; rejects with a
-   * SigilError for a non-OK status or when `onMessage` throws (the stream is then cancelled).
+   * Runs one server stream (every streaming RPC here takes an empty request). Resolves when it ends
+   * cleanly or `signal` aborts; rejects with a SigilError for a non-OK status, or with what
+   * `onMessage` threw (the stream is then cancelled).
    */
-  private stream<M>(
+  private async stream(
     method: WorkloadMethodName,
-    request: object,
     signal: AbortSignal,
-    onMessage: (message: M) => void,
+    onMessage: (message: Buffer) => void,
   ): Promise<void> {
-    const def = workloadServiceDefinition()[method];
-    return new Promise<void>((resolve, reject) => {
-      if (signal.aborted) return resolve();
-      const call: ClientReadableStream<M> = this.client.makeServerStreamRequest<object, M>(
-        def.path,
-        def.requestSerialize,
-        def.responseDeserialize,
-        request,
-        this.metadata(),
+    let failure: { err: unknown } | undefined;
+    try {
+      await this.transport.call(
+        methodPath(method),
+        EMPTY_REQUEST,
+        (message) => {
+          try {
+            onMessage(message);
+          } catch (err) {
+            failure = { err };
+            throw err;
+          }
+        },
+        signal,
       );
-      let failure: unknown;
-      const onAbort = () => call.cancel();
-      signal.addEventListener('abort', onAbort, { once: true });
-      call.on('data', (message: M) => {
-        if (failure !== undefined) return;
-        try {
-          onMessage(message);
-        } catch (err) {
-          failure = err;
-          call.cancel();
-        }
-      });
-      call.on('error', (err: ServiceError) => {
-        signal.removeEventListener('abort', onAbort);
-        if (failure !== undefined) reject(failure);
-        else if (signal.aborted) resolve();
-        else reject(fromServiceError(method, err));
-      });
-      call.on('end', () => {
-        signal.removeEventListener('abort', onAbort);
-        if (failure !== undefined) reject(failure);
-        else resolve();
-      });
-    });
+    } catch (err) {
+      if (failure) throw failure.err;
+      if (signal.aborted) return;
+      throw fromCallError(method, err as GrpcCallError);
+    }
   }
+}
+
+function methodPath(method: WorkloadMethodName): string {
+  return `/${WORKLOAD_SERVICE_NAME}/${method}`;
 }
 
 function decodeJwtSvid(spiffeIdText: string, token: string, hint: string, i: number): JwtSvid {
@@ -376,9 +351,9 @@ function readClaims(token: string, i: number): Record<string, unknown> {
   throw new SigilError('ERR_JWT_INVALID', `workload api: svids[${i}].svid claims are not a JSON object`);
 }
 
-function fromServiceError(method: string, err: ServiceError): SigilError {
-  const code = STATUS_CODES.get(err.code) ?? 'ERR_UNAVAILABLE';
-  const statusName = status[err.code] ?? String(err.code);
+function fromCallError(method: string, err: GrpcCallError): SigilError {
+  const statusName = GRPC_STATUS_NAMES[err.code] ?? String(err.code);
+  const code = STATUS_CODES.get(statusName as GrpcStatusName) ?? 'ERR_UNAVAILABLE';
   return new SigilError(code, `workload api: ${method}: ${err.details || 'no details'} (${statusName})`, {
     reason: statusName,
     cause: err,

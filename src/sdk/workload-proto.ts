@@ -1,12 +1,15 @@
-// The Workload API wire contract: proto/spiffe/workload/workload.proto loaded once with
-// @grpc/proto-loader, the message shapes it yields, and google.protobuf.Struct <-> JSON. Shared by
-// the SDK client and the agent's server so both speak exactly the proto, never our own encoding.
+// The Workload API wire contract: proto/spiffe/workload/workload.proto loaded with
+// @grpc/proto-loader for the agent's grpc-js server, the message shapes it yields, and
+// google.protobuf.Struct <-> JSON. The SDK client does not load the proto: it encodes the same
+// messages itself (workload-codec.ts), so proto-loader and protobufjs are required only on the first
+// workloadServiceDefinition() call, never by a process that merely fetches its identity.
 // Field names keep the proto's snake_case (keepCase) so they read like the spec's tables.
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import type * as ProtoLoader from '@grpc/proto-loader';
 import { SigilError } from '../spiffe/errors.js';
 
 /** No `package` statement in the proto, so this is the fully-qualified service name. */
@@ -93,6 +96,7 @@ let cached: WorkloadServiceDefinition | undefined;
 export function workloadServiceDefinition(): WorkloadServiceDefinition {
   if (cached) return cached;
   const protoFile = findProtoFile();
+  const { loadSync } = createRequire(import.meta.url)('@grpc/proto-loader') as typeof ProtoLoader;
   const packageDefinition = loadSync(protoFile, {
     keepCase: true,
     // No int64 fields in this proto; String keeps any future one exact.
@@ -156,8 +160,16 @@ function toValue(value: unknown): ValueMessage | undefined {
 /** google.protobuf.Struct back to plain JSON values. */
 export function fromStruct(struct: StructMessage | null | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(struct?.fields ?? {})) out[key] = fromValue(value);
+  for (const [key, value] of Object.entries(struct?.fields ?? {})) defineEntry(out, key, fromValue(value));
   return out;
+}
+
+/**
+ * Sets `key` as an own property, as JSON.parse does: a plain assignment of a `__proto__` key from
+ * the wire would replace the object's prototype instead.
+ */
+export function defineEntry<V>(target: Record<string, V>, key: string, value: V): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 function fromValue(value: ValueMessage): unknown {
