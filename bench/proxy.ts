@@ -12,9 +12,12 @@
 // by the requests of that run: the steadiest figure on a shared 2-vCPU machine. RSS is VmRSS, idle
 // after warm-up and the largest sample (every 100 ms) under load. Exits non-zero when a target is
 // missed. `npm run bench:proxy [-- --repeats N] [-- --sat-seconds S] [-- --rate-seconds S]
-// [-- --only h1,tcp,h2] [-- --node-app] [-- --cpu-prof DIR] [-- --sigil-proxy PATH]`: --cpu-prof
-// profiles both Sigil sidecars (and skews their CPU figures); --sigil-proxy runs another build's
-// bin/sigil-proxy (a patched checkout) in the same harness, to measure a change against HAProxy.
+// [-- --only h1,tcp,h2] [-- --node-app] [-- --cpu-prof DIR] [-- --sigil-proxy PATH] [-- --no-floor]`:
+// --cpu-prof profiles both Sigil sidecars (and skews their CPU figures); --sigil-proxy runs another
+// build's bin/sigil-proxy (a patched checkout) in the same harness, to measure a change against
+// HAProxy. A fourth pair, the Node floor (node-floor-proxy.ts: the recommended Node design with no
+// policy, metrics, logs or identity checks), runs interleaved too unless --no-floor: its ratios to
+// HAProxy say what this design reaches on the day, Sigil's say what it reaches with its features on.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -53,6 +56,7 @@ import {
 } from './workload-processes.js';
 
 const LOAD_SCRIPT = fileURLToPath(new URL('./proxy-load.js', import.meta.url));
+const FLOOR_PROXY = fileURLToPath(new URL('./node-floor-proxy.js', import.meta.url));
 const CLIENT_UID = 65534;
 const SERVER_UID = 1;
 const CLIENT_ID = `${TD}/bench/client-sidecar`;
@@ -83,8 +87,20 @@ const TARGETS = {
   rssLoadMb: 120,
 } as const;
 
-type TargetName = 'direct' | 'sigil' | 'haproxy';
-const TARGET_NAMES: readonly TargetName[] = ['direct', 'sigil', 'haproxy'];
+/**
+ * `floor`: bench/node-floor-proxy.ts, the recommended Node design with none of Sigil's features,
+ * run in the same sitting so each figure of Sigil's reads against what Node can do here at all.
+ */
+type TargetName = 'direct' | 'sigil' | 'floor' | 'haproxy';
+const ALL_TARGETS: readonly TargetName[] = ['direct', 'sigil', 'floor', 'haproxy'];
+const TARGET_LABELS: Record<TargetName, string> = {
+  direct: 'nothing',
+  sigil: 'Sigil',
+  floor: 'the Node floor',
+  haproxy: 'HAProxy',
+};
+/** The pairs --cpu-prof profiles: the Node ones, so the two can be compared phase by phase. */
+const isProfiled = (target: TargetName): boolean => target === 'sigil' || target === 'floor';
 type ScenarioKey = 'h1' | 'tcp' | 'h2';
 
 interface Scenario {
@@ -122,6 +138,7 @@ interface Flags {
   readonly app: 'native' | 'node';
   readonly cpuProfDir: string | undefined;
   readonly proxyBin: string | undefined;
+  readonly floor: boolean;
 }
 
 function parseFlags(argv: readonly string[]): Flags {
@@ -147,6 +164,7 @@ function parseFlags(argv: readonly string[]): Flags {
     app: argv.includes('--node-app') ? 'node' : 'native',
     cpuProfDir: prof === undefined ? undefined : path.resolve(prof),
     proxyBin: value('--sigil-proxy') === undefined ? undefined : path.resolve(value('--sigil-proxy')!),
+    floor: !argv.includes('--no-floor'),
   };
 }
 
@@ -541,7 +559,7 @@ async function main(): Promise<number> {
 
     // --- The app, then the two pairs.
     // Every port the bench binds, drawn at once so that none is handed out twice.
-    const ports = await freePorts(16);
+    const ports = await freePorts(24);
     const take = () => ports.shift()!;
     const app = { http: take(), h2c: take() };
     const pairPorts = (): PairPorts => ({
@@ -553,8 +571,10 @@ async function main(): Promise<number> {
       inH2: take(),
     });
     const sigilPorts = pairPorts();
+    const floorPorts = pairPorts();
     const haproxyPorts = pairPorts();
-    const adminPorts = { in: take(), out: take() };
+    const adminPorts = { in: take(), out: take(), floorIn: take(), floorOut: take() };
+    const targetNames = ALL_TARGETS.filter((t) => t !== 'floor' || flags.floor);
     const appProc = await startApp(root, app, flags.app);
     procs.push(appProc);
     const policyPath = path.join(root, 'policy.yaml');
@@ -593,6 +613,27 @@ async function main(): Promise<number> {
       proxyBin: flags.proxyBin,
     });
     procs.push(sigilOut);
+    const floor = flags.floor
+      ? {
+          in: await startSidecar({
+            name: 'node floor server sidecar',
+            uid: SERVER_UID,
+            configPath: path.join(root, 'floor-inbound.yaml'),
+            config: sigilInboundConfig(floorPorts, app, agent.socketPath, adminPorts.floorIn, policyPath),
+            proxyBin: FLOOR_PROXY,
+            cpuProfDir: profDirs?.in,
+          }),
+          out: await startSidecar({
+            name: 'node floor client sidecar',
+            uid: CLIENT_UID,
+            configPath: path.join(root, 'floor-outbound.yaml'),
+            config: sigilOutboundConfig(floorPorts, agent.socketPath, adminPorts.floorOut, SERVER_ID),
+            proxyBin: FLOOR_PROXY,
+            cpuProfDir: profDirs?.out,
+          }),
+        }
+      : undefined;
+    if (floor) procs.push(floor.in, floor.out);
     const haproxyIn = await startHaproxy(
       'haproxy server sidecar',
       path.join(root, 'haproxy-inbound.cfg'),
@@ -613,6 +654,7 @@ async function main(): Promise<number> {
     const pairPids: Record<TargetName, number[]> = {
       direct: [],
       sigil: [sigilOut.pid, sigilIn.pid],
+      floor: floor ? [floor.out.pid, floor.in.pid] : [],
       haproxy: [haproxyOut.pid, haproxyIn.pid],
     };
     log(
@@ -626,28 +668,43 @@ async function main(): Promise<number> {
         title: 'HTTP/1.1 (Sigil http L7 vs HAProxy mode http)',
         saturation: 'wrk',
         rateProtocol: 'h1',
-        ports: { direct: app.http, sigil: sigilPorts.outHttp, haproxy: haproxyPorts.outHttp },
+        ports: {
+          direct: app.http,
+          sigil: sigilPorts.outHttp,
+          floor: floorPorts.outHttp,
+          haproxy: haproxyPorts.outHttp,
+        },
       },
       {
         key: 'tcp',
         title: 'opaque TCP carrying HTTP/1.1 (Sigil tcp vs HAProxy mode tcp)',
         saturation: 'wrk',
         rateProtocol: 'h1',
-        ports: { direct: app.http, sigil: sigilPorts.outTcp, haproxy: haproxyPorts.outTcp },
+        ports: {
+          direct: app.http,
+          sigil: sigilPorts.outTcp,
+          floor: floorPorts.outTcp,
+          haproxy: haproxyPorts.outTcp,
+        },
       },
       {
         key: 'h2',
         title: 'HTTP/2 app traffic, h2c (Sigil http2 pipe vs HAProxy mode tcp)',
         saturation: 'h2load',
         rateProtocol: 'h2',
-        ports: { direct: app.h2c, sigil: sigilPorts.outH2, haproxy: haproxyPorts.outH2 },
+        ports: {
+          direct: app.h2c,
+          sigil: sigilPorts.outH2,
+          floor: floorPorts.outH2,
+          haproxy: haproxyPorts.outH2,
+        },
       },
     ];
     const scenarios = allScenarios.filter((s) => flags.only.includes(s.key));
 
     // --- Every path answers before anything is measured.
     for (const s of scenarios) {
-      for (const target of TARGET_NAMES) {
+      for (const target of targetNames) {
         const got = await (s.rateProtocol === 'h2' ? getOnceH2 : getOnce)(s.ports[target]).catch(
           (err: Error) => `error: ${err.message}`,
         );
@@ -687,7 +744,7 @@ async function main(): Promise<number> {
 
     // --- Warm-up: JIT, TLS sessions, pools. Then idle memory.
     log(`warm-up: ${WARMUP_S} s saturated per scenario and target`);
-    for (const s of scenarios) for (const target of TARGET_NAMES) await saturate(s, target, WARMUP_S);
+    for (const s of scenarios) for (const target of targetNames) await saturate(s, target, WARMUP_S);
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     const idleMb = new Map<number, number>();
     for (const p of Object.values(sidecars)) idleMb.set(p.pid, memMbOf(p.pid));
@@ -704,18 +761,18 @@ async function main(): Promise<number> {
     const measuredFromMs = Date.now();
     try {
       for (let rep = 0; rep < flags.repeats; rep++) {
-        const order = TARGET_NAMES.map((_, i) => TARGET_NAMES[(i + rep) % TARGET_NAMES.length]!);
+        const order = targetNames.map((_, i) => targetNames[(i + rep) % targetNames.length]!);
         const byScenario = {} as Record<ScenarioKey, Record<TargetName, RunResult>>;
         sampler.takeMax();
         for (const s of scenarios) {
-          const runs: Record<TargetName, RunResult> = { direct: {}, sigil: {}, haproxy: {} };
+          const runs: Record<TargetName, RunResult> = { direct: {}, sigil: {}, floor: {}, haproxy: {} };
           for (const target of order) {
             await saturate(s, target, PRIMING_S);
             const t0 = monotonicUs();
             runs[target].sat = await saturate(s, target, flags.satSeconds);
-            if (target === 'sigil' && rep === 0)
+            if (isProfiled(target) && rep === 0)
               phases.push({
-                name: `${s.key} saturated through Sigil (repeat 1)`,
+                name: `${s.key} saturated through ${TARGET_LABELS[target]} (repeat 1)`,
                 startUs: t0,
                 endUs: monotonicUs(),
               });
@@ -723,9 +780,9 @@ async function main(): Promise<number> {
           for (const target of order) {
             const t0 = monotonicUs();
             runs[target].rate = await atRate(s, target);
-            if (target === 'sigil' && rep === 0)
+            if (isProfiled(target) && rep === 0)
               phases.push({
-                name: `${s.key} at 1,000 req/s through Sigil (repeat 1)`,
+                name: `${s.key} at 1,000 req/s through ${TARGET_LABELS[target]} (repeat 1)`,
                 startUs: t0,
                 endUs: monotonicUs(),
               });
@@ -734,10 +791,11 @@ async function main(): Promise<number> {
           const sat = (t: TargetName) => fmt(runs[t].sat!.reqPerS);
           const p50 = (t: TargetName) => fmt(runs[t].rate!.load.p50Ms, 3);
           const cpu = (t: TargetName) => fmt((runs[t].sat!.cpuMs! * 1_000) / runs[t].sat!.requests);
+          const floorPart = (f: (t: TargetName) => string) => (flags.floor ? `, floor ${f('floor')}` : '');
           log(
-            `repeat ${rep + 1}/${flags.repeats} ${s.key.padEnd(3)}: req/s direct ${sat('direct')}, sigil ${sat('sigil')}, haproxy ${sat('haproxy')}; ` +
-              `CPU µs/req sigil ${cpu('sigil')}, haproxy ${cpu('haproxy')}; ` +
-              `p50 ms at 1k direct ${p50('direct')}, sigil ${p50('sigil')}, haproxy ${p50('haproxy')}`,
+            `repeat ${rep + 1}/${flags.repeats} ${s.key.padEnd(3)}: req/s direct ${sat('direct')}, sigil ${sat('sigil')}${floorPart(sat)}, haproxy ${sat('haproxy')}; ` +
+              `CPU µs/req sigil ${cpu('sigil')}${floorPart(cpu)}, haproxy ${cpu('haproxy')}; ` +
+              `p50 ms at 1k direct ${p50('direct')}, sigil ${p50('sigil')}${floorPart(p50)}, haproxy ${p50('haproxy')}`,
           );
         }
         results.push(byScenario);
@@ -762,9 +820,11 @@ async function main(): Promise<number> {
     );
     for (const s of scenarios) {
       const per = (target: TargetName, f: (r: RunResult) => number) =>
-        results.map((rep) => f(rep[s.key][target]));
-      const ratio = (f: (r: RunResult) => number) =>
-        results.map((rep) => f(rep[s.key].sigil) / f(rep[s.key].haproxy));
+        target === 'floor' && !flags.floor ? [] : results.map((rep) => f(rep[s.key][target]));
+      const ratioOf = (target: TargetName) => (f: (r: RunResult) => number) =>
+        per(target, f).map((v, i) => v / f(results[i]![s.key].haproxy));
+      const ratio = ratioOf('sigil');
+      const floorRatio = ratioOf('floor');
       const satCpu = (r: RunResult) => (r.sat!.cpuMs! * 1_000) / r.sat!.requests;
       const satSys = (r: RunResult) => (r.sat!.sysMs! * 1_000) / r.sat!.requests;
       const rateCpu = (r: RunResult) =>
@@ -773,71 +833,67 @@ async function main(): Promise<number> {
         f(rep[t].rate!.load) - f(rep.direct.rate!.load);
       const addedP50 = added((l) => l.p50Ms);
       const addedP99 = added((l) => l.p99Ms);
-      const table = new Table(['', 'direct', 'Sigil', 'HAProxy', 'Sigil/HAProxy', '(range)']);
+      const table = new Table([
+        '',
+        'direct',
+        'Sigil',
+        'floor',
+        'HAProxy',
+        'Sigil/HAProxy',
+        '(range)',
+        'floor/HAProxy',
+      ]);
+      /** One row: each target's median, then Sigil's and the floor's ratios to HAProxy (when given). */
       const row = (
         name: string,
-        values: Record<TargetName, number[]>,
-        ratios: number[] | null,
+        metric: ((r: RunResult) => number) | Record<TargetName, number[]>,
+        ratios: 'ratio' | number[] | null,
         digits = 0,
+        withDirect = false,
       ) => {
-        const r = ratios ? fmtRatio(ratios) : { median: '', spread: '' };
+        const values =
+          typeof metric === 'function'
+            ? Object.fromEntries(
+                ALL_TARGETS.map((t) => [t, t === 'direct' && !withDirect ? [] : per(t, metric)]),
+              )
+            : metric;
+        const cell = (t: TargetName) => (values[t]!.length ? fmt(median(values[t]!), digits) : '');
+        const sigil =
+          ratios === null
+            ? null
+            : fmtRatio(ratios === 'ratio' ? ratio(metric as (r: RunResult) => number) : ratios);
+        const floorR =
+          ratios === 'ratio' && flags.floor
+            ? fmtRatio(floorRatio(metric as (r: RunResult) => number)).median
+            : '';
         table.add([
           name,
-          values.direct.length ? fmt(median(values.direct), digits) : '',
-          fmt(median(values.sigil), digits),
-          fmt(median(values.haproxy), digits),
-          r.median,
-          r.spread,
+          cell('direct'),
+          cell('sigil'),
+          cell('floor'),
+          cell('haproxy'),
+          sigil?.median ?? '',
+          sigil?.spread ?? '',
+          floorR,
         ]);
       };
-      row(
-        'throughput saturated (req/s)',
-        {
-          direct: per('direct', (r) => r.sat!.reqPerS),
-          sigil: per('sigil', (r) => r.sat!.reqPerS),
-          haproxy: per('haproxy', (r) => r.sat!.reqPerS),
-        },
-        ratio((r) => r.sat!.reqPerS),
-        0,
-      );
-      row(
-        'CPU µs/request saturated (pair)',
-        { direct: [], sigil: per('sigil', satCpu), haproxy: per('haproxy', satCpu) },
-        ratio(satCpu),
-        1,
-      );
-      row(
-        '  of which kernel (system time)',
-        { direct: [], sigil: per('sigil', satSys), haproxy: per('haproxy', satSys) },
-        ratio(satSys),
-        1,
-      );
-      row(
-        'CPU µs/request at 1k req/s (pair)',
-        { direct: [], sigil: per('sigil', rateCpu), haproxy: per('haproxy', rateCpu) },
-        ratio(rateCpu),
-        1,
-      );
+      row('throughput saturated (req/s)', (r) => r.sat!.reqPerS, 'ratio', 0, true);
+      row('CPU µs/request saturated (pair)', satCpu, 'ratio', 1);
+      row('  of which kernel (system time)', satSys, 'ratio', 1);
+      row('CPU µs/request at 1k req/s (pair)', rateCpu, 'ratio', 1);
       for (const [name, f] of [
         ['p50', (l: LoadResult) => l.p50Ms],
         ['p99', (l: LoadResult) => l.p99Ms],
       ] as const) {
-        row(
-          `${name} latency at 1k req/s (ms)`,
-          {
-            direct: per('direct', (r) => f(r.rate!.load)),
-            sigil: per('sigil', (r) => f(r.rate!.load)),
-            haproxy: per('haproxy', (r) => f(r.rate!.load)),
-          },
-          null,
-          3,
-        );
+        row(`${name} latency at 1k req/s (ms)`, (r) => f(r.rate!.load), null, 3, true);
         const addedOf = name === 'p50' ? addedP50 : addedP99;
-        const sigilAdded = results.map((rep) => addedOf(rep[s.key], 'sigil'));
-        const haproxyAdded = results.map((rep) => addedOf(rep[s.key], 'haproxy'));
+        const addedBy = (t: TargetName) =>
+          t === 'floor' && !flags.floor ? [] : results.map((rep) => addedOf(rep[s.key], t));
+        const sigilAdded = addedBy('sigil');
+        const haproxyAdded = addedBy('haproxy');
         row(
           `  added ${name} over direct (ms)`,
-          { direct: [], sigil: sigilAdded, haproxy: haproxyAdded },
+          { direct: [], sigil: sigilAdded, floor: addedBy('floor'), haproxy: haproxyAdded },
           // A ratio of near-zero additions says nothing.
           sigilAdded.map((v, i) => (haproxyAdded[i]! > 0.005 ? v / haproxyAdded[i]! : Number.NaN)),
           3,
@@ -858,7 +914,9 @@ async function main(): Promise<number> {
         'failed requests (all runs)',
         fmt(errorsOf('direct')),
         fmt(errorsOf('sigil')),
+        flags.floor ? fmt(errorsOf('floor')) : '',
         fmt(errorsOf('haproxy')),
+        '',
         '',
         '',
       ]);
@@ -981,7 +1039,7 @@ async function main(): Promise<number> {
         ['server sidecar (inbound)', profDirs.in],
       ] as const) {
         log('');
-        log(`=== CPU profile of the Sigil ${label}`);
+        log(`=== CPU profiles of the ${label}: Sigil's${flags.floor ? ' and the Node floor' : ''}`);
         summarizeCpuProfiles(dir, phases, (line) => log(line.replace('cpu profile of the agent', 'profile')));
       }
     }

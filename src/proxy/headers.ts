@@ -14,10 +14,8 @@ const HOP_BY_HOP = new Set([
 ]);
 
 export interface FilterOptions {
-  /** Lowercase names removed as well (identity headers the proxy sets itself). */
+  /** Lowercase names removed as well (identity headers the proxy sets itself); see `stripped`. */
   readonly strip?: ReadonlySet<string>;
-  /** Told about each stripped header, for logging. */
-  readonly onStrip?: (name: string) => void;
   /** Keep `Connection` and `Upgrade` as they came: a WebSocket handshake needs them end to end. */
   readonly keepUpgrade?: boolean;
 }
@@ -26,7 +24,11 @@ export interface FilteredHeaders {
   readonly headers: string[];
   /** True when the message declares a body (Content-Length other than 0, or Transfer-Encoding). */
   readonly hasBody: boolean;
+  /** The names removed because they were in `strip`, as sent (for the caller to log). */
+  readonly stripped: readonly string[];
 }
+
+const NONE: readonly string[] = Object.freeze([]);
 
 /**
  * Copies `raw` without hop-by-hop headers: the fixed list, any `Proxy-*`, and any header named in a
@@ -49,6 +51,7 @@ export function filterHeaders(
   }
   const headers: string[] = [];
   let hasBody = false;
+  let stripped: string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = typeof raw[i] === 'string' ? (raw[i] as string) : (raw[i] as Buffer).toString('latin1');
     const value =
@@ -63,10 +66,11 @@ export function filterHeaders(
     }
     if (HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || named?.has(lower)) continue;
     if (options.strip?.has(lower)) {
-      options.onStrip?.(name);
+      stripped ??= [];
+      stripped.push(name);
       continue;
     }
     headers.push(name, value);
   }
-  return { headers, hasBody };
+  return { headers, hasBody, stripped: stripped ?? NONE };
 }

@@ -107,11 +107,7 @@ export class WorkloadApiClient {
 
   /** The first FetchX509SVID message: SVIDs and bundles. */
   fetchX509Context(signal?: AbortSignal): Promise<X509Context> {
-    return this.first(
-      'FetchX509SVID',
-      (m) => decodeX509SvidResponse(decodeX509SvidResponseMessage(m)),
-      signal,
-    );
+    return this.first('FetchX509SVID', decodeX509Context, signal);
   }
 
   async fetchX509Svids(signal?: AbortSignal): Promise<readonly X509Svid[]> {
@@ -124,21 +120,11 @@ export class WorkloadApiClient {
     signal: AbortSignal,
     options: WatchOptions = {},
   ): Promise<void> {
-    return this.watch(
-      'FetchX509SVID',
-      (m) => decodeX509SvidResponse(decodeX509SvidResponseMessage(m)),
-      onUpdate,
-      signal,
-      options,
-    );
+    return this.watch('FetchX509SVID', decodeX509Context, onUpdate, signal, options);
   }
 
   fetchX509Bundles(signal?: AbortSignal): Promise<Map<string, TrustBundle>> {
-    return this.first(
-      'FetchX509Bundles',
-      (m) => decodeX509BundlesResponse(decodeX509BundlesResponseMessage(m)),
-      signal,
-    );
+    return this.first('FetchX509Bundles', decodeX509Bundles, signal);
   }
 
   watchX509Bundles(
@@ -146,21 +132,11 @@ export class WorkloadApiClient {
     signal: AbortSignal,
     options: WatchOptions = {},
   ): Promise<void> {
-    return this.watch(
-      'FetchX509Bundles',
-      (m) => decodeX509BundlesResponse(decodeX509BundlesResponseMessage(m)),
-      onUpdate,
-      signal,
-      options,
-    );
+    return this.watch('FetchX509Bundles', decodeX509Bundles, onUpdate, signal, options);
   }
 
   fetchJwtBundles(signal?: AbortSignal): Promise<Map<string, TrustBundle>> {
-    return this.first(
-      'FetchJWTBundles',
-      (m) => decodeJwtBundlesResponse(decodeJwtBundlesResponseMessage(m)),
-      signal,
-    );
+    return this.first('FetchJWTBundles', decodeJwtBundles, signal);
   }
 
   watchJwtBundles(
@@ -168,13 +144,7 @@ export class WorkloadApiClient {
     signal: AbortSignal,
     options: WatchOptions = {},
   ): Promise<void> {
-    return this.watch(
-      'FetchJWTBundles',
-      (m) => decodeJwtBundlesResponse(decodeJwtBundlesResponseMessage(m)),
-      onUpdate,
-      signal,
-      options,
-    );
+    return this.watch('FetchJWTBundles', decodeJwtBundles, onUpdate, signal, options);
   }
 
   /** The default (first) JWT-SVID for `audience`, or the one for `spiffeId`. */
@@ -320,6 +290,11 @@ export class WorkloadApiClient {
     }
   }
 }
+
+// Wire bytes → SDK values: the protobuf codec, then the checks and shapes of x509-context.ts.
+const decodeX509Context = (m: Buffer) => decodeX509SvidResponse(decodeX509SvidResponseMessage(m));
+const decodeX509Bundles = (m: Buffer) => decodeX509BundlesResponse(decodeX509BundlesResponseMessage(m));
+const decodeJwtBundles = (m: Buffer) => decodeJwtBundlesResponse(decodeJwtBundlesResponseMessage(m));
 
 function methodPath(method: WorkloadMethodName): string {
   return `/${WORKLOAD_SERVICE_NAME}/${method}`;

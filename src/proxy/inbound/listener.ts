@@ -8,10 +8,9 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Pool } from 'undici';
 import { type Clock, systemClock } from '../../spiffe/clock.js';
-import { filterHeaders } from '../headers.js';
-import { refuseUpgrade, relayRequest, requestHead, respondWithError } from '../http-relay.js';
+import { type FilteredHeaders, type FilterOptions, filterHeaders } from '../headers.js';
+import { Pool, refuseUpgrade, relayRequest, requestHead, respondWithError } from '../http-relay.js';
 import type { ProxyIdentity, VerifiedPeer } from '../identity.js';
 import type { ProxyLogger } from '../logger.js';
 import type { ProxyMetrics } from '../metrics.js';
@@ -213,15 +212,7 @@ function handleRequest(
     series.record('4xx', (performance.now() - startedMs) / 1_000);
     return;
   }
-  const headers = filterHeaders(req.rawHeaders, {
-    strip: IDENTITY_HEADERS,
-    onStrip: (header) =>
-      options.logger.warn(
-        { listener: options.name, header, source_id: principal, destination_id: ownId },
-        'Stripped identity header sent by the caller',
-      ),
-  });
-  appendPeerHeaders(headers.headers, ownId, callerOf(peer));
+  const headers = headersForApp(req, peer, ownId, options, STRIP_IDENTITY);
   relayRequest(pool, req, res, headers, (outcome) => {
     series.record(outcome.responseClass, (performance.now() - startedMs) / 1_000);
     if (outcome.error !== null) {
@@ -258,17 +249,13 @@ function handleUpgrade(
     refuseUpgrade(socket, 403, 'forbidden', 'sigil proxy: forbidden by policy');
     return;
   }
-  const ownId = options.identity.spiffeId;
-  const headers = filterHeaders(req.rawHeaders, {
-    strip: IDENTITY_HEADERS,
-    keepUpgrade: true,
-    onStrip: (header) =>
-      options.logger.warn(
-        { listener: options.name, header, source_id: principal, destination_id: ownId },
-        'Stripped identity header sent by the caller',
-      ),
-  }).headers;
-  appendPeerHeaders(headers, ownId, callerOf(peer));
+  const { headers } = headersForApp(
+    req,
+    peer,
+    options.identity.spiffeId,
+    options,
+    STRIP_IDENTITY_KEEP_UPGRADE,
+  );
   const app = connect({ host: options.app.host, port: options.app.port, noDelay: true });
   app.write(requestHead(req, headers));
   if (head.length > 0) app.write(head);
@@ -307,6 +294,32 @@ function pipeToApp(
     pipes.delete(socket);
     options.metrics.tcpConnectionsOpen.dec(labels);
   });
+}
+
+const STRIP_IDENTITY: FilterOptions = { strip: IDENTITY_HEADERS };
+const STRIP_IDENTITY_KEEP_UPGRADE: FilterOptions = { strip: IDENTITY_HEADERS, keepUpgrade: true };
+
+/**
+ * The request's headers as the app gets them: hop-by-hop and caller-sent identity headers removed
+ * (each of the latter logged: a caller claiming an identity is worth a look), then the verified
+ * identity headers added.
+ */
+function headersForApp(
+  req: IncomingMessage,
+  peer: VerifiedPeer | null,
+  ownId: string,
+  options: InboundOptions,
+  filter: FilterOptions,
+): FilteredHeaders {
+  const filtered = filterHeaders(req.rawHeaders, filter);
+  for (const header of filtered.stripped) {
+    options.logger.warn(
+      { listener: options.name, header, source_id: peer?.spiffeId ?? null, destination_id: ownId },
+      'Stripped identity header sent by the caller',
+    );
+  }
+  appendPeerHeaders(filtered.headers, ownId, callerOf(peer));
+  return filtered;
 }
 
 function callerOf(peer: VerifiedPeer | null): VerifiedCaller | null {

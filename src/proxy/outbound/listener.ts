@@ -6,12 +6,11 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Pool } from 'undici';
 import { type Clock, systemClock } from '../../spiffe/clock.js';
 import type { SigilError } from '../../spiffe/errors.js';
 import { proxyErrorResponse } from '../errors.js';
 import { filterHeaders } from '../headers.js';
-import { refuseUpgrade, relayRequest, requestHead } from '../http-relay.js';
+import { Pool, refuseUpgrade, relayRequest, requestHead } from '../http-relay.js';
 import type { ProxyIdentity } from '../identity.js';
 import type { ProxyLogger } from '../logger.js';
 import type { ProxyMetrics } from '../metrics.js';
