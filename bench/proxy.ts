@@ -480,15 +480,16 @@ interface Sidecars {
 async function main(): Promise<number> {
   const flags = parseFlags(process.argv.slice(2));
   const startedMs = Date.now();
+  const targets = flags.floor ? 4 : 3;
   const estimateS =
     flags.repeats *
       flags.only.length *
-      3 *
+      targets *
       (PRIMING_S + flags.satSeconds + 0.4 + flags.rateSeconds + RATE_WARMUP_MS / 1_000 + 0.3) +
-    flags.only.length * 3 * (WARMUP_S + 0.3) +
+    flags.only.length * targets * (WARMUP_S + 0.3) +
     25;
   log(
-    `bench:proxy — direct vs Sigil sidecar pair vs HAProxy sidecar pair; ${flags.repeats} repeats, interleaved; ` +
+    `bench:proxy — direct vs Sigil sidecar pair vs HAProxy sidecar pair${flags.floor ? ' vs Node floor pair' : ''}; ${flags.repeats} repeats, interleaved; ` +
       `about ${Math.ceil(estimateS / 60)} min`,
   );
   ensureTools(log);
@@ -843,29 +844,21 @@ async function main(): Promise<number> {
         '(range)',
         'floor/HAProxy',
       ]);
-      /** One row: each target's median, then Sigil's and the floor's ratios to HAProxy (when given). */
+      /** Each target's runs of one measure (direct only where it means something). */
+      const valuesOf = (f: (r: RunResult) => number, withDirect = false) =>
+        Object.fromEntries(
+          ALL_TARGETS.map((t) => [t, t === 'direct' && !withDirect ? [] : per(t, f)]),
+        ) as Record<TargetName, number[]>;
+      const ratiosOf = (f: (r: RunResult) => number) => ({ sigil: ratio(f), floor: floorRatio(f) });
+      /** One row: each target's median, then Sigil's ratio to HAProxy (median, range) and the floor's. */
       const row = (
         name: string,
-        metric: ((r: RunResult) => number) | Record<TargetName, number[]>,
-        ratios: 'ratio' | number[] | null,
+        values: Record<TargetName, number[]>,
+        ratios: { sigil: number[]; floor: number[] } | null,
         digits = 0,
-        withDirect = false,
       ) => {
-        const values =
-          typeof metric === 'function'
-            ? Object.fromEntries(
-                ALL_TARGETS.map((t) => [t, t === 'direct' && !withDirect ? [] : per(t, metric)]),
-              )
-            : metric;
-        const cell = (t: TargetName) => (values[t]!.length ? fmt(median(values[t]!), digits) : '');
-        const sigil =
-          ratios === null
-            ? null
-            : fmtRatio(ratios === 'ratio' ? ratio(metric as (r: RunResult) => number) : ratios);
-        const floorR =
-          ratios === 'ratio' && flags.floor
-            ? fmtRatio(floorRatio(metric as (r: RunResult) => number)).median
-            : '';
+        const cell = (t: TargetName) => (values[t].length ? fmt(median(values[t]), digits) : '');
+        const sigil = ratios ? fmtRatio(ratios.sigil) : null;
         table.add([
           name,
           cell('direct'),
@@ -874,18 +867,24 @@ async function main(): Promise<number> {
           cell('haproxy'),
           sigil?.median ?? '',
           sigil?.spread ?? '',
-          floorR,
+          ratios?.floor.length ? fmtRatio(ratios.floor).median : '',
         ]);
       };
-      row('throughput saturated (req/s)', (r) => r.sat!.reqPerS, 'ratio', 0, true);
-      row('CPU µs/request saturated (pair)', satCpu, 'ratio', 1);
-      row('  of which kernel (system time)', satSys, 'ratio', 1);
-      row('CPU µs/request at 1k req/s (pair)', rateCpu, 'ratio', 1);
+      const throughput = (r: RunResult) => r.sat!.reqPerS;
+      row('throughput saturated (req/s)', valuesOf(throughput, true), ratiosOf(throughput));
+      row('CPU µs/request saturated (pair)', valuesOf(satCpu), ratiosOf(satCpu), 1);
+      row('  of which kernel (system time)', valuesOf(satSys), ratiosOf(satSys), 1);
+      row('CPU µs/request at 1k req/s (pair)', valuesOf(rateCpu), ratiosOf(rateCpu), 1);
       for (const [name, f] of [
         ['p50', (l: LoadResult) => l.p50Ms],
         ['p99', (l: LoadResult) => l.p99Ms],
       ] as const) {
-        row(`${name} latency at 1k req/s (ms)`, (r) => f(r.rate!.load), null, 3, true);
+        row(
+          `${name} latency at 1k req/s (ms)`,
+          valuesOf((r) => f(r.rate!.load), true),
+          null,
+          3,
+        );
         const addedOf = name === 'p50' ? addedP50 : addedP99;
         const addedBy = (t: TargetName) =>
           t === 'floor' && !flags.floor ? [] : results.map((rep) => addedOf(rep[s.key], t));
@@ -894,8 +893,11 @@ async function main(): Promise<number> {
         row(
           `  added ${name} over direct (ms)`,
           { direct: [], sigil: sigilAdded, floor: addedBy('floor'), haproxy: haproxyAdded },
-          // A ratio of near-zero additions says nothing.
-          sigilAdded.map((v, i) => (haproxyAdded[i]! > 0.005 ? v / haproxyAdded[i]! : Number.NaN)),
+          {
+            // A ratio of near-zero additions says nothing.
+            sigil: sigilAdded.map((v, i) => (haproxyAdded[i]! > 0.005 ? v / haproxyAdded[i]! : Number.NaN)),
+            floor: [],
+          },
           3,
         );
       }
