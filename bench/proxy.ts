@@ -93,14 +93,8 @@ const TARGETS = {
  */
 type TargetName = 'direct' | 'sigil' | 'floor' | 'haproxy';
 const ALL_TARGETS: readonly TargetName[] = ['direct', 'sigil', 'floor', 'haproxy'];
-const TARGET_LABELS: Record<TargetName, string> = {
-  direct: 'nothing',
-  sigil: 'Sigil',
-  floor: 'the Node floor',
-  haproxy: 'HAProxy',
-};
-/** The pairs --cpu-prof profiles: the Node ones, so the two can be compared phase by phase. */
-const isProfiled = (target: TargetName): boolean => target === 'sigil' || target === 'floor';
+/** The pairs --cpu-prof profiles, by their names in the profile's phases: the Node ones, side by side. */
+const PROFILED: Partial<Record<TargetName, string>> = { sigil: 'Sigil', floor: 'the Node floor' };
 type ScenarioKey = 'h1' | 'tcp' | 'h2';
 
 interface Scenario {
@@ -574,7 +568,6 @@ async function main(): Promise<number> {
     const sigilPorts = pairPorts();
     const floorPorts = pairPorts();
     const haproxyPorts = pairPorts();
-    const adminPorts = { in: take(), out: take(), floorIn: take(), floorOut: take() };
     const targetNames = ALL_TARGETS.filter((t) => t !== 'floor' || flags.floor);
     const appProc = await startApp(root, app, flags.app);
     procs.push(appProc);
@@ -596,45 +589,38 @@ async function main(): Promise<number> {
         dirFor(uid, dir);
       }
     }
-    const sigilIn = await startSidecar({
-      name: 'sigil server sidecar',
-      uid: SERVER_UID,
-      configPath: path.join(root, 'sigil-inbound.yaml'),
-      config: sigilInboundConfig(sigilPorts, app, agent.socketPath, adminPorts.in, policyPath),
-      cpuProfDir: profDirs?.in,
-      proxyBin: flags.proxyBin,
-    });
-    procs.push(sigilIn);
-    const sigilOut = await startSidecar({
-      name: 'sigil client sidecar',
-      uid: CLIENT_UID,
-      configPath: path.join(root, 'sigil-outbound.yaml'),
-      config: sigilOutboundConfig(sigilPorts, agent.socketPath, adminPorts.out, SERVER_ID),
-      cpuProfDir: profDirs?.out,
-      proxyBin: flags.proxyBin,
-    });
-    procs.push(sigilOut);
+    /** A Node sidecar pair, Sigil's or the floor's, each with an admin port of its own. */
+    const workloadApi = agent.socketPath;
+    const startNodePair = async (label: string, prefix: string, ports: PairPorts, proxyBin?: string) => {
+      const inbound = await startSidecar({
+        name: `${label} server sidecar`,
+        uid: SERVER_UID,
+        configPath: path.join(root, `${prefix}-inbound.yaml`),
+        config: sigilInboundConfig(ports, app, workloadApi, take(), policyPath),
+        cpuProfDir: profDirs?.in,
+        proxyBin,
+      });
+      procs.push(inbound);
+      const outbound = await startSidecar({
+        name: `${label} client sidecar`,
+        uid: CLIENT_UID,
+        configPath: path.join(root, `${prefix}-outbound.yaml`),
+        config: sigilOutboundConfig(ports, workloadApi, take(), SERVER_ID),
+        cpuProfDir: profDirs?.out,
+        proxyBin,
+      });
+      procs.push(outbound);
+      return { inbound, outbound };
+    };
+    const { inbound: sigilIn, outbound: sigilOut } = await startNodePair(
+      'sigil',
+      'sigil',
+      sigilPorts,
+      flags.proxyBin,
+    );
     const floor = flags.floor
-      ? {
-          in: await startSidecar({
-            name: 'node floor server sidecar',
-            uid: SERVER_UID,
-            configPath: path.join(root, 'floor-inbound.yaml'),
-            config: sigilInboundConfig(floorPorts, app, agent.socketPath, adminPorts.floorIn, policyPath),
-            proxyBin: FLOOR_PROXY,
-            cpuProfDir: profDirs?.in,
-          }),
-          out: await startSidecar({
-            name: 'node floor client sidecar',
-            uid: CLIENT_UID,
-            configPath: path.join(root, 'floor-outbound.yaml'),
-            config: sigilOutboundConfig(floorPorts, agent.socketPath, adminPorts.floorOut, SERVER_ID),
-            proxyBin: FLOOR_PROXY,
-            cpuProfDir: profDirs?.out,
-          }),
-        }
+      ? await startNodePair('node floor', 'floor', floorPorts, FLOOR_PROXY)
       : undefined;
-    if (floor) procs.push(floor.in, floor.out);
     const haproxyIn = await startHaproxy(
       'haproxy server sidecar',
       path.join(root, 'haproxy-inbound.cfg'),
@@ -655,7 +641,7 @@ async function main(): Promise<number> {
     const pairPids: Record<TargetName, number[]> = {
       direct: [],
       sigil: [sigilOut.pid, sigilIn.pid],
-      floor: floor ? [floor.out.pid, floor.in.pid] : [],
+      floor: floor ? [floor.outbound.pid, floor.inbound.pid] : [],
       haproxy: [haproxyOut.pid, haproxyIn.pid],
     };
     log(
@@ -771,9 +757,9 @@ async function main(): Promise<number> {
             await saturate(s, target, PRIMING_S);
             const t0 = monotonicUs();
             runs[target].sat = await saturate(s, target, flags.satSeconds);
-            if (isProfiled(target) && rep === 0)
+            if (PROFILED[target] && rep === 0)
               phases.push({
-                name: `${s.key} saturated through ${TARGET_LABELS[target]} (repeat 1)`,
+                name: `${s.key} saturated through ${PROFILED[target]} (repeat 1)`,
                 startUs: t0,
                 endUs: monotonicUs(),
               });
@@ -781,9 +767,9 @@ async function main(): Promise<number> {
           for (const target of order) {
             const t0 = monotonicUs();
             runs[target].rate = await atRate(s, target);
-            if (isProfiled(target) && rep === 0)
+            if (PROFILED[target] && rep === 0)
               phases.push({
-                name: `${s.key} at 1,000 req/s through ${TARGET_LABELS[target]} (repeat 1)`,
+                name: `${s.key} at 1,000 req/s through ${PROFILED[target]} (repeat 1)`,
                 startUs: t0,
                 endUs: monotonicUs(),
               });

@@ -10,12 +10,7 @@ import { type Clock, systemClock } from '../spiffe/clock.js';
 import { isSigilError, SigilError, type SigilErrorCode } from '../spiffe/errors.js';
 import { parseSpiffeId, type SpiffeId } from '../spiffe/id.js';
 import { ENDPOINT_SOCKET_ENV, parseWorkloadEndpoint, type WorkloadEndpoint } from './address.js';
-import {
-  GRPC_STATUS_NAMES,
-  type GrpcCallError,
-  type GrpcStatusName,
-  GrpcTransport,
-} from './grpc-transport.js';
+import { GRPC_STATUS_NAMES, GrpcCallError, type GrpcStatusName, GrpcTransport } from './grpc-transport.js';
 import {
   decodeJwtBundlesResponseMessage,
   decodeJwtSvidResponseMessage,
@@ -268,25 +263,13 @@ export class WorkloadApiClient {
     signal: AbortSignal,
     onMessage: (message: Buffer) => void,
   ): Promise<void> {
-    let failure: { err: unknown } | undefined;
     try {
-      await this.transport.call(
-        methodPath(method),
-        EMPTY_REQUEST,
-        (message) => {
-          try {
-            onMessage(message);
-          } catch (err) {
-            failure = { err };
-            throw err;
-          }
-        },
-        signal,
-      );
+      await this.transport.call(methodPath(method), EMPTY_REQUEST, onMessage, signal);
     } catch (err) {
-      if (failure) throw failure.err;
+      // The transport rejects with what onMessage threw as it was, and with a GrpcCallError otherwise.
+      if (!(err instanceof GrpcCallError)) throw err;
       if (signal.aborted) return;
-      throw fromCallError(method, err as GrpcCallError);
+      throw fromCallError(method, err);
     }
   }
 }

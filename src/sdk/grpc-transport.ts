@@ -242,18 +242,18 @@ function statusOf(headers: IncomingHttpHeaders): GrpcCallError | null {
   return new GrpcCallError(status, details);
 }
 
+/** HTTP statuses of a response that is not gRPC, as grpc's http-grpc-status-mapping.md maps them. */
+const HTTP_STATUS_CODES: ReadonlyMap<number, GrpcStatusName> = new Map([
+  [400, 'INTERNAL'],
+  [401, 'UNAUTHENTICATED'],
+  [403, 'PERMISSION_DENIED'],
+  [404, 'UNIMPLEMENTED'],
+  [429, 'UNAVAILABLE'],
+  [502, 'UNAVAILABLE'],
+  [503, 'UNAVAILABLE'],
+  [504, 'UNAVAILABLE'],
+]);
+
 function fromHttpStatus(httpStatus: number): GrpcCallError {
-  const name: GrpcStatusName =
-    httpStatus === 400
-      ? 'INTERNAL'
-      : httpStatus === 401
-        ? 'UNAUTHENTICATED'
-        : httpStatus === 403
-          ? 'PERMISSION_DENIED'
-          : httpStatus === 404
-            ? 'UNIMPLEMENTED'
-            : [429, 502, 503, 504].includes(httpStatus)
-              ? 'UNAVAILABLE'
-              : 'UNKNOWN';
-  return new GrpcCallError(code(name), `HTTP status ${httpStatus}`);
+  return new GrpcCallError(code(HTTP_STATUS_CODES.get(httpStatus) ?? 'UNKNOWN'), `HTTP status ${httpStatus}`);
 }

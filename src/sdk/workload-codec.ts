@@ -139,7 +139,12 @@ function mapEntry<V>(reader: Reader, value: (r: Reader) => V, fallback: V): [str
 }
 
 const EMPTY = Buffer.alloc(0);
-const bytesOf = (r: Reader) => r.bytes();
+
+/** One map<string, bytes> entry (bundles by trust domain) into `target`. */
+function readBytesEntry(reader: Reader, target: Record<string, Buffer>): void {
+  const [key, value] = mapEntry(reader.sub(), (r) => r.bytes(), EMPTY);
+  defineEntry(target, key, value);
+}
 
 function decodeX509Svid(reader: Reader): X509SvidMessage {
   const svid: X509SvidMessage = {
@@ -169,10 +174,8 @@ export function decodeX509SvidResponseMessage(buf: Buffer): X509SvidResponseMess
     if (wt !== LENGTH_DELIMITED) return false;
     if (n === 1) message.svids.push(decodeX509Svid(reader.sub()));
     else if (n === 2) message.crl.push(reader.bytes());
-    else if (n === 3) {
-      const [key, value] = mapEntry(reader.sub(), bytesOf, EMPTY);
-      defineEntry(message.federated_bundles, key, value);
-    } else return false;
+    else if (n === 3) readBytesEntry(reader, message.federated_bundles);
+    else return false;
     return true;
   });
   return message;
@@ -184,10 +187,8 @@ export function decodeX509BundlesResponseMessage(buf: Buffer): X509BundlesRespon
   eachField(reader, (n, wt) => {
     if (wt !== LENGTH_DELIMITED) return false;
     if (n === 1) message.crl.push(reader.bytes());
-    else if (n === 2) {
-      const [key, value] = mapEntry(reader.sub(), bytesOf, EMPTY);
-      defineEntry(message.bundles, key, value);
-    } else return false;
+    else if (n === 2) readBytesEntry(reader, message.bundles);
+    else return false;
     return true;
   });
   return message;
@@ -198,8 +199,7 @@ export function decodeJwtBundlesResponseMessage(buf: Buffer): JwtBundlesResponse
   const message: JwtBundlesResponseMessage = { bundles: {} };
   eachField(reader, (n, wt) => {
     if (n !== 1 || wt !== LENGTH_DELIMITED) return false;
-    const [key, value] = mapEntry(reader.sub(), bytesOf, EMPTY);
-    defineEntry(message.bundles, key, value);
+    readBytesEntry(reader, message.bundles);
     return true;
   });
   return message;
