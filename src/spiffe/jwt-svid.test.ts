@@ -4,7 +4,14 @@ import { describe, expect, it } from 'vitest';
 import { createTrustBundle, encodeJwtJwks, type TrustBundle } from './bundle.js';
 import { SigilError, type SigilErrorCode } from './errors.js';
 import { parseSpiffeId, parseTrustDomain, type TrustDomain } from './id.js';
-import { type JwtAlg, mintJwtSvid, type ValidateJwtSvidOptions, validateJwtSvid } from './jwt-svid.js';
+import {
+  type JwtAlg,
+  MAX_JWT_AUDIENCE_BYTES,
+  MAX_JWT_AUDIENCES,
+  mintJwtSvid,
+  type ValidateJwtSvidOptions,
+  validateJwtSvid,
+} from './jwt-svid.js';
 
 // Pre-generated pool: RSA key generation is slow.
 const pair = (type: 'P-256' | 'P-384' | 'P-521' | 'rsa' | 'rsa-1024') =>
@@ -562,12 +569,30 @@ describe('mint refusals', () => {
       'ERR_SPIFFE_ID_INVALID',
       'must have a path',
     ],
-    ['an empty audience', { audience: [] }, 'ERR_JWT_INVALID', 'audience must hold at least one value'],
+    ['an empty audience', { audience: [] }, 'ERR_INPUT_INVALID', 'audience must be specified'],
     [
       'an empty audience value',
       { audience: ['a', ''] },
-      'ERR_JWT_INVALID',
+      'ERR_INPUT_INVALID',
       'audience values must be non-empty strings',
+    ],
+    [
+      'more audience values than allowed',
+      { audience: Array.from({ length: MAX_JWT_AUDIENCES + 1 }, (_, i) => `aud-${i}`) },
+      'ERR_INPUT_INVALID',
+      `at most ${MAX_JWT_AUDIENCES} audience values are allowed (got ${MAX_JWT_AUDIENCES + 1})`,
+    ],
+    [
+      'an audience value over the size limit',
+      { audience: ['x'.repeat(MAX_JWT_AUDIENCE_BYTES + 1)] },
+      'ERR_INPUT_INVALID',
+      `may be at most ${MAX_JWT_AUDIENCE_BYTES} bytes (got ${MAX_JWT_AUDIENCE_BYTES + 1}`,
+    ],
+    [
+      'an audience with a control character',
+      { audience: ['a\u001b[2J'] },
+      'ERR_INPUT_INVALID',
+      'control character',
     ],
     ['exp equal to iat', { expiresAtMs: T0 }, 'ERR_JWT_INVALID', 'must be after iat'],
     [

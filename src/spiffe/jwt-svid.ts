@@ -54,6 +54,54 @@ const DEFAULT_ALG: Readonly<Record<KeyType, JwtAlg>> = {
   'rsa-2048': 'RS256',
 };
 
+/**
+ * Audiences come from workloads, so they are bounded: a JWT carries them in every request it
+ * authorizes, and agents cache tokens per audience set. SPIFFE recommends a single audience; 16
+ * leaves room for the odd multi-audience token, and 1 KiB holds any URL-shaped audience.
+ */
+export const MAX_JWT_AUDIENCES = 16;
+export const MAX_JWT_AUDIENCE_BYTES = 1024;
+
+/**
+ * Checks a requested audience list: 1 to MAX_JWT_AUDIENCES values, each a non-empty string of at
+ * most MAX_JWT_AUDIENCE_BYTES UTF-8 bytes without control characters. Throws ERR_INPUT_INVALID
+ * naming the broken limit; every edge that accepts audiences (Workload API, agent API, admin API,
+ * mint) calls this one check.
+ */
+export function checkJwtAudience(audience: readonly unknown[], field = 'audience'): void {
+  if (!Array.isArray(audience) || audience.length === 0) {
+    throw audienceError(field, 'audience must be specified', 'audience-empty');
+  }
+  if (audience.length > MAX_JWT_AUDIENCES) {
+    throw audienceError(
+      field,
+      `at most ${MAX_JWT_AUDIENCES} audience values are allowed (got ${audience.length})`,
+      'audience-count',
+    );
+  }
+  for (const aud of audience) {
+    if (typeof aud !== 'string' || aud === '') {
+      throw audienceError(field, 'audience values must be non-empty strings', 'audience-empty');
+    }
+    const bytes = Buffer.byteLength(aud, 'utf8');
+    if (bytes > MAX_JWT_AUDIENCE_BYTES) {
+      throw audienceError(
+        field,
+        `an audience value may be at most ${MAX_JWT_AUDIENCE_BYTES} bytes (got ${bytes}: ${quote(aud, 40)})`,
+        'audience-size',
+      );
+    }
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we refuse
+    if (/[\u0000-\u001f\u007f]/.test(aud)) {
+      throw audienceError(field, `audience ${quote(aud, 40)} contains a control character`, 'audience-char');
+    }
+  }
+}
+
+function audienceError(field: string, message: string, reason: string): SigilError {
+  return new SigilError('ERR_INPUT_INVALID', `${field}: ${message}`, { field, reason });
+}
+
 export interface MintJwtSvidParams {
   /** The subject; must name a workload (a non-root path). */
   spiffeId: SpiffeId;
@@ -81,13 +129,7 @@ export function mintJwtSvid(params: MintJwtSvidParams): string {
       { field: 'spiffe_id', reason: 'no-path' },
     );
   }
-  if (!Array.isArray(audience) || audience.length === 0) {
-    throw mintError('audience', 'must hold at least one value', 'audience-empty');
-  }
-  for (const aud of audience) {
-    if (typeof aud !== 'string' || aud === '')
-      throw mintError('audience', 'values must be non-empty strings', 'audience');
-  }
+  checkJwtAudience(audience);
   if (typeof kid !== 'string' || kid === '') throw mintError('kid', 'must be a non-empty string', 'kid');
   if (jti !== undefined && (typeof jti !== 'string' || jti === '')) {
     throw mintError('jti', 'must be a non-empty string when given', 'jti');
