@@ -1,6 +1,6 @@
 // The agent's admin socket (owner-only): health for probes and `debug explain`, which answers the
 // operator's "why has this workload no identity?" by attesting a PID the way the Workload API would.
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { existsSync, unlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { PeerCred } from '../attestors/workload/types.js';
 import { SigilError } from '../spiffe/errors.js';
 import { formatSelector, type Selector } from '../spiffe/selector.js';
+import { listenOnSocket } from '../spiffe/socket-listen.js';
 import type { AgentManager } from './manager/index.js';
 
 export interface AgentStatus {
@@ -17,7 +18,11 @@ export interface AgentStatus {
   readonly revision: number;
 }
 
+/** Owner-only: on this socket, file permissions are the only authentication. */
+const ADMIN_SOCKET_MODE = 0o600;
+
 export interface AgentAdminOptions {
+  /** In a directory already checked and made ours (prepareSocketDir, 'private'). */
   readonly socketPath: string;
   readonly manager: Pick<AgentManager, 'matching' | 'nearMatches' | 'svidStatus' | 'entries'>;
   readonly attestor: { attest(peer: PeerCred, signal: AbortSignal): Promise<Selector[]> };
@@ -45,14 +50,8 @@ export async function startAgentAdmin(options: AgentAdminOptions): Promise<{ clo
       },
     );
   });
-  const dir = path.dirname(socketPath);
-  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (existsSync(socketPath)) unlinkSync(socketPath);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => resolve());
-  });
-  chmodSync(socketPath, 0o600);
+  await listenOnSocket(server, socketPath, ADMIN_SOCKET_MODE);
   return {
     close: () =>
       new Promise<void>((resolve) => {

@@ -14,6 +14,7 @@ import { type Clock, systemClock } from '../spiffe/clock.js';
 import { SigilError } from '../spiffe/errors.js';
 import { encodePem } from '../spiffe/pem.js';
 import type { Selector } from '../spiffe/selector.js';
+import { prepareSocketDir } from '../spiffe/socket-dir.js';
 import { describeCertificate } from '../spiffe/x509-svid.js';
 import { startAgentAdmin } from './admin.js';
 import {
@@ -44,6 +45,8 @@ export interface RunningAgent {
 export interface AgentOptions {
   readonly clock?: Clock;
   readonly logger: Logger;
+  /** This process's uid: the sockets' directories must be ours. */
+  readonly uid: number;
 }
 
 export async function startAgent(config: AgentConfig, options: AgentOptions): Promise<RunningAgent> {
@@ -59,6 +62,10 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   };
 
   try {
+    // Socket directories first: one that another user controls stops the agent before attestation
+    // spends a join token. The listeners bind in them once the agent has its identity.
+    prepareSocketDir(config.socketPath, 'public', { uid: options.uid, field: 'socket_path', logger });
+    prepareSocketDir(config.adminSocket, 'private', { uid: options.uid, field: 'admin_socket', logger });
     const connection = new ServerConnection({
       addresses: config.serverAddresses,
       trustDomain: config.trustDomain,

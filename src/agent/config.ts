@@ -6,9 +6,11 @@ import { parse as parseYaml } from 'yaml';
 import { parseDurationMs } from '../spiffe/duration.js';
 import { quote, SigilError } from '../spiffe/errors.js';
 import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
+import { systemSocketPath } from '../spiffe/runtime-dir.js';
 
-export const DEFAULT_SOCKET_PATH = '/tmp/sigil-agent/public/api.sock';
-export const DEFAULT_AGENT_ADMIN_SOCKET = '/tmp/sigil-agent/private/admin.sock';
+/** The sockets of an agent run by root or by systemd; `sigil-agent run` passes the ones for its user. */
+export const DEFAULT_SOCKET_PATH = systemSocketPath('workloadApi');
+export const DEFAULT_AGENT_ADMIN_SOCKET = systemSocketPath('agentAdmin');
 export const DEFAULT_AGENT_DATA_DIR = '.sigil/agent';
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
@@ -61,7 +63,19 @@ const KNOWN_KEYS = [
   'reconcile_interval',
 ];
 
-export function loadAgentConfig(flags: AgentFlags, cwd = process.cwd()): AgentConfig {
+/** Defaults that depend on who runs the agent, computed by the entry point. */
+export interface AgentDefaults {
+  /** Used when neither the file nor a flag sets socket_path; DEFAULT_SOCKET_PATH otherwise. */
+  readonly socketPath?: string;
+  /** Used when neither the file nor a flag sets admin_socket; DEFAULT_AGENT_ADMIN_SOCKET otherwise. */
+  readonly adminSocket?: string;
+}
+
+export function loadAgentConfig(
+  flags: AgentFlags,
+  cwd = process.cwd(),
+  defaults: AgentDefaults = {},
+): AgentConfig {
   const raw: Record<string, unknown> = flags.config ? readConfigFile(flags.config) : {};
   const where = flags.config ? `config ${flags.config}` : 'flags';
   if (flags.serverAddress?.length) raw.server_address = flags.serverAddress;
@@ -154,8 +168,11 @@ export function loadAgentConfig(flags: AgentFlags, cwd = process.cwd()): AgentCo
     nodeAttestor: nodeAttestor ?? { name: 'none', config: {} },
     workloadAttestors,
     dataDir: path.resolve(cwd, String(raw.data_dir ?? DEFAULT_AGENT_DATA_DIR)),
-    socketPath: path.resolve(cwd, String(raw.socket_path ?? DEFAULT_SOCKET_PATH)),
-    adminSocket: path.resolve(cwd, String(raw.admin_socket ?? DEFAULT_AGENT_ADMIN_SOCKET)),
+    socketPath: path.resolve(cwd, String(raw.socket_path ?? defaults.socketPath ?? DEFAULT_SOCKET_PATH)),
+    adminSocket: path.resolve(
+      cwd,
+      String(raw.admin_socket ?? defaults.adminSocket ?? DEFAULT_AGENT_ADMIN_SOCKET),
+    ),
     logLevel,
     svidCacheMax,
     reconcileIntervalMs,

@@ -5,8 +5,10 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { quote, SigilError } from '../spiffe/errors.js';
 import { parseSpiffeId } from '../spiffe/id.js';
+import { systemSocketPath } from '../spiffe/runtime-dir.js';
 
-export const DEFAULT_WORKLOAD_API = 'unix:///tmp/sigil-agent/public/api.sock';
+/** The system agent's socket: sidecars run as other users than the agent, so no per-user default. */
+export const DEFAULT_WORKLOAD_API = `unix://${systemSocketPath('workloadApi')}`;
 const PROTOCOLS = ['http', 'tcp', 'http2'] as const;
 const MODES = ['strict', 'permissive'] as const;
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;

@@ -6,6 +6,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { X509Source } from '../sdk/index.js';
 import type { Clock } from '../spiffe/clock.js';
 import { systemClock } from '../spiffe/clock.js';
+import { checkSocketForClient } from '../spiffe/socket-dir.js';
 import { startProxyAdmin } from './admin.js';
 import { policyAuthorizer } from './authorizer.js';
 import type { ProxyConfig } from './config.js';
@@ -29,9 +30,11 @@ export interface RunningProxy {
 
 export async function startProxy(
   config: ProxyConfig,
-  options: { clock?: Clock; logger?: Logger } = {},
+  /** uid: this process's, whose Workload API sockets (and root's) the proxy trusts; process.getuid() by default. */
+  options: { clock?: Clock; logger?: Logger; uid?: number } = {},
 ): Promise<RunningProxy> {
   const clock = options.clock ?? systemClock;
+  const uid = options.uid ?? process.getuid!();
   const logger =
     options.logger ??
     pino({
@@ -92,6 +95,8 @@ export async function startProxy(
     const source = await X509Source.create({
       address: config.workloadApi,
       clock,
+      // A socket another user planted would hand us their SVIDs and bundles; refusals reach onError.
+      checkSocket: (socketPath) => checkSocketForClient(socketPath, { uid, field: 'workload_api' }),
       // Without this a sidecar whose uid matches no entry would wait in silence.
       onError: (err) =>
         logger.warn({ code: err.code, err: err.message }, 'Workload API: no identity yet, retrying'),

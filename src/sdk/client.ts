@@ -47,6 +47,12 @@ export interface WorkloadApiClientOptions {
   random?: () => number;
   /** Reconnect delays of watches. Defaults to 1s doubling up to 30s. */
   backoff?: BackoffOptions;
+  /**
+   * Called with the socket path before every connection to a `unix://` endpoint; throwing refuses
+   * it, and the call fails with that error. CLIs and the proxy pass checkSocketForClient here, so a
+   * socket planted by another user never hands them SVIDs and bundles. None by default.
+   */
+  checkSocket?: (socketPath: string) => void;
 }
 
 export interface WatchOptions {
@@ -89,12 +95,16 @@ export class WorkloadApiClient {
     if (address === undefined || address === '') {
       throw new SigilError(
         'ERR_CONFIG_INVALID',
-        `workload api: no address given and ${ENDPOINT_SOCKET_ENV} is not set (e.g. unix:///tmp/sigil-agent/public/api.sock)`,
+        `workload api: no address given and ${ENDPOINT_SOCKET_ENV} is not set (e.g. unix:///run/sigil-agent/public/api.sock)`,
         { field: ENDPOINT_SOCKET_ENV },
       );
     }
     this.endpoint = parseWorkloadEndpoint(address);
-    this.transport = new GrpcTransport(this.endpoint, { [SECURITY_HEADER]: SECURITY_HEADER_VALUE });
+    this.transport = new GrpcTransport(
+      this.endpoint,
+      { [SECURITY_HEADER]: SECURITY_HEADER_VALUE },
+      options.checkSocket,
+    );
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
     this.backoff = Backoff.create(options.backoff);
@@ -191,7 +201,9 @@ export class WorkloadApiClient {
     try {
       return await this.transport.unary(methodPath(method), request, signal);
     } catch (err) {
-      throw signal?.aborted ? abortedError(method) : fromCallError(method, err as GrpcCallError);
+      if (signal?.aborted) throw abortedError(method);
+      // The socket check's own refusal passes through as it was, like any non-gRPC error.
+      throw err instanceof GrpcCallError ? fromCallError(method, err) : err;
     }
   }
 

@@ -185,6 +185,26 @@ describe('gRPC transport against grpc-js', () => {
     transport.close();
     expect(nameOf(await failure(transport.unary('/test.T/Echo', Buffer.from('x'))))).toBe('UNAVAILABLE');
   });
+
+  it('vets a unix socket before each new connection, and a refusal fails the call with its own error', async () => {
+    const socket = path.join(dir, 'g.sock');
+    await startGrpcServer(`unix://${socket}`);
+    const checked: string[] = [];
+    const vetted = new GrpcTransport(parseWorkloadEndpoint(`unix://${socket}`), {}, (p) => checked.push(p));
+    closers.push(() => vetted.close());
+    await vetted.unary('/test.T/Echo', Buffer.from('a'));
+    await vetted.unary('/test.T/Echo', Buffer.from('b'));
+    expect(checked).toEqual([socket]);
+
+    const planted = new Error('socket planted by uid 1001');
+    const refused = new GrpcTransport(parseWorkloadEndpoint(`unix://${socket}`), {}, () => {
+      throw planted;
+    });
+    closers.push(() => refused.close());
+    const callsBefore = seenMetadata.length;
+    await expect(refused.unary('/test.T/Echo', Buffer.from('c'))).rejects.toBe(planted);
+    expect(seenMetadata.length).toBe(callsBefore);
+  });
 });
 
 describe('gRPC transport against a server that does not speak gRPC properly', () => {

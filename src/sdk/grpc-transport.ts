@@ -62,6 +62,8 @@ export class GrpcTransport {
   constructor(
     private readonly endpoint: WorkloadEndpoint,
     private readonly metadata: Readonly<Record<string, string>>,
+    /** Vets a unix socket path before each new connection; what it throws fails the call as it is. */
+    private readonly checkSocket?: (socketPath: string) => void,
   ) {
     this.authority =
       endpoint.kind === 'unix'
@@ -74,7 +76,7 @@ export class GrpcTransport {
   /**
    * Runs one call: sends `request`, hands each response message to `onMessage` and resolves on
    * status OK. Rejects with a GrpcCallError for any other status, CANCELLED once `signal` aborts,
-   * or whatever `onMessage` threw (the call is then cancelled).
+   * or whatever `onMessage` (the call is then cancelled) or `checkSocket` threw.
    */
   call(
     path: string,
@@ -85,6 +87,8 @@ export class GrpcTransport {
     return new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(new GrpcCallError(code('CANCELLED'), 'cancelled by the caller'));
       if (this.closed) return reject(new GrpcCallError(code('UNAVAILABLE'), 'the client is closed'));
+      const refusal = this.socketRefusal();
+      if (refusal !== undefined) return reject(refusal);
       let connection: Connection;
       let stream: http2.ClientHttp2Stream;
       try {
@@ -193,9 +197,24 @@ export class GrpcTransport {
     this.connection = undefined;
   }
 
-  private connect(): Connection {
+  /** What `checkSocket` throws when this call would open a new unix connection; undefined to go ahead. */
+  private socketRefusal(): unknown {
+    if (this.endpoint.kind !== 'unix' || this.checkSocket === undefined || this.openConnection()) return;
+    try {
+      this.checkSocket(this.endpoint.path);
+    } catch (err) {
+      return err;
+    }
+  }
+
+  private openConnection(): Connection | undefined {
     const current = this.connection;
-    if (current && !current.session.closed && !current.session.destroyed) return current;
+    return current && !current.session.closed && !current.session.destroyed ? current : undefined;
+  }
+
+  private connect(): Connection {
+    const current = this.openConnection();
+    if (current) return current;
     const endpoint = this.endpoint;
     const session =
       endpoint.kind === 'unix'

@@ -46,6 +46,17 @@ describe('loadServerConfig', () => {
     expect(Object.isFrozen(config.ca)).toBe(true);
   });
 
+  it('takes the admin socket from the flag, else the file, else the default passed for this user', () => {
+    const forUser = { adminSocket: '/tmp/sigil-server-1000/private/admin.sock' };
+    const flags = { trustDomain: 'example.org' };
+    expect(loadServerConfig(null, flags, '/srv', forUser).adminSocket).toBe(forUser.adminSocket);
+    expect(loadServerConfig(null, { ...flags, adminSocket: 'a.sock' }, '/srv', forUser).adminSocket).toBe(
+      '/srv/a.sock',
+    );
+    const yaml = file('s.yaml', 'trust_domain: a.org\nadmin_socket: /run/x/admin.sock\n');
+    expect(loadServerConfig(yaml, {}, '/srv', forUser).adminSocket).toBe('/run/x/admin.sock');
+  });
+
   it('reads YAML and JSON, and flags override the file', () => {
     const yaml = file(
       's.yaml',

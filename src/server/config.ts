@@ -7,9 +7,11 @@ import { parseDurationMs } from '../spiffe/duration.js';
 import { quote, SigilError } from '../spiffe/errors.js';
 import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 import { KEY_TYPES, type KeyType } from '../spiffe/keys.js';
+import { systemSocketPath } from '../spiffe/runtime-dir.js';
 import type { DataStoreConfig } from './datastore/index.js';
 
-export const DEFAULT_ADMIN_SOCKET = '/tmp/sigil-server/private/admin.sock';
+/** The admin socket of a server run by root or by systemd; `sigil-server run` passes the one for its user. */
+export const DEFAULT_ADMIN_SOCKET = systemSocketPath('serverAdmin');
 export const DEFAULT_DATA_DIR = '.sigil/server';
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -62,6 +64,12 @@ export interface ServerFlags {
   logLevel?: string;
 }
 
+/** Defaults that depend on who runs the server, computed by the entry point. */
+export interface ServerDefaults {
+  /** Used when neither the file nor a flag sets admin_socket; DEFAULT_ADMIN_SOCKET otherwise. */
+  readonly adminSocket?: string;
+}
+
 type Raw = Record<string, unknown>;
 
 /** Reads and checks the config; throws ERR_CONFIG_INVALID listing every problem. */
@@ -69,6 +77,7 @@ export function loadServerConfig(
   file: string | null,
   flags: ServerFlags = {},
   cwd = process.cwd(),
+  defaults: ServerDefaults = {},
 ): ServerConfig {
   const raw = file === null ? {} : readConfigFile(file);
   const where = file === null ? 'flags' : `config ${file}`;
@@ -79,10 +88,15 @@ export function loadServerConfig(
   if (flags.adminSocket !== undefined) merged.admin_socket = flags.adminSocket;
   if (flags.adminBind !== undefined) merged.admin_bind = flags.adminBind;
   if (flags.logLevel !== undefined) merged.log_level = flags.logLevel;
-  return checkServerConfig(merged, where, cwd);
+  return checkServerConfig(merged, where, cwd, defaults);
 }
 
-export function checkServerConfig(raw: Raw, where: string, cwd: string): ServerConfig {
+export function checkServerConfig(
+  raw: Raw,
+  where: string,
+  cwd: string,
+  defaults: ServerDefaults = {},
+): ServerConfig {
   const problems: string[] = [];
   const check = new Checker(problems);
   check.unknownKeys(raw, '', [
@@ -112,7 +126,7 @@ export function checkServerConfig(raw: Raw, where: string, cwd: string): ServerC
   );
   const adminSocket = path.resolve(
     cwd,
-    check.string('admin_socket', raw.admin_socket ?? DEFAULT_ADMIN_SOCKET) ?? '',
+    check.string('admin_socket', raw.admin_socket ?? defaults.adminSocket ?? DEFAULT_ADMIN_SOCKET) ?? '',
   );
   const logLevel = check.oneOf('log_level', raw.log_level ?? 'info', LOG_LEVELS) ?? 'info';
 

@@ -2,7 +2,7 @@
 // API and the admin listeners, and owns their lifecycle. Everything here is built from the frozen
 // ServerConfig; nothing reads argv/env.
 import { EventEmitter } from 'node:events';
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Server as TlsServer } from 'node:tls';
@@ -14,6 +14,8 @@ import { type Clock, systemClock } from '../spiffe/clock.js';
 import { SigilError } from '../spiffe/errors.js';
 import { spiffeIdFromPath } from '../spiffe/id.js';
 import { ensurePrivateDir } from '../spiffe/secret-file.js';
+import { prepareSocketDir, type SocketCheckOptions } from '../spiffe/socket-dir.js';
+import { listenOnSocket } from '../spiffe/socket-listen.js';
 import { buildAdminApp } from './api/admin/app.js';
 import { type AdminDeps, SERVER_ID_PATH } from './api/admin/deps.js';
 import { BundleFeed } from './api/agent/bundle-feed.js';
@@ -31,11 +33,15 @@ import { observeServerWrites } from './write-hooks.js';
 
 /** Expired entries and join tokens are swept this often. */
 const PRUNE_INTERVAL_MS = 60_000;
+/** Owner-only: on the Unix socket, file permissions are the admin API's authentication. */
+const ADMIN_SOCKET_MODE = 0o600;
 
 export interface StartOptions {
   readonly clock?: Clock;
   /** Where logs go; stdout by default. */
   readonly logDestination?: DestinationStream;
+  /** This process's uid: the admin socket's directory must be ours. Defaults to process.getuid(). */
+  readonly uid?: number;
 }
 
 export interface HostAndPort {
@@ -62,7 +68,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   };
   try {
     // Claim the admin socket first, so a second server on the same data dir touches nothing.
-    await claimSocket(config.adminSocket);
+    await claimSocket(config.adminSocket, {
+      uid: options.uid ?? process.getuid!(),
+      field: 'admin_socket',
+      logger,
+    });
     ensurePrivateDir(config.dataDir);
     const rawStore = await openDataStore(config.datastore, clock);
     cleanups.push(() => rawStore.close());
@@ -164,8 +174,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       },
     };
     const local = await buildAdminApp(deps, { auth: 'local' });
-    await local.listen({ path: config.adminSocket });
-    chmodSync(config.adminSocket, 0o600);
+    // Bound by us rather than by local.listen(), so that the socket is owner-only from its first instant.
+    await local.ready();
+    await listenOnSocket(local.server, config.adminSocket, ADMIN_SOCKET_MODE);
     cleanups.push(async () => {
       await local.close();
       removeStaleSocket(config.adminSocket);
@@ -229,11 +240,12 @@ function schedulePruning(store: DataStore, clock: Clock, logger: Logger): () => 
   return () => cancel();
 }
 
-/** Makes sure nobody serves on `socketPath`, removing a stale socket file left by a crash. */
-async function claimSocket(socketPath: string): Promise<void> {
-  const dir = path.dirname(socketPath);
-  // Only a directory we create is made owner-only: tightening an existing one (say /tmp) would break others.
-  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+/**
+ * Makes sure the admin socket's directory is ours alone (created owner-only when missing) and that
+ * nobody serves on `socketPath`, removing a stale socket file left by a crash.
+ */
+async function claimSocket(socketPath: string, options: SocketCheckOptions): Promise<void> {
+  prepareSocketDir(socketPath, 'private', options);
   if (!existsSync(socketPath)) return;
   if (await socketAnswers(socketPath)) {
     throw new SigilError(

@@ -42,6 +42,8 @@ export type SigilErrorCode =
   // access
   | 'ERR_UNAUTHENTICATED'
   | 'ERR_PERMISSION_DENIED'
+  /** A socket, or a directory on its path, that someone other than us (or root) could swap. */
+  | 'ERR_SOCKET_UNSAFE'
   // transport / CLI
   | 'ERR_UNAVAILABLE'
   | 'ERR_NOT_IMPLEMENTED';

@@ -1,5 +1,6 @@
 // `sigil-agent api` against a real Workload API server on a temp socket (fake feed, real unix attestor).
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chownSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -157,5 +158,25 @@ describe('sigil-agent api', () => {
     expect(help.stdout).toContain('Usage: sigil-agent api');
     const unreachable = await run(['fetch', 'x509', '--socket-path', path.join(dir, 'none.sock')]);
     expect(unreachable.code).toBe(3);
+  });
+
+  it('exits 5 without connecting when the socket belongs to another user', async () => {
+    const plantedDir = mkdtempSync(path.join(tmpdir(), 'sigil-api-planted-'));
+    const planted = path.join(plantedDir, 'api.sock');
+    let connections = 0;
+    const impostor = createServer(() => connections++);
+    await new Promise<void>((resolve) => impostor.listen(planted, resolve));
+    try {
+      chownSync(planted, 65534, 65534);
+      const result = await run(['fetch', 'x509', '--socket-path', planted]);
+      expect(result.code).toBe(5);
+      expect(result.stderr).toContain(
+        `--socket-path: socket "${planted}" belongs to someone else (owner uid 65534`,
+      );
+      expect(connections).toBe(0);
+    } finally {
+      await new Promise<void>((resolve) => impostor.close(() => resolve()));
+      rmSync(plantedDir, { recursive: true, force: true });
+    }
   });
 });

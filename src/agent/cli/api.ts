@@ -1,7 +1,7 @@
 // `sigil-agent api …`: talk to a Workload API endpoint as a workload would (spire-agent's `api`
 // commands), through our own SDK so the CLI exercises the same code the proxy uses. It never prints
 // private keys; `fetch x509 --write` puts them in 0600 files. Exit codes: 0 ok, 1 refused (permission
-// denied, invalid request or token), 2 usage, 3 endpoint unreachable.
+// denied, invalid request or token), 2 usage, 3 endpoint unreachable, 5 socket refused as unsafe.
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -10,23 +10,28 @@ import { bundleToPem } from '../../spiffe/bundle.js';
 import { type Clock, systemClock } from '../../spiffe/clock.js';
 import { isSigilError, quote, SigilError } from '../../spiffe/errors.js';
 import { encodePem } from '../../spiffe/pem.js';
+import { defaultWorkloadApiSocket, type RuntimeContext, systemSocketPath } from '../../spiffe/runtime-dir.js';
+import { checkSocketForClient } from '../../spiffe/socket-dir.js';
 import { describeCertificate } from '../../spiffe/x509-svid.js';
 
 export interface ApiIo {
   stdout: { write(text: string): unknown };
   stderr: { write(text: string): unknown };
   env: Readonly<Record<string, string | undefined>>;
+  /** The invoking user, whose sockets (and root's) the CLI trusts; defaults to this process's uid. */
+  uid?: number;
   /** Ends `api watch`. Defaults to SIGINT. */
   signal?: AbortSignal;
   /** Defaults to the system clock. */
   clock?: Clock;
 }
 
-export const DEFAULT_WORKLOAD_SOCKET = 'unix:///tmp/sigil-agent/public/api.sock';
 const EXIT_OK = 0;
 const EXIT_REFUSED = 1;
 const EXIT_USAGE = 2;
 const EXIT_UNREACHABLE = 3;
+/** The socket, or a directory on its path, could have been planted or swapped by another user. */
+const EXIT_UNSAFE_SOCKET = 5;
 /** A fetch that has not answered by then is as good as unreachable. */
 const DEFAULT_TIMEOUT_MS = 10_000;
 
@@ -39,7 +44,9 @@ Commands:
   watch                                       print every X.509-SVID update until interrupted
 
 Flags:
-  --socket-path PATH   Workload API socket path or URI (default: $SPIFFE_ENDPOINT_SOCKET or ${DEFAULT_WORKLOAD_SOCKET})
+  --socket-path PATH   Workload API socket path or URI (default: $SPIFFE_ENDPOINT_SOCKET, else
+                       ${systemSocketPath('workloadApi')} if it exists, else where "sigil-agent run"
+                       puts it when you run it)
   --output text|json   output format (default: text)
   --timeout MS         give up a fetch after this many milliseconds (default: ${DEFAULT_TIMEOUT_MS})
   -h, --help           show this help
@@ -101,9 +108,15 @@ export async function apiCommand(args: string[], io: ApiIo): Promise<number> {
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
     return usage(io, `--timeout must be a positive number of milliseconds (got ${quote(flags.timeout)})`);
   }
+  const runtime: RuntimeContext = { uid: io.uid ?? process.getuid!(), env: io.env };
   let client: WorkloadApiClient;
   try {
-    client = new WorkloadApiClient({ address: socketAddress(flags['socket-path'], io.env) });
+    client = new WorkloadApiClient({
+      address: socketAddress(flags['socket-path'], runtime),
+      // Checked before every connection: a planted socket would hand us its own SVIDs and bundles.
+      checkSocket: (socketPath) =>
+        checkSocketForClient(socketPath, { uid: runtime.uid, field: '--socket-path' }),
+    });
   } catch (err) {
     return usage(io, (err as Error).message);
   }
@@ -226,9 +239,9 @@ async function watch(ctx: Context): Promise<number> {
 }
 
 /** `--socket-path` takes a path (as spire-agent's -socketPath) or a full Workload API URI. */
-function socketAddress(flag: string | undefined, env: ApiIo['env']): string {
+function socketAddress(flag: string | undefined, runtime: RuntimeContext): string {
   if (flag !== undefined) return flag.startsWith('/') ? `unix://${flag}` : flag;
-  return env.SPIFFE_ENDPOINT_SOCKET || DEFAULT_WORKLOAD_SOCKET;
+  return runtime.env.SPIFFE_ENDPOINT_SOCKET || `unix://${defaultWorkloadApiSocket(runtime)}`;
 }
 
 async function withTimeout<T>(ctx: Context, fetch: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -324,6 +337,8 @@ function failure(io: ApiIo, err: unknown): number {
   switch (err.code) {
     case 'ERR_UNAVAILABLE':
       return EXIT_UNREACHABLE;
+    case 'ERR_SOCKET_UNSAFE':
+      return EXIT_UNSAFE_SOCKET;
     case 'ERR_CONFIG_INVALID':
       return EXIT_USAGE;
     default:

@@ -1,25 +1,28 @@
 // Entry point of the sigil-agent CLI: `run` starts the agent; `api …` talks to the Workload API like
 // a workload would; `healthcheck` and `debug explain` use the agent's admin socket.
-// Exit codes: 0 ok, 1 refused / unhealthy, 2 usage or config error, 3 agent unreachable.
+// Exit codes: 0 ok, 1 refused / unhealthy, 2 usage or config error, 3 agent unreachable,
+// 5 socket refused as unsafe (another user could have planted it).
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { isSigilError } from '../../spiffe/errors.js';
+import { defaultSocketPath, describeDefaultSocket, type RuntimeContext } from '../../spiffe/runtime-dir.js';
 import { untilStopSignal } from '../../spiffe/shutdown.js';
+import { checkSocketForClient } from '../../spiffe/socket-dir.js';
 import { startAgent } from '../agent.js';
-import {
-  DEFAULT_AGENT_ADMIN_SOCKET,
-  DEFAULT_AGENT_DATA_DIR,
-  DEFAULT_SOCKET_PATH,
-  loadAgentConfig,
-} from '../config.js';
+import { DEFAULT_AGENT_DATA_DIR, loadAgentConfig } from '../config.js';
 import { apiCommand } from './api.js';
 
 export interface AgentCliIo {
   readonly stdout: { write(chunk: string): unknown };
   readonly stderr: { write(chunk: string): unknown };
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** The invoking user, whose sockets (and root's) the CLI trusts; defaults to this process's uid. */
+  readonly uid?: number;
 }
+
+/** The admin socket, or a directory on its path, could have been planted or swapped by another user. */
+const EXIT_UNSAFE_SOCKET = 5;
 
 const USAGE = `Usage: sigil-agent <command> [flags]
 
@@ -33,7 +36,9 @@ Commands:
   debug explain --pid P why a process gets (or does not get) an identity
 
 Run "sigil-agent <command> --help" for the flags of a command.
-Exit codes: 0 ok, 1 refused or unhealthy, 2 usage or config error, 3 agent unreachable.
+Exit codes: 0 ok, 1 refused or unhealthy, 2 usage or config error, 3 agent unreachable,
+5 refused to connect: the socket, or a directory on its path, belongs to another user or is
+writable by others.
 `;
 
 const RUN_USAGE = `Usage: sigil-agent run [flags]
@@ -46,8 +51,10 @@ Flags (each overrides the config file key in brackets):
   --insecure-bootstrap        trust the server on first contact without a bundle (demos only) [insecure_bootstrap]
   --join-token TOKEN          attest with a join token [join_token]
   --data-dir DIR              where the agent SVID, key and bundle are kept (default ${DEFAULT_AGENT_DATA_DIR}) [data_dir]
-  --socket-path PATH          Workload API socket (default ${DEFAULT_SOCKET_PATH}) [socket_path]
-  --admin-socket PATH         admin socket (default ${DEFAULT_AGENT_ADMIN_SOCKET}) [admin_socket]
+  --socket-path PATH          Workload API socket [socket_path], default
+                              ${describeDefaultSocket('workloadApi')}
+  --admin-socket PATH         admin socket [admin_socket], default
+                              ${describeDefaultSocket('agentAdmin')}
   --log-level LEVEL           trace|debug|info|warn|error (default info) [log_level]
   -h, --help                  show this help
 Config-only keys: node_attestor ({x509pop: {...}} or {k8s_sat: {...}}), workload_attestors ({unix: {}}),
@@ -109,20 +116,29 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
     return 0;
   }
   const str = (key: string) => values[key] as string | undefined;
+  const runtime = runtimeOf(io);
   let agent: Awaited<ReturnType<typeof startAgent>>;
   try {
-    const config = loadAgentConfig({
-      config: str('config'),
-      serverAddress: values['server-address'] as string[] | undefined,
-      trustDomain: str('trust-domain'),
-      trustBundlePath: str('trust-bundle-path'),
-      insecureBootstrap: values['insecure-bootstrap'] as boolean | undefined,
-      joinToken: str('join-token'),
-      dataDir: str('data-dir'),
-      socketPath: str('socket-path'),
-      adminSocket: str('admin-socket'),
-      logLevel: str('log-level'),
-    });
+    const config = loadAgentConfig(
+      {
+        config: str('config'),
+        serverAddress: values['server-address'] as string[] | undefined,
+        trustDomain: str('trust-domain'),
+        trustBundlePath: str('trust-bundle-path'),
+        insecureBootstrap: values['insecure-bootstrap'] as boolean | undefined,
+        joinToken: str('join-token'),
+        dataDir: str('data-dir'),
+        socketPath: str('socket-path'),
+        adminSocket: str('admin-socket'),
+        logLevel: str('log-level'),
+      },
+      process.cwd(),
+      // The same defaults `healthcheck`, `debug explain` and `api` compute for this user.
+      {
+        socketPath: defaultSocketPath('workloadApi', runtime),
+        adminSocket: defaultSocketPath('agentAdmin', runtime),
+      },
+    );
     const logger = pino({
       level: config.logLevel,
       base: { service: 'sigil-agent' },
@@ -137,7 +153,7 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
         'sigil-agent: WARNING --insecure-bootstrap trusts whatever server answers first. Use --trust-bundle-path outside demos.\n',
       );
     }
-    agent = await startAgent(config, { logger });
+    agent = await startAgent(config, { logger, uid: runtime.uid });
   } catch (err) {
     io.stderr.write(
       `sigil-agent run: ${isSigilError(err) ? err.message : ((err as Error).stack ?? String(err))}\n`,
@@ -170,7 +186,9 @@ async function adminCall(
     }).values;
     if (values.help) {
       io.stdout.write(
-        `Usage: sigil-agent ${name} [--admin-socket PATH (default ${DEFAULT_AGENT_ADMIN_SOCKET})] [--output text|json]${name === 'debug explain' ? ' --pid P' : ''}\n`,
+        `Usage: sigil-agent ${name} [--admin-socket PATH] [--output text|json]${name === 'debug explain' ? ' --pid P' : ''}\n` +
+          `  --admin-socket defaults to $SIGIL_AGENT_ADMIN_SOCKET, else to where "sigil-agent run" puts it:\n` +
+          `  ${describeDefaultSocket('agentAdmin')}\n`,
       );
       return 0;
     }
@@ -181,7 +199,16 @@ async function adminCall(
   } catch (err) {
     return usage(io, `${name}: ${(err as Error).message}`);
   }
-  const socketPath = values['admin-socket'] ?? io.env.SIGIL_AGENT_ADMIN_SOCKET ?? DEFAULT_AGENT_ADMIN_SOCKET;
+  const runtime = runtimeOf(io);
+  const socketPath =
+    values['admin-socket'] ?? io.env.SIGIL_AGENT_ADMIN_SOCKET ?? defaultSocketPath('agentAdmin', runtime);
+  try {
+    // Before the first byte: whoever could plant this socket would answer in the agent's place.
+    checkSocketForClient(socketPath, { uid: runtime.uid, field: '--admin-socket' });
+  } catch (err) {
+    io.stderr.write(`sigil-agent ${name}: ${(err as Error).message}\n`);
+    return isSigilError(err, 'ERR_SOCKET_UNSAFE') ? EXIT_UNSAFE_SOCKET : 3;
+  }
   let reply: { status: number; body: Record<string, unknown> };
   try {
     reply = await getJson(socketPath, requestPath);
@@ -253,6 +280,10 @@ function getJson(
     request.on('timeout', () => request.destroy(new Error('timed out')));
     request.on('error', reject);
   });
+}
+
+function runtimeOf(io: AgentCliIo): RuntimeContext {
+  return { uid: io.uid ?? process.getuid!(), env: io.env };
 }
 
 function usage(io: AgentCliIo, message: string): number {

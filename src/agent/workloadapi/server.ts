@@ -2,21 +2,25 @@
 // peer credentials from the kernel before any byte of gRPC is parsed, then hand the socket to grpc-js
 // through a connection injector. Plaintext h2c, no TLS: the spec forbids requiring it, and the
 // caller is identified out of band. The socket file is made 0777 so that any local workload can
-// connect (it has to, to be attested); who may reach it is governed by the directory, which is the
-// caller's concern (SPIRE likewise leaves its public/ directory to the operator).
-import { chmod, lstat, unlink } from 'node:fs/promises';
-import { createServer, type Server as NetServer, type Socket } from 'node:net';
+// connect (it has to, to be attested); who may reach it is governed by its directory, which the
+// agent creates or checks (ours, 0755, no one else may write a directory on the path) before this starts.
+import { lstat, unlink } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
 import { Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
 import { workloadServiceDefinition } from '../../sdk/index.js';
 import type { Clock } from '../../spiffe/clock.js';
 import { quote, SigilError } from '../../spiffe/errors.js';
+import { listenOnSocket } from '../../spiffe/socket-listen.js';
 import { connectionTagOf, tagConnection } from './connection-tag.js';
 import { createWorkloadApiHandlers, type WorkloadApiLogger } from './handler.js';
 import type { CallerAttestor, IdentityFeed } from './identity-feed.js';
 import { type PeerProcess, readPeerProcess } from './peer-cred.js';
 
 export interface WorkloadApiServerOptions {
-  /** Absolute path of the Unix socket; a stale socket file there is removed at start. */
+  /**
+   * Absolute path of the Unix socket, in a directory already checked (prepareSocketDir, 'public');
+   * a stale socket file there is removed at start.
+   */
   socketPath: string;
   feed: IdentityFeed;
   attestor: CallerAttestor;
@@ -82,8 +86,7 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
   });
 
   await removeStaleSocket(socketPath);
-  await listen(netServer, socketPath);
-  await chmod(socketPath, SOCKET_MODE);
+  await listenOnSocket(netServer, socketPath, SOCKET_MODE);
   logger.info({ socketPath }, 'Workload API listening');
 
   let closing: Promise<void> | undefined;
@@ -121,14 +124,4 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
     );
   }
   await unlink(socketPath);
-}
-
-function listen(server: NetServer, socketPath: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }

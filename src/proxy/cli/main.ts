@@ -29,7 +29,7 @@ Exit codes: 0 ok (allowed, clean), 1 denied / lint errors / runtime failure, 2 u
 const RUN_USAGE = `Usage: sigil-proxy run --config FILE [--log-level LEVEL]
 
 The config (YAML or JSON) names the Workload API socket (workload_api, default $SPIFFE_ENDPOINT_SOCKET
-or unix:///tmp/sigil-agent/public/api.sock), the admin port (admin, default 127.0.0.1:15000), an
+or unix:///run/sigil-agent/public/api.sock), the admin port (admin, default 127.0.0.1:15000), an
 optional policy_file (reloaded on change), and inbound/outbound listeners. See deploy/proxy.example.yaml.
 `;
 

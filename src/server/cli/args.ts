@@ -4,7 +4,7 @@
 // know their meaning; this file only knows their shape.
 import { parseArgs } from 'node:util';
 import { quote, SigilError } from '../../spiffe/errors.js';
-import { DEFAULT_ADMIN_SOCKET } from '../config.js';
+import { describeDefaultSocket } from '../../spiffe/runtime-dir.js';
 
 export interface FlagSpec {
   readonly type: 'string' | 'boolean';
@@ -35,7 +35,7 @@ export const COMMON_FLAGS: FlagSpecs = {
     type: 'string',
     placeholder: 'PATH',
     description: 'admin API Unix socket',
-    defaultText: `$SIGIL_ADMIN_SOCKET or ${DEFAULT_ADMIN_SOCKET}`,
+    defaultText: `$SIGIL_ADMIN_SOCKET, else ${describeDefaultSocket('serverAdmin')}`,
   },
   output: { type: 'string', placeholder: 'text|json', description: 'output format', defaultText: 'text' },
   help: { type: 'boolean', short: 'h', description: 'show this help' },

@@ -12,6 +12,8 @@ export interface CliIo {
   readonly stdout: Writable;
   readonly stderr: Writable;
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** The invoking user, whose sockets (and root's) the CLI trusts; defaults to this process's uid. */
+  readonly uid?: number;
 }
 
 export type OutputFormat = 'text' | 'json';

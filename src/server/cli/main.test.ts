@@ -244,7 +244,8 @@ describe('help', () => {
     for (const flag of [
       ...flags,
       '--admin-socket PATH',
-      '/tmp/sigil-server/private/admin.sock',
+      '/run/sigil-server/private/admin.sock',
+      '/tmp/sigil-server-<uid>/',
       '--output text|json',
       '-h, --help',
     ]) {

@@ -2,7 +2,8 @@
 // admin API socket and maps every failure to one exit code, in one table (exitCodeOf). `run` is
 // delegated untouched to run.ts, which starts the server itself.
 import { isSigilError, SigilError } from '../../spiffe/errors.js';
-import { DEFAULT_ADMIN_SOCKET } from '../config.js';
+import { defaultSocketPath, describeDefaultSocket } from '../../spiffe/runtime-dir.js';
+import { checkSocketForClient } from '../../spiffe/socket-dir.js';
 import { AdminApiError, type AdminClient, createAdminClient } from './admin-client.js';
 import { COMMON_FLAGS, formatUsage, parseFlags } from './args.js';
 import type { CliIo, CommandContext, CommandSpec } from './command.js';
@@ -29,6 +30,8 @@ const EXIT = {
   unreachable: 3,
   /** The server failed (5xx) or answered something that makes no sense. */
   serverError: 4,
+  /** The admin socket, or a directory on its path, could have been planted or swapped by another user. */
+  unsafeSocket: 5,
 } as const;
 
 const COMMANDS: readonly CommandSpec[] = [
@@ -65,8 +68,10 @@ const TOP_USAGE = `Usage: sigil-server <command> [flags]
 Commands:
 ${COMMAND_LINES.map(([name, summary]) => `  ${name.padEnd(34)}${summary}`).join('\n')}
 
-Every command takes --admin-socket PATH (default: $SIGIL_ADMIN_SOCKET or ${DEFAULT_ADMIN_SOCKET}),
---output text|json (default: text) and --help. Run "sigil-server <command> --help" for its flags.
+Every command takes --admin-socket PATH, --output text|json (default: text) and --help.
+Run "sigil-server <command> --help" for its flags. The admin socket defaults to $SIGIL_ADMIN_SOCKET,
+else to where "sigil-server run" puts it for the same user:
+  ${describeDefaultSocket('serverAdmin')}
 
 Exit codes:
   0  success
@@ -75,6 +80,8 @@ Exit codes:
   2  usage error: unknown or missing flag, or a bad value caught before sending
   3  cannot reach the server (is sigil-server running? check --admin-socket)
   4  server error (5xx), or the server is unhealthy (healthcheck)
+  5  refused to connect: the admin socket, or a directory on its path, belongs to another user
+     or is writable by others (they could answer in the server's place)
 `;
 
 /** Runs the CLI and resolves to the exit code; never throws for anything the user can cause. */
@@ -114,12 +121,20 @@ async function runCommand(spec: CommandSpec, argv: readonly string[], io: CliIo)
       return EXIT.ok;
     }
     output = oneOf('output', flags.string('output'), OUTPUT_FORMATS, 'text');
-    const socketPath = flags.string('admin-socket') ?? io.env['SIGIL_ADMIN_SOCKET'] ?? DEFAULT_ADMIN_SOCKET;
+    const uid = io.uid ?? process.getuid!();
+    const socketPath =
+      flags.string('admin-socket') ??
+      io.env['SIGIL_ADMIN_SOCKET'] ??
+      defaultSocketPath('serverAdmin', { uid, env: io.env });
     const ctx: CommandContext = {
       io,
       output,
       client: () => {
-        client ??= createAdminClient(socketPath);
+        if (client === undefined) {
+          // Before the first byte: whoever could plant this socket would answer in the server's place.
+          checkSocketForClient(socketPath, { uid, field: '--admin-socket' });
+          client = createAdminClient(socketPath);
+        }
         return client;
       },
     };
@@ -136,6 +151,7 @@ async function runCommand(spec: CommandSpec, argv: readonly string[], io: CliIo)
 function exitCodeOf(err: unknown): number {
   if (err instanceof AdminApiError) return err.status >= 500 ? EXIT.serverError : EXIT.refused;
   if (isSigilError(err, 'ERR_UNAVAILABLE')) return EXIT.unreachable;
+  if (isSigilError(err, 'ERR_SOCKET_UNSAFE')) return EXIT.unsafeSocket;
   if (err instanceof SigilError) return EXIT.usage;
   return EXIT.refused;
 }
@@ -156,7 +172,11 @@ function reportFailure(command: string, err: unknown, output: 'text' | 'json', i
     io.stderr.write(
       `sigil-server ${command}: ${kind}: ${err.status} ${err.wire.code}: ${err.wire.message}${field}\n`,
     );
-  } else if (err instanceof SigilError && err.code !== 'ERR_UNAVAILABLE') {
+  } else if (
+    err instanceof SigilError &&
+    err.code !== 'ERR_UNAVAILABLE' &&
+    err.code !== 'ERR_SOCKET_UNSAFE'
+  ) {
     io.stderr.write(
       `sigil-server ${command}: ${err.message}\nRun "sigil-server ${command} --help" for usage.\n`,
     );

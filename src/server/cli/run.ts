@@ -2,8 +2,9 @@
 // cleanly on SIGINT/SIGTERM. Flags override the config file's keys of the same meaning.
 import { parseArgs } from 'node:util';
 import { isSigilError } from '../../spiffe/errors.js';
+import { defaultSocketPath, describeDefaultSocket } from '../../spiffe/runtime-dir.js';
 import { untilStopSignal } from '../../spiffe/shutdown.js';
-import { DEFAULT_ADMIN_SOCKET, DEFAULT_DATA_DIR, loadServerConfig } from '../config.js';
+import { DEFAULT_DATA_DIR, loadServerConfig } from '../config.js';
 import { type RunningServer, startServer } from '../main.js';
 import type { CliIo } from './command.js';
 
@@ -16,7 +17,8 @@ Flags (each overrides the config file key in brackets):
   --trust-domain NAME      trust domain, e.g. example.org            [trust_domain]
   --data-dir DIR           keys and SQLite store (default ${DEFAULT_DATA_DIR}) [data_dir]
   --bind HOST:PORT         agent API address (default 0.0.0.0:8081)  [bind]
-  --admin-socket PATH      admin API Unix socket (default ${DEFAULT_ADMIN_SOCKET}) [admin_socket]
+  --admin-socket PATH      admin API Unix socket [admin_socket], default
+                           ${describeDefaultSocket('serverAdmin')}
   --admin-bind HOST:PORT   also serve the admin API over TCP with mTLS (admin SVIDs only) [admin_bind]
   --log-level LEVEL        trace|debug|info|warn|error (default info) [log_level]
   -h, --help               show this help
@@ -53,22 +55,30 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
     return 0;
   }
   let server: RunningServer;
+  // The same default the CLI's other commands compute for this user, so they find this server.
+  const uid = io.uid ?? process.getuid!();
+  const defaultAdminSocket = defaultSocketPath('serverAdmin', { uid, env: io.env });
   try {
-    const config = loadServerConfig((values.config as string | undefined) ?? null, {
-      trustDomain: values['trust-domain'] as string | undefined,
-      dataDir: values['data-dir'] as string | undefined,
-      bind: values.bind as string | undefined,
-      adminSocket: values['admin-socket'] as string | undefined,
-      adminBind: values['admin-bind'] as string | undefined,
-      logLevel: values['log-level'] as string | undefined,
-    });
-    server = await startServer(config);
+    const config = loadServerConfig(
+      (values.config as string | undefined) ?? null,
+      {
+        trustDomain: values['trust-domain'] as string | undefined,
+        dataDir: values['data-dir'] as string | undefined,
+        bind: values.bind as string | undefined,
+        adminSocket: values['admin-socket'] as string | undefined,
+        adminBind: values['admin-bind'] as string | undefined,
+        logLevel: values['log-level'] as string | undefined,
+      },
+      process.cwd(),
+      { adminSocket: defaultAdminSocket },
+    );
+    server = await startServer(config, { uid });
   } catch (err) {
     const message = isSigilError(err) ? err.message : ((err as Error).stack ?? String(err));
     io.stderr.write(`sigil-server run: ${message}\n`);
     return isSigilError(err, 'ERR_CONFIG_INVALID') ? 2 : 1;
   }
-  io.stderr.write(banner(server));
+  io.stderr.write(banner(server, defaultAdminSocket));
 
   const signal = await untilStopSignal();
   server.logger.info({ signal }, 'Stopping');
@@ -76,10 +86,9 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
   return 0;
 }
 
-function banner(server: RunningServer): string {
+function banner(server: RunningServer, defaultAdminSocket: string): string {
   const { config } = server;
-  const socketFlag =
-    config.adminSocket === DEFAULT_ADMIN_SOCKET ? '' : ` --admin-socket ${config.adminSocket}`;
+  const socketFlag = config.adminSocket === defaultAdminSocket ? '' : ` --admin-socket ${config.adminSocket}`;
   const td = config.trustDomain.name;
   return `
 Sigil server for trust domain "${td}" is running.

@@ -1,0 +1,87 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { listenOnSocket, type SetUmask } from './socket-listen.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function socketIn(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sigil-listen-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return path.join(dir, 's.sock');
+}
+
+function serve(): Server {
+  const server = createServer();
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return server;
+}
+
+/** Runs `body` under a process umask of `mask`, restoring the old one after. */
+async function withUmask<T>(mask: number, body: () => Promise<T>): Promise<T> {
+  const previous = process.umask(mask);
+  try {
+    return await body();
+  } finally {
+    process.umask(previous);
+  }
+}
+
+describe('listenOnSocket', () => {
+  it('binds an owner-only socket that is never wider than 0600, even under umask 0', async () => {
+    const socketPath = socketIn();
+    const server = serve();
+    let modeAtBind = -1;
+    // Registered before listenOnSocket's own callback, so it sees the file as bind() made it, before chmod.
+    server.once('listening', () => {
+      modeAtBind = statSync(socketPath).mode & 0o777;
+    });
+    await withUmask(0, () => listenOnSocket(server, socketPath, 0o600));
+    expect(modeAtBind).toBe(0o600);
+    expect(statSync(socketPath).mode & 0o777).toBe(0o600);
+    expect(statSync(socketPath).isSocket()).toBe(true);
+  });
+
+  it('sets a public socket to exactly 0777 whatever the umask took, and restores the umask', async () => {
+    const socketPath = socketIn();
+    const before = process.umask(0o027);
+    try {
+      await listenOnSocket(serve(), socketPath, 0o777);
+      expect(process.umask(0o027)).toBe(0o027);
+    } finally {
+      process.umask(before);
+    }
+    expect(statSync(socketPath).mode & 0o777).toBe(0o777);
+  });
+
+  it('only ever makes the umask stricter than it was, and puts it back', async () => {
+    const calls: number[] = [];
+    let current = 0o002;
+    const setUmask: SetUmask = (mask) => {
+      calls.push(mask);
+      const previous = current;
+      current = mask;
+      return previous;
+    };
+    await listenOnSocket(serve(), socketIn(), 0o600, setUmask);
+    expect(calls).toEqual([0o777, 0o177, 0o002]);
+    expect(current).toBe(0o002);
+  });
+
+  it('rejects when the path is taken, and leaves the umask as it was', async () => {
+    const socketPath = socketIn();
+    await listenOnSocket(serve(), socketPath, 0o600);
+    const before = process.umask(0o022);
+    try {
+      await expect(listenOnSocket(serve(), socketPath, 0o600)).rejects.toMatchObject({ code: 'EADDRINUSE' });
+      expect(process.umask(0o022)).toBe(0o022);
+    } finally {
+      process.umask(before);
+    }
+  });
+});
