@@ -13,10 +13,9 @@ import type { Socket } from 'node:net';
 import path from 'node:path';
 import koffi from 'koffi';
 import {
-  describeExecutable,
   type ExecutableIdentity,
   type ExecutableUnknown,
-  isSameExecutable,
+  execSince,
   readExecutable,
 } from '../../attestors/workload/index.js';
 import type { PeerCred } from '../../attestors/workload/types.js';
@@ -183,12 +182,8 @@ function withExecutableCheck(guard: Guard, procRoot: string): PeerProcess {
           if (isSigilError(err) && err.reason === 'exited') return exited();
           return { kind: 'unknown', detail: (err as Error).message };
         }
-        if (!isSameExecutable(recorded, current)) {
-          return {
-            kind: 'exec',
-            detail: `process ${pid} has exec'd ${describeExecutable(current)} since it connected running ${describeExecutable(recorded)}`,
-          };
-        }
+        const exec = execSince(recorded, current);
+        if (exec !== undefined) return { kind: 'exec', detail: `process ${pid} ${exec}` };
       }
       // After the read: only if the pid still names the process that connected did we read its exe.
       try {

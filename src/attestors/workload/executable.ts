@@ -45,11 +45,18 @@ export function readExecutable(procRoot: string, pid: number): ExecutableIdentit
   }
 }
 
-export function isSameExecutable(a: ExecutableIdentity, b: ExecutableIdentity): boolean {
-  return a.dev === b.dev && a.ino === b.ino && a.path === b.path;
+/**
+ * Undefined when `current` is the `recorded` executable (same path, device and inode); otherwise
+ * "has exec'd <current> since it connected running <recorded>", both with device and inode, for
+ * logs: the path alone cannot tell two files apart.
+ */
+export function execSince(recorded: ExecutableIdentity, current: ExecutableIdentity): string | undefined {
+  if (recorded.dev === current.dev && recorded.ino === current.ino && recorded.path === current.path) {
+    return undefined;
+  }
+  return `has exec'd ${describe(current)} since it connected running ${describe(recorded)}`;
 }
 
-/** "/usr/bin/python3.12 (dev 8:1, inode 42)" for logs: the path alone cannot tell two files apart. */
-export function describeExecutable(exe: ExecutableIdentity): string {
+function describe(exe: ExecutableIdentity): string {
   return `${exe.path} (device ${exe.dev}, inode ${exe.ino})`;
 }

@@ -29,5 +29,5 @@ export function createWorkloadAttestor(
 }
 
 export type { ExecutableIdentity, ExecutableUnknown } from './executable.js';
-export { describeExecutable, isSameExecutable, readExecutable } from './executable.js';
+export { execSince, readExecutable } from './executable.js';
 export type { PeerCred, WorkloadAttestor } from './types.js';

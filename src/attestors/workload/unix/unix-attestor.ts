@@ -10,12 +10,7 @@ import path from 'node:path';
 import { type Clock, systemClock } from '../../../spiffe/clock.js';
 import { isSigilError, SigilError } from '../../../spiffe/errors.js';
 import { makeSelector, type Selector } from '../../../spiffe/selector.js';
-import {
-  describeExecutable,
-  type ExecutableIdentity,
-  isSameExecutable,
-  readExecutable,
-} from '../executable.js';
+import { type ExecutableIdentity, execSince, readExecutable } from '../executable.js';
 import type { PeerCred, WorkloadAttestor } from '../types.js';
 import { groupLookup, type NameLookup, passwdLookup } from './accounts.js';
 import { BinaryHasher } from './binary-hash.js';
@@ -101,12 +96,8 @@ function executableOf(procRoot: string, peer: PeerCred): ExecutableIdentity {
   } catch (err) {
     throw attestError(peer.pid, `cannot read its executable path: ${(err as Error).message}`, err);
   }
-  if (recorded !== undefined && !isSameExecutable(recorded, current)) {
-    throw attestError(
-      peer.pid,
-      `it has exec'd ${describeExecutable(current)} since it connected running ${describeExecutable(recorded)}`,
-    );
-  }
+  const exec = recorded === undefined ? undefined : execSince(recorded, current);
+  if (exec !== undefined) throw attestError(peer.pid, `it ${exec}`);
   return current;
 }
 
