@@ -2,9 +2,7 @@
 // real sigil-agent processes, real Unix sockets, real processes that fork, exec, flood and send
 // malformed frames. Each attack once succeeded against the agent; each test says what it was.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, linkSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
-import http2 from 'node:http2';
-import net from 'node:net';
+import { chmodSync, copyFileSync, linkSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -23,6 +21,14 @@ import {
   startServerProcess,
 } from '../support/harness.js';
 import { RawH2Connection, REFUSED_STREAM } from '../support/raw-h2.js';
+import {
+  framed,
+  grpcCall,
+  holdIdleConnections,
+  linesOf,
+  rssMib,
+  stringField,
+} from '../support/workload-attack.js';
 
 const TD = 'spiffe://example.org';
 const NOBODY = 65534;
@@ -32,7 +38,8 @@ const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures');
 const NOFILE = 1024;
 const PER_UID = 200;
 const MAX_STREAMS = 8;
-const IDLE_TIMEOUT_S = 4;
+/** Long enough that the flood is still there when the legitimate caller (a fresh CLI process) connects. */
+const IDLE_TIMEOUT_S = 10;
 
 let server: ServerProcess;
 let serverDir: { dir: string; cleanup(): void };
@@ -123,18 +130,6 @@ afterAll(async () => {
   serverDir?.cleanup();
 });
 
-/** Lines a child prints, as they come. */
-function linesOf(child: ChildProcess): string[] {
-  const lines: string[] = [];
-  let partial = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    const parts = (partial + chunk.toString()).split('\n');
-    partial = parts.pop()!;
-    lines.push(...parts.filter((l) => l.trim() !== ''));
-  });
-  return lines;
-}
-
 describe("unix:path spoofing: connect, fork, exec the entry's binary, call from the child (item 3)", () => {
   it('refuses the child on the inherited connection, and still serves the binary when it connects itself', async () => {
     const fetchAsLegit = () =>
@@ -201,68 +196,6 @@ describe("unix:path spoofing: connect, fork, exec the entry's binary, call from 
     expect((await fetchAsLegit()).code).toBe(0);
   });
 });
-
-/** One unary gRPC call with a hand-made body: its status, and how many response bytes came. */
-function grpcCall(
-  socketPath: string,
-  method: string,
-  body: Buffer,
-): Promise<{ status: number; message: string; dataBytes: number }> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect('http://localhost', { createConnection: () => net.connect(socketPath) });
-    session.on('error', reject);
-    const stream = session.request({
-      ':method': 'POST',
-      ':path': `/SpiffeWorkloadAPI/${method}`,
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      'workload.spiffe.io': 'true',
-    });
-    const outcome = { status: -1, message: '', dataBytes: 0 };
-    const readStatus = (headers: http2.IncomingHttpHeaders) => {
-      if (headers['grpc-status'] === undefined) return;
-      outcome.status = Number(headers['grpc-status']);
-      outcome.message = decodeURIComponent(String(headers['grpc-message'] ?? ''));
-    };
-    stream.on('response', readStatus);
-    stream.on('trailers', readStatus);
-    stream.on('data', (chunk: Buffer) => {
-      outcome.dataBytes += chunk.length;
-    });
-    stream.on('error', () => {
-      // A reset after the status: the status is what the test looks at.
-    });
-    stream.on('close', () => {
-      session.destroy();
-      resolve(outcome);
-    });
-    stream.end(body);
-  });
-}
-
-/** A gRPC length-prefixed message. */
-function framed(message: Buffer): Buffer {
-  const prefix = Buffer.alloc(5);
-  prefix.writeUInt32BE(message.length, 1);
-  return Buffer.concat([prefix, message]);
-}
-
-/** A protobuf string field. */
-function stringField(fieldNumber: number, value: Buffer): Buffer {
-  const length: number[] = [];
-  let rest = value.length;
-  while (rest >= 0x80) {
-    length.push((rest % 128) | 0x80);
-    rest = Math.floor(rest / 128);
-  }
-  length.push(rest);
-  return Buffer.concat([Buffer.from([(fieldNumber << 3) | 2, ...length]), value]);
-}
-
-function rssMib(pid: number): number {
-  const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
-  return kb / 1024;
-}
 
 describe('JWT-SVID audience flood (item 6)', () => {
   it('refuses oversized and too many audiences up front, caches valid ones within its bounds, and the agent stays small', async () => {
@@ -335,54 +268,25 @@ describe('malformed requests on the wire (item 9)', () => {
   });
 });
 
-/** A node process as `uid` holding `count` idle connections; prints "open N" then "closed N" as they drop. */
-function idleConnections(uid: number, socketPath: string, count: number) {
-  const script = `
-    const net = require('node:net');
-    const [socketPath, count] = [process.argv[1], Number(process.argv[2])];
-    let closed = 0;
-    (async () => {
-      for (let i = 0; i < count; i++) {
-        await new Promise((resolve) => {
-          const s = net.connect(socketPath, resolve);
-          s.resume(); // reads (and drops) the agent's SETTINGS, and so sees the close
-          s.on('error', () => {});
-          s.on('close', () => console.log('closed', ++closed));
-        });
-      }
-      console.log('open', count);
-    })();
-    setInterval(() => {}, 1000);
-  `;
-  const child = spawn(process.execPath, ['-e', script, socketPath, String(count)], {
-    uid,
-    gid: uid,
-    cwd: '/',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.push(child);
-  const lines = linesOf(child);
-  const last = (word: string) =>
-    Number(
-      lines
-        .filter((l) => l.startsWith(word))
-        .at(-1)
-        ?.split(' ')[1] ?? 0,
-    );
-  return { child, opened: () => last('open'), closed: () => last('closed') };
-}
-
 describe(`connection flood under a ${NOFILE}-descriptor limit (item 8a)`, () => {
   it('keeps serving a legitimate caller through 600 idle connections from two uids, closes them when idle, and logs why', async () => {
     expect(limitedAgent.logs()).toMatch(
       /"maxConnections":384,"descriptorBound":384,"maxConnectionsPerUid":200/,
     );
-    const nobody = idleConnections(NOBODY, limitedAgent.socketPath, 300);
-    const daemon = idleConnections(DAEMON, limitedAgent.socketPath, 300);
+    // One uid past its cap (it makes room from its own idle connections), then another up to the total.
+    const nobody = holdIdleConnections(NOBODY, limitedAgent.socketPath, 300);
+    children.push(nobody.child);
     await waitFor(
-      () => nobody.opened() === 300 && daemon.opened() === 300,
+      () => nobody.opened() === 300,
       30_000,
-      () => 'flood never connected',
+      () => `uid ${NOBODY} never connected`,
+    );
+    const daemon = holdIdleConnections(DAEMON, limitedAgent.socketPath, 300);
+    children.push(daemon.child);
+    await waitFor(
+      () => daemon.opened() === 300,
+      30_000,
+      () => `uid ${DAEMON} never connected`,
     );
     // uid 0 holds nothing: it takes an idle connection from the uid holding the most.
     const fetched = await asWorkload(
