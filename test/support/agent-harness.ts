@@ -61,12 +61,11 @@ export async function startAgentProcess(
     ...(options.extraArgs ?? []),
   ];
   // prlimit execs the agent: the child's pid is the agent's.
-  const child =
+  const [command, commandArgs] =
     options.nofile === undefined
-      ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('prlimit', [`--nofile=${options.nofile}`, process.execPath, ...args], {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
+      ? [process.execPath, args]
+      : ['prlimit', [`--nofile=${options.nofile}`, process.execPath, ...args]];
+  const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const append = (chunk: Buffer) => {
     output += chunk.toString();
