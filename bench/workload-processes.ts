@@ -2,7 +2,7 @@
 // API over the admin socket, and a sigil-agent, started from bin/ exactly as an operator would.
 // Mirrors test/support/harness.ts (which the compiled bench cannot import) in a smaller form.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -157,10 +157,16 @@ export async function startAgent(options: AgentOptions): Promise<BenchAgent> {
   // Each sample is a SIGPROF; one that lands in the agent's pidfd poll() refuses that call (EINTR),
   // which is why profiled runs retry refusals (workload-clients.ts).
   const nodeFlags = options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
+  // Every bench client runs as this uid, one connection per stream: lift the per-uid cap (256 by
+  // default, to keep one uid from taking a node's whole share) above the bench's 1,100 connections.
+  const configPath = path.join(options.root, 'agent.yaml');
+  writeFileSync(configPath, 'workload_api:\n  max_connections_per_uid: 2048\n');
   const proc = spawnNode([
     ...nodeFlags,
     AGENT_BIN,
     'run',
+    '--config',
+    configPath,
     '--server-address',
     options.server.agentApiAddress,
     '--trust-domain',

@@ -142,6 +142,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       logger: logger.child({ component: 'manager' }),
       initialBundle: current.bundle,
       maxSvids: config.svidCacheMax,
+      jwtSvidCache: { maxTokens: config.jwtSvidCacheMax, maxBytes: config.jwtSvidCacheMaxBytes },
       signer: {
         signX509Svids: async (requests) => {
           const { results } = await connection.signX509Svids(requests);
@@ -242,7 +243,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     }
 
     const workloadAttestors = Object.entries(config.workloadAttestors).map(([name, raw]) =>
-      createWorkloadAttestor(name, raw),
+      createWorkloadAttestor(name, raw, { clock }),
     );
     const callerAttestor = {
       attest: async (peer: PeerCred, signal: AbortSignal): Promise<Selector[]> =>
@@ -253,6 +254,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       feed: manager,
       attestor: callerAttestor,
       logger: logger.child({ component: 'workload-api' }),
+      clock,
+      limits: config.workloadApi,
     });
     cleanups.push(() => workloadApi.close());
 

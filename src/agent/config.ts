@@ -7,6 +7,8 @@ import { parseDurationMs } from '../spiffe/duration.js';
 import { quote, SigilError } from '../spiffe/errors.js';
 import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 import { systemSocketPath } from '../spiffe/runtime-dir.js';
+import { DEFAULT_MAX_JWT_SVID_BYTES, DEFAULT_MAX_JWT_SVIDS } from './manager/jwt-cache.js';
+import { DEFAULT_WORKLOAD_API_LIMITS, type WorkloadApiLimits } from './workloadapi/connection-limits.js';
 
 /** The sockets of an agent run by root or by systemd; `sigil-agent run` passes the ones for its user. */
 export const DEFAULT_SOCKET_PATH = systemSocketPath('workloadApi');
@@ -30,6 +32,11 @@ export interface AgentConfig {
   readonly logLevel: string;
   /** Upper bound on cached workload X.509-SVIDs. */
   readonly svidCacheMax: number;
+  /** Upper bounds on cached JWT-SVIDs: count, and bytes of tokens and keys. */
+  readonly jwtSvidCacheMax: number;
+  readonly jwtSvidCacheMaxBytes: number;
+  /** Connection, stream and idle limits of the Workload API socket. */
+  readonly workloadApi: WorkloadApiLimits;
   /** A full re-sync is requested this often as a safety net for the push stream. */
   readonly reconcileIntervalMs: number;
 }
@@ -60,7 +67,16 @@ const KNOWN_KEYS = [
   'admin_socket',
   'log_level',
   'svid_cache_max',
+  'jwt_svid_cache_max',
+  'jwt_svid_cache_max_bytes',
+  'workload_api',
   'reconcile_interval',
+];
+const WORKLOAD_API_KEYS = [
+  'max_connections',
+  'max_connections_per_uid',
+  'max_streams_per_connection',
+  'idle_timeout',
 ];
 
 /** Defaults that depend on who runs the agent, computed by the entry point. */
@@ -135,18 +151,63 @@ export function loadAgentConfig(
     else nodeAttestor = { name: names[0]!, config: (attestors as Record<string, unknown>)[names[0]!] ?? {} };
   }
 
-  const duration = (key: string, fallback: string) => {
+  const duration = (value: unknown, key: string, fallbackMs: number) => {
+    if (value === undefined) return fallbackMs;
     try {
-      return parseDurationMs((raw[key] as string | number | undefined) ?? fallback, key);
+      return parseDurationMs(value as string | number, key);
     } catch (err) {
       problems.push((err as Error).message);
-      return 0;
+      return fallbackMs;
     }
   };
-  const reconcileIntervalMs = duration('reconcile_interval', '5m');
+  const count = (value: unknown, key: string, fallback: number) => {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+      problems.push(`${key}: must be a positive whole number (got ${quote(value)})`);
+      return fallback;
+    }
+    return value;
+  };
+  const reconcileIntervalMs = duration(raw.reconcile_interval, 'reconcile_interval', 5 * 60_000);
   const svidCacheMax = Number(raw.svid_cache_max ?? 10_000);
   if (!Number.isInteger(svidCacheMax) || svidCacheMax < 1)
     problems.push(`svid_cache_max: must be a positive whole number (got ${quote(raw.svid_cache_max)})`);
+  const jwtSvidCacheMax = count(raw.jwt_svid_cache_max, 'jwt_svid_cache_max', DEFAULT_MAX_JWT_SVIDS);
+  const jwtSvidCacheMaxBytes = count(
+    raw.jwt_svid_cache_max_bytes,
+    'jwt_svid_cache_max_bytes',
+    DEFAULT_MAX_JWT_SVID_BYTES,
+  );
+  let api: Record<string, unknown> = {};
+  if (typeof raw.workload_api === 'object' && raw.workload_api !== null && !Array.isArray(raw.workload_api)) {
+    api = raw.workload_api as Record<string, unknown>;
+  } else if (raw.workload_api !== undefined && raw.workload_api !== null) {
+    problems.push(`workload_api: must be a mapping (got ${quote(raw.workload_api)})`);
+  }
+  for (const key of Object.keys(api)) {
+    if (!WORKLOAD_API_KEYS.includes(key))
+      problems.push(`workload_api.${key}: unknown key (known keys: ${WORKLOAD_API_KEYS.join(', ')})`);
+  }
+  const apiDefaults = DEFAULT_WORKLOAD_API_LIMITS;
+  const workloadApi: WorkloadApiLimits = Object.freeze({
+    maxConnections: count(api.max_connections, 'workload_api.max_connections', apiDefaults.maxConnections),
+    maxConnectionsPerUid: count(
+      api.max_connections_per_uid,
+      'workload_api.max_connections_per_uid',
+      apiDefaults.maxConnectionsPerUid,
+    ),
+    maxStreamsPerConnection: count(
+      api.max_streams_per_connection,
+      'workload_api.max_streams_per_connection',
+      apiDefaults.maxStreamsPerConnection,
+    ),
+    idleTimeoutMs: duration(api.idle_timeout, 'workload_api.idle_timeout', apiDefaults.idleTimeoutMs),
+  });
+  if (workloadApi.maxConnectionsPerUid > workloadApi.maxConnections) {
+    problems.push(
+      `workload_api.max_connections_per_uid: must not exceed max_connections (${workloadApi.maxConnections}), or one uid could leave no room for others (got ${workloadApi.maxConnectionsPerUid})`,
+    );
+  }
   const logLevel = String(raw.log_level ?? 'info');
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
     problems.push(`log_level: must be one of ${LOG_LEVELS.join(', ')} (got ${quote(logLevel)})`);
@@ -175,6 +236,9 @@ export function loadAgentConfig(
     ),
     logLevel,
     svidCacheMax,
+    jwtSvidCacheMax,
+    jwtSvidCacheMaxBytes,
+    workloadApi,
     reconcileIntervalMs,
   });
 }

@@ -8,6 +8,8 @@ export type { JwtSvid, ValidatedToken, WatchOptions, WorkloadApiClientOptions } 
 export { WorkloadApiClient } from './client.js';
 export type { JwtSourceEvents, JwtSourceOptions } from './jwt-source.js';
 export { JwtSource } from './jwt-source.js';
+export type { WorkloadRequestName } from './workload-codec.js';
+export { decodeWorkloadRequest } from './workload-codec.js';
 export type {
   JwtBundlesResponseMessage,
   JwtSvidMessage,

@@ -7,6 +7,15 @@
 // field; workload-codec.test.ts checks both directions against proto-loader.
 import { SigilError } from '../spiffe/errors.js';
 import {
+  eachField,
+  FIXED64,
+  LENGTH_DELIMITED,
+  type MalformedError,
+  ProtobufReader,
+  VARINT,
+  wireTypeName,
+} from './protobuf-reader.js';
+import {
   defineEntry,
   type JwtBundlesResponseMessage,
   type JwtSvidMessage,
@@ -21,112 +30,19 @@ import {
   type X509SvidResponseMessage,
 } from './workload-proto.js';
 
-const VARINT = 0;
-const FIXED64 = 1;
-const LENGTH_DELIMITED = 2;
-const FIXED32 = 5;
 /** Struct claims nest; a hostile message must not exhaust the stack. */
 const MAX_DEPTH = 64;
 
-class Reader {
-  pos: number;
+/** A response that does not parse: the agent (or whatever answered) is not speaking the Workload API. */
+const responseMalformed: MalformedError = (rule) =>
+  new SigilError('ERR_UNAVAILABLE', `workload api: malformed protobuf message: ${rule}`, {
+    reason: 'malformed-message',
+  });
 
-  constructor(
-    private readonly buf: Buffer,
-    start = 0,
-    readonly end = buf.length,
-  ) {
-    this.pos = start;
-  }
-
-  get done(): boolean {
-    return this.pos >= this.end;
-  }
-
-  varint(): number {
-    let value = 0;
-    let scale = 1;
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) throw malformed('truncated varint');
-      const byte = this.buf[this.pos++]!;
-      // Multiplication, not shifts: lengths and tags must not wrap at 32 bits.
-      value += (byte & 0x7f) * scale;
-      if (byte < 0x80) return value;
-      scale *= 128;
-    }
-    throw malformed('varint longer than 10 bytes');
-  }
-
-  /** A length-delimited field's [start, end) within the buffer. */
-  span(): [number, number] {
-    const length = this.varint();
-    const start = this.pos;
-    if (length > this.end - start) throw malformed('length past the end of the message');
-    this.pos = start + length;
-    return [start, this.pos];
-  }
-
-  bytes(): Buffer {
-    const [start, end] = this.span();
-    return this.buf.subarray(start, end);
-  }
-
-  string(): string {
-    const [start, end] = this.span();
-    return this.buf.toString('utf8', start, end);
-  }
-
-  double(): number {
-    if (this.end - this.pos < 8) throw malformed('truncated double');
-    const value = this.buf.readDoubleLE(this.pos);
-    this.pos += 8;
-    return value;
-  }
-
-  sub(): Reader {
-    const [start, end] = this.span();
-    return new Reader(this.buf, start, end);
-  }
-
-  /** Skips a field we do not know, as proto3 requires (newer agents may add fields). */
-  skip(wireType: number): void {
-    switch (wireType) {
-      case VARINT:
-        this.varint();
-        return;
-      case FIXED64:
-        this.advance(8);
-        return;
-      case LENGTH_DELIMITED:
-        this.span();
-        return;
-      case FIXED32:
-        this.advance(4);
-        return;
-      default:
-        throw malformed(`unsupported wire type ${wireType}`);
-    }
-  }
-
-  private advance(n: number): void {
-    if (this.end - this.pos < n) throw malformed('truncated fixed-width field');
-    this.pos += n;
-  }
-}
-
-/** Calls `field` for each field of the message; it returns false for fields it does not read. */
-function eachField(reader: Reader, field: (fieldNumber: number, wireType: number) => boolean): void {
-  while (!reader.done) {
-    const tag = reader.varint();
-    const fieldNumber = Math.floor(tag / 8);
-    const wireType = tag % 8;
-    if (fieldNumber === 0) throw malformed('field number 0');
-    if (!field(fieldNumber, wireType)) reader.skip(wireType);
-  }
-}
+const responseReader = (buf: Buffer) => new ProtobufReader(buf, responseMalformed);
 
 /** One map<string, V> entry: key = 1, value = 2; both default when absent. */
-function mapEntry<V>(reader: Reader, value: (r: Reader) => V, fallback: V): [string, V] {
+function mapEntry<V>(reader: ProtobufReader, value: (r: ProtobufReader) => V, fallback: V): [string, V] {
   let key = '';
   let entryValue = fallback;
   eachField(reader, (n, wt) => {
@@ -141,12 +57,12 @@ function mapEntry<V>(reader: Reader, value: (r: Reader) => V, fallback: V): [str
 const EMPTY = Buffer.alloc(0);
 
 /** One map<string, bytes> entry (bundles by trust domain) into `target`. */
-function readBytesEntry(reader: Reader, target: Record<string, Buffer>): void {
+function readBytesEntry(reader: ProtobufReader, target: Record<string, Buffer>): void {
   const [key, value] = mapEntry(reader.sub(), (r) => r.bytes(), EMPTY);
   defineEntry(target, key, value);
 }
 
-function decodeX509Svid(reader: Reader): X509SvidMessage {
+function decodeX509Svid(reader: ProtobufReader): X509SvidMessage {
   const svid: X509SvidMessage = {
     spiffe_id: '',
     x509_svid: EMPTY,
@@ -168,7 +84,7 @@ function decodeX509Svid(reader: Reader): X509SvidMessage {
 }
 
 export function decodeX509SvidResponseMessage(buf: Buffer): X509SvidResponseMessage {
-  const reader = new Reader(buf);
+  const reader = responseReader(buf);
   const message: X509SvidResponseMessage = { svids: [], crl: [], federated_bundles: {} };
   eachField(reader, (n, wt) => {
     if (wt !== LENGTH_DELIMITED) return false;
@@ -182,7 +98,7 @@ export function decodeX509SvidResponseMessage(buf: Buffer): X509SvidResponseMess
 }
 
 export function decodeX509BundlesResponseMessage(buf: Buffer): X509BundlesResponseMessage {
-  const reader = new Reader(buf);
+  const reader = responseReader(buf);
   const message: X509BundlesResponseMessage = { crl: [], bundles: {} };
   eachField(reader, (n, wt) => {
     if (wt !== LENGTH_DELIMITED) return false;
@@ -195,7 +111,7 @@ export function decodeX509BundlesResponseMessage(buf: Buffer): X509BundlesRespon
 }
 
 export function decodeJwtBundlesResponseMessage(buf: Buffer): JwtBundlesResponseMessage {
-  const reader = new Reader(buf);
+  const reader = responseReader(buf);
   const message: JwtBundlesResponseMessage = { bundles: {} };
   eachField(reader, (n, wt) => {
     if (n !== 1 || wt !== LENGTH_DELIMITED) return false;
@@ -206,7 +122,7 @@ export function decodeJwtBundlesResponseMessage(buf: Buffer): JwtBundlesResponse
 }
 
 export function decodeJwtSvidResponseMessage(buf: Buffer): JwtSvidResponseMessage {
-  const reader = new Reader(buf);
+  const reader = responseReader(buf);
   const message: JwtSvidResponseMessage = { svids: [] };
   eachField(reader, (n, wt) => {
     if (n !== 1 || wt !== LENGTH_DELIMITED) return false;
@@ -227,7 +143,7 @@ export function decodeJwtSvidResponseMessage(buf: Buffer): JwtSvidResponseMessag
 }
 
 export function decodeValidateJwtSvidResponseMessage(buf: Buffer): ValidateJwtSvidResponseMessage {
-  const reader = new Reader(buf);
+  const reader = responseReader(buf);
   const message: ValidateJwtSvidResponseMessage = { spiffe_id: '', claims: null };
   eachField(reader, (n, wt) => {
     if (wt !== LENGTH_DELIMITED) return false;
@@ -240,8 +156,8 @@ export function decodeValidateJwtSvidResponseMessage(buf: Buffer): ValidateJwtSv
 }
 
 /** google.protobuf.Struct: map<string, Value> fields = 1. */
-function decodeStruct(reader: Reader, depth: number): StructMessage {
-  if (depth > MAX_DEPTH) throw malformed('Struct nested too deeply');
+function decodeStruct(reader: ProtobufReader, depth: number): StructMessage {
+  if (depth > MAX_DEPTH) throw reader.malformed('Struct nested too deeply');
   const fields: Record<string, ValueMessage> = {};
   eachField(reader, (n, wt) => {
     if (n !== 1 || wt !== LENGTH_DELIMITED) return false;
@@ -253,7 +169,7 @@ function decodeStruct(reader: Reader, depth: number): StructMessage {
 }
 
 /** google.protobuf.Value: a oneof; the last member on the wire wins, as in every protobuf runtime. */
-function decodeValue(reader: Reader, depth: number): ValueMessage {
+function decodeValue(reader: ProtobufReader, depth: number): ValueMessage {
   let value: ValueMessage = {};
   eachField(reader, (n, wt) => {
     if (n === 1 && wt === VARINT) {
@@ -296,6 +212,58 @@ export function encodeValidateJwtSvidRequest(request: ValidateJwtSvidRequestMess
   return Buffer.concat([stringField(1, request.audience), stringField(2, request.svid)]);
 }
 
+/**
+ * The request messages as the agent's server reads them. Every field of every Workload API request
+ * is a string, so one table per message says which; proto-loader reads valid messages the same way
+ * (workload-codec.test.ts), but unlike it we refuse what does not parse: a known field with another
+ * wire type, invalid UTF-8, a truncated field at the end. Errors are ERR_INPUT_INVALID naming the
+ * message and the problem.
+ */
+interface StringField {
+  readonly name: string;
+  readonly repeated?: boolean;
+}
+
+const REQUEST_FIELDS = {
+  X509SVIDRequest: {},
+  X509BundlesRequest: {},
+  JWTBundlesRequest: {},
+  WITBundlesRequest: {},
+  JWTSVIDRequest: { 1: { name: 'audience', repeated: true }, 2: { name: 'spiffe_id' } },
+  ValidateJWTSVIDRequest: { 1: { name: 'audience' }, 2: { name: 'svid' } },
+  WITSVIDRequest: { 1: { name: 'spiffe_id' } },
+} as const satisfies Record<string, Record<number, StringField>>;
+
+export type WorkloadRequestName = keyof typeof REQUEST_FIELDS;
+
+/** Field name → value, with proto3 defaults ('' and []) for absent fields, as proto-loader gives. */
+export function decodeWorkloadRequest(
+  name: WorkloadRequestName,
+  buf: Buffer,
+): Record<string, string | string[]> {
+  const fields: Readonly<Record<number, StringField>> = REQUEST_FIELDS[name];
+  const malformed: MalformedError = (rule) =>
+    new SigilError('ERR_INPUT_INVALID', `malformed ${name}: ${rule}`, { reason: 'malformed-request' });
+  const message: Record<string, string | string[]> = {};
+  for (const { name: key, repeated } of Object.values(fields)) message[key] = repeated ? [] : '';
+  const reader = new ProtobufReader(buf, malformed);
+  eachField(reader, (n, wt) => {
+    const field = fields[n];
+    if (field === undefined) return false;
+    if (wt !== LENGTH_DELIMITED) {
+      throw malformed(
+        `field ${n} (${field.name}) has wire type ${wireTypeName(wt)}, expected length-delimited`,
+      );
+    }
+    const value = reader.string();
+    // A singular field seen twice: the last value wins, as in every protobuf runtime.
+    if (field.repeated) (message[field.name] as string[]).push(value);
+    else message[field.name] = value;
+    return true;
+  });
+  return message;
+}
+
 /** A string field; proto3 leaves empty singular strings off the wire, repeated ones stay. */
 function stringField(fieldNumber: number, value: string, repeated = false): Buffer {
   if (value === '' && !repeated) return EMPTY;
@@ -312,10 +280,4 @@ function varint(value: number): Buffer {
   }
   bytes.push(rest);
   return Buffer.from(bytes);
-}
-
-function malformed(rule: string): SigilError {
-  return new SigilError('ERR_UNAVAILABLE', `workload api: malformed protobuf message: ${rule}`, {
-    reason: 'malformed-message',
-  });
 }

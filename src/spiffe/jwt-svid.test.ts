@@ -8,6 +8,7 @@ import {
   type JwtAlg,
   MAX_JWT_AUDIENCE_BYTES,
   MAX_JWT_AUDIENCES,
+  MAX_JWT_SVID_BYTES,
   mintJwtSvid,
   type ValidateJwtSvidOptions,
   validateJwtSvid,
@@ -169,6 +170,21 @@ describe('mint then validate', () => {
     expect(validateJwtSvid(token, opts({ audience: 'b' })).audience).toEqual(['a', 'b']);
   });
 
+  it('the largest token the audience and ID limits allow stays within MAX_JWT_SVID_BYTES and validates', () => {
+    // Quotes double in JSON; a 2,048-byte SPIFFE ID; RSA: the longest signature in the pool.
+    const audience = Array.from({ length: MAX_JWT_AUDIENCES }, (_, i) =>
+      `${i}`.padEnd(MAX_JWT_AUDIENCE_BYTES, '"'),
+    );
+    const spiffeId = parseSpiffeId(
+      `spiffe://example.org/${'w'.repeat(2048 - 'spiffe://example.org/'.length)}`,
+    );
+    const token = mint({ spiffeId, audience, key: keys.rsa.privateKey, kid: 'krsa' });
+    expect(Buffer.byteLength(token)).toBeLessThan(MAX_JWT_SVID_BYTES);
+    expect(validateJwtSvid(token, opts({ audience: audience[3]! })).spiffeId.toString()).toBe(
+      spiffeId.toString(),
+    );
+  });
+
   it('writes whole seconds, rounding down', () => {
     const token = mint({ issuedAtMs: T0 + 999, expiresAtMs: T0 + 60_999 });
     expect(decode(token.split('.')[1]!)).toMatchObject({ iat: T0 / 1000, exp: T0 / 1000 + 60 });
@@ -237,6 +253,12 @@ describe('rejections', () => {
     extra?: Partial<ValidateJwtSvidOptions>,
   ][] = [
     ['two parts', () => `${gh}.${gp}`, 'ERR_JWT_INVALID', 'not a compact JWS'],
+    [
+      'a token over the size limit, refused before decoding',
+      () => `${gh}.${'A'.repeat(MAX_JWT_SVID_BYTES)}.${gs}`,
+      'ERR_JWT_INVALID',
+      `more than the ${MAX_JWT_SVID_BYTES} allowed`,
+    ],
     ['four parts', () => `${good()}.x`, 'ERR_JWT_INVALID', 'not a compact JWS'],
     [
       'JSON serialization',

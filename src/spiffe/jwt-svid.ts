@@ -61,6 +61,12 @@ const DEFAULT_ALG: Readonly<Record<KeyType, JwtAlg>> = {
  */
 export const MAX_JWT_AUDIENCES = 16;
 export const MAX_JWT_AUDIENCE_BYTES = 1024;
+/**
+ * Tokens to validate come from workloads and peers. The largest we mint (16 audiences of 1 KiB, a
+ * 2 KiB SPIFFE ID, an RSA-4096 signature) stays under 48 KiB once base64url-encoded; 64 KiB refuses
+ * only garbage, before any of it is decoded.
+ */
+export const MAX_JWT_SVID_BYTES = 64 * 1024;
 
 /**
  * Checks a requested audience list: 1 to MAX_JWT_AUDIENCES values, each a non-empty string of at
@@ -210,7 +216,15 @@ export function validateJwtSvid(token: string, options: ValidateJwtSvidOptions):
     });
   }
 
-  // 1. Compact serialization, and the header: alg allow-list, then only alg/kid/typ, typ, kid.
+  // 1. Size, compact serialization, and the header: alg allow-list, then only alg/kid/typ, typ, kid.
+  const tokenBytes = typeof token === 'string' ? Buffer.byteLength(token, 'utf8') : 0;
+  if (tokenBytes > MAX_JWT_SVID_BYTES) {
+    throw jwtError(
+      'ERR_JWT_INVALID',
+      `token is ${tokenBytes} bytes, more than the ${MAX_JWT_SVID_BYTES} allowed`,
+      'size',
+    );
+  }
   const parts = typeof token === 'string' ? token.split('.') : [];
   if (parts.length !== 3) {
     throw jwtError('ERR_JWT_INVALID', 'not a compact JWS (expected three dot-separated parts)', 'compact');

@@ -28,7 +28,14 @@ export function makeSharedDir(prefix = 'sigil-agent-'): { dir: string; cleanup()
 
 export async function startAgentProcess(
   server: ServerProcess,
-  options: { root: string; joinToken?: string; trustBundlePath: string; extraArgs?: readonly string[] },
+  options: {
+    root: string;
+    joinToken?: string;
+    trustBundlePath: string;
+    extraArgs?: readonly string[];
+    /** Runs the agent under this open-file limit (soft and hard, so Node cannot raise it). */
+    nofile?: number;
+  },
 ): Promise<AgentProcess> {
   const socketPath = path.join(options.root, 'public', 'api.sock');
   const adminSocket = path.join(options.root, 'admin.sock');
@@ -53,7 +60,12 @@ export async function startAgentProcess(
     ...(options.joinToken ? ['--join-token', options.joinToken] : []),
     ...(options.extraArgs ?? []),
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // prlimit execs the agent: the child's pid is the agent's.
+  const [command, commandArgs] =
+    options.nofile === undefined
+      ? [process.execPath, args]
+      : ['prlimit', [`--nofile=${options.nofile}`, process.execPath, ...args]];
+  const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const append = (chunk: Buffer) => {
     output += chunk.toString();

@@ -431,4 +431,15 @@ describe('AgentManager JWT-SVIDs', () => {
     const noAudience = await manager.fetchJwtSvids([uid('web')], []).catch((e: unknown) => e);
     expect(isSigilError(noAudience, 'ERR_INPUT_INVALID')).toBe(true);
   });
+
+  it('refuses an audience beyond the shared limits before minting or caching anything', async () => {
+    const { manager, signer, sync } = await setup();
+    sync(delta([entry('web')]));
+    const huge = await manager.fetchJwtSvids([uid('web')], ['x'.repeat(2_500_000)]).catch((e: unknown) => e);
+    expect(huge).toMatchObject({
+      code: 'ERR_INPUT_INVALID',
+      message: expect.stringContaining('at most 1024 bytes'),
+    });
+    expect(signer.jwtCalls).toHaveLength(0);
+  });
 });

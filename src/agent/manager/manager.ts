@@ -8,12 +8,13 @@ import type { TrustBundle } from '../../spiffe/bundle.js';
 import type { Clock } from '../../spiffe/clock.js';
 import { quote, SigilError } from '../../spiffe/errors.js';
 import type { TrustDomain } from '../../spiffe/id.js';
+import { checkJwtAudience } from '../../spiffe/jwt-svid.js';
 import type { Selector } from '../../spiffe/selector.js';
 import { describeCertificate } from '../../spiffe/x509-svid.js';
 import type { IdentityFeed, WorkloadIdentity, WorkloadJwtSvid } from '../workloadapi/identity-feed.js';
 import { BundleState } from './bundle-state.js';
 import { EntryCache, type NearMatch } from './entry-cache.js';
-import { JwtSvidCache } from './jwt-cache.js';
+import { JwtSvidCache, type JwtSvidCacheLimits } from './jwt-cache.js';
 import { planMints } from './mint-plan.js';
 import { mintSvids, toCachedSvid } from './minter.js';
 import { renewAtMs, retryDelayMs, svidFieldsKey } from './renewal.js';
@@ -46,6 +47,8 @@ export interface AgentManagerOptions {
   readonly renewAtFraction?: number;
   /** Max CSRs per SignX509Svids call (default 500). */
   readonly signBatchSize?: number;
+  /** Bounds of the JWT-SVID cache (defaults: 10,000 tokens, 16 MiB). */
+  readonly jwtSvidCache?: Partial<JwtSvidCacheLimits>;
 }
 
 export interface SvidStatus {
@@ -103,7 +106,7 @@ export class AgentManager implements IdentityFeed {
       );
     }
     this.bundleState = new BundleState(options.trustDomain, options.initialBundle);
-    this.jwts = new JwtSvidCache(this.clock);
+    this.jwts = new JwtSvidCache(this.clock, options.jwtSvidCache);
     this.hub = new WatchHub({
       compute: (selectors) =>
         buildGroupState(this.entryCache.matching(selectors), this.svids, this.failures, this.bundleState),
@@ -153,17 +156,17 @@ export class AgentManager implements IdentityFeed {
     return this.hub.watch(selectors, signal);
   }
 
-  /** Throws ERR_INPUT_INVALID without an audience, ERR_PERMISSION_DENIED when no entry (or not `spiffeId`) matches. */
+  /**
+   * Throws ERR_INPUT_INVALID for an audience outside the shared limits (checked here too, before
+   * anything is minted or cached, whoever the caller), ERR_PERMISSION_DENIED when no entry (or not
+   * `spiffeId`) matches.
+   */
   async fetchJwtSvids(
     selectors: readonly Selector[],
     audience: readonly string[],
     spiffeId?: string,
   ): Promise<WorkloadJwtSvid[]> {
-    if (audience.length === 0) {
-      throw new SigilError('ERR_INPUT_INVALID', 'jwt-svid: audience must be specified', {
-        field: 'audience',
-      });
-    }
+    checkJwtAudience(audience);
     let matching = this.entryCache.matching(selectors);
     if (spiffeId !== undefined && spiffeId !== '') matching = matching.filter((e) => e.spiffeId === spiffeId);
     if (matching.length === 0) {

@@ -1,12 +1,12 @@
-// The five SpiffeWorkloadAPI RPCs (spiffe-facts.md §5.3), after SPIRE's agent handler: check the
-// security header, attest the caller from the kernel's peer credentials, then answer from the
-// IdentityFeed. Streams send the complete state at once and on every change; an update with no SVID
-// ends the stream with PERMISSION_DENIED (redaction). Refusals are logged with pid, uid and reason;
-// keys and tokens never reach a log line. WIT RPCs answer UNIMPLEMENTED (optional profile).
+// The five SpiffeWorkloadAPI RPCs (spiffe-facts.md §5.3), after SPIRE's agent handler: admit the
+// call (security header, a well-formed request, attestation of the caller from the kernel's peer
+// credentials: admission.ts), validate its input, then answer from the IdentityFeed. Streams send
+// the complete state at once and on every change, re-checking the caller before each; an update
+// with no SVID ends the stream with PERMISSION_DENIED (redaction). Refusals are logged with pid, uid
+// and reason; keys and tokens never reach a log line. WIT RPCs answer UNIMPLEMENTED (optional profile).
 import type { KeyObject } from 'node:crypto';
 import {
   type handleUnaryCall,
-  type Metadata,
   type ServerUnaryCall,
   type ServerWritableStream,
   type sendUnaryData,
@@ -17,28 +17,22 @@ import type { PeerCred } from '../../attestors/workload/types.js';
 import {
   type JwtSvidRequestMessage,
   type JwtSvidResponseMessage,
-  SECURITY_HEADER,
-  SECURITY_HEADER_VALUE,
   toStruct,
   type ValidateJwtSvidRequestMessage,
   type ValidateJwtSvidResponseMessage,
-  workloadServiceDefinition,
   type X509SvidResponseMessage,
 } from '../../sdk/index.js';
 import { concatX509Authorities, encodeJwtJwks, type TrustBundle } from '../../spiffe/bundle.js';
 import { type Clock, systemClock } from '../../spiffe/clock.js';
 import { isSigilError, SigilError, type SigilErrorCode } from '../../spiffe/errors.js';
 import { parseSpiffeId } from '../../spiffe/id.js';
-import { validateJwtSvid } from '../../spiffe/jwt-svid.js';
+import { checkJwtAudience, validateJwtSvid } from '../../spiffe/jwt-svid.js';
 import { exportPkcs8Der } from '../../spiffe/keys.js';
-import type { Selector } from '../../spiffe/selector.js';
+import { admit, type Caller, type CallerProcess, checkCaller, checkSecurityHeader } from './admission.js';
 import type { CallerAttestor, IdentityFeed, WorkloadIdentity } from './identity-feed.js';
+import { strictWorkloadServiceDefinition } from './request-decoding.js';
 
-/** The caller of one call as the server saw it at accept time, with its PID-reuse guard. */
-export interface CallerProcess {
-  readonly cred: PeerCred;
-  isSameProcess(): boolean;
-}
+export type { CallerProcess } from './admission.js';
 
 export interface WorkloadApiLogger {
   debug(fields: object, message: string): void;
@@ -55,11 +49,6 @@ export interface WorkloadApiHandlerDeps {
   logger: WorkloadApiLogger;
   /** For ValidateJWTSVID expiry checks. Defaults to the system clock. */
   clock?: Clock;
-}
-
-interface Caller {
-  readonly cred: PeerCred;
-  readonly selectors: readonly Selector[];
 }
 
 /** SigilError code → gRPC status: the one table for this edge. Unlisted codes are internal faults. */
@@ -80,40 +69,12 @@ const STATUS_OF: Partial<Record<SigilErrorCode, status>> = {
 
 const NO_IDENTITY = 'no identity issued';
 
-type AnyCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;
-
-/** Handlers for `grpcServer.addService(workloadServiceDefinition(), …)`. */
+/** Handlers for `grpcServer.addService(strictWorkloadServiceDefinition(), …)`. */
 export function createWorkloadApiHandlers(deps: WorkloadApiHandlerDeps): UntypedServiceImplementation {
   const clock = deps.clock ?? systemClock;
   const { feed, logger } = deps;
-  const definition = workloadServiceDefinition();
+  const definition = strictWorkloadServiceDefinition();
   const pkcs8Cache = new WeakMap<KeyObject, Buffer>();
-
-  /** Header check and attestation, in SPIRE's middleware order. Throws refusals. */
-  async function admit(call: AnyCall, signal: AbortSignal): Promise<Caller> {
-    checkSecurityHeader(call.metadata);
-    const peer = deps.callerOf(call);
-    if (!peer) {
-      throw new SigilError('ERR_UNAVAILABLE', 'workload attestation failed', { reason: 'caller unknown' });
-    }
-    let selectors: Selector[];
-    try {
-      selectors = await deps.attestor.attest(peer.cred, signal);
-    } catch (err) {
-      throw new SigilError('ERR_UNAVAILABLE', 'workload attestation failed', {
-        reason: `attestor: ${isSigilError(err) || err instanceof Error ? err.message : String(err)}`,
-        cause: err,
-      });
-    }
-    // Attestation read /proc/<pid>: only if that PID still names the process that connected do the
-    // selectors describe the caller (SPIRE peertracker's rule).
-    if (!peer.isSameProcess()) {
-      throw new SigilError('ERR_UNAVAILABLE', 'workload attestation failed', {
-        reason: 'caller exited during attestation (its pid may be reused)',
-      });
-    }
-    return { cred: peer.cred, selectors };
-  }
 
   function refuse(
     method: string,
@@ -131,7 +92,7 @@ export function createWorkloadApiHandlers(deps: WorkloadApiHandlerDeps): Untyped
     }
     const e = err as SigilError;
     logger.warn(
-      { ...fields, code: status[known], reason: e.reason ?? e.message },
+      { ...fields, code: status[known], reason: e.reason ?? e.message, error: e.message },
       'Workload API request refused',
     );
     return { code: known, details: e.message };
@@ -146,12 +107,16 @@ export function createWorkloadApiHandlers(deps: WorkloadApiHandlerDeps): Untyped
     return async (call: ServerWritableStream<unknown, unknown>) => {
       const controller = new AbortController();
       call.on('cancelled', () => controller.abort());
-      let caller: Caller | undefined;
+      const peer = deps.callerOf(call);
+      const closeCall = peer?.openCall();
       try {
-        caller = await admit(call, controller.signal);
-        logger.debug({ method, pid: caller.cred.pid, uid: caller.cred.uid }, 'Workload API stream opened');
+        const caller = await admit(call, peer, deps.attestor, controller.signal);
+        const { cred } = caller.process;
+        logger.debug({ method, pid: cred.pid, uid: cred.uid }, 'Workload API stream opened');
         let previous: Buffer | undefined;
         for await (const identity of feed.watch(caller.selectors, controller.signal)) {
+          // Every push is an answer to this caller: it must still be the process that connected.
+          checkCaller(caller.process);
           // Redaction as much as "never had one": the workload must drop what it holds.
           if (identity.svids.length === 0) throw new SigilError('ERR_PERMISSION_DENIED', NO_IDENTITY);
           const message = render(identity);
@@ -168,10 +133,10 @@ export function createWorkloadApiHandlers(deps: WorkloadApiHandlerDeps): Untyped
           });
         }
       } catch (err) {
-        if (!controller.signal.aborted)
-          call.emit('error', refuse(method, caller?.cred ?? callerCred(call), err));
+        if (!controller.signal.aborted) call.emit('error', refuse(method, peer?.cred, err));
       } finally {
         controller.abort();
+        closeCall?.();
       }
     };
   }
@@ -183,21 +148,16 @@ export function createWorkloadApiHandlers(deps: WorkloadApiHandlerDeps): Untyped
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       const controller = new AbortController();
       call.on('cancelled', () => controller.abort());
-      let caller: Caller | undefined;
-      admit(call as AnyCall, controller.signal)
-        .then((admitted) => {
-          caller = admitted;
-          return answer(call.request, admitted);
-        })
+      const peer = deps.callerOf(call);
+      const closeCall = peer?.openCall();
+      admit(call, peer, deps.attestor, controller.signal)
+        .then((admitted) => answer(call.request, admitted))
         .then(
           (response) => callback(null, response),
-          (err: unknown) => callback(refuse(method, caller?.cred ?? callerCred(call as AnyCall), err)),
-        );
+          (err: unknown) => callback(refuse(method, peer?.cred, err)),
+        )
+        .finally(() => closeCall?.());
     };
-  }
-
-  function callerCred(call: AnyCall): PeerCred | undefined {
-    return deps.callerOf(call)?.cred;
   }
 
   function x509SvidResponse(identity: WorkloadIdentity): X509SvidResponseMessage {
@@ -231,7 +191,7 @@ export function createWorkloadApiHandlers(deps: WorkloadApiHandlerDeps): Untyped
         `${method} is not implemented (WIT-SVID profile unsupported)`,
       );
     } catch (err) {
-      call.emit('error', refuse(method, callerCred(call), err));
+      call.emit('error', refuse(method, deps.callerOf(call)?.cred, err));
     }
   };
 
@@ -253,8 +213,8 @@ export function createWorkloadApiHandlers(deps: WorkloadApiHandlerDeps): Untyped
     FetchJWTSVID: unary<JwtSvidRequestMessage, JwtSvidResponseMessage>(
       'FetchJWTSVID',
       async (request, caller) => {
-        if (request.audience.length === 0) throw invalid('audience must be specified');
-        if (request.audience.some((a) => a === '')) throw invalid('audience must not contain empty values');
+        // Before anything is minted or cached: audiences are the workload's to choose (issue 9, item 6).
+        checkJwtAudience(request.audience);
         let wanted: string | undefined;
         if (request.spiffe_id !== '') {
           try {
@@ -274,6 +234,7 @@ export function createWorkloadApiHandlers(deps: WorkloadApiHandlerDeps): Untyped
       'ValidateJWTSVID',
       async (request) => {
         if (request.audience === '') throw invalid('audience must be specified');
+        checkJwtAudience([request.audience]);
         if (request.svid === '') throw invalid('svid must be specified');
         const bundles = feed.bundles();
         const validated = validateJwtSvid(request.svid, {
@@ -289,16 +250,6 @@ export function createWorkloadApiHandlers(deps: WorkloadApiHandlerDeps): Untyped
     FetchWITSVID: unimplemented('FetchWITSVID'),
     FetchWITBundles: unimplemented('FetchWITBundles'),
   };
-}
-
-/** Exactly one value, exactly "true" (SPIRE's rule); anything else is a request we must not serve. */
-function checkSecurityHeader(metadata: Metadata): void {
-  const values = metadata.get(SECURITY_HEADER);
-  if (values.length !== 1 || values[0] !== SECURITY_HEADER_VALUE) {
-    throw new SigilError('ERR_INPUT_INVALID', 'security header missing from request', {
-      reason: 'security header',
-    });
-  }
 }
 
 function allBundles(identity: WorkloadIdentity): TrustBundle[] {

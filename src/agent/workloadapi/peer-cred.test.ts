@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -49,6 +49,13 @@ async function acceptFromChild(
   return { peer, child };
 }
 
+async function waitUntil(condition: () => boolean): Promise<void> {
+  for (let waited = 0; !condition(); waited += 20) {
+    if (waited > 10_000) throw new Error('condition not met within 10 s');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 async function killAndWait(child: ChildProcess): Promise<void> {
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGKILL');
@@ -56,11 +63,54 @@ async function killAndWait(child: ChildProcess): Promise<void> {
 }
 
 describe('readPeerProcess', () => {
-  it('reports the pid, uid and gid of the connecting process, as the kernel saw them', async () => {
+  it('reports the pid, uid and gid of the connecting process as the kernel saw them, and its executable', async () => {
+    const { dev, ino } = statSync(process.execPath, { bigint: true });
+    const exe = { path: realpathSync(process.execPath), dev, ino };
     const { peer, child } = await acceptFromChild(NOBODY, NOBODY, true);
-    expect(peer.cred).toEqual({ pid: child.pid, uid: NOBODY, gid: NOBODY });
+    expect(peer.cred).toEqual({ pid: child.pid, uid: NOBODY, gid: NOBODY, exe });
     const daemon = await acceptFromChild(1, 1, true);
-    expect(daemon.peer.cred).toEqual({ pid: daemon.child.pid, uid: 1, gid: 1 });
+    expect(daemon.peer.cred).toEqual({ pid: daemon.child.pid, uid: 1, gid: 1, exe });
+    expect(peer.change()).toBeUndefined();
+  });
+
+  it('reports an exec after the connection was accepted, and an exit', async () => {
+    const dir = tempDir();
+    const socketPath = path.join(dir, 's.sock');
+    let onPeer: (p: PeerProcess) => void = () => {};
+    const accepted = new Promise<PeerProcess>((resolve) => {
+      onPeer = resolve;
+    });
+    const server = createServer((socket) => {
+      onPeer(readPeerProcess(socket));
+      cleanups.push(() => socket.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    cleanups.push(() => server.close());
+    // Connects, keeps the socket across exec, and execs sleep once told to (a line on stdin).
+    const script = [
+      'import os, socket, sys',
+      's = socket.socket(socket.AF_UNIX)',
+      's.connect(sys.argv[1])',
+      's.set_inheritable(True)',
+      'sys.stdin.readline()',
+      'os.execv("/bin/sleep", ["sleep", "30"])',
+    ].join('\n');
+    const child = spawn('python3', ['-c', script, socketPath], { stdio: ['pipe', 'ignore', 'inherit'] });
+    cleanups.push(() => child.kill('SIGKILL'));
+    const peer = await accepted;
+    cleanups.push(() => peer.release());
+    expect(peer.cred.exe).toMatchObject({ path: expect.stringMatching(/python/) });
+    expect(peer.change()).toBeUndefined();
+    child.stdin!.write('exec\n');
+    await waitUntil(() => peer.change() !== undefined);
+    expect(peer.change()).toEqual({
+      kind: 'exec',
+      detail: expect.stringMatching(
+        /^process \d+ has exec'd \/(usr\/)?bin\/sleep \(device .*since it connected running .*python/,
+      ),
+    });
+    await killAndWait(child);
+    expect(peer.change()).toMatchObject({ kind: 'exited' });
   });
 
   it('guards with a pidfd on this kernel: same process while alive, not after it exits', async () => {
@@ -110,6 +160,17 @@ describe('startTimeGuard (PID reuse) with a fake /proc', () => {
     expect(guard.isSameProcess()).toBe(true);
     rmSync(path.join(procRoot, '42'), { recursive: true });
     expect(guard.isSameProcess()).toBe(false);
+  });
+
+  it('reports a /proc read failure as what it is, not as an exit (EMFILE once read as "exited")', () => {
+    const procRoot = tempDir();
+    mkdirSync(path.join(procRoot, '42', 'stat'), { recursive: true }); // reading it fails with EISDIR
+    expect(() => readStartTime(procRoot, 42)).toThrow(
+      expect.objectContaining({
+        reason: 'proc',
+        message: expect.stringContaining('cannot read /proc/42/stat: EISDIR'),
+      }),
+    );
   });
 
   it('refuses a process that is already gone at accept', () => {

@@ -3,18 +3,29 @@
 // through a connection injector. Plaintext h2c, no TLS: the spec forbids requiring it, and the
 // caller is identified out of band. The socket file is made 0777 so that any local workload can
 // connect (it has to, to be attested); who may reach it is governed by its directory, which the
-// agent creates or checks (ours, 0755, no one else may write a directory on the path) before this starts.
+// agent creates or checks (ours, 0755, no one else may write a directory on the path) before this
+// starts. Because anyone may connect, connections and streams are capped and idle ones closed
+// (connection-table.ts, connection-limits.ts), and requests are bounded in size and decoded strictly
+// (request-decoding.ts).
 import { lstat, unlink } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
-import { workloadServiceDefinition } from '../../sdk/index.js';
-import type { Clock } from '../../spiffe/clock.js';
+import { type Clock, systemClock } from '../../spiffe/clock.js';
 import { quote, SigilError } from '../../spiffe/errors.js';
+import { MAX_JWT_SVID_BYTES } from '../../spiffe/jwt-svid.js';
 import { listenOnSocket } from '../../spiffe/socket-listen.js';
+import {
+  DEFAULT_WORKLOAD_API_LIMITS,
+  effectiveLimits,
+  readOpenFileLimit,
+  type WorkloadApiLimits,
+} from './connection-limits.js';
+import { ConnectionTable } from './connection-table.js';
 import { connectionTagOf, tagConnection } from './connection-tag.js';
 import { createWorkloadApiHandlers, type WorkloadApiLogger } from './handler.js';
 import type { CallerAttestor, IdentityFeed } from './identity-feed.js';
 import { type PeerProcess, readPeerProcess } from './peer-cred.js';
+import { strictWorkloadServiceDefinition } from './request-decoding.js';
 
 export interface WorkloadApiServerOptions {
   /**
@@ -31,6 +42,10 @@ export interface WorkloadApiServerOptions {
   clock?: Clock;
   /** Use SO_PEERPIDFD when the kernel has it (>= 6.5). Defaults to true. */
   usePidfd?: boolean;
+  /** Connection, stream and idle limits. Defaults to DEFAULT_WORKLOAD_API_LIMITS. */
+  limits?: WorkloadApiLimits;
+  /** RLIMIT_NOFILE to size the connection cap by. Defaults to this process's, from /proc/self/limits. */
+  openFileLimit?: number;
 }
 
 export interface WorkloadApiServer {
@@ -40,27 +55,55 @@ export interface WorkloadApiServer {
 
 /** Socket mode: every local user must be able to connect; see the module comment. */
 const SOCKET_MODE = 0o777;
+/**
+ * The largest valid request is a ValidateJWTSVIDRequest with a token of MAX_JWT_SVID_BYTES and a
+ * 1 KiB audience; grpc-js refuses a longer message from its length prefix, before buffering it
+ * (RESOURCE_EXHAUSTED), instead of its default of 4 MiB per stream.
+ */
+export const MAX_REQUEST_BYTES = 2 * MAX_JWT_SVID_BYTES;
+
+interface Connection {
+  readonly socket: Socket;
+  readonly peer: PeerProcess;
+}
 
 export async function startWorkloadApiServer(options: WorkloadApiServerOptions): Promise<WorkloadApiServer> {
   const { socketPath, logger } = options;
-  const connections = new Map<string, PeerProcess>();
-  const sockets = new Set<Socket>();
+  const clock = options.clock ?? systemClock;
+  const configured = options.limits ?? DEFAULT_WORKLOAD_API_LIMITS;
+  const limits = effectiveLimits(configured, options.openFileLimit ?? readOpenFileLimit());
+  const connections = new Map<string, Connection>();
   let nextConnection = 0;
+  /** Closes a connection the table let go of (idle, or evicted), saying why. */
+  const closeConnection = (id: string, fields: { reason: string; forPid?: number; forUid?: number }) => {
+    const connection = connections.get(id);
+    if (!connection) return;
+    const { pid, uid } = connection.peer.cred;
+    logger.warn({ pid, uid, ...fields }, 'Workload API connection closed');
+    connection.socket.destroy();
+  };
+  const table = new ConnectionTable({
+    limits,
+    clock,
+    onIdle: (id, _uid, reason) => closeConnection(id, { reason }),
+  });
+  const callerOf = (call: { getPeer(): string }) => {
+    const tag = connectionTagOf(call);
+    const peer = tag === undefined ? undefined : connections.get(tag)?.peer;
+    if (tag === undefined || peer === undefined) return undefined;
+    return { cred: peer.cred, change: () => peer.change(), openCall: () => table.openCall(tag) };
+  };
 
-  // Channelz off: it would parse our connection tag as a peer address for no benefit.
-  const grpcServer = new GrpcServer({ 'grpc.enable_channelz': 0 });
+  const grpcServer = new GrpcServer({
+    // Channelz off: it would parse our connection tag as a peer address for no benefit.
+    'grpc.enable_channelz': 0,
+    'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
+    // Sent in SETTINGS; nghttp2 answers streams beyond it with RST_STREAM(REFUSED_STREAM).
+    'grpc.max_concurrent_streams': configured.maxStreamsPerConnection,
+  });
   grpcServer.addService(
-    workloadServiceDefinition(),
-    createWorkloadApiHandlers({
-      feed: options.feed,
-      attestor: options.attestor,
-      logger,
-      clock: options.clock,
-      callerOf: (call) => {
-        const tag = connectionTagOf(call);
-        return tag === undefined ? undefined : connections.get(tag);
-      },
-    }),
+    strictWorkloadServiceDefinition(),
+    createWorkloadApiHandlers({ feed: options.feed, attestor: options.attestor, logger, clock, callerOf }),
   );
   const injector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
 
@@ -73,12 +116,21 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
       socket.destroy();
       return;
     }
+    const { pid, uid } = peer.cred;
     const tag = String(nextConnection++);
-    connections.set(tag, peer);
-    sockets.add(socket);
+    const admission = table.admit(tag, uid);
+    if (!admission.admitted) {
+      logger.warn({ pid, uid, reason: admission.reason }, 'Workload API connection refused');
+      peer.release();
+      socket.destroy();
+      return;
+    }
+    const { evicted } = admission;
+    if (evicted) closeConnection(evicted.id, { reason: evicted.reason, forPid: pid, forUid: uid });
+    connections.set(tag, { socket, peer });
     socket.once('close', () => {
+      table.remove(tag);
       connections.delete(tag);
-      sockets.delete(socket);
       peer.release();
     });
     tagConnection(socket, tag);
@@ -87,7 +139,20 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
 
   await removeStaleSocket(socketPath);
   await listenOnSocket(netServer, socketPath, SOCKET_MODE);
-  logger.info({ socketPath }, 'Workload API listening');
+  // accept() failing (EMFILE despite the cap: something else took the descriptors) is logged, not
+  // thrown: libuv has already closed that pending connection, and the next may succeed.
+  netServer.on('error', (err) => logger.error({ reason: err.message }, 'Workload API accept failed'));
+  logger.info(
+    {
+      socketPath,
+      maxConnections: limits.maxConnections,
+      descriptorBound: limits.descriptorBound,
+      maxConnectionsPerUid: limits.maxConnectionsPerUid,
+      maxStreamsPerConnection: configured.maxStreamsPerConnection,
+      idleTimeoutMs: limits.idleTimeoutMs,
+    },
+    'Workload API listening',
+  );
 
   let closing: Promise<void> | undefined;
   return {
@@ -96,7 +161,7 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
         const stopped = new Promise<void>((resolve) => netServer.close(() => resolve()));
         grpcServer.forceShutdown();
         injector.destroy();
-        for (const socket of sockets) socket.destroy();
+        for (const { socket } of connections.values()) socket.destroy();
         await stopped;
         await unlink(socketPath).catch(() => {
           // Already gone (removed by an operator or a restarted agent): nothing left to clean.

@@ -28,4 +28,6 @@ export function createWorkloadAttestor(
   return factory(rawConfig, deps);
 }
 
+export type { ExecutableIdentity, ExecutableUnknown } from './executable.js';
+export { execSince, readExecutable } from './executable.js';
 export type { PeerCred, WorkloadAttestor } from './types.js';

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../spiffe/clock.js';
 import { formatSelector } from '../../../spiffe/selector.js';
+import { readExecutable } from '../executable.js';
 import { createWorkloadAttestor } from '../index.js';
 import { groupLookup, passwdLookup } from './accounts.js';
 import { createUnixAttestor } from './unix-attestor.js';
@@ -70,19 +72,51 @@ describe('unix workload attestor', () => {
     expect(noPath.some((s) => s.startsWith('unix:path:') || s.startsWith('unix:sha256:'))).toBe(false);
   });
 
-  it('re-hashes a binary that changed (cache key includes mtime and size)', async () => {
+  it('re-hashes a binary that changed once the re-hash interval has passed, and answers UNAVAILABLE before', async () => {
     const { procRoot, binPath } = fakeProc();
-    const attestor = createUnixAttestor({}, deps(procRoot));
+    const clock = new ManualClock();
+    const attestor = createUnixAttestor({ rehash_interval: '30s' }, { ...deps(procRoot), clock });
     const shaOf = async () =>
       (await attestor.attest(PEER, new AbortController().signal)).find((s) => s.value.startsWith('sha256:'))!
         .value;
     const first = await shaOf();
     expect(await shaOf()).toBe(first);
     writeFileSync(binPath, 'workload v2, longer\n');
-    utimesSync(binPath, new Date(2_000_000_000_000), new Date(2_000_000_000_000));
+    await expect(shaOf()).rejects.toMatchObject({
+      code: 'ERR_UNAVAILABLE',
+      reason: 'hash-budget',
+      message: expect.stringMatching(
+        /cannot hash its executable: not hashed: .*at most once per 30s; retry in/,
+      ),
+    });
+    await clock.advance(30_000);
     expect(await shaOf()).toBe(
       `sha256:${createHash('sha256').update('workload v2, longer\n').digest('hex')}`,
     );
+  });
+
+  it("describes the executable recorded at connect time, and refuses once the process has exec'd another", async () => {
+    const { procRoot, binPath } = fakeProc();
+    const attestor = createUnixAttestor({}, deps(procRoot));
+    const recorded = readExecutable(procRoot, PEER.pid);
+    const selectors = await attestor.attest({ ...PEER, exe: recorded }, new AbortController().signal);
+    expect(selectors.map(formatSelector)).toContain(`unix:path:${binPath}`);
+    // The process execs another binary: same pid, new /proc/<pid>/exe.
+    const other = path.join(path.dirname(binPath), 'bin-other');
+    writeFileSync(other, 'other\n');
+    rmSync(path.join(procRoot, String(PEER.pid), 'exe'));
+    symlinkSync(other, path.join(procRoot, String(PEER.pid), 'exe'));
+    await expect(
+      attestor.attest({ ...PEER, exe: recorded }, new AbortController().signal),
+    ).rejects.toMatchObject({
+      code: 'ERR_UNAVAILABLE',
+      message: expect.stringContaining(`has exec'd ${other} (device`),
+    });
+    await expect(
+      attestor.attest({ ...PEER, exe: { error: 'EACCES' } }, new AbortController().signal),
+    ).rejects.toMatchObject({
+      message: expect.stringContaining('could not be read when it connected: EACCES'),
+    });
   });
 
   it('fails when the process is gone', async () => {
@@ -112,15 +146,23 @@ describe('unix workload attestor', () => {
 describe('unix attestor config', () => {
   it('reports every problem at once, by key, with the value found', () => {
     expect(() =>
-      createUnixAttestor({ discover_workload_path: 'yes', workload_size_limit: -1, sha: true }),
+      createUnixAttestor({
+        discover_workload_path: 'yes',
+        workload_size_limit: -1,
+        sha: true,
+        rehash_interval: '0s',
+        hash_rate_limit: 1.5,
+      }),
     ).toThrow(
       expect.objectContaining({
         code: 'ERR_CONFIG_INVALID',
         message: [
-          'workload attestor "unix": config has 3 problems',
-          '  sha: unknown key (valid: discover_workload_path, workload_size_limit)',
+          'workload attestor "unix": config has 5 problems',
+          '  sha: unknown key (valid: discover_workload_path, workload_size_limit, rehash_interval, hash_rate_limit)',
           '  discover_workload_path: must be true or false (got "yes")',
           '  workload_size_limit: must be a whole number of bytes, 0 or more (got "-1")',
+          '  rehash_interval: "0s" must be greater than zero (examples: 90s, 30m, 1h)',
+          '  hash_rate_limit: must be a whole number of bytes per second, 1 or more (got "1.5")',
         ].join('\n'),
       }),
     );

@@ -2,15 +2,20 @@
 // caller. uid and gid come from the socket's peer credentials, never from anything the client says
 // or from /proc (which a process can change after connecting); supplementary groups, the executable
 // path and its hash come from /proc/<pid>, which the caller of `attest` must re-validate afterwards
-// against PID reuse (see agent/workloadapi/peer-cred.ts).
-import { readFileSync, readlinkSync } from 'node:fs';
+// against PID reuse (see agent/workloadapi/peer-cred.ts). Path and hash describe the executable the
+// process ran when it connected (`peer.exe`), and only while it still runs that very file: what
+// those selectors prove, and what they cannot, is written up in docs/workload-attestation.md.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { SigilError } from '../../../spiffe/errors.js';
+import { type Clock, systemClock } from '../../../spiffe/clock.js';
+import { isSigilError, SigilError } from '../../../spiffe/errors.js';
 import { makeSelector, type Selector } from '../../../spiffe/selector.js';
+import { type ExecutableIdentity, execSince, readExecutable } from '../executable.js';
 import type { PeerCred, WorkloadAttestor } from '../types.js';
 import { groupLookup, type NameLookup, passwdLookup } from './accounts.js';
 import { BinaryHasher } from './binary-hash.js';
-import { parseUnixAttestorConfig } from './config.js';
+import { HASH_BURST_SECONDS, parseUnixAttestorConfig } from './config.js';
+import { HashBudget } from './hash-budget.js';
 
 export const UNIX_ATTESTOR_NAME = 'unix';
 
@@ -21,6 +26,8 @@ export interface UnixAttestorDeps {
   lookupUserName?: NameLookup;
   /** gid → group name. Defaults to reading /etc/group. */
   lookupGroupName?: NameLookup;
+  /** Paces re-hashing. Defaults to the system clock. */
+  clock?: Clock;
 }
 
 /** Builds the attestor from raw (snake_case) config; throws ERR_CONFIG_INVALID listing every problem. */
@@ -29,7 +36,15 @@ export function createUnixAttestor(rawConfig: unknown, deps: UnixAttestorDeps = 
   const procRoot = deps.procRoot ?? '/proc';
   const lookupUserName = deps.lookupUserName ?? passwdLookup();
   const lookupGroupName = deps.lookupGroupName ?? groupLookup();
-  const hasher = new BinaryHasher(config.workloadSizeLimitBytes);
+  const rate = config.hashRateLimitBytesPerSecond;
+  const budget = new HashBudget({
+    clock: deps.clock ?? systemClock,
+    rehashIntervalMs: config.rehashIntervalMs,
+    bytesPerSecond: rate,
+    // Never below the size limit: a binary the limit allows must be hashable after a quiet period.
+    burstBytes: Math.max(rate * HASH_BURST_SECONDS, config.workloadSizeLimitBytes),
+  });
+  const hasher = new BinaryHasher(config.workloadSizeLimitBytes, budget);
   const selector = (value: string) => makeSelector(UNIX_ATTESTOR_NAME, value);
 
   return Object.freeze({
@@ -49,18 +64,12 @@ export function createUnixAttestor(rawConfig: unknown, deps: UnixAttestorDeps = 
       signal.throwIfAborted();
 
       if (config.discoverWorkloadPath) {
-        const exe = path.join(procDir, 'exe');
-        let exePath: string;
-        try {
-          exePath = readlinkSync(exe);
-        } catch (err) {
-          throw attestError(peer.pid, `cannot read its executable path: ${(err as Error).message}`, err);
-        }
-        selectors.push(selector(`path:${exePath}`));
+        const exe = executableOf(procRoot, peer);
+        selectors.push(selector(`path:${exe.path}`));
         if (config.workloadSizeLimitBytes > 0) {
           let digest: string | undefined;
           try {
-            digest = await hasher.hash(exe);
+            digest = await hasher.hash(path.join(procDir, 'exe'), exe);
           } catch (err) {
             throw attestError(peer.pid, `cannot hash its executable: ${(err as Error).message}`, err);
           }
@@ -70,6 +79,26 @@ export function createUnixAttestor(rawConfig: unknown, deps: UnixAttestorDeps = 
       return selectors;
     },
   });
+}
+
+/**
+ * The executable to describe: the one recorded when the caller connected, provided the process
+ * still runs it (read now). Without a recording (an operator's `debug explain`), the current one.
+ */
+function executableOf(procRoot: string, peer: PeerCred): ExecutableIdentity {
+  const recorded = peer.exe;
+  if (recorded !== undefined && 'error' in recorded) {
+    throw attestError(peer.pid, `its executable could not be read when it connected: ${recorded.error}`);
+  }
+  let current: ExecutableIdentity;
+  try {
+    current = readExecutable(procRoot, peer.pid);
+  } catch (err) {
+    throw attestError(peer.pid, `cannot read its executable path: ${(err as Error).message}`, err);
+  }
+  const exec = recorded === undefined ? undefined : execSince(recorded, current);
+  if (exec !== undefined) throw attestError(peer.pid, `it ${exec}`);
+  return current;
 }
 
 /** The `Groups:` line of /proc/<pid>/status: supplementary group IDs, space-separated. */
@@ -91,9 +120,9 @@ async function supplementaryGids(procDir: string, pid: number): Promise<number[]
     .map(Number);
 }
 
-function attestError(pid: number, rule: string, cause: unknown): SigilError {
+function attestError(pid: number, rule: string, cause?: unknown): SigilError {
   return new SigilError('ERR_UNAVAILABLE', `unix attestor: process ${pid}: ${rule}`, {
-    reason: 'proc',
+    reason: isSigilError(cause) ? (cause.reason ?? 'proc') : 'proc',
     cause,
   });
 }
