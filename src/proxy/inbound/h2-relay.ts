@@ -1,9 +1,12 @@
 // Per-stream HTTP/2 relay for inbound `http2` listeners, used only for connections whose policy
 // needs each request's method or path (an opaque pipe can only be authorized by caller and port).
 // It costs several times the opaque pipe per request (proxy-performance-notes.md), which is why
-// the listener picks it per connection rather than always. Every stream is authorized on its own,
-// gets the verified identity headers, and is relayed to the app over one shared h2c session,
-// trailers included (gRPC puts its status there).
+// the listener picks it per connection rather than always. Every stream is authorized on its
+// normalized `:path` (the one forwarded), gets the verified identity headers, and is relayed to the
+// app over one shared h2c session, trailers included (gRPC puts its status there). Limits: streams
+// per connection (SETTINGS), a stream idle timeout (Node's per-stream timer, re-armed by Node on
+// each frame), and a session with no open stream is closed after the idle timeout: one timer per
+// session, checked against a timestamp the streams update, so nothing is armed per request.
 import {
   type ClientHttp2Session,
   type ClientHttp2Stream,
@@ -12,14 +15,18 @@ import {
   connect as h2connect,
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
+  type ServerHttp2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { SIGIL_ERROR_HEADER } from '../errors.js';
+import type { Clock } from '../../spiffe/clock.js';
+import { REFUSAL_STATUS, SIGIL_ERROR_HEADER } from '../errors.js';
+import type { ListenerGuard } from '../guard.js';
 import type { VerifiedPeer } from '../identity.js';
 import type { ProxyLogger } from '../logger.js';
 import type { RequestSeries } from '../metrics.js';
 import { responseClassOf } from '../metrics.js';
+import { normalizeRequestTarget, type PathNormalization } from '../policy/normalize.js';
 import type { AuthorizationDecision, AuthorizationRequest } from './authorize.js';
 import { IDENTITY_HEADERS, PEER_ID_HEADER, XFCC_HEADER, xfccValue } from './peer-headers.js';
 
@@ -27,6 +34,11 @@ export interface StreamRelayOptions {
   readonly listener: string;
   readonly app: { readonly host: string; readonly port: number };
   readonly logger: ProxyLogger;
+  /** Runs the session idle checks. */
+  readonly clock: Clock;
+  /** The listener's limits, refusal counting and logging. */
+  readonly guard: ListenerGuard;
+  readonly pathNormalization: PathNormalization;
   /** Authorizes (counting and logging the decision) one request. */
   readonly enforce: (request: AuthorizationRequest) => AuthorizationDecision;
   /** Our own SPIFFE ID now. */
@@ -40,12 +52,25 @@ export interface StreamRelay {
   close(): Promise<void>;
 }
 
+/** What the relay keeps per caller session. */
+interface SessionState {
+  readonly peer: VerifiedPeer | null;
+  openStreams: number;
+  /** When the last stream closed (or the session opened), on the injected clock. */
+  idleSinceMs: number;
+}
+
 export function createStreamRelay(options: StreamRelayOptions): StreamRelay {
-  const peers = new WeakMap<object, VerifiedPeer | null>();
-  const server = createServer();
+  const { limits } = options.guard;
+  const sessions = new WeakMap<object, SessionState>();
+  const server = createServer({ settings: { maxConcurrentStreams: limits.maxConcurrentStreams } });
   // node:http2 makes the session synchronously inside emit('connection'); this carries the peer there.
   let accepting: VerifiedPeer | null = null;
-  server.on('session', (session) => peers.set(session, accepting));
+  server.on('session', (session) => {
+    const state: SessionState = { peer: accepting, openStreams: 0, idleSinceMs: options.clock.nowMs() };
+    sessions.set(session, state);
+    closeWhenIdle(session, state, options);
+  });
   let app: ClientHttp2Session | undefined;
   const appSession = (): ClientHttp2Session => {
     if (app === undefined || app.closed || app.destroyed) {
@@ -62,7 +87,20 @@ export function createStreamRelay(options: StreamRelayOptions): StreamRelay {
     return app;
   };
   server.on('stream', (stream, headers) => {
-    relayStream(stream, headers, peers.get(stream.session!) ?? null, appSession, options);
+    const state = sessions.get(stream.session!);
+    if (state === undefined) return;
+    state.openStreams++;
+    stream.once('close', () => {
+      if (--state.openStreams === 0) state.idleSinceMs = options.clock.nowMs();
+    });
+    stream.setTimeout(limits.streamIdleTimeoutMs, () => {
+      options.guard.timedOut('stream-idle', {
+        source_id: state.peer?.spiffeId ?? null,
+        timeout_ms: limits.streamIdleTimeoutMs,
+      });
+      stream.close(constants.NGHTTP2_CANCEL);
+    });
+    relayStream(stream, headers, state.peer, appSession, options);
   });
   return {
     accept(socket, peer) {
@@ -89,6 +127,29 @@ export function createStreamRelay(options: StreamRelayOptions): StreamRelay {
   };
 }
 
+/**
+ * Closes `session` (GOAWAY) once it has had no open stream for the idle timeout: a caller that sent
+ * the preface and nothing else, or one whose pool forgot it. A session with streams is left to the
+ * stream idle timeout. One timer per session, re-armed for whatever remains of the idle period.
+ */
+function closeWhenIdle(session: ServerHttp2Session, state: SessionState, options: StreamRelayOptions): void {
+  const idleMs = options.guard.limits.idleTimeoutMs;
+  let cancel: (() => void) | null = null;
+  const check = () => {
+    cancel = null;
+    if (session.closed || session.destroyed) return;
+    const idleForMs = options.clock.nowMs() - state.idleSinceMs;
+    if (state.openStreams === 0 && idleForMs >= idleMs) {
+      options.guard.timedOut('idle', { source_id: state.peer?.spiffeId ?? null, timeout_ms: idleMs });
+      session.close();
+      return;
+    }
+    cancel = options.clock.setTimer(state.openStreams === 0 ? idleMs - idleForMs : idleMs, check);
+  };
+  cancel = options.clock.setTimer(idleMs, check);
+  session.once('close', () => cancel?.());
+}
+
 function relayStream(
   stream: ServerHttp2Stream,
   headers: IncomingHttpHeaders,
@@ -108,12 +169,28 @@ function relayStream(
   // A caller that resets its stream is not a failure of ours; the close handlers below account for it.
   stream.on('error', () => {});
 
+  const rawPath = headers[':path'];
+  const target =
+    rawPath === undefined ? undefined : normalizeRequestTarget(rawPath, options.pathNormalization);
+  if (target !== undefined && !target.ok) {
+    options.guard.refused('bad-path', {
+      source_id: principal,
+      destination_id: options.ownId(),
+      method: headers[':method'],
+      err: target.message,
+      path_refusal: target.reason,
+    });
+    const status = REFUSAL_STATUS['bad-path'];
+    respondWithError(stream, status, 'bad-path', `sigil proxy: ${target.message}`);
+    finish(status);
+    return;
+  }
   const decision = options.enforce({
     principal,
     port: options.app.port,
     protocol: 'http',
     method: headers[':method'],
-    path: headers[':path'],
+    path: target?.path,
   });
   if (!decision.allow) {
     // gRPC clients read HTTP 403 as PERMISSION_DENIED.
@@ -129,7 +206,10 @@ function relayStream(
 
   let upstream: ClientHttp2Stream;
   try {
-    upstream = appSession().request(forwardedHeaders(headers, principal, peer, options));
+    const forwarded = forwardedHeaders(headers, principal, peer, options);
+    // The app gets the path the policy decided on, not the one the caller sent.
+    if (target !== undefined) forwarded[':path'] = target.target;
+    upstream = appSession().request(forwarded);
   } catch (err) {
     respondWithError(
       stream,

@@ -1,0 +1,100 @@
+// What a listener does when it refuses a connection or request, or closes one on a timeout: count
+// it (sigil_proxy_refusals_total, sigil_proxy_timeouts_total) and log it, at most one line per
+// reason every LOG_INTERVAL_MS. A flood of bad connections is exactly when unthrottled logging
+// would become the attack (disk, CPU, the log pipeline), so lines held back are counted and the
+// next line carries that count. Idle timeouts are routine and logged at debug only.
+import type { Server, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Clock } from '../spiffe/clock.js';
+import type { ListenerLimits } from './limits.js';
+import type { ProxyLogger } from './logger.js';
+import type { ProxyMetrics } from './metrics.js';
+
+/** One line per reason per listener per 10s: enough to see an attack start, too few to feed it. */
+const LOG_INTERVAL_MS = 10_000;
+
+export type RefusalReason =
+  | 'max-connections'
+  | 'bad-path'
+  | 'duplicate-host'
+  | 'bad-request'
+  | 'header-too-large';
+
+export type TimeoutKind = 'header' | 'request' | 'idle' | 'stream-idle' | 'tcp-idle';
+
+const ROUTINE_TIMEOUTS: ReadonlySet<TimeoutKind> = new Set(['idle', 'stream-idle', 'tcp-idle']);
+
+export interface ListenerGuard {
+  readonly listener: string;
+  readonly limits: ListenerLimits;
+  /** Counts a refusal and logs it (warn, rate-limited). `fields` must hold no secrets. */
+  refused(reason: RefusalReason, fields: Record<string, unknown>): void;
+  /** Counts a timeout; header and request timeouts are logged at warn (rate-limited), idle ones at debug. */
+  timedOut(kind: TimeoutKind, fields: Record<string, unknown>): void;
+}
+
+export interface ListenerGuardOptions {
+  readonly listener: string;
+  readonly limits: ListenerLimits;
+  readonly metrics: ProxyMetrics;
+  readonly logger: ProxyLogger;
+  readonly clock: Clock;
+}
+
+export function createListenerGuard(options: ListenerGuardOptions): ListenerGuard {
+  const { listener, metrics, logger, clock } = options;
+  /** Per reason: when a line was last written, and how many were held back since. */
+  const logged = new Map<string, { atMs: number; heldBack: number }>();
+  const logLimited = (key: string, fields: Record<string, unknown>, message: string) => {
+    const nowMs = clock.nowMs();
+    const last = logged.get(key);
+    if (last !== undefined && nowMs - last.atMs < LOG_INTERVAL_MS) {
+      last.heldBack++;
+      return;
+    }
+    const heldBack = last?.heldBack ?? 0;
+    logged.set(key, { atMs: nowMs, heldBack: 0 });
+    logger.warn({ listener, ...fields, ...(heldBack > 0 ? { similar_not_logged: heldBack } : {}) }, message);
+  };
+  return {
+    listener,
+    limits: options.limits,
+    refused(reason, fields) {
+      metrics.refusals.inc({ listener, reason });
+      logLimited(reason, { reason, ...fields }, 'Refused');
+    },
+    timedOut(kind, fields) {
+      metrics.timeouts.inc({ listener, timeout: kind });
+      if (ROUTINE_TIMEOUTS.has(kind))
+        logger.debug({ listener, timeout: kind, ...fields }, 'Closed on timeout');
+      else logLimited(`timeout:${kind}`, { timeout: kind, ...fields }, 'Closed on timeout');
+    },
+  };
+}
+
+/**
+ * Caps a listening server's open connections: node:net closes the next one before any byte is
+ * read (and emits `drop`, which is counted and logged here).
+ */
+export function capConnections(server: Server, guard: ListenerGuard): void {
+  server.maxConnections = guard.limits.maxConnections;
+  server.on('drop', (data?: { remoteAddress?: string }) =>
+    guard.refused('max-connections', {
+      remote: data?.remoteAddress,
+      max_connections: guard.limits.maxConnections,
+    }),
+  );
+}
+
+/**
+ * Closes an opaque pipe's socket (and so, through the pipe, its partner) after `tcpIdleTimeoutMs`
+ * without a byte either way. node:net re-arms this one timer on every read and write of the
+ * socket: nothing per chunk on our side. `socket` is a net.Socket or TLSSocket (node:http hands
+ * upgraded sockets over typed as plain Duplex streams).
+ */
+export function closeWhenIdle(socket: Duplex, guard: ListenerGuard, fields: Record<string, unknown>): void {
+  (socket as Socket).setTimeout(guard.limits.tcpIdleTimeoutMs, () => {
+    guard.timedOut('tcp-idle', { ...fields, timeout_ms: guard.limits.tcpIdleTimeoutMs });
+    socket.destroy();
+  });
+}
