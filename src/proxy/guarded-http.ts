@@ -36,9 +36,14 @@ export function createGuardedHttpServer(guard: ListenerGuard, options: GuardedHt
     connectionsCheckingInterval: checkingIntervalMs(limits),
   });
   if (options.emittedConnections) server.emit('listening');
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
-    answerClientError(err, socket, guard),
-  );
+  // The parser reports again for every chunk that arrives after the first error; the first answer
+  // stands, and destroying the socket then would discard it unsent.
+  const answered = new WeakSet<Duplex>();
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (answered.has(socket)) return;
+    answered.add(socket);
+    answerClientError(err, socket, guard);
+  });
   return server;
 }
 

@@ -3,7 +3,7 @@
 // Each listener applies the keys that concern its protocol. Enforcement lives with the listeners
 // (guarded-http.ts, the accept path, the pipes and the HTTP/2 relay); this file only decides values.
 import { parseDurationMs } from '../spiffe/duration.js';
-import { quote } from '../spiffe/errors.js';
+import { showValue } from './policy/match.js';
 
 export interface ListenerLimits {
   /** Open connections per listener; the next one is closed at once, counted and logged. */
@@ -90,7 +90,7 @@ export function checkLimits(
 ): ListenerLimits {
   if (raw === undefined) return base;
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    problems.push(`${at}: must be a mapping of ${Object.keys(KEYS).join(', ')} (got ${quote(raw)})`);
+    problems.push(`${at}: must be a mapping of ${Object.keys(KEYS).join(', ')} (got ${showValue(raw)})`);
     return base;
   }
   const out: Record<keyof ListenerLimits, number> = { ...base };
@@ -117,7 +117,7 @@ export function checkLimits(
 function checkCount(value: unknown, at: string, max: number): number | string {
   if (Number.isSafeInteger(value) && (value as number) >= 1 && (value as number) <= max)
     return value as number;
-  return `${at}: must be a whole number from 1 to ${max} (got ${quote(value)})`;
+  return `${at}: must be a whole number from 1 to ${max} (got ${showValue(value)})`;
 }
 
 function checkDuration(value: unknown, at: string, max: number): number | string {
@@ -127,6 +127,6 @@ function checkDuration(value: unknown, at: string, max: number): number | string
   } catch (err) {
     return (err as Error).message;
   }
-  if (ms > max) return `${at}: must be at most ${max}ms, about 24 days (got ${quote(value)})`;
+  if (ms > max) return `${at}: must be at most ${max}ms, about 24 days (got ${showValue(value)})`;
   return ms;
 }

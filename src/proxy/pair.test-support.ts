@@ -9,10 +9,13 @@ import {
   connect as netConnect,
   type Server,
 } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { Registry } from 'prom-client';
 import { afterEach, beforeAll } from 'vitest';
 import type { X509Source } from '../sdk/index.js';
 import type { TrustBundle } from '../spiffe/bundle.js';
+import { encodePem } from '../spiffe/pem.js';
 import { type IdentitySource, ProxyIdentity } from './identity.js';
 import type { AuthorizationRequest, Authorizer } from './inbound/index.js';
 import { type InboundOptions, startInbound } from './inbound/index.js';
@@ -243,4 +246,30 @@ export async function metricValue(
   const metric = await registry.getSingleMetric(name)?.get();
   const found = metric?.values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val));
   return found?.value ?? 0;
+}
+
+/** A client connection straight to an inbound listener, with an SVID (a.test/client by default). */
+export function mtlsConnect(port: number, svid: TestSvid = tdA.mint('/client')): TLSSocket {
+  const socket = tlsConnect({
+    host: '127.0.0.1',
+    port,
+    rejectUnauthorized: false,
+    key: svid.privateKey.export({ type: 'pkcs8', format: 'pem' }),
+    cert: encodePem('CERTIFICATE', svid.certificates[0]!),
+  });
+  socket.on('error', () => {});
+  cleanups.push(() => void socket.destroy());
+  return socket;
+}
+
+/** Resolves when `socket` closes: what it received and how long after this call it closed. */
+export function untilClosed(socket: Duplex): Promise<{ received: string; elapsedMs: number }> {
+  const startedMs = performance.now();
+  let received = '';
+  socket.on('data', (chunk: Buffer) => {
+    received += chunk.toString('latin1');
+  });
+  return new Promise((resolve) =>
+    socket.once('close', () => resolve({ received, elapsedMs: performance.now() - startedMs })),
+  );
 }
