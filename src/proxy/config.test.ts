@@ -1,6 +1,7 @@
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { isSigilError } from '../spiffe/errors.js';
-import { checkProxyConfig } from './config.js';
+import { checkProxyConfig, loadProxyConfig } from './config.js';
 import { DEFAULT_LIMITS } from './limits.js';
 
 const INBOUND = { name: 'api', listen: '127.0.0.1:15001', app: '127.0.0.1:8080' };
@@ -93,5 +94,19 @@ describe('checkProxyConfig: limits', () => {
       'limits.header_timeout: must not exceed request_timeout (600000ms > 300000ms): the head is part of the request',
       'inbound[0].name: "admin" names the admin port in metrics and logs; choose another name',
     ]);
+  });
+});
+
+describe('deploy/proxy.example.yaml', () => {
+  it('loads, with the limits and path_normalization it documents', () => {
+    const file = fileURLToPath(new URL('../../deploy/proxy.example.yaml', import.meta.url));
+    const config = loadProxyConfig(file);
+    expect(config.limits).toEqual(DEFAULT_LIMITS);
+    expect(config.inbound[0]!.limits).toEqual({ ...DEFAULT_LIMITS, maxConnections: 4096 });
+    expect(config.pathNormalization).toEqual({
+      escapedSlashes: 'reject',
+      pathParameters: 'reject',
+      doubleEncoding: 'reject',
+    });
   });
 });

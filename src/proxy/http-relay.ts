@@ -25,30 +25,27 @@ export interface RelayOutcome {
   readonly error: unknown;
 }
 
-/** What is sent on: the request target and the headers, already normalized and filtered. */
-export interface RelayedRequest {
-  readonly path: string;
-  readonly headers: string[];
-  readonly hasBody: boolean;
-}
-
-/** Sends `req`'s body with `request` through `dispatcher`; calls `done` once, however it ends. */
+/**
+ * Sends `req`'s body to `path` with `headers` (already normalized and filtered) through
+ * `dispatcher`; calls `done` once, however it ends.
+ */
 export function relayRequest(
   dispatcher: Dispatcher,
   req: IncomingMessage,
   res: ServerResponse,
-  request: RelayedRequest,
+  path: string,
+  headers: { readonly headers: string[]; readonly hasBody: boolean },
   done: (outcome: RelayOutcome) => void,
 ): void {
   const handler = new ResponseRelay(res, done);
   res.once('close', () => handler.onClientClose());
   dispatcher.dispatch(
     {
-      path: request.path,
+      path,
       method: req.method ?? 'GET',
-      headers: request.headers,
+      headers: headers.headers,
       // A body-less request must not become a chunked one: undici would send a stream as chunks.
-      body: request.hasBody ? req : null,
+      body: headers.hasBody ? req : null,
     },
     handler,
   );

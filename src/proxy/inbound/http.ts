@@ -13,7 +13,12 @@ import type { ProxyIdentity, VerifiedPeer } from '../identity.js';
 import type { ProxyLogger } from '../logger.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
-import { type NormalizedPath, normalizeRequestTarget, type PathNormalization } from '../policy/normalize.js';
+import {
+  type NormalizedPath,
+  type NormalizedTarget,
+  normalizeRequestTarget,
+  type PathNormalization,
+} from '../policy/normalize.js';
 import { type EnforcementContext, enforce } from './authorize.js';
 import { appendPeerHeaders, IDENTITY_HEADERS } from './peer-headers.js';
 
@@ -32,15 +37,11 @@ export interface InboundHttpContext {
 const STRIP_IDENTITY: FilterOptions = { strip: IDENTITY_HEADERS };
 const STRIP_IDENTITY_KEEP_UPGRADE: FilterOptions = { strip: IDENTITY_HEADERS, keepUpgrade: true };
 
-type CheckedRequest =
-  | {
-      readonly ok: true;
-      readonly path: NormalizedPath | null;
-      /** The request target the app receives. */
-      readonly target: string;
-      readonly filtered: FilteredHeaders;
-    }
-  | { readonly ok: false; readonly reason: 'bad-path' | 'duplicate-host'; readonly message: string };
+/** Why a request is refused before it is authorized; the reason is also `x-sigil-error`. */
+interface Refusal {
+  readonly reason: 'bad-path' | 'duplicate-host';
+  readonly message: string;
+}
 
 export function handleRequest(
   req: IncomingMessage,
@@ -54,25 +55,22 @@ export function handleRequest(
   const principal = peer?.spiffeId ?? null;
   const ownId = context.identity.spiffeId;
   const series = context.metrics.requestSeries(context.name, 'inbound', principal ?? 'plaintext', ownId);
-  const checked = checkRequest(req, peer, context, STRIP_IDENTITY);
-  const allowed = checked.ok && authorize(req, checked.path, principal, context);
-  if (!allowed) {
+  const target = normalizeRequestTarget(req.url ?? '', context.pathNormalization);
+  const filtered = filterHeaders(req.rawHeaders, STRIP_IDENTITY);
+  const refusal = target.ok && filtered.hostCount <= 1 ? null : refuse(req, target, filtered, peer, context);
+  if (refusal !== null || !target.ok || !authorize(req, target.path, principal, context)) {
     // Drain whatever body was sent so the connection stays usable for the next request.
     req.resume();
-    if (checked.ok) respondWithError(res, 403, 'forbidden', 'sigil proxy: forbidden by policy');
-    else
-      respondWithError(
-        res,
-        REFUSAL_STATUS[checked.reason],
-        checked.reason,
-        `sigil proxy: ${checked.message}`,
-      );
+    if (refusal === null) respondWithError(res, 403, 'forbidden', 'sigil proxy: forbidden by policy');
+    else {
+      const status = REFUSAL_STATUS[refusal.reason];
+      respondWithError(res, status, refusal.reason, `sigil proxy: ${refusal.message}`);
+    }
     series.record('4xx', (performance.now() - startedMs) / 1_000);
     return;
   }
-  const { target, filtered } = checked;
   addIdentityHeaders(filtered, peer, ownId, context);
-  relayRequest(pool, req, res, { path: target, ...filtered }, (outcome) => {
+  relayRequest(pool, req, res, target.target, filtered, (outcome) => {
     series.record(outcome.responseClass, (performance.now() - startedMs) / 1_000);
     if (outcome.error !== null) {
       context.logger.warn(
@@ -96,19 +94,21 @@ export function handleUpgrade(
   context: InboundHttpContext,
 ): void {
   const principal = peer?.spiffeId ?? null;
-  const checked = checkRequest(req, peer, context, STRIP_IDENTITY_KEEP_UPGRADE);
-  if (!checked.ok) {
-    refuseUpgrade(socket, REFUSAL_STATUS[checked.reason], checked.reason, `sigil proxy: ${checked.message}`);
+  const target = normalizeRequestTarget(req.url ?? '', context.pathNormalization);
+  const filtered = filterHeaders(req.rawHeaders, STRIP_IDENTITY_KEEP_UPGRADE);
+  if (!target.ok || filtered.hostCount > 1) {
+    const { reason, message } = refuse(req, target, filtered, peer, context);
+    refuseUpgrade(socket, REFUSAL_STATUS[reason], reason, `sigil proxy: ${message}`);
     return;
   }
-  if (!authorize(req, checked.path, principal, context)) {
+  if (!authorize(req, target.path, principal, context)) {
     refuseUpgrade(socket, 403, 'forbidden', 'sigil proxy: forbidden by policy');
     return;
   }
   const ownId = context.identity.spiffeId;
-  addIdentityHeaders(checked.filtered, peer, ownId, context);
+  addIdentityHeaders(filtered, peer, ownId, context);
   const app = connect({ host: context.app.host, port: context.app.port, noDelay: true });
-  app.write(requestHead(req.method, checked.target, checked.filtered.headers));
+  app.write(requestHead(req.method, target.target, filtered.headers));
   if (head.length > 0) app.write(head);
   // Upgraded, the connection is a pipe: no more heads or bodies to time, only silence.
   closeWhenIdle(socket, context.guard, { source_id: principal, destination_id: ownId });
@@ -125,33 +125,29 @@ function authorize(
   return enforce(context.enforcement, request).allow;
 }
 
-/** The normalized target and filtered headers, or why the request must be refused (logged here). */
-function checkRequest(
+/**
+ * Why the app could read this request differently from the policy (a path normalize.ts refuses,
+ * or two Host fields); counted and logged here.
+ */
+function refuse(
   req: IncomingMessage,
+  target: NormalizedTarget,
+  filtered: FilteredHeaders,
   peer: VerifiedPeer | null,
   context: InboundHttpContext,
-  filter: FilterOptions,
-): CheckedRequest {
-  const normalized = normalizeRequestTarget(req.url ?? '', context.pathNormalization);
-  let refusal: CheckedRequest;
-  if (!normalized.ok) {
-    refusal = { ok: false, reason: 'bad-path', message: normalized.message };
-  } else {
-    const filtered = filterHeaders(req.rawHeaders, filter);
-    if (filtered.hostCount <= 1)
-      return { ok: true, path: normalized.path, target: normalized.target, filtered };
-    refusal = {
-      ok: false,
-      reason: 'duplicate-host',
-      message: `request has ${filtered.hostCount} Host header fields; one is allowed`,
-    };
-  }
+): Refusal {
+  const refusal: Refusal = target.ok
+    ? {
+        reason: 'duplicate-host',
+        message: `request has ${filtered.hostCount} Host header fields; one is allowed`,
+      }
+    : { reason: 'bad-path', message: target.message };
   context.guard.refused(refusal.reason, {
     source_id: peer?.spiffeId ?? null,
     destination_id: context.identity.spiffeId,
     method: req.method,
     err: refusal.message,
-    ...(normalized.ok ? {} : { path_refusal: normalized.reason }),
+    ...(target.ok ? {} : { path_refusal: target.reason }),
   });
   return refusal;
 }

@@ -186,7 +186,7 @@ function handleRequest(
     return;
   }
   // The path goes as the app sent it: the upstream sidecar normalizes (or refuses) it, and decides.
-  relayRequest(pool, req, res, { path: req.url ?? '/', ...filtered }, (outcome) =>
+  relayRequest(pool, req, res, req.url ?? '/', filtered, (outcome) =>
     series.record(outcome.responseClass, (performance.now() - startedMs) / 1_000),
   );
 }
