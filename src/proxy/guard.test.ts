@@ -1,18 +1,20 @@
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../spiffe/clock.js';
-import { createListenerGuard } from './guard.js';
+import { closeWhenIdle, createListenerGuard } from './guard.js';
 import { DEFAULT_LIMITS } from './limits.js';
 import { createProxyMetrics } from './metrics.js';
 import { RecordingLogger } from './testing.test-support.js';
 
-function guardWithClock() {
+function guardWithClock(limits = DEFAULT_LIMITS) {
   const clock = new ManualClock();
   const registry = new Registry();
   const logger = new RecordingLogger();
   const guard = createListenerGuard({
     listener: 'in',
-    limits: DEFAULT_LIMITS,
+    limits,
     metrics: createProxyMetrics(registry),
     logger,
     clock,
@@ -59,5 +61,45 @@ describe('ListenerGuard', () => {
     ]);
     expect(await count('sigil_proxy_timeouts_total', { timeout: 'header' })).toBe(2);
     expect(await count('sigil_proxy_timeouts_total', { timeout: 'tcp-idle' })).toBe(2);
+  });
+});
+
+describe('closeWhenIdle', () => {
+  /** The parts of a net.Socket it reads: byte counters, destroy, close. */
+  class FakeSocket extends EventEmitter {
+    bytesRead = 0;
+    bytesWritten = 0;
+    destroyed = false;
+    destroy() {
+      this.destroyed = true;
+      this.emit('close');
+    }
+  }
+
+  it('closes a pipe after tcp_idle_timeout without a byte, and not while bytes move', async () => {
+    const { clock, guard, count } = guardWithClock({ ...DEFAULT_LIMITS, tcpIdleTimeoutMs: 10_000 });
+    const socket = new FakeSocket();
+    closeWhenIdle(socket as unknown as Socket, guard, {});
+    for (let i = 0; i < 10; i++) {
+      await clock.advance(4_000);
+      socket.bytesRead += 1;
+    }
+    expect(socket.destroyed).toBe(false);
+    // The last byte came 40s in; the check after it resets the quiet period, the next ones close.
+    await clock.advance(9_999);
+    expect(socket.destroyed).toBe(false);
+    await clock.advance(5_001);
+    expect(socket.destroyed).toBe(true);
+    expect(await count('sigil_proxy_timeouts_total', { timeout: 'tcp-idle' })).toBe(1);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('arms nothing more once the socket has closed', async () => {
+    const { clock, guard } = guardWithClock();
+    const socket = new FakeSocket();
+    closeWhenIdle(socket as unknown as Socket, guard, {});
+    expect(clock.pendingTimers).toBe(1);
+    socket.destroy();
+    expect(clock.pendingTimers).toBe(0);
   });
 });

@@ -100,10 +100,8 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, guard: Li
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${SIGIL_ERROR_HEADER}: ${reason}\r\n` +
       `content-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
   );
-  (socket as Duplex & { setTimeout(ms: number, cb: () => void): void }).setTimeout(
-    CLIENT_ERROR_LINGER_MS,
-    () => socket.destroy(),
-  );
+  const cancel = guard.clock.setTimer(CLIENT_ERROR_LINGER_MS, () => socket.destroy());
+  socket.once('close', cancel);
 }
 
 function remoteOf(socket: Duplex): string | undefined {

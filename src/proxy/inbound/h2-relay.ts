@@ -4,9 +4,7 @@
 // the listener picks it per connection rather than always. Every stream is authorized on its
 // normalized `:path` (the one forwarded), gets the verified identity headers, and is relayed to the
 // app over one shared h2c session, trailers included (gRPC puts its status there). Limits: streams
-// per connection (SETTINGS), a stream idle timeout (Node's per-stream timer, re-armed by Node on
-// each frame), and a session with no open stream is closed after the idle timeout: one timer per
-// session, checked against a timestamp the streams update, so nothing is armed per request.
+// per connection (SETTINGS), and the session and stream idle timeouts (h2-watch.ts).
 import {
   type ClientHttp2Session,
   type ClientHttp2Stream,
@@ -15,7 +13,6 @@ import {
   connect as h2connect,
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
-  type ServerHttp2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { Duplex } from 'node:stream';
@@ -28,6 +25,7 @@ import type { RequestSeries } from '../metrics.js';
 import { responseClassOf } from '../metrics.js';
 import { normalizeRequestTarget, type PathNormalization } from '../policy/normalize.js';
 import type { AuthorizationDecision, AuthorizationRequest } from './authorize.js';
+import { SessionWatch } from './h2-watch.js';
 import { IDENTITY_HEADERS, PEER_ID_HEADER, XFCC_HEADER, xfccValue } from './peer-headers.js';
 
 export interface StreamRelayOptions {
@@ -52,25 +50,15 @@ export interface StreamRelay {
   close(): Promise<void>;
 }
 
-/** What the relay keeps per caller session. */
-interface SessionState {
-  readonly peer: VerifiedPeer | null;
-  openStreams: number;
-  /** When the last stream closed (or the session opened), on the injected clock. */
-  idleSinceMs: number;
-}
-
 export function createStreamRelay(options: StreamRelayOptions): StreamRelay {
   const { limits } = options.guard;
-  const sessions = new WeakMap<object, SessionState>();
+  const sessions = new WeakMap<object, SessionWatch>();
   const server = createServer({ settings: { maxConcurrentStreams: limits.maxConcurrentStreams } });
   // node:http2 makes the session synchronously inside emit('connection'); this carries the peer there.
   let accepting: VerifiedPeer | null = null;
-  server.on('session', (session) => {
-    const state: SessionState = { peer: accepting, openStreams: 0, idleSinceMs: options.clock.nowMs() };
-    sessions.set(session, state);
-    closeWhenIdle(session, state, options);
-  });
+  server.on('session', (session) =>
+    sessions.set(session, new SessionWatch(session, accepting, options.guard, options.clock)),
+  );
   let app: ClientHttp2Session | undefined;
   const appSession = (): ClientHttp2Session => {
     if (app === undefined || app.closed || app.destroyed) {
@@ -87,20 +75,9 @@ export function createStreamRelay(options: StreamRelayOptions): StreamRelay {
     return app;
   };
   server.on('stream', (stream, headers) => {
-    const state = sessions.get(stream.session!);
-    if (state === undefined) return;
-    state.openStreams++;
-    stream.once('close', () => {
-      if (--state.openStreams === 0) state.idleSinceMs = options.clock.nowMs();
-    });
-    stream.setTimeout(limits.streamIdleTimeoutMs, () => {
-      options.guard.timedOut('stream-idle', {
-        source_id: state.peer?.spiffeId ?? null,
-        timeout_ms: limits.streamIdleTimeoutMs,
-      });
-      stream.close(constants.NGHTTP2_CANCEL);
-    });
-    relayStream(stream, headers, state.peer, appSession, options);
+    const watch = sessions.get(stream.session!);
+    if (watch === undefined) return;
+    relayStream(stream, headers, watch.peer, watch.track(stream), appSession, options);
   });
   return {
     accept(socket, peer) {
@@ -127,33 +104,12 @@ export function createStreamRelay(options: StreamRelayOptions): StreamRelay {
   };
 }
 
-/**
- * Closes `session` (GOAWAY) once it has had no open stream for the idle timeout: a caller that sent
- * the preface and nothing else, or one whose pool forgot it. A session with streams is left to the
- * stream idle timeout. One timer per session, re-armed for whatever remains of the idle period.
- */
-function closeWhenIdle(session: ServerHttp2Session, state: SessionState, options: StreamRelayOptions): void {
-  const idleMs = options.guard.limits.idleTimeoutMs;
-  let cancel: (() => void) | null = null;
-  const check = () => {
-    cancel = null;
-    if (session.closed || session.destroyed) return;
-    const idleForMs = options.clock.nowMs() - state.idleSinceMs;
-    if (state.openStreams === 0 && idleForMs >= idleMs) {
-      options.guard.timedOut('idle', { source_id: state.peer?.spiffeId ?? null, timeout_ms: idleMs });
-      session.close();
-      return;
-    }
-    cancel = options.clock.setTimer(state.openStreams === 0 ? idleMs - idleForMs : idleMs, check);
-  };
-  cancel = options.clock.setTimer(idleMs, check);
-  session.once('close', () => cancel?.());
-}
-
 function relayStream(
   stream: ServerHttp2Stream,
   headers: IncomingHttpHeaders,
   peer: VerifiedPeer | null,
+  /** Records DATA either way, for the stream idle timeout. */
+  onActivity: () => void,
   appSession: () => ClientHttp2Session,
   options: StreamRelayOptions,
 ): void {
@@ -168,6 +124,8 @@ function relayStream(
     );
   // A caller that resets its stream is not a failure of ours; the close handlers below account for it.
   stream.on('error', () => {});
+  // Also puts the stream in flowing mode; any body of a refused stream below is drained by it.
+  stream.on('data', onActivity);
 
   const rawPath = headers[':path'];
   const target =
@@ -230,6 +188,7 @@ function relayStream(
     if (stream.destroyed) return;
     stream.respond(responseHeaders, endsHere ? { endStream: true } : { waitForTrailers: true });
   });
+  upstream.on('data', onActivity);
   upstream.on('trailers', (received) => {
     trailers = received;
   });

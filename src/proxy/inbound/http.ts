@@ -111,7 +111,7 @@ export function handleUpgrade(
   app.write(requestHead(req.method, target.target, filtered.headers));
   if (head.length > 0) app.write(head);
   // Upgraded, the connection is a pipe: no more heads or bodies to time, only silence.
-  closeWhenIdle(socket, context.guard, { source_id: principal, destination_id: ownId });
+  closeWhenIdle(app, context.guard, { source_id: principal, destination_id: ownId });
   pipeSockets(socket, app, () => {});
 }
 

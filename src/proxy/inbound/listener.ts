@@ -223,7 +223,7 @@ function pipeToApp(
     ),
   );
   pipes.set(socket, principal);
-  closeWhenIdle(socket, guard, { source_id: principal, destination_id: options.identity.spiffeId });
+  closeWhenIdle(app, guard, { source_id: principal, destination_id: options.identity.spiffeId });
   // pipe() also resumes the socket the accept path paused to peek at it.
   pipeSockets(socket, app, () => {
     pipes.delete(socket);

@@ -203,7 +203,8 @@ function handleUpgrade(
     (upstream) => {
       upstream.socket.write(requestHead(req.method, req.url ?? '/', headers));
       if (head.length > 0) upstream.socket.write(head);
-      closeWhenIdle(socket, guard, { destination_id: upstream.serverId });
+      // node:http types the upgraded socket as a Duplex; it is the app's net.Socket.
+      closeWhenIdle(socket as Socket, guard, { destination_id: upstream.serverId });
       pipeSockets(socket, upstream.socket, () => {});
     },
     (err: unknown) => {

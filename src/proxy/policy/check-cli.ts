@@ -14,7 +14,6 @@ import type { AuthzRequest, Decision, PolicySet } from './model.js';
 import {
   checkPathNormalization,
   DEFAULT_PATH_NORMALIZATION,
-  type NormalizedTarget,
   normalizeRequestTarget,
   type PathNormalization,
 } from './normalize.js';
@@ -150,11 +149,16 @@ async function checkCommand(args: readonly string[], io: PolicyCliIo): Promise<n
     ...(target !== undefined ? { path: target.path } : {}),
   };
   const decision = evaluate(set, request);
-  const normalizedFrom = target?.ok && target.path !== requestPath ? requestPath : undefined;
+  // Say so when the path decided on is not the one given (the query aside, which is never matched).
+  const isRewritten = target !== undefined && target.target !== requestPath;
+  const normalized = isRewritten ? { normalized_from: requestPath } : {};
   io.stdout.write(
     output === 'json'
-      ? `${JSON.stringify({ request, ...(normalizedFrom ? { normalized_from: normalizedFrom } : {}), ...decision }, null, 2)}\n`
-      : formatDecision(decision, target, normalizedFrom),
+      ? `${JSON.stringify({ request, ...normalized, ...decision }, null, 2)}\n`
+      : formatDecision(
+          decision,
+          isRewritten ? { path: request.path ?? null, from: requestPath! } : undefined,
+        ),
   );
   return decision.allow ? EXIT.ok : EXIT.refused;
 }
@@ -254,14 +258,10 @@ async function readText(file: string): Promise<string> {
   }
 }
 
-function formatDecision(
-  decision: Decision,
-  target: NormalizedTarget | undefined,
-  normalizedFrom: string | undefined,
-): string {
+function formatDecision(decision: Decision, rewrite?: { path: string | null; from: string }): string {
   const lines = [decision.allow ? 'ALLOW' : 'DENY', `  ${decision.reason}`];
-  if (normalizedFrom !== undefined && target?.ok) {
-    lines.push(`  path: ${JSON.stringify(target.path)} (normalized from ${JSON.stringify(normalizedFrom)})`);
+  if (rewrite !== undefined) {
+    lines.push(`  path: ${JSON.stringify(rewrite.path)} (normalized from ${JSON.stringify(rewrite.from)})`);
   }
   for (const d of decision.dryRunDenials) {
     lines.push(`  dry-run: ${describeRule(d)} would deny${d.index === null ? ' (no rule matched)' : ''}`);

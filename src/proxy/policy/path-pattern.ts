@@ -62,10 +62,9 @@ export function compilePathPattern(input: unknown, field: string): PathPattern {
 }
 
 /**
- * The blocks of single-segment matchers between `**`s (segments a, **, b, c, ** give
- * [[a], [b, c], []]). A
- * trailing `*` keeps its prefix meaning inside a glob too (any number of segments), so it cuts a
- * block like `**`; consecutive `**` cut once.
+ * The blocks of single-segment matchers between `**`s: segments a, **, b, c, ** give
+ * [[a], [b, c], []]. A trailing `*` keeps its prefix meaning inside a glob too (any number of
+ * segments), so it cuts a block like `**`; consecutive `**` cut once.
  */
 function compileBlocks(segments: readonly string[]): SegmentMatcher[][] {
   const blocks: SegmentMatcher[][] = [[]];
