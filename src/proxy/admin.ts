@@ -1,13 +1,17 @@
 // The proxy's admin port: /live, /ready (true once the proxy holds an identity and its listeners are
-// up), /metrics (Prometheus) and /config (what is running, for operators; no keys).
-import http from 'node:http';
+// up), /metrics (Prometheus) and /config (what is running, for operators; no keys). Plaintext on
+// loopback by default, under the same connection cap and HTTP timeouts as every listener.
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Address } from './config.js';
+import { capConnections, type ListenerGuard } from './guard.js';
+import { createGuardedHttpServer } from './guarded-http.js';
 
 export interface ProxyAdminOptions {
   readonly listen: Address;
   readonly registry: Registry;
+  /** The admin listener's limits, counting and logging. */
+  readonly guard: ListenerGuard;
   isReady(): boolean;
   configDump(): unknown;
 }
@@ -15,7 +19,9 @@ export interface ProxyAdminOptions {
 export async function startProxyAdmin(
   options: ProxyAdminOptions,
 ): Promise<{ address: AddressInfo; close(): Promise<void> }> {
-  const server = http.createServer((request, response) => {
+  const server = createGuardedHttpServer(options.guard, { emittedConnections: false });
+  capConnections(server, options.guard);
+  server.on('request', (request, response) => {
     const send = (status: number, body: unknown, type = 'application/json') => {
       response.writeHead(status, { 'content-type': type });
       response.end(typeof body === 'string' ? body : `${JSON.stringify(body, null, 2)}\n`);

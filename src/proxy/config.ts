@@ -1,17 +1,23 @@
 // sigil-proxy configuration (YAML or JSON), checked in one pass that reports every problem by dotted
-// path, then frozen. Listener addresses are HOST:PORT; durations are not needed here.
+// path, then frozen. Listener addresses are HOST:PORT. `limits` (limits.ts) apply to every
+// listener, the admin port included, and an inbound or outbound listener's own `limits` override
+// them key by key; `path_normalization` (policy/normalize.ts) applies to every inbound listener.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { quote, SigilError } from '../spiffe/errors.js';
 import { parseSpiffeId } from '../spiffe/id.js';
 import { systemSocketPath } from '../spiffe/runtime-dir.js';
+import { checkLimits, DEFAULT_LIMITS, type ListenerLimits } from './limits.js';
+import { checkPathNormalization, type PathNormalization } from './policy/normalize.js';
 
 /** The system agent's socket: sidecars run as other users than the agent, so no per-user default. */
 export const DEFAULT_WORKLOAD_API = `unix://${systemSocketPath('workloadApi')}`;
 const PROTOCOLS = ['http', 'tcp', 'http2'] as const;
 const MODES = ['strict', 'permissive'] as const;
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+/** The admin port's `listener` label in metrics and logs, so no listener may take the name. */
+export const ADMIN_LISTENER = 'admin';
 
 export interface Address {
   readonly host: string;
@@ -24,6 +30,7 @@ export interface InboundConfig {
   readonly protocol: (typeof PROTOCOLS)[number];
   readonly app: Address;
   readonly mode: (typeof MODES)[number];
+  readonly limits: ListenerLimits;
 }
 
 export interface OutboundConfig {
@@ -32,6 +39,7 @@ export interface OutboundConfig {
   readonly protocol: (typeof PROTOCOLS)[number];
   readonly upstream: Address;
   readonly serverIds: readonly string[];
+  readonly limits: ListenerLimits;
 }
 
 export interface ProxyConfig {
@@ -43,6 +51,10 @@ export interface ProxyConfig {
   readonly policyFile: string | null;
   readonly inbound: readonly InboundConfig[];
   readonly outbound: readonly OutboundConfig[];
+  /** The top-level `limits`: the admin port's, and every listener's unless it overrides them. */
+  readonly limits: ListenerLimits;
+  /** How inbound listeners treat ambiguous request paths. */
+  readonly pathNormalization: PathNormalization;
 }
 
 export function loadProxyConfig(
@@ -101,27 +113,43 @@ export function checkProxyConfig(
       problems.push(`${at}: must be a name of lowercase letters, digits, "-" and "_" (got ${quote(value)})`);
       return `invalid-${seen.size}`;
     }
-    if (seen.has(value)) problems.push(`${at}: ${quote(value)} is used by another listener`);
+    if (value === ADMIN_LISTENER) {
+      problems.push(
+        `${at}: "${ADMIN_LISTENER}" names the admin port in metrics and logs; choose another name`,
+      );
+    } else if (seen.has(value)) problems.push(`${at}: ${quote(value)} is used by another listener`);
     seen.add(value);
     return value;
   };
 
-  const top = obj(raw, '', ['workload_api', 'admin', 'log_level', 'policy_file', 'inbound', 'outbound']);
+  const top = obj(raw, '', [
+    'workload_api',
+    'admin',
+    'log_level',
+    'policy_file',
+    'limits',
+    'path_normalization',
+    'inbound',
+    'outbound',
+  ]);
+  const limits = checkLimits(top.limits, 'limits', DEFAULT_LIMITS, problems);
+  const pathNormalization = checkPathNormalization(top.path_normalization, 'path_normalization', problems);
   const names = new Set<string>();
   const inbound = list(top.inbound, 'inbound').map((item, i) => {
     const at = `inbound[${i}]`;
-    const o = obj(item, at, ['name', 'listen', 'protocol', 'app', 'mode']);
+    const o = obj(item, at, ['name', 'listen', 'protocol', 'app', 'mode', 'limits']);
     return {
       name: name(o.name, `${at}.name`, names),
       listen: address(o.listen, `${at}.listen`),
       protocol: oneOf(o.protocol, `${at}.protocol`, PROTOCOLS, 'http'),
       app: address(o.app, `${at}.app`),
       mode: oneOf(o.mode, `${at}.mode`, MODES, 'strict'),
+      limits: checkLimits(o.limits, `${at}.limits`, limits, problems),
     };
   });
   const outbound = list(top.outbound, 'outbound').map((item, i) => {
     const at = `outbound[${i}]`;
-    const o = obj(item, at, ['name', 'listen', 'protocol', 'upstream', 'server_ids']);
+    const o = obj(item, at, ['name', 'listen', 'protocol', 'upstream', 'server_ids', 'limits']);
     const serverIds = list(o.server_ids, `${at}.server_ids`).map((id, j) => {
       try {
         return parseSpiffeId(String(id), `${at}.server_ids[${j}]`).toString();
@@ -138,6 +166,7 @@ export function checkProxyConfig(
       protocol: oneOf(o.protocol, `${at}.protocol`, PROTOCOLS, 'http'),
       upstream: address(o.upstream, `${at}.upstream`),
       serverIds,
+      limits: checkLimits(o.limits, `${at}.limits`, limits, problems),
     };
   });
   if (inbound.length + outbound.length === 0)
@@ -154,5 +183,14 @@ export function checkProxyConfig(
       `config ${file} has ${problems.length} ${problems.length === 1 ? 'problem' : 'problems'}\n${problems.map((p) => `  ${p}`).join('\n')}`,
     );
   }
-  return Object.freeze({ workloadApi, admin, logLevel, policyFile, inbound, outbound });
+  return Object.freeze({
+    workloadApi,
+    admin,
+    logLevel,
+    policyFile,
+    inbound,
+    outbound,
+    limits,
+    pathNormalization,
+  });
 }

@@ -11,6 +11,19 @@ export interface ProxyErrorResponse {
 /** Header that names why the proxy, not the app, answered. */
 export const SIGIL_ERROR_HEADER = 'x-sigil-error';
 
+/**
+ * Requests the proxy refuses itself, before they reach the app or upstream; the reason is also
+ * the `x-sigil-error` value and the metric label.
+ */
+export const REFUSAL_STATUS = {
+  'bad-path': 400,
+  'duplicate-host': 400,
+  'bad-request': 400,
+  'header-too-large': 431,
+  'header-timeout': 408,
+  'request-timeout': 408,
+} as const satisfies Record<string, number>;
+
 /** undici's codes for an upstream that was too slow, as opposed to one that failed. */
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 

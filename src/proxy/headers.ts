@@ -26,6 +26,11 @@ export interface FilteredHeaders {
   readonly hasBody: boolean;
   /** The names removed because they were in `strip`, as sent (for the caller to log). */
   readonly stripped: readonly string[];
+  /**
+   * How many Host fields the message had. More than one must be refused with 400 (RFC 9112
+   * §3.2): the proxy and the app could each pick a different one.
+   */
+  readonly hostCount: number;
 }
 
 const NONE: readonly string[] = Object.freeze([]);
@@ -51,6 +56,7 @@ export function filterHeaders(
   }
   const headers: string[] = [];
   let hasBody = false;
+  let hostCount = 0;
   let stripped: string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = typeof raw[i] === 'string' ? (raw[i] as string) : (raw[i] as Buffer).toString('latin1');
@@ -59,6 +65,7 @@ export function filterHeaders(
     const lower = name.toLowerCase();
     if (lower === 'content-length') hasBody ||= value.trim() !== '0';
     else if (lower === 'transfer-encoding') hasBody = true;
+    else if (lower === 'host') hostCount++;
     const isUpgradeHeader = lower === 'connection' || lower === 'upgrade';
     if (options.keepUpgrade && isUpgradeHeader) {
       headers.push(name, value);
@@ -72,5 +79,5 @@ export function filterHeaders(
     }
     headers.push(name, value);
   }
-  return { headers, hasBody, stripped: stripped ?? NONE };
+  return { headers, hasBody, stripped: stripped ?? NONE, hostCount };
 }

@@ -3,7 +3,7 @@
 // sidecar) listeners alike. It uses undici's legacy dispatch handler on purpose: onHeaders gets the
 // raw header buffers, while the newer onResponseStart API parses them into an object per response
 // that we would never read (the newer path's raw form is controller.rawHeaders, should this move).
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
@@ -25,19 +25,23 @@ export interface RelayOutcome {
   readonly error: unknown;
 }
 
-/** Sends `req` (with `headers`, already filtered) through `dispatcher`; calls `done` once, however it ends. */
+/**
+ * Sends `req`'s body to `path` with `headers` (already normalized and filtered) through
+ * `dispatcher`; calls `done` once, however it ends.
+ */
 export function relayRequest(
   dispatcher: Dispatcher,
   req: IncomingMessage,
   res: ServerResponse,
-  headers: { headers: string[]; hasBody: boolean },
+  path: string,
+  headers: { readonly headers: string[]; readonly hasBody: boolean },
   done: (outcome: RelayOutcome) => void,
 ): void {
   const handler = new ResponseRelay(res, done);
   res.once('close', () => handler.onClientClose());
   dispatcher.dispatch(
     {
-      path: req.url ?? '/',
+      path,
       method: req.method ?? 'GET',
       headers: headers.headers,
       // A body-less request must not become a chunked one: undici would send a stream as chunks.
@@ -66,8 +70,8 @@ export function respondWithError(res: ServerResponse, status: number, error: str
 }
 
 /** The raw HTTP/1.1 request head for an upgrade relayed by hand (undici does not pipe upgrades to a socket we own). */
-export function requestHead(req: IncomingMessage, headers: readonly string[]): string {
-  let head = `${req.method} ${req.url} HTTP/1.1\r\n`;
+export function requestHead(method: string | undefined, target: string, headers: readonly string[]): string {
+  let head = `${method} ${target} HTTP/1.1\r\n`;
   for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
   return `${head}\r\n`;
 }
@@ -76,7 +80,7 @@ export function requestHead(req: IncomingMessage, headers: readonly string[]): s
 export function refuseUpgrade(socket: Duplex, status: number, error: string, text: string): void {
   const body = `${text}\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : 'Bad Gateway'}\r\n${SIGIL_ERROR_HEADER}: ${error}\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${SIGIL_ERROR_HEADER}: ${error}\r\n` +
       `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
 }

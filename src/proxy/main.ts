@@ -9,7 +9,8 @@ import { systemClock } from '../spiffe/clock.js';
 import { checkSocketForClient } from '../spiffe/socket-dir.js';
 import { startProxyAdmin } from './admin.js';
 import { policyAuthorizer } from './authorizer.js';
-import type { ProxyConfig } from './config.js';
+import { ADMIN_LISTENER, type ProxyConfig } from './config.js';
+import { createListenerGuard } from './guard.js';
 import {
   createProxyMetrics,
   type InboundListener,
@@ -52,10 +53,12 @@ export async function startProxy(
   let identity: ProxyIdentity | null = null;
   let policy: PolicySet = parsePolicyFile('policies: []\n', '(no policy file)');
   const inboundListeners: InboundListener[] = [];
+  const metrics = createProxyMetrics(registry);
   try {
     const admin = await startProxyAdmin({
       listen: config.admin,
       registry,
+      guard: createListenerGuard({ listener: ADMIN_LISTENER, limits: config.limits, metrics, logger, clock }),
       isReady: () => ready,
       configDump: () => ({
         workload_api: config.workloadApi,
@@ -67,6 +70,8 @@ export async function startProxy(
           dry_run: p.dryRun,
           rules: p.rules.length,
         })),
+        limits: config.limits,
+        path_normalization: config.pathNormalization,
         inbound: config.inbound,
         outbound: config.outbound,
       }),
@@ -111,12 +116,12 @@ export async function startProxy(
     cleanups.push(() => proxyIdentity.close());
     proxyIdentity.onUpdate(() => logger.info({ spiffeId: proxyIdentity.spiffeId }, 'Identity rotated'));
 
-    const metrics = createProxyMetrics(registry);
     const authorizer = policyAuthorizer(() => policy, registry, logger);
     const ports = new Map<string, number>();
     for (const inbound of config.inbound) {
       const listener: InboundListener = await startInbound({
         ...inbound,
+        pathNormalization: config.pathNormalization,
         identity: proxyIdentity,
         authorizer,
         metrics,

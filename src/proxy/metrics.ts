@@ -41,6 +41,10 @@ export interface ProxyMetrics {
   readonly tcpConnectionsOpen: Gauge<'listener' | 'direction'>;
   readonly handshakeFailures: Counter<'listener' | 'direction' | 'reason'>;
   readonly plaintextConnections: Counter<'listener' | 'result'>;
+  /** Connections and requests refused before reaching the app or upstream (guard.ts names the reasons). */
+  readonly refusals: Counter<'listener' | 'reason'>;
+  /** Connections and streams closed by one of the listener's timeouts, by which one. */
+  readonly timeouts: Counter<'listener' | 'timeout'>;
 }
 
 export function createProxyMetrics(registry: Registry): ProxyMetrics {
@@ -104,6 +108,18 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics {
       name: 'sigil_proxy_plaintext_connections_total',
       help: 'Inbound connections without TLS: accepted (permissive mode) or refused (strict mode)',
       labelNames: ['listener', 'result'],
+      registers: [registry],
+    }),
+    refusals: new Counter({
+      name: 'sigil_proxy_refusals_total',
+      help: 'Connections and requests refused before reaching the app or upstream, by reason (max-connections, bad-path, duplicate-host, bad-request, header-too-large)',
+      labelNames: ['listener', 'reason'],
+      registers: [registry],
+    }),
+    timeouts: new Counter({
+      name: 'sigil_proxy_timeouts_total',
+      help: 'Connections and streams closed by a timeout, by which one (header, request, idle, stream-idle, tcp-idle)',
+      labelNames: ['listener', 'timeout'],
       registers: [registry],
     }),
   };

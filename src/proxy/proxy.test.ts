@@ -1,245 +1,40 @@
 // Inbound + outbound sidecars over real sockets and real mTLS, with apps on loopback.
 import { execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
 import { createServer as createH2Server, connect as h2connect } from 'node:http2';
-import {
-  type AddressInfo,
-  createServer as createNetServer,
-  connect as netConnect,
-  type Server,
-} from 'node:net';
+import { createServer as createNetServer, connect as netConnect, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
-import { Registry } from 'prom-client';
 import { request } from 'undici';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { X509Source } from '../sdk/index.js';
-import type { TrustBundle } from '../spiffe/bundle.js';
+import { describe, expect, it } from 'vitest';
 import { encodePem } from '../spiffe/pem.js';
-import { type IdentitySource, ProxyIdentity } from './identity.js';
-import type { AuthorizationRequest, Authorizer } from './inbound/index.js';
 import { startInbound } from './inbound/index.js';
-import { createProxyMetrics, type ProxyMetrics } from './metrics.js';
-import { startOutbound } from './outbound/index.js';
 import {
-  FakeSource,
-  makeTrustDomain,
-  RecordingLogger,
-  type TestSvid,
-  type TestTrustDomain,
-} from './testing.test-support.js';
+  CLIENT_ID,
+  cleanups,
+  headerPairs,
+  leafHash,
+  listen,
+  makeSide,
+  metricValue,
+  RecordingAuthorizer,
+  rawExchange,
+  rogueA,
+  SERVER_ID,
+  startEchoApp,
+  startHttpApp,
+  startPair,
+  tdA,
+  tdB,
+  useProxyTestHarness,
+} from './pair.test-support.js';
+import type { TestSvid } from './testing.test-support.js';
 
+useProxyTestHarness();
 const run = promisify(execFile);
-const SERVER_ID = 'spiffe://a.test/server';
-const CLIENT_ID = 'spiffe://a.test/client';
-
-let tdA: TestTrustDomain;
-let tdB: TestTrustDomain;
-let rogueA: TestTrustDomain;
-let bundles: Map<string, TrustBundle>;
-const cleanups: (() => Promise<void> | void)[] = [];
-
-beforeAll(async () => {
-  tdA = await makeTrustDomain('a.test');
-  tdB = await makeTrustDomain('b.test');
-  // Same trust domain name, a CA that is not in a.test's bundle.
-  rogueA = await makeTrustDomain('a.test');
-  bundles = new Map([['a.test', tdA.bundle]]);
-});
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-// The fake must stand where the real SDK source goes.
-const sourceTypeCheck = (source: X509Source): IdentitySource => source;
-void sourceTypeCheck;
-
-class RecordingAuthorizer implements Authorizer {
-  readonly seen: AuthorizationRequest[] = [];
-  constructor(
-    public deny: (r: AuthorizationRequest) => boolean = () => false,
-    public needsDetails = false,
-  ) {}
-  needsRequestDetails(): boolean {
-    return this.needsDetails;
-  }
-  authorize(request: AuthorizationRequest) {
-    this.seen.push(request);
-    return this.deny(request)
-      ? { allow: false, reason: 'no rule allows it', rule: 'deny-all' }
-      : { allow: true, reason: 'allowed', rule: 'allow-test' };
-  }
-}
-
-function leafHash(svid: TestSvid): string {
-  return createHash('sha256').update(svid.certificates[0]!).digest('hex');
-}
-
-async function listen(server: Server | HttpServer): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        (server as HttpServer).closeAllConnections?.();
-        server.close(() => resolve());
-      }),
-  );
-  return (server.address() as AddressInfo).port;
-}
-
-/** An HTTP app that echoes what it received (raw headers included) and counts its connections. */
-async function startHttpApp() {
-  const state = { connections: 0, requests: [] as { rawHeaders: string[]; url: string }[] };
-  const server = createHttpServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      state.requests.push({ rawHeaders: req.rawHeaders, url: req.url ?? '' });
-      const body = JSON.stringify({
-        method: req.method,
-        url: req.url,
-        rawHeaders: req.rawHeaders,
-        body: Buffer.concat(chunks).toString(),
-      });
-      res.writeHead(200, [
-        'Content-Type',
-        'application/json',
-        'Set-Cookie',
-        'a=1',
-        'Set-Cookie',
-        'b=2',
-        'X-Mixed-Case',
-        'Yes',
-        'Connection',
-        'X-Hop-Resp',
-        'X-Hop-Resp',
-        'secret',
-        'Content-Length',
-        String(Buffer.byteLength(body)),
-      ]);
-      res.end(body);
-    });
-  });
-  server.on('connection', () => state.connections++);
-  // A minimal WebSocket-style upgrade: answer 101, then echo raw bytes.
-  server.on('upgrade', (req: IncomingMessage, socket, head) => {
-    state.requests.push({ rawHeaders: req.rawHeaders, url: req.url ?? '' });
-    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
-    if (head.length > 0) socket.write(head);
-    socket.pipe(socket);
-  });
-  const port = await listen(server);
-  return { port, state };
-}
-
-async function startEchoApp(): Promise<number> {
-  const server = createNetServer({ allowHalfOpen: true }, (socket) => socket.pipe(socket));
-  return listen(server);
-}
-
-interface Side {
-  source: FakeSource;
-  identity: ProxyIdentity;
-  metrics: ProxyMetrics;
-  registry: Registry;
-  logger: RecordingLogger;
-}
-
-function makeSide(svid: TestSvid): Side {
-  const source = new FakeSource(svid, bundles);
-  const identity = new ProxyIdentity(source);
-  cleanups.push(() => identity.close());
-  const registry = new Registry();
-  return { source, identity, metrics: createProxyMetrics(registry), registry, logger: new RecordingLogger() };
-}
-
-async function startPair(options: {
-  protocol: 'http' | 'tcp' | 'http2';
-  appPort: number;
-  authorizer?: Authorizer;
-  serverIds?: string[];
-  mode?: 'strict' | 'permissive';
-}) {
-  const server = makeSide(tdA.mint('/server'));
-  const client = makeSide(tdA.mint('/client'));
-  const authorizer = options.authorizer ?? new RecordingAuthorizer();
-  const inbound = await startInbound({
-    name: 'in',
-    listen: { host: '127.0.0.1', port: 0 },
-    protocol: options.protocol,
-    app: { host: '127.0.0.1', port: options.appPort },
-    mode: options.mode ?? 'strict',
-    identity: server.identity,
-    authorizer,
-    metrics: server.metrics,
-    logger: server.logger,
-  });
-  cleanups.push(() => inbound.close());
-  const outbound = await startOutbound({
-    name: 'out',
-    listen: { host: '127.0.0.1', port: 0 },
-    protocol: options.protocol,
-    upstream: { host: '127.0.0.1', port: inbound.address.port },
-    serverIds: options.serverIds ?? [SERVER_ID],
-    identity: client.identity,
-    metrics: client.metrics,
-    logger: client.logger,
-  });
-  cleanups.push(() => outbound.close());
-  return { server, client, inbound, outbound, authorizer };
-}
-
-/** Sends raw HTTP/1.1 requests on one socket and collects `count` responses (content-length bodies). */
-async function rawExchange(port: number, requests: string[]): Promise<{ head: string; body: string }[]> {
-  const socket = netConnect({ host: '127.0.0.1', port });
-  cleanups.push(() => void socket.destroy());
-  let buffer = Buffer.alloc(0);
-  const responses: { head: string; body: string }[] = [];
-  return new Promise((resolve, reject) => {
-    socket.on('error', reject);
-    socket.on('data', (chunk: Buffer) => {
-      buffer = Buffer.concat([buffer, chunk]);
-      for (;;) {
-        const end = buffer.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buffer.subarray(0, end).toString('latin1');
-        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-        if (buffer.length < end + 4 + length) return;
-        responses.push({ head, body: buffer.subarray(end + 4, end + 4 + length).toString() });
-        buffer = buffer.subarray(end + 4 + length);
-        if (responses.length === requests.length) {
-          socket.end();
-          resolve(responses);
-          return;
-        }
-        socket.write(requests[responses.length]!);
-      }
-    });
-    socket.write(requests[0]!);
-  });
-}
-
-function headerPairs(raw: string[]): [string, string][] {
-  const pairs: [string, string][] = [];
-  for (let i = 0; i < raw.length; i += 2) pairs.push([raw[i]!, raw[i + 1]!]);
-  return pairs;
-}
-
-async function metricValue(
-  registry: Registry,
-  name: string,
-  labels: Record<string, string>,
-): Promise<number> {
-  const metric = await registry.getSingleMetric(name)?.get();
-  const found = metric?.values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val));
-  return found?.value ?? 0;
-}
 
 describe('HTTP/1.1 through an inbound/outbound pair', () => {
   it('keeps connections alive, preserves duplicates and case, drops hop-by-hop, replaces forged identity headers', async () => {

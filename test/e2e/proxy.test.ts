@@ -1,7 +1,6 @@
 // Two applications, each with a Sigil sidecar, and one agent: real processes on loopback. The
 // frontend's sidecar (uid 65534) and the backend's (uid 1) take their identities from the Workload
 // API; traffic between them is mTLS, authorized by a policy file that reloads without a restart.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -16,12 +15,12 @@ import {
   startAgentProcess,
   waitFor,
 } from '../support/agent-harness.js';
-import { REPO_ROOT, runCommand, type ServerProcess, startServerProcess } from '../support/harness.js';
+import { runCommand, type ServerProcess, startServerProcess } from '../support/harness.js';
+import { type SidecarProcess, startSidecarProcess } from '../support/sidecar-harness.js';
 
 const TD = 'spiffe://example.org';
 const FRONT_UID = 65534;
 const BACK_UID = 1;
-const PROXY_BIN = path.join(REPO_ROOT, 'bin', 'sigil-proxy');
 const raw = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b };
 const ECHO_SERVICE: grpc.ServiceDefinition = {
   Say: {
@@ -47,7 +46,7 @@ const ECHO_SERVICE: grpc.ServiceDefinition = {
 let root: { dir: string; cleanup(): void };
 let server: ServerProcess;
 let agent: AgentProcess;
-const children: ChildProcess[] = [];
+const sidecars: SidecarProcess[] = [];
 const closers: Array<() => unknown> = [];
 const ports: Record<string, number> = {};
 let policyPath: string;
@@ -66,42 +65,6 @@ function allowPolicy(extra = ''): string {
       # Scoped to the HTTP app's port: a DENY with paths would otherwise also deny opaque TCP.
       - to: { ports: [${ports.app}], paths: ["/admin/*"] }
 ${extra}`;
-}
-
-async function startSidecar(uid: number, name: string, config: string): Promise<() => string> {
-  const file = path.join(root.dir, `${name}.yaml`);
-  writeFileSync(file, config);
-  chmodSync(file, 0o644);
-  const child = spawn(
-    'setpriv',
-    [
-      `--reuid=${uid}`,
-      `--regid=${uid}`,
-      '--clear-groups',
-      process.execPath,
-      PROXY_BIN,
-      'run',
-      '--config',
-      file,
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  child.stderr!.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  await waitFor(
-    () => out.includes('"msg":"Sigil proxy started"'),
-    30_000,
-    () => `${name} sidecar did not start:\n${out}`,
-  );
-  return () => out;
 }
 
 function get(
@@ -211,8 +174,9 @@ beforeAll(async () => {
   policyPath = path.join(root.dir, 'policy.yaml');
   writeFileSync(policyPath, allowPolicy());
   chmodSync(policyPath, 0o644);
-  backLogs = await startSidecar(
+  const backend = await startSidecarProcess(
     BACK_UID,
+    root.dir,
     'backend',
     `workload_api: unix://${agent.socketPath}
 admin: 127.0.0.1:${ports.backAdmin}
@@ -224,8 +188,11 @@ inbound:
   - { name: grpcapp, listen: "127.0.0.1:${ports.inGrpc}", protocol: http2, app: "127.0.0.1:${ports.grpc}", mode: strict }
 `,
   );
-  frontLogs = await startSidecar(
+  sidecars.push(backend);
+  backLogs = backend.logs;
+  const frontend = await startSidecarProcess(
     FRONT_UID,
+    root.dir,
     'frontend',
     `workload_api: unix://${agent.socketPath}
 admin: 127.0.0.1:${ports.frontAdmin}
@@ -237,10 +204,12 @@ outbound:
   - { name: wrong, listen: "127.0.0.1:0", protocol: http, upstream: "127.0.0.1:${ports.inHttp}", server_ids: ["${TD}/someone-else"] }
 `,
   );
+  sidecars.push(frontend);
+  frontLogs = frontend.logs;
 }, 120_000);
 
 afterAll(async () => {
-  for (const child of children) child.kill('SIGTERM');
+  for (const sidecar of sidecars) if ((await sidecar.stop()) === null) sidecar.child.kill('SIGKILL');
   for (const close of closers) await close();
   await agent?.stop();
   await server?.stop();

@@ -3,6 +3,7 @@
 // SPIFFE IDs and the deciding rule (STYLE.md §11). The policy engine is adapted to Authorizer.
 import type { ProxyLogger } from '../logger.js';
 import type { ProxyMetrics } from '../metrics.js';
+import type { NormalizedPath } from '../policy/normalize.js';
 
 export interface AuthorizationRequest {
   /** The caller's verified SPIFFE ID; null for a plaintext caller (permissive mode). */
@@ -11,7 +12,8 @@ export interface AuthorizationRequest {
   readonly port: number;
   readonly protocol: 'http' | 'tcp';
   readonly method?: string;
-  readonly path?: string;
+  /** Normalized (policy/normalize.ts): the very path the app will receive; null for `OPTIONS *`. */
+  readonly path?: NormalizedPath | null;
 }
 
 export interface AuthorizationDecision {

@@ -1,9 +1,10 @@
 // Per-stream HTTP/2 relay for inbound `http2` listeners, used only for connections whose policy
 // needs each request's method or path (an opaque pipe can only be authorized by caller and port).
 // It costs several times the opaque pipe per request (proxy-performance-notes.md), which is why
-// the listener picks it per connection rather than always. Every stream is authorized on its own,
-// gets the verified identity headers, and is relayed to the app over one shared h2c session,
-// trailers included (gRPC puts its status there).
+// the listener picks it per connection rather than always. Every stream is authorized on its
+// normalized `:path` (the one forwarded), gets the verified identity headers, and is relayed to the
+// app over one shared h2c session, trailers included (gRPC puts its status there). Limits: streams
+// per connection (SETTINGS), and the session and stream idle timeouts (h2-watch.ts).
 import {
   type ClientHttp2Session,
   type ClientHttp2Stream,
@@ -15,18 +16,27 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { SIGIL_ERROR_HEADER } from '../errors.js';
+import type { Clock } from '../../spiffe/clock.js';
+import { REFUSAL_STATUS, SIGIL_ERROR_HEADER } from '../errors.js';
+import type { ListenerGuard } from '../guard.js';
 import type { VerifiedPeer } from '../identity.js';
 import type { ProxyLogger } from '../logger.js';
 import type { RequestSeries } from '../metrics.js';
 import { responseClassOf } from '../metrics.js';
+import { normalizeRequestTarget, type PathNormalization } from '../policy/normalize.js';
 import type { AuthorizationDecision, AuthorizationRequest } from './authorize.js';
+import { SessionWatch } from './h2-watch.js';
 import { IDENTITY_HEADERS, PEER_ID_HEADER, XFCC_HEADER, xfccValue } from './peer-headers.js';
 
 export interface StreamRelayOptions {
   readonly listener: string;
   readonly app: { readonly host: string; readonly port: number };
   readonly logger: ProxyLogger;
+  /** Runs the session idle checks. */
+  readonly clock: Clock;
+  /** The listener's limits, refusal counting and logging. */
+  readonly guard: ListenerGuard;
+  readonly pathNormalization: PathNormalization;
   /** Authorizes (counting and logging the decision) one request. */
   readonly enforce: (request: AuthorizationRequest) => AuthorizationDecision;
   /** Our own SPIFFE ID now. */
@@ -41,11 +51,14 @@ export interface StreamRelay {
 }
 
 export function createStreamRelay(options: StreamRelayOptions): StreamRelay {
-  const peers = new WeakMap<object, VerifiedPeer | null>();
-  const server = createServer();
+  const { limits } = options.guard;
+  const sessions = new WeakMap<object, SessionWatch>();
+  const server = createServer({ settings: { maxConcurrentStreams: limits.maxConcurrentStreams } });
   // node:http2 makes the session synchronously inside emit('connection'); this carries the peer there.
   let accepting: VerifiedPeer | null = null;
-  server.on('session', (session) => peers.set(session, accepting));
+  server.on('session', (session) =>
+    sessions.set(session, new SessionWatch(session, accepting, options.guard, options.clock)),
+  );
   let app: ClientHttp2Session | undefined;
   const appSession = (): ClientHttp2Session => {
     if (app === undefined || app.closed || app.destroyed) {
@@ -62,7 +75,9 @@ export function createStreamRelay(options: StreamRelayOptions): StreamRelay {
     return app;
   };
   server.on('stream', (stream, headers) => {
-    relayStream(stream, headers, peers.get(stream.session!) ?? null, appSession, options);
+    const watch = sessions.get(stream.session!);
+    if (watch === undefined) return;
+    relayStream(stream, headers, watch.peer, watch.track(stream), appSession, options);
   });
   return {
     accept(socket, peer) {
@@ -93,6 +108,8 @@ function relayStream(
   stream: ServerHttp2Stream,
   headers: IncomingHttpHeaders,
   peer: VerifiedPeer | null,
+  /** Records DATA either way, for the stream idle timeout. */
+  onActivity: () => void,
   appSession: () => ClientHttp2Session,
   options: StreamRelayOptions,
 ): void {
@@ -107,13 +124,31 @@ function relayStream(
     );
   // A caller that resets its stream is not a failure of ours; the close handlers below account for it.
   stream.on('error', () => {});
+  // Also puts the stream in flowing mode; any body of a refused stream below is drained by it.
+  stream.on('data', onActivity);
 
+  const rawPath = headers[':path'];
+  const target =
+    rawPath === undefined ? undefined : normalizeRequestTarget(rawPath, options.pathNormalization);
+  if (target !== undefined && !target.ok) {
+    options.guard.refused('bad-path', {
+      source_id: principal,
+      destination_id: options.ownId(),
+      method: headers[':method'],
+      err: target.message,
+      path_refusal: target.reason,
+    });
+    const status = REFUSAL_STATUS['bad-path'];
+    respondWithError(stream, status, 'bad-path', `sigil proxy: ${target.message}`);
+    finish(status);
+    return;
+  }
   const decision = options.enforce({
     principal,
     port: options.app.port,
     protocol: 'http',
     method: headers[':method'],
-    path: headers[':path'],
+    path: target?.path,
   });
   if (!decision.allow) {
     // gRPC clients read HTTP 403 as PERMISSION_DENIED.
@@ -129,7 +164,10 @@ function relayStream(
 
   let upstream: ClientHttp2Stream;
   try {
-    upstream = appSession().request(forwardedHeaders(headers, principal, peer, options));
+    const forwarded = forwardedHeaders(headers, principal, peer, options);
+    // The app gets the path the policy decided on, not the one the caller sent.
+    if (target !== undefined) forwarded[':path'] = target.target;
+    upstream = appSession().request(forwarded);
   } catch (err) {
     respondWithError(
       stream,
@@ -150,6 +188,7 @@ function relayStream(
     if (stream.destroyed) return;
     stream.respond(responseHeaders, endsHere ? { endStream: true } : { waitForTrailers: true });
   });
+  upstream.on('data', onActivity);
   upstream.on('trailers', (received) => {
     trailers = received;
   });

@@ -1,24 +1,28 @@
 // The inbound listener: terminates mTLS in front of the local app, authorizes, and forwards. `http`
-// is relayed per request through one keep-alive undici Pool to the app (identity headers set from
-// the verified peer); `tcp` and `http2` are opaque pipes authorized once per connection, since
-// relaying HTTP/2 per stream costs ~6x the CPU of carrying the app's h2c inside the pipe
-// (proxy-performance-notes.md). An `http2` connection is relayed stream by stream (h2-relay.ts)
-// only when the policy for the port looks at methods or paths. It does not retry, balance or time
-// out requests: those are layers.
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+// is relayed per request through one keep-alive undici Pool to the app (http.ts: normalized path,
+// identity headers set from the verified peer); `tcp` and `http2` are opaque pipes authorized once
+// per connection, since relaying HTTP/2 per stream costs ~6x the CPU of carrying the app's h2c
+// inside the pipe (proxy-performance-notes.md). An `http2` connection is relayed stream by stream
+// (h2-relay.ts) only when the policy for the port looks at methods or paths. Every connection is
+// under the listener's limits (limits.ts): a cap, the handshake timeout, then the HTTP timeouts or
+// the pipe's idle timeout. It does not retry, balance or time out the app: those are layers.
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Clock, systemClock } from '../../spiffe/clock.js';
-import { type FilteredHeaders, type FilterOptions, filterHeaders } from '../headers.js';
-import { Pool, refuseUpgrade, relayRequest, requestHead, respondWithError } from '../http-relay.js';
+import { capConnections, closeWhenIdle, createListenerGuard, type ListenerGuard } from '../guard.js';
+import { createGuardedHttpServer } from '../guarded-http.js';
+import { Pool } from '../http-relay.js';
 import type { ProxyIdentity, VerifiedPeer } from '../identity.js';
+import { DEFAULT_LIMITS, type ListenerLimits } from '../limits.js';
 import type { ProxyLogger } from '../logger.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
+import { DEFAULT_PATH_NORMALIZATION, type PathNormalization } from '../policy/normalize.js';
 import { createAcceptServer } from './accept.js';
 import { type Authorizer, type EnforcementContext, enforce } from './authorize.js';
 import { createStreamRelay } from './h2-relay.js';
-import { appendPeerHeaders, IDENTITY_HEADERS, type VerifiedCaller } from './peer-headers.js';
+import { handleRequest, handleUpgrade, type InboundHttpContext } from './http.js';
 
 export interface HostPort {
   readonly host: string;
@@ -39,10 +43,12 @@ export interface InboundOptions {
   readonly authorizer: Authorizer;
   readonly metrics: ProxyMetrics;
   readonly logger: ProxyLogger;
-  /** Arms handshake timeouts. Defaults to the system clock. */
+  /** Arms handshake timeouts and paces refusal logs. Defaults to the system clock. */
   readonly clock?: Clock;
-  /** Handshake plus peer verification must finish within this, in milliseconds. Defaults to 10s. */
-  readonly handshakeTimeoutMs?: number;
+  /** Connection cap and timeouts. Defaults to DEFAULT_LIMITS. */
+  readonly limits?: ListenerLimits;
+  /** How ambiguous request paths are treated (http and the HTTP/2 relay). Defaults to refusing them. */
+  readonly pathNormalization?: PathNormalization;
 }
 
 export interface InboundListener {
@@ -57,18 +63,14 @@ export interface InboundListener {
   close(): Promise<void>;
 }
 
-const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Keep-alive to the app: idle app connections are dropped after this (undici's default is 4s). */
 const APP_KEEP_ALIVE_MS = 30_000;
-/**
- * Idle callers' connections are kept longer than the outbound pool keeps them (30s), so the caller's
- * side, which paid for the mTLS handshake, decides when to close; node:http's 5s default made
- * pools re-handshake after every short lull.
- */
-const CALLER_KEEP_ALIVE_MS = 60_000;
 
 export async function startInbound(options: InboundOptions): Promise<InboundListener> {
   const { name, identity, metrics, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  const guard = createListenerGuard({ listener: name, limits, metrics, logger, clock });
   const enforcement: EnforcementContext = {
     listener: name,
     authorizer: options.authorizer,
@@ -76,6 +78,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
     logger,
     ownId: () => identity.spiffeId,
   };
+  const pathNormalization = options.pathNormalization ?? DEFAULT_PATH_NORMALIZATION;
   const peers = new WeakMap<Duplex, VerifiedPeer>();
   /** Open opaque pipes and their callers (null: plaintext). */
   const pipes = new Map<Duplex, string | null>();
@@ -88,12 +91,13 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
       pipelining: 1,
       keepAliveTimeout: APP_KEEP_ALIVE_MS,
     });
-    const http = createHttpServer({ keepAlive: true, keepAliveTimeout: CALLER_KEEP_ALIVE_MS });
+    const http = createGuardedHttpServer(guard, { emittedConnections: true });
+    const context: InboundHttpContext = { ...options, enforcement, guard, pathNormalization };
     http.on('request', (req: IncomingMessage, res: ServerResponse) =>
-      handleRequest(req, res, peers.get(req.socket) ?? null, pool, options, enforcement),
+      handleRequest(req, res, peers.get(req.socket) ?? null, pool, context),
     );
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-      handleUpgrade(req, socket, head, peers.get(req.socket) ?? null, options, enforcement),
+      handleUpgrade(req, socket, head, peers.get(req.socket) ?? null, context),
     );
     onSecure = (socket, peer) => {
       peers.set(socket, peer);
@@ -105,6 +109,8 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
       socket.resume();
     };
     closeProtocol = async () => {
+      // close() also stops node:http's timeout sweep; the server itself never listened.
+      http.close();
       http.closeAllConnections();
       await pool.destroy();
     };
@@ -113,6 +119,9 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
       listener: name,
       app: options.app,
       logger,
+      clock,
+      guard,
+      pathNormalization,
       enforce: (request) => enforce(enforcement, request),
       ownId: () => identity.spiffeId,
       seriesFor: (principal) =>
@@ -123,16 +132,16 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
     onSecure = (socket, peer) =>
       perStream()
         ? relay.accept(socket, peer)
-        : pipeToApp(socket, peer.spiffeId, pipes, options, enforcement);
+        : pipeToApp(socket, peer.spiffeId, pipes, options, enforcement, guard);
     onPlaintext = (socket) => {
-      if (!perStream()) return pipeToApp(socket, null, pipes, options, enforcement);
+      if (!perStream()) return pipeToApp(socket, null, pipes, options, enforcement, guard);
       relay.accept(socket, null);
       socket.resume();
     };
     closeProtocol = () => relay.close();
   } else {
-    onSecure = (socket, peer) => pipeToApp(socket, peer.spiffeId, pipes, options, enforcement);
-    onPlaintext = (socket) => pipeToApp(socket, null, pipes, options, enforcement);
+    onSecure = (socket, peer) => pipeToApp(socket, peer.spiffeId, pipes, options, enforcement, guard);
+    onPlaintext = (socket) => pipeToApp(socket, null, pipes, options, enforcement, guard);
     closeProtocol = async () => {};
   }
 
@@ -142,11 +151,12 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
     identity,
     metrics,
     logger,
-    clock: options.clock ?? systemClock,
-    handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    clock,
+    handshakeTimeoutMs: limits.handshakeTimeoutMs,
     onSecure,
     onPlaintext,
   });
+  capConnections(server, guard);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.listen.port, options.listen.host, () => {
@@ -185,89 +195,13 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
   };
 }
 
-function handleRequest(
-  req: IncomingMessage,
-  res: ServerResponse,
-  peer: VerifiedPeer | null,
-  pool: Pool,
-  options: InboundOptions,
-  enforcement: EnforcementContext,
-): void {
-  // Latency is elapsed time on the monotonic clock, not the injected one (which decides expiry).
-  const startedMs = performance.now();
-  const principal = peer?.spiffeId ?? null;
-  const ownId = options.identity.spiffeId;
-  const series = options.metrics.requestSeries(options.name, 'inbound', principal ?? 'plaintext', ownId);
-  const decision = enforce(enforcement, {
-    principal,
-    port: options.app.port,
-    protocol: 'http',
-    method: req.method,
-    path: req.url,
-  });
-  if (!decision.allow) {
-    // Drain whatever body was sent so the connection stays usable for the next request.
-    req.resume();
-    respondWithError(res, 403, 'forbidden', 'sigil proxy: forbidden by policy');
-    series.record('4xx', (performance.now() - startedMs) / 1_000);
-    return;
-  }
-  const headers = headersForApp(req, peer, ownId, options, STRIP_IDENTITY);
-  relayRequest(pool, req, res, headers, (outcome) => {
-    series.record(outcome.responseClass, (performance.now() - startedMs) / 1_000);
-    if (outcome.error !== null) {
-      options.logger.warn(
-        {
-          listener: options.name,
-          source_id: principal,
-          destination_id: ownId,
-          err: outcome.error instanceof Error ? outcome.error.message : String(outcome.error),
-        },
-        'Request to the app failed',
-      );
-    }
-  });
-}
-
-function handleUpgrade(
-  req: IncomingMessage,
-  socket: Duplex,
-  head: Buffer,
-  peer: VerifiedPeer | null,
-  options: InboundOptions,
-  enforcement: EnforcementContext,
-): void {
-  const principal = peer?.spiffeId ?? null;
-  const decision = enforce(enforcement, {
-    principal,
-    port: options.app.port,
-    protocol: 'http',
-    method: req.method,
-    path: req.url,
-  });
-  if (!decision.allow) {
-    refuseUpgrade(socket, 403, 'forbidden', 'sigil proxy: forbidden by policy');
-    return;
-  }
-  const { headers } = headersForApp(
-    req,
-    peer,
-    options.identity.spiffeId,
-    options,
-    STRIP_IDENTITY_KEEP_UPGRADE,
-  );
-  const app = connect({ host: options.app.host, port: options.app.port, noDelay: true });
-  app.write(requestHead(req, headers));
-  if (head.length > 0) app.write(head);
-  pipeSockets(socket, app, () => {});
-}
-
 function pipeToApp(
   socket: Duplex,
   principal: string | null,
   pipes: Map<Duplex, string | null>,
   options: InboundOptions,
   enforcement: EnforcementContext,
+  guard: ListenerGuard,
 ): void {
   const decision = enforce(enforcement, { principal, port: options.app.port, protocol: 'tcp' });
   if (!decision.allow) {
@@ -289,39 +223,10 @@ function pipeToApp(
     ),
   );
   pipes.set(socket, principal);
+  closeWhenIdle(app, guard, { source_id: principal, destination_id: options.identity.spiffeId });
   // pipe() also resumes the socket the accept path paused to peek at it.
   pipeSockets(socket, app, () => {
     pipes.delete(socket);
     options.metrics.tcpConnectionsOpen.dec(labels);
   });
-}
-
-const STRIP_IDENTITY: FilterOptions = { strip: IDENTITY_HEADERS };
-const STRIP_IDENTITY_KEEP_UPGRADE: FilterOptions = { strip: IDENTITY_HEADERS, keepUpgrade: true };
-
-/**
- * The request's headers as the app gets them: hop-by-hop and caller-sent identity headers removed
- * (each of the latter logged: a caller claiming an identity is worth a look), then the verified
- * identity headers added.
- */
-function headersForApp(
-  req: IncomingMessage,
-  peer: VerifiedPeer | null,
-  ownId: string,
-  options: InboundOptions,
-  filter: FilterOptions,
-): FilteredHeaders {
-  const filtered = filterHeaders(req.rawHeaders, filter);
-  for (const header of filtered.stripped) {
-    options.logger.warn(
-      { listener: options.name, header, source_id: peer?.spiffeId ?? null, destination_id: ownId },
-      'Stripped identity header sent by the caller',
-    );
-  }
-  appendPeerHeaders(filtered.headers, ownId, callerOf(peer));
-  return filtered;
-}
-
-function callerOf(peer: VerifiedPeer | null): VerifiedCaller | null {
-  return peer === null ? null : { spiffeId: peer.spiffeId, leafSha256Hex: peer.leafSha256Hex };
 }

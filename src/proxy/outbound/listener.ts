@@ -1,17 +1,21 @@
 // The outbound listener: the local app talks plaintext to it, and it carries the traffic to one
 // upstream sidecar over mTLS, refusing any server whose SPIFFE ID is not in `serverIds`. `http` is
 // relayed per request through an undici Pool whose connector is UpstreamConnector; `tcp` and `http2`
-// are opaque pipes opened only after the server is verified. Routing, retries and balancing are
-// layers around this, not part of it.
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+// are opaque pipes opened only after the server is verified. The app's connections are under the
+// listener's limits (limits.ts) like any caller's. Routing, retries and balancing are layers
+// around this, not part of it.
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Clock, systemClock } from '../../spiffe/clock.js';
 import type { SigilError } from '../../spiffe/errors.js';
-import { proxyErrorResponse } from '../errors.js';
+import { proxyErrorResponse, REFUSAL_STATUS } from '../errors.js';
+import { capConnections, closeWhenIdle, createListenerGuard, type ListenerGuard } from '../guard.js';
+import { createGuardedHttpServer } from '../guarded-http.js';
 import { filterHeaders } from '../headers.js';
-import { Pool, refuseUpgrade, relayRequest, requestHead } from '../http-relay.js';
+import { Pool, refuseUpgrade, relayRequest, requestHead, respondWithError } from '../http-relay.js';
 import type { ProxyIdentity } from '../identity.js';
+import { DEFAULT_LIMITS, type ListenerLimits } from '../limits.js';
 import type { ProxyLogger } from '../logger.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
@@ -39,6 +43,8 @@ export interface OutboundOptions {
   readonly clock?: Clock;
   /** TCP connect plus mTLS handshake plus verification, in milliseconds. Defaults to 10s. */
   readonly connectTimeoutMs?: number;
+  /** Cap and timeouts for the app's connections. Defaults to DEFAULT_LIMITS. */
+  readonly limits?: ListenerLimits;
 }
 
 export interface OutboundListener {
@@ -53,12 +59,20 @@ const UPSTREAM_KEEP_ALIVE_MS = 30_000;
 
 export async function startOutbound(options: OutboundOptions): Promise<OutboundListener> {
   const { name, identity, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const guard = createListenerGuard({
+    listener: name,
+    limits: options.limits ?? DEFAULT_LIMITS,
+    metrics: options.metrics,
+    logger,
+    clock,
+  });
   const connector = new UpstreamConnector({
     host: options.upstream.host,
     port: options.upstream.port,
     serverIds: options.serverIds,
     identity,
-    clock: options.clock ?? systemClock,
+    clock,
     connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     onFailure: (err, presentedId) => recordConnectFailure(err, presentedId, options),
   });
@@ -92,14 +106,14 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
           logger.debug({ listener: name, err: String(err) }, 'Closing the pre-rotation pool failed'),
         );
     });
-    const http = createHttpServer({ keepAlive: true });
+    const http = createGuardedHttpServer(guard, { emittedConnections: false });
     // The pool does not say which connection served a request; the accepted ID list does.
     const destinationLabel = options.serverIds.join(',');
     http.on('request', (req: IncomingMessage, res: ServerResponse) =>
-      handleRequest(req, res, pool, destinationLabel, options),
+      handleRequest(req, res, pool, destinationLabel, options, guard),
     );
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-      handleUpgrade(req, socket, head, connectLogged),
+      handleUpgrade(req, socket, head, connectLogged, guard),
     );
     server = http;
     closeProtocol = async () => {
@@ -109,10 +123,11 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
     };
   } else {
     server = createNetServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (app) =>
-      pipeToUpstream(app, connectLogged, options),
+      pipeToUpstream(app, connectLogged, options, guard),
     );
     closeProtocol = async () => {};
   }
+  capConnections(server, guard);
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -146,6 +161,7 @@ function handleRequest(
   pool: Pool,
   destinationLabel: string,
   options: OutboundOptions,
+  guard: ListenerGuard,
 ): void {
   // Latency is elapsed time on the monotonic clock, not the injected one (which decides expiry).
   const startedMs = performance.now();
@@ -155,7 +171,22 @@ function handleRequest(
     options.identity.spiffeId,
     destinationLabel,
   );
-  relayRequest(pool, req, res, filterHeaders(req.rawHeaders), (outcome) =>
+  const filtered = filterHeaders(req.rawHeaders);
+  if (filtered.hostCount > 1) {
+    // undici would refuse it as a 502, blaming the upstream for the app's malformed request.
+    const message = `request has ${filtered.hostCount} Host header fields; one is allowed`;
+    guard.refused('duplicate-host', {
+      source_id: options.identity.spiffeId,
+      method: req.method,
+      err: message,
+    });
+    req.resume();
+    respondWithError(res, REFUSAL_STATUS['duplicate-host'], 'duplicate-host', `sigil proxy: ${message}`);
+    series.record('4xx', (performance.now() - startedMs) / 1_000);
+    return;
+  }
+  // The path goes as the app sent it: the upstream sidecar normalizes (or refuses) it, and decides.
+  relayRequest(pool, req, res, req.url ?? '/', filtered, (outcome) =>
     series.record(outcome.responseClass, (performance.now() - startedMs) / 1_000),
   );
 }
@@ -165,12 +196,15 @@ function handleUpgrade(
   socket: Duplex,
   head: Buffer,
   connect: () => Promise<{ socket: Duplex; serverId: string }>,
+  guard: ListenerGuard,
 ): void {
   const headers = filterHeaders(req.rawHeaders, { keepUpgrade: true }).headers;
   connect().then(
     (upstream) => {
-      upstream.socket.write(requestHead(req, headers));
+      upstream.socket.write(requestHead(req.method, req.url ?? '/', headers));
       if (head.length > 0) upstream.socket.write(head);
+      // node:http types the upgraded socket as a Duplex; it is the app's net.Socket.
+      closeWhenIdle(socket as Socket, guard, { destination_id: upstream.serverId });
       pipeSockets(socket, upstream.socket, () => {});
     },
     (err: unknown) => {
@@ -184,6 +218,7 @@ function pipeToUpstream(
   app: Socket,
   connect: () => Promise<{ socket: Duplex; serverId: string }>,
   options: OutboundOptions,
+  guard: ListenerGuard,
 ): void {
   // pauseOnConnect: the app's bytes wait in the kernel until the server is verified.
   const labels = { listener: options.name, direction: 'outbound' as const };
@@ -203,6 +238,7 @@ function pipeToUpstream(
         destination_id: upstream.serverId,
       });
       options.metrics.tcpConnectionsOpen.inc(labels);
+      closeWhenIdle(app, guard, { destination_id: upstream.serverId });
       pipeSockets(app, upstream.socket, () => options.metrics.tcpConnectionsOpen.dec(labels));
     },
     () => app.destroy(),

@@ -152,6 +152,85 @@ describe('policy check', () => {
     });
   });
 
+  it('decides on the path the proxy would forward, and says when it differs from --path', async () => {
+    const r = await check('--from', WEB, '--to-port', '8080', '--path', '//x/./y/../../admin/%61?q=1');
+    expect(r.code).toBe(1);
+    expect(r.stdout.split('\n').slice(0, 3)).toEqual([
+      'DENY',
+      '  policy "deny-admin" rule #0 (DENY) matched',
+      '  path: "/admin/a" (normalized from "//x/./y/../../admin/%61?q=1")',
+    ]);
+    const json = JSON.parse(
+      (
+        await check(
+          '--from',
+          WEB,
+          '--to-port',
+          '8080',
+          '--method',
+          'GET',
+          '--path',
+          '/api//x',
+          '--output',
+          'json',
+        )
+      ).stdout,
+    );
+    expect(json).toMatchObject({ request: { path: '/api/x' }, normalized_from: '/api//x', allow: true });
+  });
+
+  it('denies a path the proxy refuses (400), as the proxy would', async () => {
+    const r = await check('--from', WEB, '--to-port', '8080', '--method', 'GET', '--path', '/admin%2fx');
+    expect(r).toEqual({
+      code: 1,
+      stdout:
+        'DENY\n  400 bad request: request target "/admin%2fx" contains an encoded "/" (%2F) (path_normalization.escaped_slashes: reject)\n',
+      stderr: '',
+    });
+    const json = JSON.parse(
+      (await check('--to-port', '8080', '--path', '/admin;x=1/y', '--output', 'json')).stdout,
+    );
+    expect(json).toMatchObject({ allow: false, status: 400, refusal: 'path-parameter' });
+  });
+
+  it("normalizes with the proxy config's path_normalization", async () => {
+    writeFileSync(
+      file('conf/unescape.yaml'),
+      'policy_file: ../policy.yaml\npath_normalization: { escaped_slashes: unescape }\n',
+    );
+    const r = await run(
+      'check',
+      '--config',
+      file('conf/unescape.yaml'),
+      '--from',
+      WEB,
+      '--to-port',
+      '8080',
+      '--path',
+      '/api/..%2fadmin/x',
+    );
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('policy "deny-admin" rule #0 (DENY) matched');
+    expect(r.stdout).toContain('path: "/admin/x"');
+    writeFileSync(
+      file('conf/bad-norm.yaml'),
+      'policy_file: ../policy.yaml\npath_normalization: { escaped_slashes: maybe }\n',
+    );
+    const bad = await run(
+      'check',
+      '--config',
+      file('conf/bad-norm.yaml'),
+      '--to-port',
+      '8080',
+      '--path',
+      '/',
+    );
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(
+      'path_normalization.escaped_slashes: must be one of reject, unescape, keep (got "maybe")',
+    );
+  });
+
   it('follows policy_file in a proxy config, relative to the config', async () => {
     const r = await run(
       'check',

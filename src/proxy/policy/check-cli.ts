@@ -11,6 +11,12 @@ import { parseSpiffeId, parseTrustDomain } from '../../spiffe/id.js';
 import { describeRule, evaluate } from './evaluate.js';
 import { type LintFinding, lintPolicySet } from './lint.js';
 import type { AuthzRequest, Decision, PolicySet } from './model.js';
+import {
+  checkPathNormalization,
+  DEFAULT_PATH_NORMALIZATION,
+  normalizeRequestTarget,
+  type PathNormalization,
+} from './normalize.js';
 import { compilePolicyDocument, parsePolicyFile } from './parse.js';
 
 export interface PolicyCliIo {
@@ -41,7 +47,8 @@ Flags:
   --from ID              caller SPIFFE ID (default: an unauthenticated, plaintext caller)
   --to-port P            destination port, 1-65535
   --method M             HTTP method, as sent (http only)
-  --path /x              HTTP request path (http only)
+  --path /x              HTTP request path (http only), normalized as the proxy does (the
+                         config's path_normalization); a path the proxy refuses is a DENY (400)
   --protocol http|tcp    default: http
   --output text|json     default: text
   -h, --help             show this help
@@ -121,17 +128,37 @@ async function checkCommand(args: readonly string[], io: PolicyCliIo): Promise<n
   const from = flags.values.from;
   // Validated here so a typo is a usage error rather than a silent "unauthenticated" caller.
   const principal = from === undefined ? null : parseSpiffeId(from, '--from').toString();
-  const set = await loadPolicySet(configFile);
+  const { set, pathNormalization } = await loadPolicySet(configFile);
+  // The proxy decides on the normalized path and forwards that very path; so does this.
+  const target =
+    requestPath === undefined ? undefined : normalizeRequestTarget(requestPath, pathNormalization);
+  if (target !== undefined && !target.ok) {
+    const refusal = { allow: false, status: 400, refusal: target.reason, reason: target.message };
+    io.stdout.write(
+      output === 'json'
+        ? `${JSON.stringify({ request: { principal, port, protocol, method, path: requestPath }, ...refusal }, null, 2)}\n`
+        : `DENY\n  400 bad request: ${target.message}\n`,
+    );
+    return EXIT.refused;
+  }
   const request: AuthzRequest = {
     principal,
     port,
     protocol,
     ...(method !== undefined ? { method } : {}),
-    ...(requestPath !== undefined ? { path: requestPath } : {}),
+    ...(target !== undefined ? { path: target.path } : {}),
   };
   const decision = evaluate(set, request);
+  // Say so when the path decided on is not the one given (the query aside, which is never matched).
+  const isRewritten = target !== undefined && target.target !== requestPath;
+  const normalized = isRewritten ? { normalized_from: requestPath } : {};
   io.stdout.write(
-    output === 'json' ? `${JSON.stringify({ request, ...decision }, null, 2)}\n` : formatDecision(decision),
+    output === 'json'
+      ? `${JSON.stringify({ request, ...normalized, ...decision }, null, 2)}\n`
+      : formatDecision(
+          decision,
+          isRewritten ? { path: request.path ?? null, from: requestPath! } : undefined,
+        ),
   );
   return decision.allow ? EXIT.ok : EXIT.refused;
 }
@@ -155,7 +182,7 @@ async function lintCommand(args: readonly string[], io: PolicyCliIo): Promise<nu
   const trustDomains = (flags.values['trust-domain'] ?? []).map(
     (td) => parseTrustDomain(td, '--trust-domain').name,
   );
-  const set = await loadPolicySet(flags.positionals[0]!);
+  const { set } = await loadPolicySet(flags.positionals[0]!);
   const findings = lintPolicySet(set, { trustDomains });
   io.stdout.write(
     output === 'json' ? `${JSON.stringify({ findings }, null, 2)}\n` : formatFindings(findings),
@@ -163,39 +190,58 @@ async function lintCommand(args: readonly string[], io: PolicyCliIo): Promise<nu
   return findings.some((f) => f.severity === 'error') ? EXIT.refused : EXIT.ok;
 }
 
+interface LoadedPolicy {
+  readonly set: PolicySet;
+  /** A proxy config's `path_normalization`; the defaults for a bare policy file. */
+  readonly pathNormalization: PathNormalization;
+}
+
 /**
  * Loads a policy file, or a proxy config pointing at one (`policy_file`, relative to the config)
  * or embedding `policies`. A document with `policies` and keys a policy file does not have is
- * taken for a proxy config; its other keys are the proxy config loader's to check.
+ * taken for a proxy config; of its other keys only `path_normalization` is read here, the rest
+ * are the proxy config loader's to check.
  */
-async function loadPolicySet(file: string): Promise<PolicySet> {
+async function loadPolicySet(file: string): Promise<LoadedPolicy> {
   const text = await readText(file);
   let raw: unknown;
   try {
     raw = parseYaml(text);
   } catch {
     // parsePolicyFile below reports the YAML error in the usual words.
-    return parsePolicyFile(text, file);
+    return { set: parsePolicyFile(text, file), pathNormalization: DEFAULT_PATH_NORMALIZATION };
   }
   if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
     const doc = raw as Record<string, unknown>;
-    if (doc.policy_file !== undefined) {
-      if (typeof doc.policy_file !== 'string' || doc.policy_file === '') {
-        throw new SigilError(
-          'ERR_CONFIG_INVALID',
-          `${file}: policy_file: must be a file path (got ${quote(doc.policy_file)})`,
-          {
-            field: 'policy_file',
-          },
-        );
-      }
-      const policyFile = path.resolve(path.dirname(file), doc.policy_file);
-      return parsePolicyFile(await readText(policyFile), policyFile);
+    const problems: string[] = [];
+    const pathNormalization = checkPathNormalization(doc.path_normalization, 'path_normalization', problems);
+    if (problems.length > 0) {
+      throw new SigilError('ERR_CONFIG_INVALID', `${file}: ${problems.join('; ')}`, {
+        field: 'path_normalization',
+      });
     }
-    if (doc.policies !== undefined && Object.keys(doc).some((k) => !POLICY_FILE_KEYS.includes(k))) {
-      const inline = Object.fromEntries(Object.entries(doc).filter(([k]) => POLICY_FILE_KEYS.includes(k)));
-      return compilePolicyDocument(inline, `${file} (inline policies)`);
+    const set = await loadFromConfig(file, doc, text);
+    return { set, pathNormalization };
+  }
+  return { set: parsePolicyFile(text, file), pathNormalization: DEFAULT_PATH_NORMALIZATION };
+}
+
+/** The policy set a mapping document names: its `policy_file`, its inline `policies`, or itself. */
+async function loadFromConfig(file: string, doc: Record<string, unknown>, text: string): Promise<PolicySet> {
+  if (doc.policy_file !== undefined) {
+    if (typeof doc.policy_file !== 'string' || doc.policy_file === '') {
+      throw new SigilError(
+        'ERR_CONFIG_INVALID',
+        `${file}: policy_file: must be a file path (got ${quote(doc.policy_file)})`,
+        { field: 'policy_file' },
+      );
     }
+    const policyFile = path.resolve(path.dirname(file), doc.policy_file);
+    return parsePolicyFile(await readText(policyFile), policyFile);
+  }
+  if (doc.policies !== undefined && Object.keys(doc).some((k) => !POLICY_FILE_KEYS.includes(k))) {
+    const inline = Object.fromEntries(Object.entries(doc).filter(([k]) => POLICY_FILE_KEYS.includes(k)));
+    return compilePolicyDocument(inline, `${file} (inline policies)`);
   }
   return parsePolicyFile(text, file);
 }
@@ -212,8 +258,11 @@ async function readText(file: string): Promise<string> {
   }
 }
 
-function formatDecision(decision: Decision): string {
+function formatDecision(decision: Decision, rewrite?: { path: string | null; from: string }): string {
   const lines = [decision.allow ? 'ALLOW' : 'DENY', `  ${decision.reason}`];
+  if (rewrite !== undefined) {
+    lines.push(`  path: ${JSON.stringify(rewrite.path)} (normalized from ${JSON.stringify(rewrite.from)})`);
+  }
   for (const d of decision.dryRunDenials) {
     lines.push(`  dry-run: ${describeRule(d)} would deny${d.index === null ? ' (no rule matched)' : ''}`);
   }

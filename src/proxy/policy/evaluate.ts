@@ -8,7 +8,7 @@
 // needs them matches on its other conditions alone: Istio turns it into deny-all for TCP, which
 // denies callers the rule never named; we keep its principals and ports, failing closed only as
 // wide as the rule itself.
-import { type Caller, callerOf, normalizeRequestPath, pathMatches, principalMatches } from './match.js';
+import { type Caller, callerOf, principalMatches } from './match.js';
 import type {
   AuthzRequest,
   Decision,
@@ -18,14 +18,16 @@ import type {
   PolicySet,
   RuleRef,
 } from './model.js';
+import type { NormalizedPath } from './normalize.js';
+import { pathMatches } from './path-pattern.js';
 
 interface RequestView {
   readonly caller: Caller | null;
   readonly port: number;
   /** Undefined when unknown: TCP, or HTTP without a method. */
   readonly method: string | undefined;
-  /** Normalized; undefined when unknown or not in origin form. */
-  readonly path: string | undefined;
+  /** Undefined when unknown: TCP, HTTP without a path, or the asterisk form (`OPTIONS *`). */
+  readonly path: NormalizedPath | undefined;
 }
 
 export function evaluate(set: PolicySet, request: AuthzRequest): Decision {
@@ -34,8 +36,7 @@ export function evaluate(set: PolicySet, request: AuthzRequest): Decision {
     caller: callerOf(request.principal),
     port: request.port,
     method: isHttp ? request.method : undefined,
-    path:
-      isHttp && request.path !== undefined ? (normalizeRequestPath(request.path) ?? undefined) : undefined,
+    path: isHttp ? (request.path ?? undefined) : undefined,
   };
 
   let deny: RuleRef | null = null;

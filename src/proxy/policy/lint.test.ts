@@ -70,6 +70,8 @@ describe('lintPolicySet', () => {
       ['/a/./*', '"."'],
       ['/a/', 'trailing "/"'],
       ['/%61dmin', 'percent-decoded'],
+      ['/a%2fb', 'upper case'],
+      ['/a{id}', 'percent-encoded'],
     ])('reports path %s', (path, why) => {
       const findings = lint([
         { ...CLEAN, rules: [{ ...CLEAN.rules[0], to: { ports: [8080], paths: ['/ok', path] } }] },
@@ -85,6 +87,44 @@ describe('lintPolicySet', () => {
       ]);
       expect(findings.map(brief)).toEqual(['warning nonstandard-method allow-web#0']);
       expect(findings[0]!.message).toContain('"FETCH" is not a standard HTTP method');
+    });
+  });
+
+  describe('absurd path patterns', () => {
+    const withPaths = (action: string, paths: string[]) => [
+      CLEAN,
+      { name: 'p', action, rules: [{ from: { principals: [WEB] }, to: { ports: [8080], paths } }] },
+    ];
+    const pathFindings = (action: string, paths: string[]) =>
+      lint(withPaths(action, paths)).filter((f) => f.policy === 'p' && f.code !== 'overlap');
+
+    it('warns about adjacent "**" and about more than two', () => {
+      const findings = pathFindings('DENY', ['/**/**/**/**/**/**/**/**/**/**/z']);
+      expect(findings.map(brief)).toEqual(['warning redundant-wildcard p#0', 'warning many-wildcards p#0']);
+      expect(findings[0]!.message).toBe(
+        'path "/**/**/**/**/**/**/**/**/**/**/z": adjacent "**" segments match exactly what one "**" does',
+      );
+      expect(findings[1]!.message).toContain(
+        'has 10 "**" segments; more than 2 is almost certainly a mistake',
+      );
+      expect(pathFindings('DENY', ['/a/**/*']).map(brief)).toEqual(['warning redundant-wildcard p#0']);
+      expect(pathFindings('DENY', ['/a/**/b/**/c', '/a/*/b/*'])).toEqual([]);
+    });
+
+    it('warns about a pattern that matches every path, saying what it does to TCP', () => {
+      const allow = pathFindings('ALLOW', ['/api/*', '/**']);
+      expect(allow.map(brief)).toEqual(['warning matches-every-path p#0']);
+      expect(allow[0]!.message).toBe(
+        'path "/**" matches every request path: the same as omitting paths, except that a rule with paths never matches opaque TCP (omit paths to match it too)',
+      );
+      const deny = pathFindings('DENY', ['/*']);
+      expect(deny.map((f) => f.message)).toEqual([
+        'path "/*" matches every request path: the same as omitting paths',
+      ]);
+      expect(pathFindings('DENY', ['/**/**']).map(brief)).toEqual([
+        'warning redundant-wildcard p#0',
+        'warning matches-every-path p#0',
+      ]);
     });
   });
 

@@ -1,21 +1,18 @@
 // Finds policy mistakes that parse cannot: rules that can never match, ALLOW rules a DENY shadows,
-// principals outside the known trust domains, duplicates, and sets that enforce nothing. Checks
+// principals outside the known trust domains, duplicates, absurd path globs (lint-paths.ts), and
+// sets that enforce nothing. Checks
 // are conservative: an "error" is certain (the rule is dead or names an unknown domain), while
 // overlaps the analysis cannot prove are reported as warnings. Pure; the CLI formats the findings.
 import { parseTrustDomain } from '../../spiffe/id.js';
 import { describeRule } from './evaluate.js';
-import type {
-  PathPattern,
-  Policy,
-  PolicyRule,
-  PolicySet,
-  PrincipalPattern,
-  RuleSource,
-  RuleTarget,
-} from './model.js';
+import { lintPathPattern, pathCovers, pathsMayIntersect } from './lint-paths.js';
+import type { Policy, PolicyRule, PolicySet, PrincipalPattern, RuleSource, RuleTarget } from './model.js';
 
 export type LintCode =
   | 'never-matches'
+  | 'redundant-wildcard'
+  | 'many-wildcards'
+  | 'matches-every-path'
   | 'nonstandard-method'
   | 'shadowed-allow'
   | 'overlap'
@@ -107,9 +104,8 @@ function lintRule(policy: Policy, rule: PolicyRule, known: ReadonlySet<string>):
     }
   }
   for (const path of to?.paths ?? []) {
-    const why = deadPathReason(path);
-    if (why !== null) {
-      out.push(['error', 'never-matches', `path ${JSON.stringify(path.text)} can never match: ${why}`]);
+    for (const { severity, code, message } of lintPathPattern(path, policy.action)) {
+      out.push([severity, code, message]);
     }
   }
   for (const method of to?.methods ?? []) {
@@ -156,22 +152,6 @@ function lintRule(policy: Policy, rule: PolicyRule, known: ReadonlySet<string>):
     ]);
   }
   return out;
-}
-
-/** Why a path pattern cannot match a normalized request path (see match.ts), or null. */
-function deadPathReason(pattern: PathPattern): string | null {
-  if (pattern.text === '/') return null;
-  const literal = pattern.kind === 'prefix' ? pattern.base : pattern.text;
-  if (literal === '') return null;
-  const segments = literal.slice(1).split('/');
-  if (segments.some((s) => s === ''))
-    return 'request paths are normalized without empty segments or a trailing "/"';
-  if (segments.some((s) => s === '.' || s === '..'))
-    return 'request paths are normalized without "." or ".." segments';
-  if (/%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])/.test(literal)) {
-    return 'request paths have unreserved characters percent-decoded; write them plainly';
-  }
-  return null;
 }
 
 function lintDuplicates(policies: readonly Policy[]): LintFinding[] {
@@ -320,24 +300,4 @@ function targetsMayIntersect(a: RuleTarget | undefined, b: RuleTarget | undefine
     meet(a?.methods, b?.methods, (p, q) => p === q) &&
     meet(a?.paths, b?.paths, pathsMayIntersect)
   );
-}
-
-/** True when `outer` surely matches every path `inner` matches; false when unsure. */
-function pathCovers(outer: PathPattern, inner: PathPattern): boolean {
-  if (outer.text === inner.text) return true;
-  if (inner.kind === 'exact') return outer.regex.test(inner.text);
-  if (outer.kind !== 'prefix') return false;
-  // A prefix covers any pattern whose literal head lies at or below its base.
-  const head =
-    inner.kind === 'prefix'
-      ? inner.base
-      : inner.text.slice(0, inner.text.lastIndexOf('/', inner.text.indexOf('*')));
-  return outer.base === '' || head === outer.base || head.startsWith(`${outer.base}/`);
-}
-
-function pathsMayIntersect(a: PathPattern, b: PathPattern): boolean {
-  if (a.kind === 'exact') return b.regex.test(a.text);
-  if (b.kind === 'exact') return a.regex.test(b.text);
-  if (a.kind === 'prefix' && b.kind === 'prefix') return pathCovers(a, b) || pathCovers(b, a);
-  return true;
 }

@@ -1,12 +1,11 @@
-// Compiles and matches the two pattern kinds a rule holds: caller principals and request paths.
-// Compilation checks syntax only and throws the first problem of one pattern (parse.ts collects
-// them across the file); whether a pattern is sensible (can it ever match?) is lint.ts's business.
-// Request paths are normalized before matching so that `/admin/../admin`, `//admin`, `/admin/` and
-// `/%61dmin` cannot slip past a DENY on `/admin`.
+// Compiles and matches caller principal patterns, and holds the helpers every pattern compiler
+// reports with. Compilation checks syntax only and throws the first problem of one pattern
+// (parse.ts collects them across the file); whether a pattern is sensible (can it ever match?) is
+// lint.ts's business. Request paths are path-pattern.ts's.
 
 import { quote, SigilError } from '../../spiffe/errors.js';
 import { parseSpiffeId } from '../../spiffe/id.js';
-import type { PathPattern, PrincipalPattern } from './model.js';
+import type { PrincipalPattern } from './model.js';
 
 /** A caller reduced to what patterns compare; null for an unauthenticated caller. */
 export interface Caller {
@@ -77,63 +76,6 @@ export function principalMatches(pattern: PrincipalPattern, caller: Caller | nul
   }
 }
 
-export function compilePathPattern(input: unknown, field: string): PathPattern {
-  if (typeof input !== 'string') throw policyError(field, `must be a path string (got ${showValue(input)})`);
-  if (!input.startsWith('/')) throw policyError(field, `${quote(input)} must start with "/"`);
-  if (/[?#]/.test(input)) {
-    throw policyError(field, `${quote(input)} must not contain "?" or "#" (only the path is matched)`);
-  }
-  if (/\s/.test(input) || [...input].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) {
-    throw policyError(field, `${quote(input)} must not contain whitespace or control characters`);
-  }
-  const segments = input.slice(1).split('/');
-  for (const segment of segments) {
-    if (segment.includes('**') && segment !== '**') {
-      throw policyError(field, `${quote(input)}: "**" must be a whole segment (e.g. "/api/**/edit")`);
-    }
-  }
-  if (!input.includes('*')) {
-    return { kind: 'exact', text: input, base: input, regex: new RegExp(`^${escapeRegex(input)}$`) };
-  }
-  if (input.endsWith(ANY_SUFFIX) && !input.slice(0, -1).includes('*')) {
-    const base = input.slice(0, -ANY_SUFFIX.length);
-    return { kind: 'prefix', text: input, base, regex: new RegExp(`^${escapeRegex(base)}(?:/.*)?$`) };
-  }
-  const parts = segments.map((segment, i) => {
-    // A trailing "*" keeps its prefix meaning inside a glob too, so one rule covers both forms.
-    if (segment === '**' || (segment === '*' && i === segments.length - 1)) return '(?:/.*)?';
-    if (segment === '*') return '/[^/]+';
-    return `/${segment.split('*').map(escapeRegex).join('[^/]*')}`;
-  });
-  return { kind: 'glob', text: input, base: '', regex: new RegExp(`^${parts.join('')}$`) };
-}
-
-/**
- * The path patterns are matched against: query and fragment dropped, unreserved characters
- * percent-decoded, empty and "." segments removed, ".." resolved, trailing "/" dropped. Returns
- * null for a request target that is not in origin form (no leading "/").
- */
-export function normalizeRequestPath(target: string): string | null {
-  const end = target.search(/[?#]/);
-  const raw = end === -1 ? target : target.slice(0, end);
-  if (!raw.startsWith('/')) return null;
-  const decoded = raw.replace(/%([0-9A-Fa-f]{2})/g, (encoded, hex: string) => {
-    const char = String.fromCharCode(Number.parseInt(hex, 16));
-    return /[A-Za-z0-9\-._~]/.test(char) ? char : encoded.toUpperCase();
-  });
-  const out: string[] = [];
-  for (const segment of decoded.split('/')) {
-    if (segment === '' || segment === '.') continue;
-    if (segment === '..') out.pop();
-    else out.push(segment);
-  }
-  return `/${out.join('/')}`;
-}
-
-export function pathMatches(pattern: PathPattern, normalizedPath: string): boolean {
-  return pattern.regex.test(normalizedPath);
-}
-
 /** Shows a value found in a file: strings quoted, numbers and lists as written (`80`, `[]`). */
 export function showValue(value: unknown, maxChars = 80): string {
   if (typeof value === 'string') return quote(value, maxChars);
@@ -143,8 +85,4 @@ export function showValue(value: unknown, maxChars = 80): string {
 
 export function policyError(field: string, message: string): SigilError {
   return new SigilError('ERR_POLICY_INVALID', `${field}: ${message}`, { field });
-}
-
-function escapeRegex(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

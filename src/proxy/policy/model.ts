@@ -19,6 +19,7 @@
 //             paths: [/api/*]             # optional, non-empty: exact, prefix or glob
 //
 // Within a rule every present condition must hold (AND); within a list any entry may (OR).
+import type { NormalizedPath } from './normalize.js';
 
 export type PolicyAction = 'ALLOW' | 'DENY' | 'AUDIT';
 
@@ -37,13 +38,15 @@ export type PrincipalPattern =
   | { readonly kind: 'exact'; readonly text: string; readonly trustDomain: string; readonly path: string };
 
 /**
- * A compiled request-path pattern, matched against the normalized path (see match.ts):
+ * A compiled request-path pattern, matched against the normalized path (see normalize.ts and
+ * path-pattern.ts; a trailing "/" on the request path does not change the answer):
  * - exact `/a/b`;
  * - prefix `/api/*`: `/api` itself and anything below it (a trailing `/*` is a prefix, as in
  *   Istio, and also covers the bare `/api` so that a DENY cannot be sidestepped by dropping the
  *   slash);
  * - glob: `*` as a whole segment is exactly one segment, `*` inside a segment is any run of
- *   characters within it (`/v*` matches `/v1`), and a `**` segment is any number of segments.
+ *   characters within it (`/v*` matches `/v1`), and a `**` segment (or a trailing `*`) is any
+ *   number of segments.
  */
 export interface PathPattern {
   readonly kind: 'exact' | 'prefix' | 'glob';
@@ -51,8 +54,24 @@ export interface PathPattern {
   readonly text: string;
   /** For `prefix`: the path without the trailing `/*` (`/api`), or '' for `/*`. */
   readonly base: string;
-  readonly regex: RegExp;
+  /**
+   * For `glob`: the single-segment matchers between `**`s, first block anchored at the start and
+   * last at the end (segments a, **, b, c, ** give [[a], [b, c], []]); empty for the other kinds.
+   */
+  readonly blocks: readonly (readonly SegmentMatcher[])[];
 }
+
+/** Matches one path segment: literally, any non-empty one (`*`), or with `*`s inside (`v*`, `a*b`). */
+export type SegmentMatcher =
+  | { readonly kind: 'literal'; readonly text: string }
+  | { readonly kind: 'one' }
+  | {
+      readonly kind: 'wildcard';
+      readonly prefix: string;
+      /** The literal runs between the inner `*`s, in order. */
+      readonly middle: readonly string[];
+      readonly suffix: string;
+    };
 
 export interface RuleSource {
   /** Absent: no constraint on the caller (an unauthenticated one included). */
@@ -115,8 +134,11 @@ export interface AuthzRequest {
   readonly protocol: 'http' | 'tcp';
   /** HTTP method as sent; ignored for TCP. */
   readonly method?: string;
-  /** HTTP request target in origin form (`/a/b?q`); ignored for TCP. */
-  readonly path?: string;
+  /**
+   * The request path as normalizeRequestTarget made it (the query is not matched), which is also
+   * what the app receives; null for the asterisk form. Ignored for TCP.
+   */
+  readonly path?: NormalizedPath | null;
 }
 
 export interface Decision {

@@ -194,6 +194,16 @@ describe('parsePolicyFile', () => {
       'policies[0].rules[0].to.paths[0]: "/a**": "**" must be a whole segment',
     ],
     [
+      'path pattern past the length limit',
+      rule(`to: { paths: ["/${'a'.repeat(1_100)}"] }`),
+      'is 1101 characters long; at most 1024',
+    ],
+    [
+      'path pattern with too many "**"',
+      rule(`to: { paths: ["/${Array(17).fill('**').join('/')}"] }`),
+      'has 17 "**" segments; at most 16',
+    ],
+    [
       'path with a query',
       rule('to: { paths: ["/a?b=1"] }'),
       'policies[0].rules[0].to.paths[0]: "/a?b=1" must not contain "?" or "#"',

@@ -5,7 +5,7 @@
 import { parse as parseYaml } from 'yaml';
 import { quote, SigilError } from '../../spiffe/errors.js';
 import { parseTrustDomain } from '../../spiffe/id.js';
-import { compilePathPattern, compilePrincipalPattern, showValue } from './match.js';
+import { compilePrincipalPattern, showValue } from './match.js';
 import type {
   PathPattern,
   Policy,
@@ -16,6 +16,7 @@ import type {
   RuleSource,
   RuleTarget,
 } from './model.js';
+import { compilePathPattern } from './path-pattern.js';
 
 const ACTIONS: readonly PolicyAction[] = ['ALLOW', 'DENY', 'AUDIT'];
 /** Names end up in logs and metric labels: keep them short and shell/label friendly. */
@@ -289,7 +290,7 @@ function isMapping(value: unknown): value is Raw {
 }
 
 function deepFreeze<T>(value: T): T {
-  if (typeof value !== 'object' || value === null || Object.isFrozen(value) || value instanceof RegExp) {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) {
     return value;
   }
   for (const child of Object.values(value)) deepFreeze(child);

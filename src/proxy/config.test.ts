@@ -1,0 +1,112 @@
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { isSigilError } from '../spiffe/errors.js';
+import { checkProxyConfig, loadProxyConfig } from './config.js';
+import { DEFAULT_LIMITS } from './limits.js';
+
+const INBOUND = { name: 'api', listen: '127.0.0.1:15001', app: '127.0.0.1:8080' };
+const OUTBOUND = {
+  name: 'billing',
+  listen: '127.0.0.1:16001',
+  upstream: '10.0.0.2:15001',
+  server_ids: ['spiffe://example.org/billing'],
+};
+
+function problems(raw: unknown): string[] {
+  try {
+    checkProxyConfig(raw, 'proxy.yaml');
+  } catch (err) {
+    if (isSigilError(err, 'ERR_CONFIG_INVALID'))
+      return err.message
+        .split('\n')
+        .slice(1)
+        .map((l) => l.trim());
+    throw err;
+  }
+  throw new Error('expected ERR_CONFIG_INVALID');
+}
+
+describe('checkProxyConfig: limits', () => {
+  it('uses safe defaults for every listener when nothing is set', () => {
+    const config = checkProxyConfig({ inbound: [INBOUND], outbound: [OUTBOUND] }, 'proxy.yaml');
+    expect(config.limits).toEqual(DEFAULT_LIMITS);
+    expect(config.inbound[0]!.limits).toEqual(DEFAULT_LIMITS);
+    expect(config.outbound[0]!.limits).toEqual(DEFAULT_LIMITS);
+    expect(config.pathNormalization).toEqual({
+      escapedSlashes: 'reject',
+      pathParameters: 'reject',
+      doubleEncoding: 'reject',
+    });
+  });
+
+  it('applies top-level limits everywhere and a listener own limits on top, key by key', () => {
+    const config = checkProxyConfig(
+      {
+        limits: { max_connections: 500, header_timeout: '5s', tcp_idle_timeout: '30m' },
+        inbound: [{ ...INBOUND, limits: { max_connections: 4096, idle_timeout: 90 } }],
+        outbound: [OUTBOUND],
+        path_normalization: { escaped_slashes: 'unescape', path_parameters: 'keep' },
+      },
+      'proxy.yaml',
+    );
+    expect(config.limits).toMatchObject({
+      maxConnections: 500,
+      headerTimeoutMs: 5_000,
+      tcpIdleTimeoutMs: 1_800_000,
+    });
+    expect(config.inbound[0]!.limits).toEqual({
+      ...DEFAULT_LIMITS,
+      maxConnections: 4096,
+      headerTimeoutMs: 5_000,
+      idleTimeoutMs: 90_000,
+      tcpIdleTimeoutMs: 1_800_000,
+    });
+    expect(config.outbound[0]!.limits).toBe(config.limits);
+    expect(config.pathNormalization.escapedSlashes).toBe('unescape');
+    expect(Object.isFrozen(config.inbound[0]!.limits)).toBe(true);
+  });
+
+  it('reports every bad limit by dotted path with the value found', () => {
+    expect(
+      problems({
+        limits: { max_connections: 0, header_timeout: '0s', request_timeout: 'soon', idle_timout: '1s' },
+        inbound: [{ ...INBOUND, limits: { max_concurrent_streams: 1.5, stream_idle_timeout: '30d' } }],
+        path_normalization: { escaped_slashes: 'redirect' },
+      }),
+    ).toEqual([
+      'limits.max_connections: must be a whole number from 1 to 9007199254740991 (got 0)',
+      'limits.header_timeout: "0s" must be greater than zero (examples: 90s, 30m, 1h)',
+      'limits.request_timeout: "soon" is not a duration (examples: 90s, 30m, 1h)',
+      'limits.idle_timout: unknown key (known keys: max_connections, handshake_timeout, header_timeout, request_timeout, idle_timeout, stream_idle_timeout, max_concurrent_streams, tcp_idle_timeout)',
+      'path_normalization.escaped_slashes: must be one of reject, unescape, keep (got "redirect")',
+      'inbound[0].limits.max_concurrent_streams: must be a whole number from 1 to 2147483647 (got 1.5)',
+      'inbound[0].limits.stream_idle_timeout: must be at most 2147483647ms, about 24 days (got "30d")',
+    ]);
+  });
+
+  it('refuses a header timeout longer than the request timeout, and a listener named admin', () => {
+    expect(
+      problems({
+        limits: { header_timeout: '10m' },
+        inbound: [{ ...INBOUND, name: 'admin' }],
+      }),
+    ).toEqual([
+      'limits.header_timeout: must not exceed request_timeout (600000ms > 300000ms): the head is part of the request',
+      'inbound[0].name: "admin" names the admin port in metrics and logs; choose another name',
+    ]);
+  });
+});
+
+describe('deploy/proxy.example.yaml', () => {
+  it('loads, with the limits and path_normalization it documents', () => {
+    const file = fileURLToPath(new URL('../../deploy/proxy.example.yaml', import.meta.url));
+    const config = loadProxyConfig(file);
+    expect(config.limits).toEqual(DEFAULT_LIMITS);
+    expect(config.inbound[0]!.limits).toEqual({ ...DEFAULT_LIMITS, maxConnections: 4096 });
+    expect(config.pathNormalization).toEqual({
+      escapedSlashes: 'reject',
+      pathParameters: 'reject',
+      doubleEncoding: 'reject',
+    });
+  });
+});

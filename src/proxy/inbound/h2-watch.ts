@@ -1,0 +1,87 @@
+// The HTTP/2 relay's timeouts, per caller session: a session with no open stream for idle_timeout
+// is closed (GOAWAY), and a stream with no DATA either way for stream_idle_timeout is reset
+// (CANCEL). One timer per session on the injected Clock checks both every half of the shorter
+// timeout, so a timeout fires between 1x and 1.5x its value; streams only bump a counter per DATA
+// chunk, and nothing is armed per stream. Envoy's semantics: a session's idle time counts while it
+// has no stream, whatever control frames (PING) it sends.
+import { constants, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { Clock } from '../../spiffe/clock.js';
+import type { ListenerGuard } from '../guard.js';
+import type { VerifiedPeer } from '../identity.js';
+
+/** Checking more often than this costs more than it saves, even for very short test timeouts. */
+const MIN_CHECK_INTERVAL_MS = 250;
+
+interface StreamActivity {
+  readonly stream: ServerHttp2Stream;
+  /** DATA chunks either way so far; bumped by the relay. */
+  progress: number;
+  /** `progress` at the last check, and since when it has not moved. */
+  seen: number;
+  quietSinceMs: number;
+}
+
+export class SessionWatch {
+  private readonly streams = new Set<StreamActivity>();
+  /** When the last stream closed, or the session opened. */
+  private idleSinceMs: number;
+  private cancel: (() => void) | null = null;
+
+  constructor(
+    private readonly session: ServerHttp2Session,
+    /** The verified caller; null for a plaintext one. */
+    readonly peer: VerifiedPeer | null,
+    private readonly guard: ListenerGuard,
+    private readonly clock: Clock,
+  ) {
+    this.idleSinceMs = clock.nowMs();
+    const { idleTimeoutMs, streamIdleTimeoutMs } = guard.limits;
+    const everyMs = Math.max(
+      MIN_CHECK_INTERVAL_MS,
+      Math.floor(Math.min(idleTimeoutMs, streamIdleTimeoutMs) / 2),
+    );
+    const check = () => {
+      this.cancel = null;
+      if (session.closed || session.destroyed) return;
+      if (this.closeIfIdle()) return;
+      this.cancel = clock.setTimer(everyMs, check);
+    };
+    this.cancel = clock.setTimer(everyMs, check);
+    session.once('close', () => this.cancel?.());
+  }
+
+  /** Starts watching `stream`; the returned function records activity on it (call it per DATA chunk). */
+  track(stream: ServerHttp2Stream): () => void {
+    const activity: StreamActivity = { stream, progress: 0, seen: 0, quietSinceMs: this.clock.nowMs() };
+    this.streams.add(activity);
+    stream.once('close', () => {
+      this.streams.delete(activity);
+      if (this.streams.size === 0) this.idleSinceMs = this.clock.nowMs();
+    });
+    return () => {
+      activity.progress++;
+    };
+  }
+
+  /** Resets the streams idle too long; closes the session if it has been without any. */
+  private closeIfIdle(): boolean {
+    const nowMs = this.clock.nowMs();
+    const { idleTimeoutMs, streamIdleTimeoutMs } = this.guard.limits;
+    const source_id = this.peer?.spiffeId ?? null;
+    if (this.streams.size === 0 && nowMs - this.idleSinceMs >= idleTimeoutMs) {
+      this.guard.timedOut('idle', { source_id, timeout_ms: idleTimeoutMs });
+      this.session.close();
+      return true;
+    }
+    for (const activity of this.streams) {
+      if (activity.progress !== activity.seen) {
+        activity.seen = activity.progress;
+        activity.quietSinceMs = nowMs;
+      } else if (nowMs - activity.quietSinceMs >= streamIdleTimeoutMs) {
+        this.guard.timedOut('stream-idle', { source_id, timeout_ms: streamIdleTimeoutMs });
+        activity.stream.close(constants.NGHTTP2_CANCEL);
+      }
+    }
+    return false;
+  }
+}
