@@ -46,14 +46,13 @@ export function readExecutable(procRoot: string, pid: number): ExecutableIdentit
 }
 
 /**
- * Undefined when `current` is the `recorded` executable (same path, device and inode); otherwise
+ * Undefined when `current` is the `recorded` executable (same device and inode); otherwise
  * "has exec'd <current> since it connected running <recorded>", both with device and inode, for
- * logs: the path alone cannot tell two files apart.
+ * logs. The file decides, not the path: the path alone cannot tell two files apart, and it changes
+ * without any exec when the binary is upgraded in place (the link then reads "<path> (deleted)").
  */
 export function execSince(recorded: ExecutableIdentity, current: ExecutableIdentity): string | undefined {
-  if (recorded.dev === current.dev && recorded.ino === current.ino && recorded.path === current.path) {
-    return undefined;
-  }
+  if (recorded.dev === current.dev && recorded.ino === current.ino) return undefined;
   return `has exec'd ${describe(current)} since it connected running ${describe(recorded)}`;
 }
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../spiffe/clock.js';
 import { formatSelector } from '../../../spiffe/selector.js';
-import { readExecutable } from '../executable.js';
+import { execSince, readExecutable } from '../executable.js';
 import { createWorkloadAttestor } from '../index.js';
 import { groupLookup, passwdLookup } from './accounts.js';
 import { createUnixAttestor } from './unix-attestor.js';
@@ -117,6 +117,14 @@ describe('unix workload attestor', () => {
     ).rejects.toMatchObject({
       message: expect.stringContaining('could not be read when it connected: EACCES'),
     });
+  });
+
+  it('judges an exec by the file, not the path: a binary upgraded in place is still the same program', () => {
+    const recorded = { path: '/usr/bin/web', dev: 2049n, ino: 77n };
+    expect(execSince(recorded, { ...recorded, path: '/usr/bin/web (deleted)' })).toBeUndefined();
+    expect(execSince(recorded, { ...recorded, ino: 78n })).toMatch(
+      /^has exec'd \/usr\/bin\/web \(device 2049, inode 78\) since it connected running/,
+    );
   });
 
   it('fails when the process is gone', async () => {
