@@ -2,17 +2,29 @@
 // intended (private keys 0600, SVIDs, bundles). The temp file is created exclusively ("wx": never
 // through an existing file or symlink) with its final mode, synced, then renamed into place.
 import { createPrivateKey, type KeyObject, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { SigilError } from './errors.js';
+import { quote, SigilError } from './errors.js';
 
 export const SECRET_FILE_MODE = 0o600;
 export const PUBLIC_FILE_MODE = 0o644;
 
-/** Creates `dir` (and parents) owner-only; tightens it if it already exists. */
-export function ensurePrivateDir(dir: string): void {
+/**
+ * Creates `dir` (and parents) owner-only; tightens it if it already exists. A directory that
+ * belongs to another user is refused, not tightened: its owner could loosen it again and read the
+ * keys we write into it.
+ */
+export function ensurePrivateDir(dir: string, uid: number | undefined = process.getuid?.()): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const owner = statSync(dir).uid;
+  if (uid !== undefined && owner !== uid) {
+    throw new SigilError(
+      'ERR_CONFIG_INVALID',
+      `directory ${quote(dir)} belongs to uid ${owner}, not to uid ${uid} (this process): its owner could read the keys kept there; remove it, or choose another directory`,
+      { field: 'data_dir', reason: 'owner' },
+    );
+  }
   chmodSync(dir, 0o700);
 }
 

@@ -82,6 +82,17 @@ describe('a socket directory another user created first stops the daemon', () =>
   });
 });
 
+describe('a data directory another user owns is refused: its owner could read the keys', () => {
+  it('sigil-server refuses to start and writes no key into it', async () => {
+    const dataDir = lab.tempDir(0o755, NOBODY);
+    const stderr = await refusedStart(
+      serverRun('--data-dir', dataDir, '--admin-socket', path.join(lab.tempDir(), 'private', 'admin.sock')),
+    );
+    expect(stderr).toContain(`directory "${dataDir}" belongs to uid ${NOBODY}, not to uid 0 (this process)`);
+    expect(readdirSync(dataDir)).toEqual([]);
+  });
+});
+
 describe('a directory others may write is refused', () => {
   it('sigil-server refuses an admin socket directory its group may write, and leaves its mode alone', async () => {
     const loose = path.join(lab.tempDir(), 'loose');
