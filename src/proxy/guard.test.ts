@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../spiffe/clock.js';
-import { closeWhenIdle, createListenerGuard } from './guard.js';
+import { capConnections, closeWhenIdle, createListenerGuard } from './guard.js';
 import { DEFAULT_LIMITS } from './limits.js';
 import { createProxyMetrics } from './metrics.js';
 import { RecordingLogger } from './testing.test-support.js';
@@ -61,6 +61,22 @@ describe('ListenerGuard', () => {
     ]);
     expect(await count('sigil_proxy_timeouts_total', { timeout: 'header' })).toBe(2);
     expect(await count('sigil_proxy_timeouts_total', { timeout: 'tcp-idle' })).toBe(2);
+  });
+});
+
+describe('capConnections', () => {
+  it('counts a failed accept on a listening server instead of letting it end the process', async () => {
+    const { guard, count } = guardWithClock();
+    const server = createServer();
+    capConnections(server, guard);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const emfile = Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' });
+      expect(() => server.emit('error', emfile)).not.toThrow();
+      expect(await count('sigil_proxy_refusals_total', { reason: 'accept-failed' })).toBe(1);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 

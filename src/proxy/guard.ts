@@ -19,7 +19,8 @@ export type RefusalReason =
   | 'bad-path'
   | 'duplicate-host'
   | 'bad-request'
-  | 'header-too-large';
+  | 'header-too-large'
+  | 'accept-failed';
 
 export type TimeoutKind = 'header' | 'request' | 'idle' | 'stream-idle' | 'tcp-idle';
 
@@ -78,7 +79,9 @@ export function createListenerGuard(options: ListenerGuardOptions): ListenerGuar
 
 /**
  * Caps a listening server's open connections: node:net closes the next one before any byte is
- * read (and emits `drop`, which is counted and logged here).
+ * read (and emits `drop`, which is counted and logged here). A failed accept (EMFILE when the
+ * caps of all listeners add up past the descriptor limit) is counted and logged too: libuv has
+ * already dropped that connection, and without a listener node:net would throw it and end the proxy.
  */
 export function capConnections(server: Server, guard: ListenerGuard): void {
   server.maxConnections = guard.limits.maxConnections;
@@ -88,6 +91,10 @@ export function capConnections(server: Server, guard: ListenerGuard): void {
       max_connections: guard.limits.maxConnections,
     }),
   );
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    if (!server.listening) return;
+    guard.refused('accept-failed', { error: err.code ?? err.message });
+  });
 }
 
 /**
