@@ -18,6 +18,7 @@ import {
 import { quote, SigilError } from './errors.js';
 import type { SpiffeId } from './id.js';
 import { hashFor, type KeyType, keyTypeOf } from './keys.js';
+import { SIGIL_SERVER_MARKER_OID, SIGIL_SERVER_MARKER_VALUE } from './sigil-ids.js';
 import {
   basicConstraintsOf,
   iso,
@@ -52,6 +53,8 @@ const EXT_EXT_KEY_USAGE_LEAF = extension(
   false,
   derSequence(derOid('1.3.6.1.5.5.7.3.1'), derOid('1.3.6.1.5.5.7.3.2')),
 );
+/** Marks the server's own SVID (see sigil-ids.ts for why it exists and why it is not critical). */
+const EXT_SIGIL_SERVER_MARKER = extension(SIGIL_SERVER_MARKER_OID, false, SIGIL_SERVER_MARKER_VALUE);
 /** The `O=Sigil` RDN every leaf subject starts with. */
 const RDN_ORGANIZATION = derSet(derSequence(derOid('2.5.4.10'), derUtf8String('Sigil')));
 const OID_COMMON_NAME = derOid('2.5.4.3');
@@ -113,6 +116,11 @@ export interface MintX509SvidParams {
   readonly notAfterMs: number;
   /** Unsigned big-endian serial, 1-20 octets, not zero. Defaults to 128 random bits. */
   readonly serial?: Buffer;
+  /**
+   * Adds the Sigil server marker (sigil-ids.ts SIGIL_SERVER_MARKER_OID), non-critical. Only the CA's
+   * server-SVID method sets it; nothing a requester sends can.
+   */
+  readonly isSigilServer?: boolean;
 }
 
 /**
@@ -229,6 +237,7 @@ export function mintX509Svid(params: MintX509SvidParams, issuer: X509Issuer): Bu
         extension(OID_SUBJECT_KEY_ID, false, derOctetString(keyIdentifier(spki.keyBits))),
         issuer.authorityKeyIdExtensionDer,
         extension(OID_SUBJECT_ALT_NAME, false, derSequence(...generalNames)),
+        ...(params.isSigilServer === true ? [EXT_SIGIL_SERVER_MARKER] : []),
       ),
     ),
   );

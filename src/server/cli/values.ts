@@ -5,6 +5,7 @@ import { parseDurationMs } from '../../spiffe/duration.js';
 import { quote } from '../../spiffe/errors.js';
 import { parseSpiffeId, parseTrustDomain, parseWorkloadSpiffeId } from '../../spiffe/id.js';
 import { parseSelector } from '../../spiffe/selector.js';
+import { checkNotReserved } from '../../spiffe/sigil-ids.js';
 import { usageError } from './args.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -30,9 +31,14 @@ export function spiffeIdFlag(flag: string, value: string): string {
   return parseSpiffeId(value, `--${flag}`).toString();
 }
 
-/** For IDs a leaf SVID will carry: a trust domain ID alone cannot name a workload. */
+/** For IDs an entry or a join token gives out: Sigil's reserved /sigil namespace is refused. */
+export function issuedIdFlag(flag: string, value: string): string {
+  return checkNotReserved(parseSpiffeId(value, `--${flag}`), `--${flag}`).toString();
+}
+
+/** For IDs a minted leaf SVID will carry: a path is needed, and the reserved namespace is refused. */
 export function workloadIdFlag(flag: string, value: string): string {
-  return parseWorkloadSpiffeId(value, `--${flag}`).toString();
+  return checkNotReserved(parseWorkloadSpiffeId(value, `--${flag}`), `--${flag}`).toString();
 }
 
 export function trustDomainFlag(flag: string, value: string): string {

@@ -2,17 +2,11 @@
 // strings) to store entries and back. Every rule broken is a SigilError naming the field.
 import { parseDurationMs } from '../../../spiffe/duration.js';
 import { quote, SigilError } from '../../../spiffe/errors.js';
-import {
-  parseSpiffeId,
-  parseTrustDomain,
-  type SpiffeId,
-  spiffeIdFromPath,
-  type TrustDomain,
-} from '../../../spiffe/id.js';
+import { parseSpiffeId, parseTrustDomain, type SpiffeId, type TrustDomain } from '../../../spiffe/id.js';
 import { canonicalSelectors, makeSelector, parseSelector, type Selector } from '../../../spiffe/selector.js';
+import { checkNotReserved, serverSpiffeId } from '../../../spiffe/sigil-ids.js';
 import { checkDnsName } from '../../../spiffe/x509-svid.js';
 import type { EntryUpdate, NewEntry, RegistrationEntry } from '../../datastore/types.js';
-import { SERVER_ID_PATH } from './deps.js';
 
 /** SPIFFE recommends hints of at most 1024 bytes. */
 const MAX_HINT_BYTES = 1024;
@@ -114,9 +108,10 @@ export function entryUpdateFromInput(
     });
   }
   if (input.spiffe_id !== undefined) {
-    update.spiffeId = memberId(input.spiffe_id, trustDomain, `${field}.spiffe_id`).toString();
+    const path = `${field}.spiffe_id`;
+    update.spiffeId = checkNotReserved(memberId(input.spiffe_id, trustDomain, path), path).toString();
   }
-  if (input.node === true) update.parentId = spiffeIdFromPath(trustDomain, SERVER_ID_PATH).toString();
+  if (input.node === true) update.parentId = serverSpiffeId(trustDomain).toString();
   else if (input.parent_id !== undefined) {
     update.parentId = memberId(input.parent_id, trustDomain, `${field}.parent_id`).toString();
   }

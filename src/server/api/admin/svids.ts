@@ -8,6 +8,7 @@ import { quote, SigilError } from '../../../spiffe/errors.js';
 import { parseWorkloadSpiffeId, type SpiffeId } from '../../../spiffe/id.js';
 import { generateKey } from '../../../spiffe/keys.js';
 import { encodePem } from '../../../spiffe/pem.js';
+import { checkNotReserved } from '../../../spiffe/sigil-ids.js';
 import { checkDnsName } from '../../../spiffe/x509-svid.js';
 import type { AdminDeps } from './deps.js';
 import { durationSchema } from './schemas.js';
@@ -27,7 +28,7 @@ export async function svidRoutes(app: FastifyInstance, deps: AdminDeps): Promise
         { field: 'body.spiffe_id' },
       );
     }
-    return id;
+    return checkNotReserved(id, 'body.spiffe_id');
   };
   const ttlOf = (raw: number | string | undefined) =>
     raw === undefined ? undefined : parseDurationMs(raw, 'body.ttl');

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { parseDurationMs } from '../../../spiffe/duration.js';
 import { quote, SigilError } from '../../../spiffe/errors.js';
 import { parseSpiffeId } from '../../../spiffe/id.js';
+import { checkNotReserved } from '../../../spiffe/sigil-ids.js';
 import type { AdminDeps } from './deps.js';
 import { durationSchema } from './schemas.js';
 
@@ -49,7 +50,7 @@ export async function tokenRoutes(app: FastifyInstance, deps: AdminDeps): Promis
             { field: 'body.spiffe_id' },
           );
         }
-        alias = id.toString();
+        alias = checkNotReserved(id, 'body.spiffe_id').toString();
       }
       const nowMs = clock.nowMs();
       const token = await store.createJoinToken({

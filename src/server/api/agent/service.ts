@@ -68,9 +68,9 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
 
     RenewAgentSvid: unary<{ csr: Buffer }, { svidChain: Buffer[] }>('RenewAgentSvid', async (call) => {
       const node = await authenticateAgent(call, store, ca.trustDomain);
-      const issued = ca.signCsr({
+      const issued = ca.signAgentSvid({
         csr: call.request.csr,
-        spiffeId: parseSpiffeId(node.spiffeId),
+        agentId: parseSpiffeId(node.spiffeId),
         ttlMs: deps.agentSvidTtlMs,
       });
       await store.upsertNode({
