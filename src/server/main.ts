@@ -133,21 +133,26 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         createNodeAttestorServer(name, raw, { joinTokens: store }, `node_attestors.${name}`),
       ]),
     );
-    const agentApi = await startAgentApi(config.bind, serverIdentity.material, {
-      ca,
-      store,
-      index,
-      bundles,
-      attestors,
-      agentSvidTtlMs: config.agentSvidTtlMs,
-      clock,
-      logger,
-      metrics,
-      onAgentRemoved: (listener) => {
-        agentEvents.on('removed', listener);
-        return () => agentEvents.off('removed', listener);
+    const agentApi = await startAgentApi(
+      config.bind,
+      serverIdentity.material,
+      {
+        ca,
+        store,
+        index,
+        bundles,
+        attestors,
+        agentSvidTtlMs: config.agentSvidTtlMs,
+        clock,
+        logger,
+        metrics,
+        onAgentRemoved: (listener) => {
+          agentEvents.on('removed', listener);
+          return () => agentEvents.off('removed', listener);
+        },
       },
-    });
+      config.agentApi,
+    );
     cleanups.push(() => agentApi.close());
 
     const deps: AdminDeps = {

@@ -43,6 +43,7 @@ export type SigilErrorCode =
   // access
   | 'ERR_UNAUTHENTICATED'
   | 'ERR_PERMISSION_DENIED'
+  | 'ERR_RESOURCE_EXHAUSTED'
   // transport / CLI
   | 'ERR_UNAVAILABLE'
   | 'ERR_NOT_IMPLEMENTED';
