@@ -114,6 +114,16 @@ describe('loadServerConfig', () => {
     expect(message).toContain('agent_api.max_conns: unknown key');
   });
 
+  it('reads min_svid_ttl in whole seconds, 1 minute by default', () => {
+    expect(loadServerConfig(null, { trustDomain: 'a.org' }).minSvidTtlMs).toBe(60_000);
+    expect(loadServerConfig(file('m.yaml', 'trust_domain: a.org\nmin_svid_ttl: 5s\n')).minSvidTtlMs).toBe(
+      5_000,
+    );
+    expect(
+      problemsOf(() => loadServerConfig(file('n.yaml', 'trust_domain: a.org\nmin_svid_ttl: 1500ms\n'))),
+    ).toContain('min_svid_ttl: "1500ms" must be a whole number of seconds');
+  });
+
   it('requires a trust domain and says how to give one', () => {
     expect(problemsOf(() => loadServerConfig(null, {}))).toContain(
       'trust_domain: is required (set trust_domain in the file or pass --trust-domain)',

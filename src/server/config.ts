@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { parseDurationMs } from '../spiffe/duration.js';
+import { parseDurationMs, parseWholeSecondsMs } from '../spiffe/duration.js';
 import { quote, SigilError } from '../spiffe/errors.js';
 import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 import { KEY_TYPES, type KeyType } from '../spiffe/keys.js';
@@ -12,6 +12,13 @@ import type { DataStoreConfig } from './datastore/index.js';
 
 export const DEFAULT_ADMIN_SOCKET = '/tmp/sigil-server/private/admin.sock';
 export const DEFAULT_DATA_DIR = '.sigil/server';
+/**
+ * 1 minute: agents renew an SVID at about half its life, so shorter lifetimes mostly add CA load
+ * (every workload renewing every few seconds) while buying nothing: clocks may be 10 s apart (SVIDs
+ * are backdated that much) and an entry change takes seconds to reach workloads anyway. Test and
+ * demo setups that watch rotation happen lower it.
+ */
+export const DEFAULT_MIN_SVID_TTL_MS = 60_000;
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -43,6 +50,8 @@ export interface ServerConfig {
   readonly defaultJwtSvidTtlMs: number;
   /** Lifetime of the SVIDs agents get at attestation and renewal. */
   readonly agentSvidTtlMs: number;
+  /** Shortest x509/jwt SVID TTL an entry or a mint request may ask for. */
+  readonly minSvidTtlMs: number;
   /** Timeouts, connection caps and signing rate of the agent API (api/agent/limits.ts has the defaults). */
   readonly agentApi: AgentApiLimits;
   /** Enabled node attestors by name, each with its raw config (checked by the attestor's factory). */
@@ -99,6 +108,7 @@ export function checkServerConfig(raw: Raw, where: string, cwd: string): ServerC
     'default_x509_svid_ttl',
     'default_jwt_svid_ttl',
     'agent_svid_ttl',
+    'min_svid_ttl',
     'agent_api',
     'node_attestors',
     'datastore',
@@ -152,6 +162,12 @@ export function checkServerConfig(raw: Raw, where: string, cwd: string): ServerC
   }
 
   const agentSvidTtlMs = check.duration('agent_svid_ttl', raw.agent_svid_ttl ?? '1h');
+  const minSvidTtlMs =
+    raw.min_svid_ttl === undefined
+      ? DEFAULT_MIN_SVID_TTL_MS
+      : check.value('min_svid_ttl', raw.min_svid_ttl, (v) =>
+          parseWholeSecondsMs(v as string | number, 'min_svid_ttl'),
+        );
   const agentApi = checkAgentApi(check, check.object('agent_api', raw.agent_api ?? {}));
   const nodeAttestors = check.object('node_attestors', raw.node_attestors ?? { join_token: {} });
   for (const [name, value] of Object.entries(nodeAttestors)) {
@@ -195,6 +211,7 @@ export function checkServerConfig(raw: Raw, where: string, cwd: string): ServerC
     defaultX509SvidTtlMs: x509TtlMs!,
     defaultJwtSvidTtlMs: jwtTtlMs!,
     agentSvidTtlMs: agentSvidTtlMs!,
+    minSvidTtlMs: minSvidTtlMs ?? DEFAULT_MIN_SVID_TTL_MS,
     agentApi,
     nodeAttestors: Object.fromEntries(Object.entries(nodeAttestors).map(([k, v]) => [k, v ?? {}])),
     datastore: datastoreConfig,

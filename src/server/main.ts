@@ -160,6 +160,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       ca,
       index,
       clock,
+      minSvidTtlMs: config.minSvidTtlMs,
       logger,
       metrics,
       registry,

@@ -206,6 +206,8 @@ describe('mintX509Svid content', () => {
   it('validates DNS names, naming the bad one', () => {
     const bad: Array<[string, string]> = [
       ['foo_bar.example.org', 'may contain only letters, digits and "-"'],
+      ['192.168.1.10', 'it is an IP address'],
+      ['::1', 'it is an IP address'],
       ['-web.example.org', 'starts or ends with "-"'],
       ['web-.example.org', 'starts or ends with "-"'],
       ['a..b', 'empty label'],

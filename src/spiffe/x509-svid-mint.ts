@@ -15,7 +15,8 @@ import {
   derTime,
   derUtf8String,
 } from './der.js';
-import { quote, SigilError } from './errors.js';
+import { checkDnsName } from './dns-name.js';
+import { SigilError } from './errors.js';
 import type { SpiffeId } from './id.js';
 import { hashFor, type KeyType, keyTypeOf } from './keys.js';
 import { SIGIL_SERVER_MARKER_OID, SIGIL_SERVER_MARKER_VALUE } from './sigil-ids.js';
@@ -72,9 +73,6 @@ const MAX_SERIAL_BYTES = 20;
 const RANDOM_SERIAL_BYTES = 16;
 /** Random serials are cut from a pooled fill: one getrandom() per 256 leaves instead of one per leaf. */
 const SERIAL_POOL_BYTES = RANDOM_SERIAL_BYTES * 256;
-/** RFC 1035 limit on a whole DNS name and on one label. */
-const MAX_DNS_NAME_CHARS = 253;
-const MAX_DNS_LABEL_CHARS = 63;
 
 /**
  * Everything constant for one signing CA, computed once by prepareIssuer so each leaf only encodes
@@ -243,33 +241,6 @@ export function mintX509Svid(params: MintX509SvidParams, issuer: X509Issuer): Bu
   );
   const signature = sign(issuer.hash, tbs, issuer.key);
   return derSequence(tbs, issuer.signatureAlgorithmDer, derBitString(signature));
-}
-
-/**
- * Checks a DNS SAN: RFC 1123 labels (letters, digits, inner "-"; 1-63 chars; 253 in all), with an
- * optional `*.` wildcard as the whole leftmost label. Throws ERR_INPUT_INVALID naming the bad name.
- * Shared with the admin API so an entry is refused when written, not when its SVID is minted.
- */
-export function checkDnsName(name: string, field = 'dns_names'): void {
-  const fail = (rule: string) =>
-    new SigilError('ERR_INPUT_INVALID', `${field}: ${quote(name)} is not a valid DNS name: ${rule}`, {
-      field,
-      reason: 'dns-name',
-    });
-  if (typeof name !== 'string' || name === '') throw fail('it is empty');
-  if (name.length > MAX_DNS_NAME_CHARS) throw fail(`it is longer than ${MAX_DNS_NAME_CHARS} characters`);
-  const labels = name.split('.');
-  for (let i = 0; i < labels.length; i++) {
-    const label = labels[i]!;
-    if (label === '*' && i === 0 && labels.length > 1) continue;
-    if (label === '') throw fail('it has an empty label (leading, trailing or double ".")');
-    if (label.includes('*')) throw fail('"*" is allowed only as the whole leftmost label ("*.example.org")');
-    if (label.length > MAX_DNS_LABEL_CHARS) throw fail(`label ${quote(label)} is longer than 63 characters`);
-    if (!/^[A-Za-z0-9-]+$/.test(label))
-      throw fail(`label ${quote(label)} may contain only letters, digits and "-"`);
-    if (label.startsWith('-') || label.endsWith('-'))
-      throw fail(`label ${quote(label)} starts or ends with "-"`);
-  }
 }
 
 function checkSerial(serial: Buffer): Buffer {

@@ -72,6 +72,8 @@ export interface AdminDeps {
   /** What each agent is authorized for, for `entry explain`. */
   readonly index: Pick<AuthorizedEntries, 'explain' | 'aliasesOf'>;
   readonly clock: Clock;
+  /** Shortest SVID lifetime an entry or a mint request may ask for (config min_svid_ttl). */
+  readonly minSvidTtlMs: number;
   readonly logger: Logger;
   readonly metrics: ServerMetrics;
   readonly registry: Registry;
