@@ -9,9 +9,9 @@ import { type SpiffeId, spiffeIdFromPath, type TrustDomain } from './id.js';
 import { OID_SUBJECT_ALT_NAME, parseCertificate, subjectAltNames } from './x509-certificate.js';
 
 /** Everything at or under this path is Sigil's own, in every trust domain Sigil serves. */
-export const SIGIL_ID_PATH = '/sigil';
-export const SERVER_ID_PATH = '/sigil/server';
-export const AGENT_ID_PATH_PREFIX = '/sigil/agent/';
+const SIGIL_ID_PATH = '/sigil';
+const SERVER_ID_PATH = '/sigil/server';
+const AGENT_ID_PATH_PREFIX = '/sigil/agent/';
 
 /**
  * The private OID of the non-critical extension marking the server's own X509-SVID. A `2.25` OID is

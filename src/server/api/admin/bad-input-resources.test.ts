@@ -51,7 +51,7 @@ async function caPem(usages: number): Promise<string> {
         new x509.KeyUsagesExtension(usages, true),
       ],
     },
-    webcrypto as unknown as Crypto,
+    webcrypto as unknown as Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[1],
   );
   return cert.toString('pem');
 }

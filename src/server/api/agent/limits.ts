@@ -27,31 +27,31 @@ export interface AgentApiLimits {
  * 10 s: a TLS handshake takes a few round trips, well under a second even across regions; 10 s
  * leaves room for a loaded server. Node's own default (120 s) let silent TCP connections pile up.
  */
-export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /**
  * 60 s: agents hold their connection busy with the sync stream; anything else idle for a minute can
  * reconnect cheaply. Without it, a handshaken but silent connection lived forever.
  */
-export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 /** 10 s: an agent sends its request right after opening a call; only a stalled client takes longer. */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 /**
  * 4096: each agent holds one or two connections, so this serves a few thousand agents, and stays
  * below the 65536 descriptors the systemd unit grants (LimitNOFILE) with room for the datastore.
  */
-export const DEFAULT_MAX_CONNECTIONS = 4096;
+const DEFAULT_MAX_CONNECTIONS = 4096;
 /**
  * 256: enough for agents behind one NAT address, small enough that one host cannot take the
  * whole connection budget.
  */
-export const DEFAULT_MAX_CONNECTIONS_PER_IP = 256;
+const DEFAULT_MAX_CONNECTIONS_PER_IP = 256;
 /**
  * 500 per second per agent: SPIRE's per-IP signing limit. A steady agent renews each SVID once per
  * half-life, far below it; the rate caps what a compromised agent SVID can make the CA do.
  */
-export const DEFAULT_SIGN_RATE_PER_SECOND = 500;
+const DEFAULT_SIGN_RATE_PER_SECOND = 500;
 /** 1000: two full SignX509Svids batches of a starting agent (it asks for 500 CSRs per call). */
-export const DEFAULT_SIGN_BURST = 1000;
+const DEFAULT_SIGN_BURST = 1000;
 
 export const DEFAULT_AGENT_API_LIMITS: AgentApiLimits = Object.freeze({
   handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
