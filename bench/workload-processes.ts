@@ -114,11 +114,14 @@ export interface BenchServer extends Proc {
 
 export async function startServer(dataDir: string): Promise<BenchServer> {
   const adminSocket = path.join(dataDir, 'admin.sock');
+  // The rotation phase uses 20 s SVIDs, below the default min_svid_ttl of 1 minute.
+  const config = path.join(path.dirname(dataDir), 'server.yaml');
+  writeFileSync(config, 'trust_domain: example.org\nmin_svid_ttl: 1s\n');
   const proc = spawnNode([
     SERVER_BIN,
     'run',
-    '--trust-domain',
-    'example.org',
+    '--config',
+    config,
     '--data-dir',
     dataDir,
     '--admin-socket',

@@ -71,6 +71,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       trustDomain: config.trustDomain,
       insecureBootstrap: config.insecureBootstrap,
       nowMs: () => clock.nowMs(),
+      logger: logger.child({ component: 'server-client' }),
     });
     cleanups.push(() => connection.close());
     const attestor: NodeAttestorAgent | null =

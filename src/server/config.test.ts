@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isSigilError } from '../spiffe/errors.js';
+import { DEFAULT_AGENT_API_LIMITS } from './api/agent/limits.js';
 import { DEFAULT_ADMIN_SOCKET, loadServerConfig, parseHostPort } from './config.js';
 
 const dirs: string[] = [];
@@ -98,6 +99,40 @@ describe('loadServerConfig', () => {
     expect(message).toContain('ca.colour: unknown key');
     expect(message).toContain('default_x509_svid_ttl: must be shorter than ca.ttl');
     expect(message).toContain('datastore.kind: must be one of sqlite, postgres (got "mysql")');
+  });
+
+  it('reads agent_api limits, defaulting each one, and refuses bad values by path', () => {
+    expect(loadServerConfig(null, { trustDomain: 'example.org' }).agentApi).toEqual(DEFAULT_AGENT_API_LIMITS);
+    const tuned = file(
+      'a.yaml',
+      'trust_domain: a.org\nagent_api:\n  handshake_timeout: 2s\n  idle_timeout: 30s\n  max_connections: 10\n  sign_rate: 5\n',
+    );
+    expect(loadServerConfig(tuned).agentApi).toEqual({
+      ...DEFAULT_AGENT_API_LIMITS,
+      handshakeTimeoutMs: 2_000,
+      idleTimeoutMs: 30_000,
+      maxConnections: 10,
+      signRatePerSecond: 5,
+    });
+    const bad = file(
+      'b.yaml',
+      'trust_domain: a.org\nagent_api:\n  idle_timeout: soon\n  max_connections: 0\n  sign_burst: 2.5\n  max_conns: 3\n',
+    );
+    const message = problemsOf(() => loadServerConfig(bad));
+    expect(message).toContain('agent_api.idle_timeout: "soon" is not a duration');
+    expect(message).toContain('agent_api.max_connections: must be a whole number of at least 1 (got "0")');
+    expect(message).toContain('agent_api.sign_burst: must be a whole number of at least 1 (got "2.5")');
+    expect(message).toContain('agent_api.max_conns: unknown key');
+  });
+
+  it('reads min_svid_ttl in whole seconds, 1 minute by default', () => {
+    expect(loadServerConfig(null, { trustDomain: 'a.org' }).minSvidTtlMs).toBe(60_000);
+    expect(loadServerConfig(file('m.yaml', 'trust_domain: a.org\nmin_svid_ttl: 5s\n')).minSvidTtlMs).toBe(
+      5_000,
+    );
+    expect(
+      problemsOf(() => loadServerConfig(file('n.yaml', 'trust_domain: a.org\nmin_svid_ttl: 1500ms\n'))),
+    ).toContain('min_svid_ttl: "1500ms" must be a whole number of seconds');
   });
 
   it('requires a trust domain and says how to give one', () => {

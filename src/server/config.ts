@@ -3,16 +3,24 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { parseDurationMs } from '../spiffe/duration.js';
+import { parseDurationMs, parseWholeSecondsMs } from '../spiffe/duration.js';
 import { quote, SigilError } from '../spiffe/errors.js';
 import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 import { KEY_TYPES, type KeyType } from '../spiffe/keys.js';
 import { systemSocketPath } from '../spiffe/runtime-dir.js';
+import { type AgentApiLimits, DEFAULT_AGENT_API_LIMITS } from './api/agent/limits.js';
 import type { DataStoreConfig } from './datastore/index.js';
 
 /** The admin socket of a server run by root or by systemd; `sigil-server run` passes the one for its user. */
 export const DEFAULT_ADMIN_SOCKET = systemSocketPath('serverAdmin');
 export const DEFAULT_DATA_DIR = '.sigil/server';
+/**
+ * 1 minute: agents renew an SVID at about half its life, so shorter lifetimes mostly add CA load
+ * (every workload renewing every few seconds) while buying nothing: clocks may be 10 s apart (SVIDs
+ * are backdated that much) and an entry change takes seconds to reach workloads anyway. Test and
+ * demo setups that watch rotation happen lower it.
+ */
+export const DEFAULT_MIN_SVID_TTL_MS = 60_000;
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -44,6 +52,10 @@ export interface ServerConfig {
   readonly defaultJwtSvidTtlMs: number;
   /** Lifetime of the SVIDs agents get at attestation and renewal. */
   readonly agentSvidTtlMs: number;
+  /** Shortest x509/jwt SVID TTL an entry or a mint request may ask for. */
+  readonly minSvidTtlMs: number;
+  /** Timeouts, connection caps and signing rate of the agent API (api/agent/limits.ts has the defaults). */
+  readonly agentApi: AgentApiLimits;
   /** Enabled node attestors by name, each with its raw config (checked by the attestor's factory). */
   readonly nodeAttestors: Readonly<Record<string, unknown>>;
   readonly datastore: DataStoreConfig;
@@ -110,6 +122,8 @@ export function checkServerConfig(
     'default_x509_svid_ttl',
     'default_jwt_svid_ttl',
     'agent_svid_ttl',
+    'min_svid_ttl',
+    'agent_api',
     'node_attestors',
     'datastore',
   ]);
@@ -162,6 +176,13 @@ export function checkServerConfig(
   }
 
   const agentSvidTtlMs = check.duration('agent_svid_ttl', raw.agent_svid_ttl ?? '1h');
+  const minSvidTtlMs =
+    raw.min_svid_ttl === undefined
+      ? DEFAULT_MIN_SVID_TTL_MS
+      : check.value('min_svid_ttl', raw.min_svid_ttl, (v) =>
+          parseWholeSecondsMs(v as string | number, 'min_svid_ttl'),
+        );
+  const agentApi = checkAgentApi(check, check.object('agent_api', raw.agent_api ?? {}));
   const nodeAttestors = check.object('node_attestors', raw.node_attestors ?? { join_token: {} });
   for (const [name, value] of Object.entries(nodeAttestors)) {
     if (value !== null && (typeof value !== 'object' || Array.isArray(value))) {
@@ -204,9 +225,37 @@ export function checkServerConfig(
     defaultX509SvidTtlMs: x509TtlMs!,
     defaultJwtSvidTtlMs: jwtTtlMs!,
     agentSvidTtlMs: agentSvidTtlMs!,
+    minSvidTtlMs: minSvidTtlMs ?? DEFAULT_MIN_SVID_TTL_MS,
+    agentApi,
     nodeAttestors: Object.fromEntries(Object.entries(nodeAttestors).map(([k, v]) => [k, v ?? {}])),
     datastore: datastoreConfig,
   });
+}
+
+function checkAgentApi(check: Checker, raw: Raw): AgentApiLimits {
+  const d = DEFAULT_AGENT_API_LIMITS;
+  check.unknownKeys(raw, 'agent_api', [
+    'handshake_timeout',
+    'idle_timeout',
+    'request_timeout',
+    'max_connections',
+    'max_connections_per_ip',
+    'sign_rate',
+    'sign_burst',
+  ]);
+  const duration = (key: string, fallbackMs: number) =>
+    raw[key] === undefined ? fallbackMs : (check.duration(`agent_api.${key}`, raw[key]) ?? fallbackMs);
+  const count = (key: string, fallback: number) =>
+    raw[key] === undefined ? fallback : (check.positiveInteger(`agent_api.${key}`, raw[key]) ?? fallback);
+  return {
+    handshakeTimeoutMs: duration('handshake_timeout', d.handshakeTimeoutMs),
+    idleTimeoutMs: duration('idle_timeout', d.idleTimeoutMs),
+    requestTimeoutMs: duration('request_timeout', d.requestTimeoutMs),
+    maxConnections: count('max_connections', d.maxConnections),
+    maxConnectionsPerIp: count('max_connections_per_ip', d.maxConnectionsPerIp),
+    signRatePerSecond: count('sign_rate', d.signRatePerSecond),
+    signBurst: count('sign_burst', d.signBurst),
+  };
 }
 
 export function parseHostPort(input: unknown): HostPort {
@@ -276,7 +325,7 @@ class Checker {
     try {
       return parse(input);
     } catch (err) {
-      const message = err instanceof SigilError ? err.message.replace(/^[a-z_]+: /, '') : String(err);
+      const message = err instanceof SigilError ? err.message.replace(/^[a-z_.]+: /, '') : String(err);
       this.problems.push(`${key}: ${message}`);
       return null;
     }
@@ -306,6 +355,12 @@ class Checker {
       return null;
     }
     return this.value(key, input, (v) => parseDurationMs(v as string | number, key));
+  }
+
+  positiveInteger(key: string, input: unknown): number | null {
+    if (typeof input === 'number' && Number.isSafeInteger(input) && input > 0) return input;
+    this.problems.push(`${key}: must be a whole number of at least 1 (got ${quote(input)})`);
+    return null;
   }
 
   object(key: string, input: unknown): Raw {

@@ -1,14 +1,19 @@
 // The server's own X.509-SVID (spiffe://<td>/sigil/server), presented by the agent API and the mTLS
 // admin listener. Re-minted at half its life; listeners pick the new one up for new handshakes.
+import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
-import { bundleToPem } from '../spiffe/bundle.js';
+import { bundleToPem, type TrustBundle } from '../spiffe/bundle.js';
 import type { Clock } from '../spiffe/clock.js';
-import { spiffeIdFromPath, type TrustDomain } from '../spiffe/id.js';
 import { generateKey } from '../spiffe/keys.js';
 import { encodePem } from '../spiffe/pem.js';
 import { TlsMaterial } from '../spiffe/tls-material.js';
-import type { AdminCa } from './api/admin/deps.js';
-import { SERVER_ID_PATH } from './api/admin/deps.js';
+import type { IssuedX509Svid } from './ca/svid-signer.js';
+
+/** What the server identity needs from the CA: its own SVID (with the server marker) and the bundle. */
+export interface ServerSvidSource {
+  bundle(): TrustBundle;
+  signServerSvid(params: { publicKey: KeyObject; ttlMs: number }): IssuedX509Svid;
+}
 
 export class ServerIdentity {
   /** Identity = our SVID; CA = our bundle's X.509 authorities (what agent SVIDs chain to). */
@@ -18,8 +23,7 @@ export class ServerIdentity {
   private current!: { key: string; cert: string; expiresAtMs: number };
 
   constructor(
-    private readonly ca: AdminCa,
-    private readonly trustDomain: TrustDomain,
+    private readonly ca: ServerSvidSource,
     private readonly ttlMs: number,
     private readonly clock: Clock,
     private readonly logger: Logger,
@@ -48,11 +52,7 @@ export class ServerIdentity {
 
   private renew(): void {
     const key = generateKey('ec-p256');
-    const issued = this.ca.signX509Svid({
-      spiffeId: spiffeIdFromPath(this.trustDomain, SERVER_ID_PATH),
-      publicKey: key,
-      ttlMs: this.ttlMs,
-    });
+    const issued = this.ca.signServerSvid({ publicKey: key, ttlMs: this.ttlMs });
     this.current = {
       key: key.export({ format: 'pem', type: 'pkcs8' }) as string,
       cert: issued.chain.map((der) => encodePem('CERTIFICATE', der)).join(''),

@@ -12,12 +12,12 @@ import { createNodeAttestorServer } from '../attestors/node/index.js';
 import { JWT_PRUNE_GRACE_MS, rotationWarnings } from '../rotation/index.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
 import { SigilError } from '../spiffe/errors.js';
-import { spiffeIdFromPath } from '../spiffe/id.js';
 import { ensurePrivateDir } from '../spiffe/secret-file.js';
 import { prepareSocketDir, type SocketCheckOptions } from '../spiffe/socket-dir.js';
 import { listenOnSocket } from '../spiffe/socket-listen.js';
+import { serverSpiffeId } from '../spiffe/sigil-ids.js';
 import { buildAdminApp } from './api/admin/app.js';
-import { type AdminDeps, SERVER_ID_PATH } from './api/admin/deps.js';
+import type { AdminDeps } from './api/admin/deps.js';
 import { BundleFeed } from './api/agent/bundle-feed.js';
 import { startAgentApi } from './api/agent/listener.js';
 import { AuthorizedEntries, observeEntryWrites } from './authorized-entries/index.js';
@@ -76,8 +76,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     ensurePrivateDir(config.dataDir);
     const rawStore = await openDataStore(config.datastore, clock);
     cleanups.push(() => rawStore.close());
-    const serverId = spiffeIdFromPath(config.trustDomain, SERVER_ID_PATH).toString();
+    const serverId = serverSpiffeId(config.trustDomain).toString();
     const index = await AuthorizedEntries.load(rawStore, serverId);
+    warnIgnoredEntries(index, logger);
     const agentEvents = new EventEmitter().setMaxListeners(0);
     // Bound late: the CA's first bundle write happens before the feed and identity exist.
     let bundles: BundleFeed | undefined;
@@ -123,7 +124,6 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     );
     const serverIdentity = new ServerIdentity(
       ca,
-      config.trustDomain,
       config.defaultX509SvidTtlMs,
       clock,
       logger.child({ component: 'identity' }),
@@ -143,21 +143,26 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         createNodeAttestorServer(name, raw, { joinTokens: store }, `node_attestors.${name}`),
       ]),
     );
-    const agentApi = await startAgentApi(config.bind, serverIdentity.material, {
-      ca,
-      store,
-      index,
-      bundles,
-      attestors,
-      agentSvidTtlMs: config.agentSvidTtlMs,
-      clock,
-      logger,
-      metrics,
-      onAgentRemoved: (listener) => {
-        agentEvents.on('removed', listener);
-        return () => agentEvents.off('removed', listener);
+    const agentApi = await startAgentApi(
+      config.bind,
+      serverIdentity.material,
+      {
+        ca,
+        store,
+        index,
+        bundles,
+        attestors,
+        agentSvidTtlMs: config.agentSvidTtlMs,
+        clock,
+        logger,
+        metrics,
+        onAgentRemoved: (listener) => {
+          agentEvents.on('removed', listener);
+          return () => agentEvents.off('removed', listener);
+        },
       },
-    });
+      config.agentApi,
+    );
     cleanups.push(() => agentApi.close());
 
     const deps: AdminDeps = {
@@ -165,6 +170,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       ca,
       index,
       clock,
+      minSvidTtlMs: config.minSvidTtlMs,
       logger,
       metrics,
       registry,
@@ -221,6 +227,16 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     await close();
     throw err;
   }
+}
+
+/** Entries stored with a reserved ID before such IDs were refused: named once, so an operator removes them. */
+function warnIgnoredEntries(index: AuthorizedEntries, logger: Logger): void {
+  const ignored = index.ignoredReservedEntries;
+  if (ignored.length === 0) return;
+  logger.warn(
+    { entries: ignored.map((e) => ({ id: e.id, spiffeId: e.spiffeId, parentId: e.parentId })) },
+    "Entries with SPIFFE IDs reserved for Sigil's server and agents are ignored: never served to agents nor minted; delete them",
+  );
 }
 
 function schedulePruning(store: DataStore, clock: Clock, logger: Logger): () => void {

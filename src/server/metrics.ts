@@ -10,6 +10,7 @@ export interface ServerMetrics {
   readonly adminAuthFailures: Counter<'reason'>;
   readonly caExpiresAtSeconds: Gauge<'type'>;
   readonly entries: Gauge;
+  readonly agentApiRefusals: Counter<'reason'>;
 }
 
 export function createServerMetrics(registry: Registry): ServerMetrics {
@@ -56,6 +57,12 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
     entries: new Gauge({
       name: 'sigil_server_entries',
       help: 'Registration entries in the store (sampled at scrape)',
+      registers: [registry],
+    }),
+    agentApiRefusals: new Counter({
+      name: 'sigil_server_agent_api_refusals_total',
+      help: 'Agent API connections and calls refused by a limit (connection-cap, ip-cap, handshake, alpn, sign-rate)',
+      labelNames: ['reason'],
       registers: [registry],
     }),
   };

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatDuration, parseDurationMs } from './duration.js';
+import { formatDuration, parseDurationMs, parseWholeSecondsMs } from './duration.js';
 import { SigilError } from './errors.js';
 
 function caught(fn: () => unknown): SigilError {
@@ -63,6 +63,23 @@ describe('parseDurationMs', () => {
 
   it.each([null, undefined, true, {}])('refuses a %j from loosely typed config', (input) => {
     expect(caught(() => parseDurationMs(input as unknown as string)).code).toBe('ERR_DURATION_INVALID');
+  });
+});
+
+describe('parseWholeSecondsMs', () => {
+  it('accepts whole seconds in any unit and refuses fractions of a second', () => {
+    expect(parseWholeSecondsMs('1h', 'ttl')).toBe(3_600_000);
+    expect(parseWholeSecondsMs('1.5m', 'ttl')).toBe(90_000);
+    expect(parseWholeSecondsMs(2000, 'ttl')).toBe(2_000_000);
+    for (const input of ['1.5s', '500ms', 0.25, '1m500ms']) {
+      expect(() => parseWholeSecondsMs(input, 'ttl')).toThrow(
+        expect.objectContaining({
+          code: 'ERR_DURATION_INVALID',
+          field: 'ttl',
+          message: expect.stringContaining('must be a whole number of seconds'),
+        }),
+      );
+    }
   });
 });
 

@@ -39,6 +39,16 @@ export function parseDurationMs(input: string | number, field = 'duration'): num
   return checkRounded(input, totalMs, field);
 }
 
+/**
+ * parseDurationMs, for lifetimes that end up in certificates and JWTs (whole seconds): a fraction of
+ * a second is refused rather than silently dropped.
+ */
+export function parseWholeSecondsMs(input: string | number, field = 'duration'): number {
+  const ms = parseDurationMs(input, field);
+  if (ms % 1000 !== 0) throw invalid(input, field, 'must be a whole number of seconds');
+  return ms;
+}
+
 /** Rounding must neither turn a tiny duration into 0 nor let a huge one become Infinity or inexact. */
 function checkRounded(input: unknown, totalMs: number, field: string): number {
   const ms = Math.round(totalMs);

@@ -4,6 +4,7 @@
 export type SigilErrorCode =
   // SPIFFE core
   | 'ERR_SPIFFE_ID_INVALID'
+  | 'ERR_SPIFFE_ID_RESERVED'
   | 'ERR_TRUST_DOMAIN_INVALID'
   | 'ERR_SELECTOR_INVALID'
   | 'ERR_DURATION_INVALID'
@@ -44,6 +45,7 @@ export type SigilErrorCode =
   | 'ERR_PERMISSION_DENIED'
   /** A socket, or a directory on its path, that someone other than us (or root) could swap. */
   | 'ERR_SOCKET_UNSAFE'
+  | 'ERR_RESOURCE_EXHAUSTED'
   // transport / CLI
   | 'ERR_UNAVAILABLE'
   | 'ERR_NOT_IMPLEMENTED';

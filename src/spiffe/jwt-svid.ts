@@ -7,6 +7,7 @@ import { parseJsonStrict, type TrustBundle } from './bundle.js';
 import { quote, SigilError, type SigilErrorCode } from './errors.js';
 import { parseSpiffeId, type SpiffeId, type TrustDomain } from './id.js';
 import { type KeyType, keyTypeOf } from './keys.js';
+import { unsafeCharacterIn } from './text.js';
 
 export type JwtAlg = 'RS256' | 'RS384' | 'RS512' | 'ES256' | 'ES384' | 'ES512' | 'PS256' | 'PS384' | 'PS512';
 
@@ -97,9 +98,9 @@ export function checkJwtAudience(audience: readonly unknown[], field = 'audience
         'audience-size',
       );
     }
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we refuse
-    if (/[\u0000-\u001f\u007f]/.test(aud)) {
-      throw audienceError(field, `audience ${quote(aud, 40)} contains a control character`, 'audience-char');
+    const unsafe = unsafeCharacterIn(aud);
+    if (unsafe !== undefined) {
+      throw audienceError(field, `audience ${quote(aud, 40)} contains a ${unsafe}`, 'audience-char');
     }
   }
 }

@@ -30,8 +30,11 @@ describe('parseSelector', () => {
     ['Unix:uid:0', 'type must be lowercase letters, digits and "_"'],
     ['k8s-sat:x', 'type must be lowercase letters, digits and "_"'],
     ['unix:', 'value is empty'],
-    ['unix:uid\n0', 'value contains control characters'],
-    ['unix:uid\u00000', 'value contains control characters'],
+    ['unix:uid\n0', 'value contains a control character U+000A at index 3'],
+    ['unix:uid\u00000', 'value contains a control character U+0000 at index 3'],
+    ['unix:path:/bin/\u009b2J', 'value contains a control character U+009B at index 10'],
+    ['unix:user:admin\u202egnp.exe', 'value contains a bidirectional control U+202E at index 10'],
+    ['unix:uid:1\u20280', 'value contains a line separator U+2028 at index 5'],
     [`unix:${'v'.repeat(1020)}`, 'is longer than 1024 bytes'],
   ])('refuses %j (%s)', (input, rule) => {
     const err = caught(() => parseSelector(input, 'selectors[1]'));

@@ -1,6 +1,7 @@
 // Selectors are `type:value` pairs produced by attestors (`unix:uid:1000`, `k8s_sat:cluster:c1`).
 // The type is everything before the first colon; the value keeps any further colons.
 import { quote, SigilError } from './errors.js';
+import { unsafeCharacterIn } from './text.js';
 
 export interface Selector {
   readonly type: string;
@@ -31,7 +32,8 @@ export function makeSelector(
   if (Buffer.byteLength(type) + Buffer.byteLength(value) + 1 > MAX_SELECTOR_BYTES) {
     throw selectorError(shown, field, `is longer than ${MAX_SELECTOR_BYTES} bytes`);
   }
-  if (hasControlCharacter(value)) throw selectorError(shown, field, 'value contains control characters');
+  const unsafe = unsafeCharacterIn(value);
+  if (unsafe !== undefined) throw selectorError(shown, field, `value contains a ${unsafe}`);
   return Object.freeze({ type, value });
 }
 
@@ -44,12 +46,6 @@ export function canonicalSelectors(selectors: readonly Selector[]): Selector[] {
   const byKey = new Map<string, Selector>();
   for (const s of selectors) byKey.set(formatSelector(s), s);
   return [...byKey.keys()].sort().map((k) => byKey.get(k)!);
-}
-
-function hasControlCharacter(text: string): boolean {
-  for (let i = 0; i < text.length; i++)
-    if (text.charCodeAt(i) < 0x20 || text.charCodeAt(i) === 0x7f) return true;
-  return false;
 }
 
 function selectorError(input: unknown, field: string, rule: string): SigilError {

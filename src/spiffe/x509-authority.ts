@@ -125,22 +125,10 @@ export interface CaCertificate extends CertificateDescription {
  */
 export function parseCaCertificate(input: Buffer | string, nowMs?: number): CaCertificate {
   const der = certificateDer(input);
-  let description: CertificateDescription;
-  let keyUsage: x509.KeyUsagesExtension | null;
-  try {
-    description = describeCertificate(der);
-    keyUsage = new x509.X509Certificate(der).getExtension(x509.KeyUsagesExtension);
-  } catch (err) {
-    throw upstreamError(`not a readable X.509 certificate: ${messageOf(err)}`, 'malformed', err);
-  }
+  const problem = caCertificateProblem(der, { keyUsageRequired: true });
+  if (problem !== undefined) throw upstreamError(problem.rule, problem.reason, problem.cause);
+  const description = describeCertificate(der);
   const who = `certificate "${description.subject}"`;
-  if (!description.isCa)
-    throw upstreamError(`${who} is not a CA (basicConstraints cA is not true)`, 'not-ca');
-  if (keyUsage === null)
-    throw upstreamError(`${who} has no keyUsage extension (keyCertSign required)`, 'no-ku');
-  if ((keyUsage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
-    throw upstreamError(`${who} lacks the keyCertSign key usage`, 'no-ku');
-  }
   if (nowMs !== undefined) {
     if (nowMs < description.notBeforeMs) {
       throw upstreamError(`${who} is not valid until ${iso(description.notBeforeMs)}`, 'not-yet-valid');
@@ -150,6 +138,38 @@ export function parseCaCertificate(input: Buffer | string, nowMs?: number): CaCe
     }
   }
   return Object.freeze({ ...description, der: Buffer.from(der) });
+}
+
+/**
+ * Why `der` cannot be a CA certificate, or undefined when it can: it must be readable, have
+ * basicConstraints cA=true, and a keyUsage that includes keyCertSign. Without `keyUsageRequired` an
+ * absent keyUsage passes (RFC 5280: no restriction), as older third-party roots in federated bundles
+ * may lack it; an authority we sign under must state it.
+ */
+export function caCertificateProblem(
+  der: Buffer,
+  options: { readonly keyUsageRequired: boolean },
+): { rule: string; reason: string; cause?: unknown } | undefined {
+  let description: CertificateDescription;
+  let keyUsage: x509.KeyUsagesExtension | null;
+  try {
+    description = describeCertificate(der);
+    keyUsage = new x509.X509Certificate(der).getExtension(x509.KeyUsagesExtension);
+  } catch (err) {
+    return { rule: `not a readable X.509 certificate: ${messageOf(err)}`, reason: 'malformed', cause: err };
+  }
+  const who = `certificate "${description.subject}"`;
+  if (!description.isCa)
+    return { rule: `${who} is not a CA (basicConstraints cA is not true)`, reason: 'not-ca' };
+  if (keyUsage === null) {
+    return options.keyUsageRequired
+      ? { rule: `${who} has no keyUsage extension (keyCertSign required)`, reason: 'no-ku' }
+      : undefined;
+  }
+  if ((keyUsage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
+    return { rule: `${who} lacks the keyCertSign key usage`, reason: 'no-ku' };
+  }
+  return undefined;
 }
 
 /**

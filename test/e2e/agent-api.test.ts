@@ -7,6 +7,7 @@ import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type ServiceError, status } from '@grpc/grpc-js';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentState } from '../../src/agent/agent-state.js';
 import { createSvidKeyRequest } from '../../src/agent/manager/csr.js';
@@ -137,6 +138,7 @@ function newConnection(server: ServerProcess, bundlePem: string): ServerConnecti
     addresses: [server.agentApiAddress],
     trustDomain: TRUST_DOMAIN,
     nowMs: () => Date.now(),
+    logger: pino({ level: 'silent' }),
   });
   connection.setBundlePem(bundlePem);
   return connection;

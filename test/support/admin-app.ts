@@ -7,6 +7,7 @@ import { buildAdminApp } from '../../src/server/api/admin/app.js';
 import type { AdminDeps } from '../../src/server/api/admin/deps.js';
 import { AuthorizedEntries, observeEntryWrites } from '../../src/server/authorized-entries/index.js';
 import { ServerCa } from '../../src/server/ca/server-ca.js';
+import { DEFAULT_MIN_SVID_TTL_MS } from '../../src/server/config.js';
 import { openDataStore } from '../../src/server/datastore/index.js';
 import type { DataStore } from '../../src/server/datastore/types.js';
 import { createServerMetrics } from '../../src/server/metrics.js';
@@ -53,6 +54,7 @@ export async function startAdminFixture(
     ca,
     index,
     clock,
+    minSvidTtlMs: DEFAULT_MIN_SVID_TTL_MS,
     logger,
     metrics: createServerMetrics(registry),
     registry,

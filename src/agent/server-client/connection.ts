@@ -1,6 +1,7 @@
-// The agent's connection to sigil-server: gRPC over TLS, authenticating the server by its SPIFFE ID
-// (spiffe://<td>/sigil/server) against the bundle we hold, and ourselves with the agent SVID once we
-// have one. TLS material is live (TlsMaterial): a renewed SVID or new bundle applies to new
+// The agent's connection to sigil-server: gRPC over TLS, authenticating the server against the bundle
+// we hold by its SPIFFE ID (spiffe://<td>/sigil/server) AND the server marker only the CA puts on the
+// server's own SVID (a URI SAN alone could come from a mis-issued workload SVID), and ourselves with
+// the agent SVID once we have one. TLS material is live (TlsMaterial): a renewed SVID or new bundle applies to new
 // connections without rebuilding the client. With several server addresses we move to the next one
 // when a call fails as unavailable.
 import type { PeerCertificate } from 'node:tls';
@@ -14,6 +15,7 @@ import {
   type ServiceError,
   status,
 } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
 import {
   AgentApiClient,
   type AttestRequest,
@@ -26,7 +28,9 @@ import {
 } from '../../../proto/agent-api.js';
 import { SigilError } from '../../spiffe/errors.js';
 import type { TrustDomain } from '../../spiffe/id.js';
+import { serverCertificateProblem } from '../../spiffe/sigil-ids.js';
 import { TlsMaterial } from '../../spiffe/tls-material.js';
+import { cleanServiceError } from './grpc-errors.js';
 
 /** Unary calls give up after this long; streams have no deadline. */
 const CALL_DEADLINE_MS = 30_000;
@@ -45,6 +49,8 @@ export interface ServerConnectionOptions {
   /** Skip server certificate verification (first contact without a trust bundle): demos only. */
   readonly insecureBootstrap?: boolean;
   readonly nowMs: () => number;
+  /** Where a refused server certificate is reported (a security event: something posed as the server). */
+  readonly logger: Pick<Logger, 'error'>;
 }
 
 export class ServerConnection {
@@ -96,6 +102,7 @@ export class ServerConnection {
           });
     const client = new AgentApiClient(this.address, creds, CHANNEL_OPTIONS) as unknown as AgentApi;
     const stream = (client.Attest as () => ClientDuplexStream<AttestRequest, AttestResponse>).call(client);
+    stream.prependListener('error', cleanServiceError);
     return { stream, close: () => client.close() };
   }
 
@@ -117,9 +124,11 @@ export class ServerConnection {
 
   syncEntries(request: SyncEntriesRequest): ClientReadableStream<SyncEntriesResponse> {
     const client = this.client();
-    return (
+    const stream = (
       client.SyncEntries as (r: SyncEntriesRequest, m: Metadata) => ClientReadableStream<SyncEntriesResponse>
     ).call(client, request, new Metadata());
+    stream.prependListener('error', cleanServiceError);
+    return stream;
   }
 
   close(): void {
@@ -158,6 +167,7 @@ export class ServerConnection {
         (err, response) => {
           if (err) {
             if (err.code === status.UNAVAILABLE) this.failover();
+            cleanServiceError(err);
             reject(err);
           } else resolve(response);
         },
@@ -165,12 +175,19 @@ export class ServerConnection {
     });
   }
 
-  /** The server proves it is spiffe://<td>/sigil/server; hostnames play no part. */
+  /**
+   * Runs after TLS verified the chain against our bundle: the server proves it is
+   * spiffe://<td>/sigil/server and carries the server marker; hostnames play no part.
+   */
   private readonly checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
-    const expected = `URI:${this.options.trustDomain.idString}/sigil/server`;
-    const sans = (cert.subjectaltname ?? '').split(',').map((s) => s.trim());
-    return sans.includes(expected)
-      ? undefined
-      : new Error(`server presented ${cert.subjectaltname ?? 'no SAN'}, expected ${expected}`);
+    const problem = serverCertificateProblem(cert.raw, this.options.trustDomain);
+    if (problem === undefined) return undefined;
+    this.options.logger.error(
+      { server: this.address, reason: problem },
+      'Refused the server: it is not the Sigil server of our trust domain',
+    );
+    return new SigilError('ERR_PERMISSION_DENIED', `server ${this.address} refused: ${problem}`, {
+      reason: 'server-identity',
+    });
   };
 }

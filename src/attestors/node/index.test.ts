@@ -8,7 +8,7 @@ import type { NodeAttestorServerDeps } from './types.js';
 
 const deps: NodeAttestorServerDeps = {
   joinTokens: {
-    async consumeJoinToken() {
+    async fetchJoinToken() {
       return { spiffeId: null };
     },
   },

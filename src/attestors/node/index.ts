@@ -60,7 +60,7 @@ function checkName(name: string, field: string): NodeAttestorName {
 }
 
 export type {
-  JoinTokenConsumer,
+  JoinTokenReader,
   NodeAttestation,
   NodeAttestContext,
   NodeAttestorAgent,

@@ -14,6 +14,12 @@ export interface NodeAttestation {
   readonly canReattest: boolean;
   /** Extra IDs the agent holds from the start (a join token's alias). Full SPIFFE IDs. */
   readonly aliases: readonly string[];
+  /**
+   * A single-use join token this attestation spends. The attestor only checks it; the server spends
+   * it in the same transaction that records the node, after everything else passed, so a refused
+   * attestation leaves it usable.
+   */
+  readonly joinToken?: string;
 }
 
 export interface NodeAttestContext {
@@ -27,8 +33,9 @@ export interface NodeAttestContext {
 export interface NodeAttestorServer {
   readonly name: string;
   /**
-   * Judges the agent's evidence. Any refusal throws SigilError ERR_PERMISSION_DENIED with a message
-   * that says what was wrong without echoing secrets (never the token itself).
+   * Judges the agent's evidence, without side effects: whatever must change on success is returned
+   * (see joinToken) for the server to commit. Any refusal throws SigilError ERR_PERMISSION_DENIED
+   * with a message that says what was wrong without echoing secrets (never the token itself).
    */
   attest(payload: Buffer, context: NodeAttestContext): Promise<NodeAttestation>;
 }
@@ -42,11 +49,11 @@ export interface NodeAttestorAgent {
 }
 
 /** What the join_token server half needs from the datastore. */
-export interface JoinTokenConsumer {
-  /** Atomically consumes the token; ERR_TOKEN_NOT_FOUND / ERR_TOKEN_EXPIRED otherwise. */
-  consumeJoinToken(token: string, nowMs: number): Promise<{ readonly spiffeId: string | null }>;
+export interface JoinTokenReader {
+  /** The unspent token; ERR_TOKEN_NOT_FOUND / ERR_TOKEN_EXPIRED otherwise. Does not spend it. */
+  fetchJoinToken(token: string, nowMs: number): Promise<{ readonly spiffeId: string | null }>;
 }
 
 export interface NodeAttestorServerDeps {
-  readonly joinTokens: JoinTokenConsumer;
+  readonly joinTokens: JoinTokenReader;
 }

@@ -11,7 +11,19 @@ import {
   sel,
   TD,
 } from './fixtures.test-support.js';
-import type { EntryDelta } from './index.js';
+import { AuthorizedEntries, type EntryDelta } from './index.js';
+
+const nodeRecord = (spiffeId: string) => ({
+  spiffeId,
+  attestationType: 'join_token',
+  certSerial: '01',
+  certNotAfterMs: 0,
+  selectors: [],
+  banned: false,
+  canReattest: false,
+  createdAtMs: 0,
+  updatedAtMs: 0,
+});
 
 const W = (name: string) => `${TD}/w/${name}`;
 const NODE_SET = `${TD}/node-set/linux`;
@@ -84,11 +96,53 @@ describe('authorization rules', () => {
     f.put({ id: 'b', spiffeId: W('y'), parentId: W('x') });
     f.put({ id: 'c', spiffeId: W('x'), parentId: W('y') });
     f.put({ id: 'd', spiffeId: W('y'), parentId: W('y') });
+    // "e" would issue the agent's own ID: reserved, so it is not served and closes no cycle.
     f.put({ id: 'e', spiffeId: AGENT, parentId: W('y') });
-    expect(ids(f.index.entriesFor(AGENT))).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(ids(f.index.entriesFor(AGENT))).toEqual(['a', 'b', 'c', 'd']);
     f.remove('a');
     // The cycle x <-> y no longer hangs from the agent: all of it goes.
     expect(f.index.entriesFor(AGENT)).toEqual([]);
+  });
+});
+
+describe("Sigil's reserved IDs", () => {
+  it('never serves an entry naming the server or an agent, nor grants it as an alias', async () => {
+    const f = await withAgents();
+    f.put({ id: 'server', spiffeId: SERVER_ID, parentId: AGENT });
+    f.put({ id: 'root', spiffeId: `${TD}/sigil`, parentId: AGENT });
+    f.put({ id: 'node', spiffeId: `${TD}/sigil/agent/x`, parentId: SERVER_ID, selectors: ['os:linux'] });
+    f.put({ id: 'child', spiffeId: W('web'), parentId: `${TD}/sigil/agent/x` });
+    expect(f.index.entriesFor(AGENT)).toEqual([]);
+    expect(f.index.aliasesOf(AGENT)).toEqual([]);
+  });
+
+  it('drops an entry, with a tombstone, when an update moves it into the reserved namespace', async () => {
+    const f = await withAgents();
+    f.put({ id: 'e1', spiffeId: W('web'), parentId: AGENT });
+    const deltas: EntryDelta[] = [];
+    f.index.subscribe(AGENT, (d) => deltas.push(d));
+    f.put({ id: 'e1', spiffeId: SERVER_ID, parentId: AGENT });
+    expect(f.index.entriesFor(AGENT)).toEqual([]);
+    expect(deltas.map((d) => d.deletedIds)).toEqual([['e1']]);
+  });
+
+  it('leaves stored reserved entries out at load and reports them', async () => {
+    const stored = [
+      makeEntry({ id: 'bad', spiffeId: SERVER_ID, parentId: AGENT }, 1),
+      makeEntry({ id: 'good', spiffeId: W('web'), parentId: AGENT }, 2),
+    ];
+    const index = await AuthorizedEntries.load(
+      {
+        currentRevision: async () => 2,
+        listEntries: async () => ({ items: stored }),
+        listNodes: async () => ({
+          items: [{ ...nodeRecord(AGENT), selectors: sel('os:linux') }],
+        }),
+      },
+      SERVER_ID,
+    );
+    expect(ids(index.entriesFor(AGENT))).toEqual(['good']);
+    expect(index.ignoredReservedEntries.map((e) => e.id)).toEqual(['bad']);
   });
 });
 

@@ -2,9 +2,12 @@
 // each store write updates only the agents it affects, found through the reverse maps, and records
 // what changed so a reconnecting agent gets a delta instead of a snapshot. It never re-reads the
 // store after load; callers feed it every write in revision order (observe-entry-writes.ts does).
+// Entries whose SPIFFE ID lies in Sigil's reserved /sigil namespace (stored before such IDs were
+// refused) are kept out entirely: never served to an agent, never an alias, never minted.
 
 import { quote, SigilError } from '../../spiffe/errors.js';
 import { canonicalSelectors, type Selector } from '../../spiffe/selector.js';
+import { isReservedSpiffeId } from '../../spiffe/sigil-ids.js';
 import type { EntryStore, NodeStore, RegistrationEntry } from '../datastore/index.js';
 import { AgentView, type ViewChange } from './agent-view.js';
 import { byId, DeltaBuilder, type EntryDelta } from './change-log.js';
@@ -47,6 +50,7 @@ export class AuthorizedEntries {
   private readonly listeners: DeltaListeners;
   private readonly changeLogRevisions: number;
   private currentRevision: number;
+  private readonly ignored: RegistrationEntry[] = [];
 
   private constructor(serverId: string, revision: number, options: AuthorizedEntriesOptions) {
     const window = options.changeLogRevisions ?? DEFAULT_CHANGE_LOG_REVISIONS;
@@ -77,8 +81,9 @@ export class AuthorizedEntries {
     do {
       const page = await store.listEntries({}, { pageSize: LOAD_PAGE_SIZE, pageToken });
       for (const entry of page.items) {
-        index.graph.put(entry);
         index.currentRevision = Math.max(index.currentRevision, entry.revision);
+        if (isReservedSpiffeId(entry.spiffeId)) index.ignored.push(entry);
+        else index.graph.put(entry);
       }
       pageToken = page.nextPageToken;
     } while (pageToken !== undefined);
@@ -94,6 +99,11 @@ export class AuthorizedEntries {
     return index;
   }
 
+  /** Stored entries with a reserved SPIFFE ID found at load, which the index ignores (the server warns). */
+  get ignoredReservedEntries(): readonly RegistrationEntry[] {
+    return this.ignored;
+  }
+
   /** The store-wide revision the index reflects. */
   get revision(): number {
     return this.currentRevision;
@@ -101,6 +111,11 @@ export class AuthorizedEntries {
 
   /** Call after every successful store write, in revision order. */
   entryUpserted(entry: RegistrationEntry): void {
+    // Writes refuse reserved IDs; should one get through anyway, it is as good as deleted here.
+    if (isReservedSpiffeId(entry.spiffeId)) {
+      this.entryDeleted(entry, entry.revision);
+      return;
+    }
     this.advanceTo(entry.revision);
     const previous = this.graph.put(Object.freeze(entry));
     const isStructural =

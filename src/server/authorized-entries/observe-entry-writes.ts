@@ -90,7 +90,15 @@ export function observeEntryWrites(store: DataStore, index: AuthorizedEntries): 
     fetchNode: (spiffeId) => store.fetchNode(spiffeId),
     listNodes: (page) => store.listNodes(page),
     createJoinToken: (token) => store.createJoinToken(token),
-    consumeJoinToken: (token, nowMs) => store.consumeJoinToken(token, nowMs),
+    fetchJoinToken: (token, nowMs) => store.fetchJoinToken(token, nowMs),
+    // Alias entries first, then the node: the agent's aliases exist when its view is rebuilt.
+    commitAttestation: (commit) =>
+      exclusive(async () => {
+        const committed = await store.commitAttestation(commit);
+        for (const entry of committed.createdEntries) index.entryUpserted(entry);
+        observeNode(committed.node);
+        return committed;
+      }),
     listJoinTokens: () => store.listJoinTokens(),
     pruneJoinTokens: (nowMs) => store.pruneJoinTokens(nowMs),
     putBundle: (bundle) => store.putBundle(bundle),

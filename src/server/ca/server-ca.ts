@@ -3,7 +3,7 @@
 // journaled times; this class acts, always journaling a change before publishing the bundle, so a
 // restart mid-rotation resumes exactly (never losing the active key, never activating a key the
 // agents have not had time to see). Keys stay in the keys directory (0600 files).
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -24,12 +24,11 @@ import {
 } from '../../spiffe/bundle.js';
 import type { Clock } from '../../spiffe/clock.js';
 import { quote, SigilError } from '../../spiffe/errors.js';
-import type { SpiffeId, TrustDomain } from '../../spiffe/id.js';
-import { mintJwtSvid } from '../../spiffe/jwt-svid.js';
+import type { TrustDomain } from '../../spiffe/id.js';
 import { decodePemBlocks } from '../../spiffe/pem.js';
 import { readPrivateKeyFile } from '../../spiffe/secret-file.js';
 import { certificateMatchesKey } from '../../spiffe/x509-authority.js';
-import { mintX509Svid, parseCsr, prepareIssuer, type X509Issuer } from '../../spiffe/x509-svid.js';
+import { prepareIssuer } from '../../spiffe/x509-svid.js';
 import type { AuthorityView } from '../api/admin/deps.js';
 import type { BundleStore, JournalStore } from '../datastore/types.js';
 import {
@@ -44,11 +43,12 @@ import {
   type CaJournal,
   EMPTY_JOURNAL,
   inState,
-  type JwtAuthorityRecord,
   parseJournal,
   type X509AuthorityRecord,
 } from './journal.js';
+import { type ActiveSigners, type IssuedX509Svid, SvidSigner } from './svid-signer.js';
 
+export type { IssuedX509Svid };
 export { BACKDATE_MS };
 /** How often consumers should re-fetch the bundle (SPIFFE federation default, 5 minutes). */
 export const BUNDLE_REFRESH_HINT_S = 300;
@@ -68,32 +68,16 @@ export interface ServerCaOptions extends AuthorityFactoryOptions {
   readonly jwtRotation?: RotationOptions;
 }
 
-export interface IssuedX509Svid {
-  /** Leaf first, then any intermediates up to (not including) the bundle's root. */
-  readonly chain: readonly Buffer[];
-  readonly expiresAtMs: number;
-}
-
-interface Signers {
-  readonly x509: {
-    readonly record: X509AuthorityRecord;
-    readonly issuer: X509Issuer;
-    readonly chainTail: readonly Buffer[];
-  };
-  readonly jwt: { readonly record: JwtAuthorityRecord; readonly key: KeyObject };
-}
-
 export class ServerCa {
   private journal: CaJournal = EMPTY_JOURNAL;
   private journalVersion = 0;
-  private signers!: Signers;
+  private readonly signer: SvidSigner;
   private currentBundle!: TrustBundle;
-  /** Latest expiry signed by each authority activated in this process (others count to their notAfter). */
-  private readonly lastSigned = new Map<string, number>();
   private readonly scheduler: Scheduler;
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly options: ServerCaOptions) {
+    this.signer = new SvidSigner(options);
     this.scheduler = new Scheduler(options.clock, {
       onError: (err) =>
         options.logger.error({ err }, 'Authority rotation failed; retrying at the next check'),
@@ -128,70 +112,37 @@ export class ServerCa {
   }
 
   get x509Authority(): { readonly id: string; readonly notAfterMs: number } {
-    return { id: this.signers.x509.record.id, notAfterMs: this.signers.x509.record.notAfterMs };
+    const { id, notAfterMs } = this.signer.signers.x509;
+    return { id, notAfterMs };
   }
 
   get jwtAuthority(): { readonly kid: string; readonly notAfterMs: number } {
-    return { kid: this.signers.jwt.record.id, notAfterMs: this.signers.jwt.record.notAfterMs };
+    const { kid, notAfterMs } = this.signer.signers.jwt;
+    return { kid, notAfterMs };
   }
 
-  /** Signs a leaf for `publicKey`. The TTL is capped so the SVID never outlives the signing CA. */
-  signX509Svid(params: {
-    spiffeId: SpiffeId;
-    publicKey: KeyObject | Buffer;
-    dnsNames?: readonly string[];
-    ttlMs?: number;
-  }): IssuedX509Svid {
-    const nowMs = this.options.clock.nowMs();
-    const { record, issuer, chainTail } = this.signers.x509;
-    const notAfterMs = Math.min(
-      nowMs + (params.ttlMs || this.options.defaultX509SvidTtlMs),
-      record.notAfterMs,
-    );
-    const leaf = mintX509Svid(
-      {
-        spiffeId: params.spiffeId,
-        publicKey: params.publicKey,
-        dnsNames: params.dnsNames ?? [],
-        notBeforeMs: nowMs - BACKDATE_MS,
-        notAfterMs,
-      },
-      issuer,
-    );
-    this.noteSigned(record.id, notAfterMs);
-    return { chain: [leaf, ...chainTail], expiresAtMs: notAfterMs };
+  /** A workload X509-SVID; Sigil's reserved namespace is refused (see SvidSigner). */
+  signX509Svid(params: Parameters<SvidSigner['signX509Svid']>[0]): IssuedX509Svid {
+    return this.signer.signX509Svid(params);
   }
 
-  /** Verifies a PKCS#10 CSR's self-signature, then signs its key for `spiffeId` (the CSR's names are ignored). */
-  signCsr(params: {
-    csr: Buffer | string;
-    spiffeId: SpiffeId;
-    dnsNames?: readonly string[];
-    ttlMs?: number;
-  }): IssuedX509Svid {
-    const { spkiDer } = parseCsr(params.csr);
-    return this.signX509Svid({ ...params, publicKey: spkiDer });
+  /** A workload X509-SVID for a CSR's key; the CSR's names and extensions are ignored. */
+  signCsr(params: Parameters<SvidSigner['signCsr']>[0]): IssuedX509Svid {
+    return this.signer.signCsr(params);
   }
 
-  mintJwtSvid(params: { spiffeId: SpiffeId; audience: readonly string[]; ttlMs?: number }): {
-    token: string;
-    expiresAtMs: number;
-  } {
-    const nowMs = this.options.clock.nowMs();
-    const { record, key } = this.signers.jwt;
-    const cappedMs = Math.min(nowMs + (params.ttlMs || this.options.defaultJwtSvidTtlMs), record.notAfterMs);
-    // JWT claims are whole seconds: round down so exp never lands past the key's expiry.
-    const expiresAtMs = Math.floor(cappedMs / 1000) * 1000;
-    const token = mintJwtSvid({
-      spiffeId: params.spiffeId,
-      audience: params.audience,
-      issuedAtMs: nowMs,
-      expiresAtMs,
-      key,
-      kid: record.id,
-    });
-    this.noteSigned(record.id, expiresAtMs);
-    return { token, expiresAtMs };
+  mintJwtSvid(params: Parameters<SvidSigner['mintJwtSvid']>[0]): ReturnType<SvidSigner['mintJwtSvid']> {
+    return this.signer.mintJwtSvid(params);
+  }
+
+  /** The server's own SVID, with the server marker; only ServerIdentity calls this. */
+  signServerSvid(params: Parameters<SvidSigner['signServerSvid']>[0]): IssuedX509Svid {
+    return this.signer.signServerSvid(params);
+  }
+
+  /** An agent's SVID; only the agent API's attestation and renewal call this. */
+  signAgentSvid(params: Parameters<SvidSigner['signAgentSvid']>[0]): IssuedX509Svid {
+    return this.signer.signAgentSvid(params);
   }
 
   authorities(): { x509: AuthorityView[]; jwt: AuthorityView[] } {
@@ -339,13 +290,13 @@ export class ServerCa {
     return list.map((a): AuthorityRecord => {
       if (a.id === id) {
         // Activated by this process: from now on every expiry it signs is tracked exactly.
-        this.lastSigned.set(a.id, 0);
+        this.signer.track(a.id);
         return { ...a, state: 'active', activatedAtMs: nowMs, preparedAtMs: a.preparedAtMs ?? nowMs };
       }
       if (a.state !== 'active') return a;
       // Signed by this process since activation: the latest expiry is exact. Otherwise (activated
       // before a restart) anything up to its own notAfter may exist.
-      const lastSignedExpiresAtMs = this.lastSigned.has(a.id) ? this.lastSigned.get(a.id)! : a.notAfterMs;
+      const lastSignedExpiresAtMs = this.signer.lastSignedExpiresAtMs(a.id) ?? a.notAfterMs;
       return { ...a, state: 'old', lastSignedExpiresAtMs };
     });
   }
@@ -354,14 +305,18 @@ export class ServerCa {
   private async apply(): Promise<void> {
     const x509 = inState(this.journal.x509, 'active')!;
     const jwt = inState(this.journal.jwt, 'active')!;
-    this.signers = {
+    this.signer.use({
       x509: await this.loadX509(x509),
-      jwt: { record: jwt, key: await readPrivateKeyFile(path.join(this.options.keysDir, jwt.keyFile)) },
-    };
+      jwt: {
+        kid: jwt.id,
+        notAfterMs: jwt.notAfterMs,
+        key: await readPrivateKeyFile(path.join(this.options.keysDir, jwt.keyFile)),
+      },
+    });
     await this.publishBundle();
   }
 
-  private async loadX509(record: X509AuthorityRecord): Promise<Signers['x509']> {
+  private async loadX509(record: X509AuthorityRecord): Promise<ActiveSigners['x509']> {
     const certDer = decodePemBlocks(record.certPem, 'CERTIFICATE', 'ca journal')[0]!;
     const key = await readPrivateKeyFile(path.join(this.options.keysDir, record.keyFile));
     if (!certificateMatchesKey(certDer, key)) {
@@ -374,7 +329,7 @@ export class ServerCa {
       ? decodePemBlocks(record.upstreamChainPem, 'CERTIFICATE', 'ca journal')
       : [];
     const chainTail = this.options.upstream || upstreamChain.length > 0 ? [certDer, ...upstreamChain] : [];
-    return { record, issuer: prepareIssuer(certDer, key), chainTail };
+    return { id: record.id, notAfterMs: record.notAfterMs, issuer: prepareIssuer(certDer, key), chainTail };
   }
 
   /** Writes the bundle built from the journal when its content changed (sequence + 1). */
@@ -447,10 +402,6 @@ export class ServerCa {
 
   private async removeKey(record: AuthorityRecord): Promise<void> {
     await rm(path.join(this.options.keysDir, record.keyFile), { force: true });
-  }
-
-  private noteSigned(id: string, expiresAtMs: number): void {
-    if ((this.lastSigned.get(id) ?? 0) < expiresAtMs) this.lastSigned.set(id, expiresAtMs);
   }
 
   private list(kind: AuthorityKind): readonly AuthorityRecord[] {

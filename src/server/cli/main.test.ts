@@ -91,7 +91,17 @@ describe('usage errors are caught before any request (exit 2, naming the flag)',
     [
       'bad DNS name',
       ['x509', 'mint', '--spiffe-id', WEB, '--dns', 'bad_name!'],
-      '--dns: "bad_name!" is not a DNS name',
+      '--dns: "bad_name!" is not a valid DNS name: label "bad_name!" may contain only letters, digits and "-"',
+    ],
+    [
+      'DNS name not lowercase',
+      ['x509', 'mint', '--spiffe-id', WEB, '--dns', 'Web.Example.org'],
+      '--dns: "Web.Example.org" is not lowercase; DNS names are case-insensitive, write it as "web.example.org"',
+    ],
+    [
+      'DNS name that is an IP address',
+      ['entry', 'update', '--id', ID, '--dns', '10.0.0.1'],
+      '--dns: "10.0.0.1" is not a valid DNS name: it is an IP address',
     ],
     [
       'federated trust domain with a path',
@@ -145,7 +155,7 @@ describe('usage errors are caught before any request (exit 2, naming the flag)',
     [
       'empty audience',
       ['jwt', 'mint', '--spiffe-id', WEB, '--audience', ''],
-      '--audience: must not be empty',
+      '--audience: audience values must be non-empty strings',
     ],
   ];
 

@@ -1,19 +1,17 @@
 // Client-side checks of flag values, built on the same src/spiffe parsers the server uses, so the
 // CLI refuses exactly what the server would and names the flag (`--spiffe-id: SPIFFE ID "x" …`)
 // before any request is made. Values are sent as the user wrote them once they pass.
-import { parseDurationMs } from '../../spiffe/duration.js';
+import { checkOperatorDnsName } from '../../spiffe/dns-name.js';
+import { parseWholeSecondsMs } from '../../spiffe/duration.js';
 import { quote } from '../../spiffe/errors.js';
 import { parseSpiffeId, parseTrustDomain, parseWorkloadSpiffeId } from '../../spiffe/id.js';
 import { parseSelector } from '../../spiffe/selector.js';
+import { checkNotReserved } from '../../spiffe/sigil-ids.js';
 import { usageError } from './args.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
 const UNIX_SECONDS = /^\d{1,12}$/;
-/** RFC 1123 labels; a leading "*." wildcard is allowed as in X.509 DNS SANs. */
-const DNS_NAME =
-  /^(?:\*\.)?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-const MAX_DNS_NAME_CHARS = 253;
 
 export function oneOf<T extends string>(
   flag: string,
@@ -30,9 +28,14 @@ export function spiffeIdFlag(flag: string, value: string): string {
   return parseSpiffeId(value, `--${flag}`).toString();
 }
 
-/** For IDs a leaf SVID will carry: a trust domain ID alone cannot name a workload. */
+/** For IDs an entry or a join token gives out: Sigil's reserved /sigil namespace is refused. */
+export function issuedIdFlag(flag: string, value: string): string {
+  return checkNotReserved(parseSpiffeId(value, `--${flag}`), `--${flag}`).toString();
+}
+
+/** For IDs a minted leaf SVID will carry: a path is needed, and the reserved namespace is refused. */
 export function workloadIdFlag(flag: string, value: string): string {
-  return parseWorkloadSpiffeId(value, `--${flag}`).toString();
+  return checkNotReserved(parseWorkloadSpiffeId(value, `--${flag}`), `--${flag}`).toString();
 }
 
 export function trustDomainFlag(flag: string, value: string): string {
@@ -42,7 +45,7 @@ export function trustDomainFlag(flag: string, value: string): string {
 /** Checked here, sent as written: the server accepts the same duration syntax. */
 export function ttlFlag(flag: string, value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  parseDurationMs(value, `--${flag}`);
+  parseWholeSecondsMs(value, `--${flag}`);
   return value.trim();
 }
 
@@ -54,11 +57,7 @@ export function selectorFlags(flag: string, values: readonly string[]): string[]
 }
 
 export function dnsNameFlags(flag: string, values: readonly string[]): string[] {
-  for (const name of values) {
-    if (name.length > MAX_DNS_NAME_CHARS || !DNS_NAME.test(name)) {
-      throw usageError(`--${flag}: ${quote(name)} is not a DNS name (e.g. "web.example.org")`, flag);
-    }
-  }
+  for (const name of values) checkOperatorDnsName(name, `--${flag}`);
   return [...values];
 }
 

@@ -3,6 +3,7 @@
 // ([SPIRE] sqltest.Run). Tests build data so that a plausible wrong implementation fails, and they
 // assert error codes, never message text. Engine-specific checks live beside each engine.
 import { afterEach, beforeEach, describe } from 'vitest';
+import { describeAttestationConformance } from './conformance/attestations.js';
 import { describeEntryConformance } from './conformance/entries.js';
 import { describeEntryListingConformance } from './conformance/entry-listing.js';
 import { describeResourceConformance } from './conformance/resources.js';
@@ -41,5 +42,6 @@ export function describeDataStoreConformance(name: string, factory: () => Promis
     describeEntryConformance(ctx);
     describeEntryListingConformance(ctx);
     describeResourceConformance(ctx);
+    describeAttestationConformance(ctx);
   });
 }

@@ -129,12 +129,13 @@ export interface JoinToken {
 }
 
 export interface TokenStore {
+  /** A duplicate token value is ERR_INPUT_INVALID. */
   createJoinToken(token: JoinToken): Promise<JoinToken>;
   /**
-   * Atomically deletes and returns the token; ERR_TOKEN_NOT_FOUND, or ERR_TOKEN_EXPIRED (also deleted)
-   * once nowMs >= expiresAtMs. A duplicate token value is ERR_INPUT_INVALID at create.
+   * Reads the token without using it up (commitAttestation spends it): ERR_TOKEN_NOT_FOUND, or
+   * ERR_TOKEN_EXPIRED once nowMs >= expiresAtMs.
    */
-  consumeJoinToken(token: string, nowMs: number): Promise<JoinToken>;
+  fetchJoinToken(token: string, nowMs: number): Promise<JoinToken>;
   listJoinTokens(): Promise<JoinToken[]>;
   /** Deletes tokens with expiresAtMs <= nowMs (those consume would refuse); returns how many. */
   pruneJoinTokens(nowMs: number): Promise<number>;
@@ -171,7 +172,38 @@ export interface JournalStore {
   saveJournal(data: string, expectedVersion: number): Promise<JournalRecord>;
 }
 
-export interface DataStore extends EntryStore, NodeStore, TokenStore, BundleStore, JournalStore {
+/** Everything a successful node attestation writes, applied all together or not at all. */
+export interface AttestationCommit {
+  /** A join token the attestation spends: deleted in the same transaction, which fails if it is gone. */
+  readonly joinToken?: string;
+  /** Tokens with expiresAtMs <= nowMs are refused (ERR_TOKEN_EXPIRED). */
+  readonly nowMs: number;
+  /** The node record to create or replace. */
+  readonly node: AttestedNode;
+  /** Alias entries to create; one identical to a stored entry (same ID, parent, selectors) is kept as is. */
+  readonly aliasEntries: readonly NewEntry[];
+}
+
+export interface AttestationStore {
+  /**
+   * Commits an attestation in ONE transaction: spends the join token, writes the node record and
+   * creates the alias entries, or changes nothing. Refuses with ERR_TOKEN_NOT_FOUND / ERR_TOKEN_EXPIRED
+   * when the token is already spent or expired (so of two attestations racing with one token exactly
+   * one commits), and with ERR_PERMISSION_DENIED when the stored node is banned (a ban made while the
+   * attestation ran must not be overwritten). Returns the node and the entries it created.
+   */
+  commitAttestation(
+    commit: AttestationCommit,
+  ): Promise<{ readonly node: AttestedNode; readonly createdEntries: readonly RegistrationEntry[] }>;
+}
+
+export interface DataStore
+  extends EntryStore,
+    NodeStore,
+    TokenStore,
+    AttestationStore,
+    BundleStore,
+    JournalStore {
   /** Idempotent; afterwards every method rejects with ERR_DATASTORE. */
   close(): Promise<void>;
 }

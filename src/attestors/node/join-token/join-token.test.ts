@@ -6,26 +6,25 @@ import { openDataStore } from '../../../server/datastore/index.js';
 import { ManualClock } from '../../../spiffe/clock.js';
 import { SigilError } from '../../../spiffe/errors.js';
 import { parseTrustDomain } from '../../../spiffe/id.js';
-import type { JoinTokenConsumer, NodeAttestContext } from '../types.js';
+import type { JoinTokenReader, NodeAttestContext } from '../types.js';
 import { createJoinTokenAgent } from './agent.js';
 import { createJoinTokenServer } from './server.js';
 
 const NOW = 1_750_000_000_000;
 const TOKEN = '6f1c2a4e-8d3b-4c5a-9e7f-0a1b2c3d4e5f';
 
-/** The TokenStore contract in a few lines: consumed tokens are deleted, expired ones refused. */
+/** The TokenStore read contract in a few lines: unknown tokens are not found, expired ones refused. */
 function memoryTokens(
   tokens: Record<string, { expiresAtMs: number; spiffeId: string | null }>,
-): JoinTokenConsumer & {
+): JoinTokenReader & {
   lookups: string[];
 } {
   const lookups: string[] = [];
   return {
     lookups,
-    async consumeJoinToken(token, nowMs) {
+    async fetchJoinToken(token, nowMs) {
       lookups.push(token);
       const found = tokens[token];
-      delete tokens[token];
       if (found === undefined) throw new SigilError('ERR_TOKEN_NOT_FOUND', 'join token not found');
       if (found.expiresAtMs <= nowMs) throw new SigilError('ERR_TOKEN_EXPIRED', 'join token expired');
       return { spiffeId: found.spiffeId };
@@ -54,7 +53,7 @@ async function refusal(promise: Promise<unknown>): Promise<SigilError> {
 }
 
 describe('join_token server', () => {
-  it('attests once with a valid token, giving its alias and no selectors', async () => {
+  it('accepts a valid token, giving its alias and no selectors, and leaves spending it to the server', async () => {
     const tokens = memoryTokens({
       [TOKEN]: { expiresAtMs: NOW + 60_000, spiffeId: 'spiffe://example.org/rack/7' },
     });
@@ -67,11 +66,15 @@ describe('join_token server', () => {
       selectors: [],
       canReattest: false,
       aliases: ['spiffe://example.org/rack/7'],
+      joinToken: TOKEN,
     });
+  });
 
-    const again = await refusal(server.attest(await agent.payload(), context()));
-    expect(again.code).toBe('ERR_PERMISSION_DENIED');
-    expect(again.message).toBe('join_token: join token is unknown or already used');
+  it('refuses an unknown or spent token without echoing it', async () => {
+    const server = createJoinTokenServer({}, { joinTokens: memoryTokens({}) });
+    const err = await refusal(server.attest(Buffer.from(TOKEN), context()));
+    expect(err.code).toBe('ERR_PERMISSION_DENIED');
+    expect(err.message).toBe('join_token: join token is unknown or already used');
   });
 
   it('gives no alias when the token has none', async () => {
@@ -122,8 +125,8 @@ describe('join_token server', () => {
   });
 
   it('passes datastore failures through unchanged', async () => {
-    const failing: JoinTokenConsumer = {
-      async consumeJoinToken() {
+    const failing: JoinTokenReader = {
+      async fetchJoinToken() {
         throw new SigilError('ERR_DATASTORE', 'disk on fire');
       },
     };
@@ -152,39 +155,42 @@ describe('join_token with the SQLite datastore', () => {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('consumes a stored token exactly once, also when two agents race', async () => {
+  it('reads stored tokens without spending them, and refuses expired and spent ones', async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'sigil-join-token-'));
     const clock = new ManualClock(NOW);
     const store = await openDataStore({ kind: 'sqlite', path: path.join(dir, 'ds.sqlite3') }, clock);
     try {
       await store.createJoinToken({
         token: TOKEN,
-        expiresAtMs: NOW + 60_000,
-        spiffeId: null,
-        createdAtMs: NOW,
-      });
-      const server = createJoinTokenServer({}, { joinTokens: store });
-      const results = await Promise.allSettled([
-        server.attest(Buffer.from(TOKEN), context()),
-        server.attest(Buffer.from(TOKEN), context()),
-      ]);
-      const fulfilled = results.filter((r) => r.status === 'fulfilled');
-      const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-      expect(fulfilled).toHaveLength(1);
-      expect(rejected).toHaveLength(1);
-      expect(rejected[0]!.reason).toMatchObject({
-        code: 'ERR_PERMISSION_DENIED',
-        message: 'join_token: join token is unknown or already used',
-      });
-
-      await store.createJoinToken({
-        token: 'expiring',
         expiresAtMs: NOW + 1_000,
         spiffeId: null,
         createdAtMs: NOW,
       });
-      const err = await refusal(server.attest(Buffer.from('expiring'), context(NOW + 1_000)));
-      expect(err.message).toBe('join_token: join token expired');
+      const server = createJoinTokenServer({}, { joinTokens: store });
+      expect((await server.attest(Buffer.from(TOKEN), context())).joinToken).toBe(TOKEN);
+      expect((await server.attest(Buffer.from(TOKEN), context())).joinToken).toBe(TOKEN);
+      expect((await refusal(server.attest(Buffer.from(TOKEN), context(NOW + 1_000)))).message).toBe(
+        'join_token: join token expired',
+      );
+      await store.commitAttestation({
+        joinToken: TOKEN,
+        nowMs: NOW,
+        node: {
+          spiffeId: `spiffe://example.org/sigil/agent/join_token/${TOKEN}`,
+          attestationType: 'join_token',
+          certSerial: '01',
+          certNotAfterMs: NOW + 60_000,
+          selectors: [],
+          banned: false,
+          canReattest: false,
+          createdAtMs: NOW,
+          updatedAtMs: NOW,
+        },
+        aliasEntries: [],
+      });
+      expect((await refusal(server.attest(Buffer.from(TOKEN), context()))).message).toBe(
+        'join_token: join token is unknown or already used',
+      );
     } finally {
       await store.close();
     }

@@ -1,10 +1,11 @@
-// join_token, server half: a single-use, expiring secret minted by an operator. The datastore consumes
-// it atomically, so of two agents racing with one token exactly one attests. The token is a secret
-// until used: no message here ever contains it.
+// join_token, server half: a single-use, expiring secret minted by an operator. This half only checks
+// that the token is unspent and unexpired; the server spends it atomically when it commits the
+// attestation, so of two agents racing with one token exactly one attests, and a refused attestation
+// leaves it usable. The token is a secret until used: no message here ever contains it.
 import { isSigilError, SigilError } from '../../../spiffe/errors.js';
 import { ConfigCheck } from '../config-check.js';
 import type {
-  JoinTokenConsumer,
+  JoinTokenReader,
   NodeAttestation,
   NodeAttestContext,
   NodeAttestorServer,
@@ -30,7 +31,7 @@ export function createJoinTokenServer(
 class JoinTokenServer implements NodeAttestorServer {
   readonly name = JOIN_TOKEN_ATTESTOR;
 
-  constructor(private readonly tokens: JoinTokenConsumer) {}
+  constructor(private readonly tokens: JoinTokenReader) {}
 
   async attest(payload: Buffer, context: NodeAttestContext): Promise<NodeAttestation> {
     if (payload.length > MAX_PAYLOAD_BYTES) throw refuse('payload is too large to be a join token', 'size');
@@ -38,9 +39,9 @@ class JoinTokenServer implements NodeAttestorServer {
     // Shape first: garbage never reaches the store, and the token is safe to use as a path segment.
     if (!isJoinTokenShape(token)) throw refuse('payload is not a well-formed join token', 'shape');
     context.signal.throwIfAborted();
-    let consumed: { readonly spiffeId: string | null };
+    let found: { readonly spiffeId: string | null };
     try {
-      consumed = await this.tokens.consumeJoinToken(token, context.nowMs);
+      found = await this.tokens.fetchJoinToken(token, context.nowMs);
     } catch (err) {
       if (isSigilError(err, 'ERR_TOKEN_NOT_FOUND')) {
         throw refuse('join token is unknown or already used', 'unknown', err);
@@ -54,7 +55,8 @@ class JoinTokenServer implements NodeAttestorServer {
       selectors: Object.freeze([]),
       // The token is gone once used; an agent that loses its SVID needs a new one.
       canReattest: false,
-      aliases: Object.freeze(consumed.spiffeId === null ? [] : [consumed.spiffeId]),
+      aliases: Object.freeze(found.spiffeId === null ? [] : [found.spiffeId]),
+      joinToken: token,
     });
   }
 }

@@ -5,6 +5,7 @@ import type { AttestedNode } from '../../datastore/types.js';
 import type { AdminDeps } from './deps.js';
 import { entryToView } from './entry-codec.js';
 import { parsePage } from './errors.js';
+import { pageQuery } from './schemas.js';
 
 const agentParam = {
   type: 'object',
@@ -32,7 +33,7 @@ export async function agentRoutes(app: FastifyInstance, deps: AdminDeps): Promis
 
   app.get<{ Querystring: { page_size?: string; page_token?: string } }>(
     '/v1/agents',
-    { schema: { tags: ['agents'], summary: 'List attested agents' } },
+    { schema: { tags: ['agents'], summary: 'List attested agents', querystring: pageQuery } },
     async (request) => {
       const page = await store.listNodes(parsePage(request.query));
       return {

@@ -12,6 +12,7 @@ import type { AdminDeps } from './deps.js';
 import { entryRoutes } from './entries.js';
 import { installErrorHandler } from './errors.js';
 import { healthRoutes } from './health.js';
+import { noQuery } from './schemas.js';
 import { svidRoutes } from './svids.js';
 import { tokenRoutes } from './tokens.js';
 
@@ -48,6 +49,11 @@ export async function buildAdminApp(deps: AdminDeps, options: AdminAppOptions): 
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
+  // Every route registered from here on refuses query parameters it does not declare: a filter
+  // that is silently ignored (`?spiffe_id=` on a route without it) answers as if it had matched.
+  app.addHook('onRoute', (route) => {
+    route.schema = { ...route.schema, querystring: route.schema?.querystring ?? noQuery };
+  });
   if (options.auth === 'mtls') app.addHook('onRequest', mtlsAdminGuard(deps));
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';

@@ -9,6 +9,8 @@ import {
 } from '../../../spiffe/bundle.js';
 import { quote, SigilError } from '../../../spiffe/errors.js';
 import { parseTrustDomain, type TrustDomain } from '../../../spiffe/id.js';
+import { unsafeCharacterIn } from '../../../spiffe/text.js';
+import { caCertificateProblem } from '../../../spiffe/x509-authority.js';
 import type { StoredBundle } from '../../datastore/types.js';
 import type { AdminDeps } from './deps.js';
 
@@ -106,6 +108,7 @@ export async function bundleRoutes(app: FastifyInstance, deps: AdminDeps): Promi
           field: 'body',
         });
       }
+      checkAuthorities(td, parsed);
       const previous = await store.fetchBundle(td.name);
       // Keep sequences moving forward even when the operator's file carries none.
       const sequence = Math.max(parsed.sequence, (previous?.sequence ?? 0) + 1);
@@ -133,6 +136,33 @@ export async function bundleRoutes(app: FastifyInstance, deps: AdminDeps): Promi
       return reply.code(204).send();
     },
   );
+}
+
+/**
+ * What a bundle holds is trusted to sign SVIDs: every X.509 authority must be a CA certificate that
+ * may sign certificates, and key IDs (printed by the CLI) carry no control characters.
+ */
+function checkAuthorities(td: TrustDomain, bundle: TrustBundle): void {
+  bundle.x509Authorities.forEach((der, i) => {
+    const problem = caCertificateProblem(der, { keyUsageRequired: false });
+    if (problem !== undefined) {
+      throw new SigilError(
+        'ERR_BUNDLE_INVALID',
+        `bundle for "${td.name}": X.509 authority ${i}: ${problem.rule}; a trust bundle holds CA certificates only`,
+        { field: 'body', reason: problem.reason },
+      );
+    }
+  });
+  bundle.jwtAuthorities.forEach((authority, i) => {
+    const unsafe = unsafeCharacterIn(authority.kid);
+    if (unsafe !== undefined) {
+      throw new SigilError(
+        'ERR_BUNDLE_INVALID',
+        `bundle for "${td.name}": JWT authority ${i}: key ID ${quote(authority.kid)} contains a ${unsafe}`,
+        { field: 'body', reason: 'unsafe-character' },
+      );
+    }
+  });
 }
 
 function parseFormat(raw: string | undefined): Format {

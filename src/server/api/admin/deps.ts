@@ -10,6 +10,10 @@ import type { AuthorizedEntries } from '../../authorized-entries/index.js';
 import type { DataStore } from '../../datastore/types.js';
 import type { ServerMetrics } from '../../metrics.js';
 
+/**
+ * The CA's workload signing surface: every method refuses Sigil's reserved /sigil namespace. The
+ * server's and agents' own SVIDs are deliberately not part of it.
+ */
 export interface AdminCa {
   readonly trustDomain: TrustDomain;
   bundle(): TrustBundle;
@@ -68,12 +72,11 @@ export interface AdminDeps {
   /** What each agent is authorized for, for `entry explain`. */
   readonly index: Pick<AuthorizedEntries, 'explain' | 'aliasesOf'>;
   readonly clock: Clock;
+  /** Shortest SVID lifetime an entry or a mint request may ask for (config min_svid_ttl). */
+  readonly minSvidTtlMs: number;
   readonly logger: Logger;
   readonly metrics: ServerMetrics;
   readonly registry: Registry;
   /** True when the server can serve: datastore answering, CA loaded. */
   isReady(): Promise<boolean>;
 }
-
-/** The server's own ID is `spiffe://<td>/sigil/server`; node entries are parented to it. */
-export const SERVER_ID_PATH = '/sigil/server';

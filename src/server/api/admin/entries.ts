@@ -1,6 +1,7 @@
 // Registration entries: CRUD, batch create/delete and filtered, paginated listing.
 import type { FastifyInstance } from 'fastify';
 import { quote, SigilError } from '../../../spiffe/errors.js';
+import { parseSpiffeId } from '../../../spiffe/id.js';
 import type { BatchResult, EntryFilter, RegistrationEntry, SelectorMatch } from '../../datastore/types.js';
 import { httpStatusFor } from '../status.js';
 import type { AdminDeps } from './deps.js';
@@ -27,7 +28,11 @@ interface ListQuery {
 
 export async function entryRoutes(app: FastifyInstance, deps: AdminDeps): Promise<void> {
   const { store, ca, logger } = deps;
-  const td = ca.trustDomain;
+  const context = () => ({
+    trustDomain: ca.trustDomain,
+    nowMs: deps.clock.nowMs(),
+    minSvidTtlMs: deps.minSvidTtlMs,
+  });
 
   app.get<{ Querystring: ListQuery }>(
     '/v1/entries',
@@ -52,8 +57,9 @@ export async function entryRoutes(app: FastifyInstance, deps: AdminDeps): Promis
     async (request) => {
       const q = request.query;
       const filter: { -readonly [K in keyof EntryFilter]: EntryFilter[K] } = {};
-      if (q.spiffe_id !== undefined) filter.spiffeId = q.spiffe_id;
-      if (q.parent_id !== undefined) filter.parentId = q.parent_id;
+      // Parsed, not passed through: an invalid ID would match nothing and answer 200 [].
+      if (q.spiffe_id !== undefined) filter.spiffeId = parseSpiffeId(q.spiffe_id, 'spiffe_id').toString();
+      if (q.parent_id !== undefined) filter.parentId = parseSpiffeId(q.parent_id, 'parent_id').toString();
       if (q.selector !== undefined) {
         const raw = Array.isArray(q.selector) ? q.selector : [q.selector];
         const match = (q.match ?? 'exact') as SelectorMatch;
@@ -91,7 +97,7 @@ export async function entryRoutes(app: FastifyInstance, deps: AdminDeps): Promis
       },
     },
     async (request, reply) => {
-      const entry = await store.createEntry(entryFromInput(request.body, td));
+      const entry = await store.createEntry(entryFromInput(request.body, context()));
       logger.info({ entryId: entry.id, spiffeId: entry.spiffeId, parentId: entry.parentId }, 'Entry created');
       return reply.code(201).send({ entry: entryToView(entry) });
     },
@@ -115,9 +121,10 @@ export async function entryRoutes(app: FastifyInstance, deps: AdminDeps): Promis
     },
     async (request) => {
       // Validate every item first; only the valid ones reach the store, in one call.
+      const checking = context();
       const parsed = request.body.entries.map((input, i): BatchResult<ReturnType<typeof entryFromInput>> => {
         try {
-          return { ok: true, value: entryFromInput(input, td, `entries[${i}]`) };
+          return { ok: true, value: entryFromInput(input, checking, `entries[${i}]`) };
         } catch (err) {
           if (err instanceof SigilError) return { ok: false, error: err };
           throw err;
@@ -197,7 +204,7 @@ export async function entryRoutes(app: FastifyInstance, deps: AdminDeps): Promis
           field: 'body.id',
         });
       }
-      const entry = await store.updateEntry(request.params.id, entryUpdateFromInput(request.body, td));
+      const entry = await store.updateEntry(request.params.id, entryUpdateFromInput(request.body, context()));
       logger.info({ entryId: entry.id, revision: entry.revision }, 'Entry updated');
       return { entry: entryToView(entry) };
     },

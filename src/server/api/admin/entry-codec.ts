@@ -1,18 +1,14 @@
 // Converts admin REST entry bodies (snake_case, durations in any unit, selectors as objects or
 // strings) to store entries and back. Every rule broken is a SigilError naming the field.
-import { parseDurationMs } from '../../../spiffe/duration.js';
+
+import { checkOperatorDnsName } from '../../../spiffe/dns-name.js';
 import { quote, SigilError } from '../../../spiffe/errors.js';
-import {
-  parseSpiffeId,
-  parseTrustDomain,
-  type SpiffeId,
-  spiffeIdFromPath,
-  type TrustDomain,
-} from '../../../spiffe/id.js';
+import { parseSpiffeId, parseTrustDomain, type SpiffeId, type TrustDomain } from '../../../spiffe/id.js';
 import { canonicalSelectors, makeSelector, parseSelector, type Selector } from '../../../spiffe/selector.js';
-import { checkDnsName } from '../../../spiffe/x509-svid.js';
+import { checkNotReserved, serverSpiffeId } from '../../../spiffe/sigil-ids.js';
+import { unsafeCharacterIn } from '../../../spiffe/text.js';
 import type { EntryUpdate, NewEntry, RegistrationEntry } from '../../datastore/types.js';
-import { SERVER_ID_PATH } from './deps.js';
+import { svidTtlMs } from './ttl.js';
 
 /** SPIFFE recommends hints of at most 1024 bytes. */
 const MAX_HINT_BYTES = 1024;
@@ -71,8 +67,17 @@ export function entryToView(entry: RegistrationEntry): EntryView {
   };
 }
 
+/** What checking an entry body depends on besides the body. */
+export interface EntryInputContext {
+  readonly trustDomain: TrustDomain;
+  /** expires_at must lie after this. */
+  readonly nowMs: number;
+  /** The server's min_svid_ttl: shortest x509_svid_ttl / jwt_svid_ttl accepted (0 still means default). */
+  readonly minSvidTtlMs: number;
+}
+
 /** A full entry for create; `field` prefixes paths in batch bodies (e.g. "entries[3]"). */
-export function entryFromInput(input: EntryInput, trustDomain: TrustDomain, field = 'body'): NewEntry {
+export function entryFromInput(input: EntryInput, context: EntryInputContext, field = 'body'): NewEntry {
   if (input.spiffe_id === undefined) throw missing(`${field}.spiffe_id`);
   if (input.selectors === undefined) throw missing(`${field}.selectors`);
   if (input.parent_id === undefined && input.node !== true) {
@@ -84,7 +89,7 @@ export function entryFromInput(input: EntryInput, trustDomain: TrustDomain, fiel
       },
     );
   }
-  const update = entryUpdateFromInput(input, trustDomain, field);
+  const update = entryUpdateFromInput(input, context, field);
   return {
     ...(input.id !== undefined ? { id: input.id } : {}),
     spiffeId: update.spiffeId!,
@@ -104,9 +109,10 @@ export function entryFromInput(input: EntryInput, trustDomain: TrustDomain, fiel
 /** Only the fields present in `input`. */
 export function entryUpdateFromInput(
   input: EntryInput,
-  trustDomain: TrustDomain,
+  context: EntryInputContext,
   field = 'body',
 ): EntryUpdate {
+  const { trustDomain, minSvidTtlMs } = context;
   const update: { -readonly [K in keyof EntryUpdate]: EntryUpdate[K] } = {};
   if (input.node === true && input.parent_id !== undefined) {
     throw new SigilError('ERR_INPUT_INVALID', `${field}: give either parent_id or "node": true, not both`, {
@@ -114,21 +120,22 @@ export function entryUpdateFromInput(
     });
   }
   if (input.spiffe_id !== undefined) {
-    update.spiffeId = memberId(input.spiffe_id, trustDomain, `${field}.spiffe_id`).toString();
+    const path = `${field}.spiffe_id`;
+    update.spiffeId = checkNotReserved(memberId(input.spiffe_id, trustDomain, path), path).toString();
   }
-  if (input.node === true) update.parentId = spiffeIdFromPath(trustDomain, SERVER_ID_PATH).toString();
+  if (input.node === true) update.parentId = serverSpiffeId(trustDomain).toString();
   else if (input.parent_id !== undefined) {
     update.parentId = memberId(input.parent_id, trustDomain, `${field}.parent_id`).toString();
   }
   if (input.selectors !== undefined)
     update.selectors = selectorsFromInput(input.selectors, `${field}.selectors`);
   if (input.x509_svid_ttl !== undefined)
-    update.x509SvidTtlMs = ttl(input.x509_svid_ttl, `${field}.x509_svid_ttl`);
+    update.x509SvidTtlMs = ttl(input.x509_svid_ttl, `${field}.x509_svid_ttl`, minSvidTtlMs);
   if (input.jwt_svid_ttl !== undefined)
-    update.jwtSvidTtlMs = ttl(input.jwt_svid_ttl, `${field}.jwt_svid_ttl`);
+    update.jwtSvidTtlMs = ttl(input.jwt_svid_ttl, `${field}.jwt_svid_ttl`, minSvidTtlMs);
   if (input.dns_names !== undefined) {
     update.dnsNames = input.dns_names.map((name, i) => {
-      checkDnsName(name, `${field}.dns_names[${i}]`);
+      checkOperatorDnsName(name, `${field}.dns_names[${i}]`);
       return name;
     });
   }
@@ -150,16 +157,9 @@ export function entryUpdateFromInput(
   }
   if (input.admin !== undefined) update.admin = input.admin;
   if (input.downstream !== undefined) update.downstream = input.downstream;
-  if (input.hint !== undefined) {
-    if (Buffer.byteLength(input.hint) > MAX_HINT_BYTES) {
-      throw new SigilError('ERR_INPUT_INVALID', `${field}.hint: is longer than ${MAX_HINT_BYTES} bytes`, {
-        field: `${field}.hint`,
-      });
-    }
-    update.hint = input.hint;
-  }
+  if (input.hint !== undefined) update.hint = hint(input.hint, `${field}.hint`);
   if (input.expires_at !== undefined) {
-    update.expiresAtMs = input.expires_at === null ? null : input.expires_at * 1000;
+    update.expiresAtMs = expiresAtMs(input.expires_at, `${field}.expires_at`, context.nowMs);
   }
   return update;
 }
@@ -196,10 +196,38 @@ function memberId(input: string, trustDomain: TrustDomain, field: string): Spiff
   return id;
 }
 
-function ttl(input: number | string, field: string): number {
+function ttl(input: number | string, field: string, minMs: number): number {
   // 0 is allowed here and means "use the server default".
   if (input === 0 || input === '0') return 0;
-  return parseDurationMs(input, field);
+  return svidTtlMs(input, field, minMs);
+}
+
+function hint(input: string, field: string): string {
+  if (Buffer.byteLength(input) > MAX_HINT_BYTES) {
+    throw new SigilError('ERR_INPUT_INVALID', `${field}: is longer than ${MAX_HINT_BYTES} bytes`, { field });
+  }
+  const unsafe = unsafeCharacterIn(input);
+  if (unsafe !== undefined) {
+    throw new SigilError('ERR_INPUT_INVALID', `${field}: ${quote(input)} contains a ${unsafe}`, {
+      field,
+      reason: 'unsafe-character',
+    });
+  }
+  return input;
+}
+
+/** An expiry in the past would be pruned at once: almost certainly a mistake (seconds vs milliseconds?). */
+function expiresAtMs(input: number | null, field: string, nowMs: number): number | null {
+  if (input === null) return null;
+  const ms = input * 1000;
+  if (ms <= nowMs) {
+    throw new SigilError(
+      'ERR_INPUT_INVALID',
+      `${field}: ${input} (${new Date(ms).toISOString()}) is not in the future; give Unix seconds after now, or null for no expiry`,
+      { field, reason: 'expires-in-past' },
+    );
+  }
+  return ms;
 }
 
 function missing(field: string): SigilError {

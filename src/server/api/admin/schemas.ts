@@ -80,3 +80,12 @@ export const idParam = {
 } as const;
 
 export const durationSchema = duration;
+
+/** Routes without query parameters still declare so: an unknown parameter is a 400, never ignored. */
+export const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const;
+
+export const pageQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { page_size: { type: 'string' }, page_token: { type: 'string' } },
+} as const;

@@ -2,9 +2,10 @@
 // once to the operator and never logged.
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { parseDurationMs } from '../../../spiffe/duration.js';
+import { parseWholeSecondsMs } from '../../../spiffe/duration.js';
 import { quote, SigilError } from '../../../spiffe/errors.js';
 import { parseSpiffeId } from '../../../spiffe/id.js';
+import { checkNotReserved } from '../../../spiffe/sigil-ids.js';
 import type { AdminDeps } from './deps.js';
 import { durationSchema } from './schemas.js';
 
@@ -29,7 +30,7 @@ export async function tokenRoutes(app: FastifyInstance, deps: AdminDeps): Promis
     },
     async (request, reply) => {
       const body = request.body ?? {};
-      const ttlMs = parseDurationMs(body.ttl ?? DEFAULT_TOKEN_TTL, 'body.ttl');
+      const ttlMs = parseWholeSecondsMs(body.ttl ?? DEFAULT_TOKEN_TTL, 'body.ttl');
       if (ttlMs > MAX_TOKEN_TTL_MS) {
         throw new SigilError(
           'ERR_INPUT_INVALID',
@@ -49,7 +50,7 @@ export async function tokenRoutes(app: FastifyInstance, deps: AdminDeps): Promis
             { field: 'body.spiffe_id' },
           );
         }
-        alias = id.toString();
+        alias = checkNotReserved(id, 'body.spiffe_id').toString();
       }
       const nowMs = clock.nowMs();
       const token = await store.createJoinToken({

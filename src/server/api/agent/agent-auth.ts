@@ -3,11 +3,9 @@
 // agent that is attested, not banned, and that this is the SVID we last issued it.
 import { SigilError } from '../../../spiffe/errors.js';
 import { parseSpiffeId, type TrustDomain } from '../../../spiffe/id.js';
+import { isAgentSpiffeId } from '../../../spiffe/sigil-ids.js';
 import { describeCertificate } from '../../../spiffe/x509-svid.js';
 import type { AttestedNode, NodeStore } from '../../datastore/types.js';
-
-/** Agents' IDs live under this path, so a workload SVID can never act as an agent. */
-export const AGENT_PATH_PREFIX = '/sigil/agent/';
 
 export async function authenticateAgent(
   call: { getAuthContext(): { sslPeerCertificate?: { raw?: Buffer } } | null },
@@ -23,7 +21,8 @@ export async function authenticateAgent(
   }
   const described = describeCertificate(certificate.raw);
   const id = described.spiffeId ? parseSpiffeId(described.spiffeId) : null;
-  if (!id?.trustDomain.equals(trustDomain) || !id.path.startsWith(AGENT_PATH_PREFIX)) {
+  // Agents' IDs live under /sigil/agent/, which no workload can be issued: a workload SVID never acts as an agent.
+  if (id === null || !isAgentSpiffeId(id, trustDomain)) {
     throw new SigilError(
       'ERR_PERMISSION_DENIED',
       `${described.spiffeId ?? 'a certificate without SPIFFE ID'} is not an agent ID`,

@@ -1,15 +1,17 @@
-// The Attest stream: params → (challenge ⇄ response)* → result. The node record is written only
-// after the attestor accepted the evidence and the agent's SVID was signed, so a refused
-// attestation leaves nothing behind.
+// The Attest stream: params → (challenge ⇄ response)* → result. Everything is checked before
+// anything is written: the CSR, the evidence, the aliases, the ban; then the agent SVID is signed, and
+// only then are the join token spent, the node recorded and the alias entries created, in one
+// datastore transaction. A refused attestation leaves nothing behind: the token stays usable.
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { AttestRequest, AttestResponse } from '../../../../proto/agent-api.js';
-import type { NodeAttestorServer } from '../../../attestors/node/types.js';
+import type { NodeAttestation, NodeAttestorServer } from '../../../attestors/node/types.js';
 import { encodeSpiffeBundle } from '../../../spiffe/bundle.js';
-import { quote, SigilError } from '../../../spiffe/errors.js';
-import { spiffeIdFromPath } from '../../../spiffe/id.js';
+import { isSigilError, quote, SigilError } from '../../../spiffe/errors.js';
+import { parseSpiffeId, type SpiffeId, spiffeIdFromPath, type TrustDomain } from '../../../spiffe/id.js';
 import { makeSelector } from '../../../spiffe/selector.js';
-import { describeCertificate } from '../../../spiffe/x509-svid.js';
-import { SERVER_ID_PATH } from '../admin/deps.js';
+import { isReservedSpiffeId, serverSpiffeId } from '../../../spiffe/sigil-ids.js';
+import { describeCertificate, parseCsr } from '../../../spiffe/x509-svid.js';
+import type { AttestedNode, NewEntry } from '../../datastore/types.js';
 import type { AgentApiDeps } from './deps.js';
 
 /** A whole attestation, challenges included, must finish in this time. */
@@ -18,7 +20,7 @@ const ATTESTATION_TIMEOUT_MS = 30_000;
 type AttestCall = ServerDuplexStream<AttestRequest, AttestResponse>;
 
 export async function attest(call: AttestCall, deps: AgentApiDeps): Promise<{ agentId: string }> {
-  const { ca, store, clock, attestors, metrics, logger } = deps;
+  const { ca, clock, attestors, metrics, logger } = deps;
   const inbox = messageQueue(call);
   const abort = new AbortController();
   const cancelTimer = clock.setTimer(ATTESTATION_TIMEOUT_MS, () =>
@@ -34,7 +36,7 @@ export async function attest(call: AttestCall, deps: AgentApiDeps): Promise<{ ag
     if (!('params' in first) || !first.params) {
       throw new SigilError('ERR_INPUT_INVALID', 'the first Attest message must carry params');
     }
-    const { attestor: name, payload, csr } = first.params;
+    const { attestor: name, payload } = first.params;
     const attestor: NodeAttestorServer | undefined = attestors.get(name);
     if (!attestor) {
       throw new SigilError(
@@ -42,6 +44,9 @@ export async function attest(call: AttestCall, deps: AgentApiDeps): Promise<{ ag
         `node attestor ${quote(name)} is not enabled on this server (enabled: ${[...attestors.keys()].join(', ') || 'none'})`,
       );
     }
+    // The CSR first: it is cheap to check, and a bad one must not cost the agent its evidence.
+    const csr = Buffer.from(first.params.csr);
+    parseCsr(csr);
     const result = await attestor.attest(Buffer.from(payload), {
       trustDomain: ca.trustDomain,
       nowMs: clock.nowMs(),
@@ -55,72 +60,114 @@ export async function attest(call: AttestCall, deps: AgentApiDeps): Promise<{ ag
         return Buffer.from(answer.challengeResponse);
       },
     });
-    const agentId = spiffeIdFromPath(ca.trustDomain, result.agentPath).toString();
-    const existing = await store.fetchNode(agentId).catch(() => null);
+    const agentId = spiffeIdFromPath(ca.trustDomain, result.agentPath);
+    const aliasEntries = result.aliases.map((alias) => aliasEntry(ca.trustDomain, alias, agentId));
+    const existing = await fetchExistingNode(deps, agentId.toString());
     if (existing?.banned) throw new SigilError('ERR_PERMISSION_DENIED', `agent ${agentId} is banned`);
 
-    // Attestation aliases (a join token's ID) become node entries matching this agent's own ID, so
-    // they live in the store like any alias and survive server restarts.
-    const selectors = [...result.selectors, makeSelector('spiffe_id', agentId)];
-    for (const alias of result.aliases) await ensureAliasEntry(deps, alias, agentId);
-
-    const issued = ca.signCsr({
-      csr: Buffer.from(csr),
-      spiffeId: spiffeIdFromPath(ca.trustDomain, result.agentPath),
-      ttlMs: deps.agentSvidTtlMs,
-    });
+    const issued = ca.signAgentSvid({ csr, agentId, ttlMs: deps.agentSvidTtlMs });
     const nowMs = clock.nowMs();
-    await store.upsertNode({
-      spiffeId: agentId,
-      attestationType: name,
-      certSerial: describeCertificate(issued.chain[0]!).serialHex,
-      certNotAfterMs: issued.expiresAtMs,
-      selectors,
-      banned: false,
-      canReattest: result.canReattest,
-      createdAtMs: existing?.createdAtMs ?? nowMs,
-      updatedAtMs: nowMs,
-    });
+    await commit(
+      deps,
+      result,
+      {
+        spiffeId: agentId.toString(),
+        attestationType: name,
+        certSerial: describeCertificate(issued.chain[0]!).serialHex,
+        certNotAfterMs: issued.expiresAtMs,
+        // Attestation aliases (a join token's ID) are node entries matching this selector, so they
+        // live in the store like any alias and survive server restarts.
+        selectors: [...result.selectors, makeSelector('spiffe_id', agentId.toString())],
+        banned: false,
+        canReattest: result.canReattest,
+        createdAtMs: existing?.createdAtMs ?? nowMs,
+        updatedAtMs: nowMs,
+      },
+      aliasEntries,
+    );
     metrics.svidsIssued.inc({ type: 'x509', caller: 'attestation' });
     logger.info(
-      { agentId, attestor: name, aliases: result.aliases, reattest: existing !== null },
+      { agentId: agentId.toString(), attestor: name, aliases: result.aliases, reattest: existing !== null },
       'Agent attested',
     );
     call.write({
       result: {
-        spiffeId: agentId,
+        spiffeId: agentId.toString(),
         svidChain: [...issued.chain],
         bundle: Buffer.from(encodeSpiffeBundle(ca.bundle())),
         canReattest: result.canReattest,
       },
     });
     call.end();
-    return { agentId };
+    return { agentId: agentId.toString() };
   } finally {
     cancelTimer();
     inbox.close();
   }
 }
 
-async function ensureAliasEntry(deps: AgentApiDeps, alias: string, agentId: string): Promise<void> {
+/** The stored record of a re-attesting agent, or null for a new one; store failures propagate. */
+async function fetchExistingNode(deps: AgentApiDeps, agentId: string): Promise<AttestedNode | null> {
   try {
-    await deps.store.createEntry({
-      spiffeId: alias,
-      parentId: spiffeIdFromPath(deps.ca.trustDomain, SERVER_ID_PATH).toString(),
-      selectors: [makeSelector('spiffe_id', agentId)],
-      x509SvidTtlMs: 0,
-      jwtSvidTtlMs: 0,
-      dnsNames: [],
-      federatesWith: [],
-      admin: false,
-      downstream: false,
-      hint: '',
-      expiresAtMs: null,
+    return await deps.store.fetchNode(agentId);
+  } catch (err) {
+    if (isSigilError(err, 'ERR_NODE_NOT_FOUND')) return null;
+    throw err;
+  }
+}
+
+/** Spends the token, records the node and creates the aliases, all or nothing. */
+async function commit(
+  deps: AgentApiDeps,
+  result: NodeAttestation,
+  node: AttestedNode,
+  aliasEntries: readonly NewEntry[],
+): Promise<void> {
+  try {
+    await deps.store.commitAttestation({
+      ...(result.joinToken !== undefined ? { joinToken: result.joinToken } : {}),
+      nowMs: deps.clock.nowMs(),
+      node,
+      aliasEntries,
     });
   } catch (err) {
-    // Already there from an earlier attestation of the same agent: nothing to add.
-    if (!(err instanceof SigilError && err.code === 'ERR_ENTRY_DUPLICATE')) throw err;
+    // Spent by a racing attestation, or expired while this one ran: the same refusal the attestor gives.
+    if (isSigilError(err, 'ERR_TOKEN_NOT_FOUND') || isSigilError(err, 'ERR_TOKEN_EXPIRED')) {
+      throw new SigilError('ERR_PERMISSION_DENIED', 'join_token: join token is unknown or already used', {
+        reason: 'spent',
+        cause: err,
+      });
+    }
+    throw err;
   }
+}
+
+/**
+ * The node entry giving the agent `alias`. An alias in Sigil's reserved namespace (a token issued
+ * before reserved IDs were refused) would let the agent act for the server: refused.
+ */
+function aliasEntry(trustDomain: TrustDomain, alias: string, agentId: SpiffeId): NewEntry {
+  const id = parseSpiffeId(alias, 'alias');
+  if (!id.trustDomain.equals(trustDomain) || isReservedSpiffeId(id)) {
+    throw new SigilError(
+      'ERR_PERMISSION_DENIED',
+      `attestation alias ${quote(alias)} is reserved for Sigil's server and agents or outside "${trustDomain.name}"; issue a new join token`,
+      { reason: 'alias' },
+    );
+  }
+  return {
+    spiffeId: id.toString(),
+    parentId: serverSpiffeId(trustDomain).toString(),
+    selectors: [makeSelector('spiffe_id', agentId.toString())],
+    x509SvidTtlMs: 0,
+    jwtSvidTtlMs: 0,
+    dnsNames: [],
+    federatesWith: [],
+    admin: false,
+    downstream: false,
+    hint: '',
+    expiresAtMs: null,
+  };
 }
 
 /** Turns the request stream into awaitable messages, one at a time. */

@@ -2,14 +2,23 @@
 import type { Logger } from 'pino';
 import type { NodeAttestorServer } from '../../../attestors/node/types.js';
 import type { Clock } from '../../../spiffe/clock.js';
+import type { SpiffeId } from '../../../spiffe/id.js';
 import type { AuthorizedEntries } from '../../authorized-entries/index.js';
 import type { DataStore } from '../../datastore/types.js';
 import type { ServerMetrics } from '../../metrics.js';
 import type { AdminCa } from '../admin/deps.js';
 import type { BundleFeed } from './bundle-feed.js';
 
+/** The workload surface agents sign through, plus agents' own SVIDs (attestation and renewal). */
+export interface AgentApiCa extends Pick<AdminCa, 'trustDomain' | 'bundle' | 'signCsr' | 'mintJwtSvid'> {
+  signAgentSvid(params: { csr: Buffer | string; agentId: SpiffeId; ttlMs: number }): {
+    chain: readonly Buffer[];
+    expiresAtMs: number;
+  };
+}
+
 export interface AgentApiDeps {
-  readonly ca: AdminCa;
+  readonly ca: AgentApiCa;
   /** The store as observed by the index: writes through it update `index`. */
   readonly store: DataStore;
   readonly index: AuthorizedEntries;

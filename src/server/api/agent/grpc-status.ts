@@ -7,6 +7,7 @@ import { SigilError, type SigilErrorCode } from '../../../spiffe/errors.js';
 const STATUS_BY_CODE: Partial<Record<SigilErrorCode, status>> = {
   ERR_UNAUTHENTICATED: status.UNAUTHENTICATED,
   ERR_PERMISSION_DENIED: status.PERMISSION_DENIED,
+  ERR_RESOURCE_EXHAUSTED: status.RESOURCE_EXHAUSTED,
   ERR_ENTRY_NOT_FOUND: status.NOT_FOUND,
   ERR_NODE_NOT_FOUND: status.NOT_FOUND,
   ERR_BUNDLE_NOT_FOUND: status.NOT_FOUND,
@@ -27,7 +28,10 @@ export function toServiceError(
       logger.error({ ...context, err }, 'Agent API call failed');
       return { code, details: 'internal error; see the server log' };
     }
-    logger.warn({ ...context, code: err.code, reason: err.message }, 'Agent API call refused');
+    // Rate-limit refusals come in floods; the limiter logs one line per episode instead.
+    if (err.code !== 'ERR_RESOURCE_EXHAUSTED') {
+      logger.warn({ ...context, code: err.code, reason: err.message }, 'Agent API call refused');
+    }
     return { code, details: err.message };
   }
   logger.error({ ...context, err }, 'Agent API call failed');

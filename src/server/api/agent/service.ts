@@ -22,6 +22,7 @@ import type {
 import { encodeSpiffeBundle, type TrustBundle } from '../../../spiffe/bundle.js';
 import { SigilError } from '../../../spiffe/errors.js';
 import { parseSpiffeId } from '../../../spiffe/id.js';
+import { checkJwtAudience } from '../../../spiffe/jwt-svid.js';
 import { describeCertificate } from '../../../spiffe/x509-svid.js';
 import type { EntryDelta } from '../../authorized-entries/index.js';
 import type { RegistrationEntry } from '../../datastore/types.js';
@@ -29,16 +30,31 @@ import { authenticateAgent } from './agent-auth.js';
 import { attest } from './attest.js';
 import type { AgentApiDeps } from './deps.js';
 import { toServiceError } from './grpc-status.js';
+import { type AgentApiLimits, MAX_CSRS_PER_CALL } from './limits.js';
+import { SignRateLimiter } from './sign-rate-limit.js';
 import { entryToWire } from './wire-entry.js';
 
 /** Entries per sync message: far below gRPC's 4 MiB default however large the entries are. */
 export const SYNC_PAGE_SIZE = 500;
-/** CSRs per SignX509Svids call. */
-export const MAX_SIGN_BATCH = 1000;
 
-export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementation {
+export function createAgentService(deps: AgentApiDeps, limits: AgentApiLimits): UntypedServiceImplementation {
   const { ca, store, index, bundles, clock, logger, metrics } = deps;
   const log = logger.child({ component: 'agent-api' });
+  const signRate = new SignRateLimiter({
+    ratePerSecond: limits.signRatePerSecond,
+    burst: limits.signBurst,
+    clock,
+    logger: log,
+  });
+  /** Charges `cost` SVIDs to the agent; throws ERR_RESOURCE_EXHAUSTED (429-like) past its rate. */
+  const chargeSigning = (agentId: string, cost: number, rpc: string) => {
+    try {
+      signRate.take(agentId, cost, rpc);
+    } catch (err) {
+      metrics.agentApiRefusals.inc({ reason: 'sign-rate' });
+      throw err;
+    }
+  };
 
   const unary =
     <Req, Res>(
@@ -68,9 +84,10 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
 
     RenewAgentSvid: unary<{ csr: Buffer }, { svidChain: Buffer[] }>('RenewAgentSvid', async (call) => {
       const node = await authenticateAgent(call, store, ca.trustDomain);
-      const issued = ca.signCsr({
+      chargeSigning(node.spiffeId, 1, 'RenewAgentSvid');
+      const issued = ca.signAgentSvid({
         csr: call.request.csr,
-        spiffeId: parseSpiffeId(node.spiffeId),
+        agentId: parseSpiffeId(node.spiffeId),
         ttlMs: deps.agentSvidTtlMs,
       });
       await store.upsertNode({
@@ -176,12 +193,14 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
       async (call) => {
         const node = await authenticateAgent(call, store, ca.trustDomain);
         const requests = call.request.requests;
-        if (requests.length > MAX_SIGN_BATCH) {
+        if (requests.length > MAX_CSRS_PER_CALL) {
           throw new SigilError(
             'ERR_INPUT_INVALID',
-            `at most ${MAX_SIGN_BATCH} CSRs per call (got ${requests.length})`,
+            `requests: at most ${MAX_CSRS_PER_CALL} CSRs per SignX509Svids call (got ${requests.length})`,
+            { field: 'requests', reason: 'too-many-csrs' },
           );
         }
+        chargeSigning(node.spiffeId, Math.max(1, requests.length), 'SignX509Svids');
         const entries = new Map(index.entriesFor(node.spiffeId).map((e) => [e.id, e]));
         const results = requests.map((request): SvidResult => {
           const entry = entries.get(request.entryId);
@@ -228,9 +247,8 @@ export function createAgentService(deps: AgentApiDeps): UntypedServiceImplementa
     MintJwtSvid: unary<MintJwtSvidRequest, MintJwtSvidResponse>('MintJwtSvid', async (call) => {
       const node = await authenticateAgent(call, store, ca.trustDomain);
       const { entryId, audience } = call.request;
-      if (audience.length === 0 || audience.some((a) => a === '')) {
-        throw new SigilError('ERR_INPUT_INVALID', 'audience must be specified');
-      }
+      checkJwtAudience(audience);
+      chargeSigning(node.spiffeId, 1, 'MintJwtSvid');
       const entry = index.entriesFor(node.spiffeId).find((e) => e.id === entryId);
       if (!entry)
         throw new SigilError(

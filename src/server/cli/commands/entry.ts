@@ -9,6 +9,7 @@ import { formatEntry, formatTable, type WireEntry } from '../format.js';
 import {
   dnsNameFlags,
   expiresAtFlag,
+  issuedIdFlag,
   oneOf,
   selectorFlags,
   spiffeIdFlag,
@@ -82,7 +83,8 @@ function entryInput(flags: ParsedFlags, { canClear }: { canClear: boolean }): Re
       'node',
     );
   }
-  if (spiffeId !== undefined) body['spiffe_id'] = spiffeIdFlag('spiffe-id', spiffeId);
+  if (spiffeId !== undefined) body['spiffe_id'] = issuedIdFlag('spiffe-id', spiffeId);
+  // A parent may be the server or an agent: only the issued ID is kept out of the reserved namespace.
   if (parentId !== undefined) body['parent_id'] = spiffeIdFlag('parent-id', parentId);
   if (flags.boolean('node')) body['node'] = true;
   if (flags.has('selector')) body['selectors'] = selectorFlags('selector', flags.strings('selector'));

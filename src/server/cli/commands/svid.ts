@@ -4,6 +4,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { quote } from '../../../spiffe/errors.js';
+import { checkJwtAudience } from '../../../spiffe/jwt-svid.js';
 import { PUBLIC_FILE_MODE, SECRET_FILE_MODE, writeFileAtomic } from '../../../spiffe/secret-file.js';
 import { jsonBody, unexpectedResponse } from '../admin-client.js';
 import { usageError } from '../args.js';
@@ -109,7 +110,7 @@ const jwtMint: CommandSpec = {
   },
   async run(ctx, flags) {
     const audience = flags.strings('audience');
-    if (audience.some((a) => a.trim() === '')) throw usageError('--audience: must not be empty', 'audience');
+    checkJwtAudience(audience, '--audience');
     const body: Record<string, unknown> = {
       spiffe_id: workloadIdFlag('spiffe-id', flags.string('spiffe-id')!),
       audience,

@@ -2,7 +2,7 @@
 import { jsonBody } from '../admin-client.js';
 import { type CommandSpec, printRaw } from '../command.js';
 import { formatBlock, formatTime } from '../format.js';
-import { spiffeIdFlag, ttlFlag } from '../values.js';
+import { issuedIdFlag, ttlFlag } from '../values.js';
 
 const generate: CommandSpec = {
   name: 'token generate',
@@ -23,7 +23,7 @@ const generate: CommandSpec = {
   async run(ctx, flags) {
     const body: Record<string, unknown> = {};
     const spiffeId = flags.string('spiffe-id');
-    if (spiffeId !== undefined) body['spiffe_id'] = spiffeIdFlag('spiffe-id', spiffeId);
+    if (spiffeId !== undefined) body['spiffe_id'] = issuedIdFlag('spiffe-id', spiffeId);
     const ttl = ttlFlag('ttl', flags.string('ttl'));
     if (ttl !== undefined) body['ttl'] = ttl;
     const response = await ctx.client().request('POST', '/v1/join-tokens', { body });

@@ -45,7 +45,13 @@ interface EntryRow {
   created_at_ms: number;
 }
 
-export function sqliteEntryStore(db: Database, clock: Clock): EntryStore {
+/** Entry operations to run inside a caller's transaction (each item is its own savepoint). */
+export interface SqliteEntryOps {
+  /** Throws as createEntry does (ERR_ENTRY_DUPLICATE…); only this item's savepoint rolls back. */
+  create(entry: NewEntry): RegistrationEntry;
+}
+
+export function sqliteEntryStore(db: Database, clock: Clock): { store: EntryStore; ops: SqliteEntryOps } {
   const stmt = {
     nextRevision: db.prepare(
       'UPDATE store_revision SET revision = revision + 1 WHERE id = 1 RETURNING revision',
@@ -142,7 +148,7 @@ export function sqliteEntryStore(db: Database, clock: Clock): EntryStore {
     ids.map((id) => settle(() => deleteOne(id, 'nested'), `delete entry ${quote(id)}`)),
   );
 
-  return {
+  const store: EntryStore = {
     async createEntry(entry) {
       return createOne(entry, 'immediate');
     },
@@ -196,6 +202,7 @@ export function sqliteEntryStore(db: Database, clock: Clock): EntryStore {
       );
     },
   };
+  return { store, ops: { create: (entry) => createOne(entry, 'nested') } };
 }
 
 /** One batch item: its own savepoint, its own outcome; a failure never aborts the rest. */

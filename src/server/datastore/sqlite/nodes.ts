@@ -20,7 +20,14 @@ interface NodeRow {
   updated_at_ms: number;
 }
 
-export function sqliteNodeStore(db: Database): NodeStore {
+/** Node operations to run inside a caller's transaction. */
+export interface SqliteNodeOps {
+  /** The stored node, or undefined. */
+  find(spiffeId: string): AttestedNode | undefined;
+  upsert(node: AttestedNode): AttestedNode;
+}
+
+export function sqliteNodeStore(db: Database): { store: NodeStore; ops: SqliteNodeOps } {
   const stmt = {
     select: db.prepare('SELECT * FROM attested_nodes WHERE spiffe_id = ?'),
     selectors: db.prepare('SELECT type, value FROM node_selectors WHERE node_id = ?'),
@@ -97,9 +104,11 @@ export function sqliteNodeStore(db: Database): NodeStore {
     return selectNode(spiffeId);
   });
 
-  return {
+  // A node may legitimately have no selectors (e.g. a join token attests none).
+  const upsert = (node: AttestedNode) => upsertTx(node, prepareSelectorList(node.selectors, 'selectors'));
+
+  const store: NodeStore = {
     async upsertNode(node) {
-      // A node may legitimately have no selectors (e.g. a join token attests none).
       const selectors = prepareSelectorList(node.selectors, 'selectors');
       return withSqliteErrors({ action: `upsert node ${quote(node.spiffeId)}` }, () =>
         upsertTx.immediate(node, selectors),
@@ -133,4 +142,12 @@ export function sqliteNodeStore(db: Database): NodeStore {
       );
     },
   };
+  const ops: SqliteNodeOps = {
+    find: (spiffeId) => {
+      const row = stmt.select.get(spiffeId) as NodeRow | undefined;
+      return row === undefined ? undefined : toNode(row);
+    },
+    upsert,
+  };
+  return { store, ops };
 }

@@ -8,6 +8,7 @@ import { quote, SigilError } from '../../../spiffe/errors.js';
 import type { Migration } from '../migrations/migration.js';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite-migrations.js';
 import type { DataStore } from '../types.js';
+import { sqliteAttestationStore } from './attestations.js';
 import { sqliteBundleStore } from './bundles.js';
 import { mapSqliteError } from './dialect.js';
 import { sqliteEntryStore } from './entries.js';
@@ -41,10 +42,14 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Data
     throw mapSqliteError(err, { action: `open sqlite datastore ${quote(options.path)}` });
   }
   const open = db;
+  const entries = sqliteEntryStore(open, options.clock);
+  const nodes = sqliteNodeStore(open);
+  const tokens = sqliteTokenStore(open);
   return {
-    ...sqliteEntryStore(open, options.clock),
-    ...sqliteNodeStore(open),
-    ...sqliteTokenStore(open),
+    ...entries.store,
+    ...nodes.store,
+    ...tokens.store,
+    ...sqliteAttestationStore(open, { entries: entries.ops, nodes: nodes.ops, tokens: tokens.ops }),
     ...sqliteBundleStore(open),
     ...sqliteJournalStore(open),
     async close() {
