@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SigilError } from './errors.js';
 import { canonicalSelectors, formatSelector, makeSelector, parseSelector } from './selector.js';
+import { unsafeCharacterIn } from './text.js';
 
 function caught(fn: () => unknown): SigilError {
   try {
@@ -68,7 +69,8 @@ describe('properties', () => {
   const type = fc.stringMatching(/^[a-z0-9_]{1,16}$/);
   const value = fc
     .string({ unit: 'binary', minLength: 1, maxLength: 64 })
-    .filter((v) => ![...v].some((c) => c.charCodeAt(0) < 0x20));
+    // Control and bidi characters are refused by makeSelector (text.ts), tested on their own above.
+    .filter((v) => unsafeCharacterIn(v) === undefined);
 
   it('format then parse gives the same selector', () => {
     fc.assert(
