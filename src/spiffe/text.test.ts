@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { unsafeCharacterIn } from './text.js';
+import { escapeUnsafeCharacters, unsafeCharacterIn } from './text.js';
 
 describe('unsafeCharacterIn', () => {
   it.each([
@@ -14,5 +14,22 @@ describe('unsafeCharacterIn', () => {
     ['para\u2029graph', 'line separator U+2029 at index 4'],
   ])('%j → %s', (text, expected) => {
     expect(unsafeCharacterIn(text)).toBe(expected);
+  });
+});
+
+describe('escapeUnsafeCharacters', () => {
+  it.each([
+    ['plain\ttext\nwith ünïcödé', 'plain\ttext\nwith ünïcödé'],
+    ['hint \u001b[2J\u001b[31mOK', 'hint \\u001b[2J\\u001b[31mOK'],
+    ['over\rwrite', 'over\\u000dwrite'],
+    ['csi \u009b2J', 'csi \\u009b2J'],
+    ['evil\u202etxt.exe', 'evil\\u202etxt.exe'],
+  ])('%j → %j', (text, expected) => {
+    expect(escapeUnsafeCharacters(text)).toBe(expected);
+  });
+
+  it('keeps JSON valid: the escape reads back as the original character', () => {
+    const json = JSON.stringify({ hint: 'a\u009bb\u2028c' });
+    expect(JSON.parse(escapeUnsafeCharacters(json))).toEqual({ hint: 'a\u009bb\u2028c' });
   });
 });

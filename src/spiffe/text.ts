@@ -18,15 +18,41 @@ const LINE_SEPARATORS = new Set([0x2028, 0x2029]);
 export function unsafeCharacterIn(text: string): string | undefined {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    const kind =
-      c < 0x20 || c === 0x7f || (c >= 0x80 && c <= 0x9f)
-        ? 'control character'
-        : BIDI_CONTROLS.has(c)
-          ? 'bidirectional control'
-          : LINE_SEPARATORS.has(c)
-            ? 'line separator'
-            : undefined;
-    if (kind !== undefined) return `${kind} U+${c.toString(16).toUpperCase().padStart(4, '0')} at index ${i}`;
+    const kind = kindOf(c);
+    if (kind !== undefined) return `${kind} ${codePoint(c)} at index ${i}`;
   }
   return undefined;
+}
+
+/**
+ * `text` with every refused character but newline and tab written as `\uXXXX`, for what the CLIs
+ * print: strings stored before they were refused, or sent by a server or agent we do not fully
+ * trust, must not reach the terminal raw. The escape is also valid inside a JSON string.
+ */
+export function escapeUnsafeCharacters(text: string): string {
+  let out: string | undefined;
+  let copiedTo = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x0a || c === 0x09 || kindOf(c) === undefined) continue;
+    out = (out ?? '') + text.slice(copiedTo, i) + `\\u${c.toString(16).padStart(4, '0')}`;
+    copiedTo = i + 1;
+  }
+  return out === undefined ? text : out + text.slice(copiedTo);
+}
+
+/** A stream's `write` that escapes what `escapeUnsafeCharacters` escapes: one wrap per CLI entry point. */
+export function terminalSafe<T extends { write(chunk: string): unknown }>(stream: T): { write(chunk: string): unknown } {
+  return { write: (chunk: string) => stream.write(escapeUnsafeCharacters(chunk)) };
+}
+
+function kindOf(c: number): string | undefined {
+  if (c < 0x20 || c === 0x7f || (c >= 0x80 && c <= 0x9f)) return 'control character';
+  if (BIDI_CONTROLS.has(c)) return 'bidirectional control';
+  if (LINE_SEPARATORS.has(c)) return 'line separator';
+  return undefined;
+}
+
+function codePoint(c: number): string {
+  return `U+${c.toString(16).toUpperCase().padStart(4, '0')}`;
 }

@@ -9,6 +9,7 @@ import { isSigilError } from '../../spiffe/errors.js';
 import { defaultSocketPath, describeDefaultSocket, type RuntimeContext } from '../../spiffe/runtime-dir.js';
 import { untilStopSignal } from '../../spiffe/shutdown.js';
 import { checkSocketForClient } from '../../spiffe/socket-dir.js';
+import { terminalSafe } from '../../spiffe/text.js';
 import { startAgent } from '../agent.js';
 import { DEFAULT_AGENT_DATA_DIR, loadAgentConfig } from '../config.js';
 import { apiCommand } from './api.js';
@@ -61,7 +62,9 @@ Config-only keys: node_attestor ({x509pop: {...}} or {k8s_sat: {...}}), workload
 svid_cache_max (10000), reconcile_interval (5m).
 `;
 
-export async function main(argv: string[], io: AgentCliIo = process): Promise<number> {
+export async function main(argv: string[], rawIo: AgentCliIo = process): Promise<number> {
+  // Everything printed passes one escape: IDs, paths and errors can carry text from other people.
+  const io: AgentCliIo = { ...rawIo, stdout: terminalSafe(rawIo.stdout), stderr: terminalSafe(rawIo.stderr) };
   const [command, ...rest] = argv;
   switch (command) {
     case 'run':

@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { isSigilError } from '../../spiffe/errors.js';
 import { untilStopSignal } from '../../spiffe/shutdown.js';
+import { terminalSafe } from '../../spiffe/text.js';
 import { loadProxyConfig } from '../config.js';
 import { startProxy } from '../main.js';
 import { policyCommand } from '../policy/index.js';
@@ -34,7 +35,9 @@ optional policy_file (reloaded on change), limits (connection caps and timeouts)
 and inbound/outbound listeners. See deploy/proxy.example.yaml.
 `;
 
-export async function main(argv: string[], io: ProxyCliIo = process): Promise<number> {
+export async function main(argv: string[], rawIo: ProxyCliIo = process): Promise<number> {
+  // Everything printed passes one escape: IDs, paths and errors can carry text from other people.
+  const io: ProxyCliIo = { ...rawIo, stdout: terminalSafe(rawIo.stdout), stderr: terminalSafe(rawIo.stderr) };
   const [command, ...rest] = argv;
   if (command === 'policy') return policyCommand(rest, io);
   if (command === 'run') return run(rest, io);

@@ -205,6 +205,25 @@ describe('entry show', () => {
     expect(s.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`GET /v1/entries/${ID}`]);
   });
 
+  it('never prints a stored control character raw, in text or JSON, nor in a refusal', async () => {
+    const hint = 'ok\u001b[2J\u001b]0;pwned\u0007 \u009b31m \u202etxt';
+    const s = await serve({
+      [`GET /v1/entries/${ID}`]: { json: { entry: { ...ENTRY, hint } } },
+      'GET /v1/entries': {
+        status: 400,
+        json: { error: { code: 'ERR_INPUT_INVALID', message: `bad \u001b[31m${hint}` } },
+      },
+    });
+    const raw = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/;
+    const text = await s.cli(['entry', 'show', '--id', ID]);
+    expect(text.stdout).toContain('Hint          : ok\\u001b[2J\\u001b]0;pwned\\u0007 \\u009b31m \\u202etxt');
+    const json = await s.cli(['entry', 'show', '--id', ID, '--output', 'json']);
+    expect(JSON.parse(json.stdout).entry.hint).toBe(hint);
+    const refused = await s.cli(['entry', 'show', '--spiffe-id', 'spiffe://example.org/web']);
+    expect(refused.code).toBe(1);
+    for (const out of [text.stdout, json.stdout, refused.stderr]) expect(out).not.toMatch(raw);
+  });
+
   it('lists with filters and follows pagination to the end, with progress on stderr past 3 pages', async () => {
     const pages = ['', 'p2', 'p3', 'p4', 'p5'];
     const s = await serve({

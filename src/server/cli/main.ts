@@ -4,6 +4,7 @@
 import { isSigilError, SigilError } from '../../spiffe/errors.js';
 import { defaultSocketPath, describeDefaultSocket } from '../../spiffe/runtime-dir.js';
 import { checkSocketForClient } from '../../spiffe/socket-dir.js';
+import { terminalSafe } from '../../spiffe/text.js';
 import { AdminApiError, type AdminClient, createAdminClient } from './admin-client.js';
 import { COMMON_FLAGS, formatUsage, parseFlags } from './args.js';
 import type { CliIo, CommandContext, CommandSpec } from './command.js';
@@ -85,7 +86,9 @@ Exit codes:
 `;
 
 /** Runs the CLI and resolves to the exit code; never throws for anything the user can cause. */
-export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+export async function main(argv: readonly string[], rawIo: CliIo = processIo()): Promise<number> {
+  // Everything printed passes one escape: entries and agents hold strings from other people.
+  const io: CliIo = { ...rawIo, stdout: terminalSafe(rawIo.stdout), stderr: terminalSafe(rawIo.stderr) };
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     (first === undefined ? io.stderr : io.stdout).write(TOP_USAGE);
