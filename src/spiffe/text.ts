@@ -41,9 +41,14 @@ export function escapeUnsafeCharacters(text: string): string {
   return out === undefined ? text : out + text.slice(copiedTo);
 }
 
-/** A stream's `write` that escapes what `escapeUnsafeCharacters` escapes: one wrap per CLI entry point. */
-export function terminalSafe<T extends { write(chunk: string): unknown }>(stream: T): { write(chunk: string): unknown } {
-  return { write: (chunk: string) => stream.write(escapeUnsafeCharacters(chunk)) };
+/** What the CLIs print to: a stream's `write`. */
+export interface TextSink {
+  write(chunk: string): unknown;
+}
+
+/** `sink`, escaping what `escapeUnsafeCharacters` escapes: one wrap per CLI entry point. */
+export function terminalSafe(sink: TextSink): TextSink {
+  return { write: (chunk: string) => sink.write(escapeUnsafeCharacters(chunk)) };
 }
 
 function kindOf(c: number): string | undefined {
