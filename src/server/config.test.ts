@@ -125,6 +125,52 @@ describe('loadServerConfig', () => {
     expect(message).toContain('agent_api.max_conns: unknown key');
   });
 
+  it('holds every lifetime in the config to whole seconds, and SVID lifetimes to min_svid_ttl', () => {
+    const bad = file(
+      't.yaml',
+      [
+        'trust_domain: a.org',
+        'ca:',
+        '  ttl: 24h500ms',
+        'default_x509_svid_ttl: 30s',
+        'default_jwt_svid_ttl: 90.5',
+        'agent_svid_ttl: 8s',
+      ].join('\n'),
+    );
+    const message = problemsOf(() => loadServerConfig(bad));
+    expect(message).toContain('has 4 problems');
+    expect(message).toContain('ca.ttl: "24h500ms" must be a whole number of seconds');
+    expect(message).toContain(
+      `default_x509_svid_ttl: "30s" is shorter than the server's minimum SVID lifetime of 1m (min_svid_ttl)`,
+    );
+    expect(message).toContain('default_jwt_svid_ttl: "90.5" must be a whole number of seconds');
+    expect(message).toContain(
+      `agent_svid_ttl: "8s" is shorter than the server's minimum SVID lifetime of 1m (min_svid_ttl)`,
+    );
+
+    const lowered = file(
+      'l.yaml',
+      'trust_domain: a.org\nmin_svid_ttl: 5s\ndefault_x509_svid_ttl: 8s\ndefault_jwt_svid_ttl: 5s\nagent_svid_ttl: 30s\n',
+    );
+    expect(loadServerConfig(lowered)).toMatchObject({
+      minSvidTtlMs: 5_000,
+      defaultX509SvidTtlMs: 8_000,
+      defaultJwtSvidTtlMs: 5_000,
+      agentSvidTtlMs: 30_000,
+    });
+    expect(
+      problemsOf(() =>
+        loadServerConfig(file('e.yaml', 'trust_domain: a.org\nmin_svid_ttl: 5s\ndefault_jwt_svid_ttl: 4s\n')),
+      ),
+    ).toContain(`default_jwt_svid_ttl: "4s" is shorter than the server's minimum SVID lifetime of 5s`);
+    // A bad min_svid_ttl is one problem, not one more per lifetime it would have floored.
+    const badMin = problemsOf(() =>
+      loadServerConfig(file('m.yaml', 'trust_domain: a.org\nmin_svid_ttl: 0.5\ndefault_jwt_svid_ttl: 8s\n')),
+    );
+    expect(badMin).toContain('has 1 problem\n');
+    expect(badMin).toContain('min_svid_ttl: "0.5" must be a whole number of seconds');
+  });
+
   it('reads min_svid_ttl in whole seconds, 1 minute by default', () => {
     expect(loadServerConfig(null, { trustDomain: 'a.org' }).minSvidTtlMs).toBe(60_000);
     expect(loadServerConfig(file('m.yaml', 'trust_domain: a.org\nmin_svid_ttl: 5s\n')).minSvidTtlMs).toBe(
