@@ -125,6 +125,31 @@ describe('loadServerConfig', () => {
     expect(message).toContain('agent_api.max_conns: unknown key');
   });
 
+  it('reads the attestation rate and stream cap of agent_api, and refuses timers Node cannot arm', () => {
+    const tuned = file(
+      'a.yaml',
+      'trust_domain: a.org\nagent_api:\n  attest_rate: 2\n  attest_burst: 9\n  max_concurrent_streams: 7\n',
+    );
+    expect(loadServerConfig(tuned).agentApi).toMatchObject({
+      attestRatePerSecond: 2,
+      attestBurst: 9,
+      maxConcurrentStreams: 7,
+    });
+    const bad = file(
+      'b.yaml',
+      'trust_domain: a.org\nagent_api:\n  idle_timeout: 30d\n  attest_rate: 0.5\n  max_concurrent_streams: 4294967296\n',
+    );
+    const message = problemsOf(() => loadServerConfig(bad));
+    expect(message).toContain('has 3 problems');
+    expect(message).toContain(
+      'agent_api.idle_timeout: must be at most 2147483647ms, about 24 days (got "30d")',
+    );
+    expect(message).toContain('agent_api.attest_rate: must be a whole number of at least 1 (got "0.5")');
+    expect(message).toContain(
+      'agent_api.max_concurrent_streams: must be a whole number from 1 to 2147483647 (got "4294967296")',
+    );
+  });
+
   it('holds every lifetime in the config to whole seconds, and SVID lifetimes to min_svid_ttl', () => {
     const bad = file(
       't.yaml',

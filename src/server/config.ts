@@ -9,7 +9,7 @@ import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 import { KEY_TYPES, type KeyType } from '../spiffe/keys.js';
 import { systemSocketPath } from '../spiffe/runtime-dir.js';
 import { svidTtlMs } from './api/admin/ttl.js';
-import { type AgentApiLimits, DEFAULT_AGENT_API_LIMITS } from './api/agent/limits.js';
+import { type AgentApiLimits, DEFAULT_AGENT_API_LIMITS, MAX_CONCURRENT_STREAMS } from './api/agent/limits.js';
 import { Checker, deepFreeze, type Raw } from './config-checker.js';
 import type { DataStoreConfig } from './datastore/index.js';
 
@@ -56,7 +56,7 @@ export interface ServerConfig {
   readonly agentSvidTtlMs: number;
   /** Shortest x509/jwt SVID TTL an entry or a mint request may ask for. */
   readonly minSvidTtlMs: number;
-  /** Timeouts, connection caps and signing rate of the agent API (api/agent/limits.ts has the defaults). */
+  /** Timeouts, caps and rates of the agent API (api/agent/limits.ts has the defaults). */
   readonly agentApi: AgentApiLimits;
   /** Enabled node attestors by name, each with its raw config (checked by the attestor's factory). */
   readonly nodeAttestors: Readonly<Record<string, unknown>>;
@@ -244,6 +244,9 @@ function checkAgentApi(check: Checker, input: unknown): AgentApiLimits {
     'request_timeout',
     'max_connections',
     'max_connections_per_ip',
+    'max_concurrent_streams',
+    'attest_rate',
+    'attest_burst',
     'sign_rate',
     'sign_burst',
   ]);
@@ -253,6 +256,13 @@ function checkAgentApi(check: Checker, input: unknown): AgentApiLimits {
     requestTimeoutMs: section.timeout('request_timeout', d.requestTimeoutMs),
     maxConnections: section.count('max_connections', d.maxConnections),
     maxConnectionsPerIp: section.count('max_connections_per_ip', d.maxConnectionsPerIp),
+    maxConcurrentStreams: section.count(
+      'max_concurrent_streams',
+      d.maxConcurrentStreams,
+      MAX_CONCURRENT_STREAMS,
+    ),
+    attestRatePerSecond: section.count('attest_rate', d.attestRatePerSecond),
+    attestBurst: section.count('attest_burst', d.attestBurst),
     signRatePerSecond: section.count('sign_rate', d.signRatePerSecond),
     signBurst: section.count('sign_burst', d.signBurst),
   };

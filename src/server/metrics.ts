@@ -61,7 +61,7 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
     }),
     agentApiRefusals: new Counter({
       name: 'sigil_server_agent_api_refusals_total',
-      help: 'Agent API connections and calls refused by a limit (connection-cap, ip-cap, handshake, alpn, sign-rate)',
+      help: 'Agent API connections and calls refused by a limit (connection-cap, ip-cap, handshake, alpn, attest-rate, sign-rate)',
       labelNames: ['reason'],
       registers: [registry],
     }),
