@@ -3,11 +3,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { parseWholeSecondsMs } from '../spiffe/duration.js';
+import { formatDuration, parseWholeSecondsMs } from '../spiffe/duration.js';
 import { quote, SigilError } from '../spiffe/errors.js';
 import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 import { KEY_TYPES, type KeyType } from '../spiffe/keys.js';
 import { systemSocketPath } from '../spiffe/runtime-dir.js';
+import { type AdminApiLimits, DEFAULT_ADMIN_API_LIMITS } from './api/admin/limits.js';
 import { svidTtlMs } from './api/admin/ttl.js';
 import { type AgentApiLimits, DEFAULT_AGENT_API_LIMITS, MAX_CONCURRENT_STREAMS } from './api/agent/limits.js';
 import { Checker, deepFreeze, type Raw } from './config-checker.js';
@@ -58,6 +59,8 @@ export interface ServerConfig {
   readonly minSvidTtlMs: number;
   /** Timeouts, caps and rates of the agent API (api/agent/limits.ts has the defaults). */
   readonly agentApi: AgentApiLimits;
+  /** Timeouts and connection cap of the admin listeners (api/admin/limits.ts has the defaults). */
+  readonly adminApi: AdminApiLimits;
   /** Enabled node attestors by name, each with its raw config (checked by the attestor's factory). */
   readonly nodeAttestors: Readonly<Record<string, unknown>>;
   readonly datastore: DataStoreConfig;
@@ -124,6 +127,7 @@ export function checkServerConfig(
     'agent_svid_ttl',
     'min_svid_ttl',
     'agent_api',
+    'admin_api',
     'node_attestors',
     'datastore',
   ]);
@@ -187,6 +191,7 @@ export function checkServerConfig(
     );
   }
   const agentApi = checkAgentApi(check, raw.agent_api);
+  const adminApi = checkAdminApi(check, raw.admin_api);
   const nodeAttestors = check.object('node_attestors', raw.node_attestors ?? { join_token: {} });
   for (const [name, value] of Object.entries(nodeAttestors)) {
     if (value !== null && (typeof value !== 'object' || Array.isArray(value))) {
@@ -231,6 +236,7 @@ export function checkServerConfig(
     agentSvidTtlMs: agentSvidTtlMs!,
     minSvidTtlMs: minSvidTtlMs!,
     agentApi,
+    adminApi,
     nodeAttestors: Object.fromEntries(Object.entries(nodeAttestors).map(([k, v]) => [k, v ?? {}])),
     datastore: datastoreConfig,
   });
@@ -266,6 +272,31 @@ function checkAgentApi(check: Checker, input: unknown): AgentApiLimits {
     signRatePerSecond: section.count('sign_rate', d.signRatePerSecond),
     signBurst: section.count('sign_burst', d.signBurst),
   };
+}
+
+function checkAdminApi(check: Checker, input: unknown): AdminApiLimits {
+  const d = DEFAULT_ADMIN_API_LIMITS;
+  const section = check.limitsSection('admin_api', input, [
+    'handshake_timeout',
+    'header_timeout',
+    'request_timeout',
+    'idle_timeout',
+    'max_connections',
+  ]);
+  const limits = {
+    handshakeTimeoutMs: section.timeout('handshake_timeout', d.handshakeTimeoutMs),
+    headerTimeoutMs: section.timeout('header_timeout', d.headerTimeoutMs),
+    requestTimeoutMs: section.timeout('request_timeout', d.requestTimeoutMs),
+    idleTimeoutMs: section.timeout('idle_timeout', d.idleTimeoutMs),
+    maxConnections: section.count('max_connections', d.maxConnections),
+  };
+  // node:http refuses a header timeout above the request timeout: the head is part of the request.
+  if (limits.headerTimeoutMs > limits.requestTimeoutMs) {
+    check.problems.push(
+      `admin_api.header_timeout: must not exceed admin_api.request_timeout (${formatDuration(limits.headerTimeoutMs)} > ${formatDuration(limits.requestTimeoutMs)}): the head is part of the request`,
+    );
+  }
+  return limits;
 }
 
 export function parseHostPort(input: unknown): HostPort {
