@@ -1,8 +1,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isSigilError } from '../spiffe/errors.js';
+import { DEFAULT_ADMIN_API_LIMITS } from './api/admin/limits.js';
 import { DEFAULT_AGENT_API_LIMITS } from './api/agent/limits.js';
 import { DEFAULT_ADMIN_SOCKET, loadServerConfig, parseHostPort } from './config.js';
 
@@ -56,6 +58,24 @@ describe('loadServerConfig', () => {
     );
     const yaml = file('s.yaml', 'trust_domain: a.org\nadmin_socket: /run/x/admin.sock\n');
     expect(loadServerConfig(yaml, {}, '/srv', forUser).adminSocket).toBe('/run/x/admin.sock');
+  });
+
+  it('loads deploy/server.example.yaml, whose limits and lifetimes are the defaults', () => {
+    const example = loadServerConfig(
+      fileURLToPath(new URL('../../deploy/server.example.yaml', import.meta.url)),
+    );
+    const defaults = loadServerConfig(null, { trustDomain: 'example.org' });
+    for (const key of [
+      'ca',
+      'defaultX509SvidTtlMs',
+      'defaultJwtSvidTtlMs',
+      'agentSvidTtlMs',
+      'minSvidTtlMs',
+      'agentApi',
+      'adminApi',
+    ] as const) {
+      expect(example[key], key).toEqual(defaults[key]);
+    }
   });
 
   it('reads YAML and JSON, and flags override the file', () => {
@@ -123,6 +143,105 @@ describe('loadServerConfig', () => {
     expect(message).toContain('agent_api.max_connections: must be a whole number of at least 1 (got "0")');
     expect(message).toContain('agent_api.sign_burst: must be a whole number of at least 1 (got "2.5")');
     expect(message).toContain('agent_api.max_conns: unknown key');
+  });
+
+  it('reads the attestation rate and stream cap of agent_api, and refuses timers Node cannot arm', () => {
+    const tuned = file(
+      'a.yaml',
+      'trust_domain: a.org\nagent_api:\n  attest_rate: 2\n  attest_burst: 9\n  max_concurrent_streams: 7\n',
+    );
+    expect(loadServerConfig(tuned).agentApi).toMatchObject({
+      attestRatePerSecond: 2,
+      attestBurst: 9,
+      maxConcurrentStreams: 7,
+    });
+    const bad = file(
+      'b.yaml',
+      'trust_domain: a.org\nagent_api:\n  idle_timeout: 30d\n  attest_rate: 0.5\n  max_concurrent_streams: 4294967296\n',
+    );
+    const message = problemsOf(() => loadServerConfig(bad));
+    expect(message).toContain('has 3 problems');
+    expect(message).toContain(
+      'agent_api.idle_timeout: must be at most 2147483647ms, about 24 days (got "30d")',
+    );
+    expect(message).toContain('agent_api.attest_rate: must be a whole number of at least 1 (got "0.5")');
+    expect(message).toContain(
+      'agent_api.max_concurrent_streams: must be a whole number from 1 to 2147483647 (got "4294967296")',
+    );
+  });
+
+  it('reads admin_api limits, defaulting each one, and refuses bad values by path', () => {
+    expect(loadServerConfig(null, { trustDomain: 'example.org' }).adminApi).toEqual(DEFAULT_ADMIN_API_LIMITS);
+    const tuned = file(
+      'a.yaml',
+      'trust_domain: a.org\nadmin_api:\n  handshake_timeout: 2s\n  header_timeout: 500ms\n  request_timeout: 5s\n  idle_timeout: 1m\n  max_connections: 8\n',
+    );
+    expect(loadServerConfig(tuned).adminApi).toEqual({
+      handshakeTimeoutMs: 2_000,
+      headerTimeoutMs: 500,
+      requestTimeoutMs: 5_000,
+      idleTimeoutMs: 60_000,
+      maxConnections: 8,
+    });
+    const bad = file(
+      'b.yaml',
+      'trust_domain: a.org\nadmin_api:\n  header_timeout: 1m\n  request_timeout: 10s\n  max_connections: -1\n  idle: 5s\n',
+    );
+    const message = problemsOf(() => loadServerConfig(bad));
+    expect(message).toContain('has 3 problems');
+    expect(message).toContain(
+      'admin_api.header_timeout: must not exceed admin_api.request_timeout (1m > 10s): the head is part of the request',
+    );
+    expect(message).toContain('admin_api.max_connections: must be a whole number of at least 1 (got "-1")');
+    expect(message).toContain(
+      'admin_api.idle: unknown key (known keys: handshake_timeout, header_timeout, request_timeout, idle_timeout, max_connections)',
+    );
+  });
+
+  it('holds every lifetime in the config to whole seconds, and SVID lifetimes to min_svid_ttl', () => {
+    const bad = file(
+      't.yaml',
+      [
+        'trust_domain: a.org',
+        'ca:',
+        '  ttl: 24h500ms',
+        'default_x509_svid_ttl: 30s',
+        'default_jwt_svid_ttl: 90.5',
+        'agent_svid_ttl: 8s',
+      ].join('\n'),
+    );
+    const message = problemsOf(() => loadServerConfig(bad));
+    expect(message).toContain('has 4 problems');
+    expect(message).toContain('ca.ttl: "24h500ms" must be a whole number of seconds');
+    expect(message).toContain(
+      `default_x509_svid_ttl: "30s" is shorter than the server's minimum SVID lifetime of 1m (min_svid_ttl)`,
+    );
+    expect(message).toContain('default_jwt_svid_ttl: "90.5" must be a whole number of seconds');
+    expect(message).toContain(
+      `agent_svid_ttl: "8s" is shorter than the server's minimum SVID lifetime of 1m (min_svid_ttl)`,
+    );
+
+    const lowered = file(
+      'l.yaml',
+      'trust_domain: a.org\nmin_svid_ttl: 5s\ndefault_x509_svid_ttl: 8s\ndefault_jwt_svid_ttl: 5s\nagent_svid_ttl: 30s\n',
+    );
+    expect(loadServerConfig(lowered)).toMatchObject({
+      minSvidTtlMs: 5_000,
+      defaultX509SvidTtlMs: 8_000,
+      defaultJwtSvidTtlMs: 5_000,
+      agentSvidTtlMs: 30_000,
+    });
+    expect(
+      problemsOf(() =>
+        loadServerConfig(file('e.yaml', 'trust_domain: a.org\nmin_svid_ttl: 5s\ndefault_jwt_svid_ttl: 4s\n')),
+      ),
+    ).toContain(`default_jwt_svid_ttl: "4s" is shorter than the server's minimum SVID lifetime of 5s`);
+    // A bad min_svid_ttl is one problem, not one more per lifetime it would have floored.
+    const badMin = problemsOf(() =>
+      loadServerConfig(file('m.yaml', 'trust_domain: a.org\nmin_svid_ttl: 0.5\ndefault_jwt_svid_ttl: 8s\n')),
+    );
+    expect(badMin).toContain('has 1 problem\n');
+    expect(badMin).toContain('min_svid_ttl: "0.5" must be a whole number of seconds');
   });
 
   it('reads min_svid_ttl in whole seconds, 1 minute by default', () => {

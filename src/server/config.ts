@@ -3,12 +3,15 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { parseDurationMs, parseWholeSecondsMs } from '../spiffe/duration.js';
+import { formatDuration, parseWholeSecondsMs } from '../spiffe/duration.js';
 import { quote, SigilError } from '../spiffe/errors.js';
 import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 import { KEY_TYPES, type KeyType } from '../spiffe/keys.js';
 import { systemSocketPath } from '../spiffe/runtime-dir.js';
-import { type AgentApiLimits, DEFAULT_AGENT_API_LIMITS } from './api/agent/limits.js';
+import { type AdminApiLimits, DEFAULT_ADMIN_API_LIMITS } from './api/admin/limits.js';
+import { svidTtlMs } from './api/admin/ttl.js';
+import { type AgentApiLimits, DEFAULT_AGENT_API_LIMITS, MAX_CONCURRENT_STREAMS } from './api/agent/limits.js';
+import { Checker, deepFreeze, type Raw } from './config-checker.js';
 import type { DataStoreConfig } from './datastore/index.js';
 
 /** The admin socket of a server run by root or by systemd; `sigil-server run` passes the one for its user. */
@@ -54,8 +57,10 @@ export interface ServerConfig {
   readonly agentSvidTtlMs: number;
   /** Shortest x509/jwt SVID TTL an entry or a mint request may ask for. */
   readonly minSvidTtlMs: number;
-  /** Timeouts, connection caps and signing rate of the agent API (api/agent/limits.ts has the defaults). */
+  /** Timeouts, caps and rates of the agent API (api/agent/limits.ts has the defaults). */
   readonly agentApi: AgentApiLimits;
+  /** Timeouts and connection cap of the admin listeners (api/admin/limits.ts has the defaults). */
+  readonly adminApi: AdminApiLimits;
   /** Enabled node attestors by name, each with its raw config (checked by the attestor's factory). */
   readonly nodeAttestors: Readonly<Record<string, unknown>>;
   readonly datastore: DataStoreConfig;
@@ -81,8 +86,6 @@ export interface ServerDefaults {
   /** Used when neither the file nor a flag sets admin_socket; DEFAULT_ADMIN_SOCKET otherwise. */
   readonly adminSocket?: string;
 }
-
-type Raw = Record<string, unknown>;
 
 /** Reads and checks the config; throws ERR_CONFIG_INVALID listing every problem. */
 export function loadServerConfig(
@@ -124,6 +127,7 @@ export function checkServerConfig(
     'agent_svid_ttl',
     'min_svid_ttl',
     'agent_api',
+    'admin_api',
     'node_attestors',
     'datastore',
   ]);
@@ -148,7 +152,7 @@ export function checkServerConfig(
   check.unknownKeys(ca, 'ca', ['key_type', 'ttl', 'jwt_key_type', 'upstream', 'publish_lead']);
   const keyType = check.oneOf('ca.key_type', ca.key_type ?? 'ec-p256', KEY_TYPES) ?? 'ec-p256';
   const jwtKeyType = check.oneOf('ca.jwt_key_type', ca.jwt_key_type ?? 'ec-p256', KEY_TYPES) ?? 'ec-p256';
-  const caTtlMs = check.duration('ca.ttl', ca.ttl ?? '24h');
+  const caTtlMs = check.duration('ca.ttl', ca.ttl ?? '24h', parseWholeSecondsMs);
   const publishLeadMs = check.duration('ca.publish_lead', ca.publish_lead ?? '10m');
   let upstream: UpstreamAuthorityConfig | null = null;
   if (ca.upstream !== undefined) {
@@ -167,22 +171,27 @@ export function checkServerConfig(
     }
   }
 
-  const x509TtlMs = check.duration('default_x509_svid_ttl', raw.default_x509_svid_ttl ?? '1h');
-  const jwtTtlMs = check.duration('default_jwt_svid_ttl', raw.default_jwt_svid_ttl ?? '5m');
+  // Lifetimes end up in certificates and JWTs, which carry whole seconds, and the server's own
+  // defaults are held to the floor entries and mint requests are (min_svid_ttl). When min_svid_ttl
+  // is itself refused, the lifetimes are held to whole seconds only, so one mistake is one problem.
+  const minSvidTtlMs =
+    raw.min_svid_ttl === undefined
+      ? DEFAULT_MIN_SVID_TTL_MS
+      : check.duration('min_svid_ttl', raw.min_svid_ttl, parseWholeSecondsMs);
+  const svidTtl = (key: string, fallback: string) =>
+    check.duration(key, raw[key] ?? fallback, (v, field) =>
+      minSvidTtlMs === null ? parseWholeSecondsMs(v, field) : svidTtlMs(v, field, minSvidTtlMs),
+    );
+  const x509TtlMs = svidTtl('default_x509_svid_ttl', '1h');
+  const jwtTtlMs = svidTtl('default_jwt_svid_ttl', '5m');
+  const agentSvidTtlMs = svidTtl('agent_svid_ttl', '1h');
   if (x509TtlMs !== null && caTtlMs !== null && x509TtlMs >= caTtlMs) {
     problems.push(
       `default_x509_svid_ttl: must be shorter than ca.ttl (${quote(raw.default_x509_svid_ttl ?? '1h')} >= ${quote(ca.ttl ?? '24h')}); an SVID cannot outlive its CA`,
     );
   }
-
-  const agentSvidTtlMs = check.duration('agent_svid_ttl', raw.agent_svid_ttl ?? '1h');
-  const minSvidTtlMs =
-    raw.min_svid_ttl === undefined
-      ? DEFAULT_MIN_SVID_TTL_MS
-      : check.value('min_svid_ttl', raw.min_svid_ttl, (v) =>
-          parseWholeSecondsMs(v as string | number, 'min_svid_ttl'),
-        );
-  const agentApi = checkAgentApi(check, check.object('agent_api', raw.agent_api ?? {}));
+  const agentApi = checkAgentApi(check, raw.agent_api);
+  const adminApi = checkAdminApi(check, raw.admin_api);
   const nodeAttestors = check.object('node_attestors', raw.node_attestors ?? { join_token: {} });
   for (const [name, value] of Object.entries(nodeAttestors)) {
     if (value !== null && (typeof value !== 'object' || Array.isArray(value))) {
@@ -225,37 +234,69 @@ export function checkServerConfig(
     defaultX509SvidTtlMs: x509TtlMs!,
     defaultJwtSvidTtlMs: jwtTtlMs!,
     agentSvidTtlMs: agentSvidTtlMs!,
-    minSvidTtlMs: minSvidTtlMs ?? DEFAULT_MIN_SVID_TTL_MS,
+    minSvidTtlMs: minSvidTtlMs!,
     agentApi,
+    adminApi,
     nodeAttestors: Object.fromEntries(Object.entries(nodeAttestors).map(([k, v]) => [k, v ?? {}])),
     datastore: datastoreConfig,
   });
 }
 
-function checkAgentApi(check: Checker, raw: Raw): AgentApiLimits {
+function checkAgentApi(check: Checker, input: unknown): AgentApiLimits {
   const d = DEFAULT_AGENT_API_LIMITS;
-  check.unknownKeys(raw, 'agent_api', [
+  const section = check.limitsSection('agent_api', input, [
     'handshake_timeout',
     'idle_timeout',
     'request_timeout',
     'max_connections',
     'max_connections_per_ip',
+    'max_concurrent_streams',
+    'attest_rate',
+    'attest_burst',
     'sign_rate',
     'sign_burst',
   ]);
-  const duration = (key: string, fallbackMs: number) =>
-    raw[key] === undefined ? fallbackMs : (check.duration(`agent_api.${key}`, raw[key]) ?? fallbackMs);
-  const count = (key: string, fallback: number) =>
-    raw[key] === undefined ? fallback : (check.positiveInteger(`agent_api.${key}`, raw[key]) ?? fallback);
   return {
-    handshakeTimeoutMs: duration('handshake_timeout', d.handshakeTimeoutMs),
-    idleTimeoutMs: duration('idle_timeout', d.idleTimeoutMs),
-    requestTimeoutMs: duration('request_timeout', d.requestTimeoutMs),
-    maxConnections: count('max_connections', d.maxConnections),
-    maxConnectionsPerIp: count('max_connections_per_ip', d.maxConnectionsPerIp),
-    signRatePerSecond: count('sign_rate', d.signRatePerSecond),
-    signBurst: count('sign_burst', d.signBurst),
+    handshakeTimeoutMs: section.timeout('handshake_timeout', d.handshakeTimeoutMs),
+    idleTimeoutMs: section.timeout('idle_timeout', d.idleTimeoutMs),
+    requestTimeoutMs: section.timeout('request_timeout', d.requestTimeoutMs),
+    maxConnections: section.count('max_connections', d.maxConnections),
+    maxConnectionsPerIp: section.count('max_connections_per_ip', d.maxConnectionsPerIp),
+    maxConcurrentStreams: section.count(
+      'max_concurrent_streams',
+      d.maxConcurrentStreams,
+      MAX_CONCURRENT_STREAMS,
+    ),
+    attestRatePerSecond: section.count('attest_rate', d.attestRatePerSecond),
+    attestBurst: section.count('attest_burst', d.attestBurst),
+    signRatePerSecond: section.count('sign_rate', d.signRatePerSecond),
+    signBurst: section.count('sign_burst', d.signBurst),
   };
+}
+
+function checkAdminApi(check: Checker, input: unknown): AdminApiLimits {
+  const d = DEFAULT_ADMIN_API_LIMITS;
+  const section = check.limitsSection('admin_api', input, [
+    'handshake_timeout',
+    'header_timeout',
+    'request_timeout',
+    'idle_timeout',
+    'max_connections',
+  ]);
+  const limits = {
+    handshakeTimeoutMs: section.timeout('handshake_timeout', d.handshakeTimeoutMs),
+    headerTimeoutMs: section.timeout('header_timeout', d.headerTimeoutMs),
+    requestTimeoutMs: section.timeout('request_timeout', d.requestTimeoutMs),
+    idleTimeoutMs: section.timeout('idle_timeout', d.idleTimeoutMs),
+    maxConnections: section.count('max_connections', d.maxConnections),
+  };
+  // node:http refuses a header timeout above the request timeout: the head is part of the request.
+  if (limits.headerTimeoutMs > limits.requestTimeoutMs) {
+    check.problems.push(
+      `admin_api.header_timeout: must not exceed admin_api.request_timeout (${formatDuration(limits.headerTimeoutMs)} > ${formatDuration(limits.requestTimeoutMs)}): the head is part of the request`,
+    );
+  }
+  return limits;
 }
 
 export function parseHostPort(input: unknown): HostPort {
@@ -297,83 +338,4 @@ function readConfigFile(file: string): Raw {
     throw new SigilError('ERR_CONFIG_INVALID', `config ${file} must hold a mapping of keys at the top level`);
   }
   return parsed as Raw;
-}
-
-/** Collects problems instead of throwing at the first, so an operator fixes the file in one go. */
-class Checker {
-  constructor(private readonly problems: string[]) {}
-
-  unknownKeys(obj: Raw, prefix: string, known: readonly string[]): void {
-    for (const key of Object.keys(obj)) {
-      if (!known.includes(key)) {
-        const at = prefix ? `${prefix}.${key}` : key;
-        this.problems.push(`${at}: unknown key (known keys: ${known.join(', ')})`);
-      }
-    }
-  }
-
-  value<T>(
-    key: string,
-    input: unknown,
-    parse: (v: unknown) => T,
-    options: { required?: string } = {},
-  ): T | null {
-    if (input === undefined || input === null || input === '') {
-      if (options.required) this.problems.push(`${key}: is required (${options.required})`);
-      return null;
-    }
-    try {
-      return parse(input);
-    } catch (err) {
-      const message = err instanceof SigilError ? err.message.replace(/^[a-z_.]+: /, '') : String(err);
-      this.problems.push(`${key}: ${message}`);
-      return null;
-    }
-  }
-
-  string(key: string, input: unknown, required = false): string | null {
-    if (input === undefined) {
-      if (required) this.problems.push(`${key}: is required`);
-      return null;
-    }
-    if (typeof input !== 'string' || input === '') {
-      this.problems.push(`${key}: must be a non-empty string (got ${quote(input)})`);
-      return null;
-    }
-    return input;
-  }
-
-  oneOf<T extends string>(key: string, input: unknown, allowed: readonly T[]): T | null {
-    if (typeof input === 'string' && (allowed as readonly string[]).includes(input)) return input as T;
-    this.problems.push(`${key}: must be one of ${allowed.join(', ')} (got ${quote(input)})`);
-    return null;
-  }
-
-  duration(key: string, input: unknown): number | null {
-    if (typeof input !== 'string' && typeof input !== 'number') {
-      this.problems.push(`${key}: must be a duration such as 90s, 30m or 1h (got ${quote(input)})`);
-      return null;
-    }
-    return this.value(key, input, (v) => parseDurationMs(v as string | number, key));
-  }
-
-  positiveInteger(key: string, input: unknown): number | null {
-    if (typeof input === 'number' && Number.isSafeInteger(input) && input > 0) return input;
-    this.problems.push(`${key}: must be a whole number of at least 1 (got ${quote(input)})`);
-    return null;
-  }
-
-  object(key: string, input: unknown): Raw {
-    if (typeof input === 'object' && input !== null && !Array.isArray(input)) return input as Raw;
-    this.problems.push(`${key}: must be a mapping (got ${quote(input)})`);
-    return {};
-  }
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
 }

@@ -179,7 +179,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         return true;
       },
     };
-    const local = await buildAdminApp(deps, { auth: 'local' });
+    const local = await buildAdminApp(deps, { auth: 'local', limits: config.adminApi });
     // Bound by us rather than by local.listen(), so that the socket is owner-only from its first instant.
     await local.ready();
     await listenOnSocket(local.server, config.adminSocket, ADMIN_SOCKET_MODE);
@@ -192,6 +192,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     if (config.adminBind) {
       const remote = await buildAdminApp(deps, {
         auth: 'mtls',
+        limits: config.adminApi,
         https: {
           ...serverIdentity.tlsOptions(),
           requestCert: true,

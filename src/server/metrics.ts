@@ -11,6 +11,7 @@ export interface ServerMetrics {
   readonly caExpiresAtSeconds: Gauge<'type'>;
   readonly entries: Gauge;
   readonly agentApiRefusals: Counter<'reason'>;
+  readonly adminApiRefusals: Counter<'reason'>;
 }
 
 export function createServerMetrics(registry: Registry): ServerMetrics {
@@ -61,7 +62,13 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
     }),
     agentApiRefusals: new Counter({
       name: 'sigil_server_agent_api_refusals_total',
-      help: 'Agent API connections and calls refused by a limit (connection-cap, ip-cap, handshake, alpn, sign-rate)',
+      help: 'Agent API connections and calls refused by a limit (connection-cap, ip-cap, handshake, alpn, attest-rate, sign-rate)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    adminApiRefusals: new Counter({
+      name: 'sigil_server_admin_api_refusals_total',
+      help: 'Admin API connections refused by a limit (connection-cap, handshake, header-timeout, request-timeout, header-too-large, bad-request)',
       labelNames: ['reason'],
       registers: [registry],
     }),

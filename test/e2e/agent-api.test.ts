@@ -687,7 +687,8 @@ describe('agent SVID renewal (agent_svid_ttl: 8s)', () => {
   beforeAll(async () => {
     writeFileSync(
       file('renew-server.yaml'),
-      'trust_domain: example.org\nagent_svid_ttl: 8s\nnode_attestors:\n  join_token: {}\n',
+      // Below the default min_svid_ttl (1m), which holds the server's own lifetimes too.
+      'trust_domain: example.org\nmin_svid_ttl: 1s\nagent_svid_ttl: 8s\nnode_attestors:\n  join_token: {}\n',
     );
     renewServerDir = makeTempDir('sigil-e2e-renew-server-');
     renewServer = await startServerProcess({

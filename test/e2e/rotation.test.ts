@@ -16,7 +16,8 @@ import {
 import { REPO_ROOT, type ServerProcess, startServerProcess } from '../support/harness.js';
 
 const SCALE = Number(process.env.SIGIL_TEST_TIME_SCALE ?? '1');
-const s = (seconds: number) => `${Math.round(seconds * SCALE * 1000)}ms`;
+/** Lifetimes in the server config are whole seconds, so a scaled one is rounded to a second. */
+const s = (seconds: number) => `${Math.max(1, Math.round(seconds * SCALE))}s`;
 const TD = 'spiffe://example.org';
 const CLIENT_UID = 65534;
 const SERVER_UID = 1;
@@ -56,6 +57,8 @@ describe('rotation under load', () => {
       config,
       [
         'trust_domain: example.org',
+        // The SVID lifetimes below are far under the default min_svid_ttl (1m).
+        'min_svid_ttl: 1s',
         'ca:',
         `  ttl: ${s(60)}`,
         `  publish_lead: ${s(5)}`,

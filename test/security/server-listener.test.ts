@@ -2,10 +2,8 @@
 // then silence, an HTTP/2 preface then silence, a call whose request never comes, more connections
 // than the caps allow, and a signing flood from an attested agent. Every phase of a connection has a
 // deadline and their number is capped, while a live agent's sync stream is never cut.
-import { writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
-import path from 'node:path';
 import tls from 'node:tls';
 import { type ServiceError, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,32 +16,10 @@ import {
   serverLog,
 } from '../support/agent-api-client.js';
 import { waitFor } from '../support/agent-harness.js';
-import { makeTempDir, type ServerProcess, startServerProcess } from '../support/harness.js';
+import type { ServerProcess } from '../support/harness.js';
+import { agentApiHostPort, msUntilClosed, startLimitedServer } from '../support/limited-server.js';
 
 const TD = 'spiffe://example.org';
-
-/** Milliseconds until `socket` closes, or `limitMs` if it is still open then. */
-function msUntilClosed(
-  socket: { once(event: 'close', fn: () => void): unknown },
-  limitMs: number,
-): Promise<number> {
-  const start = performance.now();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(limitMs), limitMs);
-    socket.once('close', () => {
-      clearTimeout(timer);
-      resolve(performance.now() - start);
-    });
-  });
-}
-
-async function startLimitedServer(settings: Record<string, string | number>): Promise<ServerProcess> {
-  const tmp = makeTempDir('sigil-security-');
-  const config = path.join(tmp.dir, 'server.yaml');
-  const lines = Object.entries(settings).map(([k, v]) => `  ${k}: ${v}`);
-  writeFileSync(config, ['trust_domain: example.org', 'agent_api:', ...lines, ''].join('\n'));
-  return startServerProcess({ configFile: config, dataDir: path.join(tmp.dir, 'data') });
-}
 
 describe('agent API connection deadlines', () => {
   // Short deadlines; what each test checks is that the connection is gone shortly after its own.
@@ -58,13 +34,15 @@ describe('agent API connection deadlines', () => {
 
   beforeAll(async () => {
     limited = await startLimitedServer({
-      handshake_timeout: '1s',
-      idle_timeout: '2s',
-      request_timeout: '1s',
-      sign_rate: 5,
-      sign_burst: 5,
+      agent_api: {
+        handshake_timeout: '1s',
+        idle_timeout: '2s',
+        request_timeout: '1s',
+        sign_rate: 5,
+        sign_burst: 5,
+      },
     });
-    [host, port] = [limited.agentApiAddress.split(':')[0]!, Number(limited.agentApiAddress.split(':')[1])];
+    ({ host, port } = agentApiHostPort(limited));
   });
   afterAll(async () => {
     await limited?.stop();
@@ -204,9 +182,7 @@ describe('agent API connection caps', () => {
   let capped: ServerProcess;
   beforeAll(async () => {
     capped = await startLimitedServer({
-      handshake_timeout: '30s',
-      max_connections: 6,
-      max_connections_per_ip: 4,
+      agent_api: { handshake_timeout: '30s', max_connections: 6, max_connections_per_ip: 4 },
     });
   });
   afterAll(async () => {
@@ -214,10 +190,7 @@ describe('agent API connection caps', () => {
   });
 
   it('refuses the connection past the per-IP cap, then past the total cap, at once', async () => {
-    const [host, port] = [
-      capped.agentApiAddress.split(':')[0]!,
-      Number(capped.agentApiAddress.split(':')[1]),
-    ];
+    const { host, port } = agentApiHostPort(capped);
     const open = (localAddress: string) => {
       const socket = net.connect({ host, port, localAddress });
       socket.on('error', () => {});

@@ -3,6 +3,7 @@
 // server's own doing. Request headers are HPACK literals; response headers are not decoded, only
 // frame types per stream (DATA, HEADERS, RST_STREAM with its code) are recorded.
 import net from 'node:net';
+import tls from 'node:tls';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const DATA = 0x0;
@@ -49,8 +50,34 @@ export class RawH2Connection {
     });
   }
 
+  /** Over TLS (ALPN h2) to `host:port`, with no client certificate and no server check. */
+  static openTls(host: string, port: number): Promise<RawH2Connection> {
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({ host, port, ALPNProtocols: ['h2'], rejectUnauthorized: false }, () =>
+        resolve(new RawH2Connection(socket)),
+      );
+      socket.once('error', reject);
+    });
+  }
+
   /** Opens stream `id` (odd, increasing) with a gRPC call to `path` carrying `message` (unframed). */
   call(id: number, path: string, message: Buffer, headers: Record<string, string> = {}): void {
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(message.length, 1);
+    this.socket.write(
+      Buffer.concat([
+        this.headersFrame(id, path, headers),
+        frame(DATA, END_STREAM, id, Buffer.concat([prefix, message])),
+      ]),
+    );
+  }
+
+  /** Opens stream `id` with a gRPC call to `path` and sends nothing more: the call stays open. */
+  openCall(id: number, path: string, headers: Record<string, string> = {}): void {
+    this.socket.write(this.headersFrame(id, path, headers));
+  }
+
+  private headersFrame(id: number, path: string, headers: Record<string, string>): Buffer {
     const block = hpackLiterals({
       ':method': 'POST',
       ':scheme': 'http',
@@ -61,15 +88,8 @@ export class RawH2Connection {
       'workload.spiffe.io': 'true',
       ...headers,
     });
-    const prefix = Buffer.alloc(5);
-    prefix.writeUInt32BE(message.length, 1);
     this.streams.set(id, { dataBytes: 0, headers: 0 });
-    this.socket.write(
-      Buffer.concat([
-        frame(HEADERS, END_HEADERS, id, block),
-        frame(DATA, END_STREAM, id, Buffer.concat([prefix, message])),
-      ]),
-    );
+    return frame(HEADERS, END_HEADERS, id, block);
   }
 
   close(): void {

@@ -1,17 +1,20 @@
 // Builds the admin REST app (fastify) without binding it, so tests drive it with app.inject() and
 // main.ts decides where it listens: the owner-only Unix socket (trusted by file permissions) or TCP
-// with mTLS (admin SVIDs only).
+// with mTLS (admin SVIDs only). Either way its connections are bounded (connection-limits.ts).
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import { refusalLog } from '../refusal-log.js';
 import { agentRoutes } from './agents.js';
 import { mtlsAdminGuard } from './auth.js';
 import { authorityRoutes } from './authorities.js';
 import { bundleRoutes } from './bundles.js';
+import { type AdminRefusal, capConnections, limitedServerOptions } from './connection-limits.js';
 import type { AdminDeps } from './deps.js';
 import { entryRoutes } from './entries.js';
 import { installErrorHandler } from './errors.js';
 import { healthRoutes } from './health.js';
+import { type AdminApiLimits, DEFAULT_ADMIN_API_LIMITS } from './limits.js';
 import { noQuery } from './schemas.js';
 import { svidRoutes } from './svids.js';
 import { tokenRoutes } from './tokens.js';
@@ -23,20 +26,32 @@ export interface AdminAppOptions {
   /** local: the Unix socket, where file permissions already restrict callers; mtls: TCP with admin SVIDs. */
   readonly auth: 'local' | 'mtls';
   /** TLS server options for `mtls` (key, cert, requestCert…). */
-  readonly https?: FastifyServerOptions & Record<string, unknown>;
+  readonly https?: Record<string, unknown>;
+  /** Timeouts and connection cap (config admin_api); DEFAULT_ADMIN_API_LIMITS when absent. */
+  readonly limits?: AdminApiLimits;
 }
 
 export async function buildAdminApp(deps: AdminDeps, options: AdminAppOptions): Promise<FastifyInstance> {
+  const log = deps.logger.child({ component: 'admin-api', listener: options.auth });
+  const limits = options.limits ?? DEFAULT_ADMIN_API_LIMITS;
+  const refusals = refusalLog<AdminRefusal>({
+    clock: deps.clock,
+    logger: log,
+    message: 'Admin API connections refused',
+    counter: deps.metrics.adminApiRefusals,
+  });
   const app = Fastify({
-    loggerInstance: deps.logger.child({ component: 'admin-api', listener: options.auth }),
+    loggerInstance: log,
     // Per-request log lines would drown the audit events the routes log themselves.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ADMIN_BODY_LIMIT_BYTES,
-    ...(options.https ? { https: options.https } : {}),
+    ...limitedServerOptions(limits, refusals, deps.clock, options.https),
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, useDefaults: false },
     },
   } as FastifyServerOptions);
+  if (options.https) capConnections(app.server, limits.maxConnections, refusals);
+  app.addHook('onClose', async () => refusals.close());
   installErrorHandler(app);
 
   await app.register(swagger, {

@@ -1,6 +1,7 @@
 // Admin authentication over TCP: the caller must present an X.509-SVID that chains to a bundle we
 // hold for its trust domain, and that SPIFFE ID must belong to an entry marked `admin`. No cert or a
-// bad one is 401, a valid non-admin is 403; both are logged with the reason, never with the cert.
+// bad one is 401, a valid non-admin is 403; both are logged with the reason, never with the cert,
+// and close the connection.
 import type { TLSSocket } from 'node:tls';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { parseSpiffeBundle, type TrustBundle } from '../../../spiffe/bundle.js';
@@ -27,8 +28,11 @@ export function mtlsAdminGuard(deps: AdminDeps) {
     const refuse = (status: 401 | 403, reason: string, message: string, callerId?: string) => {
       metrics.adminAuthFailures.inc({ reason });
       request.log.warn({ reason, callerId, remoteAddress: request.ip }, 'Admin caller refused');
+      // No keep-alive for a refused caller: its connection closes after the answer, rather than
+      // staying open for more requests that will fail, or for a body it is still sending.
       return reply
         .code(status)
+        .header('connection', 'close')
         .send({ error: { code: status === 401 ? 'ERR_UNAUTHENTICATED' : 'ERR_PERMISSION_DENIED', message } });
     };
 

@@ -1,7 +1,8 @@
 // The agent API's limits (config section `agent_api`). The listener is on the network and most of
 // what reaches it is unauthenticated until a call proves otherwise, so every connection has a
-// deadline for each phase and the number of them is capped; signing, the one expensive thing an
-// authenticated agent can ask for, is rate limited per agent.
+// deadline for each phase, the number of them and of streams on each is capped, and attestation,
+// the one call anybody may make, is rate limited per source address; signing, the one expensive
+// thing an authenticated agent can ask for, is rate limited per agent.
 
 export interface AgentApiLimits {
   /** A TLS handshake must complete in this time, counted from the TCP accept. */
@@ -17,6 +18,12 @@ export interface AgentApiLimits {
   readonly maxConnections: number;
   /** Open connections from one source IP address. */
   readonly maxConnectionsPerIp: number;
+  /** Concurrent calls on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+  readonly maxConcurrentStreams: number;
+  /** Attest calls one source IP address may make per second, sustained. */
+  readonly attestRatePerSecond: number;
+  /** Attest calls one source IP address may make in a burst above the rate. */
+  readonly attestBurst: number;
   /** SVIDs an agent may have signed per second, sustained (each CSR, JWT or renewal counts one). */
   readonly signRatePerSecond: number;
   /** SVIDs an agent may have signed in a burst above the rate. */
@@ -46,6 +53,24 @@ const DEFAULT_MAX_CONNECTIONS = 4096;
  */
 const DEFAULT_MAX_CONNECTIONS_PER_IP = 256;
 /**
+ * 100: Envoy's edge recommendation, as for the proxy and the Workload API; Node's default (2^32-1)
+ * let one connection open any number. An agent holds one sync stream plus its unary calls, and its
+ * client (nghttp2) queues calls above the server's limit rather than failing them.
+ */
+const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
+/**
+ * 5 per second per source address: five times SPIRE's attestation limit per IP, because SPIRE
+ * queues callers past it while we refuse them and the agent retries when restarted. A node attests
+ * once per boot at most (a saved, valid SVID needs none), and the burst refills in under a minute.
+ */
+const DEFAULT_ATTEST_RATE_PER_SECOND = 5;
+/**
+ * 256, the per-IP connection cap: every agent that can connect from one NAT address can attest at
+ * once when a whole cluster starts cold. Join tokens cannot be guessed (122 random bits); the rate
+ * bounds the attestor work (token lookups, chain checks, Kubernetes token reviews) one address causes.
+ */
+const DEFAULT_ATTEST_BURST = 256;
+/**
  * 500 per second per agent: SPIRE's per-IP signing limit. A steady agent renews each SVID once per
  * half-life, far below it; the rate caps what a compromised agent SVID can make the CA do.
  */
@@ -59,10 +84,15 @@ export const DEFAULT_AGENT_API_LIMITS: AgentApiLimits = Object.freeze({
   requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
   maxConnections: DEFAULT_MAX_CONNECTIONS,
   maxConnectionsPerIp: DEFAULT_MAX_CONNECTIONS_PER_IP,
+  maxConcurrentStreams: DEFAULT_MAX_CONCURRENT_STREAMS,
+  attestRatePerSecond: DEFAULT_ATTEST_RATE_PER_SECOND,
+  attestBurst: DEFAULT_ATTEST_BURST,
   signRatePerSecond: DEFAULT_SIGN_RATE_PER_SECOND,
   signBurst: DEFAULT_SIGN_BURST,
 });
 
+/** The most max_concurrent_streams may be: SETTINGS values are 32 bits, and nghttp2 takes up to 2^31-1. */
+export const MAX_CONCURRENT_STREAMS = 2_147_483_647;
 /** Largest gRPC message accepted (a SignX509Svids batch of CSRs is the biggest legitimate one). */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** CSRs per SignX509Svids call: twice the agent's own batch size. */

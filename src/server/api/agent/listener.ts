@@ -3,7 +3,8 @@
 // cap, and Node's 120 s handshake default let silent sockets pile up). Each phase has a deadline:
 // TCP accept → TLS handshake (handshakeTimeoutMs) → calls, each of which must send its request in
 // time (requestTimeoutMs) → a connection with no call open is closed (idleTimeoutMs, grpc-js
-// max_connection_idle). Connections are capped in total and per source IP. Client certificates are
+// max_connection_idle). Connections are capped in total and per source IP, and calls per connection
+// (maxConcurrentStreams, announced in HTTP/2 SETTINGS). Client certificates are
 // requested but not required (Attest comes without one); each handler decides whether the call needs
 // an agent (agent-auth.ts), reading the verified peer certificate grpc-js exposes for TLS sockets.
 import net from 'node:net';
@@ -12,17 +13,15 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { agentApiService } from '../../../../proto/agent-api.js';
 import { SigilError } from '../../../spiffe/errors.js';
 import type { TlsIdentity, TlsMaterial } from '../../../spiffe/tls-material.js';
+import { refusalLog } from '../refusal-log.js';
 import type { AgentApiDeps } from './deps.js';
 import { type AgentApiLimits, MAX_MESSAGE_BYTES } from './limits.js';
 import { requestTimeout } from './request-timeout.js';
 import { createAgentService } from './service.js';
+import { sourceIp } from './source-ip.js';
 
 /** In-flight streams get this long to finish when the server stops. */
 const DRAIN_MS = 2_000;
-/** Refused connections are logged at most once per this interval, with a count: a flood must not flood the log. */
-const REFUSAL_LOG_INTERVAL_MS = 10_000;
-
-type RefusalReason = 'connection-cap' | 'ip-cap' | 'handshake' | 'alpn';
 
 export interface AgentApiListener {
   readonly address: { host: string; port: number };
@@ -39,13 +38,20 @@ export async function startAgentApi(
   const grpcServer = new Server({
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_connection_idle_ms': limits.idleTimeoutMs,
+    // Sent in SETTINGS; nghttp2 answers streams beyond it with RST_STREAM(REFUSED_STREAM).
+    'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
     interceptors: [requestTimeout(deps.clock, limits.requestTimeoutMs)],
   });
   grpcServer.addService(agentApiService, createAgentService(deps, limits));
   // TLS is ours: grpc-js speaks plain HTTP/2 over the TLS socket we hand it, and still reads the
   // peer certificate from it (getAuthContext checks for a TLSSocket).
   const injector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
-  const refusals = refusalLog(deps, log);
+  const refusals = refusalLog<'connection-cap' | 'ip-cap' | 'handshake' | 'alpn'>({
+    clock: deps.clock,
+    logger: log,
+    message: 'Agent API connections refused',
+    counter: deps.metrics.agentApiRefusals,
+  });
 
   // TLS over a plain TCP listener of ours: connections past a cap are closed before TLS sees them.
   const tlsServer = tls.createServer({
@@ -61,7 +67,7 @@ export async function startAgentApi(
   const open = new Set<net.Socket>();
   const perIp = new Map<string, number>();
   tcpServer.on('connection', (socket: net.Socket) => {
-    const ip = sourceIp(socket);
+    const ip = sourceIp(socket.remoteAddress);
     const fromIp = (perIp.get(ip) ?? 0) + 1;
     if (fromIp > limits.maxConnectionsPerIp) {
       socket.destroy();
@@ -141,12 +147,6 @@ export async function startAgentApi(
   };
 }
 
-/** IPv4 clients on a dual-stack socket appear as ::ffff:a.b.c.d; they count as a.b.c.d. */
-function sourceIp(socket: net.Socket): string {
-  const address = socket.remoteAddress ?? 'unknown';
-  return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
-}
-
 /** Applies identity and CA from `material` whenever both are known and either changes. */
 function watchMaterial(
   material: TlsMaterial,
@@ -172,46 +172,5 @@ function watchMaterial(
   return () => {
     material.removeCaCertificateListener(onCa);
     material.removeIdentityCertificateListener(onIdentity);
-  };
-}
-
-/**
- * Counts refused connections in metrics and logs them: the first of each reason at once, then at
- * most one line per reason per interval, with how many were refused meanwhile.
- */
-function refusalLog(deps: AgentApiDeps, log: AgentApiDeps['logger']) {
-  const windows = new Map<RefusalReason, { count: number; lastPeer: string; cancel: () => void }>();
-  const report = (reason: RefusalReason, count: number, lastPeer: string, detail?: string) =>
-    log.warn({ reason, count, lastPeer, ...(detail ? { detail } : {}) }, 'Agent API connections refused');
-  const openWindow = (reason: RefusalReason, lastPeer: string) => {
-    const window = {
-      count: 0,
-      lastPeer,
-      cancel: deps.clock.setTimer(REFUSAL_LOG_INTERVAL_MS, () => {
-        windows.delete(reason);
-        if (window.count > 0) {
-          report(reason, window.count, window.lastPeer);
-          openWindow(reason, window.lastPeer);
-        }
-      }),
-    };
-    windows.set(reason, window);
-  };
-  return {
-    close: () => {
-      for (const window of windows.values()) window.cancel();
-      windows.clear();
-    },
-    note(reason: RefusalReason, peer: string, detail?: string): void {
-      deps.metrics.agentApiRefusals.inc({ reason });
-      const window = windows.get(reason);
-      if (window === undefined) {
-        report(reason, 1, peer, detail);
-        openWindow(reason, peer);
-      } else {
-        window.count++;
-        window.lastPeer = peer;
-      }
-    },
   };
 }

@@ -31,7 +31,8 @@ import { attest } from './attest.js';
 import type { AgentApiDeps } from './deps.js';
 import { toServiceError } from './grpc-status.js';
 import { type AgentApiLimits, MAX_CSRS_PER_CALL } from './limits.js';
-import { SignRateLimiter } from './sign-rate-limit.js';
+import { RateLimiter, type RateRefusal } from './rate-limit.js';
+import { callSourceIp } from './source-ip.js';
 import { entryToWire } from './wire-entry.js';
 
 /** Entries per sync message: far below gRPC's 4 MiB default however large the entries are. */
@@ -40,20 +41,51 @@ export const SYNC_PAGE_SIZE = 500;
 export function createAgentService(deps: AgentApiDeps, limits: AgentApiLimits): UntypedServiceImplementation {
   const { ca, store, index, bundles, clock, logger, metrics } = deps;
   const log = logger.child({ component: 'agent-api' });
-  const signRate = new SignRateLimiter({
+  const signRate = new RateLimiter({
     ratePerSecond: limits.signRatePerSecond,
     burst: limits.signBurst,
     clock,
-    logger: log,
   });
+  const attestRate = new RateLimiter({
+    ratePerSecond: limits.attestRatePerSecond,
+    burst: limits.attestBurst,
+    clock,
+  });
+  /** Past a rate: counted, logged once per refusal episode (never with request content), refused. */
+  const refuseOverRate = (
+    reason: 'sign-rate' | 'attest-rate',
+    { retryAfterS, firstOfEpisode }: RateRefusal,
+    logged: { event: string; fields: Record<string, unknown> },
+    message: string,
+  ): never => {
+    metrics.agentApiRefusals.inc({ reason });
+    if (firstOfEpisode) log.warn({ ...logged.fields, retryAfterS }, logged.event);
+    throw new SigilError('ERR_RESOURCE_EXHAUSTED', `${message}; retry in ${retryAfterS}s`, { reason });
+  };
   /** Charges `cost` SVIDs to the agent; throws ERR_RESOURCE_EXHAUSTED (429-like) past its rate. */
   const chargeSigning = (agentId: string, cost: number, rpc: string) => {
-    try {
-      signRate.take(agentId, cost, rpc);
-    } catch (err) {
-      metrics.agentApiRefusals.inc({ reason: 'sign-rate' });
-      throw err;
-    }
+    const refusal = signRate.take(agentId, cost);
+    if (refusal === null) return;
+    refuseOverRate(
+      'sign-rate',
+      refusal,
+      { event: 'Agent signing rate limited', fields: { agentId, rpc } },
+      `agent ${agentId} is signing too fast: at most ${limits.signRatePerSecond} SVIDs per second (burst ${limits.signBurst})`,
+    );
+  };
+  /**
+   * Charges one attestation to the caller's source address, before a byte of the request is read:
+   * a refused attempt costs no attestor work and leaves its join token unspent.
+   */
+  const chargeAttestation = (sourceIp: string) => {
+    const refusal = attestRate.take(sourceIp, 1);
+    if (refusal === null) return;
+    refuseOverRate(
+      'attest-rate',
+      refusal,
+      { event: 'Agent attestation rate limited', fields: { sourceIp } },
+      `too many attestations from ${sourceIp}: at most ${limits.attestRatePerSecond} per second (burst ${limits.attestBurst}, agent_api.attest_rate)`,
+    );
   };
 
   const unary =
@@ -79,7 +111,14 @@ export function createAgentService(deps: AgentApiDeps, limits: AgentApiLimits): 
 
   return {
     Attest(call: ServerDuplexStream<AttestRequest, AttestResponse>) {
-      attest(call, deps).catch((err) => call.emit('error', toServiceError(err, log, { rpc: 'Attest' })));
+      const fail = (err: unknown) => call.emit('error', toServiceError(err, log, { rpc: 'Attest' }));
+      try {
+        chargeAttestation(callSourceIp(call));
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      attest(call, deps).catch(fail);
     },
 
     RenewAgentSvid: unary<{ csr: Buffer }, { svidChain: Buffer[] }>('RenewAgentSvid', async (call) => {
