@@ -3,26 +3,16 @@
 // uses @peculiar/x509 for clarity rather than the hand-encoded fast path leaves take (x509-svid.ts).
 // The library gets node's WebCrypto passed explicitly; we never set its global provider.
 import 'reflect-metadata';
-import {
-  createHash,
-  createPublicKey,
-  type KeyObject,
-  randomBytes,
-  webcrypto,
-  X509Certificate,
-} from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, webcrypto, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { DerTag, derOid, derPrintableString, derSequence, derSet, derUtf8String, expectTlv } from './der.js';
 import { isSigilError, SigilError } from './errors.js';
 import type { TrustDomain } from './id.js';
 import { type KeyType, keyTypeOf } from './keys.js';
 import { decodePem } from './pem.js';
+import { checkSerial, randomSerial } from './x509-serial.js';
 import { type CertificateDescription, describeCertificate, prepareIssuer } from './x509-svid.js';
 
-/** RFC 5280 caps serials at 20 octets. */
-const MAX_SERIAL_BYTES = 20;
-/** 128 random bits, top bit cleared so the INTEGER stays positive without a sign octet. */
-const RANDOM_SERIAL_BYTES = 16;
 // Our lib setting has no DOM types, so name the WebCrypto types through the library's own signatures.
 type WebCryptoProvider = NonNullable<Parameters<typeof x509.X509CertificateGenerator.create>[1]>;
 type SigningKey = x509.X509CertificateCreateWithKeyParams['signingKey'];
@@ -241,29 +231,9 @@ function keyIdentifier(spkiDer: Buffer): Buffer {
     .digest();
 }
 
-function randomSerial(): Buffer {
-  const serial = randomBytes(RANDOM_SERIAL_BYTES);
-  serial[0]! &= 0x7f;
-  if (serial.every((b) => b === 0)) serial[RANDOM_SERIAL_BYTES - 1] = 1;
-  return serial;
-}
-
 /** Minimal even-length lowercase hex of an unsigned serial: the form used in the subject and by describe. */
 function serialToHex(serial: Buffer): string {
-  if (
-    !Buffer.isBuffer(serial) ||
-    serial.length === 0 ||
-    serial.length > MAX_SERIAL_BYTES ||
-    serial.every((b) => b === 0)
-  ) {
-    throw new SigilError(
-      'ERR_INPUT_INVALID',
-      'x509ca: serial must be 1-20 bytes and not zero (RFC 5280 §4.1.2.2)',
-      {
-        field: 'serial',
-      },
-    );
-  }
+  checkSerial(serial, 'x509ca');
   let start = 0;
   while (serial[start] === 0) start++;
   return serial.subarray(start).toString('hex');

@@ -2,7 +2,7 @@
 // ASN.1 libraries: everything constant for a signing CA is encoded once in prepareIssuer, and each
 // leaf is a few buffer concatenations plus one crypto.sign. CA certificates (rare, async) are made
 // in x509-authority.ts with @peculiar/x509. Nothing from a CSR but its key ever reaches a leaf.
-import { createPublicKey, hash, type KeyObject, randomFillSync, sign } from 'node:crypto';
+import { createPublicKey, hash, type KeyObject, sign } from 'node:crypto';
 import {
   DerTag,
   derBitString,
@@ -37,6 +37,7 @@ import {
   readOctetString,
   spkiKeyBits,
 } from './x509-certificate.js';
+import { checkSerial, randomSerial } from './x509-serial.js';
 
 /** OID encodings by dotted form: extension() runs per leaf, and encoding an OID each time showed in profiles. */
 const OID_DER = new Map<string, Buffer>();
@@ -66,13 +67,6 @@ const SIGNATURE_ALGORITHMS: Readonly<Record<KeyType, Buffer>> = {
   'ec-p384': Buffer.from('300a06082a8648ce3d040303', 'hex'),
   'rsa-2048': Buffer.from('300d06092a864886f70d01010b0500', 'hex'),
 };
-
-/** RFC 5280 caps serials at 20 octets. */
-const MAX_SERIAL_BYTES = 20;
-/** 128 random bits: unguessable, and the top bit is cleared so the INTEGER needs no sign octet. */
-const RANDOM_SERIAL_BYTES = 16;
-/** Random serials are cut from a pooled fill: one getrandom() per 256 leaves instead of one per leaf. */
-const SERIAL_POOL_BYTES = RANDOM_SERIAL_BYTES * 256;
 
 /**
  * Everything constant for one signing CA, computed once by prepareIssuer so each leaf only encodes
@@ -219,7 +213,7 @@ export function mintX509Svid(params: MintX509SvidParams, issuer: X509Issuer): Bu
 
   const tbs = derSequence(
     VERSION_V3,
-    derInteger(params.serial === undefined ? randomSerial() : checkSerial(params.serial)),
+    derInteger(params.serial === undefined ? randomSerial() : checkSerial(params.serial, 'x509svid')),
     issuer.signatureAlgorithmDer,
     issuer.issuerNameDer,
     derSequence(derTime(notBeforeMs), derTime(notAfterMs)),
@@ -241,41 +235,6 @@ export function mintX509Svid(params: MintX509SvidParams, issuer: X509Issuer): Bu
   );
   const signature = sign(issuer.hash, tbs, issuer.key);
   return derSequence(tbs, issuer.signatureAlgorithmDer, derBitString(signature));
-}
-
-function checkSerial(serial: Buffer): Buffer {
-  if (
-    !Buffer.isBuffer(serial) ||
-    serial.length === 0 ||
-    serial.length > MAX_SERIAL_BYTES ||
-    serial.every((b) => b === 0)
-  ) {
-    throw new SigilError(
-      'ERR_INPUT_INVALID',
-      'x509svid: serial must be 1-20 bytes and not zero (RFC 5280 §4.1.2.2)',
-      {
-        field: 'serial',
-      },
-    );
-  }
-  return serial;
-}
-
-let serialPool = Buffer.alloc(0);
-let serialPoolAt = 0;
-
-function randomSerial(): Buffer {
-  if (serialPoolAt + RANDOM_SERIAL_BYTES > serialPool.length) {
-    serialPool = randomFillSync(Buffer.allocUnsafe(SERIAL_POOL_BYTES));
-    serialPoolAt = 0;
-  }
-  // A view, not a copy: each pool slice is handed out once, and derInteger copies it into the leaf.
-  const serial = serialPool.subarray(serialPoolAt, serialPoolAt + RANDOM_SERIAL_BYTES);
-  serialPoolAt += RANDOM_SERIAL_BYTES;
-  serial[0]! &= 0x7f;
-  // An all-zero draw (probability 2^-127) would be an invalid serial; make it 1 rather than loop.
-  if (serial.every((b) => b === 0)) serial[RANDOM_SERIAL_BYTES - 1] = 1;
-  return serial;
 }
 
 interface Spki {
