@@ -26,6 +26,17 @@ function problems(raw: unknown): string[] {
   throw new Error('expected ERR_CONFIG_INVALID');
 }
 
+describe('checkProxyConfig: workload_api_owner', () => {
+  it('names the uid of an agent that runs as its own user, and refuses anything else', () => {
+    const base = { inbound: [INBOUND] };
+    expect(checkProxyConfig(base, 'proxy.yaml').workloadApiOwner).toBeUndefined();
+    expect(checkProxyConfig({ ...base, workload_api_owner: 998 }, 'proxy.yaml').workloadApiOwner).toBe(998);
+    expect(problems({ ...base, workload_api_owner: 'sigil' })).toEqual([
+      'workload_api_owner: must be a uid, a whole number (got "sigil")',
+    ]);
+  });
+});
+
 describe('checkProxyConfig: limits', () => {
   it('uses safe defaults for every listener when nothing is set', () => {
     const config = checkProxyConfig({ inbound: [INBOUND], outbound: [OUTBOUND] }, 'proxy.yaml');

@@ -45,6 +45,11 @@ export interface OutboundConfig {
 export interface ProxyConfig {
   /** `unix:///path` (or `tcp://IP:port`) of the Workload API. */
   readonly workloadApi: string;
+  /**
+   * The uid of an agent that runs as a user of its own: its socket is trusted like root's. Absent:
+   * the Workload API socket must belong to root or to the proxy's own user.
+   */
+  readonly workloadApiOwner: number | undefined;
   readonly admin: Address;
   readonly logLevel: string;
   /** Absolute path of the policy file; null = no policy (every authenticated caller allowed). */
@@ -124,6 +129,7 @@ export function checkProxyConfig(
 
   const top = obj(raw, '', [
     'workload_api',
+    'workload_api_owner',
     'admin',
     'log_level',
     'policy_file',
@@ -172,6 +178,13 @@ export function checkProxyConfig(
   if (inbound.length + outbound.length === 0)
     problems.push('inbound, outbound: configure at least one listener');
   const workloadApi = String(top.workload_api ?? env.SPIFFE_ENDPOINT_SOCKET ?? DEFAULT_WORKLOAD_API);
+  const workloadApiOwner = top.workload_api_owner;
+  if (
+    workloadApiOwner !== undefined &&
+    !(Number.isSafeInteger(workloadApiOwner) && Number(workloadApiOwner) >= 0)
+  ) {
+    problems.push(`workload_api_owner: must be a uid, a whole number (got ${quote(workloadApiOwner)})`);
+  }
   const logLevel = oneOf(top.log_level, 'log_level', LOG_LEVELS, 'info');
   const admin = address(top.admin ?? '127.0.0.1:15000', 'admin');
   const policyFile =
@@ -185,6 +198,7 @@ export function checkProxyConfig(
   }
   return Object.freeze({
     workloadApi,
+    workloadApiOwner: workloadApiOwner as number | undefined,
     admin,
     logLevel,
     policyFile,

@@ -101,7 +101,8 @@ export async function startProxy(
       address: config.workloadApi,
       clock,
       // A socket another user planted would hand us their SVIDs and bundles; refusals reach onError.
-      checkSocket: (socketPath) => checkSocketForClient(socketPath, { uid, field: 'workload_api' }),
+      checkSocket: (socketPath) =>
+        checkSocketForClient(socketPath, { uid, owner: config.workloadApiOwner, field: 'workload_api' }),
       // Without this a sidecar whose uid matches no entry would wait in silence.
       onError: (err) =>
         logger.warn({ code: err.code, err: err.message }, 'Workload API: no identity yet, retrying'),

@@ -23,6 +23,25 @@ describe('checkSocketForClient', () => {
     expect(() => client(fs, '/run/sigil-agent/public/api.sock')).not.toThrow();
   });
 
+  it("trusts a daemon's own user only when the client names it", () => {
+    const fs = machine()
+      .dir('/tmp/sigil-agent-1001', OTHER, 0o755)
+      .dir('/tmp/sigil-agent-1001/public', OTHER, 0o755);
+    fs.socket('/tmp/sigil-agent-1001/public/api.sock', OTHER);
+    const socket = '/tmp/sigil-agent-1001/public/api.sock';
+    expect(() => client(fs, socket)).toThrow(
+      expect.objectContaining({ code: 'ERR_SOCKET_UNSAFE', reason: 'owner' }),
+    );
+    expect(() =>
+      checkSocketForClient(socket, { uid: ME, owner: OTHER, field: 'workload_api', fs }),
+    ).not.toThrow();
+    expect(() => checkSocketForClient(socket, { uid: ME, owner: 4242, field: 'workload_api', fs })).toThrow(
+      expect.objectContaining({
+        message: expect.stringContaining("not to uid 1000 (you), uid 4242 (the daemon's user) or root"),
+      }),
+    );
+  });
+
   it('says nothing when the socket is missing: the connection reports ENOENT itself', () => {
     expect(() => client(machine(), '/run/sigil-server/private/admin.sock')).not.toThrow();
   });

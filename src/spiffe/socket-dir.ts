@@ -70,6 +70,11 @@ export const systemSocketFs: SocketFs = {
 export interface SocketCheckOptions {
   /** The uid of this process, passed in by the entry point. */
   readonly uid: number;
+  /**
+   * Clients only: another uid trusted like ours and root's, for a daemon that runs as a user of its
+   * own (an agent running as `sigil` serving workloads of other users). Unset: nobody else.
+   */
+  readonly owner?: number;
   /** The setting that named the socket (`admin_socket`, `--admin-socket`…), for messages and `field`. */
   readonly field: string;
   readonly fs?: SocketFs;
@@ -107,7 +112,7 @@ export function prepareSocketDir(socketPath: string, kind: SocketDirKind, option
  * which the caller already reports. Throws ERR_SOCKET_UNSAFE otherwise.
  */
 export function checkSocketForClient(socketPath: string, options: SocketCheckOptions): void {
-  const trusted = [options.uid, ROOT_UID];
+  const trusted = trustedOwners(options);
   refuseLogged(options, () =>
     walk(socketPath, options, {
       leaf: { role: 'socket', trusted, allowSticky: false },
@@ -141,7 +146,7 @@ interface WalkPlan {
  */
 function walk(target: string, options: SocketCheckOptions, plan: WalkPlan): void {
   const fs = options.fs ?? systemSocketFs;
-  const ancestor: Rule = { role: 'directory', trusted: [options.uid, ROOT_UID], allowSticky: true };
+  const ancestor: Rule = { role: 'directory', trusted: trustedOwners(options), allowSticky: true };
   const absolute = path.isAbsolute(target) ? target : path.join(process.cwd(), target);
   let pending = components(absolute);
   let current = '/';
@@ -194,8 +199,11 @@ function judge(target: string, info: PathInfo | undefined, rule: Rule, options: 
     throw unsafe(options, 'not-socket', `${quote(target)} is not a socket (${facts}); ${elsewhere}`);
   }
   if (!rule.trusted.includes(info.uid)) {
+    const daemon = options.owner === undefined ? '' : `, uid ${options.owner} (the daemon's user)`;
     const whom =
-      rule.trusted.length === 1 ? `uid ${options.uid} (this process)` : `uid ${options.uid} (you) or root`;
+      rule.trusted.length === 1
+        ? `uid ${options.uid} (this process)`
+        : `uid ${options.uid} (you)${daemon} or root`;
     throw unsafe(
       options,
       'owner',
@@ -248,6 +256,11 @@ function unsafe(options: SocketCheckOptions, reason: string, message: string): S
     field: options.field,
     reason,
   });
+}
+
+/** We, root, and the daemon's own user when the client named one. */
+function trustedOwners(options: SocketCheckOptions): number[] {
+  return options.owner === undefined ? [options.uid, ROOT_UID] : [options.uid, ROOT_UID, options.owner];
 }
 
 /** Path components as the kernel sees them: empty ones and `.` change nothing. */

@@ -176,4 +176,24 @@ describe('a socket planted by another user: the CLIs refuse to talk to it (exit 
     expect(fetch.stderr).toContain(`--socket-path: directory "${dir}" belongs to someone else`);
     expect(impostor.output()).not.toContain('IMPOSTOR CONNECTED');
   });
+
+  it("sigil-agent api trusts another user's socket only when told that user runs the agent", async () => {
+    const planted = path.join(lab.tempDir(0o1777), 'agent', 'api.sock');
+    const daemon = await lab.plantSocket(planted);
+    const named = await run(
+      agent(
+        'api',
+        'fetch',
+        'x509',
+        '--socket-path',
+        planted,
+        '--socket-owner',
+        String(NOBODY),
+        '--timeout',
+        '2000',
+      ),
+    );
+    expect(named.code).not.toBe(5);
+    expect(daemon.output()).toContain('IMPOSTOR CONNECTED');
+  });
 });

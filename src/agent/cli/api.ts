@@ -47,6 +47,8 @@ Flags:
   --socket-path PATH   Workload API socket path or URI (default: $SPIFFE_ENDPOINT_SOCKET, else
                        ${systemSocketPath('workloadApi')} if it exists, else where "sigil-agent run"
                        puts it when you run it)
+  --socket-owner UID   also trust a socket that belongs to this uid: an agent running as a user of
+                       its own (by default the socket must belong to you or root)
   --output text|json   output format (default: text)
   --timeout MS         give up a fetch after this many milliseconds (default: ${DEFAULT_TIMEOUT_MS})
   -h, --help           show this help
@@ -54,6 +56,7 @@ Flags:
 
 const FLAGS = {
   'socket-path': { type: 'string' },
+  'socket-owner': { type: 'string' },
   output: { type: 'string' },
   timeout: { type: 'string' },
   write: { type: 'string' },
@@ -65,6 +68,7 @@ const FLAGS = {
 
 interface Flags {
   'socket-path'?: string;
+  'socket-owner'?: string;
   output?: string;
   timeout?: string;
   write?: string;
@@ -108,6 +112,10 @@ export async function apiCommand(args: string[], io: ApiIo): Promise<number> {
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
     return usage(io, `--timeout must be a positive number of milliseconds (got ${quote(flags.timeout)})`);
   }
+  const owner = flags['socket-owner'] === undefined ? undefined : Number(flags['socket-owner']);
+  if (owner !== undefined && !(Number.isSafeInteger(owner) && owner >= 0)) {
+    return usage(io, `--socket-owner must be a uid, a whole number (got ${quote(flags['socket-owner'])})`);
+  }
   const runtime: RuntimeContext = { uid: io.uid ?? process.getuid!(), env: io.env };
   let client: WorkloadApiClient;
   try {
@@ -115,7 +123,7 @@ export async function apiCommand(args: string[], io: ApiIo): Promise<number> {
       address: socketAddress(flags['socket-path'], runtime),
       // Checked before every connection: a planted socket would hand us its own SVIDs and bundles.
       checkSocket: (socketPath) =>
-        checkSocketForClient(socketPath, { uid: runtime.uid, field: '--socket-path' }),
+        checkSocketForClient(socketPath, { uid: runtime.uid, owner, field: '--socket-path' }),
     });
   } catch (err) {
     return usage(io, (err as Error).message);
