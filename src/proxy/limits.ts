@@ -2,6 +2,7 @@
 // is what it is, and how `limits:` in the config (top level, and per listener on top of it) is read.
 // Each listener applies the keys that concern its protocol. Enforcement lives with the listeners
 // (guarded-http.ts, the accept path, the pipes and the HTTP/2 relay); this file only decides values.
+import { MAX_TIMER_DELAY_MS } from '../spiffe/clock.js';
 import { parseDurationMs } from '../spiffe/duration.js';
 import { showValue } from './policy/match.js';
 
@@ -48,8 +49,6 @@ const DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000;
 const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
 /** Envoy's `tcp_proxy` `idle_timeout` default: pipes carry long-lived protocols (databases, gRPC). */
 const DEFAULT_TCP_IDLE_TIMEOUT_MS = 3_600_000;
-/** Node's timers hold at most 2^31-1 ms (about 24.8 days); a larger value would fire after 1ms. */
-const MAX_TIMEOUT_MS = 2_147_483_647;
 /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS is 32 bits; nghttp2 takes up to 2^31-1. */
 const MAX_STREAMS = 2_147_483_647;
 
@@ -68,13 +67,13 @@ type Kind = 'count' | 'duration';
 /** Config key → field and kind; the order is the documentation's. */
 const KEYS: Readonly<Record<string, readonly [keyof ListenerLimits, Kind, number]>> = {
   max_connections: ['maxConnections', 'count', Number.MAX_SAFE_INTEGER],
-  handshake_timeout: ['handshakeTimeoutMs', 'duration', MAX_TIMEOUT_MS],
-  header_timeout: ['headerTimeoutMs', 'duration', MAX_TIMEOUT_MS],
-  request_timeout: ['requestTimeoutMs', 'duration', MAX_TIMEOUT_MS],
-  idle_timeout: ['idleTimeoutMs', 'duration', MAX_TIMEOUT_MS],
-  stream_idle_timeout: ['streamIdleTimeoutMs', 'duration', MAX_TIMEOUT_MS],
+  handshake_timeout: ['handshakeTimeoutMs', 'duration', MAX_TIMER_DELAY_MS],
+  header_timeout: ['headerTimeoutMs', 'duration', MAX_TIMER_DELAY_MS],
+  request_timeout: ['requestTimeoutMs', 'duration', MAX_TIMER_DELAY_MS],
+  idle_timeout: ['idleTimeoutMs', 'duration', MAX_TIMER_DELAY_MS],
+  stream_idle_timeout: ['streamIdleTimeoutMs', 'duration', MAX_TIMER_DELAY_MS],
   max_concurrent_streams: ['maxConcurrentStreams', 'count', MAX_STREAMS],
-  tcp_idle_timeout: ['tcpIdleTimeoutMs', 'duration', MAX_TIMEOUT_MS],
+  tcp_idle_timeout: ['tcpIdleTimeoutMs', 'duration', MAX_TIMER_DELAY_MS],
 };
 
 /**

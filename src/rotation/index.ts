@@ -16,7 +16,7 @@ export {
   resolveRotationOptions,
 } from './rotation-options.js';
 export type { ScheduledAction, SchedulerOptions } from './scheduler.js';
-export { MAX_TIMER_DELAY_MS, Scheduler } from './scheduler.js';
+export { Scheduler } from './scheduler.js';
 export type { RenewalOptions, SvidValidity } from './svid-renewal.js';
 export { renewAtMs, shouldRenew } from './svid-renewal.js';
 export type { RotationConfig } from './ttl-limits.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { type Clock, ManualClock } from '../spiffe/clock.js';
+import { type Clock, MAX_TIMER_DELAY_MS, ManualClock } from '../spiffe/clock.js';
 import { isSigilError } from '../spiffe/errors.js';
-import { MAX_TIMER_DELAY_MS, Scheduler } from './scheduler.js';
+import { Scheduler } from './scheduler.js';
 
 const T0 = 1_700_000_000_000;
 

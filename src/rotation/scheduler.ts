@@ -1,14 +1,11 @@
 // Wakes an owner (the CA rotator, the agent's SVID cache) at the times src/rotation computes, on an
 // injected Clock. One pending run per name; it only calls back, and decides nothing: the action asks
 // the pure schedule functions what to do and schedules its next wake-up itself.
-import type { Clock } from '../spiffe/clock.js';
+import { type Clock, MAX_TIMER_DELAY_MS } from '../spiffe/clock.js';
 import { SigilError } from '../spiffe/errors.js';
 
-/**
- * Node fires a timer longer than 2^31-1 ms (~24.8 days) at once; longer delays are armed in chunks
- * of at most this, re-checking the clock at each. A one-year CA would otherwise rotate immediately.
- */
-export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+// Delays longer than MAX_TIMER_DELAY_MS are armed in chunks of at most that, re-checking the clock
+// at each: a one-year CA would otherwise rotate immediately.
 
 export type ScheduledAction = () => Promise<void> | void;
 

@@ -1,7 +1,7 @@
 // The checks config.ts runs on raw YAML/JSON values: each one records a problem (dotted path, rule,
 // value found) instead of throwing, so an operator fixes the whole file in one go. Limits sections
 // (agent_api, admin_api) are read through `limitsSection`, one style for every listener's keys.
-import { MAX_TIMER_DELAY_MS } from '../rotation/index.js';
+import { MAX_TIMER_DELAY_MS } from '../spiffe/clock.js';
 import { parseDurationMs } from '../spiffe/duration.js';
 import { quote, SigilError } from '../spiffe/errors.js';
 

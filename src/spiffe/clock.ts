@@ -1,6 +1,12 @@
 // Time is injected: logic takes a Clock so schedules run in milliseconds under test. Only this file
 // reads the wall clock or arms real timers (CI greps for Date.now/setTimeout elsewhere in src/).
 
+/**
+ * The longest delay a timer can take: Node fires a timer longer than 2^31-1 ms (~24.8 days) at once.
+ * Longer schedules are armed in chunks (rotation's Scheduler); configured timeouts are capped by it.
+ */
+export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
 export interface Clock {
   nowMs(): number;
   /** Calls `fire` once after `delayMs`; returns a function that cancels it. Real timers are unref'd. */
