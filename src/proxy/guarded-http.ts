@@ -7,19 +7,14 @@
 // sending nothing (slowloris). Emitting `listening` on such a server starts Node's own tracking.
 import { createServer, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import {
+  type ClientErrorAnswer,
+  type ClientErrorKind,
+  checkingIntervalMs,
+  clientErrorHandler,
+} from '../spiffe/http-client-error.js';
 import { REFUSAL_STATUS, SIGIL_ERROR_HEADER } from './errors.js';
 import type { ListenerGuard } from './guard.js';
-import type { ListenerLimits } from './limits.js';
-
-/** node:http's own sweep interval, kept as the upper bound. */
-const NODE_CHECK_INTERVAL_MS = 30_000;
-/** Sweeping more often than this costs more than it saves, even for very short test timeouts. */
-const MIN_CHECK_INTERVAL_MS = 250;
-/**
- * After answering a bad request the socket is ended; a client that never closes its side would
- * keep it half-open, so it is destroyed after this. Long enough for the answer to leave.
- */
-const CLIENT_ERROR_LINGER_MS = 2_000;
 
 export interface GuardedHttpOptions {
   /** True when sockets arrive by emit('connection') rather than this server's own listen(). */
@@ -33,77 +28,35 @@ export function createGuardedHttpServer(guard: ListenerGuard, options: GuardedHt
     keepAliveTimeout: limits.idleTimeoutMs,
     headersTimeout: limits.headerTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
-    connectionsCheckingInterval: checkingIntervalMs(limits),
+    connectionsCheckingInterval: checkingIntervalMs(limits.headerTimeoutMs),
   });
   if (options.emittedConnections) server.emit('listening');
-  // The parser reports again for every chunk that arrives after the first error; the first answer
-  // stands, and destroying the socket then would discard it unsent.
-  const answered = new WeakSet<Duplex>();
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    if (answered.has(socket)) return;
-    answered.add(socket);
-    answerClientError(err, socket, guard);
-  });
+  server.on(
+    'clientError',
+    clientErrorHandler(guard.clock, (kind, err, socket) => refuse(kind, err, socket, guard)),
+  );
   return server;
 }
 
-/**
- * How often node:http sweeps for expired heads and bodies: half the header timeout, so a slow
- * head is cut between 1x and 1.5x header_timeout.
- */
-export function checkingIntervalMs(limits: ListenerLimits): number {
-  return Math.min(
-    NODE_CHECK_INTERVAL_MS,
-    Math.max(MIN_CHECK_INTERVAL_MS, Math.floor(limits.headerTimeoutMs / 2)),
-  );
-}
-
-interface ServerSocketState {
-  /** node:http's parser; `incoming` is the request being read, if its head is complete. */
-  parser?: { incoming?: { complete: boolean } | null } | null;
-  /** The response in flight on this socket, if any. */
-  _httpMessage?: { headersSent: boolean } | null;
-}
-
-/**
- * node:http calls this for a request it cannot parse and for the timeouts it enforces. Its default
- * answer is written and the socket destroyed at once, which on a TLS socket discards the answer
- * before it is encrypted and sent: a 100 KB header over mTLS got a silent close instead of 431.
- */
-function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, guard: ListenerGuard): void {
-  const code = err.code ?? '';
-  const isTimeout = code === 'ERR_HTTP_REQUEST_TIMEOUT';
-  if (!isTimeout && !code.startsWith('HPE_')) {
-    // A reset or a TLS failure: the peer is gone or unreadable; nobody to answer.
-    socket.destroy();
-    return;
-  }
-  const state = socket as Duplex & ServerSocketState;
-  let reason: keyof typeof REFUSAL_STATUS;
-  if (isTimeout) {
-    const incoming = state.parser?.incoming;
-    const kind = incoming && !incoming.complete ? 'request' : 'header';
-    reason = `${kind}-timeout`;
-    guard.timedOut(kind, { remote: remoteOf(socket) });
+/** Counts the refusal on the listener and answers with its status and `x-sigil-error`. */
+function refuse(
+  kind: ClientErrorKind,
+  err: NodeJS.ErrnoException,
+  socket: Duplex,
+  guard: ListenerGuard,
+): ClientErrorAnswer | undefined {
+  // TLS is terminated before sockets reach this server; a handshake error has nobody to answer.
+  if (kind === 'handshake') return undefined;
+  const remote = (socket as Duplex & { remoteAddress?: string }).remoteAddress;
+  if (kind === 'header-timeout' || kind === 'request-timeout') {
+    guard.timedOut(kind === 'header-timeout' ? 'header' : 'request', { remote });
   } else {
-    reason = code === 'HPE_HEADER_OVERFLOW' ? 'header-too-large' : 'bad-request';
-    guard.refused(reason, { remote: remoteOf(socket), err: err.message, code });
+    guard.refused(kind, { remote, err: err.message, code: err.code });
   }
-  if (!socket.writable || state._httpMessage?.headersSent) {
-    // A response is already under way: a second status line would corrupt it.
-    socket.destroy();
-    return;
-  }
-  const status = REFUSAL_STATUS[reason];
-  const body = `sigil proxy: ${STATUS_CODES[status]?.toLowerCase() ?? 'bad request'}\n`;
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${SIGIL_ERROR_HEADER}: ${reason}\r\n` +
-      `content-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
-  );
-  const cancel = guard.clock.setTimer(CLIENT_ERROR_LINGER_MS, () => socket.destroy());
-  socket.once('close', cancel);
-}
-
-function remoteOf(socket: Duplex): string | undefined {
-  return (socket as Duplex & { remoteAddress?: string }).remoteAddress;
+  const status = REFUSAL_STATUS[kind];
+  return {
+    status,
+    headers: { [SIGIL_ERROR_HEADER]: kind, 'content-type': 'text/plain; charset=utf-8' },
+    body: `sigil proxy: ${STATUS_CODES[status]?.toLowerCase() ?? 'bad request'}\n`,
+  };
 }
