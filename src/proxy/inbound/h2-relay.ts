@@ -17,13 +17,14 @@ import {
 } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Clock } from '../../spiffe/clock.js';
-import { REFUSAL_STATUS, SIGIL_ERROR_HEADER } from '../errors.js';
+import { SIGIL_ERROR_HEADER } from '../errors.js';
 import type { ListenerGuard } from '../guard.js';
 import type { VerifiedPeer } from '../identity.js';
 import type { ProxyLogger } from '../logger.js';
 import type { RequestSeries } from '../metrics.js';
 import { responseClassOf } from '../metrics.js';
 import { normalizeRequestTarget, type PathNormalization } from '../policy/normalize.js';
+import { type AdmittedTarget, requestRefusal } from '../request-refusal.js';
 import type { AuthorizationDecision, AuthorizationRequest } from './authorize.js';
 import { SessionWatch } from './h2-watch.js';
 import { IDENTITY_HEADERS, PEER_ID_HEADER, XFCC_HEADER, xfccValue } from './peer-headers.js';
@@ -128,21 +129,21 @@ function relayStream(
   stream.on('data', onActivity);
 
   const rawPath = headers[':path'];
-  const target =
+  const normalized =
     rawPath === undefined ? undefined : normalizeRequestTarget(rawPath, options.pathNormalization);
-  if (target !== undefined && !target.ok) {
-    options.guard.refused('bad-path', {
+  const refusal = requestRefusal(normalized, undefined);
+  if (refusal !== null) {
+    options.guard.refused(refusal.reason, {
       source_id: principal,
       destination_id: options.ownId(),
       method: headers[':method'],
-      err: target.message,
-      path_refusal: target.reason,
+      ...refusal.fields,
     });
-    const status = REFUSAL_STATUS['bad-path'];
-    respondWithError(stream, status, 'bad-path', `sigil proxy: ${target.message}`);
-    finish(status);
+    respondWithError(stream, refusal.status, refusal.reason, `sigil proxy: ${refusal.message}`);
+    finish(refusal.status);
     return;
   }
+  const target = normalized as AdmittedTarget | undefined;
   const decision = options.enforce({
     principal,
     port: options.app.port,
