@@ -6,11 +6,9 @@
 // has no stream, whatever control frames (PING) it sends.
 import { constants, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Clock } from '../../spiffe/clock.js';
+import { checkEveryHalfTimeout } from '../check-every-half-timeout.js';
 import type { ListenerGuard } from '../guard.js';
 import type { VerifiedPeer } from '../identity.js';
-
-/** Checking more often than this costs more than it saves, even for very short test timeouts. */
-const MIN_CHECK_INTERVAL_MS = 250;
 
 interface StreamActivity {
   readonly stream: ServerHttp2Stream;
@@ -25,7 +23,6 @@ export class SessionWatch {
   private readonly streams = new Set<StreamActivity>();
   /** When the last stream closed, or the session opened. */
   private idleSinceMs: number;
-  private cancel: (() => void) | null = null;
 
   constructor(
     private readonly session: ServerHttp2Session,
@@ -36,18 +33,12 @@ export class SessionWatch {
   ) {
     this.idleSinceMs = clock.nowMs();
     const { idleTimeoutMs, streamIdleTimeoutMs } = guard.limits;
-    const everyMs = Math.max(
-      MIN_CHECK_INTERVAL_MS,
-      Math.floor(Math.min(idleTimeoutMs, streamIdleTimeoutMs) / 2),
+    checkEveryHalfTimeout(
+      clock,
+      Math.min(idleTimeoutMs, streamIdleTimeoutMs),
+      session,
+      () => session.closed || session.destroyed || this.closeIfIdle(),
     );
-    const check = () => {
-      this.cancel = null;
-      if (session.closed || session.destroyed) return;
-      if (this.closeIfIdle()) return;
-      this.cancel = clock.setTimer(everyMs, check);
-    };
-    this.cancel = clock.setTimer(everyMs, check);
-    session.once('close', () => this.cancel?.());
   }
 
   /** Starts watching `stream`; the returned function records activity on it (call it per DATA chunk). */
