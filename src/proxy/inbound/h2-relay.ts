@@ -16,7 +16,6 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import type { Clock } from '../../spiffe/clock.js';
 import { SIGIL_ERROR_HEADER } from '../errors.js';
 import type { ListenerGuard } from '../guard.js';
 import type { VerifiedPeer } from '../identity.js';
@@ -33,9 +32,7 @@ export interface StreamRelayOptions {
   readonly listener: string;
   readonly app: { readonly host: string; readonly port: number };
   readonly logger: ProxyLogger;
-  /** Runs the session idle checks. */
-  readonly clock: Clock;
-  /** The listener's limits, refusal counting and logging. */
+  /** The listener's limits, clock (for the session idle checks), refusal counting and logging. */
   readonly guard: ListenerGuard;
   readonly pathNormalization: PathNormalization;
   /** Authorizes (counting and logging the decision) one request. */
@@ -58,7 +55,7 @@ export function createStreamRelay(options: StreamRelayOptions): StreamRelay {
   // node:http2 makes the session synchronously inside emit('connection'); this carries the peer there.
   let accepting: VerifiedPeer | null = null;
   server.on('session', (session) =>
-    sessions.set(session, new SessionWatch(session, accepting, options.guard, options.clock)),
+    sessions.set(session, new SessionWatch(session, accepting, options.guard)),
   );
   let app: ClientHttp2Session | undefined;
   const appSession = (): ClientHttp2Session => {

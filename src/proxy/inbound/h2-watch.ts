@@ -5,7 +5,6 @@
 // chunk, and nothing is armed per stream. Envoy's semantics: a session's idle time counts while it
 // has no stream, whatever control frames (PING) it sends.
 import { constants, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
-import type { Clock } from '../../spiffe/clock.js';
 import { checkEveryHalfTimeout } from '../check-every-half-timeout.js';
 import type { ListenerGuard } from '../guard.js';
 import type { VerifiedPeer } from '../identity.js';
@@ -28,13 +27,13 @@ export class SessionWatch {
     private readonly session: ServerHttp2Session,
     /** The verified caller; null for a plaintext one. */
     readonly peer: VerifiedPeer | null,
+    /** Its limits and clock are the listener's. */
     private readonly guard: ListenerGuard,
-    private readonly clock: Clock,
   ) {
-    this.idleSinceMs = clock.nowMs();
+    this.idleSinceMs = guard.clock.nowMs();
     const { idleTimeoutMs, streamIdleTimeoutMs } = guard.limits;
     checkEveryHalfTimeout(
-      clock,
+      guard.clock,
       Math.min(idleTimeoutMs, streamIdleTimeoutMs),
       session,
       () => session.closed || session.destroyed || this.closeIfIdle(),
@@ -43,11 +42,11 @@ export class SessionWatch {
 
   /** Starts watching `stream`; the returned function records activity on it (call it per DATA chunk). */
   track(stream: ServerHttp2Stream): () => void {
-    const activity: StreamActivity = { stream, progress: 0, seen: 0, quietSinceMs: this.clock.nowMs() };
+    const activity: StreamActivity = { stream, progress: 0, seen: 0, quietSinceMs: this.guard.clock.nowMs() };
     this.streams.add(activity);
     stream.once('close', () => {
       this.streams.delete(activity);
-      if (this.streams.size === 0) this.idleSinceMs = this.clock.nowMs();
+      if (this.streams.size === 0) this.idleSinceMs = this.guard.clock.nowMs();
     });
     return () => {
       activity.progress++;
@@ -56,7 +55,7 @@ export class SessionWatch {
 
   /** Resets the streams idle too long; closes the session if it has been without any. */
   private closeIfIdle(): boolean {
-    const nowMs = this.clock.nowMs();
+    const nowMs = this.guard.clock.nowMs();
     const { idleTimeoutMs, streamIdleTimeoutMs } = this.guard.limits;
     const source_id = this.peer?.spiffeId ?? null;
     if (this.streams.size === 0 && nowMs - this.idleSinceMs >= idleTimeoutMs) {
