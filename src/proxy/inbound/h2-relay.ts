@@ -73,8 +73,8 @@ export function createStreamRelay(options: StreamRelayOptions): StreamRelay {
     return app;
   };
   server.on('stream', (stream, headers) => {
-    const watch = sessions.get(stream.session!);
-    if (watch === undefined) return;
+    // node:http2 emits `session` synchronously, before any stream of it.
+    const watch = sessions.get(stream.session!)!;
     relayStream(stream, headers, watch.peer, watch.track(stream), appSession, options);
   });
   return {
