@@ -6,6 +6,7 @@
 import type { Server, Socket } from 'node:net';
 import type { Clock } from '../spiffe/clock.js';
 import { checkEveryHalfTimeout } from './check-every-half-timeout.js';
+import type { REFUSAL_STATUS } from './errors.js';
 import type { ListenerLimits } from './limits.js';
 import type { ProxyLogger } from './logger.js';
 import type { ProxyMetrics } from './metrics.js';
@@ -13,13 +14,8 @@ import type { ProxyMetrics } from './metrics.js';
 /** One line per reason per listener per 10s: enough to see an attack start, too few to feed it. */
 const LOG_INTERVAL_MS = 10_000;
 
-export type RefusalReason =
-  | 'max-connections'
-  | 'bad-path'
-  | 'duplicate-host'
-  | 'bad-request'
-  | 'header-too-large'
-  | 'accept-failed';
+/** What a request was refused for (errors.ts), or a connection only a listener refuses. */
+export type RefusalReason = keyof typeof REFUSAL_STATUS | 'max-connections' | 'accept-failed';
 
 export type TimeoutKind = 'header' | 'request' | 'idle' | 'stream-idle' | 'tcp-idle';
 

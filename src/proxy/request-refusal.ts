@@ -4,11 +4,12 @@
 // listener that checks them; the listener counts, logs and answers. Pure, and free on the path of a
 // request that is not refused: nothing is allocated unless it is.
 import { REFUSAL_STATUS } from './errors.js';
+import type { RefusalReason } from './guard.js';
 import type { NormalizedTarget, PathRefusalReason } from './policy/normalize.js';
 
 export interface RequestRefusal {
   /** Also the `x-sigil-error` value and the refusal metric's label. */
-  readonly reason: 'bad-path' | 'duplicate-host';
+  readonly reason: RefusalReason;
   readonly status: number;
   /** What was wrong, for the log and, after "sigil proxy: ", for the client. */
   readonly message: string;
