@@ -2,7 +2,13 @@
 // globs (the kind that used to hang the proxy, now merely pointless), and the conservative
 // coverage tests the overlap analysis needs. Pure; lint.ts turns these into findings.
 import type { PathPattern, PolicyAction } from './model.js';
-import { escapedByte, isEncodedInPath, isLowerHex, isUnreservedByte } from './normalize.js';
+import {
+  escapedByte,
+  isEncodedInPath,
+  isLowerHex,
+  isUnreservedByte,
+  type NormalizedPath,
+} from './normalize.js';
 import { pathMatches } from './path-pattern.js';
 
 /** More `**` than this in one pattern says nothing two would not; parse refuses far more. */
@@ -113,7 +119,7 @@ function rewriteReason(literal: string): string | null {
 /** True when `outer` surely matches every path `inner` matches; false when unsure. */
 export function pathCovers(outer: PathPattern, inner: PathPattern): boolean {
   if (outer.text === inner.text) return true;
-  if (inner.kind === 'exact') return pathMatches(outer, inner.text);
+  if (inner.kind === 'exact') return pathMatches(outer, asRequestPath(inner));
   if (outer.kind !== 'prefix') return false;
   // A prefix covers any pattern whose literal head lies at or below its base.
   const head =
@@ -124,8 +130,16 @@ export function pathCovers(outer: PathPattern, inner: PathPattern): boolean {
 }
 
 export function pathsMayIntersect(a: PathPattern, b: PathPattern): boolean {
-  if (a.kind === 'exact') return pathMatches(b, a.text);
-  if (b.kind === 'exact') return pathMatches(a, b.text);
+  if (a.kind === 'exact') return pathMatches(b, asRequestPath(a));
+  if (b.kind === 'exact') return pathMatches(a, asRequestPath(b));
   if (a.kind === 'prefix' && b.kind === 'prefix') return pathCovers(a, b) || pathCovers(b, a);
   return true;
+}
+
+/**
+ * An exact pattern's text, matched as the request path it names. Not necessarily normalized (one
+ * that is not can never match, which deadPathReason reports); the matcher only reads segments.
+ */
+function asRequestPath(exact: PathPattern): NormalizedPath {
+  return exact.text as NormalizedPath;
 }
