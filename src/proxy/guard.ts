@@ -5,22 +5,17 @@
 // next line carries that count. Idle timeouts are routine and logged at debug only.
 import type { Server, Socket } from 'node:net';
 import type { Clock } from '../spiffe/clock.js';
+import { checkEveryHalfTimeout } from './check-every-half-timeout.js';
+import type { REFUSAL_STATUS } from './errors.js';
 import type { ListenerLimits } from './limits.js';
 import type { ProxyLogger } from './logger.js';
 import type { ProxyMetrics } from './metrics.js';
 
 /** One line per reason per listener per 10s: enough to see an attack start, too few to feed it. */
 const LOG_INTERVAL_MS = 10_000;
-/** Checking for idle pipes more often than this costs more than it saves, even in tests. */
-const MIN_IDLE_CHECK_MS = 250;
 
-export type RefusalReason =
-  | 'max-connections'
-  | 'bad-path'
-  | 'duplicate-host'
-  | 'bad-request'
-  | 'header-too-large'
-  | 'accept-failed';
+/** What a request was refused for (errors.ts), or a connection only a listener refuses. */
+export type RefusalReason = keyof typeof REFUSAL_STATUS | 'max-connections' | 'accept-failed';
 
 export type TimeoutKind = 'header' | 'request' | 'idle' | 'stream-idle' | 'tcp-idle';
 
@@ -107,25 +102,20 @@ export function capConnections(server: Server, guard: ListenerGuard): void {
 export function closeWhenIdle(socket: Socket, guard: ListenerGuard, fields: Record<string, unknown>): void {
   const { clock } = guard;
   const timeoutMs = guard.limits.tcpIdleTimeoutMs;
-  const everyMs = Math.max(MIN_IDLE_CHECK_MS, Math.floor(timeoutMs / 2));
   let seen = socket.bytesRead + socket.bytesWritten;
   let quietSinceMs = clock.nowMs();
-  let cancel: (() => void) | null = null;
-  const check = () => {
-    cancel = null;
-    if (socket.destroyed) return;
+  checkEveryHalfTimeout(clock, timeoutMs, socket, () => {
+    if (socket.destroyed) return true;
     const progress = socket.bytesRead + socket.bytesWritten;
     const nowMs = clock.nowMs();
     if (progress !== seen) {
       seen = progress;
       quietSinceMs = nowMs;
-    } else if (nowMs - quietSinceMs >= timeoutMs) {
-      guard.timedOut('tcp-idle', { ...fields, timeout_ms: timeoutMs });
-      socket.destroy();
-      return;
+      return false;
     }
-    cancel = clock.setTimer(everyMs, check);
-  };
-  cancel = clock.setTimer(everyMs, check);
-  socket.once('close', () => cancel?.());
+    if (nowMs - quietSinceMs < timeoutMs) return false;
+    guard.timedOut('tcp-idle', { ...fields, timeout_ms: timeoutMs });
+    socket.destroy();
+    return true;
+  });
 }

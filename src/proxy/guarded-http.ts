@@ -57,6 +57,7 @@ function refuse(
   return {
     status,
     headers: { [SIGIL_ERROR_HEADER]: kind, 'content-type': 'text/plain; charset=utf-8' },
-    body: `sigil proxy: ${STATUS_CODES[status]?.toLowerCase() ?? 'bad request'}\n`,
+    // Every REFUSAL_STATUS code has a reason phrase in STATUS_CODES.
+    body: `sigil proxy: ${STATUS_CODES[status]!.toLowerCase()}\n`,
   };
 }

@@ -3,10 +3,11 @@
 // sidecar) listeners alike. It uses undici's legacy dispatch handler on purpose: onHeaders gets the
 // raw header buffers, while the newer onResponseStart API parses them into an object per response
 // that we would never read (the newer path's raw form is controller.rawHeaders, should this move).
-import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
+import { writeAnswer } from '../spiffe/http-client-error.js';
 import { proxyErrorResponse, SIGIL_ERROR_HEADER } from './errors.js';
 import { filterHeaders } from './headers.js';
 import { type ResponseClass, responseClassOf } from './metrics.js';
@@ -78,11 +79,11 @@ export function requestHead(method: string | undefined, target: string, headers:
 
 /** Refuses an upgrade on its raw socket (no ServerResponse exists for upgrades). */
 export function refuseUpgrade(socket: Duplex, status: number, error: string, text: string): void {
-  const body = `${text}\n`;
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${SIGIL_ERROR_HEADER}: ${error}\r\n` +
-      `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-  );
+  writeAnswer(socket, {
+    status,
+    headers: { [SIGIL_ERROR_HEADER]: error, 'content-type': 'text/plain; charset=utf-8' },
+    body: `${text}\n`,
+  });
 }
 
 class ResponseRelay implements Dispatcher.DispatchHandler {

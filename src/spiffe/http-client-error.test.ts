@@ -1,7 +1,12 @@
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from './clock.js';
-import { type ClientErrorKind, checkingIntervalMs, clientErrorHandler } from './http-client-error.js';
+import {
+  type ClientErrorKind,
+  checkingIntervalMs,
+  clientErrorHandler,
+  writeAnswer,
+} from './http-client-error.js';
 
 function socket() {
   const written: string[] = [];
@@ -16,6 +21,23 @@ function socket() {
 }
 
 const error = (code: string) => Object.assign(new Error(code), { code });
+
+describe('writeAnswer', () => {
+  it('writes the status line, the headers in order, content-length in bytes and connection: close, then ends', async () => {
+    const { s, written } = socket();
+    const finished = new Promise((resolve) => s.once('finish', resolve));
+    writeAnswer(s, {
+      status: 403,
+      headers: { 'x-sigil-error': 'forbidden', 'content-type': 'text/plain; charset=utf-8' },
+      body: 'sigil proxy: é\n',
+    });
+    await finished;
+    expect(written.join('')).toBe(
+      'HTTP/1.1 403 Forbidden\r\nx-sigil-error: forbidden\r\ncontent-type: text/plain; charset=utf-8\r\n' +
+        'content-length: 16\r\nconnection: close\r\n\r\nsigil proxy: é\n',
+    );
+  });
+});
 
 describe('clientErrorHandler', () => {
   it('answers once per socket, with the refusal the listener chose, then closes after a grace period', async () => {

@@ -68,16 +68,23 @@ export function clientErrorHandler(clock: Clock, refuse: ClientErrorRefusal) {
       socket.destroy();
       return;
     }
-    const headers = Object.entries(answer.headers)
-      .map(([name, value]) => `${name}: ${value}\r\n`)
-      .join('');
-    socket.end(
-      `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\n${headers}` +
-        `content-length: ${Buffer.byteLength(answer.body)}\r\nconnection: close\r\n\r\n${answer.body}`,
-    );
+    writeAnswer(socket, answer);
     const cancel = clock.setTimer(CLIENT_ERROR_LINGER_MS, () => socket.destroy());
     socket.once('close', cancel);
   };
+}
+
+/**
+ * Writes a whole HTTP/1.1 response on a raw socket, where node:http offers no ServerResponse (a
+ * client error, a refused upgrade), and ends the socket: `connection: close`, so the client
+ * expects that. Headers go in `answer.headers` order, then content-length and connection.
+ */
+export function writeAnswer(socket: Duplex, answer: ClientErrorAnswer): void {
+  let head = `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\n`;
+  for (const [name, value] of Object.entries(answer.headers)) head += `${name}: ${value}\r\n`;
+  socket.end(
+    `${head}content-length: ${Buffer.byteLength(answer.body)}\r\nconnection: close\r\n\r\n${answer.body}`,
+  );
 }
 
 interface ServerSocketState {

@@ -16,14 +16,14 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import type { Clock } from '../../spiffe/clock.js';
-import { REFUSAL_STATUS, SIGIL_ERROR_HEADER } from '../errors.js';
+import { SIGIL_ERROR_HEADER } from '../errors.js';
 import type { ListenerGuard } from '../guard.js';
 import type { VerifiedPeer } from '../identity.js';
 import type { ProxyLogger } from '../logger.js';
 import type { RequestSeries } from '../metrics.js';
 import { responseClassOf } from '../metrics.js';
 import { normalizeRequestTarget, type PathNormalization } from '../policy/normalize.js';
+import { type AdmittedTarget, requestRefusal } from '../request-refusal.js';
 import type { AuthorizationDecision, AuthorizationRequest } from './authorize.js';
 import { SessionWatch } from './h2-watch.js';
 import { IDENTITY_HEADERS, PEER_ID_HEADER, XFCC_HEADER, xfccValue } from './peer-headers.js';
@@ -32,9 +32,7 @@ export interface StreamRelayOptions {
   readonly listener: string;
   readonly app: { readonly host: string; readonly port: number };
   readonly logger: ProxyLogger;
-  /** Runs the session idle checks. */
-  readonly clock: Clock;
-  /** The listener's limits, refusal counting and logging. */
+  /** The listener's limits, clock (for the session idle checks), refusal counting and logging. */
   readonly guard: ListenerGuard;
   readonly pathNormalization: PathNormalization;
   /** Authorizes (counting and logging the decision) one request. */
@@ -57,7 +55,7 @@ export function createStreamRelay(options: StreamRelayOptions): StreamRelay {
   // node:http2 makes the session synchronously inside emit('connection'); this carries the peer there.
   let accepting: VerifiedPeer | null = null;
   server.on('session', (session) =>
-    sessions.set(session, new SessionWatch(session, accepting, options.guard, options.clock)),
+    sessions.set(session, new SessionWatch(session, accepting, options.guard)),
   );
   let app: ClientHttp2Session | undefined;
   const appSession = (): ClientHttp2Session => {
@@ -75,8 +73,8 @@ export function createStreamRelay(options: StreamRelayOptions): StreamRelay {
     return app;
   };
   server.on('stream', (stream, headers) => {
-    const watch = sessions.get(stream.session!);
-    if (watch === undefined) return;
+    // node:http2 emits `session` synchronously, before any stream of it.
+    const watch = sessions.get(stream.session!)!;
     relayStream(stream, headers, watch.peer, watch.track(stream), appSession, options);
   });
   return {
@@ -128,21 +126,21 @@ function relayStream(
   stream.on('data', onActivity);
 
   const rawPath = headers[':path'];
-  const target =
+  const normalized =
     rawPath === undefined ? undefined : normalizeRequestTarget(rawPath, options.pathNormalization);
-  if (target !== undefined && !target.ok) {
-    options.guard.refused('bad-path', {
+  const refusal = requestRefusal(normalized, undefined);
+  if (refusal !== null) {
+    options.guard.refused(refusal.reason, {
       source_id: principal,
       destination_id: options.ownId(),
       method: headers[':method'],
-      err: target.message,
-      path_refusal: target.reason,
+      ...refusal.fields,
     });
-    const status = REFUSAL_STATUS['bad-path'];
-    respondWithError(stream, status, 'bad-path', `sigil proxy: ${target.message}`);
-    finish(status);
+    respondWithError(stream, refusal.status, refusal.reason, `sigil proxy: ${refusal.message}`);
+    finish(refusal.status);
     return;
   }
+  const target = normalized as AdmittedTarget | undefined;
   const decision = options.enforce({
     principal,
     port: options.app.port,

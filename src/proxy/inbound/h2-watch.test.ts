@@ -38,7 +38,7 @@ function watched() {
     clock,
   });
   const session = new FakeSession();
-  const watch = new SessionWatch(session as unknown as ServerHttp2Session, null, guard, clock);
+  const watch = new SessionWatch(session as unknown as ServerHttp2Session, null, guard);
   const open = () => {
     const stream = new FakeStream();
     return { stream, bump: watch.track(stream as unknown as ServerHttp2Stream) };

@@ -5,12 +5,9 @@
 // chunk, and nothing is armed per stream. Envoy's semantics: a session's idle time counts while it
 // has no stream, whatever control frames (PING) it sends.
 import { constants, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
-import type { Clock } from '../../spiffe/clock.js';
+import { checkEveryHalfTimeout } from '../check-every-half-timeout.js';
 import type { ListenerGuard } from '../guard.js';
 import type { VerifiedPeer } from '../identity.js';
-
-/** Checking more often than this costs more than it saves, even for very short test timeouts. */
-const MIN_CHECK_INTERVAL_MS = 250;
 
 interface StreamActivity {
   readonly stream: ServerHttp2Stream;
@@ -25,38 +22,31 @@ export class SessionWatch {
   private readonly streams = new Set<StreamActivity>();
   /** When the last stream closed, or the session opened. */
   private idleSinceMs: number;
-  private cancel: (() => void) | null = null;
 
   constructor(
     private readonly session: ServerHttp2Session,
     /** The verified caller; null for a plaintext one. */
     readonly peer: VerifiedPeer | null,
+    /** Its limits and clock are the listener's. */
     private readonly guard: ListenerGuard,
-    private readonly clock: Clock,
   ) {
-    this.idleSinceMs = clock.nowMs();
+    this.idleSinceMs = guard.clock.nowMs();
     const { idleTimeoutMs, streamIdleTimeoutMs } = guard.limits;
-    const everyMs = Math.max(
-      MIN_CHECK_INTERVAL_MS,
-      Math.floor(Math.min(idleTimeoutMs, streamIdleTimeoutMs) / 2),
+    checkEveryHalfTimeout(
+      guard.clock,
+      Math.min(idleTimeoutMs, streamIdleTimeoutMs),
+      session,
+      () => session.closed || session.destroyed || this.closeIfIdle(),
     );
-    const check = () => {
-      this.cancel = null;
-      if (session.closed || session.destroyed) return;
-      if (this.closeIfIdle()) return;
-      this.cancel = clock.setTimer(everyMs, check);
-    };
-    this.cancel = clock.setTimer(everyMs, check);
-    session.once('close', () => this.cancel?.());
   }
 
   /** Starts watching `stream`; the returned function records activity on it (call it per DATA chunk). */
   track(stream: ServerHttp2Stream): () => void {
-    const activity: StreamActivity = { stream, progress: 0, seen: 0, quietSinceMs: this.clock.nowMs() };
+    const activity: StreamActivity = { stream, progress: 0, seen: 0, quietSinceMs: this.guard.clock.nowMs() };
     this.streams.add(activity);
     stream.once('close', () => {
       this.streams.delete(activity);
-      if (this.streams.size === 0) this.idleSinceMs = this.clock.nowMs();
+      if (this.streams.size === 0) this.idleSinceMs = this.guard.clock.nowMs();
     });
     return () => {
       activity.progress++;
@@ -65,7 +55,7 @@ export class SessionWatch {
 
   /** Resets the streams idle too long; closes the session if it has been without any. */
   private closeIfIdle(): boolean {
-    const nowMs = this.clock.nowMs();
+    const nowMs = this.guard.clock.nowMs();
     const { idleTimeoutMs, streamIdleTimeoutMs } = this.guard.limits;
     const source_id = this.peer?.spiffeId ?? null;
     if (this.streams.size === 0 && nowMs - this.idleSinceMs >= idleTimeoutMs) {

@@ -5,7 +5,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { REFUSAL_STATUS } from '../errors.js';
 import { closeWhenIdle, type ListenerGuard } from '../guard.js';
 import { type FilteredHeaders, type FilterOptions, filterHeaders } from '../headers.js';
 import { type Pool, refuseUpgrade, relayRequest, requestHead, respondWithError } from '../http-relay.js';
@@ -14,11 +13,11 @@ import type { ProxyLogger } from '../logger.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
 import {
-  type NormalizedPath,
   type NormalizedTarget,
   normalizeRequestTarget,
   type PathNormalization,
 } from '../policy/normalize.js';
+import { type AdmittedTarget, requestRefusal } from '../request-refusal.js';
 import { type EnforcementContext, enforce } from './authorize.js';
 import { appendPeerHeaders, IDENTITY_HEADERS } from './peer-headers.js';
 
@@ -37,11 +36,18 @@ export interface InboundHttpContext {
 const STRIP_IDENTITY: FilterOptions = { strip: IDENTITY_HEADERS };
 const STRIP_IDENTITY_KEEP_UPGRADE: FilterOptions = { strip: IDENTITY_HEADERS, keepUpgrade: true };
 
-/** Why a request is refused before it is authorized; the reason is also `x-sigil-error`. */
-interface Refusal {
-  readonly reason: 'bad-path' | 'duplicate-host';
-  readonly message: string;
+/** The proxy's own answer to a request it does not relay: status, `x-sigil-error`, one line of text. */
+interface Answer {
+  readonly status: number;
+  readonly error: string;
+  readonly text: string;
 }
+
+const FORBIDDEN: Answer = Object.freeze({
+  status: 403,
+  error: 'forbidden',
+  text: 'sigil proxy: forbidden by policy',
+});
 
 export function handleRequest(
   req: IncomingMessage,
@@ -57,20 +63,16 @@ export function handleRequest(
   const series = context.metrics.requestSeries(context.name, 'inbound', principal ?? 'plaintext', ownId);
   const target = normalizeRequestTarget(req.url ?? '', context.pathNormalization);
   const filtered = filterHeaders(req.rawHeaders, STRIP_IDENTITY);
-  const refusal = target.ok && filtered.hostCount <= 1 ? null : refuse(req, target, filtered, peer, context);
-  if (refusal !== null || !target.ok || !authorize(req, target.path, principal, context)) {
+  const admitted = admit(req, target, filtered, peer, context);
+  if (typeof admitted !== 'string') {
     // Drain whatever body was sent so the connection stays usable for the next request.
     req.resume();
-    if (refusal === null) respondWithError(res, 403, 'forbidden', 'sigil proxy: forbidden by policy');
-    else {
-      const status = REFUSAL_STATUS[refusal.reason];
-      respondWithError(res, status, refusal.reason, `sigil proxy: ${refusal.message}`);
-    }
+    respondWithError(res, admitted.status, admitted.error, admitted.text);
     series.record('4xx', (performance.now() - startedMs) / 1_000);
     return;
   }
   addIdentityHeaders(filtered, peer, ownId, context);
-  relayRequest(pool, req, res, target.target, filtered, (outcome) => {
+  relayRequest(pool, req, res, admitted, filtered, (outcome) => {
     series.record(outcome.responseClass, (performance.now() - startedMs) / 1_000);
     if (outcome.error !== null) {
       context.logger.warn(
@@ -96,60 +98,53 @@ export function handleUpgrade(
   const principal = peer?.spiffeId ?? null;
   const target = normalizeRequestTarget(req.url ?? '', context.pathNormalization);
   const filtered = filterHeaders(req.rawHeaders, STRIP_IDENTITY_KEEP_UPGRADE);
-  if (!target.ok || filtered.hostCount > 1) {
-    const { reason, message } = refuse(req, target, filtered, peer, context);
-    refuseUpgrade(socket, REFUSAL_STATUS[reason], reason, `sigil proxy: ${message}`);
-    return;
-  }
-  if (!authorize(req, target.path, principal, context)) {
-    refuseUpgrade(socket, 403, 'forbidden', 'sigil proxy: forbidden by policy');
+  const admitted = admit(req, target, filtered, peer, context);
+  if (typeof admitted !== 'string') {
+    refuseUpgrade(socket, admitted.status, admitted.error, admitted.text);
     return;
   }
   const ownId = context.identity.spiffeId;
   addIdentityHeaders(filtered, peer, ownId, context);
   const app = connect({ host: context.app.host, port: context.app.port, noDelay: true });
-  app.write(requestHead(req.method, target.target, filtered.headers));
+  app.write(requestHead(req.method, admitted, filtered.headers));
   if (head.length > 0) app.write(head);
   // Upgraded, the connection is a pipe: no more heads or bodies to time, only silence.
   closeWhenIdle(app, context.guard, { source_id: principal, destination_id: ownId });
   pipeSockets(socket, app, () => {});
 }
 
-function authorize(
-  req: IncomingMessage,
-  path: NormalizedPath | null,
-  principal: string | null,
-  context: InboundHttpContext,
-): boolean {
-  const request = { principal, port: context.app.port, protocol: 'http', method: req.method, path } as const;
-  return enforce(context.enforcement, request).allow;
-}
-
 /**
- * Why the app could read this request differently from the policy (a path normalize.ts refuses,
- * or two Host fields); counted and logged here.
+ * The target to forward if the request may go to the app, else what to answer instead. First what
+ * the app could read differently from the policy (counted and logged here), then the policy
+ * (enforce() counts and logs its decision).
  */
-function refuse(
+function admit(
   req: IncomingMessage,
   target: NormalizedTarget,
   filtered: FilteredHeaders,
   peer: VerifiedPeer | null,
   context: InboundHttpContext,
-): Refusal {
-  const refusal: Refusal = target.ok
-    ? {
-        reason: 'duplicate-host',
-        message: `request has ${filtered.hostCount} Host header fields; one is allowed`,
-      }
-    : { reason: 'bad-path', message: target.message };
-  context.guard.refused(refusal.reason, {
-    source_id: peer?.spiffeId ?? null,
-    destination_id: context.identity.spiffeId,
+): string | Answer {
+  const principal = peer?.spiffeId ?? null;
+  const refusal = requestRefusal(target, filtered);
+  if (refusal !== null) {
+    context.guard.refused(refusal.reason, {
+      source_id: principal,
+      destination_id: context.identity.spiffeId,
+      method: req.method,
+      ...refusal.fields,
+    });
+    return { status: refusal.status, error: refusal.reason, text: `sigil proxy: ${refusal.message}` };
+  }
+  const admitted = target as AdmittedTarget;
+  const request = {
+    principal,
+    port: context.app.port,
+    protocol: 'http',
     method: req.method,
-    err: refusal.message,
-    ...(target.ok ? {} : { path_refusal: target.reason }),
-  });
-  return refusal;
+    path: admitted.path,
+  } as const;
+  return enforce(context.enforcement, request).allow ? admitted.target : FORBIDDEN;
 }
 
 /**

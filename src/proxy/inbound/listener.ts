@@ -119,7 +119,6 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
       listener: name,
       app: options.app,
       logger,
-      clock,
       guard,
       pathNormalization,
       enforce: (request) => enforce(enforcement, request),

@@ -9,7 +9,7 @@ import { type AddressInfo, createServer as createNetServer, type Server, type So
 import type { Duplex } from 'node:stream';
 import { type Clock, systemClock } from '../../spiffe/clock.js';
 import type { SigilError } from '../../spiffe/errors.js';
-import { proxyErrorResponse, REFUSAL_STATUS } from '../errors.js';
+import { proxyErrorResponse } from '../errors.js';
 import { capConnections, closeWhenIdle, createListenerGuard, type ListenerGuard } from '../guard.js';
 import { createGuardedHttpServer } from '../guarded-http.js';
 import { filterHeaders } from '../headers.js';
@@ -19,6 +19,7 @@ import { DEFAULT_LIMITS, type ListenerLimits } from '../limits.js';
 import type { ProxyLogger } from '../logger.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
+import { requestRefusal } from '../request-refusal.js';
 import { UpstreamConnector } from './connect.js';
 
 export interface HostPort {
@@ -172,16 +173,16 @@ function handleRequest(
     destinationLabel,
   );
   const filtered = filterHeaders(req.rawHeaders);
-  if (filtered.hostCount > 1) {
-    // undici would refuse it as a 502, blaming the upstream for the app's malformed request.
-    const message = `request has ${filtered.hostCount} Host header fields; one is allowed`;
-    guard.refused('duplicate-host', {
+  // undici would refuse two Host fields as a 502, blaming the upstream for the app's malformed request.
+  const refusal = requestRefusal(undefined, filtered);
+  if (refusal !== null) {
+    guard.refused(refusal.reason, {
       source_id: options.identity.spiffeId,
       method: req.method,
-      err: message,
+      ...refusal.fields,
     });
     req.resume();
-    respondWithError(res, REFUSAL_STATUS['duplicate-host'], 'duplicate-host', `sigil proxy: ${message}`);
+    respondWithError(res, refusal.status, refusal.reason, `sigil proxy: ${refusal.message}`);
     series.record('4xx', (performance.now() - startedMs) / 1_000);
     return;
   }

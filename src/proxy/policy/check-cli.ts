@@ -220,14 +220,14 @@ async function loadPolicySet(file: string): Promise<LoadedPolicy> {
         field: 'path_normalization',
       });
     }
-    const set = await loadFromConfig(file, doc, text);
+    const set = await loadFromConfig(file, doc);
     return { set, pathNormalization };
   }
-  return { set: parsePolicyFile(text, file), pathNormalization: DEFAULT_PATH_NORMALIZATION };
+  return { set: compilePolicyDocument(raw, file), pathNormalization: DEFAULT_PATH_NORMALIZATION };
 }
 
 /** The policy set a mapping document names: its `policy_file`, its inline `policies`, or itself. */
-async function loadFromConfig(file: string, doc: Record<string, unknown>, text: string): Promise<PolicySet> {
+async function loadFromConfig(file: string, doc: Record<string, unknown>): Promise<PolicySet> {
   if (doc.policy_file !== undefined) {
     if (typeof doc.policy_file !== 'string' || doc.policy_file === '') {
       throw new SigilError(
@@ -243,7 +243,7 @@ async function loadFromConfig(file: string, doc: Record<string, unknown>, text: 
     const inline = Object.fromEntries(Object.entries(doc).filter(([k]) => POLICY_FILE_KEYS.includes(k)));
     return compilePolicyDocument(inline, `${file} (inline policies)`);
   }
-  return parsePolicyFile(text, file);
+  return compilePolicyDocument(doc, file);
 }
 
 async function readText(file: string): Promise<string> {

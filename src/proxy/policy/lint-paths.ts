@@ -2,6 +2,13 @@
 // globs (the kind that used to hang the proxy, now merely pointless), and the conservative
 // coverage tests the overlap analysis needs. Pure; lint.ts turns these into findings.
 import type { PathPattern, PolicyAction } from './model.js';
+import {
+  escapedByte,
+  isEncodedInPath,
+  isLowerHex,
+  isUnreservedByte,
+  type NormalizedPath,
+} from './normalize.js';
 import { pathMatches } from './path-pattern.js';
 
 /** More `**` than this in one pattern says nothing two would not; parse refuses far more. */
@@ -75,13 +82,35 @@ function deadPathReason(pattern: PathPattern): string | null {
   if (segments.some((s) => s === '.' || s === '..')) {
     return 'request paths are normalized without "." or ".." segments';
   }
-  if (/%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])/.test(literal)) {
+  return rewriteReason(literal);
+}
+
+/**
+ * Why no normalized request path can contain `literal`: normalize.ts would have rewritten it (in
+ * the order below, the first kind found), asked with normalize.ts's own predicates. Parse already
+ * refused "?", "#", spaces and control characters; a "%" without two hex digits is not reported.
+ */
+function rewriteReason(literal: string): string | null {
+  let escapesUnreserved = false;
+  let escapesInLowerCase = false;
+  let hasCharacterToEncode = false;
+  for (let i = 0; i < literal.length; i++) {
+    const value = escapedByte(literal, i);
+    if (value >= 0) {
+      escapesUnreserved ||= isUnreservedByte(value);
+      escapesInLowerCase ||= isLowerHex(literal.charCodeAt(i + 1)) || isLowerHex(literal.charCodeAt(i + 2));
+      i += 2;
+    } else if (literal[i] !== '%' && isEncodedInPath(literal.charCodeAt(i))) {
+      hasCharacterToEncode = true;
+    }
+  }
+  if (escapesUnreserved) {
     return 'request paths have unreserved characters percent-decoded; write them plainly';
   }
-  if (/%(?:[0-9A-Fa-f][a-f]|[a-f][0-9A-Fa-f])/.test(literal)) {
+  if (escapesInLowerCase) {
     return 'request paths have escapes in upper case (%2F, not %2f)';
   }
-  if (/["<>[\\\]^`{|}]|[^\x20-\x7e]/.test(literal)) {
+  if (hasCharacterToEncode) {
     return 'request paths have "\\"<>[]^`{|} and non-ASCII characters percent-encoded; write them as %XX';
   }
   return null;
@@ -90,7 +119,7 @@ function deadPathReason(pattern: PathPattern): string | null {
 /** True when `outer` surely matches every path `inner` matches; false when unsure. */
 export function pathCovers(outer: PathPattern, inner: PathPattern): boolean {
   if (outer.text === inner.text) return true;
-  if (inner.kind === 'exact') return pathMatches(outer, inner.text);
+  if (inner.kind === 'exact') return pathMatches(outer, asRequestPath(inner));
   if (outer.kind !== 'prefix') return false;
   // A prefix covers any pattern whose literal head lies at or below its base.
   const head =
@@ -101,8 +130,16 @@ export function pathCovers(outer: PathPattern, inner: PathPattern): boolean {
 }
 
 export function pathsMayIntersect(a: PathPattern, b: PathPattern): boolean {
-  if (a.kind === 'exact') return pathMatches(b, a.text);
-  if (b.kind === 'exact') return pathMatches(a, b.text);
+  if (a.kind === 'exact') return pathMatches(b, asRequestPath(a));
+  if (b.kind === 'exact') return pathMatches(a, asRequestPath(b));
   if (a.kind === 'prefix' && b.kind === 'prefix') return pathCovers(a, b) || pathCovers(b, a);
   return true;
+}
+
+/**
+ * An exact pattern's text, matched as the request path it names. Not necessarily normalized (one
+ * that is not can never match, which deadPathReason reports); the matcher only reads segments.
+ */
+function asRequestPath(exact: PathPattern): NormalizedPath {
+  return exact.text as NormalizedPath;
 }

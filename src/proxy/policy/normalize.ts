@@ -106,6 +106,20 @@ for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-
 }
 for (const c of "!$&'()*+,;=:@/") CLASS[c.charCodeAt(0)] = ALLOWED;
 
+/** Whether `byte` is unreserved (RFC 3986 §2.3): an escape of it is decoded (`%61` becomes `a`). */
+export function isUnreservedByte(byte: number): boolean {
+  return byte < 0x80 && CLASS[byte] === UNRESERVED;
+}
+
+/**
+ * Whether the character `code` is percent-encoded where it stands raw in a path: non-ASCII, and
+ * what RFC 3986 does not allow there (`"`, `<`, `\`, `{`…). Also true of "%", "?", "#", space
+ * and control characters, which normalizeRequestTarget deals with before asking.
+ */
+export function isEncodedInPath(code: number): boolean {
+  return code > 0x7e || CLASS[code] === ENCODE;
+}
+
 const ASTERISK: NormalizedTarget = Object.freeze({ ok: true, path: null, target: '*' });
 
 /** Normalizes a request target in origin form (`/a/b?q`), or refuses it with the reason. */
@@ -206,7 +220,7 @@ function checkEscape(target: string, at: number, options: PathNormalization): No
 /** Whether the escape at `at` stays exactly as written: upper-case hex, not to be decoded. */
 function isCanonicalEscape(target: string, at: number, options: PathNormalization): boolean {
   const value = escapedByte(target, at);
-  if (value < 0x80 && CLASS[value] === UNRESERVED) return false;
+  if (isUnreservedByte(value)) return false;
   if ((value === SLASH || value === BACKSLASH) && options.escapedSlashes === 'unescape') return false;
   return !isLowerHex(target.charCodeAt(at + 1)) && !isLowerHex(target.charCodeAt(at + 2));
 }
@@ -224,11 +238,11 @@ function rewritePath(target: string, pathEnd: number, options: PathNormalization
       i += 2;
       const isSlash = value === SLASH || value === BACKSLASH;
       if (isSlash && options.escapedSlashes === 'unescape') decoded += '/';
-      else if (value < 0x80 && CLASS[value] === UNRESERVED) decoded += String.fromCharCode(value);
+      else if (isUnreservedByte(value)) decoded += String.fromCharCode(value);
       else decoded += `%${hex2(value)}`;
     } else if (c === BACKSLASH) {
       decoded += options.escapedSlashes === 'unescape' ? '/' : '%5C';
-    } else if (c > 0x7e || CLASS[c] === ENCODE) {
+    } else if (isEncodedInPath(c)) {
       decoded += `%${hex2(c)}`;
     } else {
       decoded += target[i];
@@ -247,7 +261,7 @@ function rewritePath(target: string, pathEnd: number, options: PathNormalization
 }
 
 /** The byte an escape at `at` stands for, or -1 when `at` is not "%" and two hex digits. */
-function escapedByte(text: string, at: number): number {
+export function escapedByte(text: string, at: number): number {
   if (text.charCodeAt(at) !== PERCENT) return -1;
   const high = hexValue(text.charCodeAt(at + 1));
   const low = hexValue(text.charCodeAt(at + 2));
@@ -276,7 +290,8 @@ function hexValue(c: number): number {
   return -1;
 }
 
-function isLowerHex(c: number): boolean {
+/** Whether `c` is a lower-case hex digit: escapes are written upper-case (`%2F`, not `%2f`). */
+export function isLowerHex(c: number): boolean {
   return c >= 0x61 && c <= 0x66;
 }
 

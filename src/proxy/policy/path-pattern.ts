@@ -90,7 +90,7 @@ function compileSegment(segment: string): SegmentMatcher {
  * Whether a normalized request path matches. A trailing "/" does not change the answer: `/api/`
  * matches what `/api` matches (the app still receives the "/").
  */
-export function pathMatches(pattern: PathPattern, path: NormalizedPath | string): boolean {
+export function pathMatches(pattern: PathPattern, path: NormalizedPath): boolean {
   const end = path.length > 1 && path.charCodeAt(path.length - 1) === SLASH ? path.length - 1 : path.length;
   switch (pattern.kind) {
     case 'exact':
