@@ -45,8 +45,7 @@ export async function attest(call: AttestCall, deps: AgentApiDeps): Promise<{ ag
       );
     }
     // The CSR first: it is cheap to check, and a bad one must not cost the agent its evidence.
-    const csr = Buffer.from(first.params.csr);
-    parseCsr(csr);
+    const csr = parseCsr(Buffer.from(first.params.csr));
     const result = await attestor.attest(Buffer.from(payload), {
       trustDomain: ca.trustDomain,
       nowMs: clock.nowMs(),

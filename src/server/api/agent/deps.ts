@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { NodeAttestorServer } from '../../../attestors/node/types.js';
 import type { Clock } from '../../../spiffe/clock.js';
 import type { SpiffeId } from '../../../spiffe/id.js';
+import type { ParsedCsr } from '../../../spiffe/x509-svid.js';
 import type { AuthorizedEntries } from '../../authorized-entries/index.js';
 import type { DataStore } from '../../datastore/types.js';
 import type { ServerMetrics } from '../../metrics.js';
@@ -11,7 +12,7 @@ import type { BundleFeed } from './bundle-feed.js';
 
 /** The workload surface agents sign through, plus agents' own SVIDs (attestation and renewal). */
 export interface AgentApiCa extends Pick<AdminCa, 'trustDomain' | 'bundle' | 'signCsr' | 'mintJwtSvid'> {
-  signAgentSvid(params: { csr: Buffer | string; agentId: SpiffeId; ttlMs: number }): {
+  signAgentSvid(params: { csr: ParsedCsr; agentId: SpiffeId; ttlMs: number }): {
     chain: readonly Buffer[];
     expiresAtMs: number;
   };
