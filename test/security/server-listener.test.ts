@@ -17,7 +17,7 @@ import {
 } from '../support/agent-api-client.js';
 import { waitFor } from '../support/agent-harness.js';
 import type { ServerProcess } from '../support/harness.js';
-import { agentApiHostPort, msUntilClosed, startLimitedServer } from '../support/limited-server.js';
+import { msUntilClosed, startLimitedServer } from '../support/limited-server.js';
 
 const TD = 'spiffe://example.org';
 
@@ -42,7 +42,7 @@ describe('agent API connection deadlines', () => {
         sign_burst: 5,
       },
     });
-    ({ host, port } = agentApiHostPort(limited));
+    ({ host, port } = limited.agentApi);
   });
   afterAll(async () => {
     await limited?.stop();
@@ -190,7 +190,7 @@ describe('agent API connection caps', () => {
   });
 
   it('refuses the connection past the per-IP cap, then past the total cap, at once', async () => {
-    const { host, port } = agentApiHostPort(capped);
+    const { host, port } = capped.agentApi;
     const open = (localAddress: string) => {
       const socket = net.connect({ host, port, localAddress });
       socket.on('error', () => {});
