@@ -125,12 +125,14 @@ describe('agent API connection deadlines', () => {
           'unix:uid:1',
         )
       ).entry.id;
-      const deadline = Date.now() + 10_000;
-      while (!updates.some((u) => u.upserted?.some((e) => e.id === entryId)) && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      const delivered = () => updates.some((u) => u.upserted?.some((e) => e.id === entryId));
+      await waitFor(
+        () => delivered() || streamError !== undefined,
+        10_000,
+        () => `entry ${entryId} never reached the sync stream`,
+      );
       expect(streamError).toBeUndefined();
-      expect(updates.some((u) => u.upserted?.some((e) => e.id === entryId))).toBe(true);
+      expect(delivered()).toBe(true);
 
       // Bad requests are refused by what they carry, before any signing.
       const tooMany = Array.from({ length: 1001 }, () => ({ entryId, csr: Buffer.from('x') }));
