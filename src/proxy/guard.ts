@@ -5,6 +5,7 @@
 // next line carries that count. Idle timeouts are routine and logged at debug only.
 import type { Server, Socket } from 'node:net';
 import type { Clock } from '../spiffe/clock.js';
+import { capConnections as capServerConnections } from '../spiffe/connection-cap.js';
 import { checkEveryHalfTimeout } from './check-every-half-timeout.js';
 import type { REFUSAL_STATUS } from './errors.js';
 import type { ListenerLimits } from './limits.js';
@@ -72,23 +73,12 @@ export function createListenerGuard(options: ListenerGuardOptions): ListenerGuar
   };
 }
 
-/**
- * Caps a listening server's open connections: node:net closes the next one before any byte is
- * read (and emits `drop`, which is counted and logged here). A failed accept (EMFILE when the
- * caps of all listeners add up past the descriptor limit) is counted and logged too: libuv has
- * already dropped that connection, and without a listener node:net would throw it and end the proxy.
- */
+/** Caps a listening server's open connections; drops and failed accepts are refusals of this listener. */
 export function capConnections(server: Server, guard: ListenerGuard): void {
-  server.maxConnections = guard.limits.maxConnections;
-  server.on('drop', (data?: { remoteAddress?: string }) =>
-    guard.refused('max-connections', {
-      remote: data?.remoteAddress,
-      max_connections: guard.limits.maxConnections,
-    }),
-  );
-  server.on('error', (err: NodeJS.ErrnoException) => {
-    if (!server.listening) return;
-    guard.refused('accept-failed', { error: err.code ?? err.message });
+  const { maxConnections } = guard.limits;
+  capServerConnections(server, maxConnections, {
+    onDrop: (remote) => guard.refused('max-connections', { remote, max_connections: maxConnections }),
+    onAcceptError: (err) => guard.refused('accept-failed', { error: err.code ?? err.message }),
   });
 }
 

@@ -25,7 +25,7 @@ import { ServerCa } from './ca/server-ca.js';
 import { loadUpstreamAuthority } from './ca/upstream.js';
 import type { ServerConfig } from './config.js';
 import { openDataStore } from './datastore/index.js';
-import type { DataStore } from './datastore/types.js';
+import type { DataStore, RegistrationEntry } from './datastore/types.js';
 import { ServerIdentity } from './identity.js';
 import { createLogger } from './logger.js';
 import { createServerMetrics } from './metrics.js';
@@ -77,8 +77,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     const rawStore = await openDataStore(config.datastore, clock);
     cleanups.push(() => rawStore.close());
     const serverId = serverSpiffeId(config.trustDomain).toString();
-    const index = await AuthorizedEntries.load(rawStore, serverId);
-    warnIgnoredEntries(index, logger);
+    const index = await AuthorizedEntries.load(rawStore, serverId, {
+      onReservedEntriesIgnored: (ignored) => warnIgnoredEntries(ignored, logger),
+    });
     const agentEvents = new EventEmitter().setMaxListeners(0);
     // Bound late: the CA's first bundle write happens before the feed and identity exist.
     let bundles: BundleFeed | undefined;
@@ -231,9 +232,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 }
 
 /** Entries stored with a reserved ID before such IDs were refused: named once, so an operator removes them. */
-function warnIgnoredEntries(index: AuthorizedEntries, logger: Logger): void {
-  const ignored = index.ignoredReservedEntries;
-  if (ignored.length === 0) return;
+function warnIgnoredEntries(ignored: readonly RegistrationEntry[], logger: Logger): void {
   logger.warn(
     { entries: ignored.map((e) => ({ id: e.id, spiffeId: e.spiffeId, parentId: e.parentId })) },
     "Entries with SPIFFE IDs reserved for Sigil's server and agents are ignored: never served to agents nor minted; delete them",

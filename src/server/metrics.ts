@@ -62,13 +62,13 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
     }),
     agentApiRefusals: new Counter({
       name: 'sigil_server_agent_api_refusals_total',
-      help: 'Agent API connections and calls refused by a limit (connection-cap, ip-cap, handshake, alpn, attest-rate, sign-rate)',
+      help: 'Agent API connections and calls refused by a limit (connection-cap, accept-failed, ip-cap, handshake, alpn, attest-rate, sign-rate)',
       labelNames: ['reason'],
       registers: [registry],
     }),
     adminApiRefusals: new Counter({
       name: 'sigil_server_admin_api_refusals_total',
-      help: 'Admin API connections refused by a limit (connection-cap, handshake, header-timeout, request-timeout, header-too-large, bad-request)',
+      help: 'Admin API connections refused by a limit (connection-cap, accept-failed, handshake, header-timeout, request-timeout, header-too-large, bad-request)',
       labelNames: ['reason'],
       registers: [registry],
     }),

@@ -7,20 +7,26 @@ import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type ServiceError, status } from '@grpc/grpc-js';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AgentState } from '../../src/agent/agent-state.js';
 import { createSvidKeyRequest } from '../../src/agent/manager/csr.js';
 import { attestNode } from '../../src/agent/server-client/attest.js';
-import { ServerConnection } from '../../src/agent/server-client/connection.js';
+import type { ServerConnection } from '../../src/agent/server-client/connection.js';
 import { createNodeAttestorAgent } from '../../src/attestors/node/index.js';
 import type { NodeAttestorAgent } from '../../src/attestors/node/types.js';
 import { decodeChallenge, signChallenge } from '../../src/attestors/node/x509pop/protocol.js';
-import { bundleToPem } from '../../src/spiffe/bundle.js';
-import { parseTrustDomain } from '../../src/spiffe/id.js';
 import { parsePrivateKey } from '../../src/spiffe/keys.js';
 import { decodePemBlocks, encodePem } from '../../src/spiffe/pem.js';
 import { describeCertificate } from '../../src/spiffe/x509-svid.js';
+import {
+  type Attested,
+  attestWith,
+  attestWithToken,
+  generateToken,
+  newConnection,
+  rejectionOf,
+  serverLog,
+  TRUST_DOMAIN,
+} from '../support/agent-api-client.js';
 import {
   type AgentProcess,
   asWorkload,
@@ -31,7 +37,6 @@ import {
 import { makeTempDir, runCommand, type ServerProcess, startServerProcess } from '../support/harness.js';
 
 const TD = 'spiffe://example.org';
-const TRUST_DOMAIN = parseTrustDomain('example.org');
 const NOBODY = 65534;
 const POD_UID = '1b7c0e2a-6f3d-4b8e-9a11-2c3d4e5f6a7b';
 
@@ -132,39 +137,13 @@ function k8sAgent(token: string, name: string): NodeAttestorAgent {
   return createNodeAttestorAgent('k8s_sat', { cluster: 'prod', token_path: file(name) });
 }
 
-// ---- The agent's client, as sigil-agent uses it.
-function newConnection(server: ServerProcess, bundlePem: string): ServerConnection {
-  const connection = new ServerConnection({
-    addresses: [server.agentApiAddress],
-    trustDomain: TRUST_DOMAIN,
-    nowMs: () => Date.now(),
-    logger: pino({ level: 'silent' }),
-  });
-  connection.setBundlePem(bundlePem);
-  return connection;
-}
-
-interface Attested {
-  readonly state: AgentState;
-  readonly connection: ServerConnection;
-}
-
+// ---- The agent's client, as sigil-agent uses it (test/support/agent-api-client.ts).
 const openConnections: ServerConnection[] = [];
 
-async function attestWith(
-  server: ServerProcess,
-  bundlePem: string,
-  attestor: NodeAttestorAgent,
-): Promise<Attested> {
-  const connection = newConnection(server, bundlePem);
-  openConnections.push(connection);
-  const state = await attestNode(connection, attestor, TRUST_DOMAIN, false);
-  connection.setBundlePem(bundleToPem(state.bundle));
-  connection.setIdentity(
-    state.chain.map((c) => encodePem('CERTIFICATE', c)).join(''),
-    state.key.export({ format: 'pem', type: 'pkcs8' }) as string,
-  );
-  return { state, connection };
+/** Keeps `attested`'s connection open until all tests are done. */
+function kept(attested: Attested): Attested {
+  openConnections.push(attested.connection);
+  return attested;
 }
 
 /** The gRPC error behind a refused attestation (attestNode wraps it in a SigilError). */
@@ -173,7 +152,7 @@ async function refusedAttestation(
   bundlePem: string,
   attestor: NodeAttestorAgent,
 ): Promise<ServiceError> {
-  const connection = newConnection(server, bundlePem);
+  const connection = newConnection(server.agentApiAddress, bundlePem);
   try {
     const err = await attestNode(connection, attestor, TRUST_DOMAIN, false).then(
       () => null,
@@ -185,16 +164,6 @@ async function refusedAttestation(
   } finally {
     connection.close();
   }
-}
-
-/** Any call's rejection, as the gRPC error. */
-async function callError(promise: Promise<unknown>): Promise<ServiceError> {
-  const err = await promise.then(
-    () => null,
-    (e: unknown) => e as ServiceError,
-  );
-  expect(err, 'the call succeeded').not.toBeNull();
-  return err!;
 }
 
 /** Runs one SyncEntries stream until its first message or error. */
@@ -237,12 +206,6 @@ async function createEntry(server: ServerProcess, ...args: string[]): Promise<st
   return (JSON.parse(res.stdout) as { entry: { id: string } }).entry.id;
 }
 
-async function generateToken(server: ServerProcess, ...args: string[]): Promise<string> {
-  const res = await server.cli('token', 'generate', '--output', 'json', ...args);
-  expect(res.code, res.stderr).toBe(0);
-  return (JSON.parse(res.stdout) as { token: string }).token;
-}
-
 /** A join_token agent half whose payload is sent as is (the real one refuses malformed tokens up front). */
 function rawJoinToken(payload: string): NodeAttestorAgent {
   return {
@@ -252,17 +215,6 @@ function rawJoinToken(payload: string): NodeAttestorAgent {
       throw new Error('join_token never answers challenges');
     },
   };
-}
-
-/** The server's "Agent API call refused" log records. */
-/** The server's log records with message `msg`, from character `from` of its log on. */
-function serverLog(srv: ServerProcess, msg: string, from = 0): Array<Record<string, unknown>> {
-  return srv
-    .logs()
-    .slice(from)
-    .split('\n')
-    .filter((line) => line.startsWith('{') && line.includes(`"msg":"${msg}"`))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 const sortedIds = (agents: readonly WireAgent[]) => agents.map((a) => a.spiffe_id).sort();
@@ -354,7 +306,7 @@ describe('refused attestation', () => {
 
   it('refuses a join token that was already used', async () => {
     const token = await generateToken(server);
-    const first = await attestWith(server, bundlePem, createNodeAttestorAgent('join_token', { token }));
+    const first = kept(await attestWithToken(server, bundlePem, token));
     expect(first.state.spiffeId).toBe(`${TD}/sigil/agent/join_token/${token}`);
     await waitFor(
       () => serverLog(server, 'Agent attested').some((r) => r.agentId === first.state.spiffeId),
@@ -456,7 +408,7 @@ describe('x509pop and k8s_sat attestation over the real stream', () => {
   const nodeXId = () => `${TD}/sigil/agent/x509pop/${sha1Fingerprint('nodex')}`;
 
   it('attests an openssl-made node certificate: agent ID from its SHA-1 fingerprint, x509pop selectors', async () => {
-    nodeX = await attestWith(server, bundlePem, x509popAgent('nodex'));
+    nodeX = kept(await attestWith(server, bundlePem, x509popAgent('nodex')));
     expect(nodeX.state.spiffeId).toBe(nodeXId());
     expect(describeCertificate(nodeX.state.chain[0]!).spiffeId).toBe(nodeXId());
     expect(nodeX.state.canReattest).toBe(true);
@@ -503,7 +455,7 @@ describe('x509pop and k8s_sat attestation over the real stream', () => {
 
   it('attests with a k8s_sat token signed by the configured key, and attests again with it', async () => {
     const agentId = `${TD}/sigil/agent/k8s_sat/prod/${POD_UID}`;
-    k8s = await attestWith(server, bundlePem, k8sAgent(saToken(), 'sa-token'));
+    k8s = kept(await attestWith(server, bundlePem, k8sAgent(saToken(), 'sa-token')));
     expect(k8s.state).toMatchObject({ spiffeId: agentId, canReattest: true });
     const record = await showAgent(server, agentId);
     expect(record).toMatchObject({ attestation_type: 'k8s_sat', can_reattest: true });
@@ -522,7 +474,7 @@ describe('x509pop and k8s_sat attestation over the real stream', () => {
     expect((await k8s.connection.fetchBundles()).bundle.length).toBeGreaterThan(0);
 
     // canReattest: the same evidence attests again, to the same ID, with a new SVID...
-    const again = await attestWith(server, bundlePem, k8sAgent(saToken(), 'sa-token'));
+    const again = kept(await attestWith(server, bundlePem, k8sAgent(saToken(), 'sa-token')));
     expect(again.state.spiffeId).toBe(agentId);
     const newSerial = describeCertificate(again.state.chain[0]!).serialHex;
     expect(newSerial).not.toBe(describeCertificate(k8s.state.chain[0]!).serialHex);
@@ -533,7 +485,7 @@ describe('x509pop and k8s_sat attestation over the real stream', () => {
         .map((r) => r.reattest),
     ).toEqual([false, true]);
     // ...and the SVID it replaced no longer authenticates.
-    const stale = await callError(k8s.connection.fetchBundles());
+    const stale = await rejectionOf(k8s.connection.fetchBundles());
     expect(stale.code).toBe(status.PERMISSION_DENIED);
     expect(stale.details).toMatch(/presented an SVID that is no longer current/);
     expect((await again.connection.fetchBundles()).bundle.length).toBeGreaterThan(0);
@@ -613,7 +565,7 @@ describe('x509pop and k8s_sat attestation over the real stream', () => {
         aud: string[] | string;
       };
       expect(claims.sub).toBe(`${TD}/x/api`);
-      const err = await callError(nodeX.connection.mintJwtSvid(foreignEntryId, ['billing']));
+      const err = await rejectionOf(nodeX.connection.mintJwtSvid(foreignEntryId, ['billing']));
       expect({ code: err.code, details: err.details }).toEqual({
         code: status.PERMISSION_DENIED,
         details: `entry ${foreignEntryId} is not authorized for ${nodeX.state.spiffeId}`,
@@ -625,7 +577,7 @@ describe('x509pop and k8s_sat attestation over the real stream', () => {
 describe('a banned agent', () => {
   it('is refused on every call and cannot attest again with its x509pop evidence', async () => {
     const agentId = `${TD}/sigil/agent/x509pop/${sha1Fingerprint('nodeban')}`;
-    const banned = await attestWith(server, bundlePem, x509popAgent('nodeban'));
+    const banned = kept(await attestWith(server, bundlePem, x509popAgent('nodeban')));
     expect(banned.state.spiffeId).toBe(agentId);
     // Works before the ban: the refusals below are the ban's doing.
     expect((await banned.connection.fetchBundles()).bundle.length).toBeGreaterThan(0);
@@ -644,7 +596,7 @@ describe('a banned agent', () => {
       ['FetchBundles', () => banned.connection.fetchBundles()],
     ];
     for (const [name, call] of calls) {
-      const err = await callError(call());
+      const err = await rejectionOf(call());
       expect({ name, code: err.code, details: err.details }).toEqual({ name, ...expected });
     }
     const sync = await firstSyncEvent(banned.connection);

@@ -14,7 +14,7 @@ import {
 } from '../support/agent-api-client.js';
 import { waitFor } from '../support/agent-harness.js';
 import type { ServerProcess } from '../support/harness.js';
-import { agentApiHostPort, startLimitedServer } from '../support/limited-server.js';
+import { startLimitedServer } from '../support/limited-server.js';
 import { RawH2Connection, REFUSED_STREAM } from '../support/raw-h2.js';
 
 const TD = 'spiffe://example.org';
@@ -44,7 +44,7 @@ afterAll(async () => {
 describe('agent API streams per connection', () => {
   // Streams opened before the client acknowledged the server's SETTINGS are refused one by one.
   it(`refuses streams beyond ${MAX_STREAMS} opened at once with REFUSED_STREAM, serving the rest`, async () => {
-    const { host, port } = agentApiHostPort(server);
+    const { host, port } = server.agentApi;
     const conn = await RawH2Connection.openTls(host, port);
     try {
       const ids = Array.from({ length: MAX_STREAMS + 3 }, (_, i) => 2 * i + 1);
@@ -73,7 +73,7 @@ describe('agent API streams per connection', () => {
 
   // Once the limit is acknowledged, exceeding it is a protocol error: the connection is closed.
   it(`closes a connection that opens more than ${MAX_STREAMS} streams after acknowledging the limit`, async () => {
-    const { host, port } = agentApiHostPort(server);
+    const { host, port } = server.agentApi;
     const conn = await RawH2Connection.openTls(host, port);
     try {
       await waitFor(

@@ -17,7 +17,7 @@ import {
 } from '../support/agent-api-client.js';
 import { waitFor } from '../support/agent-harness.js';
 import type { ServerProcess } from '../support/harness.js';
-import { agentApiHostPort, msUntilClosed, startLimitedServer } from '../support/limited-server.js';
+import { msUntilClosed, startLimitedServer } from '../support/limited-server.js';
 
 const TD = 'spiffe://example.org';
 
@@ -42,7 +42,7 @@ describe('agent API connection deadlines', () => {
         sign_burst: 5,
       },
     });
-    ({ host, port } = agentApiHostPort(limited));
+    ({ host, port } = limited.agentApi);
   });
   afterAll(async () => {
     await limited?.stop();
@@ -125,12 +125,14 @@ describe('agent API connection deadlines', () => {
           'unix:uid:1',
         )
       ).entry.id;
-      const deadline = Date.now() + 10_000;
-      while (!updates.some((u) => u.upserted?.some((e) => e.id === entryId)) && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      const delivered = () => updates.some((u) => u.upserted?.some((e) => e.id === entryId));
+      await waitFor(
+        () => delivered() || streamError !== undefined,
+        10_000,
+        () => `entry ${entryId} never reached the sync stream`,
+      );
       expect(streamError).toBeUndefined();
-      expect(updates.some((u) => u.upserted?.some((e) => e.id === entryId))).toBe(true);
+      expect(delivered()).toBe(true);
 
       // Bad requests are refused by what they carry, before any signing.
       const tooMany = Array.from({ length: 1001 }, () => ({ entryId, csr: Buffer.from('x') }));
@@ -190,7 +192,7 @@ describe('agent API connection caps', () => {
   });
 
   it('refuses the connection past the per-IP cap, then past the total cap, at once', async () => {
-    const { host, port } = agentApiHostPort(capped);
+    const { host, port } = capped.agentApi;
     const open = (localAddress: string) => {
       const socket = net.connect({ host, port, localAddress });
       socket.on('error', () => {});

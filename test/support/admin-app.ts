@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { buildAdminApp } from '../../src/server/api/admin/app.js';
+import { type AdminAppOptions, buildAdminApp } from '../../src/server/api/admin/app.js';
 import type { AdminDeps } from '../../src/server/api/admin/deps.js';
 import { AuthorizedEntries, observeEntryWrites } from '../../src/server/authorized-entries/index.js';
 import { ServerCa } from '../../src/server/ca/server-ca.js';
@@ -24,7 +24,7 @@ export interface AdminFixture {
 }
 
 export async function startAdminFixture(
-  options: { trustDomain?: string; clock?: Clock } = {},
+  options: { trustDomain?: string; clock?: Clock; app?: AdminAppOptions } = {},
 ): Promise<AdminFixture> {
   const tmp = makeTempDir('sigil-admin-');
   const clock = options.clock ?? systemClock;
@@ -60,7 +60,7 @@ export async function startAdminFixture(
     registry,
     isReady: async () => true,
   };
-  const app = await buildAdminApp(deps, { auth: 'local' });
+  const app = await buildAdminApp(deps, options.app ?? { auth: 'local' });
   return {
     app,
     store,

@@ -5,7 +5,7 @@ import pino from 'pino';
 import type { AgentState } from '../../src/agent/agent-state.js';
 import { attestNode } from '../../src/agent/server-client/attest.js';
 import { ServerConnection } from '../../src/agent/server-client/connection.js';
-import { createNodeAttestorAgent } from '../../src/attestors/node/index.js';
+import { createNodeAttestorAgent, type NodeAttestorAgent } from '../../src/attestors/node/index.js';
 import { bundleToPem } from '../../src/spiffe/bundle.js';
 import { parseTrustDomain } from '../../src/spiffe/id.js';
 import { encodePem } from '../../src/spiffe/pem.js';
@@ -28,25 +28,37 @@ export function newConnection(
   return connection;
 }
 
-/** Attests with a join token and returns a connection that calls as the new agent. */
-export async function attestWithToken(
+/** An attested agent: its state, and a connection that calls as it. */
+export interface Attested {
+  readonly state: AgentState;
+  readonly connection: ServerConnection;
+}
+
+/** Attests with `attestor` and returns a connection that calls as the new agent (closed if refused). */
+export async function attestWith(
   server: ServerProcess,
   bundlePem: string,
-  token: string,
-): Promise<{ state: AgentState; connection: ServerConnection }> {
+  attestor: NodeAttestorAgent,
+): Promise<Attested> {
   const connection = newConnection(server.agentApiAddress, bundlePem);
-  const state = await attestNode(
-    connection,
-    createNodeAttestorAgent('join_token', { token }),
-    TRUST_DOMAIN,
-    false,
-  );
+  let state: AgentState;
+  try {
+    state = await attestNode(connection, attestor, TRUST_DOMAIN, false);
+  } catch (err) {
+    connection.close();
+    throw err;
+  }
   connection.setBundlePem(bundleToPem(state.bundle));
   connection.setIdentity(
     state.chain.map((c) => encodePem('CERTIFICATE', c)).join(''),
     state.key.export({ format: 'pem', type: 'pkcs8' }) as string,
   );
   return { state, connection };
+}
+
+/** Attests with a join token and returns a connection that calls as the new agent. */
+export function attestWithToken(server: ServerProcess, bundlePem: string, token: string): Promise<Attested> {
+  return attestWith(server, bundlePem, createNodeAttestorAgent('join_token', { token }));
 }
 
 /** Sends one Attest params message as given (any CSR bytes) and resolves with how the stream ended. */
@@ -93,10 +105,11 @@ export async function bundlePemOf(server: ServerProcess): Promise<string> {
   return res.stdout;
 }
 
-/** The server's JSON log records with message `msg`. */
-export function serverLog(server: ServerProcess, msg: string): Array<Record<string, unknown>> {
+/** The server's JSON log records with message `msg`, from character `from` of its log on. */
+export function serverLog(server: ServerProcess, msg: string, from = 0): Array<Record<string, unknown>> {
   return server
     .logs()
+    .slice(from)
     .split('\n')
     .filter((line) => line.startsWith('{') && line.includes(`"msg":${JSON.stringify(msg)}`))
     .map((line) => JSON.parse(line) as Record<string, unknown>);

@@ -20,7 +20,9 @@ export interface ServerProcess {
   readonly dataDir: string;
   readonly adminSocket: string;
   readonly adminAddress: { host: string; port: number } | null;
-  /** HOST:PORT of the agent API. */
+  /** Where the agent API listens, as the server logged it. */
+  readonly agentApi: { host: string; port: number };
+  /** The same, as HOST:PORT (gRPC targets, URLs). */
   readonly agentApiAddress: string;
   readonly child: ChildProcess;
   /** Everything the server logged so far (JSON lines on stdout, banner on stderr). */
@@ -76,49 +78,48 @@ export async function startServerProcess(options: StartOptions = {}): Promise<Se
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
-  const started = await new Promise<{ adminAddress: ServerProcess['adminAddress']; agentApiAddress: string }>(
-    (resolve, reject) => {
-      const onData = () => {
-        for (const line of output.split('\n')) {
-          if (!line.startsWith('{')) continue;
-          const record = JSON.parse(line) as {
-            msg?: string;
-            adminAddress?: ServerProcess['adminAddress'];
-            agentApiAddress?: { host: string; port: number };
-          };
-          if (record.msg === 'Sigil server started') {
-            cleanupListeners();
-            resolve({
-              adminAddress: record.adminAddress ?? null,
-              agentApiAddress: `${record.agentApiAddress!.host}:${record.agentApiAddress!.port}`,
-            });
-            return;
-          }
+  const started = await new Promise<Pick<ServerProcess, 'adminAddress' | 'agentApi'>>((resolve, reject) => {
+    const onData = () => {
+      for (const line of output.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const record = JSON.parse(line) as {
+          msg?: string;
+          adminAddress?: ServerProcess['adminAddress'];
+          agentApiAddress?: ServerProcess['agentApi'];
+        };
+        if (record.msg === 'Sigil server started') {
+          cleanupListeners();
+          resolve({
+            adminAddress: record.adminAddress ?? null,
+            agentApi: record.agentApiAddress!,
+          });
+          return;
         }
-      };
-      const onExit = (code: number | null) => {
-        cleanupListeners();
-        reject(new Error(`sigil-server exited with ${code} before starting:\n${output}`));
-      };
-      const timer = setTimeout(() => {
-        cleanupListeners();
-        reject(new Error(`sigil-server did not start within 20s:\n${output}`));
-      }, 20_000);
-      const cleanupListeners = () => {
-        clearTimeout(timer);
-        child.stdout!.off('data', onData);
-        child.off('exit', onExit);
-      };
-      child.stdout!.on('data', onData);
-      child.once('exit', onExit);
-    },
-  );
+      }
+    };
+    const onExit = (code: number | null) => {
+      cleanupListeners();
+      reject(new Error(`sigil-server exited with ${code} before starting:\n${output}`));
+    };
+    const timer = setTimeout(() => {
+      cleanupListeners();
+      reject(new Error(`sigil-server did not start within 20s:\n${output}`));
+    }, 20_000);
+    const cleanupListeners = () => {
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      child.off('exit', onExit);
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', onExit);
+  });
 
   return {
     dataDir,
     adminSocket,
     adminAddress: started.adminAddress,
-    agentApiAddress: started.agentApiAddress,
+    agentApi: started.agentApi,
+    agentApiAddress: `${started.agentApi.host}:${started.agentApi.port}`,
     child,
     logs: () => output,
     cli: (...cliArgs) => runCli([...cliArgs, '--admin-socket', adminSocket]),

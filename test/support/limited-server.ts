@@ -25,12 +25,6 @@ export async function startLimitedServer(
   });
 }
 
-/** The agent API's host and port. */
-export function agentApiHostPort(server: ServerProcess): { host: string; port: number } {
-  const [host, port] = server.agentApiAddress.split(':');
-  return { host: host!, port: Number(port) };
-}
-
 /** Milliseconds until `socket` closes, or `limitMs` if it is still open then. */
 export function msUntilClosed(
   socket: { once(event: 'close', fn: () => void): unknown },

@@ -30,18 +30,20 @@ import { SigilError } from '../../spiffe/errors.js';
 import type { TrustDomain } from '../../spiffe/id.js';
 import { serverCertificateProblem } from '../../spiffe/sigil-ids.js';
 import { TlsMaterial } from '../../spiffe/tls-material.js';
-import { cleanServiceError } from './grpc-errors.js';
+import { cleanResolutionNote } from './grpc-errors.js';
 
 /** Unary calls give up after this long; streams have no deadline. */
 const CALL_DEADLINE_MS = 30_000;
 
 type AgentApi = Client & Record<string, (...args: unknown[]) => unknown>;
 
-/**
- * TLS SNI name sent to the server. Servers are addressed by IP as often as by name, and SNI may not
- * carry an IP (RFC 6066); the server is authenticated by its SPIFFE ID, never by this name.
- */
-const CHANNEL_OPTIONS = { 'grpc.ssl_target_name_override': 'sigil-server' };
+/** Options of both clients (attestation, and mTLS once attested). */
+const CLIENT_OPTIONS = {
+  // TLS SNI name sent to the server. Servers are addressed by IP as often as by name, and SNI may
+  // not carry an IP (RFC 6066); the server is authenticated by its SPIFFE ID, never by this name.
+  'grpc.ssl_target_name_override': 'sigil-server',
+  interceptors: [cleanResolutionNote],
+};
 
 export interface ServerConnectionOptions {
   readonly addresses: readonly string[];
@@ -100,9 +102,8 @@ export class ServerConnection {
         : experimental.createCertificateProviderChannelCredentials(this.material, null, {
             checkServerIdentity: this.checkServerIdentity,
           });
-    const client = new AgentApiClient(this.address, creds, CHANNEL_OPTIONS) as unknown as AgentApi;
+    const client = new AgentApiClient(this.address, creds, CLIENT_OPTIONS) as unknown as AgentApi;
     const stream = (client.Attest as () => ClientDuplexStream<AttestRequest, AttestResponse>).call(client);
-    stream.prependListener('error', cleanServiceError);
     return { stream, close: () => client.close() };
   }
 
@@ -124,11 +125,9 @@ export class ServerConnection {
 
   syncEntries(request: SyncEntriesRequest): ClientReadableStream<SyncEntriesResponse> {
     const client = this.client();
-    const stream = (
+    return (
       client.SyncEntries as (r: SyncEntriesRequest, m: Metadata) => ClientReadableStream<SyncEntriesResponse>
     ).call(client, request, new Metadata());
-    stream.prependListener('error', cleanServiceError);
-    return stream;
   }
 
   close(): void {
@@ -144,7 +143,7 @@ export class ServerConnection {
       experimental.createCertificateProviderChannelCredentials(this.material, this.material, {
         checkServerIdentity: this.checkServerIdentity,
       }),
-      CHANNEL_OPTIONS,
+      CLIENT_OPTIONS,
     ) as unknown as AgentApi;
     return this.mtlsClient;
   }
@@ -167,7 +166,6 @@ export class ServerConnection {
         (err, response) => {
           if (err) {
             if (err.code === status.UNAVAILABLE) this.failover();
-            cleanServiceError(err);
             reject(err);
           } else resolve(response);
         },

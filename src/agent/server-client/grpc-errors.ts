@@ -1,7 +1,8 @@
 // grpc-js ends its connection failures with "Resolution note: <note>", and the note is empty in the
 // usual case ("…ECONNREFUSED 127.0.0.1:8081. Resolution note: "). Agent logs and CLI output show these
-// texts, so the empty note is cut off; a note that says something is kept.
-import type { ServiceError } from '@grpc/grpc-js';
+// texts, so the empty note is cut off; a note that says something is kept. It is cut from the call's
+// status, before grpc-js builds the error, so message and details agree for every call and stream.
+import { InterceptingCall, type Interceptor } from '@grpc/grpc-js';
 
 const EMPTY_RESOLUTION_NOTE = /\.?\s*Resolution note:\s*$/;
 
@@ -9,8 +10,14 @@ export function withoutEmptyResolutionNote(text: string): string {
   return text.replace(EMPTY_RESOLUTION_NOTE, '');
 }
 
-/** Cleans `err`'s message and details in place (every listener of a stream sees the same object). */
-export function cleanServiceError(err: Partial<ServiceError> & Error): void {
-  err.message = withoutEmptyResolutionNote(err.message);
-  if (typeof err.details === 'string') err.details = withoutEmptyResolutionNote(err.details);
-}
+/** A client interceptor rewriting each call's final status details with withoutEmptyResolutionNote. */
+export const cleanResolutionNote: Interceptor = (options, nextCall) =>
+  new InterceptingCall(nextCall(options), {
+    start(metadata, _listener, next) {
+      next(metadata, {
+        onReceiveStatus(status, nextStatus) {
+          nextStatus({ ...status, details: withoutEmptyResolutionNote(status.details) });
+        },
+      });
+    },
+  });

@@ -59,6 +59,7 @@ function checkName(name: string, field: string): NodeAttestorName {
   );
 }
 
+export { refuseUnknownJoinToken } from './join-token/server.js';
 export type {
   JoinTokenReader,
   NodeAttestation,

@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { Clock } from '../../spiffe/clock.js';
+import type { ConnectionCapHooks } from '../../spiffe/connection-cap.js';
 
 /** Refusals of one reason are logged at most once per this interval, with a count. */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
@@ -54,5 +55,18 @@ export function refusalLog<Reason extends string>(options: {
         window.lastPeer = peer;
       }
     },
+  };
+}
+
+/**
+ * capConnections hooks noting a connection past the cap as `connection-cap`, and a failed accept
+ * (which has no peer yet) as `accept-failed` with its error code.
+ */
+export function connectionCapRefusals(
+  refusals: RefusalLog<'connection-cap' | 'accept-failed'>,
+): ConnectionCapHooks {
+  return {
+    onDrop: (remote) => refusals.note('connection-cap', remote ?? 'unknown'),
+    onAcceptError: (err) => refusals.note('accept-failed', 'unknown', err.code ?? err.message),
   };
 }

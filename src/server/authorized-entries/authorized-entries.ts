@@ -37,6 +37,11 @@ export interface AuthorizedEntriesOptions {
    * the write still completes for everyone else. Defaults to a process warning.
    */
   readonly onListenerError?: (error: unknown, agentId: string) => void;
+  /**
+   * Told once, at the end of load, of the stored entries with a reserved SPIFFE ID that the index
+   * leaves out (the server warns the operator to delete them); not called when there are none.
+   */
+  readonly onReservedEntriesIgnored?: (entries: readonly RegistrationEntry[]) => void;
 }
 
 const DEFAULT_CHANGE_LOG_REVISIONS = 100_000;
@@ -50,7 +55,6 @@ export class AuthorizedEntries {
   private readonly listeners: DeltaListeners;
   private readonly changeLogRevisions: number;
   private currentRevision: number;
-  private readonly ignored: RegistrationEntry[] = [];
 
   private constructor(serverId: string, revision: number, options: AuthorizedEntriesOptions) {
     const window = options.changeLogRevisions ?? DEFAULT_CHANGE_LOG_REVISIONS;
@@ -77,12 +81,13 @@ export class AuthorizedEntries {
     options: AuthorizedEntriesOptions = {},
   ): Promise<AuthorizedEntries> {
     const index = new AuthorizedEntries(serverId, await store.currentRevision(), options);
+    const ignored: RegistrationEntry[] = [];
     let pageToken: string | undefined;
     do {
       const page = await store.listEntries({}, { pageSize: LOAD_PAGE_SIZE, pageToken });
       for (const entry of page.items) {
         index.currentRevision = Math.max(index.currentRevision, entry.revision);
-        if (isReservedSpiffeId(entry.spiffeId)) index.ignored.push(entry);
+        if (isReservedSpiffeId(entry.spiffeId)) ignored.push(entry);
         else index.graph.put(entry);
       }
       pageToken = page.nextPageToken;
@@ -96,12 +101,8 @@ export class AuthorizedEntries {
       }
       pageToken = page.nextPageToken;
     } while (pageToken !== undefined);
+    if (ignored.length > 0) options.onReservedEntriesIgnored?.(ignored);
     return index;
-  }
-
-  /** Stored entries with a reserved SPIFFE ID found at load, which the index ignores (the server warns). */
-  get ignoredReservedEntries(): readonly RegistrationEntry[] {
-    return this.ignored;
   }
 
   /** The store-wide revision the index reflects. */

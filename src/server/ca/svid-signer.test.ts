@@ -13,7 +13,7 @@ import { generateKey } from '../../spiffe/keys.js';
 import { encodePem } from '../../spiffe/pem.js';
 import { SIGIL_SERVER_MARKER_OID, serverCertificateProblem } from '../../spiffe/sigil-ids.js';
 import { createCaCertificate } from '../../spiffe/x509-authority.js';
-import { describeCertificate, prepareIssuer, verifyX509Svid } from '../../spiffe/x509-svid.js';
+import { describeCertificate, parseCsr, prepareIssuer, verifyX509Svid } from '../../spiffe/x509-svid.js';
 import { SvidSigner } from './svid-signer.js';
 
 const HOUR = 3_600_000;
@@ -133,7 +133,7 @@ describe("Sigil's own SVIDs", () => {
 
   it('signs agent SVIDs only for agent IDs, and without the marker', () => {
     const agent = signer.signAgentSvid({
-      csr: csrAskingForTheMarker(),
+      csr: parseCsr(csrAskingForTheMarker()),
       agentId: id('/sigil/agent/x'),
       ttlMs: HOUR,
     });
@@ -141,7 +141,7 @@ describe("Sigil's own SVIDs", () => {
     expect(serverCertificateProblem(agent.chain[0]!, td)).toMatch(/URI SANs/);
     for (const notAgent of ['/sigil/server', '/web', '/sigil/agentx']) {
       expect(() =>
-        signer.signAgentSvid({ csr: csrAskingForTheMarker(), agentId: id(notAgent), ttlMs: HOUR }),
+        signer.signAgentSvid({ csr: parseCsr(csrAskingForTheMarker()), agentId: id(notAgent), ttlMs: HOUR }),
       ).toThrow(/is not an agent ID/);
     }
   });

@@ -9,7 +9,7 @@ import { quote, SigilError } from '../../spiffe/errors.js';
 import type { SpiffeId, TrustDomain } from '../../spiffe/id.js';
 import { mintJwtSvid } from '../../spiffe/jwt-svid.js';
 import { checkNotReserved, isAgentSpiffeId, serverSpiffeId } from '../../spiffe/sigil-ids.js';
-import { mintX509Svid, parseCsr, type X509Issuer } from '../../spiffe/x509-svid.js';
+import { mintX509Svid, type ParsedCsr, parseCsr, type X509Issuer } from '../../spiffe/x509-svid.js';
 import { BACKDATE_MS } from './authority-factory.js';
 
 export interface IssuedX509Svid {
@@ -114,8 +114,12 @@ export class SvidSigner {
     return this.issueX509({ ...params, spiffeId: serverSpiffeId(this.options.trustDomain) }, true);
   }
 
-  /** An agent's SVID from its CSR, after attestation or for renewal; `agentId` must be under /sigil/agent/. */
-  signAgentSvid(params: { csr: Buffer | string; agentId: SpiffeId; ttlMs: number }): IssuedX509Svid {
+  /**
+   * An agent's SVID for the key of its CSR, after attestation or for renewal; `agentId` must be under
+   * /sigil/agent/. The caller parses the CSR (parseCsr verifies its self-signature) before anything
+   * else, so that a bad one is refused first and read once.
+   */
+  signAgentSvid(params: { csr: ParsedCsr; agentId: SpiffeId; ttlMs: number }): IssuedX509Svid {
     if (!isAgentSpiffeId(params.agentId, this.options.trustDomain)) {
       throw new SigilError(
         'ERR_PERMISSION_DENIED',
@@ -123,8 +127,10 @@ export class SvidSigner {
         { field: 'spiffe_id', reason: 'not-agent' },
       );
     }
-    const { spkiDer } = parseCsr(params.csr);
-    return this.issueX509({ spiffeId: params.agentId, publicKey: spkiDer, ttlMs: params.ttlMs }, false);
+    return this.issueX509(
+      { spiffeId: params.agentId, publicKey: params.csr.spkiDer, ttlMs: params.ttlMs },
+      false,
+    );
   }
 
   private issueX509(params: X509Request, isSigilServer: boolean): IssuedX509Svid {

@@ -2,7 +2,7 @@
 // admin API socket and maps every failure to one exit code, in one table (exitCodeOf). `run` is
 // delegated untouched to run.ts, which starts the server itself.
 import { isSigilError, SigilError } from '../../spiffe/errors.js';
-import { defaultSocketPath, describeDefaultSocket } from '../../spiffe/runtime-dir.js';
+import { describeDefaultSocket } from '../../spiffe/runtime-dir.js';
 import { checkSocketForClient } from '../../spiffe/socket-dir.js';
 import { terminalSafe } from '../../spiffe/text.js';
 import { AdminApiError, type AdminClient, createAdminClient } from './admin-client.js';
@@ -15,6 +15,7 @@ import { entryCommands } from './commands/entry.js';
 import { healthcheckCommands } from './commands/healthcheck.js';
 import { svidCommands } from './commands/svid.js';
 import { tokenCommands } from './commands/token.js';
+import { defaultAdminSocket } from './default-admin-socket.js';
 import { oneOf } from './values.js';
 
 export type { CliIo } from './command.js';
@@ -125,10 +126,7 @@ async function runCommand(spec: CommandSpec, argv: readonly string[], io: CliIo)
     }
     output = oneOf('output', flags.string('output'), OUTPUT_FORMATS, 'text');
     const uid = io.uid ?? process.getuid!();
-    const socketPath =
-      flags.string('admin-socket') ??
-      io.env['SIGIL_ADMIN_SOCKET'] ??
-      defaultSocketPath('serverAdmin', { uid, env: io.env });
+    const socketPath = flags.string('admin-socket') ?? io.env['SIGIL_ADMIN_SOCKET'] ?? defaultAdminSocket(io);
     const ctx: CommandContext = {
       io,
       output,

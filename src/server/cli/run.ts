@@ -2,11 +2,12 @@
 // cleanly on SIGINT/SIGTERM. Flags override the config file's keys of the same meaning.
 import { parseArgs } from 'node:util';
 import { isSigilError } from '../../spiffe/errors.js';
-import { defaultSocketPath, describeDefaultSocket } from '../../spiffe/runtime-dir.js';
+import { describeDefaultSocket } from '../../spiffe/runtime-dir.js';
 import { untilStopSignal } from '../../spiffe/shutdown.js';
 import { DEFAULT_DATA_DIR, loadServerConfig } from '../config.js';
 import { type RunningServer, startServer } from '../main.js';
 import type { CliIo } from './command.js';
+import { defaultAdminSocket } from './default-admin-socket.js';
 
 const USAGE = `Usage: sigil-server run [flags]
 
@@ -59,9 +60,8 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
     return 0;
   }
   let server: RunningServer;
-  // The same default the CLI's other commands compute for this user, so they find this server.
   const uid = io.uid ?? process.getuid!();
-  const defaultAdminSocket = defaultSocketPath('serverAdmin', { uid, env: io.env });
+  const socketByDefault = defaultAdminSocket(io);
   try {
     const config = loadServerConfig(
       (values.config as string | undefined) ?? null,
@@ -74,7 +74,7 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
         logLevel: values['log-level'] as string | undefined,
       },
       process.cwd(),
-      { adminSocket: defaultAdminSocket },
+      { adminSocket: socketByDefault },
     );
     server = await startServer(config, { uid });
   } catch (err) {
@@ -82,7 +82,7 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
     io.stderr.write(`sigil-server run: ${message}\n`);
     return isSigilError(err, 'ERR_CONFIG_INVALID') ? 2 : 1;
   }
-  io.stderr.write(banner(server, defaultAdminSocket));
+  io.stderr.write(banner(server, socketByDefault));
 
   const signal = await untilStopSignal();
   server.logger.info({ signal }, 'Stopping');
@@ -90,9 +90,9 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
   return 0;
 }
 
-function banner(server: RunningServer, defaultAdminSocket: string): string {
+function banner(server: RunningServer, socketByDefault: string): string {
   const { config } = server;
-  const socketFlag = config.adminSocket === defaultAdminSocket ? '' : ` --admin-socket ${config.adminSocket}`;
+  const socketFlag = config.adminSocket === socketByDefault ? '' : ` --admin-socket ${config.adminSocket}`;
   const td = config.trustDomain.name;
   return `
 Sigil server for trust domain "${td}" is running.

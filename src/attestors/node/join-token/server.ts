@@ -44,7 +44,7 @@ class JoinTokenServer implements NodeAttestorServer {
       found = await this.tokens.fetchJoinToken(token, context.nowMs);
     } catch (err) {
       if (isSigilError(err, 'ERR_TOKEN_NOT_FOUND')) {
-        throw refuse('join token is unknown or already used', 'unknown', err);
+        throw refuseUnknownJoinToken('unknown', err);
       }
       if (isSigilError(err, 'ERR_TOKEN_EXPIRED')) throw refuse('join token expired', 'expired', err);
       throw err;
@@ -59,6 +59,14 @@ class JoinTokenServer implements NodeAttestorServer {
       joinToken: token,
     });
   }
+}
+
+/**
+ * The refusal of a token the store does not hold: never issued, or already spent. The server gives it
+ * too (reason `spent`) when a racing attestation spent the token between this check and its commit.
+ */
+export function refuseUnknownJoinToken(reason: 'unknown' | 'spent', cause?: unknown): SigilError {
+  return refuse('join token is unknown or already used', reason, cause);
 }
 
 function refuse(rule: string, reason: string, cause?: unknown): SigilError {

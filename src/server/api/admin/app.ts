@@ -4,12 +4,13 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
-import { refusalLog } from '../refusal-log.js';
+import { capConnections } from '../../../spiffe/connection-cap.js';
+import { connectionCapRefusals, refusalLog } from '../refusal-log.js';
 import { agentRoutes } from './agents.js';
 import { mtlsAdminGuard } from './auth.js';
 import { authorityRoutes } from './authorities.js';
 import { bundleRoutes } from './bundles.js';
-import { type AdminRefusal, capConnections, limitedServerOptions } from './connection-limits.js';
+import { type AdminRefusal, limitedServerOptions } from './connection-limits.js';
 import type { AdminDeps } from './deps.js';
 import { entryRoutes } from './entries.js';
 import { installErrorHandler } from './errors.js';
@@ -50,7 +51,7 @@ export async function buildAdminApp(deps: AdminDeps, options: AdminAppOptions): 
       customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, useDefaults: false },
     },
   } as FastifyServerOptions);
-  if (options.https) capConnections(app.server, limits.maxConnections, refusals);
+  if (options.https) capConnections(app.server, limits.maxConnections, connectionCapRefusals(refusals));
   app.addHook('onClose', async () => refusals.close());
   installErrorHandler(app);
 

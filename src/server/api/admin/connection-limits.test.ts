@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import pino from 'pino';
 import { Counter, Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startAdminFixture } from '../../../../test/support/admin-app.js';
 import { systemClock } from '../../../spiffe/clock.js';
 import { refusalLog } from '../refusal-log.js';
 import { type AdminRefusal, limitedServerOptions } from './connection-limits.js';
@@ -90,5 +91,26 @@ describe('limitedServerOptions', () => {
     const { port } = await limitedApp();
     const ok = await exchange(port, 'GET /ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
     expect(ok).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+  });
+});
+
+describe('the mTLS admin listener', () => {
+  it('logs a failed accept (EMFILE) instead of letting it end the server', async () => {
+    // No certificate: nothing here completes a handshake, the server only has to listen.
+    const fixture = await startAdminFixture({ app: { auth: 'mtls', https: {} } });
+    try {
+      await fixture.app.listen({ host: '127.0.0.1', port: 0 });
+      const emfile = Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' });
+      expect(() => fixture.app.server.emit('error', emfile)).not.toThrow();
+      expect(fixture.logLines.map((line) => JSON.parse(line))).toContainEqual(
+        expect.objectContaining({
+          msg: 'Admin API connections refused',
+          reason: 'accept-failed',
+          detail: 'EMFILE',
+        }),
+      );
+    } finally {
+      await fixture.close();
+    }
   });
 });

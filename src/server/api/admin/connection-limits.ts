@@ -6,7 +6,6 @@
 // connect to it runs as the server's user and could as well stop the server or read its keys, so a
 // cap there would protect nothing and could lock the operator's CLI out behind a leaking script.
 import { maxHeaderSize } from 'node:http';
-import type { Server } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyServerOptions } from 'fastify';
 import type { Clock } from '../../../spiffe/clock.js';
@@ -22,6 +21,7 @@ import type { AdminApiLimits } from './limits.js';
 
 export type AdminRefusal =
   | 'connection-cap'
+  | 'accept-failed'
   | 'handshake'
   | 'header-timeout'
   | 'request-timeout'
@@ -77,14 +77,6 @@ export function limitedServerOptions(
       ? { https: { ...https, ...node, handshakeTimeout: limits.handshakeTimeoutMs } }
       : { http: node }),
   };
-}
-
-/** Caps the server's connections; Node closes the next one at once and reports it here. */
-export function capConnections(server: Server, maxConnections: number, refusals: RefusalLog<AdminRefusal>) {
-  server.maxConnections = maxConnections;
-  server.on('drop', (data?: { remoteAddress?: string }) =>
-    refusals.note('connection-cap', data?.remoteAddress ?? 'unknown'),
-  );
 }
 
 /**

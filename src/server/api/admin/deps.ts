@@ -7,6 +7,7 @@ import type { TrustBundle } from '../../../spiffe/bundle.js';
 import type { Clock } from '../../../spiffe/clock.js';
 import type { SpiffeId, TrustDomain } from '../../../spiffe/id.js';
 import type { AuthorizedEntries } from '../../authorized-entries/index.js';
+import type { IssuedX509Svid } from '../../ca/svid-signer.js';
 import type { DataStore } from '../../datastore/types.js';
 import type { ServerMetrics } from '../../metrics.js';
 
@@ -22,19 +23,13 @@ export interface AdminCa {
     publicKey: KeyObject | Buffer;
     dnsNames?: readonly string[];
     ttlMs?: number;
-  }): {
-    chain: readonly Buffer[];
-    expiresAtMs: number;
-  };
+  }): IssuedX509Svid;
   signCsr(params: {
     csr: Buffer | string;
     spiffeId: SpiffeId;
     dnsNames?: readonly string[];
     ttlMs?: number;
-  }): {
-    chain: readonly Buffer[];
-    expiresAtMs: number;
-  };
+  }): IssuedX509Svid;
   mintJwtSvid(params: { spiffeId: SpiffeId; audience: readonly string[]; ttlMs?: number }): {
     token: string;
     expiresAtMs: number;

@@ -13,7 +13,7 @@ import {
   selectorsFromInput,
 } from './entry-codec.js';
 import { errorBody, parsePage } from './errors.js';
-import { entryInputSchema, entryView, errorView, idParam, MAX_BATCH } from './schemas.js';
+import { entryInputSchema, entryView, errorView, idParam, MAX_BATCH, pageProperties } from './schemas.js';
 
 const MATCH_MODES: readonly SelectorMatch[] = ['exact', 'subset', 'superset', 'any'];
 
@@ -48,8 +48,7 @@ export async function entryRoutes(app: FastifyInstance, deps: AdminDeps): Promis
             parent_id: { type: 'string' },
             selector: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
             match: { type: 'string' },
-            page_size: { type: 'string' },
-            page_token: { type: 'string' },
+            ...pageProperties,
           },
         },
       },

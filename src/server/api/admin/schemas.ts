@@ -84,8 +84,7 @@ export const durationSchema = duration;
 /** Routes without query parameters still declare so: an unknown parameter is a 400, never ignored. */
 export const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const;
 
-export const pageQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { page_size: { type: 'string' }, page_token: { type: 'string' } },
-} as const;
+/** The query parameters of every paginated list (parsePage reads them), for a route's own schema. */
+export const pageProperties = { page_size: { type: 'string' }, page_token: { type: 'string' } } as const;
+
+export const pageQuery = { type: 'object', additionalProperties: false, properties: pageProperties } as const;

@@ -4,7 +4,11 @@
 // datastore transaction. A refused attestation leaves nothing behind: the token stays usable.
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { AttestRequest, AttestResponse } from '../../../../proto/agent-api.js';
-import type { NodeAttestation, NodeAttestorServer } from '../../../attestors/node/types.js';
+import {
+  type NodeAttestation,
+  type NodeAttestorServer,
+  refuseUnknownJoinToken,
+} from '../../../attestors/node/index.js';
 import { encodeSpiffeBundle } from '../../../spiffe/bundle.js';
 import { isSigilError, quote, SigilError } from '../../../spiffe/errors.js';
 import { parseSpiffeId, type SpiffeId, spiffeIdFromPath, type TrustDomain } from '../../../spiffe/id.js';
@@ -45,8 +49,7 @@ export async function attest(call: AttestCall, deps: AgentApiDeps): Promise<{ ag
       );
     }
     // The CSR first: it is cheap to check, and a bad one must not cost the agent its evidence.
-    const csr = Buffer.from(first.params.csr);
-    parseCsr(csr);
+    const csr = parseCsr(Buffer.from(first.params.csr));
     const result = await attestor.attest(Buffer.from(payload), {
       trustDomain: ca.trustDomain,
       nowMs: clock.nowMs(),
@@ -131,12 +134,9 @@ async function commit(
       aliasEntries,
     });
   } catch (err) {
-    // Spent by a racing attestation, or expired while this one ran: the same refusal the attestor gives.
+    // Spent by a racing attestation, or expired while this one ran: the attestor's refusal of a spent token.
     if (isSigilError(err, 'ERR_TOKEN_NOT_FOUND') || isSigilError(err, 'ERR_TOKEN_EXPIRED')) {
-      throw new SigilError('ERR_PERMISSION_DENIED', 'join_token: join token is unknown or already used', {
-        reason: 'spent',
-        cause: err,
-      });
+      throw refuseUnknownJoinToken('spent', err);
     }
     throw err;
   }

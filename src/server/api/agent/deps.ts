@@ -3,7 +3,9 @@ import type { Logger } from 'pino';
 import type { NodeAttestorServer } from '../../../attestors/node/types.js';
 import type { Clock } from '../../../spiffe/clock.js';
 import type { SpiffeId } from '../../../spiffe/id.js';
+import type { ParsedCsr } from '../../../spiffe/x509-svid.js';
 import type { AuthorizedEntries } from '../../authorized-entries/index.js';
+import type { IssuedX509Svid } from '../../ca/svid-signer.js';
 import type { DataStore } from '../../datastore/types.js';
 import type { ServerMetrics } from '../../metrics.js';
 import type { AdminCa } from '../admin/deps.js';
@@ -11,10 +13,7 @@ import type { BundleFeed } from './bundle-feed.js';
 
 /** The workload surface agents sign through, plus agents' own SVIDs (attestation and renewal). */
 export interface AgentApiCa extends Pick<AdminCa, 'trustDomain' | 'bundle' | 'signCsr' | 'mintJwtSvid'> {
-  signAgentSvid(params: { csr: Buffer | string; agentId: SpiffeId; ttlMs: number }): {
-    chain: readonly Buffer[];
-    expiresAtMs: number;
-  };
+  signAgentSvid(params: { csr: ParsedCsr; agentId: SpiffeId; ttlMs: number }): IssuedX509Svid;
 }
 
 export interface AgentApiDeps {

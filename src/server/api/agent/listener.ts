@@ -3,17 +3,19 @@
 // cap, and Node's 120 s handshake default let silent sockets pile up). Each phase has a deadline:
 // TCP accept → TLS handshake (handshakeTimeoutMs) → calls, each of which must send its request in
 // time (requestTimeoutMs) → a connection with no call open is closed (idleTimeoutMs, grpc-js
-// max_connection_idle). Connections are capped in total and per source IP, and calls per connection
-// (maxConcurrentStreams, announced in HTTP/2 SETTINGS). Client certificates are
-// requested but not required (Attest comes without one); each handler decides whether the call needs
-// an agent (agent-auth.ts), reading the verified peer certificate grpc-js exposes for TLS sockets.
+// max_connection_idle). Connections are capped in total (a failed accept is logged, never fatal) and
+// per source IP, and calls per connection (maxConcurrentStreams, announced in HTTP/2 SETTINGS).
+// Client certificates are requested but not required (Attest comes without one); each handler
+// decides whether the call needs an agent (agent-auth.ts), reading the verified peer certificate
+// grpc-js exposes for TLS sockets.
 import net from 'node:net';
 import tls from 'node:tls';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { agentApiService } from '../../../../proto/agent-api.js';
+import { capConnections } from '../../../spiffe/connection-cap.js';
 import { SigilError } from '../../../spiffe/errors.js';
 import type { TlsIdentity, TlsMaterial } from '../../../spiffe/tls-material.js';
-import { refusalLog } from '../refusal-log.js';
+import { connectionCapRefusals, refusalLog } from '../refusal-log.js';
 import type { AgentApiDeps } from './deps.js';
 import { type AgentApiLimits, MAX_MESSAGE_BYTES } from './limits.js';
 import { requestTimeout } from './request-timeout.js';
@@ -46,7 +48,7 @@ export async function startAgentApi(
   // TLS is ours: grpc-js speaks plain HTTP/2 over the TLS socket we hand it, and still reads the
   // peer certificate from it (getAuthContext checks for a TLSSocket).
   const injector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
-  const refusals = refusalLog<'connection-cap' | 'ip-cap' | 'handshake' | 'alpn'>({
+  const refusals = refusalLog<'connection-cap' | 'accept-failed' | 'ip-cap' | 'handshake' | 'alpn'>({
     clock: deps.clock,
     logger: log,
     message: 'Agent API connections refused',
@@ -63,7 +65,7 @@ export async function startAgentApi(
   });
   const unwatch = watchMaterial(material, (options) => tlsServer.setSecureContext(options));
   const tcpServer = net.createServer();
-  tcpServer.maxConnections = limits.maxConnections;
+  capConnections(tcpServer, limits.maxConnections, connectionCapRefusals(refusals));
   const open = new Set<net.Socket>();
   const perIp = new Map<string, number>();
   tcpServer.on('connection', (socket: net.Socket) => {
@@ -84,9 +86,6 @@ export async function startAgentApi(
     });
     tlsServer.emit('connection', socket);
   });
-  tcpServer.on('drop', (data?: { remoteAddress?: string }) =>
-    refusals.note('connection-cap', data?.remoteAddress ?? 'unknown'),
-  );
   // Handshake failures and timeouts: Node reports them here but leaves the socket open.
   tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
     socket.destroy();

@@ -52,23 +52,26 @@ export class RateLimiter {
   }
 
   private refilled(key: string, nowMs: number): Bucket {
-    const { ratePerSecond, burst } = this.options;
     let bucket = this.buckets.get(key);
     if (bucket === undefined) {
-      bucket = { tokens: burst, atMs: nowMs, refusing: false };
+      bucket = { tokens: this.options.burst, atMs: nowMs, refusing: false };
       this.buckets.set(key, bucket);
     }
-    const elapsedMs = Math.max(0, nowMs - bucket.atMs);
-    bucket.tokens = Math.min(burst, bucket.tokens + (elapsedMs * ratePerSecond) / 1000);
+    bucket.tokens = this.tokensAt(bucket, nowMs);
     bucket.atMs = nowMs;
     return bucket;
+  }
+
+  /** What `bucket` holds at `nowMs`: its tokens plus the refill since it was last updated, at most a burst. */
+  private tokensAt(bucket: Bucket, nowMs: number): number {
+    const elapsedMs = Math.max(0, nowMs - bucket.atMs);
+    return Math.min(this.options.burst, bucket.tokens + (elapsedMs * this.options.ratePerSecond) / 1000);
   }
 
   /** Forgets keys whose bucket is full again: they are indistinguishable from new ones. */
   private sweep(nowMs: number): void {
     for (const [key, bucket] of this.buckets) {
-      const tokens = bucket.tokens + ((nowMs - bucket.atMs) * this.options.ratePerSecond) / 1000;
-      if (tokens >= this.options.burst) this.buckets.delete(key);
+      if (this.tokensAt(bucket, nowMs) >= this.options.burst) this.buckets.delete(key);
     }
     this.sweepAtSize = Math.max(MIN_SWEEP_SIZE, 2 * this.buckets.size);
   }

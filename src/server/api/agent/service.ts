@@ -23,7 +23,7 @@ import { encodeSpiffeBundle, type TrustBundle } from '../../../spiffe/bundle.js'
 import { SigilError } from '../../../spiffe/errors.js';
 import { parseSpiffeId } from '../../../spiffe/id.js';
 import { checkJwtAudience } from '../../../spiffe/jwt-svid.js';
-import { describeCertificate } from '../../../spiffe/x509-svid.js';
+import { describeCertificate, parseCsr } from '../../../spiffe/x509-svid.js';
 import type { EntryDelta } from '../../authorized-entries/index.js';
 import type { RegistrationEntry } from '../../datastore/types.js';
 import { authenticateAgent } from './agent-auth.js';
@@ -125,7 +125,7 @@ export function createAgentService(deps: AgentApiDeps, limits: AgentApiLimits): 
       const node = await authenticateAgent(call, store, ca.trustDomain);
       chargeSigning(node.spiffeId, 1, 'RenewAgentSvid');
       const issued = ca.signAgentSvid({
-        csr: call.request.csr,
+        csr: parseCsr(call.request.csr),
         agentId: parseSpiffeId(node.spiffeId),
         ttlMs: deps.agentSvidTtlMs,
       });

@@ -15,7 +15,7 @@ export function sqliteAttestationStore(
 ): AttestationStore {
   const commitTx = db.transaction((commit: AttestationCommit) => {
     if (commit.joinToken !== undefined) ops.tokens.spend(commit.joinToken, commit.nowMs);
-    if (ops.nodes.find(commit.node.spiffeId)?.banned) {
+    if (ops.nodes.isBanned(commit.node.spiffeId)) {
       throw new SigilError('ERR_PERMISSION_DENIED', `agent ${commit.node.spiffeId} is banned`, {
         reason: 'banned',
       });

@@ -22,14 +22,15 @@ interface NodeRow {
 
 /** Node operations to run inside a caller's transaction. */
 export interface SqliteNodeOps {
-  /** The stored node, or undefined. */
-  find(spiffeId: string): AttestedNode | undefined;
+  /** True when the node is stored and banned; false for an unknown one. */
+  isBanned(spiffeId: string): boolean;
   upsert(node: AttestedNode): AttestedNode;
 }
 
 export function sqliteNodeStore(db: Database): { store: NodeStore; ops: SqliteNodeOps } {
   const stmt = {
     select: db.prepare('SELECT * FROM attested_nodes WHERE spiffe_id = ?'),
+    banned: db.prepare('SELECT banned FROM attested_nodes WHERE spiffe_id = ?'),
     selectors: db.prepare('SELECT type, value FROM node_selectors WHERE node_id = ?'),
     upsert:
       db.prepare(`INSERT INTO attested_nodes (spiffe_id, attestation_type, cert_serial, cert_not_after_ms,
@@ -143,10 +144,7 @@ export function sqliteNodeStore(db: Database): { store: NodeStore; ops: SqliteNo
     },
   };
   const ops: SqliteNodeOps = {
-    find: (spiffeId) => {
-      const row = stmt.select.get(spiffeId) as NodeRow | undefined;
-      return row === undefined ? undefined : toNode(row);
-    },
+    isBanned: (spiffeId) => (stmt.banned.get(spiffeId) as Pick<NodeRow, 'banned'> | undefined)?.banned === 1,
     upsert,
   };
   return { store, ops };
