@@ -15,7 +15,7 @@ import { quote, SigilError } from './errors.js';
 /** A private socket (admin APIs) sits in an owner-only directory; a public one (the Workload API) in one all may enter. */
 export type SocketDirKind = 'private' | 'public';
 
-export const SOCKET_DIR_MODES: Readonly<Record<SocketDirKind, number>> = { private: 0o700, public: 0o755 };
+const SOCKET_DIR_MODES: Readonly<Record<SocketDirKind, number>> = { private: 0o700, public: 0o755 };
 /** Missing parents we create: ours and writable by us alone, but enterable, so a public socket below stays reachable. */
 const PARENT_DIR_MODE = 0o755;
 /** Links followed on one path before giving up: Linux's own limit (ELOOP after 40). */
@@ -44,7 +44,7 @@ export interface SocketFs {
   chmod(target: string, mode: number): void;
 }
 
-export const systemSocketFs: SocketFs = {
+const systemSocketFs: SocketFs = {
   lstat(target) {
     try {
       return infoOf(lstatSync(target));

@@ -59,7 +59,7 @@ const SOCKET_MODE = 0o777;
  * 1 KiB audience; grpc-js refuses a longer message from its length prefix, before buffering it
  * (RESOURCE_EXHAUSTED), instead of its default of 4 MiB per stream.
  */
-export const MAX_REQUEST_BYTES = 2 * MAX_JWT_SVID_BYTES;
+const MAX_REQUEST_BYTES = 2 * MAX_JWT_SVID_BYTES;
 
 interface Connection {
   readonly socket: Socket;
