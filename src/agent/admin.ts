@@ -1,6 +1,5 @@
 // The agent's admin socket (owner-only): health for probes and `debug explain`, which answers the
 // operator's "why has this workload no identity?" by attesting a PID the way the Workload API would.
-import { existsSync, unlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -8,7 +7,7 @@ import type { Logger } from 'pino';
 import type { PeerCred } from '../attestors/workload/types.js';
 import { SigilError } from '../spiffe/errors.js';
 import { formatSelector, type Selector } from '../spiffe/selector.js';
-import { listenOnSocket } from '../spiffe/socket-listen.js';
+import { listenOnSocket, removeStaleSocket } from '../spiffe/socket-listen.js';
 import type { AgentManager } from './manager/index.js';
 
 export interface AgentStatus {
@@ -50,7 +49,7 @@ export async function startAgentAdmin(options: AgentAdminOptions): Promise<{ clo
       },
     );
   });
-  if (existsSync(socketPath)) unlinkSync(socketPath);
+  await removeStaleSocket(socketPath, 'admin_socket');
   await listenOnSocket(server, socketPath, ADMIN_SOCKET_MODE);
   return {
     close: () =>

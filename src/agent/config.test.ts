@@ -92,6 +92,28 @@ describe('agent config: Workload API and JWT cache limits', () => {
     ]);
     expect(load('workload_api: 3')).toThrow(/workload_api: must be a mapping \(got "3"\)/);
   });
+
+  it('caps timer durations at about 24 days, as the server does: Node fires a longer timer at once', () => {
+    expect(load('workload_api:\n  idle_timeout: 24d')().workloadApi.idleTimeoutMs).toBe(24 * 86_400_000);
+    let thrown: unknown;
+    try {
+      load('reconcile_interval: 30d\nworkload_api:\n  idle_timeout: 30d')();
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toMatchObject({ code: 'ERR_CONFIG_INVALID' });
+    expect((thrown as Error).message.split('\n')).toEqual([
+      expect.stringMatching(/has 2 problems$/),
+      '  reconcile_interval: must be at most 2147483647ms, about 24 days (got "30d")',
+      '  workload_api.idle_timeout: must be at most 2147483647ms, about 24 days (got "30d")',
+    ]);
+  });
+
+  it('checks svid_cache_max like the other counts', () => {
+    expect(load('svid_cache_max: 500')().svidCacheMax).toBe(500);
+    expect(load('')().svidCacheMax).toBe(10_000);
+    expect(load('svid_cache_max: 0')).toThrow(/svid_cache_max: must be a positive whole number \(got "0"\)/);
+  });
 });
 
 const REQUIRED = { trustDomain: 'example.org', serverAddress: ['127.0.0.1:8081'] };

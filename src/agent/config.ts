@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { parseDurationMs } from '../spiffe/duration.js';
+import { parseTimeoutMs } from '../spiffe/duration.js';
 import { quote, SigilError } from '../spiffe/errors.js';
 import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 import { systemSocketPath } from '../spiffe/runtime-dir.js';
@@ -151,10 +151,11 @@ export function loadAgentConfig(
     else nodeAttestor = { name: names[0]!, config: (attestors as Record<string, unknown>)[names[0]!] ?? {} };
   }
 
-  const duration = (value: unknown, key: string, fallbackMs: number) => {
+  // Every duration here arms a timer (the reconcile timer, the idle timer), hence the timeout cap.
+  const timeout = (value: unknown, key: string, fallbackMs: number) => {
     if (value === undefined) return fallbackMs;
     try {
-      return parseDurationMs(value as string | number, key);
+      return parseTimeoutMs(value as string | number, key);
     } catch (err) {
       problems.push((err as Error).message);
       return fallbackMs;
@@ -168,10 +169,8 @@ export function loadAgentConfig(
     }
     return value;
   };
-  const reconcileIntervalMs = duration(raw.reconcile_interval, 'reconcile_interval', 5 * 60_000);
-  const svidCacheMax = Number(raw.svid_cache_max ?? 10_000);
-  if (!Number.isInteger(svidCacheMax) || svidCacheMax < 1)
-    problems.push(`svid_cache_max: must be a positive whole number (got ${quote(raw.svid_cache_max)})`);
+  const reconcileIntervalMs = timeout(raw.reconcile_interval, 'reconcile_interval', 5 * 60_000);
+  const svidCacheMax = count(raw.svid_cache_max, 'svid_cache_max', 10_000);
   const jwtSvidCacheMax = count(raw.jwt_svid_cache_max, 'jwt_svid_cache_max', DEFAULT_MAX_JWT_SVIDS);
   const jwtSvidCacheMaxBytes = count(
     raw.jwt_svid_cache_max_bytes,
@@ -201,7 +200,7 @@ export function loadAgentConfig(
       'workload_api.max_streams_per_connection',
       apiDefaults.maxStreamsPerConnection,
     ),
-    idleTimeoutMs: duration(api.idle_timeout, 'workload_api.idle_timeout', apiDefaults.idleTimeoutMs),
+    idleTimeoutMs: timeout(api.idle_timeout, 'workload_api.idle_timeout', apiDefaults.idleTimeoutMs),
   });
   if (workloadApi.maxConnectionsPerUid > workloadApi.maxConnections) {
     problems.push(

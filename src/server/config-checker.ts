@@ -1,8 +1,7 @@
 // The checks config.ts runs on raw YAML/JSON values: each one records a problem (dotted path, rule,
 // value found) instead of throwing, so an operator fixes the whole file in one go. Limits sections
 // (agent_api, admin_api) are read through `limitsSection`, one style for every listener's keys.
-import { MAX_TIMER_DELAY_MS } from '../spiffe/clock.js';
-import { parseDurationMs } from '../spiffe/duration.js';
+import { parseDurationMs, parseTimeoutMs } from '../spiffe/duration.js';
 import { quote, SigilError } from '../spiffe/errors.js';
 
 export type Raw = Record<string, unknown>;
@@ -63,14 +62,9 @@ export class Checker {
     return this.attempt(key, () => parse(input, key));
   }
 
-  /** A duration that arms a timer: Node fires a timer of more than 2^31-1 ms after 1 ms instead. */
+  /** A duration that arms a timer, so at most MAX_TIMER_DELAY_MS (see parseTimeoutMs). */
   timeout(key: string, input: unknown): number | null {
-    const ms = this.duration(key, input);
-    if (ms === null || ms <= MAX_TIMER_DELAY_MS) return ms;
-    this.problems.push(
-      `${key}: must be at most ${MAX_TIMER_DELAY_MS}ms, about 24 days (got ${quote(input)})`,
-    );
-    return null;
+    return this.duration(key, input, parseTimeoutMs);
   }
 
   positiveInteger(key: string, input: unknown, max = Number.MAX_SAFE_INTEGER): number | null {

@@ -2,7 +2,8 @@
 // API and the admin listeners, and owns their lifecycle. Everything here is built from the frozen
 // ServerConfig; nothing reads argv/env.
 import { EventEmitter } from 'node:events';
-import { existsSync, unlinkSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { Server as TlsServer } from 'node:tls';
@@ -15,7 +16,7 @@ import { SigilError } from '../spiffe/errors.js';
 import { ensurePrivateDir } from '../spiffe/secret-file.js';
 import { serverSpiffeId } from '../spiffe/sigil-ids.js';
 import { prepareSocketDir, type SocketCheckOptions } from '../spiffe/socket-dir.js';
-import { listenOnSocket } from '../spiffe/socket-listen.js';
+import { listenOnSocket, removeStaleSocket } from '../spiffe/socket-listen.js';
 import { buildAdminApp } from './api/admin/app.js';
 import type { AdminDeps } from './api/admin/deps.js';
 import { BundleFeed } from './api/agent/bundle-feed.js';
@@ -186,7 +187,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     await listenOnSocket(local.server, config.adminSocket, ADMIN_SOCKET_MODE);
     cleanups.push(async () => {
       await local.close();
-      removeStaleSocket(config.adminSocket);
+      await unlink(config.adminSocket).catch(() => {
+        // Already gone (removed by an operator or a restarted server): nothing left to clean.
+      });
     });
 
     let adminAddress: HostAndPort | null = null;
@@ -258,7 +261,8 @@ function schedulePruning(store: DataStore, clock: Clock, logger: Logger): () => 
 
 /**
  * Makes sure the admin socket's directory is ours alone (created owner-only when missing) and that
- * nobody serves on `socketPath`, removing a stale socket file left by a crash.
+ * nobody serves on `socketPath`, removing a stale socket file left by a crash (anything else there
+ * is refused, not deleted).
  */
 async function claimSocket(socketPath: string, options: SocketCheckOptions): Promise<void> {
   prepareSocketDir(socketPath, 'private', options);
@@ -269,7 +273,7 @@ async function claimSocket(socketPath: string, options: SocketCheckOptions): Pro
       `admin socket ${socketPath} is in use by another running server; stop it or pass --admin-socket`,
     );
   }
-  removeStaleSocket(socketPath);
+  await removeStaleSocket(socketPath, options.field);
 }
 
 function socketAnswers(socketPath: string): Promise<boolean> {
@@ -281,12 +285,4 @@ function socketAnswers(socketPath: string): Promise<boolean> {
     });
     probe.once('error', () => resolve(false));
   });
-}
-
-function removeStaleSocket(socketPath: string): void {
-  try {
-    unlinkSync(socketPath);
-  } catch {
-    // Already gone: nothing to clean.
-  }
 }

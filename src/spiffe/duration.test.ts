@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatDuration, parseDurationMs, parseWholeSecondsMs } from './duration.js';
+import { MAX_TIMER_DELAY_MS } from './clock.js';
+import { formatDuration, parseDurationMs, parseTimeoutMs, parseWholeSecondsMs } from './duration.js';
 import { SigilError } from './errors.js';
 
 function caught(fn: () => unknown): SigilError {
@@ -80,6 +81,25 @@ describe('parseWholeSecondsMs', () => {
         }),
       );
     }
+  });
+});
+
+describe('parseTimeoutMs', () => {
+  it('accepts a duration up to the longest timer Node can arm', () => {
+    expect(parseTimeoutMs('24d', 'idle_timeout')).toBe(24 * 86_400_000);
+    expect(parseTimeoutMs(`${MAX_TIMER_DELAY_MS}ms`, 'idle_timeout')).toBe(MAX_TIMER_DELAY_MS);
+  });
+
+  it('refuses a longer one, which Node would fire after 1 ms, and still refuses non-durations', () => {
+    const err = caught(() => parseTimeoutMs('30d', 'idle_timeout'));
+    expect(err).toMatchObject({
+      code: 'ERR_DURATION_INVALID',
+      field: 'idle_timeout',
+      reason: 'timer-overflow',
+    });
+    expect(err.message).toBe('idle_timeout: must be at most 2147483647ms, about 24 days (got "30d")');
+    expect(caught(() => parseTimeoutMs(`${MAX_TIMER_DELAY_MS + 1}ms`)).reason).toBe('timer-overflow');
+    expect(caught(() => parseTimeoutMs('forever', 'idle_timeout')).message).toContain('is not a duration');
   });
 });
 

@@ -1,4 +1,5 @@
 // Durations everywhere (config, flags, REST bodies) accept plain seconds or a number with a unit.
+import { MAX_TIMER_DELAY_MS } from './clock.js';
 import { quote, SigilError } from './errors.js';
 
 const UNIT_MS: Readonly<Record<string, number>> = {
@@ -46,6 +47,22 @@ export function parseDurationMs(input: string | number, field = 'duration'): num
 export function parseWholeSecondsMs(input: string | number, field = 'duration'): number {
   const ms = parseDurationMs(input, field);
   if (ms % 1000 !== 0) throw invalid(input, field, 'must be a whole number of seconds');
+  return ms;
+}
+
+/**
+ * parseDurationMs, for a configured timeout that arms a timer: at most MAX_TIMER_DELAY_MS, since Node
+ * fires a longer timer after 1 ms (an idle timeout of 30d would close every connection at once).
+ */
+export function parseTimeoutMs(input: string | number, field = 'timeout'): number {
+  const ms = parseDurationMs(input, field);
+  if (ms > MAX_TIMER_DELAY_MS) {
+    throw new SigilError(
+      'ERR_DURATION_INVALID',
+      `${field}: must be at most ${MAX_TIMER_DELAY_MS}ms, about 24 days (got ${quote(input)})`,
+      { field, reason: 'timer-overflow' },
+    );
+  }
   return ms;
 }
 

@@ -25,7 +25,7 @@ export interface RuntimeDirFs {
   isWritable(target: string): boolean;
 }
 
-export const systemRuntimeDirFs: RuntimeDirFs = {
+const systemRuntimeDirFs: RuntimeDirFs = {
   directory(target) {
     try {
       const stats = lstatSync(target);
@@ -56,7 +56,7 @@ export const systemRuntimeDirFs: RuntimeDirFs = {
 };
 
 /** Every socket with a default location: its daemon and its path below the daemon's runtime directory. */
-export const SOCKETS = {
+const SOCKETS = {
   serverAdmin: { daemon: 'sigil-server', below: 'private/admin.sock' },
   agentAdmin: { daemon: 'sigil-agent', below: 'private/admin.sock' },
   workloadApi: { daemon: 'sigil-agent', below: 'public/api.sock' },

@@ -108,6 +108,21 @@ describe('checkSocketForClient', () => {
       .link('/tmp/admin.sock', '/run/s/real.sock', ME);
     expect(() => client(fs, '/tmp/admin.sock')).not.toThrow();
   });
+
+  it('looks at each path once, the directory holding the socket included', () => {
+    const fs = machine()
+      .dir('/run/s', ME, 0o700)
+      .socket('/run/s/real.sock', ME)
+      .link('/tmp/admin.sock', '/run/s/real.sock', ME);
+    const seen: string[] = [];
+    const lstat = fs.lstat.bind(fs);
+    fs.lstat = (at) => {
+      seen.push(at);
+      return lstat(at);
+    };
+    client(fs, '/tmp/admin.sock');
+    expect(seen).toEqual(['/', '/tmp', '/tmp/admin.sock', '/run', '/run/s', '/run/s/real.sock']);
+  });
 });
 
 describe('on the real file system (tests run as root)', () => {

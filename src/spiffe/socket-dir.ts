@@ -15,7 +15,7 @@ import { quote, SigilError } from './errors.js';
 /** A private socket (admin APIs) sits in an owner-only directory; a public one (the Workload API) in one all may enter. */
 export type SocketDirKind = 'private' | 'public';
 
-export const SOCKET_DIR_MODES: Readonly<Record<SocketDirKind, number>> = { private: 0o700, public: 0o755 };
+const SOCKET_DIR_MODES: Readonly<Record<SocketDirKind, number>> = { private: 0o700, public: 0o755 };
 /** Missing parents we create: ours and writable by us alone, but enterable, so a public socket below stays reachable. */
 const PARENT_DIR_MODE = 0o755;
 /** Links followed on one path before giving up: Linux's own limit (ELOOP after 40). */
@@ -44,7 +44,7 @@ export interface SocketFs {
   chmod(target: string, mode: number): void;
 }
 
-export const systemSocketFs: SocketFs = {
+const systemSocketFs: SocketFs = {
   lstat(target) {
     try {
       return infoOf(lstatSync(target));
@@ -93,7 +93,7 @@ export function prepareSocketDir(socketPath: string, kind: SocketDirKind, option
   refuseLogged(options, () =>
     walk(path.dirname(socketPath), options, {
       // The directory holding our socket must be ours: root owning it is no help to a non-root daemon.
-      leaf: { role: 'socket directory', trusted: [options.uid], allowSticky: false },
+      leaf: { role: 'socket directory', trusted: [options.uid] },
       onMissing: (dir, isLeaf) => {
         const mode = isLeaf ? SOCKET_DIR_MODES[kind] : PARENT_DIR_MODE;
         // Only a directory we just made is ever chmod'ed: the umask may have narrowed our mode.
@@ -115,19 +115,21 @@ export function checkSocketForClient(socketPath: string, options: SocketCheckOpt
   const trusted = trustedOwners(options);
   refuseLogged(options, () =>
     walk(socketPath, options, {
-      leaf: { role: 'socket', trusted, allowSticky: false },
-      leafDir: { role: 'socket directory', trusted, allowSticky: false },
+      leaf: { role: 'socket', trusted },
+      leafDir: { role: 'socket directory', trusted },
       onMissing: () => false,
     }),
   );
 }
 
 interface Rule {
+  /**
+   * What the component is to the socket. Only an ancestor `directory` may be writable by others with
+   * the sticky bit when root owns it (/tmp); the socket's own directory never.
+   */
   readonly role: 'directory' | 'socket directory' | 'socket' | 'symlink';
   /** Owners we accept. */
   readonly trusted: readonly number[];
-  /** Whether group/other write is acceptable with the sticky bit on a root-owned directory (/tmp). */
-  readonly allowSticky: boolean;
 }
 
 interface WalkPlan {
@@ -146,12 +148,15 @@ interface WalkPlan {
  */
 function walk(target: string, options: SocketCheckOptions, plan: WalkPlan): void {
   const fs = options.fs ?? systemSocketFs;
-  const ancestor: Rule = { role: 'directory', trusted: trustedOwners(options), allowSticky: true };
+  const ancestor: Rule = { role: 'directory', trusted: trustedOwners(options) };
   const absolute = path.isAbsolute(target) ? target : path.join(process.cwd(), target);
   let pending = components(absolute);
   let current = '/';
+  const rootInfo = fs.lstat(current);
+  // What `current` was found to be when the walk stepped onto it, for the leafDir check.
+  let currentInfo = rootInfo;
   let hops = 0;
-  judge(current, fs.lstat(current), pending.length === 0 ? plan.leaf : ancestor, options);
+  judge(current, rootInfo, pending.length === 0 ? plan.leaf : ancestor, options);
   while (pending.length > 0) {
     const name = pending.shift()!;
     const next = name === '..' ? path.dirname(current) : path.join(current, name);
@@ -174,12 +179,16 @@ function walk(target: string, options: SocketCheckOptions, plan: WalkPlan): void
       }
       const link = fs.readlink(next);
       pending = [...components(link), ...pending];
-      if (path.isAbsolute(link)) current = '/';
+      if (path.isAbsolute(link)) {
+        current = '/';
+        currentInfo = rootInfo;
+      }
       continue;
     }
-    if (isLeaf && plan.leafDir) judge(current, fs.lstat(current), plan.leafDir, options);
+    if (isLeaf && plan.leafDir) judge(current, currentInfo, plan.leafDir, options);
     judge(next, info, isLeaf ? plan.leaf : ancestor, options);
     current = next;
+    currentInfo = info;
   }
 }
 
@@ -212,7 +221,7 @@ function judge(target: string, info: PathInfo | undefined, rule: Rule, options: 
   }
   if (info.kind !== 'directory' || (info.mode & WRITABLE_BY_OTHERS) === 0) return;
   const isSticky = (info.mode & STICKY) !== 0;
-  if (rule.allowSticky && isSticky && info.uid === ROOT_UID) return;
+  if (rule.role === 'directory' && isSticky && info.uid === ROOT_UID) return;
   const who = (info.mode & 0o002) !== 0 ? 'every user' : 'its group';
   // chmod is wrong advice for a shared sticky directory such as /tmp: the socket belongs in a directory of its own.
   const fix = isSticky

@@ -1,9 +1,18 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { listenOnSocket, type SetUmask } from './socket-listen.js';
+import { listenOnSocket, removeStaleSocket, type SetUmask } from './socket-listen.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -83,5 +92,43 @@ describe('listenOnSocket', () => {
     } finally {
       process.umask(before);
     }
+  });
+});
+
+/** A socket file nobody listens on, as a crashed process leaves it: bound, renamed away, then closed. */
+async function staleSocketAt(socketPath: string): Promise<void> {
+  const server = createServer();
+  const live = `${socketPath}.live`;
+  await new Promise<void>((resolve) => server.listen(live, resolve));
+  renameSync(live, socketPath);
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+describe('removeStaleSocket', () => {
+  it('does nothing when the path is free', async () => {
+    await expect(removeStaleSocket(socketIn(), 'socket_path')).resolves.toBeUndefined();
+  });
+
+  it('removes a socket left by a crash, so listen can bind again', async () => {
+    const socketPath = socketIn();
+    await staleSocketAt(socketPath);
+    expect(lstatSync(socketPath).isSocket()).toBe(true);
+    await removeStaleSocket(socketPath, 'socket_path');
+    expect(existsSync(socketPath)).toBe(false);
+    await listenOnSocket(serve(), socketPath, 0o600);
+  });
+
+  it.each([
+    ['a regular file', (p: string) => writeFileSync(p, 'keep me')],
+    ['a directory', (p: string) => mkdirSync(p)],
+  ])('refuses %s, naming the setting, and leaves it in place', async (_name, make) => {
+    const socketPath = socketIn();
+    make(socketPath);
+    await expect(removeStaleSocket(socketPath, 'admin_socket')).rejects.toMatchObject({
+      code: 'ERR_CONFIG_INVALID',
+      field: 'admin_socket',
+      message: `admin_socket: ${JSON.stringify(socketPath)} exists and is not a socket; refusing to replace it`,
+    });
+    expect(existsSync(socketPath)).toBe(true);
   });
 });

@@ -1,13 +1,40 @@
 // Binds a server to a Unix socket so that the socket file never exists with more permissions than
 // its final mode, not even between bind() and chmod(): the directory's checks (socket-dir.ts) keep
-// others from swapping the file, this keeps them from connecting to it early.
+// others from swapping the file, this keeps them from connecting to it early. A stale socket at the
+// path is removed first (removeStaleSocket); anything else there is refused, never deleted.
 import { chmodSync } from 'node:fs';
+import { lstat, unlink } from 'node:fs/promises';
 import type { Server } from 'node:net';
+import { quote, SigilError } from './errors.js';
 
 /** Sets the process umask and returns the previous one, as process.umask(mask) does. */
 export type SetUmask = (mask: number) => number;
 
 const setProcessUmask: SetUmask = (mask) => process.umask(mask);
+
+/**
+ * Removes the socket file a crashed process left at `socketPath`, which would make listen() fail with
+ * EADDRINUSE. Anything else there (a regular file, a directory) is not ours to delete: refused as a
+ * config error on `field`. It does not check that nobody serves on the socket; a caller that could
+ * meet a live one probes first (the server's claimSocket).
+ */
+export async function removeStaleSocket(socketPath: string, field: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = (await lstat(socketPath)).isSocket();
+  } catch {
+    // Nothing there: the common case.
+    return;
+  }
+  if (!isSocket) {
+    throw new SigilError(
+      'ERR_CONFIG_INVALID',
+      `${field}: ${quote(socketPath)} exists and is not a socket; refusing to replace it`,
+      { field },
+    );
+  }
+  await unlink(socketPath);
+}
 
 /**
  * Listens on `socketPath` and sets the socket file to exactly `mode`. The caller has prepared the

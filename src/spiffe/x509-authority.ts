@@ -10,6 +10,7 @@ import { isSigilError, SigilError } from './errors.js';
 import type { TrustDomain } from './id.js';
 import { type KeyType, keyTypeOf } from './keys.js';
 import { decodePem } from './pem.js';
+import { KU_KEY_CERT_SIGN, keyUsageOf, parseCertificate } from './x509-certificate.js';
 import { checkSerial, randomSerial } from './x509-serial.js';
 import { type CertificateDescription, describeCertificate, prepareIssuer } from './x509-svid.js';
 
@@ -115,9 +116,9 @@ export interface CaCertificate extends CertificateDescription {
  */
 export function parseCaCertificate(input: Buffer | string, nowMs?: number): CaCertificate {
   const der = certificateDer(input);
-  const problem = caCertificateProblem(der, { keyUsageRequired: true });
-  if (problem !== undefined) throw upstreamError(problem.rule, problem.reason, problem.cause);
-  const description = describeCertificate(der);
+  const checked = checkCaCertificate(der, { keyUsageRequired: true });
+  if ('rule' in checked) throw upstreamError(checked.rule, checked.reason, checked.cause);
+  const { description } = checked;
   const who = `certificate "${description.subject}"`;
   if (nowMs !== undefined) {
     if (nowMs < description.notBeforeMs) {
@@ -130,6 +131,12 @@ export function parseCaCertificate(input: Buffer | string, nowMs?: number): CaCe
   return Object.freeze({ ...description, der: Buffer.from(der) });
 }
 
+interface CaCertificateProblem {
+  readonly rule: string;
+  readonly reason: string;
+  readonly cause?: unknown;
+}
+
 /**
  * Why `der` cannot be a CA certificate, or undefined when it can: it must be readable, have
  * basicConstraints cA=true, and a keyUsage that includes keyCertSign. Without `keyUsageRequired` an
@@ -139,12 +146,21 @@ export function parseCaCertificate(input: Buffer | string, nowMs?: number): CaCe
 export function caCertificateProblem(
   der: Buffer,
   options: { readonly keyUsageRequired: boolean },
-): { rule: string; reason: string; cause?: unknown } | undefined {
+): CaCertificateProblem | undefined {
+  const checked = checkCaCertificate(der, options);
+  return 'rule' in checked ? checked : undefined;
+}
+
+/** caCertificateProblem's check, handing back the description it read so parseCaCertificate reads it once. */
+function checkCaCertificate(
+  der: Buffer,
+  options: { readonly keyUsageRequired: boolean },
+): CaCertificateProblem | { readonly description: CertificateDescription } {
   let description: CertificateDescription;
-  let keyUsage: x509.KeyUsagesExtension | null;
+  let keyUsage: number | null;
   try {
     description = describeCertificate(der);
-    keyUsage = new x509.X509Certificate(der).getExtension(x509.KeyUsagesExtension);
+    keyUsage = keyUsageOf(parseCertificate(der));
   } catch (err) {
     return { rule: `not a readable X.509 certificate: ${messageOf(err)}`, reason: 'malformed', cause: err };
   }
@@ -154,12 +170,12 @@ export function caCertificateProblem(
   if (keyUsage === null) {
     return options.keyUsageRequired
       ? { rule: `${who} has no keyUsage extension (keyCertSign required)`, reason: 'no-ku' }
-      : undefined;
+      : { description };
   }
-  if ((keyUsage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
+  if ((keyUsage & KU_KEY_CERT_SIGN) === 0) {
     return { rule: `${who} lacks the keyCertSign key usage`, reason: 'no-ku' };
   }
-  return undefined;
+  return { description };
 }
 
 /**

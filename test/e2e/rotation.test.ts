@@ -2,17 +2,11 @@
 // server, both holding SVIDs from the Workload API and reloading them on every update, across many
 // workload SVID rotations and one CA rotation, with zero failures. Real TTLs, scaled by
 // SIGIL_TEST_TIME_SCALE (default 1: a 60 s CA, 8 s SVIDs; TLS checks validity on the real clock).
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  freePort,
-  makeSharedDir,
-  startAgentProcess,
-  waitFor,
-  watchAsWorkload,
-} from '../support/agent-harness.js';
+import { freePort, makeSharedDir, startAgentProcess, watchAsWorkload } from '../support/agent-harness.js';
+import { asUser, spawnDaemon } from '../support/daemon.js';
 import { REPO_ROOT, type ServerProcess, startServerProcess } from '../support/harness.js';
 
 const SCALE = Number(process.env.SIGIL_TEST_TIME_SCALE ?? '1');
@@ -29,23 +23,9 @@ afterAll(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+/** The mTLS peer fixture (`server …` or `client …`) as `uid`. */
 function runAs(uid: number, args: string[]) {
-  const child = spawn(
-    'setpriv',
-    [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, PEER, ...args],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  child.stderr!.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  return { child, output: () => out, exited };
+  return spawnDaemon(asUser(uid, [process.execPath, PEER, ...args]), { name: `${args[0]} peer` });
 }
 
 describe('rotation under load', () => {
@@ -104,11 +84,7 @@ describe('rotation under load', () => {
     const port = await freePort();
     const backend = runAs(SERVER_UID, ['server', SDK, socket, String(port), `${TD}/client`]);
     cleanups.push(() => backend.child.kill('SIGKILL'));
-    await waitFor(
-      () => backend.output().includes('"listening"'),
-      20_000,
-      () => `backend did not start: ${backend.output()}`,
-    );
+    await backend.waitForOutput('"listening"', 20_000);
 
     const watch = watchAsWorkload(CLIENT_UID, agent);
     // Long enough to pass the CA's activation mark (5/6 of its TTL after the server started).

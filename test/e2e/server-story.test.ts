@@ -1,7 +1,7 @@
 // The operator's story from the README, with real processes: start the server, register workloads,
 // mint an SVID and verify it with openssl, restart (gracefully and with kill -9) and find everything,
 // the same CA included, still there.
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseSpiffeBundle } from '../../src/spiffe/bundle.js';
@@ -227,6 +227,19 @@ describe('sigil-server, end to end', () => {
     expect(second).toBeInstanceOf(Error);
     expect(String(second)).toMatch(/admin socket .* is in use by another running server/);
     expect((await first.cli('healthcheck')).code).toBe(0);
+  });
+
+  it('refuses a file at the admin socket path that is not a socket, and leaves it in place', async () => {
+    const tmp = makeTempDir();
+    temps.push(tmp.cleanup);
+    const adminSocket = path.join(tmp.dir, 'admin.sock');
+    writeFileSync(adminSocket, 'not a socket\n');
+    const refused = await start(tmp.dir).catch((err: Error) => err);
+    expect(refused).toBeInstanceOf(Error);
+    expect(String(refused)).toContain(
+      `admin_socket: ${JSON.stringify(adminSocket)} exists and is not a socket; refusing to replace it`,
+    );
+    expect(readFileSync(adminSocket, 'utf8')).toBe('not a socket\n');
   });
 
   it('exits 2 with every config problem listed', async () => {

@@ -4,16 +4,8 @@
 // socket with no flag, because both compute the same default for the same user.
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  agent,
-  asUser,
-  CLEAN_ENV,
-  modeOf,
-  run,
-  SocketLab,
-  server,
-  withFreshRun,
-} from '../support/socket-lab.js';
+import { asUser } from '../support/daemon.js';
+import { agent, CLEAN_ENV, modeOf, run, SocketLab, server, withFreshRun } from '../support/socket-lab.js';
 
 const TD = 'spiffe://example.org';
 /** A user of our own, fresh each run so that /tmp/sigil-server-<uid> never pre-exists. */

@@ -5,7 +5,8 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { agent, asUser, modeOf, NOBODY, run, SocketLab, server } from '../support/socket-lab.js';
+import { asUser } from '../support/daemon.js';
+import { agent, modeOf, NOBODY, run, SocketLab, server } from '../support/socket-lab.js';
 
 const TD = 'spiffe://example.org';
 /** A user of our own, fresh each run so that /tmp/sigil-server-<uid> never pre-exists. */

@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, linkSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeJwtSvidRequest } from '../../src/sdk/workload-codec.js';
 import {
   AGENT_BIN,
   type AgentProcess,
@@ -21,17 +22,10 @@ import {
   startServerProcess,
 } from '../support/harness.js';
 import { RawH2Connection, REFUSED_STREAM } from '../support/raw-h2.js';
-import {
-  framed,
-  grpcCall,
-  holdIdleConnections,
-  linesOf,
-  rssMib,
-  stringField,
-} from '../support/workload-attack.js';
+import { NOBODY } from '../support/socket-lab.js';
+import { framed, grpcCall, holdIdleConnections, linesOf, rssMib } from '../support/workload-attack.js';
 
 const TD = 'spiffe://example.org';
-const NOBODY = 65534;
 const DAEMON = 1;
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures');
 /** The limited agent's settings; its descriptor limit makes the total cap (1024 - 256) / 2 = 384. */
@@ -51,6 +45,11 @@ let limitedAgent: AgentProcess;
 /** A hard link to node under another name: the binary a `unix:path` entry names. */
 let legit: string;
 const children: ChildProcess[] = [];
+
+/** A framed FetchJWTSVID request for `audience`, encoded as the SDK sends it. */
+function jwtSvidRequest(...audience: string[]): Buffer {
+  return framed(encodeJwtSvidRequest({ audience, spiffe_id: '' }));
+}
 
 async function cli(...args: string[]): Promise<string> {
   const res = await server.cli(...args, '--output', 'json');
@@ -208,26 +207,24 @@ describe('JWT-SVID audience flood (item 6)', () => {
     const rssBefore = rssMib(limitedAgent.child.pid!);
     // The attack: distinct 2.5 MB audiences. grpc-js refuses each from its length prefix.
     for (let i = 0; i < 100; i++) {
-      const audience = Buffer.alloc(2_500_000, 97 + (i % 26));
-      const outcome = await grpcCall(socket, 'FetchJWTSVID', framed(stringField(1, audience)));
+      const audience = String.fromCharCode(97 + (i % 26)).repeat(2_500_000);
+      const outcome = await grpcCall(socket, 'FetchJWTSVID', jwtSvidRequest(audience));
       expect(outcome).toMatchObject({ status: 8, dataBytes: 0 }); // RESOURCE_EXHAUSTED
       expect(outcome.message).toMatch(/larger than max \(\d+ vs 131072\)/);
     }
     // Small enough for the transport, too large for an audience: INVALID_ARGUMENT naming the limit.
-    const large = await grpcCall(socket, 'FetchJWTSVID', framed(stringField(1, Buffer.alloc(2048, 98))));
+    const large = await grpcCall(socket, 'FetchJWTSVID', jwtSvidRequest('b'.repeat(2048)));
     expect(large).toMatchObject({ status: 3, dataBytes: 0 });
     expect(large.message).toContain('an audience value may be at most 1024 bytes (got 2048');
-    const many = Buffer.concat(Array.from({ length: 17 }, (_, i) => stringField(1, Buffer.from(`aud-${i}`))));
-    expect(await grpcCall(socket, 'FetchJWTSVID', framed(many))).toMatchObject({
+    const many = Array.from({ length: 17 }, (_, i) => `aud-${i}`);
+    expect(await grpcCall(socket, 'FetchJWTSVID', jwtSvidRequest(...many))).toMatchObject({
       status: 3,
       message: 'audience: at most 16 audience values are allowed (got 17)',
     });
     // Then the largest valid audiences, all distinct: minted, and cached only within the byte bound.
     for (let i = 0; i < 300; i++) {
-      const audiences = Array.from({ length: 16 }, (_, j) =>
-        stringField(1, Buffer.from(`${i}-${j}-`.padEnd(1024, 'z'))),
-      );
-      const minted = await grpcCall(socket, 'FetchJWTSVID', framed(Buffer.concat(audiences)));
+      const audiences = Array.from({ length: 16 }, (_, j) => `${i}-${j}-`.padEnd(1024, 'z'));
+      const minted = await grpcCall(socket, 'FetchJWTSVID', jwtSvidRequest(...audiences));
       expect(minted.status, minted.message).toBe(0);
       expect(minted.dataBytes).toBeGreaterThan(0);
     }
@@ -249,7 +246,7 @@ describe('malformed requests on the wire (item 9)', () => {
         'malformed JWTSVIDRequest: string at byte 2 is not valid UTF-8',
       ],
       [
-        Buffer.concat([stringField(1, Buffer.from('db')), Buffer.from([0x0a])]),
+        Buffer.concat([encodeJwtSvidRequest({ audience: ['db'], spiffe_id: '' }), Buffer.from([0x0a])]),
         'malformed JWTSVIDRequest: truncated varint',
       ],
     ];

@@ -5,6 +5,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { asUser, startDaemon } from './daemon.js';
 import { REPO_ROOT, runCommand, type ServerProcess } from './harness.js';
 
 export const AGENT_BIN = path.join(REPO_ROOT, 'bin', 'sigil-agent');
@@ -61,50 +62,25 @@ export async function startAgentProcess(
     ...(options.extraArgs ?? []),
   ];
   // prlimit execs the agent: the child's pid is the agent's.
-  const [command, commandArgs] =
-    options.nofile === undefined
-      ? [process.execPath, args]
-      : ['prlimit', [`--nofile=${options.nofile}`, process.execPath, ...args]];
-  const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const append = (chunk: Buffer) => {
-    output += chunk.toString();
-  };
-  child.stdout!.on('data', append);
-  child.stderr!.on('data', append);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const agent: AgentProcess = {
+  const argv = [process.execPath, ...args];
+  const daemon = await startDaemon(
+    options.nofile === undefined ? argv : ['prlimit', `--nofile=${options.nofile}`, ...argv],
+    { name: 'sigil-agent', started: '"msg":"Sigil agent started"', timeoutMs: 20_000 },
+  );
+  return {
     dataDir,
     socketPath,
     adminSocket,
-    child,
-    logs: () => output,
-    waitForLog: (pattern, timeoutMs = 20_000) =>
-      waitFor(
-        () => pattern.test(output),
-        timeoutMs,
-        () => `agent log never matched ${pattern}:\n${output}`,
-      ),
-    stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      return exited;
-    },
+    child: daemon.child,
+    logs: daemon.output,
+    waitForLog: (pattern, timeoutMs = 20_000) => daemon.waitForOutput(pattern, timeoutMs),
+    stop: () => daemon.stop(),
   };
-  await Promise.race([
-    agent.waitForLog(/"msg":"Sigil agent started"/),
-    exited.then((code) => {
-      throw new Error(`sigil-agent exited with ${code} before starting:\n${output}`);
-    }),
-  ]);
-  return agent;
 }
 
 /** `sigil-agent api …` run as `uid`, the way a workload would call the agent. */
 export function asWorkload(uid: number, agent: AgentProcess, ...args: string[]) {
-  return runCommand('setpriv', [
-    `--reuid=${uid}`,
-    `--regid=${uid}`,
-    '--clear-groups',
+  const [command, ...rest] = asUser(uid, [
     process.execPath,
     AGENT_BIN,
     'api',
@@ -112,27 +88,22 @@ export function asWorkload(uid: number, agent: AgentProcess, ...args: string[]) 
     '--socket-path',
     agent.socketPath,
   ]);
+  return runCommand(command!, rest);
 }
 
 /** A long-running `api watch --output json` as `uid`; resolves updates as they arrive. */
 export function watchAsWorkload(uid: number, agent: AgentProcess) {
-  const child = spawn(
-    'setpriv',
-    [
-      `--reuid=${uid}`,
-      `--regid=${uid}`,
-      '--clear-groups',
-      process.execPath,
-      AGENT_BIN,
-      'api',
-      'watch',
-      '--output',
-      'json',
-      '--socket-path',
-      agent.socketPath,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const [command, ...rest] = asUser(uid, [
+    process.execPath,
+    AGENT_BIN,
+    'api',
+    'watch',
+    '--output',
+    'json',
+    '--socket-path',
+    agent.socketPath,
+  ]);
+  const child = spawn(command!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   const updates: Array<{ svids: Array<{ spiffe_id: string; serial: string }> }> = [];
   let buffered = '';
   child.stdout!.on('data', (chunk: Buffer) => {

@@ -1,11 +1,12 @@
 // Test harness for real processes: starts the compiled `bin/sigil-server run` in a temp data dir,
 // waits for its "started" log line, and runs CLI commands against its admin socket. Reads like a
 // story in tests: `const srv = await startServerProcess(); await srv.cli('entry', 'create', …)`.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startDaemon } from './daemon.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const SERVER_BIN = path.join(REPO_ROOT, 'bin', 'sigil-server');
@@ -68,68 +69,31 @@ export async function startServerProcess(options: StartOptions = {}): Promise<Se
     `127.0.0.1:${options.agentApiPort ?? 0}`,
     ...(options.extraArgs ?? []),
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
+  // The whole line, so that the record read below is complete.
+  const daemon = await startDaemon([process.execPath, ...args], {
+    name: 'sigil-server',
+    started: /"msg":"Sigil server started".*\n/,
+    timeoutMs: 20_000,
   });
-  child.stderr!.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-
-  const started = await new Promise<Pick<ServerProcess, 'adminAddress' | 'agentApi'>>((resolve, reject) => {
-    const onData = () => {
-      for (const line of output.split('\n')) {
-        if (!line.startsWith('{')) continue;
-        const record = JSON.parse(line) as {
-          msg?: string;
-          adminAddress?: ServerProcess['adminAddress'];
-          agentApiAddress?: ServerProcess['agentApi'];
-        };
-        if (record.msg === 'Sigil server started') {
-          cleanupListeners();
-          resolve({
-            adminAddress: record.adminAddress ?? null,
-            agentApi: record.agentApiAddress!,
-          });
-          return;
-        }
-      }
-    };
-    const onExit = (code: number | null) => {
-      cleanupListeners();
-      reject(new Error(`sigil-server exited with ${code} before starting:\n${output}`));
-    };
-    const timer = setTimeout(() => {
-      cleanupListeners();
-      reject(new Error(`sigil-server did not start within 20s:\n${output}`));
-    }, 20_000);
-    const cleanupListeners = () => {
-      clearTimeout(timer);
-      child.stdout!.off('data', onData);
-      child.off('exit', onExit);
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', onExit);
-  });
+  const record = JSON.parse(
+    daemon
+      .output()
+      .split('\n')
+      .find((line) => line.startsWith('{') && line.includes('"msg":"Sigil server started"'))!,
+  ) as { adminAddress?: ServerProcess['adminAddress']; agentApiAddress: { host: string; port: number } };
 
   return {
     dataDir,
     adminSocket,
-    adminAddress: started.adminAddress,
-    agentApi: started.agentApi,
-    agentApiAddress: `${started.agentApi.host}:${started.agentApi.port}`,
-    child,
-    logs: () => output,
+    adminAddress: record.adminAddress ?? null,
+    agentApi: record.agentApiAddress,
+    agentApiAddress: `${record.agentApiAddress.host}:${record.agentApiAddress.port}`,
+    child: daemon.child,
+    logs: daemon.output,
     cli: (...cliArgs) => runCli([...cliArgs, '--admin-socket', adminSocket]),
-    stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      return exited;
-    },
+    stop: () => daemon.stop(),
     kill9: async () => {
-      if (child.exitCode === null) child.kill('SIGKILL');
-      await exited;
+      await daemon.stop('SIGKILL');
     },
   };
 }

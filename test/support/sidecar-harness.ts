@@ -1,9 +1,9 @@
 // Starts `bin/sigil-proxy run` as another uid (the agent hands out SVIDs by uid, so each sidecar
 // needs its own user, as a real one would have), waits for its "started" line, and stops it.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { waitFor } from './agent-harness.js';
+import { asUser, startDaemon } from './daemon.js';
 import { REPO_ROOT } from './harness.js';
 
 export const PROXY_BIN = path.join(REPO_ROOT, 'bin', 'sigil-proxy');
@@ -28,53 +28,26 @@ export async function startSidecarProcess(
   const file = path.join(dir, `${name}.yaml`);
   writeFileSync(file, config);
   chmodSync(file, 0o644);
-  const child = spawn(
-    'setpriv',
-    [
-      `--reuid=${uid}`,
-      `--regid=${uid}`,
-      '--clear-groups',
-      process.execPath,
-      PROXY_BIN,
-      'run',
-      '--config',
-      file,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  const append = (chunk: Buffer) => {
-    out += chunk.toString();
-  };
-  child.stdout!.on('data', append);
-  child.stderr!.on('data', append);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const sidecar: SidecarProcess = {
-    child,
-    logs: () => out,
+  const daemon = await startDaemon(asUser(uid, [process.execPath, PROXY_BIN, 'run', '--config', file]), {
+    name: `${name} sidecar`,
+    started: '"msg":"Sigil proxy started"',
+    timeoutMs: 30_000,
+  });
+  return {
+    child: daemon.child,
+    logs: daemon.output,
     lines: (message) =>
-      out
+      daemon
+        .output()
         .split('\n')
         .filter((line) => line.startsWith('{') && line.includes(`"msg":${JSON.stringify(message)}`))
         .map((line) => JSON.parse(line) as Record<string, unknown>),
     stop: async (timeoutMs = 10_000) => {
-      if (child.exitCode !== null) return child.exitCode;
-      child.kill('SIGTERM');
+      if (daemon.child.exitCode !== null) return daemon.child.exitCode;
       return Promise.race([
-        exited,
+        daemon.stop(),
         new Promise<null>((resolve) => setTimeout(() => resolve(null), timeoutMs)),
       ]);
     },
   };
-  await Promise.race([
-    waitFor(
-      () => out.includes('"msg":"Sigil proxy started"'),
-      30_000,
-      () => `${name} sidecar did not start:\n${out}`,
-    ),
-    exited.then((code) => {
-      throw new Error(`${name} sidecar exited with ${code} before starting:\n${out}`);
-    }),
-  ]);
-  return sidecar;
 }

@@ -2,10 +2,10 @@
 // other users (setpriv), in a mount namespace whose /run is empty (a machine with no socket
 // directories yet), daemons watched until they log a line, and an impostor that nobody runs at a
 // socket path of the test's choosing. A SocketLab removes everything it made when cleaned up.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, chownSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { AGENT_BIN, waitFor } from './agent-harness.js';
+import { AGENT_BIN } from './agent-harness.js';
+import { asUser, type Daemon, spawnDaemon } from './daemon.js';
 import { type CliResult, makeTempDir, runCommand, SERVER_BIN, startServerProcess } from './harness.js';
 
 export const NOBODY = 65534;
@@ -15,15 +15,6 @@ const STARTUP_TIMEOUT_MS = 30_000;
 
 export const server = (...args: string[]) => [process.execPath, SERVER_BIN, ...args];
 export const agent = (...args: string[]) => [process.execPath, AGENT_BIN, ...args];
-
-/** argv run as `uid` (and gid `uid`), with no supplementary groups. */
-export const asUser = (uid: number, argv: readonly string[]) => [
-  'setpriv',
-  `--reuid=${uid}`,
-  `--regid=${uid}`,
-  '--clear-groups',
-  ...argv,
-];
 
 /** argv in a mount namespace whose /run is an empty tmpfs: a machine where no socket directory exists yet. */
 export const withFreshRun = (argv: readonly string[]) => [
@@ -46,12 +37,9 @@ export function modeOf(target: string): string {
   return `${(stats.mode & 0o7777).toString(8)} uid=${stats.uid}`;
 }
 
-export interface Daemon {
-  readonly child: ChildProcess;
-  output(): string;
-  /** Resolves with the exit code. */
-  readonly exited: Promise<number | null>;
-  /** Resolves once the output matches; rejects if the process exits first. */
+/** A daemon the lab stops at cleanup. */
+export interface LabDaemon extends Daemon {
+  /** Resolves once the output matches; rejects if the process exits first or within 30s. */
   started(pattern: RegExp): Promise<void>;
   /** argv run inside this daemon's mount namespace. */
   inItsNamespace(argv: readonly string[]): string[];
@@ -79,35 +67,15 @@ export class SocketLab {
     return target;
   }
 
-  spawn(argv: readonly string[], env: NodeJS.ProcessEnv = CLEAN_ENV): Daemon {
-    const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    const append = (chunk: Buffer) => {
-      output += chunk.toString();
-    };
-    child.stdout!.on('data', append);
-    child.stderr!.on('data', append);
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    this.cleanups.push(async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await exited;
-    });
+  spawn(argv: readonly string[], env: NodeJS.ProcessEnv = CLEAN_ENV): LabDaemon {
+    // Named after the Sigil binary it runs, through whatever wrappers (setpriv, unshare) come first.
+    const bin = argv.find((arg) => arg === SERVER_BIN || arg === AGENT_BIN) ?? argv[0]!;
+    const daemon = spawnDaemon(argv, { name: path.basename(bin), env });
+    this.cleanups.push(() => daemon.stop());
     return {
-      child,
-      output: () => output,
-      exited,
-      started: (pattern) =>
-        Promise.race([
-          waitFor(
-            () => pattern.test(output),
-            STARTUP_TIMEOUT_MS,
-            () => `never matched ${pattern}:\n${output}`,
-          ),
-          exited.then((code) => {
-            throw new Error(`exited with ${code} before matching ${pattern}:\n${output}`);
-          }),
-        ]),
-      inItsNamespace: (inner) => ['nsenter', '-t', String(child.pid), '-m', ...inner],
+      ...daemon,
+      started: (pattern) => daemon.waitForOutput(pattern, STARTUP_TIMEOUT_MS),
+      inItsNamespace: (inner) => ['nsenter', '-t', String(daemon.child.pid), '-m', ...inner],
     };
   }
 
@@ -130,7 +98,7 @@ export class SocketLab {
    * What nobody runs: an HTTP server at `socketPath` (directories created as needed, socket 0777)
    * that answers anything with a healthy-looking body and prints every connection it gets.
    */
-  async plantSocket(socketPath: string): Promise<Daemon> {
+  async plantSocket(socketPath: string): Promise<LabDaemon> {
     const impostor = `
       const fs = require('node:fs'), http = require('node:http'), path = require('node:path');
       const socketPath = process.argv[1];

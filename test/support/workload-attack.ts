@@ -55,23 +55,11 @@ export function grpcCall(
   });
 }
 
-/** A gRPC length-prefixed message. */
+/** A gRPC length-prefixed message (the SDK's framing is private to its transport). */
 export function framed(message: Buffer): Buffer {
   const prefix = Buffer.alloc(5);
   prefix.writeUInt32BE(message.length, 1);
   return Buffer.concat([prefix, message]);
-}
-
-/** A protobuf string field. */
-export function stringField(fieldNumber: number, value: Buffer): Buffer {
-  const length: number[] = [];
-  let rest = value.length;
-  while (rest >= 0x80) {
-    length.push((rest % 128) | 0x80);
-    rest = Math.floor(rest / 128);
-  }
-  length.push(rest);
-  return Buffer.concat([Buffer.from([(fieldNumber << 3) | 2, ...length]), value]);
 }
 
 /** Resident memory of `pid`, in MiB. */

@@ -30,8 +30,11 @@ const EXIT_OK = 0;
 const EXIT_REFUSED = 1;
 const EXIT_USAGE = 2;
 const EXIT_UNREACHABLE = 3;
-/** The socket, or a directory on its path, could have been planted or swapped by another user. */
-const EXIT_UNSAFE_SOCKET = 5;
+/**
+ * The socket, or a directory on its path, could have been planted or swapped by another user. Shared
+ * with the admin-socket commands of main.ts.
+ */
+export const EXIT_UNSAFE_SOCKET = 5;
 /** A fetch that has not answered by then is as good as unreachable. */
 const DEFAULT_TIMEOUT_MS = 10_000;
 
@@ -87,6 +90,11 @@ interface Context {
   timeoutMs: number;
 }
 
+/** Whose sockets the CLI trusts and where it looks for them: the invoking user (`io.uid`, else ours). */
+export function runtimeOf(io: Pick<ApiIo, 'uid' | 'env'>): RuntimeContext {
+  return { uid: io.uid ?? process.getuid!(), env: io.env };
+}
+
 /** Runs `sigil-agent api <args>`; returns the exit code. */
 export async function apiCommand(args: string[], io: ApiIo): Promise<number> {
   let flags: Flags;
@@ -116,7 +124,7 @@ export async function apiCommand(args: string[], io: ApiIo): Promise<number> {
   if (owner !== undefined && !(Number.isSafeInteger(owner) && owner >= 0)) {
     return usage(io, `--socket-owner must be a uid, a whole number (got ${quote(flags['socket-owner'])})`);
   }
-  const runtime: RuntimeContext = { uid: io.uid ?? process.getuid!(), env: io.env };
+  const runtime = runtimeOf(io);
   let client: WorkloadApiClient;
   try {
     client = new WorkloadApiClient({

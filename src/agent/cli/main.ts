@@ -6,13 +6,13 @@ import http from 'node:http';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { isSigilError } from '../../spiffe/errors.js';
-import { defaultSocketPath, describeDefaultSocket, type RuntimeContext } from '../../spiffe/runtime-dir.js';
+import { defaultSocketPath, describeDefaultSocket } from '../../spiffe/runtime-dir.js';
 import { untilStopSignal } from '../../spiffe/shutdown.js';
 import { checkSocketForClient } from '../../spiffe/socket-dir.js';
 import { terminalSafe } from '../../spiffe/text.js';
 import { startAgent } from '../agent.js';
 import { DEFAULT_AGENT_DATA_DIR, loadAgentConfig } from '../config.js';
-import { apiCommand } from './api.js';
+import { apiCommand, EXIT_UNSAFE_SOCKET, runtimeOf } from './api.js';
 
 export interface AgentCliIo {
   readonly stdout: { write(chunk: string): unknown };
@@ -21,9 +21,6 @@ export interface AgentCliIo {
   /** The invoking user, whose sockets (and root's) the CLI trusts; defaults to this process's uid. */
   readonly uid?: number;
 }
-
-/** The admin socket, or a directory on its path, could have been planted or swapped by another user. */
-const EXIT_UNSAFE_SOCKET = 5;
 
 const USAGE = `Usage: sigil-agent <command> [flags]
 
@@ -283,10 +280,6 @@ function getJson(
     request.on('timeout', () => request.destroy(new Error('timed out')));
     request.on('error', reject);
   });
-}
-
-function runtimeOf(io: AgentCliIo): RuntimeContext {
-  return { uid: io.uid ?? process.getuid!(), env: io.env };
 }
 
 function usage(io: AgentCliIo, message: string): number {

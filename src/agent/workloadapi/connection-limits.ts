@@ -9,22 +9,22 @@ import path from 'node:path';
 import type { ConnectionLimits } from './connection-table.js';
 
 /** Connections at most, whatever the descriptor limit: each idle HTTP/2 session costs tens of KB. */
-export const DEFAULT_MAX_CONNECTIONS = 4096;
+const DEFAULT_MAX_CONNECTIONS = 4096;
 /**
  * Per uid: far above what one uid's workloads need (an SDK holds one connection), and below the
  * total derived from a 1,024-descriptor limit (384), so other uids keep a reserve while one uid's
  * connections are all busy.
  */
-export const DEFAULT_MAX_CONNECTIONS_PER_UID = 256;
+const DEFAULT_MAX_CONNECTIONS_PER_UID = 256;
 /**
  * HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; nghttp2 refuses streams beyond it (REFUSED_STREAM). A
  * workload opens a handful (X.509 watch, bundle watches, JWT calls); 5,000 once were all accepted.
  */
-export const DEFAULT_MAX_STREAMS_PER_CONNECTION = 100;
+const DEFAULT_MAX_STREAMS_PER_CONNECTION = 100;
 /** A connection with no call open is closed after this; clients reconnect on their next call. */
-export const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
 /** Descriptors kept for the agent's own use, outside the Workload API's share. */
-export const DESCRIPTOR_RESERVE = 256;
+const DESCRIPTOR_RESERVE = 256;
 /** The socket, and the pidfd that guards against pid reuse (SO_PEERPIDFD). */
 const DESCRIPTORS_PER_CONNECTION = 2;
 

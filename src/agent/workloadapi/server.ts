@@ -7,13 +7,12 @@
 // starts. Because anyone may connect, connections and streams are capped and idle ones closed
 // (connection-table.ts, connection-limits.ts), and requests are bounded in size and decoded strictly
 // (request-decoding.ts).
-import { lstat, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
 import { type Clock, systemClock } from '../../spiffe/clock.js';
-import { quote, SigilError } from '../../spiffe/errors.js';
 import { MAX_JWT_SVID_BYTES } from '../../spiffe/jwt-svid.js';
-import { listenOnSocket } from '../../spiffe/socket-listen.js';
+import { listenOnSocket, removeStaleSocket } from '../../spiffe/socket-listen.js';
 import {
   DEFAULT_WORKLOAD_API_LIMITS,
   effectiveLimits,
@@ -60,7 +59,7 @@ const SOCKET_MODE = 0o777;
  * 1 KiB audience; grpc-js refuses a longer message from its length prefix, before buffering it
  * (RESOURCE_EXHAUSTED), instead of its default of 4 MiB per stream.
  */
-export const MAX_REQUEST_BYTES = 2 * MAX_JWT_SVID_BYTES;
+const MAX_REQUEST_BYTES = 2 * MAX_JWT_SVID_BYTES;
 
 interface Connection {
   readonly socket: Socket;
@@ -137,7 +136,7 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
     injector.injectConnection(socket);
   });
 
-  await removeStaleSocket(socketPath);
+  await removeStaleSocket(socketPath, 'socket_path');
   await listenOnSocket(netServer, socketPath, SOCKET_MODE);
   // accept() failing (EMFILE despite the cap: something else took the descriptors) is logged, not
   // thrown: libuv has already closed that pending connection, and the next may succeed.
@@ -170,23 +169,4 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
       return closing;
     },
   };
-}
-
-/** A socket left by a crashed agent would make listen fail with EADDRINUSE; anything else is not ours to delete. */
-async function removeStaleSocket(socketPath: string): Promise<void> {
-  let isSocket: boolean;
-  try {
-    isSocket = (await lstat(socketPath)).isSocket();
-  } catch {
-    // Nothing there: the common case.
-    return;
-  }
-  if (!isSocket) {
-    throw new SigilError(
-      'ERR_CONFIG_INVALID',
-      `workload api: ${quote(socketPath)} exists and is not a socket; refusing to replace it`,
-      { field: 'socket_path' },
-    );
-  }
-  await unlink(socketPath);
 }

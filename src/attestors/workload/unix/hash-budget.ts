@@ -5,6 +5,7 @@
 // `bytesPerSecond`). A refused hash is not replaced by a stale one: the caller is told to retry.
 import type { Clock } from '../../../spiffe/clock.js';
 import { formatDuration } from '../../../spiffe/duration.js';
+import { TokenBucket } from '../../../spiffe/token-bucket.js';
 
 /** Bounds memory: binaries whose last hash time is remembered; the least recently hashed go first. */
 const MAX_TRACKED_BINARIES = 1024;
@@ -22,12 +23,14 @@ export interface HashBudgetOptions {
 export class HashBudget {
   /** Binary id → when it was last hashed; Map order is the LRU order. */
   private readonly lastHashedAtMs = new Map<string, number>();
-  private tokens: number;
-  private refilledAtMs: number;
+  private readonly bytes: TokenBucket;
 
   constructor(private readonly options: HashBudgetOptions) {
-    this.tokens = options.burstBytes;
-    this.refilledAtMs = options.clock.nowMs();
+    this.bytes = new TokenBucket({
+      clock: options.clock,
+      ratePerSecond: options.bytesPerSecond,
+      capacity: options.burstBytes,
+    });
   }
 
   /**
@@ -41,25 +44,16 @@ export class HashBudget {
       const { rehashIntervalMs } = this.options;
       return `it changed since it was hashed ${formatDuration(nowMs - last)} ago, and a binary is hashed at most once per ${formatDuration(rehashIntervalMs)}; retry in ${formatDuration(rehashIntervalMs - (nowMs - last))}`;
     }
-    this.refill(nowMs);
-    if (sizeBytes > this.tokens) {
+    // Never overdrawn: a binary larger than what is left waits for the bucket to hold all of it.
+    if (sizeBytes > this.bytes.tokens) {
       return `the agent's hashing budget (${this.options.bytesPerSecond} bytes/s) is spent; retry later`;
     }
-    this.tokens -= sizeBytes;
+    this.bytes.spend(sizeBytes);
     this.lastHashedAtMs.delete(binaryId);
     this.lastHashedAtMs.set(binaryId, nowMs);
     if (this.lastHashedAtMs.size > MAX_TRACKED_BINARIES) {
       this.lastHashedAtMs.delete(this.lastHashedAtMs.keys().next().value!);
     }
     return undefined;
-  }
-
-  private refill(nowMs: number): void {
-    const elapsedMs = Math.max(0, nowMs - this.refilledAtMs);
-    this.tokens = Math.min(
-      this.options.burstBytes,
-      this.tokens + (elapsedMs / 1000) * this.options.bytesPerSecond,
-    );
-    this.refilledAtMs = nowMs;
   }
 }

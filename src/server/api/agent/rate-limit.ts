@@ -5,15 +5,14 @@
 // refills, so the sustained rate holds. Refused calls cost nothing. Callers word the refusal.
 
 import type { Clock } from '../../../spiffe/clock.js';
+import { TokenBucket } from '../../../spiffe/token-bucket.js';
 
 /** Buckets are swept of keys back at a full bucket once the map doubles past this size. */
 const MIN_SWEEP_SIZE = 1024;
 
-interface Bucket {
-  tokens: number;
-  atMs: number;
+class Bucket extends TokenBucket {
   /** Whether this key was refused since it was last admitted: one log line per episode, not per call. */
-  refusing: boolean;
+  refusing = false;
 }
 
 export interface RateRefusal {
@@ -37,41 +36,34 @@ export class RateLimiter {
 
   /** Charges `cost` to `key`; null when admitted, else when to retry. */
   take(key: string, cost: number): RateRefusal | null {
-    const nowMs = this.options.clock.nowMs();
-    const bucket = this.refilled(key, nowMs);
-    if (bucket.tokens < 1) {
-      const retryAfterS = Math.ceil(((1 - bucket.tokens) / this.options.ratePerSecond) * 10) / 10;
+    const bucket = this.bucketOf(key);
+    const tokens = bucket.tokens;
+    if (tokens < 1) {
+      const retryAfterS = Math.ceil(((1 - tokens) / this.options.ratePerSecond) * 10) / 10;
       const firstOfEpisode = !bucket.refusing;
       bucket.refusing = true;
       return { retryAfterS, firstOfEpisode };
     }
-    bucket.tokens -= cost;
+    bucket.spend(cost);
     bucket.refusing = false;
-    if (this.buckets.size > this.sweepAtSize) this.sweep(nowMs);
+    if (this.buckets.size > this.sweepAtSize) this.sweep();
     return null;
   }
 
-  private refilled(key: string, nowMs: number): Bucket {
+  private bucketOf(key: string): Bucket {
     let bucket = this.buckets.get(key);
     if (bucket === undefined) {
-      bucket = { tokens: this.options.burst, atMs: nowMs, refusing: false };
+      const { ratePerSecond, burst, clock } = this.options;
+      bucket = new Bucket({ clock, ratePerSecond, capacity: burst });
       this.buckets.set(key, bucket);
     }
-    bucket.tokens = this.tokensAt(bucket, nowMs);
-    bucket.atMs = nowMs;
     return bucket;
   }
 
-  /** What `bucket` holds at `nowMs`: its tokens plus the refill since it was last updated, at most a burst. */
-  private tokensAt(bucket: Bucket, nowMs: number): number {
-    const elapsedMs = Math.max(0, nowMs - bucket.atMs);
-    return Math.min(this.options.burst, bucket.tokens + (elapsedMs * this.options.ratePerSecond) / 1000);
-  }
-
   /** Forgets keys whose bucket is full again: they are indistinguishable from new ones. */
-  private sweep(nowMs: number): void {
+  private sweep(): void {
     for (const [key, bucket] of this.buckets) {
-      if (this.tokensAt(bucket, nowMs) >= this.options.burst) this.buckets.delete(key);
+      if (bucket.tokens >= this.options.burst) this.buckets.delete(key);
     }
     this.sweepAtSize = Math.max(MIN_SWEEP_SIZE, 2 * this.buckets.size);
   }

@@ -1,0 +1,77 @@
+// The agent admin socket's start: a stale socket is replaced, anything else at the path is refused.
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type AgentAdminOptions, startAgentAdmin } from './admin.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function socketIn(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sigil-agent-admin-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return path.join(dir, 'admin.sock');
+}
+
+function options(socketPath: string): AgentAdminOptions {
+  return {
+    socketPath,
+    manager: {
+      matching: () => [],
+      nearMatches: () => [],
+      svidStatus: () => ({ minted: false }),
+      entries: () => [],
+    },
+    attestor: { attest: async () => [] },
+    status: () => ({
+      agentId: 'spiffe://example.org/agent',
+      svidExpiresAtMs: 0,
+      serverConnected: true,
+      revision: 1,
+    }),
+    logger: pino({ level: 'silent' }),
+  };
+}
+
+function healthz(socketPath: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ socketPath, path: '/healthz' }, (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      })
+      .on('error', reject);
+  });
+}
+
+describe('startAgentAdmin', () => {
+  it('replaces a socket left by a crashed agent', async () => {
+    const socketPath = socketIn();
+    const crashed = createServer();
+    await new Promise<void>((resolve) => crashed.listen(`${socketPath}.old`, resolve));
+    renameSync(`${socketPath}.old`, socketPath);
+    await new Promise<void>((resolve) => crashed.close(() => resolve()));
+
+    const admin = await startAgentAdmin(options(socketPath));
+    cleanups.push(() => admin.close());
+    expect(await healthz(socketPath)).toBe(200);
+  });
+
+  it('refuses a file that is not a socket instead of deleting it', async () => {
+    const socketPath = socketIn();
+    writeFileSync(socketPath, 'an operator typo pointed admin_socket here\n');
+    await expect(startAgentAdmin(options(socketPath))).rejects.toMatchObject({
+      code: 'ERR_CONFIG_INVALID',
+      field: 'admin_socket',
+      message: expect.stringContaining('exists and is not a socket; refusing to replace it'),
+    });
+    expect(existsSync(socketPath)).toBe(true);
+    expect(readFileSync(socketPath, 'utf8')).toBe('an operator typo pointed admin_socket here\n');
+  });
+});
