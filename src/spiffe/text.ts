@@ -35,7 +35,7 @@ export function escapeUnsafeCharacters(text: string): string {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x0a || c === 0x09 || kindOf(c) === undefined) continue;
-    out = (out ?? '') + text.slice(copiedTo, i) + `\\u${c.toString(16).padStart(4, '0')}`;
+    out = `${out ?? ''}${text.slice(copiedTo, i)}\\u${c.toString(16).padStart(4, '0')}`;
     copiedTo = i + 1;
   }
   return out === undefined ? text : out + text.slice(copiedTo);
