@@ -24,8 +24,9 @@ const forceQuery = {
   additionalProperties: false,
   properties: { force: { type: 'string', enum: ['true', 'false'] } },
 } as const;
+// Optional: a bare POST (no body) is the common case.
 const forceBody = {
-  type: 'object',
+  type: ['object', 'null'],
   additionalProperties: false,
   properties: { force: { type: 'boolean' } },
 } as const;
