@@ -1,8 +1,11 @@
-// The checks that keep an operator following the docs from locking agents out: activating a
-// prepared authority before consumers can have fetched it, and revoking one that live credentials
-// still chain to. Each returns null when safe, else the refusal and the risk a forced run takes.
+// What operators may do to which authority, and the checks that keep one following the docs from
+// locking agents out: activating a prepared authority before consumers can have fetched it, and
+// revoking one that live credentials still chain to. Those return null when safe, else the refusal
+// and the risk a forced run takes (refuseUnlessForced enforces it).
+import type { Logger } from 'pino';
+import { quote, SigilError } from '../../spiffe/errors.js';
 import type { AuthorityDependents } from '../api/admin/deps.js';
-import type { AuthorityKind } from './journal.js';
+import { type AuthorityKind, type AuthorityRecord, inState } from './journal.js';
 
 export interface GuardVerdict {
   /** The refusal, naming when or how it becomes safe. */
@@ -47,4 +50,58 @@ export function checkNothingChains(id: string, chained: AuthorityDependents): Gu
     message: `x509 authority ${id} still has ${parts.join(' and ')} chaining to it; agents move to the active authority when they renew after the taint ("localauthority show" counts what is left); revoking now means ${risk}; wait, or force it (--force)`,
     risk,
   };
+}
+
+/** Throws the verdict's refusal (ERR_AUTHORITY_STATE), or when forced logs its risk at warn. */
+export function refuseUnlessForced(
+  verdict: GuardVerdict | null,
+  force: boolean,
+  logger: Logger,
+  fields: Record<string, unknown>,
+  forcedMessage: string,
+): void {
+  if (!verdict) return;
+  if (!force) throw new SigilError('ERR_AUTHORITY_STATE', verdict.message, { reason: 'unsafe' });
+  logger.warn({ ...fields, risk: verdict.risk }, forcedMessage);
+}
+
+export function findAuthority(
+  list: readonly AuthorityRecord[],
+  kind: AuthorityKind,
+  id: string,
+): AuthorityRecord {
+  const found = list.find((a) => a.id === id);
+  if (found) return found;
+  throw new SigilError(
+    'ERR_AUTHORITY_NOT_FOUND',
+    `no ${kind} authority ${quote(id)} (see "localauthority show")`,
+    {
+      field: 'id',
+    },
+  );
+}
+
+export function requirePrepared(list: readonly AuthorityRecord[], kind: AuthorityKind): AuthorityRecord {
+  const prepared = inState(list, 'prepared');
+  if (prepared) return prepared;
+  throw new SigilError(
+    'ERR_AUTHORITY_STATE',
+    `no prepared ${kind} authority to activate; run "localauthority prepare --kind ${kind}" first`,
+  );
+}
+
+export function requireOld(target: AuthorityRecord, kind: AuthorityKind): void {
+  if (target.state === 'old') return;
+  throw new SigilError(
+    'ERR_AUTHORITY_STATE',
+    `${kind} authority ${target.id} is ${target.state}; only an old authority can be tainted (activate its successor first)`,
+  );
+}
+
+export function requireTainted(target: AuthorityRecord, kind: AuthorityKind): void {
+  if (target.tainted) return;
+  throw new SigilError(
+    'ERR_AUTHORITY_STATE',
+    `${kind} authority ${target.id} is not tainted; taint it first, then revoke once agents have re-signed`,
+  );
 }

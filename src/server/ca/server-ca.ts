@@ -1,15 +1,15 @@
 // The server's certificate authority: signs X.509- and JWT-SVIDs with the active authorities, and
 // rotates them by itself. When to prepare, activate and prune is decided by src/rotation from the
 // journaled times (journal-steps.ts turns decisions into the next journal, as a value); this class
-// acts: it saves the next journal and only then adopts it, switches signers and publishes the
-// bundle, so a restart mid-rotation resumes exactly and a failed save changes nothing. A failed
-// step is retried with backoff and reported (rotation-health.ts). Keys stay in the keys directory.
+// acts, through CaState, which saves the next journal and only then adopts it, switches signers
+// and publishes the bundle, so a restart mid-rotation resumes exactly and a failed save changes
+// nothing. A failed step is retried with backoff and reported (rotation-health.ts); operator steps
+// that could lock agents out are refused unless forced (operator-guards.ts).
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type RotationOptions, Scheduler } from '../../rotation/index.js';
 import type { TrustBundle } from '../../spiffe/bundle.js';
 import type { Clock } from '../../spiffe/clock.js';
-import { quote, SigilError } from '../../spiffe/errors.js';
 import type { TrustDomain } from '../../spiffe/id.js';
 import type { AuthorityView, ForceOption } from '../api/admin/deps.js';
 import type { BundleStore, JournalStore, NodeStore } from '../datastore/types.js';
@@ -20,33 +20,31 @@ import {
   createX509Authority,
 } from './authority-factory.js';
 import { authorityView } from './authority-view.js';
-import { publishBundle } from './ca-bundle.js';
-import {
-  type AuthorityKind,
-  type AuthorityRecord,
-  type CaJournal,
-  EMPTY_JOURNAL,
-  inState,
-  parseJournal,
-} from './journal.js';
+import { CaState } from './ca-state.js';
+import type { AuthorityKind, AuthorityRecord } from './journal.js';
 import {
   decideRotation,
   isOverdue,
   type KindStep,
   nextStepAtMs,
   planRotation,
-  type RotationPlan,
   safeActivationAtMs,
   withActivated,
   without,
   withPrepared,
   withTainted,
 } from './journal-steps.js';
-import { removeDroppedKeys, removeOrphanKeys } from './key-files.js';
 import { ChainTracker } from './live-chains.js';
-import { checkNothingChains, checkPublishLead, type GuardVerdict } from './operator-guards.js';
+import {
+  checkNothingChains,
+  checkPublishLead,
+  findAuthority,
+  refuseUnlessForced,
+  requireOld,
+  requirePrepared,
+  requireTainted,
+} from './operator-guards.js';
 import { type CaObserver, RotationHealth } from './rotation-health.js';
-import { loadSigners } from './signer-loader.js';
 import { type IssuedX509Svid, SvidSigner } from './svid-signer.js';
 
 export { BUNDLE_REFRESH_HINT_S } from './ca-bundle.js';
@@ -73,22 +71,19 @@ export interface ServerCaOptions extends AuthorityFactoryOptions {
 }
 
 export class ServerCa {
-  private journal: CaJournal = EMPTY_JOURNAL;
-  private journalVersion = 0;
   private readonly signer: SvidSigner;
-  private currentBundle!: TrustBundle;
+  private readonly state: CaState;
   private readonly scheduler: Scheduler;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly health = new RotationHealth();
   private readonly random: () => number;
   private observer: CaObserver | undefined;
-  /** A saved journal whose bundle is not published yet (the publish failed): retried first. */
-  private pendingPublish = false;
   /** What the server's and agents' SVIDs chain to: a revoke is refused while anything live does. */
   readonly chains: ChainTracker;
 
   private constructor(private readonly options: ServerCaOptions) {
     this.signer = new SvidSigner(options);
+    this.state = new CaState(options, this.signer, () => this.reportActive());
     this.chains = new ChainTracker(options.store);
     this.random = options.random ?? (() => randomInt(0, 2 ** 32) / 2 ** 32);
     this.scheduler = new Scheduler(options.clock, {
@@ -116,12 +111,12 @@ export class ServerCa {
 
   /** The trust bundle of our own trust domain, as published. */
   bundle(): TrustBundle {
-    return this.currentBundle;
+    return this.state.bundle;
   }
 
   /** IDs (subject key IDs) of tainted X.509 authorities: agents replace SVIDs they signed. */
   taintedX509Authorities(): string[] {
-    return this.journal.x509.filter((a) => a.tainted).map((a) => a.id);
+    return this.state.journal.x509.filter((a) => a.tainted).map((a) => a.id);
   }
 
   get x509Authority(): { readonly id: string; readonly notAfterMs: number } {
@@ -198,18 +193,13 @@ export class ServerCa {
   /** Operator: activates the prepared authority, once it has been published for the publish lead. */
   activate(kind: AuthorityKind, options: ForceOption = {}): Promise<AuthorityView> {
     return this.exclusive(async () => {
-      const prepared = inState(this.list(kind), 'prepared');
-      if (!prepared) {
-        throw new SigilError(
-          'ERR_AUTHORITY_STATE',
-          `no prepared ${kind} authority to activate; run "localauthority prepare --kind ${kind}" first`,
-        );
-      }
+      const prepared = requirePrepared(this.list(kind), kind);
       const nowMs = this.options.clock.nowMs();
       const safeAtMs = safeActivationAtMs(prepared, this.rotationOptions(kind));
-      this.refuseUnlessForced(
+      refuseUnlessForced(
         checkPublishLead(kind, prepared.id, nowMs, safeAtMs),
         options.force === true,
+        this.options.logger,
         { kind, authorityId: prepared.id, safeAt: new Date(safeAtMs).toISOString() },
         'Authority activation forced before its publish lead',
       );
@@ -224,13 +214,7 @@ export class ServerCa {
   /** Operator: marks an old authority compromised; agents (and the server) replace what it signed. */
   taint(kind: AuthorityKind, id: string): Promise<AuthorityView> {
     return this.exclusive(async () => {
-      const target = this.find(kind, id);
-      if (target.state !== 'old') {
-        throw new SigilError(
-          'ERR_AUTHORITY_STATE',
-          `${kind} authority ${id} is ${target.state}; only an old authority can be tainted (activate its successor first)`,
-        );
-      }
+      requireOld(this.find(kind, id), kind);
       await this.commit(kind, withTainted(this.list(kind), id), `operator tainted ${id}`);
       return this.view(kind, this.find(kind, id));
     });
@@ -240,17 +224,13 @@ export class ServerCa {
   revoke(kind: AuthorityKind, id: string, options: ForceOption = {}): Promise<AuthorityView> {
     return this.exclusive(async () => {
       const target = this.find(kind, id);
-      if (!target.tainted) {
-        throw new SigilError(
-          'ERR_AUTHORITY_STATE',
-          `${kind} authority ${id} is not tainted; taint it first, then revoke once agents have re-signed`,
-        );
-      }
+      requireTainted(target, kind);
       if (kind === 'x509') {
         const dependentsOf = await this.chains.dependents(this.options.clock.nowMs());
-        this.refuseUnlessForced(
+        refuseUnlessForced(
           checkNothingChains(id, dependentsOf(id)),
           options.force === true,
+          this.options.logger,
           { kind, authorityId: id },
           'Authority revocation forced while credentials chain to it',
         );
@@ -261,17 +241,9 @@ export class ServerCa {
   }
 
   private async start(): Promise<void> {
-    const stored = await this.options.store.loadJournal();
-    this.journal = stored ? parseJournal(stored.data) : EMPTY_JOURNAL;
-    this.journalVersion = stored?.version ?? 0;
-    // Only once a journal was read: an unreadable one must never cost a key, and an empty store
-    // (a wrong datastore setting, say) must not wipe the keys of the journal it should have had.
-    if (stored) await removeOrphanKeys(this.options.keysDir, this.journal, this.options.logger);
-    if (!(await this.rotate())) {
-      this.signer.use(await loadSigners(this.options, this.journal));
-      this.reportActive();
-    }
-    await this.publish();
+    await this.state.load();
+    if (!(await this.rotate())) await this.state.useCurrent();
+    await this.state.publish();
     this.health.succeeded(this.options.clock.nowMs());
     this.arm();
   }
@@ -282,7 +254,7 @@ export class ServerCa {
     let failure: { err: unknown } | undefined;
     try {
       // After a failure the store is the truth: a save that failed after committing moved it on.
-      if (this.health.isFailing) await this.reload();
+      if (this.health.isFailing) await this.state.reload();
       await this.rotate();
       this.health.succeeded(clock.nowMs());
       this.observer?.rotationSucceeded(clock.nowMs());
@@ -315,14 +287,14 @@ export class ServerCa {
       steps.push({ kind, decision, ...(needsKey ? { created: await this.create(kind, nowMs) } : {}) });
     }
     const plan = planRotation(
-      this.journal,
+      this.state.journal,
       steps,
       nowMs,
       (kind) => this.rotationOptions(kind),
       (id) => this.signer.lastSignedExpiresAtMs(id),
     );
-    if (plan.changes.length > 0) await this.saveAndAdopt(plan);
-    else if (this.pendingPublish) await this.publish();
+    if (plan.changes.length > 0) await this.state.saveAndAdopt(plan);
+    else if (this.state.pendingPublish) await this.state.publish();
     return plan.changes.length > 0;
   }
 
@@ -334,8 +306,8 @@ export class ServerCa {
     activated: readonly string[] = [],
   ): Promise<void> {
     try {
-      await this.saveAndAdopt({
-        next: { ...this.journal, [kind]: list },
+      await this.state.saveAndAdopt({
+        next: { ...this.state.journal, [kind]: list },
         changes: [{ kind, change }],
         activated,
       });
@@ -345,59 +317,12 @@ export class ServerCa {
   }
 
   /**
-   * Journal first, then signers and bundle: what agents see is always recoverable from the store.
-   * The next signers are loaded before the save, so the switch follows it with no await between.
-   */
-  private async saveAndAdopt({ next, changes, activated }: RotationPlan): Promise<void> {
-    const signers = await loadSigners(this.options, next);
-    const saved = await this.options.store.saveJournal(JSON.stringify(next), this.journalVersion);
-    const before = this.journal;
-    this.journal = next;
-    this.journalVersion = saved.version;
-    this.pendingPublish = true;
-    // Activated by this process: from now on every expiry it signs is tracked exactly.
-    for (const id of activated) this.signer.track(id);
-    this.signer.use(signers);
-    this.reportActive();
-    for (const { kind, change } of changes) this.options.logger.info({ kind, change }, 'Authority rotation');
-    await removeDroppedKeys(this.options.keysDir, before, next, this.options.logger);
-    await this.publish();
-  }
-
-  /**
-   * After a failure: re-reads the journal when the store moved on without us (a save that failed
-   * after committing), and removes keys made for attempts that were never saved.
-   */
-  private async reload(): Promise<void> {
-    const stored = await this.options.store.loadJournal();
-    // A journal gone from the store is no reason to delete keys: leave that to the operator.
-    if (!stored) return;
-    const journal = parseJournal(stored.data);
-    await removeOrphanKeys(this.options.keysDir, journal, this.options.logger);
-    if (stored.version === this.journalVersion) return;
-    const signers = await loadSigners(this.options, journal);
-    this.journal = journal;
-    this.journalVersion = stored.version;
-    this.signer.use(signers);
-    this.reportActive();
-    this.pendingPublish = true;
-    this.options.logger.warn({ version: stored.version }, 'CA journal reloaded from the store');
-  }
-
-  private async publish(): Promise<void> {
-    await publishBundle(this.options, this.journal, (bundle) => {
-      this.currentBundle = bundle;
-    });
-    this.pendingPublish = false;
-  }
-
-  /**
    * Sleeps until the earliest next rotation step of either kind, or sooner to retry a failure with
    * backoff (never later than the normal next step, so an expiring CA is still replaced in time).
    */
   private arm(): number | undefined {
     const nowMs = this.options.clock.nowMs();
-    let atMs = this.pendingPublish
+    let atMs = this.state.pendingPublish
       ? nowMs
       : Math.min(...KINDS.map((kind) => nextStepAtMs(this.list(kind), this.rotationOptions(kind))));
     if (this.health.isFailing) {
@@ -409,17 +334,6 @@ export class ServerCa {
     atMs = Math.max(atMs, nowMs + MIN_WAKE_MS);
     this.scheduler.schedule('rotate', atMs, () => this.exclusive(() => this.rotateOnSchedule()));
     return atMs;
-  }
-
-  private refuseUnlessForced(
-    verdict: GuardVerdict | null,
-    force: boolean,
-    fields: object,
-    forcedMsg: string,
-  ) {
-    if (!verdict) return;
-    if (!force) throw new SigilError('ERR_AUTHORITY_STATE', verdict.message, { reason: 'unsafe' });
-    this.options.logger.warn({ ...fields, risk: verdict.risk }, forcedMsg);
   }
 
   private reportActive(): void {
@@ -438,20 +352,11 @@ export class ServerCa {
   }
 
   private list(kind: AuthorityKind): readonly AuthorityRecord[] {
-    return this.journal[kind];
+    return this.state.journal[kind];
   }
 
   private find(kind: AuthorityKind, id: string): AuthorityRecord {
-    const found = this.list(kind).find((a) => a.id === id);
-    if (!found)
-      throw new SigilError(
-        'ERR_AUTHORITY_NOT_FOUND',
-        `no ${kind} authority ${quote(id)} (see "localauthority show")`,
-        {
-          field: 'id',
-        },
-      );
-    return found;
+    return findAuthority(this.list(kind), kind, id);
   }
 
   private rotationOptions(kind: AuthorityKind): RotationOptions {
