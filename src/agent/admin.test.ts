@@ -34,6 +34,7 @@ function options(socketPath: string): AgentAdminOptions {
       svidExpiresAtMs: 0,
       serverConnected: true,
       revision: 1,
+      health: { status: 'ok', reasons: [], warnings: [] },
     }),
     logger: pino({ level: 'silent' }),
   };
