@@ -64,6 +64,21 @@ describe('startAgentAdmin', () => {
     expect(await healthz(socketPath)).toBe(200);
   });
 
+  it('answers 503 with the reasons when the agent is unhealthy, 200 when only degraded', async () => {
+    const socketPath = socketIn();
+    let health = {
+      status: 'unhealthy' as const,
+      reasons: ['the server refuses this agent (banned)'],
+      warnings: [],
+    };
+    const base = options(socketPath);
+    const admin = await startAgentAdmin({ ...base, status: () => ({ ...base.status(), health }) });
+    cleanups.push(() => admin.close());
+    expect(await healthz(socketPath)).toBe(503);
+    health = { status: 'degraded' as 'unhealthy', reasons: [], warnings: ['server unreachable'] };
+    expect(await healthz(socketPath)).toBe(200);
+  });
+
   it('refuses a file that is not a socket instead of deleting it', async () => {
     const socketPath = socketIn();
     writeFileSync(socketPath, 'an operator typo pointed admin_socket here\n');

@@ -67,7 +67,7 @@ export class AgentIdentity {
   private taintHandled = false;
   /** Join tokens the server refused in this run: trying one again cannot work. */
   private readonly refusedTokens = new Set<string>();
-  private attesting: Promise<void> | null = null;
+  private attesting: Promise<boolean> | null = null;
   private readonly scheduler: Scheduler;
 
   constructor(private readonly options: AgentIdentityOptions) {
@@ -147,11 +147,11 @@ export class AgentIdentity {
     this.attesting ??= this.attestOnce(reason).finally(() => {
       this.attesting = null;
     });
-    await this.attesting;
-    return this.refusedReason === null;
+    return this.attesting;
   }
 
-  private async attestOnce(reason: string): Promise<void> {
+  /** True once attested again; false when it failed (logged, kept for health). */
+  private async attestOnce(reason: string): Promise<boolean> {
     const { evidence, logger, clock } = this.options;
     try {
       const attested = { ...(await evidence!.attest()), joinTokenSha256: evidence!.joinTokenSha256 };
@@ -164,6 +164,7 @@ export class AgentIdentity {
         { agentId: attested.spiffeId, reason, expiresAt: new Date(attested.expiresAtMs).toISOString() },
         'Node attested',
       );
+      return true;
     } catch (err) {
       const refused = classifyServerFailure(err) === 'refused';
       if (refused && evidence!.joinTokenSha256) this.refusedTokens.add(evidence!.joinTokenSha256);
@@ -174,6 +175,7 @@ export class AgentIdentity {
           ? 'Attesting again was refused; re-run the agent with new attestation evidence (e.g. a new --join-token)'
           : 'Attesting again failed; retrying later',
       );
+      return false;
     }
   }
 

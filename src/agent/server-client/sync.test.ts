@@ -28,7 +28,10 @@ class FakeStream extends EventEmitter {
     if (this.cancelled) return;
     this.cancelled = true;
     queueMicrotask(() =>
-      this.emit('error', Object.assign(new Error('Cancelled'), { code: status.CANCELLED, details: 'Cancelled' })),
+      this.emit(
+        'error',
+        Object.assign(new Error('Cancelled'), { code: status.CANCELLED, details: 'Cancelled' }),
+      ),
     );
   }
 }
