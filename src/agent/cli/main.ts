@@ -5,6 +5,7 @@
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
+import { holdProcessOpen } from '../../spiffe/clock.js';
 import { isSigilError } from '../../spiffe/errors.js';
 import { defaultSocketPath, describeDefaultSocket } from '../../spiffe/runtime-dir.js';
 import { untilStopSignal } from '../../spiffe/shutdown.js';
@@ -153,7 +154,13 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
         'sigil-agent: WARNING --insecure-bootstrap trusts whatever server answers first. Use --trust-bundle-path outside demos.\n',
       );
     }
-    agent = await startAgent(config, { logger, uid: runtime.uid });
+    // Startup may wait for the server (first attestation) on unref'd timers only.
+    const release = holdProcessOpen();
+    try {
+      agent = await startAgent(config, { logger, uid: runtime.uid });
+    } finally {
+      release();
+    }
   } catch (err) {
     io.stderr.write(
       `sigil-agent run: ${isSigilError(err) ? err.message : ((err as Error).stack ?? String(err))}\n`,
