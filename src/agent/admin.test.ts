@@ -34,6 +34,7 @@ function options(socketPath: string): AgentAdminOptions {
       svidExpiresAtMs: 0,
       serverConnected: true,
       revision: 1,
+      health: { status: 'ok', reasons: [], warnings: [] },
     }),
     logger: pino({ level: 'silent' }),
   };
@@ -60,6 +61,21 @@ describe('startAgentAdmin', () => {
 
     const admin = await startAgentAdmin(options(socketPath));
     cleanups.push(() => admin.close());
+    expect(await healthz(socketPath)).toBe(200);
+  });
+
+  it('answers 503 with the reasons when the agent is unhealthy, 200 when only degraded', async () => {
+    const socketPath = socketIn();
+    let health = {
+      status: 'unhealthy' as const,
+      reasons: ['the server refuses this agent (banned)'],
+      warnings: [],
+    };
+    const base = options(socketPath);
+    const admin = await startAgentAdmin({ ...base, status: () => ({ ...base.status(), health }) });
+    cleanups.push(() => admin.close());
+    expect(await healthz(socketPath)).toBe(503);
+    health = { status: 'degraded' as 'unhealthy', reasons: [], warnings: ['server unreachable'] };
     expect(await healthz(socketPath)).toBe(200);
   });
 

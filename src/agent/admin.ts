@@ -1,5 +1,6 @@
-// The agent's admin socket (owner-only): health for probes and `debug explain`, which answers the
-// operator's "why has this workload no identity?" by attesting a PID the way the Workload API would.
+// The agent's admin socket (owner-only): health for probes (503 with the reasons when unhealthy, see
+// identity/health.ts) and `debug explain`, which answers the operator's "why has this workload no
+// identity?" by attesting a PID the way the Workload API would.
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import type { PeerCred } from '../attestors/workload/types.js';
 import { SigilError } from '../spiffe/errors.js';
 import { formatSelector, type Selector } from '../spiffe/selector.js';
 import { listenOnSocket, removeStaleSocket } from '../spiffe/socket-listen.js';
+import type { AgentHealth } from './identity/index.js';
 import type { AgentManager } from './manager/index.js';
 
 export interface AgentStatus {
@@ -15,6 +17,7 @@ export interface AgentStatus {
   readonly svidExpiresAtMs: number;
   readonly serverConnected: boolean;
   readonly revision: number;
+  readonly health: AgentHealth;
 }
 
 /** Owner-only: on this socket, file permissions are the only authentication. */
@@ -65,9 +68,12 @@ async function handle(url: string, options: AgentAdminOptions): Promise<{ status
   if (parsed.pathname === '/healthz') {
     const status = options.status();
     return {
-      status: 200,
+      // Degraded (server unreachable, SVIDs valid) still serves: healthy to a probe.
+      status: status.health.status === 'unhealthy' ? 503 : 200,
       body: {
-        status: 'ok',
+        status: status.health.status,
+        reasons: status.health.reasons,
+        warnings: status.health.warnings,
         agent_id: status.agentId,
         svid_expires_at: Math.floor(status.svidExpiresAtMs / 1000),
         server_connected: status.serverConnected,
