@@ -46,6 +46,8 @@ export type SigilErrorCode =
   /** A socket, or a directory on its path, that someone other than us (or root) could swap. */
   | 'ERR_SOCKET_UNSAFE'
   | 'ERR_RESOURCE_EXHAUSTED'
+  /** A data directory claimed by another live process (data-dir-lock.ts). */
+  | 'ERR_DATA_DIR_LOCKED'
   // transport / CLI
   | 'ERR_UNAVAILABLE'
   | 'ERR_NOT_IMPLEMENTED';
