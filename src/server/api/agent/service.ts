@@ -29,7 +29,7 @@ import type { RegistrationEntry } from '../../datastore/types.js';
 import { authenticateAgent } from './agent-auth.js';
 import { attest } from './attest.js';
 import type { AgentApiDeps } from './deps.js';
-import { toServiceError } from './grpc-status.js';
+import { itemErrorText, toServiceError } from './grpc-status.js';
 import { type AgentApiLimits, MAX_CSRS_PER_CALL } from './limits.js';
 import { RateLimiter, type RateRefusal } from './rate-limit.js';
 import { callSourceIp } from './source-ip.js';
@@ -272,7 +272,11 @@ export function createAgentService(deps: AgentApiDeps, limits: AgentApiLimits): 
               entryId: entry.id,
               svidChain: [],
               expiresAt: 0,
-              error: err instanceof SigilError ? err.message : 'signing failed',
+              error: itemErrorText(err, log, {
+                rpc: 'SignX509Svids',
+                agentId: node.spiffeId,
+                entryId: entry.id,
+              }),
             };
           }
         });
