@@ -280,6 +280,7 @@ function checkAgentApi(check: Checker, input: unknown): AgentApiLimits {
     'attest_burst',
     'sign_rate',
     'sign_burst',
+    'sync_drain_timeout',
   ]);
   return {
     handshakeTimeoutMs: section.timeout('handshake_timeout', d.handshakeTimeoutMs),
@@ -296,6 +297,7 @@ function checkAgentApi(check: Checker, input: unknown): AgentApiLimits {
     attestBurst: section.count('attest_burst', d.attestBurst),
     signRatePerSecond: section.count('sign_rate', d.signRatePerSecond),
     signBurst: section.count('sign_burst', d.signBurst),
+    syncDrainTimeoutMs: section.timeout('sync_drain_timeout', d.syncDrainTimeoutMs),
   };
 }
 
