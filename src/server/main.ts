@@ -85,16 +85,19 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         ),
       ]),
     );
+    const socketCheck: SocketCheckOptions = {
+      uid: options.uid ?? process.getuid!(),
+      field: 'admin_socket',
+      logger,
+    };
+    // A socket directory someone else could swap is refused before the data dir is even created.
+    prepareSocketDir(config.adminSocket, 'private', socketCheck);
     // Claim the data dir before anything in it is opened or written, so a second server on it (with
     // its own admin socket or not) touches nothing; released last, after the store is closed.
     ensurePrivateDir(config.dataDir);
     const dataDirLock = lockDataDir(config.dataDir, { what: 'sigil-server' });
     cleanups.push(() => dataDirLock.release());
-    await claimSocket(config.adminSocket, {
-      uid: options.uid ?? process.getuid!(),
-      field: 'admin_socket',
-      logger,
-    });
+    await claimSocket(config.adminSocket, socketCheck.field);
     const rawStore = await openDataStore(config.datastore, clock);
     cleanups.push(() => rawStore.close());
     const serverId = serverSpiffeId(config.trustDomain).toString();
@@ -275,12 +278,10 @@ function schedulePruning(store: DataStore, clock: Clock, logger: Logger): () => 
 }
 
 /**
- * Makes sure the admin socket's directory is ours alone (created owner-only when missing) and that
- * nobody serves on `socketPath`, removing a stale socket file left by a crash (anything else there
- * is refused, not deleted).
+ * Makes sure nobody serves on `socketPath` (whose directory prepareSocketDir checked), removing a
+ * stale socket file left by a crash (anything else there is refused, not deleted).
  */
-async function claimSocket(socketPath: string, options: SocketCheckOptions): Promise<void> {
-  prepareSocketDir(socketPath, 'private', options);
+async function claimSocket(socketPath: string, field: string): Promise<void> {
   if (!existsSync(socketPath)) return;
   if (await socketAnswers(socketPath)) {
     throw new SigilError(
@@ -288,7 +289,7 @@ async function claimSocket(socketPath: string, options: SocketCheckOptions): Pro
       `admin socket ${socketPath} is in use by another running server; stop it or pass --admin-socket`,
     );
   }
-  await removeStaleSocket(socketPath, options.field);
+  await removeStaleSocket(socketPath, field);
 }
 
 function socketAnswers(socketPath: string): Promise<boolean> {
