@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { SigilError } from '../spiffe/errors.js';
 import { type AgentAdminOptions, startAgentAdmin } from './admin.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -51,6 +52,20 @@ function healthz(socketPath: string): Promise<number> {
   });
 }
 
+function get(socketPath: string, urlPath: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ socketPath, path: urlPath }, (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
+  });
+}
+
 describe('startAgentAdmin', () => {
   it('replaces a socket left by a crashed agent', async () => {
     const socketPath = socketIn();
@@ -89,5 +104,37 @@ describe('startAgentAdmin', () => {
     });
     expect(existsSync(socketPath)).toBe(true);
     expect(readFileSync(socketPath, 'utf8')).toBe('an operator typo pointed admin_socket here\n');
+  });
+  it('answers bad input 400 and its own failures 500, logging the failure whole', async () => {
+    const socketPath = socketIn();
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    // A code of our own environment (not the caller's input): once answered as the caller's fault.
+    const failure = new SigilError('ERR_CONFIG_INVALID', 'attestor exploded', {
+      cause: new Error('/proc went away'),
+    });
+    const admin = await startAgentAdmin({
+      ...options(socketPath),
+      attestor: {
+        attest: async () => {
+          throw failure;
+        },
+      },
+      logger,
+    });
+    cleanups.push(() => admin.close());
+    const bad = await get(socketPath, '/debug/explain?pid=zero');
+    expect(bad.status).toBe(400);
+    expect(JSON.parse(bad.body).error).toMatchObject({ code: 'ERR_INPUT_INVALID' });
+    const internal = await get(socketPath, `/debug/explain?pid=${process.pid}`);
+    expect(internal.status).toBe(500);
+    expect(internal.body).not.toContain('exploded');
+    expect(JSON.parse(internal.body).error).toEqual({
+      code: 'ERR_CONFIG_INVALID',
+      message: 'internal error; see the agent log',
+    });
+    const logged = lines.join('');
+    expect(logged).toContain('attestor exploded');
+    expect(logged).toContain('/proc went away');
   });
 });

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { PeerCred } from '../attestors/workload/types.js';
 import { SigilError } from '../spiffe/errors.js';
+import { httpStatusFor, isInternalHttpStatus } from '../spiffe/http-status.js';
 import { formatSelector, type Selector } from '../spiffe/selector.js';
 import { listenOnSocket, removeStaleSocket } from '../spiffe/socket-listen.js';
 import type { AgentHealth } from './identity/index.js';
@@ -43,12 +44,18 @@ export async function startAgentAdmin(options: AgentAdminOptions): Promise<{ clo
         response.end(`${JSON.stringify(body)}\n`);
       },
       (err) => {
-        const known = err instanceof SigilError;
-        if (!known) logger.error({ err }, 'Agent admin request failed');
-        response.writeHead(known ? 400 : 500, { 'content-type': 'application/json' });
-        response.end(
-          `${JSON.stringify({ error: { code: known ? err.code : 'ERR_INTERNAL', message: known ? err.message : 'internal error' } })}\n`,
-        );
+        const status = err instanceof SigilError ? httpStatusFor(err.code) : 500;
+        // Our own failures are logged whole (stack and cause) and answered without internals.
+        const internal = isInternalHttpStatus(status);
+        if (internal) logger.error({ err }, 'Agent admin request failed');
+        const error = internal
+          ? {
+              code: err instanceof SigilError ? err.code : 'ERR_INTERNAL',
+              message: 'internal error; see the agent log',
+            }
+          : { code: err.code, message: err.message };
+        response.writeHead(status, { 'content-type': 'application/json' });
+        response.end(`${JSON.stringify({ error })}\n`);
       },
     );
   });

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { quote, SigilError } from '../../../spiffe/errors.js';
 import { parseSpiffeId } from '../../../spiffe/id.js';
 import type { BatchResult, EntryFilter, RegistrationEntry, SelectorMatch } from '../../datastore/types.js';
-import { httpStatusFor } from '../status.js';
+import { httpStatusFor } from '../../../spiffe/http-status.js';
 import type { AdminDeps } from './deps.js';
 import {
   type EntryInput,

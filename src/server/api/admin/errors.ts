@@ -3,7 +3,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { quote, SigilError } from '../../../spiffe/errors.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page } from '../../datastore/types.js';
-import { httpStatusFor, isInternalHttpStatus } from '../status.js';
+import { httpStatusFor, isInternalHttpStatus } from '../../../spiffe/http-status.js';
 
 const INTERNAL_MESSAGE = 'internal error; see the server log';
 

@@ -1,7 +1,8 @@
-// The one table mapping domain error codes to admin REST status codes. Domain code never knows HTTP.
+// The one table mapping domain error codes to HTTP status codes, for every HTTP edge that answers
+// with our errors (the server's admin REST API, the agent's admin socket). Domain code never knows HTTP.
 // It is total (no default): a new code does not compile until it is placed here, so nothing falls
 // through to "the caller's fault" by accident.
-import type { SigilErrorCode } from '../../spiffe/errors.js';
+import type { SigilErrorCode } from './errors.js';
 
 const BAD_REQUEST = 400;
 const UNAUTHORIZED = 401;
