@@ -16,11 +16,11 @@ import type { AgentApiDeps } from '../../src/server/api/agent/deps.js';
 import { GRPC_STATUS_BY_CODE, toServiceError } from '../../src/server/api/agent/grpc-status.js';
 import { DEFAULT_AGENT_API_LIMITS } from '../../src/server/api/agent/limits.js';
 import { createAgentService } from '../../src/server/api/agent/service.js';
-import { HTTP_STATUS_BY_CODE } from '../../src/spiffe/http-status.js';
 import type { DataStore } from '../../src/server/datastore/types.js';
 import { createServerMetrics } from '../../src/server/metrics.js';
 import { systemClock } from '../../src/spiffe/clock.js';
 import { SIGIL_ERROR_CODES, SigilError, type SigilErrorCode } from '../../src/spiffe/errors.js';
+import { HTTP_STATUS_BY_CODE } from '../../src/spiffe/http-status.js';
 import { parseTrustDomain } from '../../src/spiffe/id.js';
 import { type AdminFixture, startAdminFixture } from '../support/admin-app.js';
 

@@ -1,9 +1,9 @@
 // Error bodies and the fastify error handler for the admin API: every failure is
-// {"error": {code, message, field?}} with the status from api/status.ts; internals stay in the log.
+// {"error": {code, message, field?}} with the status from spiffe/http-status.ts; internals stay in the log.
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { quote, SigilError } from '../../../spiffe/errors.js';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page } from '../../datastore/types.js';
 import { httpStatusFor, isInternalHttpStatus } from '../../../spiffe/http-status.js';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page } from '../../datastore/types.js';
 
 const INTERNAL_MESSAGE = 'internal error; see the server log';
 
