@@ -1,13 +1,16 @@
-// The agent's admin socket (owner-only): health for probes and `debug explain`, which answers the
-// operator's "why has this workload no identity?" by attesting a PID the way the Workload API would.
+// The agent's admin socket (owner-only): health for probes (503 with the reasons when unhealthy, see
+// identity/health.ts) and `debug explain`, which answers the operator's "why has this workload no
+// identity?" by attesting a PID the way the Workload API would.
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { PeerCred } from '../attestors/workload/types.js';
 import { SigilError } from '../spiffe/errors.js';
+import { httpStatusFor, isInternalHttpStatus } from '../spiffe/http-status.js';
 import { formatSelector, type Selector } from '../spiffe/selector.js';
 import { listenOnSocket, removeStaleSocket } from '../spiffe/socket-listen.js';
+import type { AgentHealth } from './identity/index.js';
 import type { AgentManager } from './manager/index.js';
 
 export interface AgentStatus {
@@ -15,6 +18,7 @@ export interface AgentStatus {
   readonly svidExpiresAtMs: number;
   readonly serverConnected: boolean;
   readonly revision: number;
+  readonly health: AgentHealth;
 }
 
 /** Owner-only: on this socket, file permissions are the only authentication. */
@@ -40,12 +44,18 @@ export async function startAgentAdmin(options: AgentAdminOptions): Promise<{ clo
         response.end(`${JSON.stringify(body)}\n`);
       },
       (err) => {
-        const known = err instanceof SigilError;
-        if (!known) logger.error({ err }, 'Agent admin request failed');
-        response.writeHead(known ? 400 : 500, { 'content-type': 'application/json' });
-        response.end(
-          `${JSON.stringify({ error: { code: known ? err.code : 'ERR_INTERNAL', message: known ? err.message : 'internal error' } })}\n`,
-        );
+        const status = err instanceof SigilError ? httpStatusFor(err.code) : 500;
+        // Our own failures are logged whole (stack and cause) and answered without internals.
+        const internal = isInternalHttpStatus(status);
+        if (internal) logger.error({ err }, 'Agent admin request failed');
+        const error = internal
+          ? {
+              code: err instanceof SigilError ? err.code : 'ERR_INTERNAL',
+              message: 'internal error; see the agent log',
+            }
+          : { code: err.code, message: err.message };
+        response.writeHead(status, { 'content-type': 'application/json' });
+        response.end(`${JSON.stringify({ error })}\n`);
       },
     );
   });
@@ -65,9 +75,12 @@ async function handle(url: string, options: AgentAdminOptions): Promise<{ status
   if (parsed.pathname === '/healthz') {
     const status = options.status();
     return {
-      status: 200,
+      // Degraded (server unreachable, SVIDs valid) still serves: healthy to a probe.
+      status: status.health.status === 'unhealthy' ? 503 : 200,
       body: {
-        status: 'ok',
+        status: status.health.status,
+        reasons: status.health.reasons,
+        warnings: status.health.warnings,
         agent_id: status.agentId,
         svid_expires_at: Math.floor(status.svidExpiresAtMs / 1000),
         server_connected: status.serverConnected,

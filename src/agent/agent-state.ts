@@ -1,8 +1,9 @@
 // What the agent keeps in its data dir so a restart does not attest again: its SVID chain and key
-// (0600), the last trust bundle, and whether its attestor allows attesting again. Written atomically.
+// (0600), the last trust bundle, whether its attestor allows attesting again, and a hash of the join
+// token it last attested with (never the token), so a new token on the command line is recognised.
+// Written atomically.
 
-import type { KeyObject } from 'node:crypto';
-import { createPrivateKey } from 'node:crypto';
+import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { encodeSpiffeBundle, parseSpiffeBundle, type TrustBundle } from '../spiffe/bundle.js';
@@ -23,6 +24,18 @@ export interface AgentState {
   readonly bundle: TrustBundle;
   readonly canReattest: boolean;
   readonly expiresAtMs: number;
+  /** SHA-256 (hex) of the join token this SVID was attested with; null for other attestors. */
+  readonly joinTokenSha256: string | null;
+}
+
+/** What agent.json records of a join token: its SHA-256, enough to tell a new token from the used one. */
+export function joinTokenSha256(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/** Where the last bundle is kept (named in the stale-bundle advice). */
+export function savedBundlePath(dataDir: string): string {
+  return path.join(dataDir, FILES.bundle);
 }
 
 const FILES = {
@@ -49,7 +62,11 @@ export async function saveAgentState(dataDir: string, state: AgentState): Promis
   await saveBundle(dataDir, state.bundle);
   await writeFileAtomic(
     path.join(dataDir, FILES.meta),
-    `${JSON.stringify({ spiffe_id: state.spiffeId, can_reattest: state.canReattest })}\n`,
+    `${JSON.stringify({
+      spiffe_id: state.spiffeId,
+      can_reattest: state.canReattest,
+      ...(state.joinTokenSha256 ? { join_token_sha256: state.joinTokenSha256 } : {}),
+    })}\n`,
     PUBLIC_FILE_MODE,
   );
 }
@@ -66,7 +83,11 @@ export async function loadAgentState(dataDir: string, trustDomain: TrustDomain):
     );
     const chain = decodePemBlocks(svidPem!, 'CERTIFICATE', FILES.svid);
     const key = createPrivateKey(keyPem!);
-    const meta = JSON.parse(metaJson!) as { spiffe_id: string; can_reattest: boolean };
+    const meta = JSON.parse(metaJson!) as {
+      spiffe_id: string;
+      can_reattest: boolean;
+      join_token_sha256?: string;
+    };
     const described = describeCertificate(chain[0]!);
     if (described.spiffeId !== meta.spiffe_id) return null;
     return {
@@ -76,6 +97,8 @@ export async function loadAgentState(dataDir: string, trustDomain: TrustDomain):
       bundle: parseSpiffeBundle(bundleJson!, trustDomain),
       canReattest: meta.can_reattest,
       expiresAtMs: described.notAfterMs,
+      // Written by this version only; an older agent.json has none (any token then counts as new).
+      joinTokenSha256: typeof meta.join_token_sha256 === 'string' ? meta.join_token_sha256 : null,
     };
   } catch {
     // Missing or unreadable: the caller attests and writes a fresh state.

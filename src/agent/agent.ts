@@ -1,41 +1,42 @@
 // Composition root of sigil-agent: attests the node (or reuses its saved SVID), follows the server's
-// entry stream, keeps its own SVID renewed, and serves the Workload API and its admin socket. While
-// the server is unreachable it keeps serving what it has and reconnects with backoff.
+// entry stream, keeps its own SVID renewed (identity/), and serves the Workload API and its admin
+// socket. While the server is unreachable it keeps serving what it has and reconnects with backoff.
 
 import { randomInt } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { createNodeAttestorAgent } from '../attestors/node/index.js';
 import type { NodeAttestorAgent } from '../attestors/node/types.js';
 import { createWorkloadAttestor } from '../attestors/workload/index.js';
 import type { PeerCred } from '../attestors/workload/types.js';
-import { bundleFromPem, bundleToPem, parseSpiffeBundle, type TrustBundle } from '../spiffe/bundle.js';
+import { bundleToPem, type TrustBundle } from '../spiffe/bundle.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
 import { SigilError } from '../spiffe/errors.js';
-import { encodePem } from '../spiffe/pem.js';
 import type { Selector } from '../spiffe/selector.js';
 import { prepareSocketDir } from '../spiffe/socket-dir.js';
-import { describeCertificate } from '../spiffe/x509-svid.js';
 import { startAgentAdmin } from './admin.js';
 import {
-  type AgentState,
+  joinTokenSha256,
   loadAgentState,
-  loadSavedBundle,
   saveAgentState,
   saveBundle,
+  savedBundlePath,
 } from './agent-state.js';
 import type { AgentConfig } from './config.js';
-import { createSvidKeyRequest } from './manager/csr.js';
+import {
+  AgentIdentity,
+  type AttestationEvidence,
+  assessAgentHealth,
+  attestUntilAccepted,
+  classifyServerFailure,
+  describeServerFailure,
+  loadStartBundle,
+  staleBundleMessage,
+} from './identity/index.js';
 import { AgentManager } from './manager/index.js';
 import { attestNode } from './server-client/attest.js';
 import { ServerConnection } from './server-client/connection.js';
 import { runSyncLoop } from './server-client/sync.js';
 import { startWorkloadApiServer } from './workloadapi/server.js';
-
-/** Agent SVIDs are renewed once this fraction of their lifetime has passed. */
-const AGENT_RENEW_FRACTION = 0.5;
-/** Retry a failed renewal this soon (the SVID is still valid for a while). */
-const RENEW_RETRY_MS = 5_000;
 
 export interface RunningAgent {
   readonly spiffeId: string;
@@ -83,16 +84,32 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
             `node_attestor.${config.nodeAttestor.name}`,
           );
 
-    // Trust: a bundle saved by an earlier run wins over the configured bootstrap bundle.
-    const startBundle =
-      (await loadSavedBundle(config.dataDir, config.trustDomain)) ?? (await readTrustBundle(config));
+    // Trust: the bundle saved by an earlier run united with the configured one (a stale saved bundle
+    // is healed by passing the current one), or nothing with insecure bootstrap.
+    const startBundle = await loadStartBundle(config);
     if (startBundle) connection.setBundlePem(bundleToPem(startBundle));
     else
       logger.warn(
         'No trust bundle: trusting the server on first contact (--insecure-bootstrap). Do not use in production.',
       );
+    /** Sequence of the bundle we trust the server with, for the stale-bundle advice. */
+    let bundleSequence = startBundle?.sequence ?? 0;
+    const bundleAdvice = () =>
+      staleBundleMessage({ savedPath: savedBundlePath(config.dataDir), sequence: bundleSequence });
 
     let trusted = startBundle !== null;
+    const tokenSha256 =
+      config.nodeAttestor.name === 'join_token'
+        ? joinTokenSha256(String((config.nodeAttestor.config as { token?: unknown }).token))
+        : null;
+    const evidence: AttestationEvidence | null = attestor && {
+      joinTokenSha256: tokenSha256,
+      attest: async () => {
+        const attested = await attestNode(connection, attestor, config.trustDomain, !trusted);
+        trusted = true;
+        return attested;
+      },
+    };
     let state = await loadAgentState(config.dataDir, config.trustDomain);
     if (state && state.expiresAtMs <= clock.nowMs()) {
       if (!state.canReattest) {
@@ -103,45 +120,62 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       }
       state = null;
     }
-    /** When the last attestation answered; unknown for a saved SVID reused from an earlier run. */
-    let attestedAtMs = Number.NEGATIVE_INFINITY;
-    const attestAgain = async (reason: string): Promise<AgentState> => {
-      if (!attestor) {
-        throw new SigilError(
-          'ERR_CONFIG_INVALID',
-          `the agent must attest (${reason}) but no node attestor is configured; pass --join-token or set node_attestor`,
+    /** When the SVID in use was received; unknown (-Infinity) for one saved by an earlier run. */
+    let receivedAtMs = Number.NEGATIVE_INFINITY;
+    if (state) {
+      logger.info({ agentId: state.spiffeId }, 'Reusing the saved agent SVID (no attestation needed)');
+      if (tokenSha256 && tokenSha256 !== state.joinTokenSha256) {
+        logger.info(
+          { agentId: state.spiffeId },
+          'A new join token was given; it stays unused while the server accepts the saved agent SVID, and is used if the server refuses it',
         );
       }
-      const attested = await attestNode(connection, attestor, config.trustDomain, !trusted);
-      attestedAtMs = clock.nowMs();
-      trusted = true;
-      await saveAgentState(config.dataDir, attested);
+      // The saved state's bundle may be older than the start bundle, which includes it.
+      if (startBundle) state = { ...state, bundle: startBundle };
+    } else {
+      if (!evidence) {
+        throw new SigilError(
+          'ERR_CONFIG_INVALID',
+          'the agent must attest (no saved SVID) but no node attestor is configured; pass --join-token or set node_attestor',
+        );
+      }
+      const attested = await attestUntilAccepted(evidence.attest, {
+        clock,
+        random,
+        logger,
+        signal: abort.signal,
+        staleBundleAdvice: bundleAdvice,
+      });
+      receivedAtMs = clock.nowMs();
+      state = { ...attested, joinTokenSha256: tokenSha256 };
+      await saveAgentState(config.dataDir, state);
       logger.info(
-        { agentId: attested.spiffeId, reason, expiresAt: new Date(attested.expiresAtMs).toISOString() },
+        {
+          agentId: state.spiffeId,
+          reason: 'no saved SVID',
+          expiresAt: new Date(state.expiresAtMs).toISOString(),
+        },
         'Node attested',
       );
-      return attested;
-    };
-    if (state)
-      logger.info({ agentId: state.spiffeId }, 'Reusing the saved agent SVID (no attestation needed)');
-    else state = await attestAgain('no saved SVID');
-    let current: AgentState = state;
-    const useState = (next: AgentState) => {
-      current = next;
-      connection.setBundlePem(bundleToPem(next.bundle));
-      connection.setIdentity(
-        next.chain.map((c) => encodePem('CERTIFICATE', c)).join(''),
-        next.key.export({ format: 'pem', type: 'pkcs8' }) as string,
-      );
-    };
-    useState(current);
+    }
+    const identity = new AgentIdentity({
+      initial: state,
+      receivedAtMs,
+      connection,
+      evidence,
+      save: (next) => saveAgentState(config.dataDir, next),
+      clock,
+      random,
+      logger: logger.child({ component: 'identity' }),
+    });
+    cleanups.push(() => identity.close());
 
     const manager = new AgentManager({
       trustDomain: config.trustDomain,
       clock,
       random,
       logger: logger.child({ component: 'manager' }),
-      initialBundle: current.bundle,
+      initialBundle: identity.state.bundle,
       maxSvids: config.svidCacheMax,
       jwtSvidCache: { maxTokens: config.jwtSvidCacheMax, maxBytes: config.jwtSvidCacheMaxBytes },
       signer: {
@@ -162,10 +196,18 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     const managerDone = manager.run(abort.signal);
     cleanups.push(() => managerDone);
 
-    let serverConnected = false;
+    const server = { connected: false, synced: false, problem: null as string | null };
     const syncDone = runSyncLoop({
       connection,
-      manager,
+      // The agent's own SVID follows taints as the workload SVIDs do.
+      manager: {
+        applySync: (update) => {
+          manager.applySync(update);
+          if (update.taintedAuthorities && update.bundle) {
+            identity.noteTainted(update.taintedAuthorities, update.bundle.x509Authorities);
+          }
+        },
+      },
       clock,
       random,
       logger: logger.child({ component: 'sync' }),
@@ -173,75 +215,31 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       reconcileIntervalMs: config.reconcileIntervalMs,
       signal: abort.signal,
       onConnected: (connected) => {
-        serverConnected = connected;
+        server.connected = connected;
+        if (connected) {
+          server.synced = true;
+          server.problem = null;
+        }
       },
+      onFailure: (err) => {
+        const stale = classifyServerFailure(err) === 'stale-bundle';
+        const problem = stale ? bundleAdvice() : describeServerFailure(err);
+        // The advice once per outage, not at every retry (the retry line says it is still failing).
+        if (stale && server.problem !== problem) logger.error({ server: connection.address }, problem);
+        server.problem = problem;
+      },
+      isRefusal: (err) => classifyServerFailure(err) === 'refused',
       onBundle: (bundle: TrustBundle) => {
-        current = { ...current, bundle };
+        bundleSequence = bundle.sequence;
+        identity.setBundle(bundle);
         connection.setBundlePem(bundleToPem(bundle));
         void saveBundle(config.dataDir, bundle).catch((err) =>
           logger.error({ err }, 'Saving the trust bundle failed'),
         );
       },
-      onEvicted: async () => {
-        if (!current.canReattest || !attestor) {
-          logger.error(
-            { agentId: current.spiffeId },
-            'The server refused this agent (evicted or banned) and its attestor cannot attest again; serving cached SVIDs until they expire. Re-run the agent with new attestation evidence (e.g. a new --join-token).',
-          );
-          return false;
-        }
-        useState(await attestAgain('evicted'));
-        connection.close();
-        return true;
-      },
+      onEvicted: () => identity.onRefused('the server refused the agent SVID on the sync stream'),
     });
     cleanups.push(() => syncDone);
-
-    cleanups.push(scheduleRenewal());
-    function scheduleRenewal(): () => void {
-      let cancel = () => {};
-      // Servers backdate notBefore for clock skew (sigil-server by 10 s). Counted from notBefore, the
-      // renewal point of an SVID shorter than twice the backdate lies in the past, so every renewal
-      // was due at once: a tight loop against the server. Count from when we got the SVID instead;
-      // a saved SVID from an earlier run (received time unknown) goes by notBefore.
-      const arm = (receivedAtMs: number) => {
-        const { notBeforeMs, notAfterMs } = describeCertificate(current.chain[0]!);
-        const startMs = Math.max(notBeforeMs, Math.min(receivedAtMs, notAfterMs));
-        const dueMs = startMs + (notAfterMs - startMs) * AGENT_RENEW_FRACTION;
-        cancel = clock.setTimer(Math.max(0, dueMs - clock.nowMs()), () => void renew());
-      };
-      const renew = async () => {
-        try {
-          const request = createSvidKeyRequest();
-          const { svidChain } = await connection.renewAgentSvid(request.csr);
-          const receivedAtMs = clock.nowMs();
-          const described = describeCertificate(svidChain[0]!);
-          const next: AgentState = {
-            ...current,
-            chain: svidChain,
-            key: request.key,
-            expiresAtMs: described.notAfterMs,
-          };
-          await saveAgentState(config.dataDir, next);
-          useState(next);
-          // The open HTTP/2 connection still presents the old SVID, which the server no longer accepts.
-          connection.close();
-          logger.info(
-            { agentId: next.spiffeId, expiresAt: new Date(next.expiresAtMs).toISOString() },
-            'Agent SVID renewed',
-          );
-          arm(receivedAtMs);
-        } catch (err) {
-          logger.warn({ err: (err as Error).message }, 'Agent SVID renewal failed; retrying');
-          if (current.expiresAtMs <= clock.nowMs() && current.canReattest && attestor) {
-            useState(await attestAgain('SVID expired').catch(() => current));
-          }
-          cancel = clock.setTimer(RENEW_RETRY_MS, () => void renew());
-        }
-      };
-      arm(attestedAtMs);
-      return () => cancel();
-    }
 
     const workloadAttestors = Object.entries(config.workloadAttestors).map(([name, raw]) =>
       createWorkloadAttestor(name, raw, { clock }),
@@ -264,50 +262,42 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       socketPath: config.adminSocket,
       manager,
       attestor: callerAttestor,
-      status: () => ({
-        agentId: current.spiffeId,
-        svidExpiresAtMs: current.expiresAtMs,
-        serverConnected,
-        revision: manager.revision,
-      }),
+      status: () => {
+        const own = identity.health();
+        const entries = manager.entries().length;
+        return {
+          agentId: identity.state.spiffeId,
+          svidExpiresAtMs: own.notAfterMs,
+          serverConnected: server.connected,
+          revision: manager.revision,
+          health: assessAgentHealth({
+            nowMs: clock.nowMs(),
+            svid: own,
+            lastRenewalError: own.lastRenewalError,
+            refusedReason: own.refusedReason,
+            serverConnected: server.connected,
+            serverProblem: server.problem,
+            synced: server.synced,
+            entries,
+          }),
+        };
+      },
       logger,
     });
     cleanups.push(() => admin.close());
 
     logger.info(
       {
-        agentId: current.spiffeId,
+        agentId: identity.state.spiffeId,
         socketPath: config.socketPath,
         adminSocket: config.adminSocket,
         servers: config.serverAddresses,
       },
       'Sigil agent started',
     );
-    return { spiffeId: current.spiffeId, close };
+    return { spiffeId: identity.state.spiffeId, close };
   } catch (err) {
     await close();
     throw err;
   }
-}
-
-async function readTrustBundle(config: AgentConfig): Promise<TrustBundle | null> {
-  if (!config.trustBundlePath) {
-    if (config.insecureBootstrap) return null;
-    throw new SigilError(
-      'ERR_CONFIG_INVALID',
-      'no trust bundle: pass --trust-bundle-path (sigil-server bundle show > bundle.pem) or --insecure-bootstrap for demos',
-    );
-  }
-  let text: string;
-  try {
-    text = await readFile(config.trustBundlePath, 'utf8');
-  } catch (err) {
-    throw new SigilError(
-      'ERR_CONFIG_INVALID',
-      `trust_bundle_path: cannot read ${config.trustBundlePath}: ${(err as Error).message}`,
-    );
-  }
-  return text.trimStart().startsWith('{')
-    ? parseSpiffeBundle(text, config.trustDomain)
-    : bundleFromPem(config.trustDomain, text);
 }

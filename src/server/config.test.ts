@@ -265,6 +265,34 @@ describe('loadServerConfig', () => {
     expect(problemsOf(() => loadServerConfig(bad))).toContain('ca.upstream.key_file: is required');
   });
 
+  it("checks each node attestor's settings with its own factory, listed with the other problems", () => {
+    const bad = file(
+      's.yaml',
+      [
+        'trust_domain: a.org',
+        'log_level: loud',
+        'node_attestors:',
+        '  join_token: { ttl: 1h }',
+        '  x509pop: { ca_bundle_path: /nonexistent/ca.pem, colour: blue }',
+        '  tpm: {}',
+        '',
+      ].join('\n'),
+    );
+    const message = problemsOf(() => loadServerConfig(bad));
+    expect(message).toMatch(/ has 5 problems\n/);
+    expect(message).toContain('\n  log_level: must be one of');
+    expect(message).toContain(
+      '\n  node_attestors.join_token.ttl: unknown key (this attestor takes no settings)',
+    );
+    expect(message).toContain('\n  node_attestors.x509pop.colour: unknown key (known keys: ca_bundle_path)');
+    expect(message).toContain(
+      '\n  node_attestors.x509pop.ca_bundle_path: cannot read /nonexistent/ca.pem: ENOENT',
+    );
+    expect(message).toContain(
+      '\n  node_attestors.tpm: unknown node attestor "tpm" (valid: join_token, x509pop, k8s_sat)',
+    );
+  });
+
   it('names unreadable and unparsable files', () => {
     expect(problemsOf(() => loadServerConfig('/nonexistent/server.yaml'))).toContain(
       'cannot read config /nonexistent/server.yaml',

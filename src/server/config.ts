@@ -3,8 +3,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { createNodeAttestorServer, type JoinTokenReader } from '../attestors/node/index.js';
 import { formatDuration, parseWholeSecondsMs } from '../spiffe/duration.js';
-import { quote, SigilError } from '../spiffe/errors.js';
+import { isSigilError, quote, SigilError } from '../spiffe/errors.js';
 import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 import { KEY_TYPES, type KeyType } from '../spiffe/keys.js';
 import { systemSocketPath } from '../spiffe/runtime-dir.js';
@@ -198,6 +199,8 @@ export function checkServerConfig(
       problems.push(
         `node_attestors.${name}: must be a mapping of the attestor's settings (got ${quote(value)})`,
       );
+    } else {
+      checkNodeAttestor(problems, name, value ?? {});
     }
   }
 
@@ -242,6 +245,28 @@ export function checkServerConfig(
   });
 }
 
+/**
+ * Runs the attestor's own factory on its config, so that a bad attestor setting is reported with
+ * the rest before the server writes anything (it used to surface after the CA keys were written).
+ * The attestor built here is dropped: it never attests, so it gets a token reader that refuses.
+ */
+function checkNodeAttestor(problems: string[], name: string, value: unknown): void {
+  try {
+    createNodeAttestorServer(name, value, { joinTokens: CONFIG_CHECK_TOKENS });
+  } catch (err) {
+    if (!isSigilError(err)) throw err;
+    // The factory lists several problems under a header line; ours take one line each.
+    const lines = err.message.split('\n');
+    problems.push(...(lines.length === 1 ? lines : lines.slice(1).map((line) => line.trim())));
+  }
+}
+
+const CONFIG_CHECK_TOKENS: JoinTokenReader = {
+  fetchJoinToken: () => {
+    throw new SigilError('ERR_UNAVAILABLE', 'config check: no datastore');
+  },
+};
+
 function checkAgentApi(check: Checker, input: unknown): AgentApiLimits {
   const d = DEFAULT_AGENT_API_LIMITS;
   const section = check.limitsSection('agent_api', input, [
@@ -255,6 +280,7 @@ function checkAgentApi(check: Checker, input: unknown): AgentApiLimits {
     'attest_burst',
     'sign_rate',
     'sign_burst',
+    'sync_drain_timeout',
   ]);
   return {
     handshakeTimeoutMs: section.timeout('handshake_timeout', d.handshakeTimeoutMs),
@@ -271,6 +297,7 @@ function checkAgentApi(check: Checker, input: unknown): AgentApiLimits {
     attestBurst: section.count('attest_burst', d.attestBurst),
     signRatePerSecond: section.count('sign_rate', d.signRatePerSecond),
     signBurst: section.count('sign_burst', d.signBurst),
+    syncDrainTimeoutMs: section.timeout('sync_drain_timeout', d.syncDrainTimeoutMs),
   };
 }
 

@@ -9,9 +9,10 @@ import path from 'node:path';
 import type { Server as TlsServer } from 'node:tls';
 import type { DestinationStream, Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { createNodeAttestorServer } from '../attestors/node/index.js';
+import { createNodeAttestorServer, type JoinTokenReader } from '../attestors/node/index.js';
 import { JWT_PRUNE_GRACE_MS, rotationWarnings } from '../rotation/index.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
+import { lockDataDir } from '../spiffe/data-dir-lock.js';
 import { SigilError } from '../spiffe/errors.js';
 import { ensurePrivateDir } from '../spiffe/secret-file.js';
 import { serverSpiffeId } from '../spiffe/sigil-ids.js';
@@ -69,13 +70,35 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   };
   try {
-    // Claim the admin socket first, so a second server on the same data dir touches nothing.
-    await claimSocket(config.adminSocket, {
+    // Whatever the config names is read and checked before the disk is touched: a bad attestor
+    // setting or upstream CA used to surface after the store was created and CA keys written.
+    const upstream = config.ca.upstream ? loadUpstreamAuthority(config.ca.upstream) : null;
+    // Bound once the store is open; no agent can attest before the agent API listens, further down.
+    let joinTokens: JoinTokenReader | undefined;
+    const attestors = new Map(
+      Object.entries(config.nodeAttestors).map(([name, raw]) => [
+        name,
+        createNodeAttestorServer(
+          name,
+          raw,
+          { joinTokens: { fetchJoinToken: (token, nowMs) => joinTokens!.fetchJoinToken(token, nowMs) } },
+          `node_attestors.${name}`,
+        ),
+      ]),
+    );
+    const socketCheck: SocketCheckOptions = {
       uid: options.uid ?? process.getuid!(),
       field: 'admin_socket',
       logger,
-    });
+    };
+    // A socket directory someone else could swap is refused before the data dir is even created.
+    prepareSocketDir(config.adminSocket, 'private', socketCheck);
+    // Claim the data dir before anything in it is opened or written, so a second server on it (with
+    // its own admin socket or not) touches nothing; released last, after the store is closed.
     ensurePrivateDir(config.dataDir);
+    const dataDirLock = lockDataDir(config.dataDir, { what: 'sigil-server' });
+    cleanups.push(() => dataDirLock.release());
+    await claimSocket(config.adminSocket, socketCheck.field);
     const rawStore = await openDataStore(config.datastore, clock);
     cleanups.push(() => rawStore.close());
     const serverId = serverSpiffeId(config.trustDomain).toString();
@@ -94,6 +117,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       },
       agentRemoved: (agentId) => agentEvents.emit('removed', agentId),
     });
+    joinTokens = store;
 
     const ca = await ServerCa.open({
       trustDomain: config.trustDomain,
@@ -102,7 +126,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       caTtlMs: config.ca.ttlMs,
       defaultX509SvidTtlMs: config.defaultX509SvidTtlMs,
       defaultJwtSvidTtlMs: config.defaultJwtSvidTtlMs,
-      upstream: config.ca.upstream ? loadUpstreamAuthority(config.ca.upstream) : null,
+      upstream,
       keysDir: path.join(config.dataDir, 'keys'),
       store,
       clock,
@@ -140,12 +164,6 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     ca.observe(caMetricsObserver(metrics));
     cleanups.push(schedulePruning(store, clock, logger));
 
-    const attestors = new Map(
-      Object.entries(config.nodeAttestors).map(([name, raw]) => [
-        name,
-        createNodeAttestorServer(name, raw, { joinTokens: store }, `node_attestors.${name}`),
-      ]),
-    );
     const agentApi = await startAgentApi(
       config.bind,
       serverIdentity.material,
@@ -263,12 +281,10 @@ function schedulePruning(store: DataStore, clock: Clock, logger: Logger): () => 
 }
 
 /**
- * Makes sure the admin socket's directory is ours alone (created owner-only when missing) and that
- * nobody serves on `socketPath`, removing a stale socket file left by a crash (anything else there
- * is refused, not deleted).
+ * Makes sure nobody serves on `socketPath` (whose directory prepareSocketDir checked), removing a
+ * stale socket file left by a crash (anything else there is refused, not deleted).
  */
-async function claimSocket(socketPath: string, options: SocketCheckOptions): Promise<void> {
-  prepareSocketDir(socketPath, 'private', options);
+async function claimSocket(socketPath: string, field: string): Promise<void> {
   if (!existsSync(socketPath)) return;
   if (await socketAnswers(socketPath)) {
     throw new SigilError(
@@ -276,7 +292,7 @@ async function claimSocket(socketPath: string, options: SocketCheckOptions): Pro
       `admin socket ${socketPath} is in use by another running server; stop it or pass --admin-socket`,
     );
   }
-  await removeStaleSocket(socketPath, options.field);
+  await removeStaleSocket(socketPath, field);
 }
 
 function socketAnswers(socketPath: string): Promise<boolean> {

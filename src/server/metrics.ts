@@ -16,6 +16,8 @@ export interface ServerMetrics {
   readonly entries: Gauge;
   readonly agentApiRefusals: Counter<'reason'>;
   readonly adminApiRefusals: Counter<'reason'>;
+  readonly agentSyncPendingMessages: Gauge;
+  readonly agentSyncBehind: Counter<'outcome'>;
 }
 
 export function createServerMetrics(registry: Registry): ServerMetrics {
@@ -89,6 +91,17 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
       name: 'sigil_server_admin_api_refusals_total',
       help: 'Admin API connections refused by a limit (connection-cap, accept-failed, handshake, header-timeout, request-timeout, header-too-large, bad-request)',
       labelNames: ['reason'],
+      registers: [registry],
+    }),
+    agentSyncPendingMessages: new Gauge({
+      name: 'sigil_server_agent_sync_pending_messages',
+      help: 'Sync updates held for agents that are not reading their stream, all streams together (each stream holds a bounded number)',
+      registers: [registry],
+    }),
+    agentSyncBehind: new Counter({
+      name: 'sigil_server_agent_sync_behind_total',
+      help: 'Agent sync streams that fell behind, by outcome: snapshot (queued updates replaced by one fresh snapshot), closed (unread past agent_api.sync_drain_timeout)',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
   };

@@ -75,3 +75,12 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve();
   await new Promise<void>((resolve) => setImmediate(resolve));
 }
+
+/**
+ * Keeps the process running until the returned function is called. Clock timers are unref'd, so a
+ * daemon that is only waiting on one (an agent retrying its first attestation) would otherwise exit.
+ */
+export function holdProcessOpen(): () => void {
+  const timer = setInterval(() => {}, MAX_TIMER_DELAY_MS);
+  return () => clearInterval(timer);
+}

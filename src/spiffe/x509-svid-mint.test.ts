@@ -180,11 +180,12 @@ describe('mintX509Svid content', () => {
     const capped = mintLeaf(p256, { notAfterMs: NOW + 365 * DAY });
     expect(describeCertificate(capped).notAfterMs).toBe(p256.issuer.notAfterMs);
     expect(describeCertificate(capped).notAfterMs).toBe(describeCertificate(p256.der).notAfterMs);
+    // A sound request to an expired issuer: the CA is unavailable, the request is not at fault.
     const err = codeOf(() =>
       mintLeaf(p256, { notBeforeMs: p256.issuer.notAfterMs, notAfterMs: NOW + 400 * DAY }),
     );
-    expect(err.code).toBe('ERR_X509_SVID_INVALID');
-    expect(err.message).toContain("capped at the issuer's");
+    expect(err.code).toBe('ERR_CA_UNAVAILABLE');
+    expect(err.message).toContain('the issuing CA expired at');
     expect(codeOf(() => mintLeaf(p256, { notBeforeMs: NOW, notAfterMs: NOW })).code).toBe(
       'ERR_X509_SVID_INVALID',
     );

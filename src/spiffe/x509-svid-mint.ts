@@ -177,8 +177,8 @@ export function prepareIssuer(caCertDer: Buffer, caKey: KeyObject): X509Issuer {
 
 /**
  * A DER workload X509-SVID for `params`, signed by `issuer` (content per spiffe-facts.md §2.1).
- * Throws ERR_X509_SVID_INVALID for a root-path ID or an empty validity window (after capping),
- * ERR_INPUT_INVALID for a bad DNS name, serial or SPKI, ERR_KEY_INVALID for an unsupported key.
+ * Throws ERR_X509_SVID_INVALID for a root-path ID or an empty validity window, ERR_CA_UNAVAILABLE when
+ * the window is empty only because the issuer expired before notBefore, ERR_INPUT_INVALID for a bad DNS name, serial or SPKI, ERR_KEY_INVALID for an unsupported key.
  */
 export function mintX509Svid(params: MintX509SvidParams, issuer: X509Issuer): Buffer {
   const { spiffeId } = params;
@@ -194,6 +194,16 @@ export function mintX509Svid(params: MintX509SvidParams, issuer: X509Issuer): Bu
   const spki = subjectPublicKeyInfo(params.publicKey);
   const notBeforeMs = Math.floor(params.notBeforeMs / 1000) * 1000;
   const notAfterMs = Math.floor(Math.min(params.notAfterMs, issuer.notAfterMs) / 1000) * 1000;
+  const requestedAfterMs = Math.floor(params.notAfterMs / 1000) * 1000;
+  if (Number.isFinite(notBeforeMs) && requestedAfterMs > notBeforeMs && notAfterMs <= notBeforeMs) {
+    // The request was fine; the issuer ran out. Its own code, so that an API edge reports the CA as
+    // unavailable instead of blaming the caller's request.
+    throw new SigilError(
+      'ERR_CA_UNAVAILABLE',
+      `x509svid: the issuing CA expired at ${iso(issuer.notAfterMs)}; no SVID can be signed until a newer authority is active`,
+      { field: 'notAfterMs', reason: 'issuer-expired' },
+    );
+  }
   if (!Number.isFinite(notBeforeMs) || !Number.isFinite(notAfterMs) || notAfterMs <= notBeforeMs) {
     const capped =
       params.notAfterMs > issuer.notAfterMs ? ` (capped at the issuer's ${iso(issuer.notAfterMs)})` : '';

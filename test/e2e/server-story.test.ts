@@ -221,9 +221,14 @@ describe('sigil-server, end to end', () => {
 
   it('refuses a second server on the same admin socket and says what to do', async () => {
     const first = await start();
-    const second = await startServerProcess({ trustDomain: TD, dataDir: first.dataDir }).catch(
-      (err: Error) => err,
-    );
+    const other = makeTempDir();
+    temps.push(other.cleanup);
+    // Its own data dir, so that the admin socket (not the data dir's claim) is what is refused.
+    const second = await startServerProcess({
+      trustDomain: TD,
+      dataDir: other.dir,
+      extraArgs: ['--admin-socket', first.adminSocket],
+    }).catch((err: Error) => err);
     expect(second).toBeInstanceOf(Error);
     expect(String(second)).toMatch(/admin socket .* is in use by another running server/);
     expect((await first.cli('healthcheck')).code).toBe(0);

@@ -16,7 +16,19 @@ const END_STREAM = 0x1;
 const ACK = 0x1;
 const END_HEADERS = 0x4;
 const SETTINGS_MAX_CONCURRENT_STREAMS = 0x3;
+const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
 export const REFUSED_STREAM = 0x7;
+
+export interface RawH2Options {
+  /** Client certificate chain and key (PEM), for calls that need an agent. */
+  readonly cert?: string;
+  readonly key?: string;
+  /**
+   * SETTINGS_INITIAL_WINDOW_SIZE announced for our streams; 0 lets the server send no DATA at all.
+   * The client never sends WINDOW_UPDATE, so a small window is a client that stops reading.
+   */
+  readonly initialWindowSize?: number;
+}
 
 export interface StreamRecord {
   dataBytes: number;
@@ -32,7 +44,10 @@ export class RawH2Connection {
   closed = false;
   private buffered = Buffer.alloc(0);
 
-  private constructor(private readonly socket: net.Socket) {
+  private constructor(
+    private readonly socket: net.Socket,
+    options: RawH2Options = {},
+  ) {
     socket.on('data', (chunk: Buffer) => this.read(chunk));
     socket.on('close', () => {
       this.closed = true;
@@ -40,7 +55,12 @@ export class RawH2Connection {
     socket.on('error', () => {
       // Recorded through 'close'; the test asserts on what the server sent.
     });
-    socket.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, Buffer.alloc(0))]));
+    const settings = Buffer.alloc(options.initialWindowSize === undefined ? 0 : 6);
+    if (options.initialWindowSize !== undefined) {
+      settings.writeUInt16BE(SETTINGS_INITIAL_WINDOW_SIZE, 0);
+      settings.writeUInt32BE(options.initialWindowSize, 2);
+    }
+    socket.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, settings)]));
   }
 
   static open(socketPath: string): Promise<RawH2Connection> {
@@ -50,11 +70,18 @@ export class RawH2Connection {
     });
   }
 
-  /** Over TLS (ALPN h2) to `host:port`, with no client certificate and no server check. */
-  static openTls(host: string, port: number): Promise<RawH2Connection> {
+  /** Over TLS (ALPN h2) to `host:port`, with no server check, and a client certificate if given. */
+  static openTls(host: string, port: number, options: RawH2Options = {}): Promise<RawH2Connection> {
     return new Promise((resolve, reject) => {
-      const socket = tls.connect({ host, port, ALPNProtocols: ['h2'], rejectUnauthorized: false }, () =>
-        resolve(new RawH2Connection(socket)),
+      const socket = tls.connect(
+        {
+          host,
+          port,
+          ALPNProtocols: ['h2'],
+          rejectUnauthorized: false,
+          ...(options.cert ? { cert: options.cert, key: options.key } : {}),
+        },
+        () => resolve(new RawH2Connection(socket, options)),
       );
       socket.once('error', reject);
     });

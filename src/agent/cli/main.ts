@@ -5,6 +5,7 @@
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
+import { holdProcessOpen } from '../../spiffe/clock.js';
 import { isSigilError } from '../../spiffe/errors.js';
 import { defaultSocketPath, describeDefaultSocket } from '../../spiffe/runtime-dir.js';
 import { untilStopSignal } from '../../spiffe/shutdown.js';
@@ -30,7 +31,7 @@ Commands:
   api fetch jwt         fetch a JWT-SVID (--audience A)
   api validate jwt      validate a JWT-SVID (--audience A --svid TOKEN)
   api watch             print every X.509-SVID update (rotations) until interrupted
-  healthcheck           0 when the agent is up (--admin-socket PATH)
+  healthcheck           0 when the agent is healthy, 1 with the reasons when not (--admin-socket PATH)
   debug explain --pid P why a process gets (or does not get) an identity
 
 Run "sigil-agent <command> --help" for the flags of a command.
@@ -153,7 +154,13 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
         'sigil-agent: WARNING --insecure-bootstrap trusts whatever server answers first. Use --trust-bundle-path outside demos.\n',
       );
     }
-    agent = await startAgent(config, { logger, uid: runtime.uid });
+    // Startup may wait for the server (first attestation) on unref'd timers only.
+    const release = holdProcessOpen();
+    try {
+      agent = await startAgent(config, { logger, uid: runtime.uid });
+    } finally {
+      release();
+    }
   } catch (err) {
     io.stderr.write(
       `sigil-agent run: ${isSigilError(err) ? err.message : ((err as Error).stack ?? String(err))}\n`,
@@ -218,6 +225,10 @@ async function adminCall(
     );
     return 3;
   }
+  if (name === 'healthcheck' && reply.status === 503 && values.output !== 'json') {
+    io.stderr.write(formatUnhealthy(reply.body));
+    return 1;
+  }
   if (values.output === 'json' || reply.status !== 200) {
     (reply.status === 200 ? io.stdout : io.stderr).write(`${JSON.stringify(reply.body)}\n`);
     return reply.status === 200 ? 0 : 1;
@@ -227,7 +238,17 @@ async function adminCall(
 }
 
 function formatHealth(body: Record<string, unknown>): string {
-  return `Agent is healthy: ${body.agent_id} (server ${body.server_connected ? 'connected' : 'unreachable; serving cached SVIDs'}, ${body.entries} entries, revision ${body.revision})\n`;
+  const warnings = Array.isArray(body.warnings) ? (body.warnings as string[]) : [];
+  return `Agent is healthy${body.status === 'degraded' ? ' (degraded)' : ''}: ${body.agent_id} (server ${body.server_connected ? 'connected' : 'unreachable; serving cached SVIDs'}, ${body.entries} entries, revision ${body.revision})\n${warnings.map((w) => `  warning: ${w}\n`).join('')}`;
+}
+
+function formatUnhealthy(body: Record<string, unknown>): string {
+  const list = (value: unknown) => (Array.isArray(value) ? (value as string[]) : []);
+  return `Agent is unhealthy: ${body.agent_id}\n${list(body.reasons)
+    .map((r) => `  ${r}\n`)
+    .join('')}${list(body.warnings)
+    .map((w) => `  warning: ${w}\n`)
+    .join('')}`;
 }
 
 interface ExplainBody {

@@ -1,5 +1,6 @@
 // Node attestation from the agent's side: send the attestor's evidence with a CSR for our own SVID,
 // answer any challenges, and take the SVID and trust bundle the server returns.
+import { type ServiceError, status } from '@grpc/grpc-js';
 import type { AttestResponse } from '../../../proto/agent-api.js';
 import type { NodeAttestorAgent } from '../../attestors/node/types.js';
 import { parseSpiffeBundle } from '../../spiffe/bundle.js';
@@ -52,18 +53,11 @@ export async function attestNode(
             bundle: parseSpiffeBundle(Buffer.from(result.bundle).toString('utf8'), trustDomain),
             canReattest: result.canReattest,
             expiresAtMs: described.notAfterMs,
+            joinTokenSha256: null,
           });
         }
       });
-      stream.on('error', (err: Error & { details?: string }) =>
-        reject(
-          new SigilError(
-            'ERR_PERMISSION_DENIED',
-            `attestation refused by ${connection.address}: ${err.details ?? err.message}`,
-            { cause: err },
-          ),
-        ),
-      );
+      stream.on('error', (err: ServiceError) => reject(attestationError(connection.address, err)));
       stream.on('end', () =>
         reject(
           new SigilError('ERR_UNAVAILABLE', 'the server closed the attestation stream without a result'),
@@ -74,5 +68,27 @@ export async function attestNode(
   } finally {
     stream.end();
     close();
+  }
+}
+
+/**
+ * A failed Attest stream as the caller must act on it: a refusal (bad or spent evidence, a ban) is
+ * final; a server that is away or rate-limiting us is worth retrying. The grpc-js error is the cause.
+ */
+function attestationError(address: string, err: ServiceError): SigilError {
+  const details = err.details || err.message;
+  switch (err.code) {
+    case status.PERMISSION_DENIED:
+    case status.UNAUTHENTICATED:
+    case status.INVALID_ARGUMENT:
+      return new SigilError('ERR_PERMISSION_DENIED', `attestation refused by ${address}: ${details}`, {
+        cause: err,
+      });
+    case status.RESOURCE_EXHAUSTED:
+      return new SigilError('ERR_RESOURCE_EXHAUSTED', `attestation rate-limited by ${address}: ${details}`, {
+        cause: err,
+      });
+    default:
+      return new SigilError('ERR_UNAVAILABLE', `cannot attest with ${address}: ${details}`, { cause: err });
   }
 }

@@ -61,6 +61,7 @@ export class ServerConnection {
   private addressIndex = 0;
   private mtlsClient: AgentApi | null = null;
   private hasIdentity = false;
+  private reconnects = 0;
 
   constructor(private readonly options: ServerConnectionOptions) {}
 
@@ -68,12 +69,26 @@ export class ServerConnection {
     return this.options.addresses[this.addressIndex % this.options.addresses.length]!;
   }
 
+  /**
+   * Counts the channels we closed on purpose (reconnect, failover). A stream that ends or is
+   * cancelled while this changed was ended by us and may reconnect at once; any other end is the
+   * server's doing and is backed off, so a server that ends every stream cannot cause a hot loop.
+   */
+  get generation(): number {
+    return this.reconnects;
+  }
+
   /** After a failure classed as unavailable: the next call goes to the next server. */
   failover(): void {
     if (this.options.addresses.length < 2) return;
     this.addressIndex++;
-    this.mtlsClient?.close();
-    this.mtlsClient = null;
+    this.reconnect();
+  }
+
+  /** Closes the channel on purpose (a renewed SVID must be presented on a new connection). */
+  reconnect(): void {
+    this.reconnects++;
+    this.close();
   }
 
   setBundlePem(pem: string): void {

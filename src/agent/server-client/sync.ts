@@ -1,22 +1,38 @@
 // Follows the server's SyncEntries stream: a snapshot (in pages) or a delta first, then pushed deltas.
 // Reconnects with exponential backoff and jitter when the server is away, resumes from the last
-// revision applied, and asks for a full snapshot now and then as a safety net.
-import { type ServiceError, status } from '@grpc/grpc-js';
+// revision applied, and asks for a full snapshot now and then as a safety net. Every way a stream can
+// stop (an error, a message we cannot decode or apply, a clean end, a cancel) comes back to this loop;
+// only an end we caused ourselves (SVID renewed, failover) reconnects without a delay.
+import { type ClientReadableStream, type ServiceError, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { SyncEntriesResponse, WireEntry } from '../../../proto/agent-api.js';
+import type { SyncEntriesRequest, SyncEntriesResponse, WireEntry } from '../../../proto/agent-api.js';
 import { Backoff, sleep } from '../../spiffe/backoff.js';
 import { parseSpiffeBundle, type TrustBundle } from '../../spiffe/bundle.js';
 import type { Clock } from '../../spiffe/clock.js';
+import { SigilError } from '../../spiffe/errors.js';
 import { parseTrustDomain, type TrustDomain } from '../../spiffe/id.js';
 import { canonicalSelectors, makeSelector } from '../../spiffe/selector.js';
 import type { AgentEntry, SyncUpdate } from '../manager/types.js';
-import type { ServerConnection } from './connection.js';
 
 /** Reconnects start at 500 ms and double up to 30 s: a returning server is used within half a minute. */
 const RECONNECT_BACKOFF = Backoff.create({ initialMs: 500, maxMs: 30_000 });
+/**
+ * A stream that lived this long before it stopped resets the backoff. Shorter-lived ones keep
+ * counting as failures even if they delivered a snapshot, so a server that answers and hangs up at
+ * once is retried ever more slowly instead of every half second.
+ */
+const STABLE_STREAM_MS = 30_000;
+
+/** What the loop needs of the server connection. */
+export interface SyncConnection {
+  readonly address: string;
+  /** Changes whenever we close the channel on purpose (see ServerConnection.generation). */
+  readonly generation: number;
+  syncEntries(request: SyncEntriesRequest): ClientReadableStream<SyncEntriesResponse>;
+}
 
 export interface SyncLoopOptions {
-  readonly connection: ServerConnection;
+  readonly connection: SyncConnection;
   readonly manager: { applySync(update: SyncUpdate): void };
   readonly clock: Clock;
   readonly random: () => number;
@@ -28,52 +44,86 @@ export interface SyncLoopOptions {
   onBundle(bundle: TrustBundle): void;
   /** The server refused us (evicted/banned). Resolve true once re-attested, false to keep waiting. */
   onEvicted(): Promise<boolean>;
+  /** Every failed or server-ended stream, before the loop backs off (for health and advice). */
+  onFailure?(err: unknown): void;
+  /**
+   * Whether a failure means the server refuses us (then onEvicted). Defaults to PERMISSION_DENIED and
+   * UNAUTHENTICATED; the agent adds a TLS alert refusing our certificate.
+   */
+  isRefusal?(err: unknown): boolean;
 }
 
 export async function runSyncLoop(options: SyncLoopOptions): Promise<void> {
-  const { clock, logger, signal } = options;
+  const { clock, logger, signal, connection } = options;
   let revision = 0;
   let lastSnapshotMs = clock.nowMs();
   let failures = 0;
+  let wasDown = false;
   while (!signal.aborted) {
     const full = revision === 0 || clock.nowMs() - lastSnapshotMs >= options.reconcileIntervalMs;
+    const generation = connection.generation;
+    const openedAtMs = clock.nowMs();
+    let failure: unknown;
+    let ended = false;
     try {
       const outcome = await followStream(options, full ? 0 : revision, (applied, wasSnapshot) => {
         revision = applied;
         if (wasSnapshot) lastSnapshotMs = clock.nowMs();
-        if (failures > 0) logger.info({ revision }, 'Connected to the server again');
-        failures = 0;
+        if (wasDown) logger.info({ revision }, 'Connected to the server again');
+        wasDown = false;
         options.onConnected(true);
       });
-      if (outcome === 'reconcile') logger.debug('Periodic full re-sync');
-    } catch (err) {
-      options.onConnected(false);
-      if (signal.aborted) return;
-      const code = (err as ServiceError).code;
-      if (code === status.PERMISSION_DENIED || code === status.UNAUTHENTICATED) {
-        logger.warn({ reason: (err as ServiceError).details }, 'Server refused the agent');
-        revision = 0;
-        if (await options.onEvicted().catch(() => false)) continue;
-      } else if (code === status.CANCELLED) {
-        // We closed the channel ourselves (SVID renewed): reconnect at once.
+      if (outcome === 'reconcile') {
+        logger.debug('Periodic full re-sync');
         continue;
       }
-      const delayMs = RECONNECT_BACKOFF.afterFailures(failures).delayMs(options.random);
-      failures++;
-      logger.warn(
-        {
-          err: (err as ServiceError).details ?? (err as Error).message,
-          retryInMs: Math.round(delayMs),
-          server: options.connection.address,
-        },
-        'Server sync failed; serving cached SVIDs and retrying',
-      );
-      await sleep(clock, delayMs, signal);
+      ended = true;
+      failure = new SigilError('ERR_UNAVAILABLE', `server ${connection.address} ended the sync stream`);
+    } catch (err) {
+      failure = err;
     }
+    options.onConnected(false);
+    if (signal.aborted) return;
+    const code = (failure as ServiceError).code;
+    const ourDoing = connection.generation !== generation;
+    if ((code === status.CANCELLED || ended) && ourDoing) {
+      // We closed the channel ourselves (SVID renewed, failover): reconnect at once.
+      continue;
+    }
+    if (clock.nowMs() - openedAtMs >= STABLE_STREAM_MS) failures = 0;
+    options.onFailure?.(failure);
+    const refused = options.isRefusal
+      ? options.isRefusal(failure)
+      : code === status.PERMISSION_DENIED || code === status.UNAUTHENTICATED;
+    if (refused) {
+      logger.warn({ reason: (failure as ServiceError).details }, 'Server refused the agent');
+      revision = 0;
+      const reattested = await options.onEvicted().catch((err: unknown) => {
+        // onEvicted logs its own failures; one that escapes is logged here, then backed off like any.
+        logger.error({ err }, 'Handling the refusal failed');
+        return false;
+      });
+      if (reattested) continue;
+    }
+    const delayMs = RECONNECT_BACKOFF.afterFailures(failures).delayMs(options.random);
+    failures++;
+    wasDown = true;
+    logger.warn(
+      {
+        err: (failure as ServiceError).details ?? (failure as Error).message,
+        retryInMs: Math.round(delayMs),
+        server: connection.address,
+      },
+      'Server sync failed; serving cached SVIDs and retrying',
+    );
+    await sleep(clock, delayMs, signal);
   }
 }
 
-/** One stream's life: resolves 'reconcile' when it is time for a full re-sync, rejects on stream errors. */
+/**
+ * One stream's life: resolves 'reconcile' when it is time for a full re-sync and 'ended' when the
+ * server ends it; rejects on stream errors and on a message that cannot be decoded or applied.
+ */
 function followStream(
   options: SyncLoopOptions,
   sinceRevision: number,
@@ -96,7 +146,7 @@ function followStream(
       signal.removeEventListener('abort', onAbort);
       stream.removeAllListeners('data');
     };
-    stream.on('data', (message: SyncEntriesResponse) => {
+    const handle = (message: SyncEntriesResponse) => {
       const meta = decodeMeta(message, trustDomain);
       if (meta.bundle) options.onBundle(meta.bundle);
       if (message.snapshotBegin) {
@@ -126,6 +176,17 @@ function followStream(
         ...meta,
       });
       onApplied(message.revision, false);
+    };
+    stream.on('data', (message: SyncEntriesResponse) => {
+      // A throw here would surface inside grpc-js, far from the backoff: end this stream and let the
+      // loop reconnect (with a delay), resuming from the last revision applied.
+      try {
+        handle(message);
+      } catch (err) {
+        settle();
+        stream.cancel();
+        reject(err);
+      }
     });
     stream.on('error', (err) => {
       settle();

@@ -17,8 +17,10 @@ import {
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PeerCred } from '../../attestors/workload/types.js';
 import { WorkloadApiClient } from '../../sdk/index.js';
+import { SIGIL_ERROR_CODES, SigilError } from '../../spiffe/errors.js';
 import { MAX_JWT_AUDIENCE_BYTES, MAX_JWT_AUDIENCES, MAX_JWT_SVID_BYTES } from '../../spiffe/jwt-svid.js';
 import { makeSelector } from '../../spiffe/selector.js';
+import { WORKLOAD_STATUS_BY_CODE } from './error-status.js';
 import { FakeIdentityFeed, makeTestTrustDomain } from './fixtures.test-support.js';
 import { type CallerProcess, createWorkloadApiHandlers } from './handler.js';
 import type { CallerAttestor } from './identity-feed.js';
@@ -342,5 +344,46 @@ describe('Workload API handler: input refused before anything is minted', () => 
         pid: 4242,
       }),
     );
+  });
+});
+
+describe('Workload API handler: failures of our own', () => {
+  const serveFailing = async (failure: unknown) => {
+    const served = await serve({
+      attestor: { attest: async (peer) => unixUid(peer) },
+      caller: steadyCaller(),
+    });
+    served.feed.fetchJwtSvids = async () => {
+      throw failure;
+    };
+    return served;
+  };
+  // JWTSVIDRequest { audience: ['db'] }.
+  const JWT_REQUEST = Buffer.from([0x0a, 0x02, 0x64, 0x62]);
+
+  it('answers INTERNAL with no detail, and logs the error itself (stack and cause), not its message', async () => {
+    const cause = new Error('EIO: reading /var/lib/sigil-agent/secret-path');
+    const { rawUnary, logs } = await serveFailing(new TypeError('cache index is undefined', { cause }));
+    expect(await rawUnary('FetchJWTSVID', JWT_REQUEST)).toEqual({
+      code: status.INTERNAL,
+      details: 'internal error',
+    });
+    const failed = logs.find((l) => l.msg === 'Workload API request failed');
+    expect(failed).toMatchObject({ method: 'FetchJWTSVID', pid: 4242 });
+    const err = failed?.err as Error;
+    expect(err).toBeInstanceOf(TypeError);
+    expect(err.stack).toMatch(/\n\s+at /);
+    expect(err.cause).toBe(cause);
+  });
+
+  it('places every SigilError code by its table: internal codes hide their message', async () => {
+    for (const code of SIGIL_ERROR_CODES) {
+      const { rawUnary } = await serveFailing(new SigilError(code, 'detail of the failure'));
+      const answer = await rawUnary('FetchJWTSVID', JWT_REQUEST);
+      expect(answer.code, code).toBe(WORKLOAD_STATUS_BY_CODE[code]);
+      expect(answer.details, code).toBe(
+        answer.code === status.INTERNAL ? 'internal error' : 'detail of the failure',
+      );
+    }
   });
 });

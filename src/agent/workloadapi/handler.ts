@@ -24,11 +24,12 @@ import {
 } from '../../sdk/index.js';
 import { concatX509Authorities, encodeJwtJwks, type TrustBundle } from '../../spiffe/bundle.js';
 import { type Clock, systemClock } from '../../spiffe/clock.js';
-import { isSigilError, SigilError, type SigilErrorCode } from '../../spiffe/errors.js';
+import { isSigilError, SigilError } from '../../spiffe/errors.js';
 import { parseSpiffeId } from '../../spiffe/id.js';
 import { checkJwtAudience, validateJwtSvid } from '../../spiffe/jwt-svid.js';
 import { exportPkcs8Der } from '../../spiffe/keys.js';
 import { admit, type Caller, type CallerProcess, checkCaller, checkSecurityHeader } from './admission.js';
+import { WORKLOAD_STATUS_BY_CODE } from './error-status.js';
 import type { CallerAttestor, IdentityFeed, WorkloadIdentity } from './identity-feed.js';
 import { strictWorkloadServiceDefinition } from './request-decoding.js';
 
@@ -51,22 +52,6 @@ export interface WorkloadApiHandlerDeps {
   clock?: Clock;
 }
 
-/** SigilError code → gRPC status: the one table for this edge. Unlisted codes are internal faults. */
-const STATUS_OF: Partial<Record<SigilErrorCode, status>> = {
-  ERR_INPUT_INVALID: status.INVALID_ARGUMENT,
-  ERR_SPIFFE_ID_INVALID: status.INVALID_ARGUMENT,
-  ERR_JWT_INVALID: status.INVALID_ARGUMENT,
-  ERR_JWT_EXPIRED: status.INVALID_ARGUMENT,
-  ERR_JWT_AUDIENCE: status.INVALID_ARGUMENT,
-  ERR_JWT_ALG: status.INVALID_ARGUMENT,
-  ERR_JWT_KEY_NOT_FOUND: status.INVALID_ARGUMENT,
-  ERR_JWT_SIGNATURE: status.INVALID_ARGUMENT,
-  ERR_BUNDLE_NOT_FOUND: status.INVALID_ARGUMENT,
-  ERR_PERMISSION_DENIED: status.PERMISSION_DENIED,
-  ERR_UNAVAILABLE: status.UNAVAILABLE,
-  ERR_NOT_IMPLEMENTED: status.UNIMPLEMENTED,
-};
-
 const NO_IDENTITY = 'no identity issued';
 
 /** Handlers for `grpcServer.addService(strictWorkloadServiceDefinition(), …)`. */
@@ -81,14 +66,12 @@ export function createWorkloadApiHandlers(deps: WorkloadApiHandlerDeps): Untyped
     cred: PeerCred | undefined,
     err: unknown,
   ): { code: status; details: string } {
-    const known = isSigilError(err) ? STATUS_OF[err.code] : undefined;
+    const known = isSigilError(err) ? WORKLOAD_STATUS_BY_CODE[err.code] : status.INTERNAL;
     const fields = { method, pid: cred?.pid, uid: cred?.uid };
-    if (known === undefined) {
-      logger.error(
-        { ...fields, err: err instanceof Error ? err.message : String(err) },
-        'Workload API request failed',
-      );
-      return { code: status.UNAVAILABLE, details: 'internal error' };
+    if (known === status.INTERNAL) {
+      // The error itself, not its message: pino's serializer logs the stack and every `cause`.
+      logger.error({ ...fields, err }, 'Workload API request failed');
+      return { code: status.INTERNAL, details: 'internal error' };
     }
     const e = err as SigilError;
     logger.warn(

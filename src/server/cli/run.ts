@@ -28,7 +28,8 @@ Config-only keys: ca.key_type (ec-p256|ec-p384|rsa-2048), ca.ttl (24h), ca.jwt_k
 ca.publish_lead, ca.upstream.{cert_file,key_file,bundle_file}, default_x509_svid_ttl (1h),
 default_jwt_svid_ttl (5m), agent_svid_ttl (1h), min_svid_ttl (1m; lifetimes are whole seconds and
 at least this), agent_api.{handshake_timeout,idle_timeout,request_timeout,max_connections,
-max_connections_per_ip,max_concurrent_streams,attest_rate,attest_burst,sign_rate,sign_burst},
+max_connections_per_ip,max_concurrent_streams,attest_rate,attest_burst,sign_rate,sign_burst,
+sync_drain_timeout},
 admin_api.{handshake_timeout,header_timeout,request_timeout,idle_timeout,max_connections},
 node_attestors, datastore.{kind,path,connection_string}. See deploy/server.example.yaml.
 `;

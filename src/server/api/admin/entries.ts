@@ -1,9 +1,9 @@
 // Registration entries: CRUD, batch create/delete and filtered, paginated listing.
 import type { FastifyInstance } from 'fastify';
 import { quote, SigilError } from '../../../spiffe/errors.js';
+import { httpStatusFor } from '../../../spiffe/http-status.js';
 import { parseSpiffeId } from '../../../spiffe/id.js';
 import type { BatchResult, EntryFilter, RegistrationEntry, SelectorMatch } from '../../datastore/types.js';
-import { httpStatusFor } from '../status.js';
 import type { AdminDeps } from './deps.js';
 import {
   type EntryInput,

@@ -1,11 +1,17 @@
 // Error bodies and the fastify error handler for the admin API: every failure is
-// {"error": {code, message, field?}} with the status from api/status.ts; internals stay in the log.
+// {"error": {code, message, field?}} with the status from spiffe/http-status.ts; internals stay in the log.
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { quote, SigilError } from '../../../spiffe/errors.js';
+import { httpStatusFor, isInternalHttpStatus } from '../../../spiffe/http-status.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type Page } from '../../datastore/types.js';
-import { httpStatusFor } from '../status.js';
 
+const INTERNAL_MESSAGE = 'internal error; see the server log';
+
+/** What the caller is told: the code always; the message only when it is not about our internals. */
 export function errorBody(err: SigilError): { error: { code: string; message: string; field?: string } } {
+  if (isInternalHttpStatus(httpStatusFor(err.code))) {
+    return { error: { code: err.code, message: INTERNAL_MESSAGE } };
+  }
   return { error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } };
 }
 
@@ -57,6 +63,7 @@ export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | SigilError, request, reply) => {
     if (err instanceof SigilError) {
       const status = httpStatusFor(err.code);
+      // `err` through pino's serializer: the stack and every `cause` below it, not just the message.
       if (status >= 500) request.log.error({ err }, 'Admin request failed');
       else request.log.info({ code: err.code, field: err.field }, 'Admin request refused');
       return reply.code(status).send(errorBody(err));
@@ -77,9 +84,7 @@ export function installErrorHandler(app: FastifyInstance): void {
         .send({ error: { code: 'ERR_INPUT_INVALID', message: `body: ${err.message}` } });
     }
     request.log.error({ err }, 'Admin request failed');
-    return reply
-      .code(500)
-      .send({ error: { code: 'ERR_INTERNAL', message: 'internal error; see the server log' } });
+    return reply.code(500).send({ error: { code: 'ERR_INTERNAL', message: INTERNAL_MESSAGE } });
   });
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({

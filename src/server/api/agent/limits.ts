@@ -28,6 +28,11 @@ export interface AgentApiLimits {
   readonly signRatePerSecond: number;
   /** SVIDs an agent may have signed in a burst above the rate. */
   readonly signBurst: number;
+  /**
+   * How long an agent may leave its sync stream unread while updates wait (the stream's write buffer
+   * is full and has not drained); then the stream is closed and the agent reconnects and resumes.
+   */
+  readonly syncDrainTimeoutMs: number;
 }
 
 /**
@@ -77,6 +82,12 @@ const DEFAULT_ATTEST_BURST = 256;
 const DEFAULT_SIGN_RATE_PER_SECOND = 500;
 /** 1000: two full SignX509Svids batches of a starting agent (it asks for 500 CSRs per call). */
 const DEFAULT_SIGN_BURST = 1000;
+/**
+ * 30 s: a live agent reads its stream within milliseconds, even while it applies a large snapshot;
+ * one that has not read for 30 s is stuck or hostile, and holding its updates only costs memory
+ * (it catches up from a snapshot or a delta when it reconnects).
+ */
+const DEFAULT_SYNC_DRAIN_TIMEOUT_MS = 30_000;
 
 export const DEFAULT_AGENT_API_LIMITS: AgentApiLimits = Object.freeze({
   handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -89,6 +100,7 @@ export const DEFAULT_AGENT_API_LIMITS: AgentApiLimits = Object.freeze({
   attestBurst: DEFAULT_ATTEST_BURST,
   signRatePerSecond: DEFAULT_SIGN_RATE_PER_SECOND,
   signBurst: DEFAULT_SIGN_BURST,
+  syncDrainTimeoutMs: DEFAULT_SYNC_DRAIN_TIMEOUT_MS,
 });
 
 /** The most max_concurrent_streams may be: SETTINGS values are 32 bits, and nghttp2 takes up to 2^31-1. */

@@ -29,14 +29,22 @@ import type { RegistrationEntry } from '../../datastore/types.js';
 import { authenticateAgent } from './agent-auth.js';
 import { attest } from './attest.js';
 import type { AgentApiDeps } from './deps.js';
-import { toServiceError } from './grpc-status.js';
+import { itemErrorText, toServiceError } from './grpc-status.js';
 import { type AgentApiLimits, MAX_CSRS_PER_CALL } from './limits.js';
 import { RateLimiter, type RateRefusal } from './rate-limit.js';
+import { resetCall } from './reset-call.js';
 import { callSourceIp } from './source-ip.js';
+import { SyncSender } from './sync-sender.js';
 import { entryToWire } from './wire-entry.js';
 
 /** Entries per sync message: far below gRPC's 4 MiB default however large the entries are. */
 export const SYNC_PAGE_SIZE = 500;
+/**
+ * Sync updates held per stream while its agent is not reading, on top of grpc-js's own buffer (16
+ * messages). A live agent drains within milliseconds; past this many it is far behind, and one
+ * fresh snapshot is cheaper for both sides than the backlog.
+ */
+export const MAX_PENDING_SYNC_MESSAGES = 64;
 
 export function createAgentService(deps: AgentApiDeps, limits: AgentApiLimits): UntypedServiceImplementation {
   const { ca, store, index, bundles, clock, logger, metrics } = deps;
@@ -165,7 +173,52 @@ export function createAgentService(deps: AgentApiDeps, limits: AgentApiLimits): 
           federatedKey = key;
           return { federatedBundles: encodeFederated(current), federatedBundlesSet: true };
         };
-        const send = (message: Partial<SyncEntriesResponse>) => call.write(message as SyncEntriesResponse);
+        /** The whole state in pages; the first carries the bundles, so it replaces everything the agent holds. */
+        const snapshotPages = (entries: readonly RegistrationEntry[], revision: number) => {
+          const pages = Math.max(1, Math.ceil(entries.length / SYNC_PAGE_SIZE));
+          return Array.from({ length: pages }, (_, page) => {
+            const slice = entries.slice(page * SYNC_PAGE_SIZE, (page + 1) * SYNC_PAGE_SIZE);
+            return {
+              snapshotBegin: page === 0,
+              snapshotEnd: page === pages - 1,
+              upserted: slice.map(entryToWire),
+              revision,
+              ...(page === 0 ? { ...ownBundleMessage(), ...federatedUpdate(entries, true) } : {}),
+            } as SyncEntriesResponse;
+          });
+        };
+        const sender = new SyncSender<SyncEntriesResponse>(call, {
+          clock,
+          maxPendingMessages: MAX_PENDING_SYNC_MESSAGES,
+          drainTimeoutMs: limits.syncDrainTimeoutMs,
+          snapshot: () => snapshotPages(index.entriesFor(agentId), index.revision),
+          onBehind: () => {
+            metrics.agentSyncBehind.inc({ outcome: 'snapshot' });
+            log.warn(
+              { agentId, heldUpdates: MAX_PENDING_SYNC_MESSAGES },
+              'Agent sync stream fell behind; its queued updates are replaced by a snapshot',
+            );
+          },
+          onStalled: () => {
+            metrics.agentSyncBehind.inc({ outcome: 'closed' });
+            log.warn(
+              { agentId, drainTimeoutMs: limits.syncDrainTimeoutMs },
+              'Agent sync stream closed: the agent read nothing while updates waited',
+            );
+            finish(
+              new SigilError(
+                'ERR_RESOURCE_EXHAUSTED',
+                `sync stream: not read for ${limits.syncDrainTimeoutMs / 1000}s while updates waited (agent_api.sync_drain_timeout); reconnect`,
+                { reason: 'sync-stalled' },
+              ),
+            );
+            // Its status cannot overtake the queued messages of an agent that reads nothing: reset it.
+            resetCall(call);
+          },
+          onPendingChange: (delta) => metrics.agentSyncPendingMessages.inc(delta),
+        });
+        cleanups.push(() => sender.close());
+        const send = (message: Partial<SyncEntriesResponse>) => sender.send(message as SyncEntriesResponse);
 
         // Computing the first answer and subscribing happen in one tick: no write can slip between.
         const changes = index.changesSince(agentId, call.request.sinceRevision);
@@ -191,22 +244,7 @@ export function createAgentService(deps: AgentApiDeps, limits: AgentApiLimits): 
           }),
         );
         if (changes.kind === 'snapshot') {
-          const pages = Math.max(1, Math.ceil(changes.entries.length / SYNC_PAGE_SIZE));
-          for (let page = 0; page < pages; page++) {
-            const slice = changes.entries.slice(page * SYNC_PAGE_SIZE, (page + 1) * SYNC_PAGE_SIZE);
-            send({
-              snapshotBegin: page === 0,
-              snapshotEnd: page === pages - 1,
-              upserted: slice.map(entryToWire),
-              revision: changes.revision,
-              ...(page === 0
-                ? {
-                    ...ownBundleMessage(),
-                    ...federatedUpdate(changes.entries, true),
-                  }
-                : {}),
-            });
-          }
+          sender.send(...snapshotPages(changes.entries, changes.revision));
           log.info(
             { agentId, entries: changes.entries.length, revision: changes.revision },
             'Agent synced from a snapshot',
@@ -272,7 +310,11 @@ export function createAgentService(deps: AgentApiDeps, limits: AgentApiLimits): 
               entryId: entry.id,
               svidChain: [],
               expiresAt: 0,
-              error: err instanceof SigilError ? err.message : 'signing failed',
+              error: itemErrorText(err, log, {
+                rpc: 'SignX509Svids',
+                agentId: node.spiffeId,
+                entryId: entry.id,
+              }),
             };
           }
         });
