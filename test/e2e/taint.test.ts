@@ -1,9 +1,10 @@
 // Operators rotate and taint the CA by hand, following the README's walkthrough with a live
-// join-token agent: `localauthority show` says when a prepared CA is safe to activate and what
-// still chains to an old one; activate before then and revoke while the agent still holds an SVID
-// from the old CA are refused (they would lock the agent out); a taint makes the server re-mint its
-// own certificate and the agent re-issue workload SVIDs; once the agent renewed, revoke succeeds
-// and the agent still reaches the server and serves its workload.
+// join-token agents: `localauthority show` says when a prepared CA is safe to activate and what
+// still chains to an old one; activate before then and revoke while an agent (here one stopped
+// during the taint) still holds an SVID from the old CA are refused (they would lock it out); a
+// taint makes the server re-mint its own certificate and the running agent re-issue workload
+// SVIDs; once the stopped agent is back and renewed, revoke succeeds and the agents still reach
+// the server.
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -62,8 +63,7 @@ describe('localauthority', () => {
         'min_svid_ttl: 1s',
         'ca:',
         '  publish_lead: 4s',
-        // The agent renews its own SVID ~25s after attesting (half of this plus the 10s backdate):
-        // that is when it moves to the new CA, well after the steps before the revoke.
+        // Long enough that the stopped agent's SVID from the old CA is still live at the revoke.
         'agent_svid_ttl: 60s',
       ].join('\n'),
     );
@@ -91,6 +91,11 @@ describe('localauthority', () => {
       trustBundlePath: bundlePath,
     });
     cleanups.push(() => agent.stop());
+    // A second agent, down while the CA is tainted: its SVID from the old CA stays live meanwhile.
+    const token2 = JSON.parse((await server.cli('token', 'generate', '--output', 'json')).stdout).token;
+    const agent2Options = { root: path.join(root.dir, 'agent2'), trustBundlePath: bundlePath };
+    let agent2 = await startAgentProcess(server, { ...agent2Options, joinToken: token2 });
+    cleanups.push(() => agent2.stop());
 
     const fetchSerial = async () => {
       const res = await asWorkload(65534, agent, 'fetch', 'x509', '--output', 'json');
@@ -135,8 +140,9 @@ describe('localauthority', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr + refused.stdout).toMatch(/only an old authority can be tainted/);
 
-    // 3. taint: the server re-mints its own certificate from the new CA at once, and the agent
-    // re-signs its workload's SVID on the pushed taint.
+    // 3. taint: the server re-mints its own certificate from the new CA at once, and the running
+    // agent re-signs its workload's SVID on the pushed taint.
+    await agent2.stop();
     expect((await server.cli('localauthority', 'taint', '--kind', 'x509', '--id', oldId)).code).toBe(0);
     expect(await serverCertIssuer(server)).not.toBe(issuerBefore);
     await waitFor(
@@ -146,7 +152,14 @@ describe('localauthority', () => {
     );
     expect(agent.logs()).toMatch(/"tainted":\["[0-9a-f]+"\][^\n]*"msg":"Trust bundle updated"/);
 
-    // 4. revoke while the agent's own SVID still chains to the old CA: refused, naming it.
+    // 4. revoke while an agent's own SVID still chains to the old CA: refused, naming it. The
+    // running agent moves when it renews (at once after the taint, or at its renewal time); the
+    // stopped one cannot until it is back.
+    await waitFor(
+      async () => (await show()).find((a) => a.id === oldId)!.dependents!.agents === 1,
+      40_000,
+      () => 'the running agent never moved to the new CA',
+    );
     const old = (await show()).find((a) => a.id === oldId)!;
     expect(old.dependents).toEqual({ agents: 1, unknown_agents: 0, server_svid: false });
     expect((await server.cli('localauthority', 'show')).stdout).toContain('chained: 1 agent');
@@ -154,14 +167,15 @@ describe('localauthority', () => {
     expect(early.code).toBe(1);
     expect(early.stderr).toMatch(/still has 1 live agent SVID chaining to it/);
 
-    // 5. wait until `show` says nothing chains to it (the agent renewed), then revoke.
+    // 5. wait until `show` says nothing chains to it (the stopped agent is back and renewed), then revoke.
+    agent2 = await startAgentProcess(server, agent2Options);
     await waitFor(
       async () => {
         const d = (await show()).find((a) => a.id === oldId)!.dependents!;
         return d.agents === 0 && d.unknown_agents === 0 && !d.server_svid;
       },
       40_000,
-      () => 'the agent never moved to the new CA',
+      () => 'the restarted agent never moved to the new CA',
     );
     expect((await server.cli('localauthority', 'show')).stdout).toContain('nothing chains to it');
     const revoked = await server.cli('localauthority', 'revoke', '--kind', 'x509', '--id', oldId);
