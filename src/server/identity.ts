@@ -1,5 +1,7 @@
 // The server's own X.509-SVID (spiffe://<td>/sigil/server), presented by the agent API and the mTLS
-// admin listener. Re-minted at half its life; listeners pick the new one up for new handshakes.
+// admin listener. Re-minted at half its life, and at once when the authority that signed it is
+// tainted (agents then re-sync and see a server certificate from the active CA, and the tainted one
+// can be revoked); listeners pick the new one up for new handshakes.
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { bundleToPem, type TrustBundle } from '../spiffe/bundle.js';
@@ -13,6 +15,8 @@ import type { IssuedX509Svid } from './ca/svid-signer.js';
 export interface ServerSvidSource {
   bundle(): TrustBundle;
   signServerSvid(params: { publicKey: KeyObject; ttlMs: number }): IssuedX509Svid;
+  /** IDs of tainted X.509 authorities: an SVID one of them signed is replaced at once. */
+  taintedX509Authorities(): readonly string[];
 }
 
 export class ServerIdentity {
@@ -20,7 +24,7 @@ export class ServerIdentity {
   readonly material = new TlsMaterial();
   private cancelRenewal: () => void = () => {};
   private readonly listeners = new Set<() => void>();
-  private current!: { key: string; cert: string; expiresAtMs: number };
+  private current!: { key: string; cert: string; expiresAtMs: number; authorityId: string };
 
   constructor(
     private readonly ca: ServerSvidSource,
@@ -41,8 +45,19 @@ export class ServerIdentity {
     return () => this.listeners.delete(listener);
   }
 
-  /** Call when the bundle changed so client certificates chaining to a new CA are accepted. */
+  /**
+   * Call when the bundle changed so client certificates chaining to a new CA are accepted; re-mints
+   * our SVID when its authority was tainted (a taint is published as a bundle write).
+   */
   refreshTrust(): void {
+    if (this.ca.taintedX509Authorities().includes(this.current.authorityId)) {
+      this.logger.warn(
+        { authorityId: this.current.authorityId },
+        'Server SVID signed by a tainted authority; re-minting',
+      );
+      this.renew();
+      return;
+    }
     this.material.setCa(bundleToPem(this.ca.bundle()));
   }
 
@@ -51,20 +66,25 @@ export class ServerIdentity {
   }
 
   private renew(): void {
+    this.cancelRenewal();
     const key = generateKey('ec-p256');
     const issued = this.ca.signServerSvid({ publicKey: key, ttlMs: this.ttlMs });
     this.current = {
       key: key.export({ format: 'pem', type: 'pkcs8' }) as string,
       cert: issued.chain.map((der) => encodePem('CERTIFICATE', der)).join(''),
       expiresAtMs: issued.expiresAtMs,
+      authorityId: issued.authorityId,
     };
     this.material.setIdentity({
       certificate: Buffer.from(this.current.cert),
       privateKey: Buffer.from(this.current.key),
     });
-    this.refreshTrust();
+    this.material.setCa(bundleToPem(this.ca.bundle()));
     for (const listener of this.listeners) listener();
-    this.logger.info({ expiresAt: new Date(issued.expiresAtMs).toISOString() }, 'Server SVID minted');
+    this.logger.info(
+      { expiresAt: new Date(issued.expiresAtMs).toISOString(), authorityId: issued.authorityId },
+      'Server SVID minted',
+    );
     this.cancelRenewal = this.clock.setTimer((issued.expiresAtMs - this.clock.nowMs()) / 2, () =>
       this.renew(),
     );

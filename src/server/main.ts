@@ -23,6 +23,7 @@ import type { AdminDeps } from './api/admin/deps.js';
 import { BundleFeed } from './api/agent/bundle-feed.js';
 import { startAgentApi } from './api/agent/listener.js';
 import { AuthorizedEntries, observeEntryWrites } from './authorized-entries/index.js';
+import { recordAgentIssuers } from './ca/live-chains.js';
 import { ServerCa } from './ca/server-ca.js';
 import { loadUpstreamAuthority } from './ca/upstream.js';
 import type { ServerConfig } from './config.js';
@@ -30,7 +31,7 @@ import { openDataStore } from './datastore/index.js';
 import type { DataStore, RegistrationEntry } from './datastore/types.js';
 import { ServerIdentity } from './identity.js';
 import { createLogger } from './logger.js';
-import { createServerMetrics } from './metrics.js';
+import { caMetricsObserver, createServerMetrics } from './metrics.js';
 import { observeServerWrites } from './write-hooks.js';
 
 /** Expired entries and join tokens are swept this often. */
@@ -159,8 +160,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
     const registry = new Registry();
     const metrics = createServerMetrics(registry);
-    metrics.caExpiresAtSeconds.set({ type: 'x509' }, Math.floor(ca.x509Authority.notAfterMs / 1000));
-    metrics.caExpiresAtSeconds.set({ type: 'jwt' }, Math.floor(ca.jwtAuthority.notAfterMs / 1000));
+    // Kept current: each activation moves the expiry gauges, each scheduled check the health ones.
+    ca.observe(caMetricsObserver(metrics));
     cleanups.push(schedulePruning(store, clock, logger));
 
     const agentApi = await startAgentApi(
@@ -168,7 +169,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       serverIdentity.material,
       {
         ca,
-        store,
+        // Node writes carry the authority that signed the agent's SVID, so revokes can tell who moved.
+        store: recordAgentIssuers(store, ca.chains.agentIssuers),
         index,
         bundles,
         attestors,
@@ -194,9 +196,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       logger,
       metrics,
       registry,
+      // Not ready when rotation keeps failing: a CA that cannot rotate will expire (rotation-health.ts).
       isReady: async () => {
         await store.countEntries();
-        return true;
+        return ca.isRotationReady();
       },
     };
     const local = await buildAdminApp(deps, { auth: 'local', limits: config.adminApi });

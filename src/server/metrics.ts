@@ -1,6 +1,7 @@
 // Server metrics on a registry passed in (never prom-client's global one), named
 // sigil_server_<what>_<unit|total> with bounded labels.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from 'prom-client';
+import type { CaObserver } from './ca/rotation-health.js';
 
 export interface ServerMetrics {
   readonly svidsIssued: Counter<'type' | 'caller'>;
@@ -9,6 +10,9 @@ export interface ServerMetrics {
   readonly adminRequestSeconds: Histogram<'method' | 'route'>;
   readonly adminAuthFailures: Counter<'reason'>;
   readonly caExpiresAtSeconds: Gauge<'type'>;
+  readonly caRotationFailures: Counter;
+  readonly caRotationConsecutiveFailures: Gauge;
+  readonly caRotationLastSuccessSeconds: Gauge;
   readonly entries: Gauge;
   readonly agentApiRefusals: Counter<'reason'>;
   readonly adminApiRefusals: Counter<'reason'>;
@@ -57,6 +61,21 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
       labelNames: ['type'],
       registers: [registry],
     }),
+    caRotationFailures: new Counter({
+      name: 'sigil_server_ca_rotation_failures_total',
+      help: 'Scheduled CA rotation checks that failed (each is retried with backoff)',
+      registers: [registry],
+    }),
+    caRotationConsecutiveFailures: new Gauge({
+      name: 'sigil_server_ca_rotation_consecutive_failures',
+      help: 'Failed CA rotation checks since the last success (0 when rotation is healthy)',
+      registers: [registry],
+    }),
+    caRotationLastSuccessSeconds: new Gauge({
+      name: 'sigil_server_ca_rotation_last_success_seconds',
+      help: 'When (Unix seconds) a scheduled CA rotation check last succeeded',
+      registers: [registry],
+    }),
     entries: new Gauge({
       name: 'sigil_server_entries',
       help: 'Registration entries in the store (sampled at scrape)',
@@ -85,5 +104,21 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
       labelNames: ['outcome'],
       registers: [registry],
     }),
+  };
+}
+
+/** Feeds the CA's rotation outcomes and active-authority expiries into `metrics`. */
+export function caMetricsObserver(metrics: ServerMetrics): CaObserver {
+  return {
+    activeAuthority: (kind, notAfterMs) =>
+      metrics.caExpiresAtSeconds.set({ type: kind }, Math.floor(notAfterMs / 1000)),
+    rotationFailed: (consecutiveFailures) => {
+      metrics.caRotationFailures.inc();
+      metrics.caRotationConsecutiveFailures.set(consecutiveFailures);
+    },
+    rotationSucceeded: (atMs) => {
+      metrics.caRotationConsecutiveFailures.set(0);
+      metrics.caRotationLastSuccessSeconds.set(Math.floor(atMs / 1000));
+    },
   };
 }

@@ -29,11 +29,13 @@ export async function createX509Authority(
   nowMs: number,
 ): Promise<X509AuthorityRecord> {
   const { keyType, caTtlMs, trustDomain, upstream, keysDir } = options;
+  // The upstream first: when it cannot be reached, no key is made for nothing.
+  const issuer = upstream ? await upstream.issuer() : null;
   const key = generateKey(keyType);
   const certDer = await createCaCertificate({
     trustDomain,
     key,
-    signer: upstream ? { certDer: upstream.certDer, key: upstream.key } : undefined,
+    signer: issuer ? { certDer: issuer.certDer, key: issuer.key } : undefined,
     notBeforeMs: nowMs - BACKDATE_MS,
     notAfterMs: nowMs + caTtlMs,
   });
@@ -46,7 +48,7 @@ export async function createX509Authority(
     id,
     state: 'prepared',
     certPem: encodePem('CERTIFICATE', certDer),
-    upstreamChainPem: (upstream?.chain ?? []).map((c) => encodePem('CERTIFICATE', c)).join(''),
+    upstreamChainPem: (issuer?.chain ?? []).map((c) => encodePem('CERTIFICATE', c)).join(''),
     keyFile,
     createdAtMs: nowMs,
     notAfterMs: described.notAfterMs,

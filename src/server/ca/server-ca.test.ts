@@ -132,7 +132,8 @@ describe('ServerCa', () => {
 
 describe('ServerCa rotation (24h CA: prepare at 12h, activate at 20h)', () => {
   const webId = parseSpiffeId('spiffe://example.org/web');
-  const ids = (ca: ServerCa) => ca.authorities().x509.map((a) => `${a.state}${a.tainted ? '*' : ''}`);
+  const ids = async (ca: ServerCa) =>
+    (await ca.authorities()).x509.map((a) => `${a.state}${a.tainted ? '*' : ''}`);
 
   it('prepares and publishes the next CA at half-life, signs with it only after activation', async () => {
     const { open, clock, store } = await setup();
@@ -141,10 +142,10 @@ describe('ServerCa rotation (24h CA: prepare at 12h, activate at 20h)', () => {
     await clock.advance(12 * HOUR - 60_000);
     await ca.close();
     const before = await open();
-    expect(ids(before)).toEqual(['active']);
+    expect(await ids(before)).toEqual(['active']);
     await clock.advance(2 * 60_000);
     await settleRotation();
-    expect(ids(before)).toEqual(['active', 'prepared']);
+    expect(await ids(before)).toEqual(['active', 'prepared']);
     expect(before.bundle().x509Authorities).toHaveLength(2);
     expect(before.x509Authority.id).toBe(first);
     const journal = JSON.parse((await store.loadJournal())!.data);
@@ -153,12 +154,12 @@ describe('ServerCa rotation (24h CA: prepare at 12h, activate at 20h)', () => {
     // A restart between prepare and activate resumes: same prepared CA, activated on schedule.
     await before.close();
     const resumed = await open();
-    expect(ids(resumed)).toEqual(['active', 'prepared']);
-    const preparedId = resumed.authorities().x509[1]!.id;
+    expect(await ids(resumed)).toEqual(['active', 'prepared']);
+    const preparedId = (await resumed.authorities()).x509[1]!.id;
     await clock.advance(8 * HOUR);
     await settleRotation();
     expect(resumed.x509Authority.id).toBe(preparedId);
-    expect(ids(resumed)).toEqual(['old', 'active']);
+    expect(await ids(resumed)).toEqual(['old', 'active']);
     const leaf = resumed.signX509Svid({ spiffeId: webId, publicKey: generateKey('ec-p256') });
     expect(
       verifyX509Svid(leaf.chain, () => resumed.bundle().x509Authorities, clock.nowMs()).spiffeId.toString(),
@@ -173,9 +174,9 @@ describe('ServerCa rotation (24h CA: prepare at 12h, activate at 20h)', () => {
     await ca.prepare('x509');
     const old = ca.x509Authority.id;
     ca.signX509Svid({ spiffeId: webId, publicKey: generateKey('ec-p256'), ttlMs: 2 * HOUR });
-    await ca.activate('x509');
-    expect(ids(ca)).toEqual(['old', 'active']);
-    const oldView = ca.authorities().x509[0]!;
+    await ca.activate('x509', { force: true });
+    expect(await ids(ca)).toEqual(['old', 'active']);
+    const oldView = (await ca.authorities()).x509[0]!;
     expect(oldView).toMatchObject({ id: old, nextEvent: 'prune' });
     expect(oldView.nextEventAtMs).toBe(clock.nowMs() + 2 * HOUR);
     await clock.advance(2 * HOUR - 1000);
@@ -183,7 +184,7 @@ describe('ServerCa rotation (24h CA: prepare at 12h, activate at 20h)', () => {
     expect(ca.bundle().x509Authorities).toHaveLength(2);
     await clock.advance(2000);
     await settleRotation();
-    expect(ids(ca)).toEqual(['active']);
+    expect(await ids(ca)).toEqual(['active']);
     expect(ca.bundle().x509Authorities).toHaveLength(1);
     await ca.close();
   });
@@ -198,15 +199,15 @@ describe('ServerCa rotation (24h CA: prepare at 12h, activate at 20h)', () => {
     });
     await expect(ca.taint('x509', 'nope')).rejects.toMatchObject({ code: 'ERR_AUTHORITY_NOT_FOUND' });
     await ca.prepare('x509');
-    await ca.activate('x509');
+    await ca.activate('x509', { force: true });
     await expect(ca.revoke('x509', active)).rejects.toMatchObject({
       message: expect.stringContaining('taint it first'),
     });
     await ca.taint('x509', active);
     expect(ca.taintedX509Authorities()).toEqual([active]);
-    expect(ids(ca)).toEqual(['old*', 'active']);
+    expect(await ids(ca)).toEqual(['old*', 'active']);
     await ca.revoke('x509', active);
-    expect(ids(ca)).toEqual(['active']);
+    expect(await ids(ca)).toEqual(['active']);
     expect(ca.bundle().x509Authorities).toHaveLength(1);
     await ca.close();
   });
@@ -216,7 +217,7 @@ describe('ServerCa rotation (24h CA: prepare at 12h, activate at 20h)', () => {
     const ca = await open();
     const token = ca.mintJwtSvid({ spiffeId: webId, audience: ['a'] }).token;
     await ca.prepare('jwt');
-    await ca.activate('jwt');
+    await ca.activate('jwt', { force: true });
     expect(ca.bundle().jwtAuthorities).toHaveLength(2);
     expect(
       validateJwtSvid(token, {

@@ -16,6 +16,8 @@ export interface IssuedX509Svid {
   /** Leaf first, then any intermediates up to (not including) the bundle's root. */
   readonly chain: readonly Buffer[];
   readonly expiresAtMs: number;
+  /** ID (subject key ID) of the X.509 authority that signed the leaf. */
+  readonly authorityId: string;
 }
 
 /** The authorities signing right now. */
@@ -69,7 +71,10 @@ export class SvidSigner {
     this.lastSigned.set(authorityId, 0);
   }
 
-  /** The latest expiry `authorityId` signed, or undefined when it was activated before this process. */
+  /**
+   * The latest expiry `authorityId` signed, or undefined when it was activated before this process:
+   * what it signed before the restart is unknown, so what it signs now must not pass for exact.
+   */
   lastSignedExpiresAtMs(authorityId: string): number | undefined {
     return this.lastSigned.get(authorityId);
   }
@@ -149,10 +154,13 @@ export class SvidSigner {
       issuer,
     );
     this.noteSigned(id, notAfterMs);
-    return { chain: [leaf, ...chainTail], expiresAtMs: notAfterMs };
+    return { chain: [leaf, ...chainTail], expiresAtMs: notAfterMs, authorityId: id };
   }
 
   private noteSigned(id: string, expiresAtMs: number): void {
-    if ((this.lastSigned.get(id) ?? 0) < expiresAtMs) this.lastSigned.set(id, expiresAtMs);
+    // Only authorities tracked since their activation: recording one activated before a restart
+    // would make its partial maximum look exact, and rotation would prune it too early.
+    const last = this.lastSigned.get(id);
+    if (last !== undefined && last < expiresAtMs) this.lastSigned.set(id, expiresAtMs);
   }
 }

@@ -101,6 +101,8 @@ export interface AttestedNode {
   /** Serial (hex) of the agent's current SVID; "" after a ban, so it can neither renew nor attest. */
   readonly certSerial: string;
   readonly certNotAfterMs: number;
+  /** ID of the X.509 authority that signed the current SVID; absent when not recorded. */
+  readonly x509AuthorityId?: string;
   readonly selectors: readonly Selector[];
   readonly banned: boolean;
   readonly canReattest: boolean;

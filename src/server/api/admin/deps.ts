@@ -50,15 +50,36 @@ export interface AuthorityView {
   /** What rotation does to it next ("activate", "retire", "prune") and when; null when nothing is scheduled. */
   readonly nextEvent: string | null;
   readonly nextEventAtMs: number | null;
+  /** A prepared authority: from when activating it cannot break consumers (published for the publish lead). */
+  readonly safeToActivateAtMs: number | null;
+  /** An old X.509 authority: what still chains to it; null for other authorities. */
+  readonly dependents: AuthorityDependents | null;
+}
+
+/** What still depends on an old X.509 authority: revoking it while any does locks them out. */
+export interface AuthorityDependents {
+  /** Live (not banned, unexpired) agents whose current SVID it signed. */
+  readonly agents: number;
+  /** Live agents whose SVID's issuer was not recorded (renewed before this server version). */
+  readonly unknownAgents: number;
+  /** Whether the server's own current SVID chains to it. */
+  readonly serverSvid: boolean;
+}
+
+/** Operator overrides of a safety check, logged at warn with what they risk. */
+export interface ForceOption {
+  readonly force?: boolean;
 }
 
 /** The CA's rotation controls, for operators. */
 export interface AuthorityControls {
-  authorities(): { x509: AuthorityView[]; jwt: AuthorityView[] };
+  authorities(): Promise<{ x509: AuthorityView[]; jwt: AuthorityView[] }>;
   prepare(kind: AuthorityKind): Promise<AuthorityView>;
-  activate(kind: AuthorityKind): Promise<AuthorityView>;
+  /** Refused (ERR_AUTHORITY_STATE) before the prepared authority's publish lead, unless forced. */
+  activate(kind: AuthorityKind, options?: ForceOption): Promise<AuthorityView>;
   taint(kind: AuthorityKind, id: string): Promise<AuthorityView>;
-  revoke(kind: AuthorityKind, id: string): Promise<AuthorityView>;
+  /** Refused (ERR_AUTHORITY_STATE) while live credentials chain to the authority, unless forced. */
+  revoke(kind: AuthorityKind, id: string, options?: ForceOption): Promise<AuthorityView>;
 }
 
 export interface AdminDeps {

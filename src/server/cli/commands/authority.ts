@@ -1,5 +1,7 @@
 // `localauthority show|prepare|activate|taint|revoke`: the CA's signing authorities and their
-// rotation (/v1/authorities). `--kind x509|jwt` picks X.509 CAs or JWT signing keys.
+// rotation (/v1/authorities). `--kind x509|jwt` picks X.509 CAs or JWT signing keys. `show` says
+// when a prepared authority is safe to activate and what still chains to an old one; activate and
+// revoke refuse before then unless `--force`.
 import { jsonBody } from '../admin-client.js';
 import type { FlagSpecs } from '../args.js';
 import { type CommandContext, type CommandSpec, printRaw } from '../command.js';
@@ -15,6 +17,8 @@ interface WireAuthority {
   activated_at: number | null;
   next_event: string | null;
   next_event_at: number | null;
+  safe_to_activate_at: number | null;
+  dependents: { agents: number; unknown_agents: number; server_svid: boolean } | null;
 }
 
 const KIND: FlagSpecs = {
@@ -23,6 +27,12 @@ const KIND: FlagSpecs = {
     placeholder: 'KIND',
     description: 'x509 (CA certificates) or jwt (JWT signing keys)',
     required: true,
+  },
+};
+const FORCE: FlagSpecs = {
+  force: {
+    type: 'boolean',
+    description: 'do it even though agents may be locked out (see the refusal for what it risks)',
   },
 };
 const KIND_AND_ID: FlagSpecs = {
@@ -41,7 +51,22 @@ function rows(authorities: readonly WireAuthority[]): string[][] {
     `${a.state}${a.tainted ? ' (tainted)' : ''}`,
     formatTime(a.not_after),
     a.next_event ? `${a.next_event} at ${formatTime(a.next_event_at)}` : '-',
+    notes(a),
   ]);
+}
+
+/** When a prepared authority is safe to activate; what still chains to an old one (revoke waits for none). */
+function notes(a: WireAuthority): string {
+  if (a.safe_to_activate_at !== null) return `safe to activate from ${formatTime(a.safe_to_activate_at)}`;
+  if (a.dependents === null) return '-';
+  const { agents, unknown_agents: unknown, server_svid: server } = a.dependents;
+  if (agents === 0 && unknown === 0 && !server) return 'nothing chains to it';
+  const parts = [
+    `${agents} agent${agents === 1 ? '' : 's'}`,
+    ...(unknown > 0 ? [`${unknown} agent(s) of unknown issuer`] : []),
+    ...(server ? ['the server SVID'] : []),
+  ];
+  return `chained: ${parts.join(', ')}`;
 }
 
 const show: CommandSpec = {
@@ -55,7 +80,7 @@ const show: CommandSpec = {
       return 0;
     }
     const body = jsonBody<{ x509: WireAuthority[]; jwt: WireAuthority[] }>(response);
-    const headers = ['ID', 'STATE', 'EXPIRES AT', 'NEXT'];
+    const headers = ['ID', 'STATE', 'EXPIRES AT', 'NEXT', 'NOTES'];
     ctx.io.stdout.write(
       `X.509 authorities\n${formatTable(headers, rows(body.x509))}\nJWT authorities\n${formatTable(headers, rows(body.jwt))}`,
     );
@@ -63,17 +88,18 @@ const show: CommandSpec = {
   },
 };
 
-function action(name: string, summary: string, withId: boolean): CommandSpec {
+function action(name: string, summary: string, withId: boolean, forcible = false): CommandSpec {
   return {
     name: `localauthority ${name}`,
     summary,
-    flags: withId ? KIND_AND_ID : KIND,
+    flags: { ...(withId ? KIND_AND_ID : KIND), ...(forcible ? FORCE : {}) },
     async run(ctx: CommandContext, flags) {
       const kind = oneOf('kind', flags.string('kind'), ['x509', 'jwt'] as const, 'x509');
       const path = withId
         ? `/v1/authorities/${kind}/${encodeURIComponent(flags.string('id')!)}/${name}`
         : `/v1/authorities/${kind}/${name}`;
-      const response = await ctx.client().request('POST', path);
+      const query = forcible && flags.boolean('force') ? { force: 'true' } : undefined;
+      const response = await ctx.client().request('POST', path, query ? { query } : {});
       if (ctx.output === 'json') {
         printRaw(ctx, response);
         return 0;
@@ -90,7 +116,17 @@ function action(name: string, summary: string, withId: boolean): CommandSpec {
 export const authorityCommands: readonly CommandSpec[] = [
   show,
   action('prepare', 'Prepare the next authority now: published in the bundle, not signing yet.', false),
-  action('activate', 'Activate the prepared authority now (the active one becomes old).', false),
-  action('taint', 'Taint an old authority: agents re-sign everything it signed.', true),
-  action('revoke', 'Remove a tainted authority from the bundle once nothing depends on it.', true),
+  action(
+    'activate',
+    'Activate the prepared authority (the active one becomes old); refused before its publish lead unless --force.',
+    false,
+    true,
+  ),
+  action('taint', 'Taint an old authority: the server and agents re-sign everything it signed.', true),
+  action(
+    'revoke',
+    'Remove a tainted authority from the bundle; refused while live SVIDs chain to it unless --force.',
+    true,
+    true,
+  ),
 ];

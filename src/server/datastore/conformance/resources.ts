@@ -41,6 +41,21 @@ export function describeResourceConformance(ctx: ConformanceContext): void {
       expect(await store.fetchNode(`${TD}/agent/n1`)).toEqual(replaced);
     });
 
+    it('keeps the issuing authority of the current SVID, and drops it when a write omits it', async () => {
+      const plain = await store.upsertNode(node(`${TD}/agent/n1`));
+      expect(plain).not.toHaveProperty('x509AuthorityId');
+      const stamped = await store.upsertNode(node(`${TD}/agent/n1`, { x509AuthorityId: 'ab12' }));
+      expect(stamped.x509AuthorityId).toBe('ab12');
+      expect((await store.fetchNode(`${TD}/agent/n1`)).x509AuthorityId).toBe('ab12');
+      const { node: committed } = await store.commitAttestation({
+        nowMs: 1_700_000_000_000,
+        node: node(`${TD}/agent/n2`, { x509AuthorityId: 'cd34' }),
+        aliasEntries: [],
+      });
+      expect(committed.x509AuthorityId).toBe('cd34');
+      expect((await store.upsertNode(node(`${TD}/agent/n1`))).x509AuthorityId).toBeUndefined();
+    });
+
     it('accepts a node without selectors', async () => {
       const n = await store.upsertNode(node(`${TD}/agent/n1`, { selectors: [] }));
       expect((await store.fetchNode(n.spiffeId)).selectors).toEqual([]);

@@ -88,6 +88,13 @@ CREATE TABLE ca_journal (
 );
 `;
 
+// Which X.509 authority signed the node's current SVID (its subject key ID), so that revoking an
+// authority can be refused while live agents still chain to it. NULL: not recorded (older rows).
+const NODE_AUTHORITY = `
+ALTER TABLE attested_nodes ADD COLUMN x509_authority_id TEXT;
+`;
+
 export const SQLITE_MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'initial_schema', sql: INITIAL_SCHEMA },
+  { version: 2, name: 'node_x509_authority', sql: NODE_AUTHORITY },
 ]);

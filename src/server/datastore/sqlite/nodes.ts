@@ -14,6 +14,7 @@ interface NodeRow {
   attestation_type: string;
   cert_serial: string;
   cert_not_after_ms: number;
+  x509_authority_id: string | null;
   banned: number;
   can_reattest: number;
   created_at_ms: number;
@@ -34,12 +35,12 @@ export function sqliteNodeStore(db: Database): { store: NodeStore; ops: SqliteNo
     selectors: db.prepare('SELECT type, value FROM node_selectors WHERE node_id = ?'),
     upsert:
       db.prepare(`INSERT INTO attested_nodes (spiffe_id, attestation_type, cert_serial, cert_not_after_ms,
-      banned, can_reattest, created_at_ms, updated_at_ms)
-      VALUES (@spiffe_id, @attestation_type, @cert_serial, @cert_not_after_ms, @banned, @can_reattest,
-      @created_at_ms, @updated_at_ms)
+      x509_authority_id, banned, can_reattest, created_at_ms, updated_at_ms)
+      VALUES (@spiffe_id, @attestation_type, @cert_serial, @cert_not_after_ms, @x509_authority_id,
+      @banned, @can_reattest, @created_at_ms, @updated_at_ms)
       ON CONFLICT (spiffe_id) DO UPDATE SET attestation_type = excluded.attestation_type,
       cert_serial = excluded.cert_serial, cert_not_after_ms = excluded.cert_not_after_ms,
-      banned = excluded.banned, can_reattest = excluded.can_reattest,
+      x509_authority_id = excluded.x509_authority_id, banned = excluded.banned, can_reattest = excluded.can_reattest,
       created_at_ms = excluded.created_at_ms, updated_at_ms = excluded.updated_at_ms`),
     deleteSelectors: db.prepare('DELETE FROM node_selectors WHERE node_id = ?'),
     insertSelector: db.prepare('INSERT INTO node_selectors (node_id, type, value) VALUES (?, ?, ?)'),
@@ -56,6 +57,7 @@ export function sqliteNodeStore(db: Database): { store: NodeStore; ops: SqliteNo
       attestationType: row.attestation_type,
       certSerial: row.cert_serial,
       certNotAfterMs: row.cert_not_after_ms,
+      ...(row.x509_authority_id !== null ? { x509AuthorityId: row.x509_authority_id } : {}),
       // Sorted in JS: SQLite's byte order differs from canonicalSelectors' "type:value" string order.
       selectors: Object.freeze(
         canonicalSelectors(stmt.selectors.all(row.spiffe_id) as Selector[]).map((s) => Object.freeze(s)),
@@ -83,6 +85,7 @@ export function sqliteNodeStore(db: Database): { store: NodeStore; ops: SqliteNo
       attestation_type: node.attestationType,
       cert_serial: node.certSerial,
       cert_not_after_ms: node.certNotAfterMs,
+      x509_authority_id: node.x509AuthorityId ?? null,
       banned: node.banned ? 1 : 0,
       can_reattest: node.canReattest ? 1 : 0,
       created_at_ms: node.createdAtMs,
