@@ -153,6 +153,8 @@ function exitCodeOf(err: unknown): number {
   if (err instanceof AdminApiError) return err.status >= 500 ? EXIT.serverError : EXIT.refused;
   if (isSigilError(err, 'ERR_UNAVAILABLE')) return EXIT.unreachable;
   if (isSigilError(err, 'ERR_SOCKET_UNSAFE')) return EXIT.unsafeSocket;
+  // A wait that ran out (`localauthority … --wait`): the step stays unsafe, as a refusal would say.
+  if (isSigilError(err, 'ERR_AUTHORITY_STATE')) return EXIT.refused;
   if (err instanceof SigilError) return EXIT.usage;
   return EXIT.refused;
 }
@@ -176,7 +178,8 @@ function reportFailure(command: string, err: unknown, output: 'text' | 'json', i
   } else if (
     err instanceof SigilError &&
     err.code !== 'ERR_UNAVAILABLE' &&
-    err.code !== 'ERR_SOCKET_UNSAFE'
+    err.code !== 'ERR_SOCKET_UNSAFE' &&
+    err.code !== 'ERR_AUTHORITY_STATE'
   ) {
     io.stderr.write(
       `sigil-server ${command}: ${err.message}\nRun "sigil-server ${command} --help" for usage.\n`,

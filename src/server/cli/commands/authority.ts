@@ -1,12 +1,15 @@
 // `localauthority show|prepare|activate|taint|revoke`: the CA's signing authorities and their
 // rotation (/v1/authorities). `--kind x509|jwt` picks X.509 CAs or JWT signing keys. `show` says
 // when a prepared authority is safe to activate and what still chains to an old one; activate and
-// revoke refuse before then unless `--force`.
+// revoke refuse before then unless `--force`, or wait for it with `--wait` (authority-wait.ts).
+
+import { parseDurationMs } from '../../../spiffe/duration.js';
 import { jsonBody } from '../admin-client.js';
 import type { FlagSpecs } from '../args.js';
 import { type CommandContext, type CommandSpec, printRaw } from '../command.js';
 import { formatTable, formatTime } from '../format.js';
 import { oneOf } from '../values.js';
+import { type Blocker, untilNothingChains, untilPublished, waitUntilSafe } from './authority-wait.js';
 
 interface WireAuthority {
   id: string;
@@ -33,6 +36,13 @@ const FORCE: FlagSpecs = {
   force: {
     type: 'boolean',
     description: 'do it even though agents may be locked out (see the refusal for what it risks)',
+  },
+};
+const WAIT: FlagSpecs = {
+  wait: {
+    type: 'string',
+    placeholder: 'DURATION',
+    description: 'first wait up to DURATION (e.g. 30m) until it is safe, showing what it waits for',
   },
 };
 const KIND_AND_ID: FlagSpecs = {
@@ -88,13 +98,26 @@ const show: CommandSpec = {
   },
 };
 
-function action(name: string, summary: string, withId: boolean, forcible = false): CommandSpec {
+/** `guard` (activate, revoke) names what makes the step unsafe: it takes --force and --wait. */
+function action(
+  name: string,
+  summary: string,
+  withId: boolean,
+  guard?: (id: string) => Blocker,
+): CommandSpec {
+  const forcible = guard !== undefined;
   return {
     name: `localauthority ${name}`,
     summary,
-    flags: { ...(withId ? KIND_AND_ID : KIND), ...(forcible ? FORCE : {}) },
+    flags: { ...(withId ? KIND_AND_ID : KIND), ...(forcible ? { ...FORCE, ...WAIT } : {}) },
     async run(ctx: CommandContext, flags) {
       const kind = oneOf('kind', flags.string('kind'), ['x509', 'jwt'] as const, 'x509');
+      const wait = flags.string('wait');
+      if (guard && wait !== undefined && !flags.boolean('force')) {
+        // Parsed before anything is asked of the server: a typo is a usage error.
+        const waitMs = parseDurationMs(wait, '--wait');
+        await waitUntilSafe(ctx, kind, waitMs, guard(flags.string('id') ?? ''));
+      }
       const path = withId
         ? `/v1/authorities/${kind}/${encodeURIComponent(flags.string('id')!)}/${name}`
         : `/v1/authorities/${kind}/${name}`;
@@ -118,15 +141,15 @@ export const authorityCommands: readonly CommandSpec[] = [
   action('prepare', 'Prepare the next authority now: published in the bundle, not signing yet.', false),
   action(
     'activate',
-    'Activate the prepared authority (the active one becomes old); refused before its publish lead unless --force.',
+    'Activate the prepared authority (the active one becomes old); refused before its publish lead unless --force; --wait waits for it.',
     false,
-    true,
+    () => untilPublished,
   ),
   action('taint', 'Taint an old authority: the server and agents re-sign everything it signed.', true),
   action(
     'revoke',
-    'Remove a tainted authority from the bundle; refused while live SVIDs chain to it unless --force.',
+    'Remove a tainted authority from the bundle; refused while live SVIDs chain to it unless --force; --wait waits for them to move.',
     true,
-    true,
+    untilNothingChains,
   ),
 ];
