@@ -13,6 +13,7 @@ import { type Clock, systemClock } from '../spiffe/clock.js';
 import { SigilError } from '../spiffe/errors.js';
 import type { Selector } from '../spiffe/selector.js';
 import { prepareSocketDir } from '../spiffe/socket-dir.js';
+import { claimSocketPath } from '../spiffe/socket-listen.js';
 import { startAgentAdmin } from './admin.js';
 import {
   joinTokenSha256,
@@ -63,10 +64,13 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   };
 
   try {
-    // Socket directories first: one that another user controls stops the agent before attestation
-    // spends a join token. The listeners bind in them once the agent has its identity.
+    // Sockets first: a directory another user controls, a socket a running agent serves, or a path
+    // we cannot bind stops the agent before attestation spends a join token. The listeners bind
+    // for good once the agent has its identity.
     prepareSocketDir(config.socketPath, 'public', { uid: options.uid, field: 'socket_path', logger });
     prepareSocketDir(config.adminSocket, 'private', { uid: options.uid, field: 'admin_socket', logger });
+    await claimSocketPath(config.socketPath, 'socket_path');
+    await claimSocketPath(config.adminSocket, 'admin_socket');
     const connection = new ServerConnection({
       addresses: config.serverAddresses,
       trustDomain: config.trustDomain,
