@@ -20,8 +20,6 @@ const setProcessUmask: SetUmask = (mask) => process.umask(mask);
  * truncates it and binds at the shorter name, so the chmod and every client then miss the socket.
  */
 export const MAX_SOCKET_PATH_BYTES = 107;
-/** A live daemon answers a local connect at once; one that has not after this long is wedged, not gone. */
-const PROBE_TIMEOUT_MS = 2_000;
 
 /** Throws ERR_CONFIG_INVALID when `socketPath` does not fit in sun_path. */
 export function checkSocketPathLength(socketPath: string, field: string): void {
@@ -144,7 +142,11 @@ export function listenOnSocket(
   });
 }
 
-/** Connects to the socket: 'answers', 'stale' (ECONNREFUSED), 'gone' (ENOENT), or the errno code of another failure. */
+/**
+ * Connects to the socket: 'answers', 'stale' (ECONNREFUSED), 'gone' (ENOENT), or the errno code of
+ * another failure. No timeout is needed: a Unix connect completes or fails at once (a listener whose
+ * backlog is full fails it with EAGAIN, reported like any other errno and so refused, not unlinked).
+ */
 function probeSocket(socketPath: string): Promise<string> {
   return new Promise((resolve) => {
     const probe = connect(socketPath);
@@ -152,8 +154,6 @@ function probeSocket(socketPath: string): Promise<string> {
       probe.destroy();
       resolve(result);
     };
-    // A wedged listener that accepts nothing still holds the path: treated as answering.
-    probe.setTimeout(PROBE_TIMEOUT_MS, () => done('answers'));
     probe.once('connect', () => done('answers'));
     probe.once('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ECONNREFUSED') done('stale');
