@@ -33,7 +33,7 @@ import {
   loadStartBundle,
   staleBundleMessage,
 } from './identity/index.js';
-import { AgentManager } from './manager/index.js';
+import { AgentManager, createSvidStore } from './manager/index.js';
 import { attestNode } from './server-client/attest.js';
 import { ServerConnection } from './server-client/connection.js';
 import { runSyncLoop } from './server-client/sync.js';
@@ -174,8 +174,19 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     });
     cleanups.push(() => identity.close());
 
+    // Entries and workload SVIDs kept by the last run (svid_store: disk): loaded before the sync
+    // loop reaches for the server, so a restart during an outage keeps serving every workload.
+    const svidStore = createSvidStore(config.svidStore, {
+      dataDir: config.dataDir,
+      clock,
+      logger: logger.child({ component: 'svid-store' }),
+      trustDomain: config.trustDomain,
+      maxSvids: config.svidCacheMax,
+      snapshot: () => manager.exportCache(identity.state.spiffeId),
+    });
     const manager = new AgentManager({
       trustDomain: config.trustDomain,
+      onCacheChanged: () => svidStore.markDirty(),
       clock,
       random,
       logger: logger.child({ component: 'manager' }),
@@ -197,8 +208,12 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         },
       },
     });
+    const kept = await svidStore.load(identity.state.spiffeId);
+    if (kept) manager.restoreCache(kept);
     const managerDone = manager.run(abort.signal);
     cleanups.push(() => managerDone);
+    // Runs before managerDone is awaited (cleanups run in reverse): the last changes are written.
+    cleanups.push(() => svidStore.close());
 
     const server = { connected: false, synced: false, problem: null as string | null };
     const syncDone = runSyncLoop({
