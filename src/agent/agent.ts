@@ -11,6 +11,7 @@ import type { PeerCred } from '../attestors/workload/types.js';
 import { bundleToPem, type TrustBundle } from '../spiffe/bundle.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
 import { SigilError } from '../spiffe/errors.js';
+import { ensurePrivateDir } from '../spiffe/secret-file.js';
 import type { Selector } from '../spiffe/selector.js';
 import { prepareSocketDir } from '../spiffe/socket-dir.js';
 import { claimSocketPath } from '../spiffe/socket-listen.js';
@@ -71,6 +72,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     prepareSocketDir(config.adminSocket, 'private', { uid: options.uid, field: 'admin_socket', logger });
     await claimSocketPath(config.socketPath, 'socket_path');
     await claimSocketPath(config.adminSocket, 'admin_socket');
+    // The data dir as well: attestation's SVID and key are written there right after.
+    prepareDataDir(config.dataDir);
     const connection = new ServerConnection({
       addresses: config.serverAddresses,
       trustDomain: config.trustDomain,
@@ -318,5 +321,20 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   } catch (err) {
     await close();
     throw err;
+  }
+}
+
+/** ensurePrivateDir, with a failure to create the directory as one config error naming it. */
+function prepareDataDir(dir: string): void {
+  try {
+    ensurePrivateDir(dir);
+  } catch (err) {
+    if (err instanceof SigilError) throw err;
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new SigilError(
+      'ERR_CONFIG_INVALID',
+      `data_dir: cannot create ${dir}: ${code}; give this user write access to its parent, or choose another directory with data_dir`,
+      { field: 'data_dir', reason: 'data-dir', cause: err },
+    );
   }
 }

@@ -163,4 +163,29 @@ describe('the sockets of an agent on a fresh machine', () => {
     await fixed.started(STARTED);
     expect(fixed.output()).toContain('Node attested');
   });
+
+  it('a data dir it cannot create: one line naming it, before the join token is spent', async () => {
+    const { srv, agentArgs } = await lab.serverForAgents(TD);
+    const root = lab.tempDir(0o755, USER);
+    const dataDir = path.join(lab.tempDir(0o755), 'data');
+    const refused = await lab.runToExit(
+      asUser(
+        USER,
+        agentArgs(
+          '--data-dir',
+          dataDir,
+          '--socket-path',
+          path.join(root, 'public', 'api.sock'),
+          '--admin-socket',
+          path.join(root, 'private', 'admin.sock'),
+        ),
+      ),
+    );
+    expect(refused.code).toBe(2);
+    expectOneLineRefusal(
+      refused.output,
+      `data_dir: cannot create ${dataDir}: EACCES; give this user write access to its parent, or choose another directory with data_dir`,
+    );
+    expect(await attestedAgents(srv)).not.toContain('join_token');
+  });
 });
