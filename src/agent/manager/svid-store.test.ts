@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createTrustBundle } from '../../spiffe/bundle.js';
 import { ManualClock } from '../../spiffe/clock.js';
 import { parseTrustDomain } from '../../spiffe/id.js';
 import { makeSelector } from '../../spiffe/selector.js';
@@ -146,6 +147,32 @@ describe('SvidStore: an agent restarted while the server is down', () => {
     expect(second.manager.revision).toBe(7);
     expect(signer.x509Calls.length).toBe(calls);
     expect(second.lines.join('\n')).toContain('Workload SVID cache loaded');
+  });
+
+  it('keeps the federated bundles and tainted authorities too', async () => {
+    const { dataDir, clock, signer } = await setup();
+    const federated = createTrustBundle({
+      trustDomain: parseTrustDomain('partner.org'),
+      x509Authorities: [signer.caDer],
+    });
+    const first = agentRun(dataDir, clock, signer);
+    first.start();
+    first.manager.applySync({
+      snapshot: true,
+      upserted: [entry('web', { federatesWith: ['spiffe://partner.org'] })],
+      deletedIds: [],
+      revision: 3,
+      bundle: signer.bundle(),
+      federatedBundles: new Map([['partner.org', federated]]),
+      taintedAuthorities: new Set(['00ff']),
+    });
+    await first.stop();
+    const second = agentRun(dataDir, clock, signer);
+    const kept = (await second.store.load(AGENT))!;
+    expect(kept.taintedAuthorities).toEqual(['00ff']);
+    second.manager.restoreCache(kept);
+    expect([...second.manager.bundles().keys()]).toEqual(['example.org', 'partner.org']);
+    expect(second.manager.bundles().get('partner.org')!.x509Authorities[0]!.equals(signer.caDer)).toBe(true);
   });
 
   it('drops SVIDs that expired while it was down, keeping their entries', async () => {
