@@ -6,6 +6,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import {
+  AGENT_BIN,
   type AgentProcess,
   asWorkload,
   freePort,
@@ -13,7 +14,7 @@ import {
   startAgentProcess,
   waitFor,
 } from '../support/agent-harness.js';
-import { makeTempDir, type ServerProcess, startServerProcess } from '../support/harness.js';
+import { makeTempDir, runCommand, type ServerProcess, startServerProcess } from '../support/harness.js';
 
 const TD = 'spiffe://example.org';
 const WORKLOAD_UID = 65534;
@@ -105,6 +106,16 @@ it('an agent restarted while the server is down serves the same SVIDs until the 
   );
   await agent.waitForLog(/Server sync failed; serving cached SVIDs and retrying/);
   expect(await fetchSvids(agent)).toEqual(before);
+  // Serving from disk: degraded, not "nothing to serve".
+  const health = await runCommand(process.execPath, [
+    AGENT_BIN,
+    'healthcheck',
+    '--admin-socket',
+    agent.adminSocket,
+  ]);
+  expect(health.code, health.stderr).toBe(0);
+  expect(health.stdout).toContain('Agent is healthy (degraded)');
+  expect(health.stdout).toContain('2 entries, revision');
   expect(before.map((s) => s.spiffe_id).sort()).toEqual([`${TD}/web`, `${TD}/web-extra`]);
 
   // A clean stop while still offline; then a corrupted file: ignored with a warning, no crash.
