@@ -11,8 +11,10 @@ import type { PeerCred } from '../attestors/workload/types.js';
 import { bundleToPem, type TrustBundle } from '../spiffe/bundle.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
 import { SigilError } from '../spiffe/errors.js';
+import { ensurePrivateDir } from '../spiffe/secret-file.js';
 import type { Selector } from '../spiffe/selector.js';
 import { prepareSocketDir } from '../spiffe/socket-dir.js';
+import { claimSocketPath } from '../spiffe/socket-listen.js';
 import { startAgentAdmin } from './admin.js';
 import {
   joinTokenSha256,
@@ -32,7 +34,7 @@ import {
   loadStartBundle,
   staleBundleMessage,
 } from './identity/index.js';
-import { AgentManager } from './manager/index.js';
+import { AgentManager, createSvidStore } from './manager/index.js';
 import { attestNode } from './server-client/attest.js';
 import { ServerConnection } from './server-client/connection.js';
 import { runSyncLoop } from './server-client/sync.js';
@@ -63,10 +65,15 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   };
 
   try {
-    // Socket directories first: one that another user controls stops the agent before attestation
-    // spends a join token. The listeners bind in them once the agent has its identity.
+    // Sockets first: a directory another user controls, a socket a running agent serves, or a path
+    // we cannot bind stops the agent before attestation spends a join token. The listeners bind
+    // for good once the agent has its identity.
     prepareSocketDir(config.socketPath, 'public', { uid: options.uid, field: 'socket_path', logger });
     prepareSocketDir(config.adminSocket, 'private', { uid: options.uid, field: 'admin_socket', logger });
+    await claimSocketPath(config.socketPath, 'socket_path');
+    await claimSocketPath(config.adminSocket, 'admin_socket');
+    // The data dir as well: attestation's SVID and key are written there right after.
+    prepareDataDir(config.dataDir);
     const connection = new ServerConnection({
       addresses: config.serverAddresses,
       trustDomain: config.trustDomain,
@@ -170,8 +177,19 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     });
     cleanups.push(() => identity.close());
 
+    // Entries and workload SVIDs kept by the last run (svid_store: disk): loaded before the sync
+    // loop reaches for the server, so a restart during an outage keeps serving every workload.
+    const svidStore = createSvidStore(config.svidStore, {
+      dataDir: config.dataDir,
+      clock,
+      logger: logger.child({ component: 'svid-store' }),
+      trustDomain: config.trustDomain,
+      maxSvids: config.svidCacheMax,
+      snapshot: () => manager.exportCache(identity.state.spiffeId),
+    });
     const manager = new AgentManager({
       trustDomain: config.trustDomain,
+      onCacheChanged: () => svidStore.markDirty(),
       clock,
       random,
       logger: logger.child({ component: 'manager' }),
@@ -193,8 +211,12 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         },
       },
     });
+    const kept = await svidStore.load(identity.state.spiffeId);
+    if (kept) manager.restoreCache(kept);
     const managerDone = manager.run(abort.signal);
     cleanups.push(() => managerDone);
+    // Runs before managerDone is awaited (cleanups run in reverse): the last changes are written.
+    cleanups.push(() => svidStore.close());
 
     const server = { connected: false, synced: false, problem: null as string | null };
     const syncDone = runSyncLoop({
@@ -299,5 +321,20 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   } catch (err) {
     await close();
     throw err;
+  }
+}
+
+/** ensurePrivateDir, with a failure to create the directory as one config error naming it. */
+function prepareDataDir(dir: string): void {
+  try {
+    ensurePrivateDir(dir);
+  } catch (err) {
+    if (err instanceof SigilError) throw err;
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new SigilError(
+      'ERR_CONFIG_INVALID',
+      `data_dir: cannot create ${dir}: ${code}; give this user write access to its parent, or choose another directory with data_dir`,
+      { field: 'data_dir', reason: 'data-dir', cause: err },
+    );
   }
 }

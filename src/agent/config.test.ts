@@ -26,6 +26,7 @@ describe('agent config: Workload API and JWT cache limits', () => {
     const config = loadAgentConfig({ config: example });
     expect(config.workloadApi).toEqual(load('')().workloadApi);
     expect(config.jwtSvidCacheMaxBytes).toBe(load('')().jwtSvidCacheMaxBytes);
+    expect(config.svidStore).toBe('disk');
     expect(() => createWorkloadAttestor('unix', config.workloadAttestors.unix)).not.toThrow();
   });
 
@@ -113,6 +114,12 @@ describe('agent config: Workload API and JWT cache limits', () => {
     expect(load('svid_cache_max: 500')().svidCacheMax).toBe(500);
     expect(load('')().svidCacheMax).toBe(10_000);
     expect(load('svid_cache_max: 0')).toThrow(/svid_cache_max: must be a positive whole number \(got "0"\)/);
+  });
+
+  it('keeps workload SVIDs on disk unless svid_store says memory', () => {
+    expect(load('')().svidStore).toBe('disk');
+    expect(load('svid_store: memory')().svidStore).toBe('memory');
+    expect(load('svid_store: sqlite')).toThrow(/svid_store: must be one of disk, memory \(got "sqlite"\)/);
   });
 });
 

@@ -8,6 +8,7 @@ import { quote, SigilError } from '../spiffe/errors.js';
 import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 import { systemSocketPath } from '../spiffe/runtime-dir.js';
 import { DEFAULT_MAX_JWT_SVID_BYTES, DEFAULT_MAX_JWT_SVIDS } from './manager/jwt-cache.js';
+import { SVID_STORE_KINDS, type SvidStoreKind } from './manager/svid-store.js';
 import { DEFAULT_WORKLOAD_API_LIMITS, type WorkloadApiLimits } from './workloadapi/connection-limits.js';
 
 /** The sockets of an agent run by root or by systemd; `sigil-agent run` passes the ones for its user. */
@@ -32,6 +33,11 @@ export interface AgentConfig {
   readonly logLevel: string;
   /** Upper bound on cached workload X.509-SVIDs. */
   readonly svidCacheMax: number;
+  /**
+   * Where the entries and workload X.509-SVIDs (with keys) are kept between runs: 'disk' (default), one
+   * 0600 file in dataDir, so a restart while the server is down keeps serving; 'memory', nowhere.
+   */
+  readonly svidStore: SvidStoreKind;
   /** Upper bounds on cached JWT-SVIDs: count, and bytes of tokens and keys. */
   readonly jwtSvidCacheMax: number;
   readonly jwtSvidCacheMaxBytes: number;
@@ -67,6 +73,7 @@ const KNOWN_KEYS = [
   'admin_socket',
   'log_level',
   'svid_cache_max',
+  'svid_store',
   'jwt_svid_cache_max',
   'jwt_svid_cache_max_bytes',
   'workload_api',
@@ -207,6 +214,9 @@ export function loadAgentConfig(
       `workload_api.max_connections_per_uid: must not exceed max_connections (${workloadApi.maxConnections}), or one uid could leave no room for others (got ${workloadApi.maxConnectionsPerUid})`,
     );
   }
+  const svidStore = (raw.svid_store ?? 'disk') as SvidStoreKind;
+  if (!SVID_STORE_KINDS.includes(svidStore))
+    problems.push(`svid_store: must be one of ${SVID_STORE_KINDS.join(', ')} (got ${quote(raw.svid_store)})`);
   const logLevel = String(raw.log_level ?? 'info');
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
     problems.push(`log_level: must be one of ${LOG_LEVELS.join(', ')} (got ${quote(logLevel)})`);
@@ -235,6 +245,7 @@ export function loadAgentConfig(
     ),
     logLevel,
     svidCacheMax,
+    svidStore,
     jwtSvidCacheMax,
     jwtSvidCacheMaxBytes,
     workloadApi,

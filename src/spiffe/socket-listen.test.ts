@@ -8,11 +8,17 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { listenOnSocket, removeStaleSocket, type SetUmask } from './socket-listen.js';
+import {
+  claimSocketPath,
+  listenOnSocket,
+  MAX_SOCKET_PATH_BYTES,
+  removeStaleSocket,
+  type SetUmask,
+} from './socket-listen.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -77,7 +83,7 @@ describe('listenOnSocket', () => {
       current = mask;
       return previous;
     };
-    await listenOnSocket(serve(), socketIn(), 0o600, setUmask);
+    await listenOnSocket(serve(), socketIn(), 0o600, { setUmask });
     expect(calls).toEqual([0o777, 0o177, 0o002]);
     expect(current).toBe(0o002);
   });
@@ -87,7 +93,13 @@ describe('listenOnSocket', () => {
     await listenOnSocket(serve(), socketPath, 0o600);
     const before = process.umask(0o022);
     try {
-      await expect(listenOnSocket(serve(), socketPath, 0o600)).rejects.toMatchObject({ code: 'EADDRINUSE' });
+      await expect(
+        listenOnSocket(serve(), socketPath, 0o600, { field: 'admin_socket' }),
+      ).rejects.toMatchObject({
+        code: 'ERR_CONFIG_INVALID',
+        message: `admin_socket: cannot listen on ${socketPath}: EADDRINUSE; another process listens there; stop it or choose another path with admin_socket`,
+        cause: { code: 'EADDRINUSE' },
+      });
       expect(process.umask(0o022)).toBe(0o022);
     } finally {
       process.umask(before);
@@ -118,6 +130,26 @@ describe('removeStaleSocket', () => {
     await listenOnSocket(serve(), socketPath, 0o600);
   });
 
+  it('refuses a socket some process still serves, and leaves it serving', async () => {
+    const socketPath = socketIn();
+    await listenOnSocket(serve(), socketPath, 0o600);
+    await expect(removeStaleSocket(socketPath, 'socket_path')).rejects.toMatchObject({
+      code: 'ERR_CONFIG_INVALID',
+      field: 'socket_path',
+      reason: 'socket-in-use',
+      message: `socket_path: ${socketPath} is served by a running process; stop it or choose another path`,
+    });
+    expect(lstatSync(socketPath).isSocket()).toBe(true);
+    await new Promise<void>((resolve, reject) =>
+      createConnection(socketPath)
+        .once('connect', function (this: Socket) {
+          this.destroy();
+          resolve();
+        })
+        .once('error', reject),
+    );
+  });
+
   it.each([
     ['a regular file', (p: string) => writeFileSync(p, 'keep me')],
     ['a directory', (p: string) => mkdirSync(p)],
@@ -130,5 +162,51 @@ describe('removeStaleSocket', () => {
       message: `admin_socket: ${JSON.stringify(socketPath)} exists and is not a socket; refusing to replace it`,
     });
     expect(existsSync(socketPath)).toBe(true);
+  });
+});
+
+describe('claimSocketPath', () => {
+  it('leaves a free path free after a trial bind, and removes a stale socket', async () => {
+    const free = socketIn();
+    await claimSocketPath(free, 'socket_path');
+    expect(existsSync(free)).toBe(false);
+    const stale = socketIn();
+    await staleSocketAt(stale);
+    await claimSocketPath(stale, 'socket_path');
+    expect(existsSync(stale)).toBe(false);
+  });
+
+  it('refuses a live socket without touching it', async () => {
+    const socketPath = socketIn();
+    await listenOnSocket(serve(), socketPath, 0o600);
+    await expect(claimSocketPath(socketPath, 'admin_socket')).rejects.toMatchObject({
+      reason: 'socket-in-use',
+    });
+    expect(lstatSync(socketPath).isSocket()).toBe(true);
+  });
+
+  it('refuses a path too long for sun_path instead of binding a truncated one', async () => {
+    const dir = path.dirname(socketIn());
+    const socketPath = path.join(dir, `${'s'.repeat(MAX_SOCKET_PATH_BYTES - dir.length)}.sock`);
+    await expect(claimSocketPath(socketPath, 'socket_path')).rejects.toMatchObject({
+      code: 'ERR_CONFIG_INVALID',
+      reason: 'socket-path-length',
+      message: expect.stringMatching(
+        /^socket_path: ".*" is \d+ bytes long, more than a Unix socket path may be \(107\); choose a shorter path$/,
+      ),
+    });
+    await expect(listenOnSocket(serve(), socketPath, 0o600)).rejects.toMatchObject({
+      reason: 'socket-path-length',
+    });
+  });
+
+  it('turns a failed bind into one line naming the path and what to do', async () => {
+    const dir = path.dirname(socketIn());
+    const missing = path.join(dir, 'missing', 's.sock');
+    await expect(claimSocketPath(missing, 'socket_path')).rejects.toMatchObject({
+      code: 'ERR_CONFIG_INVALID',
+      reason: 'listen',
+      message: `socket_path: cannot listen on ${missing}: its directory ${path.dirname(missing)} does not exist; create it or choose another path with socket_path`,
+    });
   });
 });

@@ -81,6 +81,7 @@ export interface CertExtension {
 
 export interface ParsedCertificate {
   readonly serialHex: string;
+  readonly issuerDer: Buffer;
   readonly subjectDer: Buffer;
   readonly notBeforeMs: number;
   readonly notAfterMs: number;
@@ -115,7 +116,7 @@ export function parseCertificate(der: Buffer): ParsedCertificate {
   };
   const serial = tlvValue(der, field(DerTag.INTEGER, 'serialNumber'));
   field(DerTag.SEQUENCE, 'signature algorithm');
-  field(DerTag.SEQUENCE, 'issuer');
+  const issuer = field(DerTag.SEQUENCE, 'issuer');
   const validity = readChildren(der, field(DerTag.SEQUENCE, 'validity'));
   if (validity.length !== 2) throw new SigilError('ERR_DER_INVALID', 'x509: validity must hold two times');
   const subject = field(DerTag.SEQUENCE, 'subject');
@@ -141,6 +142,7 @@ export function parseCertificate(der: Buffer): ParsedCertificate {
   const magnitude = serial.length > 1 && serial[0] === 0 ? serial.subarray(1) : serial;
   return {
     serialHex: magnitude.toString('hex'),
+    issuerDer: tlvBytes(der, issuer),
     subjectDer: tlvBytes(der, subject),
     notBeforeMs: readTime(der, validity[0]!),
     notAfterMs: readTime(der, validity[1]!),

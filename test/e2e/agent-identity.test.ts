@@ -1,7 +1,7 @@
 // The agent's own identity heals, with real processes: a first attestation waits for a server that
 // is down, an evicted agent restarted with a new --join-token attests again, and an agent whose
 // saved bundle is stale says how to fix it, and the fix (a current --trust-bundle-path) works.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -109,6 +109,9 @@ describe('the agent identity', () => {
     const meta = readFileSync(path.join(first.dataDir, 'agent.json'), 'utf8');
     expect(meta).toMatch(/"join_token_sha256":"[0-9a-f]{64}"/);
     await first.stop();
+    // Without the old server's entries and SVIDs (svid_store), which the agent would serve from disk
+    // and so be degraded, not unhealthy: this is about its own identity and "nothing to serve".
+    rmSync(path.join(first.dataDir, 'workload-svids.json'));
 
     // Same data dir, a server with another CA: the saved bundle is stale.
     const current = await newServer(root.dir, 'current');

@@ -57,7 +57,7 @@ Flags (each overrides the config file key in brackets):
   --log-level LEVEL           trace|debug|info|warn|error (default info) [log_level]
   -h, --help                  show this help
 Config-only keys: node_attestor ({x509pop: {...}} or {k8s_sat: {...}}), workload_attestors ({unix: {}}),
-svid_cache_max (10000), reconcile_interval (5m).
+svid_cache_max (10000), svid_store (disk|memory, default disk), reconcile_interval (5m).
 `;
 
 export async function main(argv: string[], rawIo: AgentCliIo = process): Promise<number> {

@@ -49,6 +49,11 @@ export class BundleState {
     return true;
   }
 
+  /** The federated bundles by trust domain name, as last set. */
+  federatedBundles(): ReadonlyMap<string, TrustBundle> {
+    return this.federated;
+  }
+
   /** Own + federated by trust domain name; the same frozen map until something changes. */
   bundles(): ReadonlyMap<string, TrustBundle> {
     if (this.all === undefined) {

@@ -3,4 +3,7 @@
 export type { NearMatch } from './entry-cache.js';
 export type { AgentManagerOptions, SvidStatus } from './manager.js';
 export { AgentManager } from './manager.js';
+export type { PersistedCache } from './persisted-cache.js';
+export type { SvidStore, SvidStoreKind, SvidStoreOptions } from './svid-store.js';
+export { createSvidStore, SVID_STORE_FILE } from './svid-store.js';
 export type { AgentEntry, SignedSvid, SvidSigner, SyncUpdate } from './types.js';

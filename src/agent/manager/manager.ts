@@ -2,6 +2,8 @@
 // (minted by CSR, the key never leaving the node), renews them on the injected Clock, and feeds the
 // Workload API (IdentityFeed). Decisions live in renewal.ts; entry-cache.ts, svid-cache.ts,
 // watch-hub.ts and jwt-cache.ts hold state. It does not talk to the server itself: SvidSigner does.
+// Nor does it touch the disk: it exports and restores its cache (exportCache, restoreCache) and says
+// when that changed (onCacheChanged); svid-store.ts keeps it between runs.
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { TrustBundle } from '../../spiffe/bundle.js';
@@ -12,11 +14,13 @@ import { checkJwtAudience } from '../../spiffe/jwt-svid.js';
 import type { Selector } from '../../spiffe/selector.js';
 import { describeCertificate } from '../../spiffe/x509-svid.js';
 import type { IdentityFeed, WorkloadIdentity, WorkloadJwtSvid } from '../workloadapi/identity-feed.js';
-import { BundleState } from './bundle-state.js';
+import { BundleState, sameBundle } from './bundle-state.js';
+import { fromPersistedSvid, toPersistedSvid } from './cache-snapshot.js';
 import { EntryCache, type NearMatch } from './entry-cache.js';
 import { JwtSvidCache, type JwtSvidCacheLimits } from './jwt-cache.js';
 import { planMints } from './mint-plan.js';
 import { mintSvids, toCachedSvid } from './minter.js';
+import type { PersistedCache } from './persisted-cache.js';
 import { renewAtMs, retryDelayMs, svidFieldsKey } from './renewal.js';
 import { SvidCache, signedThrough } from './svid-cache.js';
 import type { AgentEntry, SvidSigner, SyncUpdate } from './types.js';
@@ -49,6 +53,11 @@ export interface AgentManagerOptions {
   readonly signBatchSize?: number;
   /** Bounds of the JWT-SVID cache (defaults: 10,000 tokens, 16 MiB). */
   readonly jwtSvidCache?: Partial<JwtSvidCacheLimits>;
+  /**
+   * Called (synchronously; it must be cheap) whenever what exportCache returns has changed: entries,
+   * bundles, or X.509-SVIDs minted, renewed, evicted or dropped. Not for JWT-SVIDs.
+   */
+  readonly onCacheChanged?: () => void;
 }
 
 export interface SvidStatus {
@@ -81,6 +90,7 @@ export class AgentManager implements IdentityFeed {
   private untrusted = new Set<string>();
   /** Subject key IDs of tainted X.509 authorities, as the server last said. */
   private tainted: ReadonlySet<string> = new Set();
+  private readonly onCacheChanged: () => void;
   private kicked = false;
   private wake: (() => void) | undefined;
   private running = false;
@@ -97,14 +107,10 @@ export class AgentManager implements IdentityFeed {
     );
     this.renewAtFraction = options.renewAtFraction ?? DEFAULT_RENEW_AT_FRACTION;
     if (!(this.renewAtFraction > 0 && this.renewAtFraction < 1)) {
-      throw new SigilError(
-        'ERR_CONFIG_INVALID',
-        `renewAtFraction must be between 0 and 1 (got ${quote(this.renewAtFraction)})`,
-        {
-          field: 'renewAtFraction',
-        },
-      );
+      const problem = `renewAtFraction must be between 0 and 1 (got ${quote(this.renewAtFraction)})`;
+      throw new SigilError('ERR_CONFIG_INVALID', problem, { field: 'renewAtFraction' });
     }
+    this.onCacheChanged = options.onCacheChanged ?? (() => {});
     this.bundleState = new BundleState(options.trustDomain, options.initialBundle);
     this.jwts = new JwtSvidCache(this.clock, options.jwtSvidCache);
     this.hub = new WatchHub({
@@ -187,6 +193,7 @@ export class AgentManager implements IdentityFeed {
 
   /** Applies one sync message. Throws ERR_BUNDLE_INVALID (and changes nothing) for a foreign own bundle. */
   applySync(update: SyncUpdate): void {
+    const previousRevision = this.entryCache.revision;
     const bundleChanged = update.bundle !== undefined && this.bundleState.setOwn(update.bundle);
     const federatedChanged =
       update.federatedBundles !== undefined && this.bundleState.setFederated(update.federatedBundles);
@@ -207,14 +214,7 @@ export class AgentManager implements IdentityFeed {
       update.taintedAuthorities !== undefined && !sameMembers(update.taintedAuthorities, this.tainted);
     if (taintChanged) this.tainted = new Set(update.taintedAuthorities);
     if (bundleChanged || taintChanged) {
-      // A tainted authority counts as absent: whatever it signed is replaced, as if rotated away.
-      const trusted = this.bundleState.bundle.x509Authorities.filter(
-        (der) => !this.tainted.has(describeCertificate(der).subjectKeyIdHex ?? ''),
-      );
-      this.untrusted = new Set([
-        ...this.svids.reanchor(trusted),
-        ...signedThrough(this.svids.values(), this.tainted),
-      ]);
+      this.recheckTrust();
       this.log.info(
         {
           authorities: this.bundleState.bundle.x509Authorities.length,
@@ -226,6 +226,68 @@ export class AgentManager implements IdentityFeed {
     }
     if (changes.any || bundleChanged || federatedChanged) this.hub.refresh();
     if (changes.needSvid.length > 0 || this.untrusted.size > 0) this.kick();
+    if (
+      changes.any ||
+      bundleChanged ||
+      federatedChanged ||
+      taintChanged ||
+      update.revision !== previousRevision
+    )
+      this.onCacheChanged();
+  }
+
+  /** Entries, bundles and X.509-SVIDs with their keys, for svid-store.ts to keep between runs. */
+  exportCache(agentId: string): PersistedCache {
+    return {
+      agentId,
+      revision: this.entryCache.revision,
+      bundle: this.bundleState.bundle,
+      federatedBundles: this.bundleState.federatedBundles(),
+      taintedAuthorities: [...this.tainted],
+      entries: [...this.entryCache.values()],
+      svids: [...this.svids.values()].map(toPersistedSvid),
+    };
+  }
+
+  /**
+   * Takes over a cache an earlier run kept (decoded and checked by persisted-cache.ts), before run()
+   * and before the first sync: workloads are served from it until the server's first snapshot
+   * replaces it. The own bundle is taken only when newer (by sequence) than the one we started with.
+   * SVIDs no longer chaining to the bundle are served until replaced, as after a rotation.
+   */
+  restoreCache(cache: PersistedCache): void {
+    if (
+      cache.bundle.sequence > this.bundleState.bundle.sequence &&
+      !sameBundle(cache.bundle, this.bundleState.bundle)
+    )
+      this.bundleState.setOwn(cache.bundle);
+    this.bundleState.setFederated(cache.federatedBundles);
+    this.tainted = new Set(cache.taintedAuthorities);
+    this.entryCache.apply({
+      snapshot: true,
+      upserted: cache.entries,
+      deletedIds: [],
+      revision: cache.revision,
+    });
+    for (const svid of cache.svids) {
+      const entry = this.entryCache.get(svid.entryId);
+      if (entry !== undefined) this.svids.set(fromPersistedSvid(entry, svid));
+    }
+    this.recheckTrust();
+    this.hub.refresh();
+    this.kick();
+  }
+
+  /** Marks for replacement every SVID that no longer chains to a trusted, untainted authority. */
+  private recheckTrust(): void {
+    // A tainted authority counts as absent: whatever it signed is replaced, as if rotated away.
+    const trusted = this.bundleState.bundle.x509Authorities.filter(
+      (der) => !this.tainted.has(describeCertificate(der).subjectKeyIdHex ?? ''),
+    );
+    this.untrusted = new Set([
+      ...this.svids.reanchor(trusted),
+      ...signedThrough(this.svids.values(), this.tainted),
+    ]);
   }
 
   /** Keeps SVIDs minted and fresh until `signal` aborts. Watchers get SVIDs only while this runs. */
@@ -328,6 +390,7 @@ export class AgentManager implements IdentityFeed {
     if (evicted.length > 0)
       this.log.debug({ evicted: evicted.length, maxSvids: this.maxSvids }, 'SVIDs evicted');
     this.hub.refresh();
+    if (outcomes.some((o) => o.ok) || evicted.length > 0) this.onCacheChanged();
   }
 
   private kick(): void {

@@ -2,6 +2,7 @@
 // chains to the trust bundle. It owns the data it hands out: views are frozen and shared by every
 // watcher (STYLE §3). Which entries to mint and when to evict are decided by the manager.
 import { createHash, type KeyObject, X509Certificate } from 'node:crypto';
+import { parseCertificate } from '../../spiffe/x509-certificate.js';
 import { describeCertificate } from '../../spiffe/x509-svid.js';
 import type { WorkloadX509Svid } from '../workloadapi/identity-feed.js';
 
@@ -16,7 +17,7 @@ export interface CachedSvid {
   readonly expiresAtMs: number;
   readonly renewAtMs: number;
   readonly serialHex: string;
-  /** Issuer name of the chain's last certificate: the certificate a bundle authority must have signed. */
+  /** Issuer name (DER, hex) of the chain's last certificate: the certificate a bundle authority must have signed. */
   readonly topIssuer: string;
   /** SHA-256 (hex) of the bundle authority the chain ends at, when one was found. */
   anchor: string | undefined;
@@ -128,9 +129,13 @@ export function findAnchor(chain: readonly Buffer[], authorities: readonly Buffe
   return undefined;
 }
 
-/** The issuer of the chain's last certificate, which is what a bundle authority must match. */
+/**
+ * The issuer of the chain's last certificate, which is what a bundle authority must match: its DER,
+ * in hex. Read with our DER parser, not node:crypto's X509Certificate, which costs ~120 µs a
+ * certificate (Node 20) and dominated loading 10,000 persisted SVIDs.
+ */
 export function topIssuerOf(chain: readonly Buffer[]): string {
-  return new X509Certificate(chain[chain.length - 1]!).issuer;
+  return parseCertificate(chain[chain.length - 1]!).issuerDer.toString('hex');
 }
 
 function fingerprint(der: Buffer): string {

@@ -29,7 +29,7 @@ import { strictWorkloadServiceDefinition } from './request-decoding.js';
 export interface WorkloadApiServerOptions {
   /**
    * Absolute path of the Unix socket, in a directory already checked (prepareSocketDir, 'public');
-   * a stale socket file there is removed at start.
+   * a stale socket file there is removed at start, a live one refused (ERR_CONFIG_INVALID).
    */
   socketPath: string;
   feed: IdentityFeed;
@@ -136,8 +136,10 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
     injector.injectConnection(socket);
   });
 
+  // A socket a running agent serves is refused here too: the claim before attestation found the
+  // path free, but another agent may have bound it since.
   await removeStaleSocket(socketPath, 'socket_path');
-  await listenOnSocket(netServer, socketPath, SOCKET_MODE);
+  await listenOnSocket(netServer, socketPath, SOCKET_MODE, { field: 'socket_path' });
   // accept() failing (EMFILE despite the cap: something else took the descriptors) is logged, not
   // thrown: libuv has already closed that pending connection, and the next may succeed.
   netServer.on('error', (err) => logger.error({ reason: err.message }, 'Workload API accept failed'));

@@ -1,0 +1,127 @@
+// Workload SVID cache benchmark: what one write and one load of the agent's svid_store file cost for
+// 1,000 and 10,000 cached X.509-SVIDs (with 2,000 and 20,000 entries), through the real SvidStore
+// (encode, atomic 0600 write with fsync, read, decode with every key checked against its leaf).
+// SvidStore spaces writes by ten times the last one's cost, so these numbers bound its I/O share.
+// `npm run bench:svid-store`.
+import { createPublicKey } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import pino from 'pino';
+import type { AgentEntry, PersistedCache } from '../src/agent/manager/index.js';
+import { createSvidStore } from '../src/agent/manager/index.js';
+import { topIssuerOf } from '../src/agent/manager/svid-cache.js';
+import { createTrustBundle } from '../src/spiffe/bundle.js';
+import { systemClock } from '../src/spiffe/clock.js';
+import { parseSpiffeId, parseTrustDomain } from '../src/spiffe/id.js';
+import { generateKey } from '../src/spiffe/keys.js';
+import { makeSelector } from '../src/spiffe/selector.js';
+import { createCaCertificate } from '../src/spiffe/x509-authority.js';
+import { describeCertificate, mintX509Svid, prepareIssuer } from '../src/spiffe/x509-svid.js';
+
+const TD = parseTrustDomain('bench.example');
+const AGENT = 'spiffe://bench.example/sigil/agent/bench';
+const HOUR_MS = 60 * 60 * 1000;
+
+async function cacheOf(svidCount: number): Promise<PersistedCache> {
+  const nowMs = systemClock.nowMs();
+  const caKey = generateKey('ec-p256');
+  const caDer = await createCaCertificate({
+    trustDomain: TD,
+    key: caKey,
+    notBeforeMs: nowMs - HOUR_MS,
+    notAfterMs: nowMs + 24 * HOUR_MS,
+  });
+  const issuer = prepareIssuer(caDer, caKey);
+  const entries: AgentEntry[] = [];
+  for (let i = 0; i < svidCount * 2; i++) {
+    entries.push({
+      id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+      spiffeId: `spiffe://bench.example/ns/default/sa/workload-${i}`,
+      parentId: AGENT,
+      selectors: [makeSelector('unix', `uid:${10_000 + i}`)],
+      x509SvidTtlMs: 0,
+      jwtSvidTtlMs: 0,
+      dnsNames: [],
+      federatesWith: [],
+      admin: false,
+      downstream: false,
+      hint: '',
+      expiresAtMs: null,
+      revision: i,
+    });
+  }
+  const svids = entries.slice(0, svidCount).map((entry) => {
+    const key = generateKey('ec-p256');
+    const leaf = mintX509Svid(
+      {
+        spiffeId: parseSpiffeId(entry.spiffeId),
+        publicKey: createPublicKey(key).export({ type: 'spki', format: 'der' }),
+        notBeforeMs: nowMs,
+        notAfterMs: nowMs + HOUR_MS,
+      },
+      issuer,
+    );
+    const fieldsKey = JSON.stringify([entry.spiffeId, entry.dnsNames, entry.x509SvidTtlMs]);
+    const described = describeCertificate(leaf);
+    return {
+      entryId: entry.id,
+      fieldsKey,
+      spiffeId: entry.spiffeId,
+      chain: [leaf],
+      key,
+      renewAtMs: nowMs,
+      notBeforeMs: described.notBeforeMs,
+      expiresAtMs: described.notAfterMs,
+      serialHex: described.serialHex,
+      topIssuer: topIssuerOf([leaf]),
+    };
+  });
+  return {
+    agentId: AGENT,
+    revision: svidCount * 2,
+    bundle: createTrustBundle({ trustDomain: TD, x509Authorities: [caDer] }),
+    federatedBundles: new Map(),
+    taintedAuthorities: [],
+    entries,
+    svids,
+  };
+}
+
+async function measure(svidCount: number): Promise<void> {
+  const cache = await cacheOf(svidCount);
+  const dataDir = mkdtempSync(join(tmpdir(), 'sigil-bench-svid-store-'));
+  try {
+    const options = {
+      dataDir,
+      clock: systemClock,
+      logger: pino({ level: 'silent' }),
+      trustDomain: TD,
+      maxSvids: svidCount,
+      snapshot: () => cache,
+    };
+    const writes: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const store = createSvidStore('disk', options);
+      store.markDirty();
+      const startMs = performance.now();
+      await store.close();
+      writes.push(performance.now() - startMs);
+    }
+    const loadStartMs = performance.now();
+    const loaded = await createSvidStore('disk', options).load(AGENT);
+    const loadMs = performance.now() - loadStartMs;
+    const bytes = statSync(join(dataDir, 'workload-svids.json')).size;
+    const median = writes.sort((a, b) => a - b)[2]!;
+    process.stdout.write(
+      `${svidCount} SVIDs, ${cache.entries.length} entries: file ${(bytes / 1024 / 1024).toFixed(1)} MiB, ` +
+        `write ${median.toFixed(0)} ms (median of 5), load ${loadMs.toFixed(0)} ms (${loaded?.svids.length} SVIDs)\n`,
+    );
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+await measure(1_000);
+await measure(10_000);
