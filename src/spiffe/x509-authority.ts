@@ -267,3 +267,16 @@ function iso(ms: number): string {
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * The authority among `authorities` that issued `leafDer` (named as its issuer, and its signature
+ * checks out), or undefined. For bare leaves handed out by a CA whose own certificate is not in the
+ * chain (Sigil's self-signed CA), where a chain verification has nothing to walk.
+ */
+export function issuingAuthority(
+  leafDer: Buffer,
+  authorities: readonly X509Certificate[],
+): X509Certificate | undefined {
+  const leaf = new X509Certificate(leafDer);
+  return authorities.find((authority) => leaf.checkIssued(authority) && leaf.verify(authority.publicKey));
+}

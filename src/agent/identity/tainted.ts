@@ -2,6 +2,7 @@
 // self-signed CA hands out bare leaves (no CA in the chain), so besides the chain's own certificates
 // the leaf's signature is checked against each tainted bundle authority.
 import { X509Certificate } from 'node:crypto';
+import { issuingAuthority } from '../../spiffe/x509-authority.js';
 import { describeCertificate } from '../../spiffe/x509-svid.js';
 
 /**
@@ -16,9 +17,6 @@ export function isSignedByTainted(
   if (tainted.size === 0 || chain.length === 0) return false;
   const isTainted = (der: Buffer) => tainted.has(describeCertificate(der).subjectKeyIdHex ?? '');
   if (chain.slice(1).some(isTainted)) return true;
-  const leaf = new X509Certificate(chain[0]!);
-  return authorities.filter(isTainted).some((der) => {
-    const authority = new X509Certificate(der);
-    return leaf.checkIssued(authority) && leaf.verify(authority.publicKey);
-  });
+  const taintedAuthorities = authorities.filter(isTainted).map((der) => new X509Certificate(der));
+  return issuingAuthority(chain[0]!, taintedAuthorities) !== undefined;
 }

@@ -2,8 +2,10 @@
 // A journal is adopted only once the store has it (built as a value, saved, then assigned), and the
 // signers it names are loaded before the save, so the switch follows the save with no await between
 // and nothing is signed under a retiring authority after its last-signed expiry was recorded.
+import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { TrustBundle } from '../../spiffe/bundle.js';
+import { decodePemBlocks } from '../../spiffe/pem.js';
 import type { JournalStore } from '../datastore/types.js';
 import { type BundlePublisherOptions, publishBundle } from './ca-bundle.js';
 import { type CaJournal, EMPTY_JOURNAL, parseJournal } from './journal.js';
@@ -23,6 +25,7 @@ export class CaState {
   private published!: TrustBundle;
   /** A saved journal whose bundle is not published yet (the publish failed): retried first. */
   private unpublished = false;
+  private certificates: { journal: CaJournal; certificates: readonly X509Certificate[] } | undefined;
 
   constructor(
     private readonly options: CaStateOptions,
@@ -33,6 +36,17 @@ export class CaState {
 
   get journal(): CaJournal {
     return this.current;
+  }
+
+  /** The journal's X.509 authority certificates, parsed once per journal. */
+  x509Certificates(): readonly X509Certificate[] {
+    if (this.certificates?.journal !== this.current) {
+      const certificates = this.current.x509.map(
+        (a) => new X509Certificate(decodePemBlocks(a.certPem, 'CERTIFICATE', 'ca journal')[0]!),
+      );
+      this.certificates = { journal: this.current, certificates };
+    }
+    return this.certificates.certificates;
   }
 
   get bundle(): TrustBundle {

@@ -5,7 +5,7 @@
 // and publishes the bundle, so a restart mid-rotation resumes exactly and a failed save changes
 // nothing. A failed step is retried with backoff and reported (rotation-health.ts); operator steps
 // that could lock agents out are refused unless forced (operator-guards.ts).
-import { randomInt } from 'node:crypto';
+import { randomInt, type X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type RotationOptions, Scheduler } from '../../rotation/index.js';
 import type { TrustBundle } from '../../spiffe/bundle.js';
@@ -112,6 +112,11 @@ export class ServerCa {
   /** The trust bundle of our own trust domain, as published. */
   bundle(): TrustBundle {
     return this.state.bundle;
+  }
+
+  /** Every X.509 authority in the journal (prepared, active, old), as certificates; revoked ones are gone. */
+  x509AuthorityCertificates(): readonly X509Certificate[] {
+    return this.state.x509Certificates();
   }
 
   /** IDs (subject key IDs) of tainted X.509 authorities: agents replace SVIDs they signed. */

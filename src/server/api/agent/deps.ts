@@ -1,4 +1,5 @@
 // What the agent API needs from the rest of the server.
+import type { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { NodeAttestorServer } from '../../../attestors/node/types.js';
 import type { Clock } from '../../../spiffe/clock.js';
@@ -14,6 +15,8 @@ import type { BundleFeed } from './bundle-feed.js';
 /** The workload surface agents sign through, plus agents' own SVIDs (attestation and renewal). */
 export interface AgentApiCa extends Pick<AdminCa, 'trustDomain' | 'bundle' | 'signCsr' | 'mintJwtSvid'> {
   signAgentSvid(params: { csr: ParsedCsr; agentId: SpiffeId; ttlMs: number }): IssuedX509Svid;
+  /** Every X.509 authority in the journal: what an agent's SVID must have been signed by. */
+  x509AuthorityCertificates(): readonly X509Certificate[];
 }
 
 export interface AgentApiDeps {

@@ -108,6 +108,12 @@ export function createAgentService(deps: AgentApiDeps, limits: AgentApiLimits): 
       );
     };
 
+  const agentAuth = {
+    nodes: store,
+    trustDomain: ca.trustDomain,
+    x509AuthorityCertificates: () => ca.x509AuthorityCertificates(),
+    nowMs: () => deps.clock.nowMs(),
+  };
   const ownBundleMessage = () => ({
     bundle: Buffer.from(encodeSpiffeBundle(bundles.ownBundle())),
     taintedAuthorities: bundles.taintedAuthorities(),
@@ -130,7 +136,7 @@ export function createAgentService(deps: AgentApiDeps, limits: AgentApiLimits): 
     },
 
     RenewAgentSvid: unary<{ csr: Buffer }, { svidChain: Buffer[] }>('RenewAgentSvid', async (call) => {
-      const node = await authenticateAgent(call, store, ca.trustDomain);
+      const node = await authenticateAgent(call, agentAuth);
       chargeSigning(node.spiffeId, 1, 'RenewAgentSvid');
       const issued = ca.signAgentSvid({
         csr: parseCsr(call.request.csr),
@@ -159,7 +165,7 @@ export function createAgentService(deps: AgentApiDeps, limits: AgentApiLimits): 
       };
       call.on('cancelled', () => finish());
       call.on('close', () => finish());
-      authenticateAgent(call, store, ca.trustDomain).then((node) => {
+      authenticateAgent(call, agentAuth).then((node) => {
         if (call.cancelled) return;
         const agentId = node.spiffeId;
         let federatedKey = '';
@@ -268,7 +274,7 @@ export function createAgentService(deps: AgentApiDeps, limits: AgentApiLimits): 
     SignX509Svids: unary<{ requests: SvidRequest[] }, { results: SvidResult[] }>(
       'SignX509Svids',
       async (call) => {
-        const node = await authenticateAgent(call, store, ca.trustDomain);
+        const node = await authenticateAgent(call, agentAuth);
         const requests = call.request.requests;
         if (requests.length > MAX_CSRS_PER_CALL) {
           throw new SigilError(
@@ -326,7 +332,7 @@ export function createAgentService(deps: AgentApiDeps, limits: AgentApiLimits): 
     ),
 
     MintJwtSvid: unary<MintJwtSvidRequest, MintJwtSvidResponse>('MintJwtSvid', async (call) => {
-      const node = await authenticateAgent(call, store, ca.trustDomain);
+      const node = await authenticateAgent(call, agentAuth);
       const { entryId, audience } = call.request;
       checkJwtAudience(audience);
       chargeSigning(node.spiffeId, 1, 'MintJwtSvid');
@@ -346,7 +352,7 @@ export function createAgentService(deps: AgentApiDeps, limits: AgentApiLimits): 
     }),
 
     FetchBundles: unary<Record<string, never>, FetchBundlesResponse>('FetchBundles', async (call) => {
-      const node = await authenticateAgent(call, store, ca.trustDomain);
+      const node = await authenticateAgent(call, agentAuth);
       return {
         bundle: Buffer.from(encodeSpiffeBundle(bundles.ownBundle())),
         federatedBundles: encodeFederated(
