@@ -13,8 +13,8 @@ import {
   waitFor,
 } from '../support/agent-harness.js';
 import { type ServerProcess, startServerProcess } from '../support/harness.js';
+import { joinToken, TD, uidEntry, writeBundlePem } from '../support/registration.js';
 
-const TD = 'spiffe://example.org';
 const NOBODY = 65534;
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -25,31 +25,6 @@ async function newServer(root: string, name: string, port?: number): Promise<Ser
   const server = await startServerProcess({ dataDir: path.join(root, name), agentApiPort: port });
   cleanups.push(() => server.stop());
   return server;
-}
-
-async function tokenFor(server: ServerProcess): Promise<string> {
-  const res = await server.cli('token', 'generate', '--output', 'json', '--spiffe-id', `${TD}/node1`);
-  expect(res.code, res.stderr).toBe(0);
-  return JSON.parse(res.stdout).token;
-}
-
-async function webEntry(server: ServerProcess): Promise<void> {
-  const res = await server.cli(
-    'entry',
-    'create',
-    '--spiffe-id',
-    `${TD}/web`,
-    '--parent-id',
-    `${TD}/node1`,
-    '--selector',
-    `unix:uid:${NOBODY}`,
-  );
-  expect(res.code, res.stderr).toBe(0);
-}
-
-async function bundleOf(server: ServerProcess, file: string): Promise<string> {
-  writeFileSync(file, (await server.cli('bundle', 'show', '--format', 'pem')).stdout);
-  return file;
 }
 
 async function serves(agent: AgentProcess): Promise<boolean> {
@@ -68,9 +43,9 @@ describe('the agent identity', () => {
     cleanups.push(root.cleanup);
     const port = await freePort();
     let server = await newServer(root.dir, 'server', port);
-    const bundle = await bundleOf(server, path.join(root.dir, 'bundle.pem'));
-    const token = await tokenFor(server);
-    await webEntry(server);
+    const bundle = await writeBundlePem(server, path.join(root.dir, 'bundle.pem'));
+    const token = await joinToken(server);
+    await uidEntry(server, 'web', NOBODY);
     await server.stop();
 
     const agentStarting = startAgentProcess(server, {
@@ -94,11 +69,11 @@ describe('the agent identity', () => {
     cleanups.push(root.cleanup);
     const agentRoot = path.join(root.dir, 'agent');
     const old = await newServer(root.dir, 'old');
-    const oldBundle = await bundleOf(old, path.join(root.dir, 'old.pem'));
-    await webEntry(old);
+    const oldBundle = await writeBundlePem(old, path.join(root.dir, 'old.pem'));
+    await uidEntry(old, 'web', NOBODY);
     const first = await startAgentProcess(old, {
       root: agentRoot,
-      joinToken: await tokenFor(old),
+      joinToken: await joinToken(old),
       trustBundlePath: oldBundle,
     });
     await waitFor(
@@ -115,7 +90,7 @@ describe('the agent identity', () => {
 
     // Same data dir, a server with another CA: the saved bundle is stale.
     const current = await newServer(root.dir, 'current');
-    await webEntry(current);
+    await uidEntry(current, 'web', NOBODY);
     const stale = started(await startAgentProcess(current, { root: agentRoot, trustBundlePath: oldBundle }));
     await stale.waitForLog(
       /does not contain; the bundle is stale: get the current one with `sigil-server bundle show/,
@@ -128,11 +103,11 @@ describe('the agent identity', () => {
 
     // The advice followed, with a new token: the current bundle is merged in, the server refuses the
     // old SVID, the new token is used.
-    const currentBundle = await bundleOf(current, path.join(root.dir, 'current.pem'));
+    const currentBundle = await writeBundlePem(current, path.join(root.dir, 'current.pem'));
     const healed = started(
       await startAgentProcess(current, {
         root: agentRoot,
-        joinToken: await tokenFor(current),
+        joinToken: await joinToken(current),
         trustBundlePath: currentBundle,
       }),
     );

@@ -18,8 +18,8 @@ import {
 } from '../support/agent-harness.js';
 import { asUser, spawnDaemon } from '../support/daemon.js';
 import { REPO_ROOT, runCommand, startServerProcess } from '../support/harness.js';
+import { joinToken, TD, uidEntry, writeBundlePem } from '../support/registration.js';
 
-const TD = 'spiffe://example.org';
 const CLIENT_UID = 65534;
 const BACKEND_UID = 1;
 const SDK = path.join(REPO_ROOT, 'dist', 'src', 'sdk', 'index.js');
@@ -86,31 +86,12 @@ describe('the README rotation walkthrough', () => {
     );
     const server = await startServerProcess({ configFile: config, dataDir: path.join(root.dir, 'server') });
     cleanups.push(() => server.stop());
-    const bundlePath = path.join(root.dir, 'bundle.pem');
-    writeFileSync(bundlePath, (await server.cli('bundle', 'show', '--format', 'pem')).stdout);
-    const token = JSON.parse(
-      (await server.cli('token', 'generate', '--output', 'json', '--spiffe-id', `${TD}/node1`)).stdout,
-    ).token;
-    for (const [name, uid] of [
-      ['client', CLIENT_UID],
-      ['backend', BACKEND_UID],
-    ] as const) {
-      const res = await server.cli(
-        'entry',
-        'create',
-        '--spiffe-id',
-        `${TD}/${name}`,
-        '--parent-id',
-        `${TD}/node1`,
-        '--selector',
-        `unix:uid:${uid}`,
-      );
-      expect(res.code, res.stderr).toBe(0);
-    }
+    await uidEntry(server, 'client', CLIENT_UID);
+    await uidEntry(server, 'backend', BACKEND_UID);
     const agentOptions = {
       root: path.join(root.dir, 'agent'),
-      joinToken: token,
-      trustBundlePath: bundlePath,
+      joinToken: await joinToken(server),
+      trustBundlePath: await writeBundlePem(server, path.join(root.dir, 'bundle.pem')),
     };
     let agent = await startAgentProcess(server, agentOptions);
     cleanups.push(() => agent.stop());

@@ -8,11 +8,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { freePort, makeSharedDir, startAgentProcess, watchAsWorkload } from '../support/agent-harness.js';
 import { asUser, spawnDaemon } from '../support/daemon.js';
 import { REPO_ROOT, type ServerProcess, startServerProcess } from '../support/harness.js';
+import { joinToken, TD, uidEntry, writeBundlePem } from '../support/registration.js';
 
 const SCALE = Number(process.env.SIGIL_TEST_TIME_SCALE ?? '1');
 /** Lifetimes in the server config are whole seconds, so a scaled one is rounded to a second. */
 const s = (seconds: number) => `${Math.max(1, Math.round(seconds * SCALE))}s`;
-const TD = 'spiffe://example.org';
 const CLIENT_UID = 65534;
 const SERVER_UID = 1;
 const SDK = path.join(REPO_ROOT, 'dist', 'src', 'sdk', 'index.js');
@@ -52,31 +52,12 @@ describe('rotation under load', () => {
       dataDir: path.join(root.dir, 'server'),
     });
     cleanups.push(() => server.stop());
-    const bundlePath = path.join(root.dir, 'bundle.pem');
-    writeFileSync(bundlePath, (await server.cli('bundle', 'show', '--format', 'pem')).stdout);
-    const token = JSON.parse(
-      (await server.cli('token', 'generate', '--output', 'json', '--spiffe-id', `${TD}/node1`)).stdout,
-    ).token;
-    for (const [name, uid] of [
-      ['client', CLIENT_UID],
-      ['backend', SERVER_UID],
-    ] as const) {
-      const res = await server.cli(
-        'entry',
-        'create',
-        '--spiffe-id',
-        `${TD}/${name}`,
-        '--parent-id',
-        `${TD}/node1`,
-        '--selector',
-        `unix:uid:${uid}`,
-      );
-      expect(res.code, res.stderr).toBe(0);
-    }
+    await uidEntry(server, 'client', CLIENT_UID);
+    await uidEntry(server, 'backend', SERVER_UID);
     const agent = await startAgentProcess(server, {
       root: path.join(root.dir, 'agent'),
-      joinToken: token,
-      trustBundlePath: bundlePath,
+      joinToken: await joinToken(server),
+      trustBundlePath: await writeBundlePem(server, path.join(root.dir, 'bundle.pem')),
     });
     cleanups.push(() => agent.stop());
     const socket = `unix://${agent.socketPath}`;

@@ -1,5 +1,6 @@
-// Operators rotate and taint the CA by hand, following the README's walkthrough with a live
-// join-token agents: `localauthority show` says when a prepared CA is safe to activate and what
+// Operators rotate and taint the CA by hand, with live join-token agents, and the guards refuse the
+// steps that would lock agents out (rotation-walkthrough.test.ts runs the README's block as written,
+// with --wait): `localauthority show` says when a prepared CA is safe to activate and what
 // still chains to an old one; activate before then and revoke while an agent (here one stopped
 // during the taint) still holds an SVID from the old CA are refused (they would lock it out); a
 // taint makes the server re-mint its own certificate and the running agent re-issue workload
@@ -12,8 +13,8 @@ import tls from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import { asWorkload, makeSharedDir, startAgentProcess, waitFor } from '../support/agent-harness.js';
 import { type ServerProcess, startServerProcess } from '../support/harness.js';
+import { joinToken, uidEntry, writeBundlePem } from '../support/registration.js';
 
-const TD = 'spiffe://example.org';
 const cleanups: Array<() => unknown> = [];
 afterAll(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -52,7 +53,7 @@ async function serverCertIssuer(server: ServerProcess): Promise<string> {
 }
 
 describe('localauthority', () => {
-  it('walks the README sequence without locking the agent out', async () => {
+  it('refuses the steps that would lock agents out, and allows them once safe', async () => {
     const root = makeSharedDir('sigil-taint-');
     cleanups.push(root.cleanup);
     const config = path.join(root.dir, 'server.yaml');
@@ -69,25 +70,11 @@ describe('localauthority', () => {
     );
     const server = await startServerProcess({ configFile: config, dataDir: path.join(root.dir, 'server') });
     cleanups.push(() => server.stop());
-    const bundlePath = path.join(root.dir, 'bundle.pem');
-    writeFileSync(bundlePath, (await server.cli('bundle', 'show', '--format', 'pem')).stdout);
-    const token = JSON.parse(
-      (await server.cli('token', 'generate', '--output', 'json', '--spiffe-id', `${TD}/node1`)).stdout,
-    ).token;
-    const created = await server.cli(
-      'entry',
-      'create',
-      '--spiffe-id',
-      `${TD}/web`,
-      '--parent-id',
-      `${TD}/node1`,
-      '--selector',
-      'unix:uid:65534',
-    );
-    expect(created.code, created.stderr).toBe(0);
+    const bundlePath = await writeBundlePem(server, path.join(root.dir, 'bundle.pem'));
+    await uidEntry(server, 'web', 65534);
     const agent = await startAgentProcess(server, {
       root: path.join(root.dir, 'agent'),
-      joinToken: token,
+      joinToken: await joinToken(server),
       trustBundlePath: bundlePath,
     });
     cleanups.push(() => agent.stop());
@@ -185,17 +172,7 @@ describe('localauthority', () => {
     expect(pem.match(/-----BEGIN CERTIFICATE-----/g)).toHaveLength(1);
 
     // The agent was not locked out: it still hears from the server (a new entry reaches its workload).
-    const added = await server.cli(
-      'entry',
-      'create',
-      '--spiffe-id',
-      `${TD}/web2`,
-      '--parent-id',
-      `${TD}/node1`,
-      '--selector',
-      'unix:uid:65534',
-    );
-    expect(added.code, added.stderr).toBe(0);
+    await uidEntry(server, 'web2', 65534);
     await waitFor(
       async () => {
         const res = await asWorkload(65534, agent, 'fetch', 'x509', '--output', 'json');

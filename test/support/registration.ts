@@ -1,0 +1,40 @@
+// The registration steps most end-to-end tests start with, through the server's own CLI: the trust
+// bundle an agent bootstraps from, a join token for its node, and entries that pick workloads by uid.
+import { writeFileSync } from 'node:fs';
+import type { CliResult, ServerProcess } from './harness.js';
+
+export const TD = 'spiffe://example.org';
+/** The node every helper here registers under unless told otherwise. */
+export const NODE1 = `${TD}/node1`;
+
+function succeeded(what: string, res: CliResult): CliResult {
+  if (res.code !== 0) throw new Error(`sigil-server ${what} failed (exit ${res.code}): ${res.stderr}`);
+  return res;
+}
+
+/** Writes the server's bundle as PEM to `file` (what `--trust-bundle-path` takes) and returns `file`. */
+export async function writeBundlePem(server: ServerProcess, file: string): Promise<string> {
+  writeFileSync(file, succeeded('bundle show', await server.cli('bundle', 'show', '--format', 'pem')).stdout);
+  return file;
+}
+
+/** A join token whose agent gets `spiffeId` (default node1's). */
+export async function joinToken(server: ServerProcess, spiffeId = NODE1): Promise<string> {
+  const res = await server.cli('token', 'generate', '--output', 'json', '--spiffe-id', spiffeId);
+  return JSON.parse(succeeded('token generate', res).stdout).token;
+}
+
+/** An entry `<td>/<name>` for processes running as `uid`, under `parentId` (default node1). */
+export async function uidEntry(server: ServerProcess, name: string, uid: number, parentId = NODE1) {
+  const res = await server.cli(
+    'entry',
+    'create',
+    '--spiffe-id',
+    `${TD}/${name}`,
+    '--parent-id',
+    parentId,
+    '--selector',
+    `unix:uid:${uid}`,
+  );
+  succeeded('entry create', res);
+}
