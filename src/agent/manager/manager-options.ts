@@ -35,7 +35,7 @@ export interface AgentManagerOptions {
   readonly jwtSvidCache?: Partial<JwtSvidCacheLimits>;
   /**
    * Called (synchronously; it must be cheap) whenever what exportCache returns has changed: entries,
-   * bundles, or X.509-SVIDs minted, renewed, evicted or dropped. Not for JWT-SVIDs.
+   * bundles, or X.509-SVIDs minted, renewed, evicted, expired or dropped. Not for JWT-SVIDs.
    */
   readonly onCacheChanged?: () => void;
 }

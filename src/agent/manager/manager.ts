@@ -1,11 +1,12 @@
 // The agent's identity cache: it keeps an X509-SVID for each entry the server's sync stream grants
 // (minted by CSR, the key never leaving the node), renews them on the injected Clock, and feeds the
-// Workload API (IdentityFeed). Decisions live in renewal.ts and mint-plan.ts; entry-cache.ts,
-// svid-cache.ts, svid-trust.ts, watch-hub.ts and jwt-cache.ts hold state; manager-options.ts checks
-// the options. It does not talk to the server itself: SvidSigner does. Nor does it touch the disk:
-// it exports and restores its cache (cache-snapshot.ts) and says when that changed
-// (onCacheChanged); svid-store.ts keeps it between runs.
+// Workload API (IdentityFeed), never handing out an expired one. Decisions live in renewal.ts and
+// mint-plan.ts; entry-cache.ts, svid-cache.ts, svid-trust.ts, watch-hub.ts and jwt-cache.ts hold
+// state; manager-options.ts checks the options. It does not talk to the server itself: SvidSigner
+// does. Nor does it touch the disk: it exports and restores its cache (cache-snapshot.ts) and says
+// when that changed (onCacheChanged); svid-store.ts keeps it between runs.
 import type { Logger } from 'pino';
+import { Scheduler } from '../../rotation/index.js';
 import type { TrustBundle } from '../../spiffe/bundle.js';
 import type { Clock } from '../../spiffe/clock.js';
 import { quote, SigilError } from '../../spiffe/errors.js';
@@ -29,6 +30,8 @@ import { buildGroupState } from './workload-identity.js';
 
 /** Re-plan at least hourly: Node fires timers longer than ~24.8 days at once, and hourly scans are cheap. */
 const MAX_SLEEP_MS = 60 * 60 * 1000;
+/** Expired SVIDs are counted in full but named only this far: one line, whatever the outage. */
+const MAX_LOGGED_IDS = 20;
 
 export interface SvidStatus {
   readonly minted: boolean;
@@ -61,6 +64,8 @@ export class AgentManager implements IdentityFeed {
   private kicked = false;
   private wake: (() => void) | undefined;
   private running = false;
+  /** Drops SVIDs at their expiry (dropExpired) while run() runs: the mint loop may be waiting on the server. */
+  private expiry: Scheduler | undefined;
 
   constructor(unresolved: AgentManagerOptions) {
     const options = resolveManagerOptions(unresolved);
@@ -76,7 +81,13 @@ export class AgentManager implements IdentityFeed {
     this.jwts = new JwtSvidCache(this.clock, options.jwtSvidCache);
     this.hub = new WatchHub({
       compute: (selectors) =>
-        buildGroupState(this.entryCache.matching(selectors), this.svids, this.failures, this.bundleState),
+        buildGroupState(
+          this.entryCache.matching(selectors),
+          this.svids,
+          this.failures,
+          this.bundleState,
+          this.clock.nowMs(),
+        ),
       onPending: () => this.kick(),
       // Recently watched: move to the fresh end so they are the last to be evicted.
       onGroupClosed: (entryIds) => {
@@ -103,6 +114,11 @@ export class AgentManager implements IdentityFeed {
   /** Entries sharing at least one selector with `selectors` but lacking some: for `debug explain`. */
   nearMatches(selectors: readonly Selector[]): NearMatch[] {
     return this.entryCache.nearMatches(selectors);
+  }
+
+  /** X.509-SVIDs held that have not expired; O(1) unless one expired since the last check. */
+  unexpiredSvidCount(): number {
+    return this.svids.countUnexpired(this.clock.nowMs());
   }
 
   svidStatus(entryId: string): SvidStatus {
@@ -212,6 +228,7 @@ export class AgentManager implements IdentityFeed {
     this.trust.recheck(this.bundleState.bundle, this.svids);
     this.hub.refresh();
     this.kick();
+    this.scheduleExpiry();
   }
 
   private cacheParts(): CacheParts {
@@ -226,6 +243,11 @@ export class AgentManager implements IdentityFeed {
       });
     }
     this.running = true;
+    const expiry = new Scheduler(this.clock, {
+      onError: (err) => this.log.error({ err }, 'Dropping expired SVIDs failed'),
+    });
+    this.expiry = expiry;
+    this.dropExpired();
     try {
       while (!signal.aborted) {
         this.kicked = false;
@@ -247,7 +269,34 @@ export class AgentManager implements IdentityFeed {
       }
     } finally {
       this.running = false;
+      this.expiry = undefined;
+      await expiry.close();
     }
+  }
+
+  /**
+   * Removes expired SVIDs, so that their watchers get an update without them (with none left, the
+   * Workload API ends the stream with PERMISSION_DENIED, as SPIRE does when nothing matches) and the
+   * SVID store forgets them; then wakes again at the next expiry.
+   */
+  private dropExpired(): void {
+    const expired = this.svids.dropExpired(this.clock.nowMs());
+    if (expired.length > 0) {
+      for (const id of expired) this.trust.forget(id);
+      this.log.warn(
+        { expired: expired.length, entryIds: expired.slice(0, MAX_LOGGED_IDS) },
+        'X.509-SVIDs expired before they were renewed; no longer served',
+      );
+      this.hub.refresh();
+      this.kick();
+      this.onCacheChanged();
+    }
+    this.scheduleExpiry();
+  }
+
+  private scheduleExpiry(): void {
+    const atMs = this.svids.nextExpiryMs;
+    if (Number.isFinite(atMs)) this.expiry?.schedule('expiry', atMs, () => this.dropExpired());
   }
 
   private async mintBatch(batch: readonly AgentEntry[]): Promise<void> {
@@ -318,6 +367,7 @@ export class AgentManager implements IdentityFeed {
     if (evicted.length > 0)
       this.log.debug({ evicted: evicted.length, maxSvids: this.maxSvids }, 'SVIDs evicted');
     this.hub.refresh();
+    this.scheduleExpiry();
     if (outcomes.some((o) => o.ok) || evicted.length > 0) this.onCacheChanged();
   }
 
