@@ -291,7 +291,6 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       attestor: callerAttestor,
       status: () => {
         const own = identity.health();
-        const entries = manager.entries().length;
         return {
           agentId: identity.state.spiffeId,
           svidExpiresAtMs: own.notAfterMs,
@@ -305,7 +304,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
             serverConnected: server.connected,
             serverProblem: server.problem,
             synced: server.synced,
-            entries,
+            entries: manager.entryCount,
+            unexpiredSvids: manager.unexpiredSvidCount(),
           }),
         };
       },

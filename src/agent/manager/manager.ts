@@ -116,6 +116,11 @@ export class AgentManager implements IdentityFeed {
     return this.entryCache.nearMatches(selectors);
   }
 
+  /** Entries held; O(1), unlike entries(). */
+  get entryCount(): number {
+    return this.entryCache.size;
+  }
+
   /** X.509-SVIDs held that have not expired; O(1) unless one expired since the last check. */
   unexpiredSvidCount(): number {
     return this.svids.countUnexpired(this.clock.nowMs());
