@@ -10,6 +10,7 @@ import { createWorkloadAttestor } from '../attestors/workload/index.js';
 import type { PeerCred } from '../attestors/workload/types.js';
 import { bundleToPem, type TrustBundle } from '../spiffe/bundle.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
+import { lockDataDir } from '../spiffe/data-dir-lock.js';
 import { SigilError } from '../spiffe/errors.js';
 import { ensurePrivateDir } from '../spiffe/secret-file.js';
 import type { Selector } from '../spiffe/selector.js';
@@ -65,15 +66,19 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   };
 
   try {
-    // Sockets first: a directory another user controls, a socket a running agent serves, or a path
-    // we cannot bind stops the agent before attestation spends a join token. The listeners bind
-    // for good once the agent has its identity.
+    // The data dir first, claimed before anything else is touched: a second agent on it (whatever
+    // its sockets) would renew, rewrite and persist the same identity and cache as the first. The
+    // claim is released last, after the SVID store's final write.
+    prepareDataDir(config.dataDir);
+    const dataDirLock = lockDataDir(config.dataDir, { what: 'sigil-agent' });
+    cleanups.push(() => dataDirLock.release());
+    // Then the sockets: a directory another user controls, a socket a running agent serves, or a
+    // path we cannot bind stops the agent before attestation spends a join token. The listeners
+    // bind for good once the agent has its identity.
     prepareSocketDir(config.socketPath, 'public', { uid: options.uid, field: 'socket_path', logger });
     prepareSocketDir(config.adminSocket, 'private', { uid: options.uid, field: 'admin_socket', logger });
     await claimSocketPath(config.socketPath, 'socket_path');
     await claimSocketPath(config.adminSocket, 'admin_socket');
-    // The data dir as well: attestation's SVID and key are written there right after.
-    prepareDataDir(config.dataDir);
     const connection = new ServerConnection({
       addresses: config.serverAddresses,
       trustDomain: config.trustDomain,
@@ -286,7 +291,6 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       attestor: callerAttestor,
       status: () => {
         const own = identity.health();
-        const entries = manager.entries().length;
         return {
           agentId: identity.state.spiffeId,
           svidExpiresAtMs: own.notAfterMs,
@@ -300,7 +304,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
             serverConnected: server.connected,
             serverProblem: server.problem,
             synced: server.synced,
-            entries,
+            entries: manager.entryCount,
+            unexpiredSvids: manager.unexpiredSvidCount(),
           }),
         };
       },

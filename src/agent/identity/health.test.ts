@@ -12,6 +12,7 @@ const healthy: AgentHealthFacts = {
   serverProblem: null,
   synced: true,
   entries: 3,
+  unexpiredSvids: 3,
 };
 
 describe('assessAgentHealth', () => {
@@ -35,7 +36,32 @@ describe('assessAgentHealth', () => {
       'unhealthy',
       /nothing to serve/,
     ],
-    ['no entries, but the server said so', { entries: 0 }, 'ok', null],
+    ['no entries, but the server said so', { entries: 0, unexpiredSvids: 0 }, 'ok', null],
+    [
+      'no entries after a sync, server gone since: the node has nothing to serve by design',
+      { entries: 0, unexpiredSvids: 0, serverConnected: false },
+      'degraded',
+      /server unreachable/,
+    ],
+    [
+      'entries but every SVID expired, server not connected: nothing can mint them',
+      { unexpiredSvids: 0, serverConnected: false, serverProblem: 'No connection established' },
+      'unhealthy',
+      /nothing to serve: 3 entries but no unexpired X\.509-SVID, and the server is not connected to mint them/,
+    ],
+    [
+      'entries restored from disk, every SVID expired, never synced',
+      { unexpiredSvids: 0, serverConnected: false, synced: false },
+      'unhealthy',
+      /nothing to serve: 3 entries but no unexpired X\.509-SVID/,
+    ],
+    [
+      'entries restored from disk with valid SVIDs, never synced: degraded, serving',
+      { unexpiredSvids: 2, serverConnected: false, synced: false },
+      'degraded',
+      /server unreachable; serving cached SVIDs/,
+    ],
+    ['entries without SVIDs while connected: the server is minting them', { unexpiredSvids: 0 }, 'ok', null],
     [
       'renewal overdue by more than a fifth of the life',
       { nowMs: T0 + 0.71 * HOUR, lastRenewalError: 'No connection established' },

@@ -1,7 +1,8 @@
 // Whether the agent is healthy, decided from plain facts (pure, so each rule has a table test). A
 // probe restarts an unhealthy agent, so "unhealthy" means it cannot do its job and will not heal by
-// waiting: the server refuses it, it has nothing to serve, or its own SVID is about to lapse without
-// a renewal. A server that is merely unreachable while SVIDs are valid is "degraded": still serving.
+// waiting: the server refuses it, it has nothing to serve (no entries before any sync, or entries but
+// no valid X.509-SVID while no server can mint one), or its own SVID is about to lapse without a
+// renewal. A server that is merely unreachable while SVIDs are valid is "degraded": still serving.
 
 /** Unhealthy once renewal is this fraction of the SVID's life overdue (renewed at ~50%: unhealthy at ~70%). */
 const OVERDUE_FRACTION = 0.2;
@@ -22,6 +23,8 @@ export interface AgentHealthFacts {
   /** The server has told this agent its entries during this run (then "no entries" is the truth). */
   readonly synced: boolean;
   readonly entries: number;
+  /** Workload X.509-SVIDs held that have not expired. */
+  readonly unexpiredSvids: number;
 }
 
 export type AgentHealthStatus = 'ok' | 'degraded' | 'unhealthy';
@@ -59,6 +62,12 @@ export function assessAgentHealth(facts: AgentHealthFacts): AgentHealth {
   }
   if (facts.entries === 0 && !facts.synced) {
     reasons.push('nothing to serve: no entries, and the server has not sent them yet');
+  } else if (facts.entries > 0 && facts.unexpiredSvids === 0 && !facts.serverConnected) {
+    // Zero entries after a sync is the truth for this node (healthy); entries whose SVIDs all expired
+    // are not, and with no server to mint new ones, waiting will not heal it.
+    reasons.push(
+      `nothing to serve: ${facts.entries} ${facts.entries === 1 ? 'entry' : 'entries'} but no unexpired X.509-SVID, and the server is not connected to mint them`,
+    );
   }
   if (!facts.serverConnected && facts.refusedReason === null) {
     warnings.push(

@@ -1,64 +1,37 @@
 // The agent's identity cache: it keeps an X509-SVID for each entry the server's sync stream grants
 // (minted by CSR, the key never leaving the node), renews them on the injected Clock, and feeds the
-// Workload API (IdentityFeed). Decisions live in renewal.ts; entry-cache.ts, svid-cache.ts,
-// watch-hub.ts and jwt-cache.ts hold state. It does not talk to the server itself: SvidSigner does.
-// Nor does it touch the disk: it exports and restores its cache (exportCache, restoreCache) and says
+// Workload API (IdentityFeed), never handing out an expired one. Decisions live in renewal.ts and
+// mint-plan.ts; entry-cache.ts, svid-cache.ts, svid-trust.ts, watch-hub.ts and jwt-cache.ts hold
+// state; manager-options.ts checks the options. It does not talk to the server itself: SvidSigner
+// does. Nor does it touch the disk: it exports and restores its cache (cache-snapshot.ts) and says
 // when that changed (onCacheChanged); svid-store.ts keeps it between runs.
-import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
+import { Scheduler } from '../../rotation/index.js';
 import type { TrustBundle } from '../../spiffe/bundle.js';
 import type { Clock } from '../../spiffe/clock.js';
 import { quote, SigilError } from '../../spiffe/errors.js';
-import type { TrustDomain } from '../../spiffe/id.js';
 import { checkJwtAudience } from '../../spiffe/jwt-svid.js';
 import type { Selector } from '../../spiffe/selector.js';
-import { describeCertificate } from '../../spiffe/x509-svid.js';
 import type { IdentityFeed, WorkloadIdentity, WorkloadJwtSvid } from '../workloadapi/identity-feed.js';
-import { BundleState, sameBundle } from './bundle-state.js';
-import { fromPersistedSvid, toPersistedSvid } from './cache-snapshot.js';
+import { BundleState } from './bundle-state.js';
+import { type CacheParts, restoreCache, snapshotCache } from './cache-snapshot.js';
 import { EntryCache, type NearMatch } from './entry-cache.js';
-import { JwtSvidCache, type JwtSvidCacheLimits } from './jwt-cache.js';
+import { JwtSvidCache } from './jwt-cache.js';
+import { type AgentManagerOptions, resolveManagerOptions } from './manager-options.js';
 import { planMints } from './mint-plan.js';
 import { mintSvids, toCachedSvid } from './minter.js';
 import type { PersistedCache } from './persisted-cache.js';
 import { renewAtMs, retryDelayMs, svidFieldsKey } from './renewal.js';
-import { SvidCache, signedThrough } from './svid-cache.js';
+import { SvidCache } from './svid-cache.js';
+import { SvidTrust } from './svid-trust.js';
 import type { AgentEntry, SvidSigner, SyncUpdate } from './types.js';
 import { WatchHub } from './watch-hub.js';
 import { buildGroupState } from './workload-identity.js';
 
-const DEFAULT_MAX_SVIDS = 10_000;
-const DEFAULT_RENEW_AT_FRACTION = 0.5;
-const DEFAULT_SIGN_BATCH_SIZE = 500;
 /** Re-plan at least hourly: Node fires timers longer than ~24.8 days at once, and hourly scans are cheap. */
 const MAX_SLEEP_MS = 60 * 60 * 1000;
-const RANDOM_RANGE = 2 ** 32;
-
-export interface AgentManagerOptions {
-  readonly trustDomain: TrustDomain;
-  readonly signer: SvidSigner;
-  readonly clock: Clock;
-  /** Uniform in [0, 1): renewal and retry jitter. Defaults to node:crypto randomness. */
-  readonly random?: () => number;
-  readonly logger: Logger;
-  readonly initialBundle: TrustBundle;
-  /**
-   * Upper bound on cached X.509-SVIDs (default 10_000); entries beyond it are minted on demand when a
-   * workload asks. SVIDs that live workloads hold are never evicted, so those alone may exceed it.
-   */
-  readonly maxSvids?: number;
-  /** SVIDs are renewed when this fraction of their lifetime has passed (default 0.5, ±10% jitter). */
-  readonly renewAtFraction?: number;
-  /** Max CSRs per SignX509Svids call (default 500). */
-  readonly signBatchSize?: number;
-  /** Bounds of the JWT-SVID cache (defaults: 10,000 tokens, 16 MiB). */
-  readonly jwtSvidCache?: Partial<JwtSvidCacheLimits>;
-  /**
-   * Called (synchronously; it must be cheap) whenever what exportCache returns has changed: entries,
-   * bundles, or X.509-SVIDs minted, renewed, evicted or dropped. Not for JWT-SVIDs.
-   */
-  readonly onCacheChanged?: () => void;
-}
+/** Expired SVIDs are counted in full but named only this far: one line, whatever the outage. */
+const MAX_LOGGED_IDS = 20;
 
 export interface SvidStatus {
   readonly minted: boolean;
@@ -86,36 +59,35 @@ export class AgentManager implements IdentityFeed {
   private readonly hub: WatchHub;
   /** Entries whose last mint failed, and when to try again. */
   private readonly failures = new Map<string, Failure>();
-  /** Entries whose SVID no longer chains to the bundle (its CA was rotated away). */
-  private untrusted = new Set<string>();
-  /** Subject key IDs of tainted X.509 authorities, as the server last said. */
-  private tainted: ReadonlySet<string> = new Set();
+  private readonly trust = new SvidTrust();
   private readonly onCacheChanged: () => void;
   private kicked = false;
   private wake: (() => void) | undefined;
   private running = false;
+  /** Drops SVIDs at their expiry (dropExpired) while run() runs: the mint loop may be waiting on the server. */
+  private expiry: Scheduler | undefined;
 
-  constructor(options: AgentManagerOptions) {
+  constructor(unresolved: AgentManagerOptions) {
+    const options = resolveManagerOptions(unresolved);
     this.signer = options.signer;
     this.clock = options.clock;
-    this.random = options.random ?? (() => randomInt(RANDOM_RANGE) / RANDOM_RANGE);
+    this.random = options.random;
     this.log = options.logger.child({ component: 'agent-manager' });
-    this.maxSvids = checkPositiveInteger(options.maxSvids ?? DEFAULT_MAX_SVIDS, 'maxSvids');
-    this.signBatchSize = checkPositiveInteger(
-      options.signBatchSize ?? DEFAULT_SIGN_BATCH_SIZE,
-      'signBatchSize',
-    );
-    this.renewAtFraction = options.renewAtFraction ?? DEFAULT_RENEW_AT_FRACTION;
-    if (!(this.renewAtFraction > 0 && this.renewAtFraction < 1)) {
-      const problem = `renewAtFraction must be between 0 and 1 (got ${quote(this.renewAtFraction)})`;
-      throw new SigilError('ERR_CONFIG_INVALID', problem, { field: 'renewAtFraction' });
-    }
-    this.onCacheChanged = options.onCacheChanged ?? (() => {});
+    this.maxSvids = options.maxSvids;
+    this.signBatchSize = options.signBatchSize;
+    this.renewAtFraction = options.renewAtFraction;
+    this.onCacheChanged = options.onCacheChanged;
     this.bundleState = new BundleState(options.trustDomain, options.initialBundle);
     this.jwts = new JwtSvidCache(this.clock, options.jwtSvidCache);
     this.hub = new WatchHub({
       compute: (selectors) =>
-        buildGroupState(this.entryCache.matching(selectors), this.svids, this.failures, this.bundleState),
+        buildGroupState(
+          this.entryCache.matching(selectors),
+          this.svids,
+          this.failures,
+          this.bundleState,
+          this.clock.nowMs(),
+        ),
       onPending: () => this.kick(),
       // Recently watched: move to the fresh end so they are the last to be evicted.
       onGroupClosed: (entryIds) => {
@@ -142,6 +114,16 @@ export class AgentManager implements IdentityFeed {
   /** Entries sharing at least one selector with `selectors` but lacking some: for `debug explain`. */
   nearMatches(selectors: readonly Selector[]): NearMatch[] {
     return this.entryCache.nearMatches(selectors);
+  }
+
+  /** Entries held; O(1), unlike entries(). */
+  get entryCount(): number {
+    return this.entryCache.size;
+  }
+
+  /** X.509-SVIDs held that have not expired; O(1) unless one expired since the last check. */
+  unexpiredSvidCount(): number {
+    return this.svids.countUnexpired(this.clock.nowMs());
   }
 
   svidStatus(entryId: string): SvidStatus {
@@ -202,7 +184,7 @@ export class AgentManager implements IdentityFeed {
       // Gone at once: watchers see the SVID disappear in their next message (redaction).
       this.svids.delete(id);
       this.failures.delete(id);
-      this.untrusted.delete(id);
+      this.trust.forget(id);
       this.jwts.dropEntry(id);
     }
     for (const id of changes.needSvid) {
@@ -211,21 +193,20 @@ export class AgentManager implements IdentityFeed {
       this.jwts.dropEntry(id);
     }
     const taintChanged =
-      update.taintedAuthorities !== undefined && !sameMembers(update.taintedAuthorities, this.tainted);
-    if (taintChanged) this.tainted = new Set(update.taintedAuthorities);
+      update.taintedAuthorities !== undefined && this.trust.setTainted(update.taintedAuthorities);
     if (bundleChanged || taintChanged) {
-      this.recheckTrust();
+      this.trust.recheck(this.bundleState.bundle, this.svids);
       this.log.info(
         {
           authorities: this.bundleState.bundle.x509Authorities.length,
-          tainted: [...this.tainted],
-          svidsToReplace: this.untrusted.size,
+          tainted: [...this.trust.tainted],
+          svidsToReplace: this.trust.untrusted.size,
         },
         'Trust bundle updated',
       );
     }
     if (changes.any || bundleChanged || federatedChanged) this.hub.refresh();
-    if (changes.needSvid.length > 0 || this.untrusted.size > 0) this.kick();
+    if (changes.needSvid.length > 0 || this.trust.untrusted.size > 0) this.kick();
     if (
       changes.any ||
       bundleChanged ||
@@ -238,15 +219,7 @@ export class AgentManager implements IdentityFeed {
 
   /** Entries, bundles and X.509-SVIDs with their keys, for svid-store.ts to keep between runs. */
   exportCache(agentId: string): PersistedCache {
-    return {
-      agentId,
-      revision: this.entryCache.revision,
-      bundle: this.bundleState.bundle,
-      federatedBundles: this.bundleState.federatedBundles(),
-      taintedAuthorities: [...this.tainted],
-      entries: [...this.entryCache.values()],
-      svids: [...this.svids.values()].map(toPersistedSvid),
-    };
+    return snapshotCache(agentId, this.cacheParts(), this.trust.tainted);
   }
 
   /**
@@ -256,38 +229,15 @@ export class AgentManager implements IdentityFeed {
    * SVIDs no longer chaining to the bundle are served until replaced, as after a rotation.
    */
   restoreCache(cache: PersistedCache): void {
-    if (
-      cache.bundle.sequence > this.bundleState.bundle.sequence &&
-      !sameBundle(cache.bundle, this.bundleState.bundle)
-    )
-      this.bundleState.setOwn(cache.bundle);
-    this.bundleState.setFederated(cache.federatedBundles);
-    this.tainted = new Set(cache.taintedAuthorities);
-    this.entryCache.apply({
-      snapshot: true,
-      upserted: cache.entries,
-      deletedIds: [],
-      revision: cache.revision,
-    });
-    for (const svid of cache.svids) {
-      const entry = this.entryCache.get(svid.entryId);
-      if (entry !== undefined) this.svids.set(fromPersistedSvid(entry, svid));
-    }
-    this.recheckTrust();
+    this.trust.setTainted(restoreCache(this.cacheParts(), cache));
+    this.trust.recheck(this.bundleState.bundle, this.svids);
     this.hub.refresh();
     this.kick();
+    this.scheduleExpiry();
   }
 
-  /** Marks for replacement every SVID that no longer chains to a trusted, untainted authority. */
-  private recheckTrust(): void {
-    // A tainted authority counts as absent: whatever it signed is replaced, as if rotated away.
-    const trusted = this.bundleState.bundle.x509Authorities.filter(
-      (der) => !this.tainted.has(describeCertificate(der).subjectKeyIdHex ?? ''),
-    );
-    this.untrusted = new Set([
-      ...this.svids.reanchor(trusted),
-      ...signedThrough(this.svids.values(), this.tainted),
-    ]);
+  private cacheParts(): CacheParts {
+    return { entryCache: this.entryCache, svids: this.svids, bundleState: this.bundleState };
   }
 
   /** Keeps SVIDs minted and fresh until `signal` aborts. Watchers get SVIDs only while this runs. */
@@ -298,6 +248,11 @@ export class AgentManager implements IdentityFeed {
       });
     }
     this.running = true;
+    const expiry = new Scheduler(this.clock, {
+      onError: (err) => this.log.error({ err }, 'Dropping expired SVIDs failed'),
+    });
+    this.expiry = expiry;
+    this.dropExpired();
     try {
       while (!signal.aborted) {
         this.kicked = false;
@@ -308,7 +263,7 @@ export class AgentManager implements IdentityFeed {
           svids: this.svids,
           watched: this.hub.watchedEntryIds(),
           failures: this.failures,
-          untrusted: this.untrusted,
+          untrusted: this.trust.untrusted,
           maxSvids: this.maxSvids,
         });
         if (due.length > 0) {
@@ -319,7 +274,34 @@ export class AgentManager implements IdentityFeed {
       }
     } finally {
       this.running = false;
+      this.expiry = undefined;
+      await expiry.close();
     }
+  }
+
+  /**
+   * Removes expired SVIDs, so that their watchers get an update without them (with none left, the
+   * Workload API ends the stream with PERMISSION_DENIED, as SPIRE does when nothing matches) and the
+   * SVID store forgets them; then wakes again at the next expiry.
+   */
+  private dropExpired(): void {
+    const expired = this.svids.dropExpired(this.clock.nowMs());
+    if (expired.length > 0) {
+      for (const id of expired) this.trust.forget(id);
+      this.log.warn(
+        { expired: expired.length, entryIds: expired.slice(0, MAX_LOGGED_IDS) },
+        'X.509-SVIDs expired before they were renewed; no longer served',
+      );
+      this.hub.refresh();
+      this.kick();
+      this.onCacheChanged();
+    }
+    this.scheduleExpiry();
+  }
+
+  private scheduleExpiry(): void {
+    const atMs = this.svids.nextExpiryMs;
+    if (Number.isFinite(atMs)) this.expiry?.schedule('expiry', atMs, () => this.dropExpired());
   }
 
   private async mintBatch(batch: readonly AgentEntry[]): Promise<void> {
@@ -361,7 +343,7 @@ export class AgentManager implements IdentityFeed {
       }
       const renewed = this.svids.get(entry.id) !== undefined;
       this.failures.delete(entry.id);
-      this.untrusted.delete(entry.id);
+      this.trust.forget(entry.id);
       // Lifetime counts from receipt, not notBefore: the server backdates certificates for clock
       // skew, and for short TTLs the backdated half-life would already be past (renewal loop).
       const receivedAtMs = this.clock.nowMs();
@@ -390,6 +372,7 @@ export class AgentManager implements IdentityFeed {
     if (evicted.length > 0)
       this.log.debug({ evicted: evicted.length, maxSvids: this.maxSvids }, 'SVIDs evicted');
     this.hub.refresh();
+    this.scheduleExpiry();
     if (outcomes.some((o) => o.ok) || evicted.length > 0) this.onCacheChanged();
   }
 
@@ -413,17 +396,4 @@ export class AgentManager implements IdentityFeed {
       this.wake = done;
     });
   }
-}
-
-function checkPositiveInteger(value: number, field: string): number {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new SigilError('ERR_CONFIG_INVALID', `${field} must be a positive integer (got ${quote(value)})`, {
-      field,
-    });
-  }
-  return value;
-}
-
-function sameMembers(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
-  return a.size === b.size && [...a].every((x) => b.has(x));
 }

@@ -28,9 +28,19 @@ export interface CachedSvid {
 export class SvidCache {
   /** Map order is the LRU order: the first key is the least recently used. */
   private readonly items = new Map<string, CachedSvid>();
+  /**
+   * No SVID held expires before this: a lower bound, lowered by set() and raised only by a scan
+   * (dropExpired), so that counting the unexpired ones is O(1) until one may have expired.
+   */
+  private expiryFloorMs = Number.POSITIVE_INFINITY;
 
   get size(): number {
     return this.items.size;
+  }
+
+  /** When the next SVID may expire (Infinity: none held); dropExpired() then finds it. */
+  get nextExpiryMs(): number {
+    return this.expiryFloorMs;
   }
 
   get(entryId: string): CachedSvid | undefined {
@@ -44,6 +54,30 @@ export class SvidCache {
   set(svid: CachedSvid): void {
     this.items.delete(svid.entryId);
     this.items.set(svid.entryId, svid);
+    this.expiryFloorMs = Math.min(this.expiryFloorMs, svid.expiresAtMs);
+  }
+
+  /** SVIDs still valid at `nowMs` (expired ones are counted out until dropExpired removes them). */
+  countUnexpired(nowMs: number): number {
+    if (nowMs < this.expiryFloorMs) return this.items.size;
+    let count = 0;
+    for (const svid of this.items.values()) if (!isExpired(svid, nowMs)) count++;
+    return count;
+  }
+
+  /** Removes the SVIDs expired at `nowMs` (past notAfter: no workload may be handed one); returns their entry ids. */
+  dropExpired(nowMs: number): string[] {
+    if (nowMs < this.expiryFloorMs) return [];
+    const dropped: string[] = [];
+    let floorMs = Number.POSITIVE_INFINITY;
+    for (const svid of this.items.values()) {
+      if (isExpired(svid, nowMs)) {
+        this.items.delete(svid.entryId);
+        dropped.push(svid.entryId);
+      } else floorMs = Math.min(floorMs, svid.expiresAtMs);
+    }
+    this.expiryFloorMs = floorMs;
+    return dropped;
   }
 
   delete(entryId: string): boolean {
@@ -97,6 +131,11 @@ export class SvidCache {
     }
     return lost;
   }
+}
+
+/** Expired at notAfter itself, as the decoder of the persisted cache counts it. */
+export function isExpired(svid: { readonly expiresAtMs: number }, nowMs: number): boolean {
+  return svid.expiresAtMs <= nowMs;
 }
 
 /** Entries whose chain passes through an intermediate with one of these subject key IDs (upstream mode). */

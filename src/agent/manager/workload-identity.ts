@@ -1,10 +1,10 @@
-// A workload's complete identity from the entries it matches: the SVIDs that exist (entry id order),
-// the own bundle, and the federated bundles those entries federate with. Values are frozen and built
-// from shared parts, so WatchHub can compare them by reference.
+// A workload's complete identity from the entries it matches: the SVIDs that exist and have not
+// expired (entry id order), the own bundle, and the federated bundles those entries federate with.
+// Values are frozen and built from shared parts, so WatchHub can compare them by reference.
 import type { TrustBundle } from '../../spiffe/bundle.js';
 import type { WorkloadIdentity, WorkloadX509Svid } from '../workloadapi/identity-feed.js';
 import { type BundleState, frozenMap } from './bundle-state.js';
-import type { SvidCache } from './svid-cache.js';
+import { isExpired, type SvidCache } from './svid-cache.js';
 import type { AgentEntry } from './types.js';
 import type { GroupState } from './watch-hub.js';
 
@@ -16,6 +16,7 @@ export function buildGroupState(
   svids: SvidCache,
   failures: ReadonlyMap<string, unknown>,
   bundles: BundleState,
+  nowMs: number,
 ): GroupState {
   const x509Svids: WorkloadX509Svid[] = [];
   const federatesWith: string[] = [];
@@ -23,7 +24,8 @@ export function buildGroupState(
   for (const entry of matching) {
     federatesWith.push(...entry.federatesWith);
     const svid = svids.get(entry.id);
-    if (svid !== undefined) x509Svids.push(svids.viewWithHint(svid, entry.hint));
+    // An expired SVID is never handed out, even in the moment before the manager drops it.
+    if (svid !== undefined && !isExpired(svid, nowMs)) x509Svids.push(svids.viewWithHint(svid, entry.hint));
     // A failed entry does not hold the others back: the workload gets what exists, the rest follows.
     else if (!failures.has(entry.id)) pending = true;
   }
