@@ -35,6 +35,8 @@ function options(socketPath: string): AgentAdminOptions {
       svidExpiresAtMs: 0,
       serverConnected: true,
       revision: 1,
+      entries: 0,
+      svids: 0,
       health: { status: 'ok', reasons: [], warnings: [] },
     }),
     logger: pino({ level: 'silent' }),

@@ -18,6 +18,9 @@ export interface AgentStatus {
   readonly svidExpiresAtMs: number;
   readonly serverConnected: boolean;
   readonly revision: number;
+  readonly entries: number;
+  /** Workload X.509-SVIDs held and not yet expired. */
+  readonly svids: number;
   readonly health: AgentHealth;
 }
 
@@ -85,7 +88,8 @@ async function handle(url: string, options: AgentAdminOptions): Promise<{ status
         svid_expires_at: Math.floor(status.svidExpiresAtMs / 1000),
         server_connected: status.serverConnected,
         revision: status.revision,
-        entries: options.manager.entries().length,
+        entries: status.entries,
+        svids: status.svids,
       },
     };
   }

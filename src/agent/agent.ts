@@ -291,11 +291,15 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       attestor: callerAttestor,
       status: () => {
         const own = identity.health();
+        const entries = manager.entryCount;
+        const svids = manager.unexpiredSvidCount();
         return {
           agentId: identity.state.spiffeId,
           svidExpiresAtMs: own.notAfterMs,
           serverConnected: server.connected,
           revision: manager.revision,
+          entries,
+          svids,
           health: assessAgentHealth({
             nowMs: clock.nowMs(),
             svid: own,
@@ -304,8 +308,8 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
             serverConnected: server.connected,
             serverProblem: server.problem,
             synced: server.synced,
-            entries: manager.entryCount,
-            unexpiredSvids: manager.unexpiredSvidCount(),
+            entries,
+            unexpiredSvids: svids,
           }),
         };
       },
