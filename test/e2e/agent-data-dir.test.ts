@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { asUser } from '../support/daemon.js';
+import { joinToken, uidEntry } from '../support/registration.js';
 import { agent, run, SocketLab } from '../support/socket-lab.js';
 
 const TD = 'spiffe://example.org';
@@ -16,17 +17,7 @@ afterEach(() => lab.cleanup());
 describe('one agent per data dir', () => {
   it('refuses a second agent on a live agent’s data dir before attesting or touching sockets; a kill -9 frees it', async () => {
     const { srv, agentArgs } = await lab.serverForAgents(TD);
-    const created = await srv.cli(
-      'entry',
-      'create',
-      '--spiffe-id',
-      `${TD}/web`,
-      '--parent-id',
-      `${TD}/node1`,
-      '--selector',
-      `unix:uid:${WORKLOAD_UID}`,
-    );
-    expect(created.code, created.stderr).toBe(0);
+    await uidEntry(srv, 'web', WORKLOAD_UID);
     const root = lab.tempDir(0o755);
     const dataDir = path.join(root, 'data');
     const sockets = (name: string) => [
@@ -38,8 +29,7 @@ describe('one agent per data dir', () => {
     const first = lab.spawn(agentArgs('--data-dir', dataDir, ...sockets('first')));
     await first.started(STARTED);
 
-    const generated = await srv.cli('token', 'generate', '--output', 'json', '--spiffe-id', `${TD}/node2`);
-    const token = JSON.parse(generated.stdout).token as string;
+    const token = await joinToken(srv, `${TD}/node2`);
     const second = await lab.runToExit(
       agentArgs('--data-dir', dataDir, ...sockets('second')).map((arg, i, all) =>
         all[i - 1] === '--join-token' ? token : arg,

@@ -1,7 +1,7 @@
 // The agent's own identity heals, with real processes: a first attestation waits for a server that
 // is down, an evicted agent restarted with a new --join-token attests again, and an agent whose
 // saved bundle is stale says how to fix it, and the fix (a current --trust-bundle-path) works.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {

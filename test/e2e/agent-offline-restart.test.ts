@@ -15,6 +15,7 @@ import {
   waitFor,
 } from '../support/agent-harness.js';
 import { makeTempDir, runCommand, type ServerProcess, startServerProcess } from '../support/harness.js';
+import { joinToken, uidEntry, writeBundlePem } from '../support/registration.js';
 
 const TD = 'spiffe://example.org';
 const WORKLOAD_UID = 65534;
@@ -45,28 +46,10 @@ it('an agent restarted while the server is down serves the same SVIDs until the 
   const port = await freePort();
   let server: ServerProcess = await startServerProcess({ dataDir: serverDir.dir, agentApiPort: port });
   cleanups.push(() => server.stop());
-  const bundlePath = path.join(agentDir.dir, 'bundle.pem');
-  writeFileSync(bundlePath, (await server.cli('bundle', 'show', '--format', 'pem')).stdout);
-  const token = JSON.parse(
-    (await server.cli('token', 'generate', '--output', 'json', '--spiffe-id', `${TD}/node1`)).stdout,
-  ).token as string;
+  const bundlePath = await writeBundlePem(server, path.join(agentDir.dir, 'bundle.pem'));
+  const token = await joinToken(server);
   const entryIds: Record<string, string> = {};
-  for (const name of ['web', 'web-extra']) {
-    const created = await server.cli(
-      'entry',
-      'create',
-      '--output',
-      'json',
-      '--spiffe-id',
-      `${TD}/${name}`,
-      '--parent-id',
-      `${TD}/node1`,
-      '--selector',
-      `unix:uid:${WORKLOAD_UID}`,
-    );
-    expect(created.code, created.stderr).toBe(0);
-    entryIds[name] = JSON.parse(created.stdout).entry.id;
-  }
+  for (const name of ['web', 'web-extra']) entryIds[name] = await uidEntry(server, name, WORKLOAD_UID);
   let agent = await startAgentProcess(server, {
     root: agentDir.dir,
     joinToken: token,

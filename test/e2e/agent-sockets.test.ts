@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { asUser } from '../support/daemon.js';
 import type { ServerProcess } from '../support/harness.js';
+import { joinToken, uidEntry } from '../support/registration.js';
 import { agent, modeOf, run, SocketLab, withFreshRun } from '../support/socket-lab.js';
 
 const TD = 'spiffe://example.org';
@@ -15,11 +16,6 @@ const WORKLOAD_UID = 1000;
 const STARTED = /"msg":"Sigil agent started"/;
 const lab = new SocketLab();
 afterEach(() => lab.cleanup());
-
-async function newToken(srv: ServerProcess): Promise<string> {
-  const generated = await srv.cli('token', 'generate', '--output', 'json', '--spiffe-id', `${TD}/node1`);
-  return JSON.parse(generated.stdout).token as string;
-}
 
 /** Agents that attested so far, as the server knows them. */
 async function attestedAgents(srv: ServerProcess): Promise<string> {
@@ -35,20 +31,7 @@ function expectOneLineRefusal(output: string, line: string): void {
 describe('a second agent refuses to take over a running agent’s sockets', () => {
   it('exits non-zero before attesting, on the same Workload API socket or the same admin socket; the first keeps serving', async () => {
     const { srv, agentArgs } = await lab.serverForAgents(TD);
-    expect(
-      (
-        await srv.cli(
-          'entry',
-          'create',
-          '--spiffe-id',
-          `${TD}/web`,
-          '--parent-id',
-          `${TD}/node1`,
-          '--selector',
-          `unix:uid:${WORKLOAD_UID}`,
-        )
-      ).code,
-    ).toBe(0);
+    await uidEntry(srv, 'web', WORKLOAD_UID);
     const root = lab.tempDir(0o755);
     const socketPath = path.join(root, 'public', 'api.sock');
     const adminSocket = path.join(root, 'private', 'admin.sock');
@@ -63,7 +46,7 @@ describe('a second agent refuses to take over a running agent’s sockets', () =
       ),
     );
     await first.started(STARTED);
-    const token = await newToken(srv);
+    const token = await joinToken(srv);
     const withToken = (args: string[]) =>
       args.map((arg, i) => (args[i - 1] === '--join-token' ? token : arg));
 

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { asUser } from '../support/daemon.js';
+import { uidEntry } from '../support/registration.js';
 import { agent, CLEAN_ENV, modeOf, run, SocketLab, server, withFreshRun } from '../support/socket-lab.js';
 
 const TD = 'spiffe://example.org';
@@ -61,17 +62,7 @@ describe('the socket defaults on a fresh machine', () => {
 
   it('root: sigil-agent makes /run/sigil-agent/{public,private}; its CLI and a workload find them', async () => {
     const { srv, agentArgs } = await lab.serverForAgents(TD);
-    const created = await srv.cli(
-      'entry',
-      'create',
-      '--spiffe-id',
-      `${TD}/web`,
-      '--parent-id',
-      `${TD}/node1`,
-      '--selector',
-      `unix:uid:${WORKLOAD_UID}`,
-    );
-    expect(created.code, created.stderr).toBe(0);
+    await uidEntry(srv, 'web', WORKLOAD_UID);
     const daemon = lab.spawn(withFreshRun(agentArgs('--data-dir', path.join(lab.tempDir(), 'data'))));
     await daemon.started(/"msg":"Sigil agent started"/);
     const modes = await run(

@@ -24,11 +24,18 @@ export async function joinToken(server: ServerProcess, spiffeId = NODE1): Promis
   return JSON.parse(succeeded('token generate', res).stdout).token;
 }
 
-/** An entry `<td>/<name>` for processes running as `uid`, under `parentId` (default node1). */
-export async function uidEntry(server: ServerProcess, name: string, uid: number, parentId = NODE1) {
+/** An entry `<td>/<name>` for processes running as `uid`, under `parentId` (default node1); its ID. */
+export async function uidEntry(
+  server: ServerProcess,
+  name: string,
+  uid: number,
+  parentId = NODE1,
+): Promise<string> {
   const res = await server.cli(
     'entry',
     'create',
+    '--output',
+    'json',
     '--spiffe-id',
     `${TD}/${name}`,
     '--parent-id',
@@ -36,5 +43,5 @@ export async function uidEntry(server: ServerProcess, name: string, uid: number,
     '--selector',
     `unix:uid:${uid}`,
   );
-  succeeded('entry create', res);
+  return JSON.parse(succeeded('entry create', res).stdout).entry.id;
 }
