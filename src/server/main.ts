@@ -2,9 +2,8 @@
 // API and the admin listeners, and owns their lifecycle. Everything here is built from the frozen
 // ServerConfig; nothing reads argv/env.
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import type { Server as TlsServer } from 'node:tls';
 import type { DestinationStream, Logger } from 'pino';
@@ -13,7 +12,6 @@ import { createNodeAttestorServer, type JoinTokenReader } from '../attestors/nod
 import { JWT_PRUNE_GRACE_MS, rotationWarnings } from '../rotation/index.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
 import { lockDataDir } from '../spiffe/data-dir-lock.js';
-import { SigilError } from '../spiffe/errors.js';
 import { ensurePrivateDir } from '../spiffe/secret-file.js';
 import { serverSpiffeId } from '../spiffe/sigil-ids.js';
 import { prepareSocketDir, type SocketCheckOptions } from '../spiffe/socket-dir.js';
@@ -98,7 +96,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     ensurePrivateDir(config.dataDir);
     const dataDirLock = lockDataDir(config.dataDir, { what: 'sigil-server' });
     cleanups.push(() => dataDirLock.release());
-    await claimSocket(config.adminSocket, socketCheck.field);
+    // A socket something answers on is refused (another server); a stale one left by a crash is removed.
+    await removeStaleSocket(config.adminSocket, socketCheck.field);
     const rawStore = await openDataStore(config.datastore, clock);
     cleanups.push(() => rawStore.close());
     const serverId = serverSpiffeId(config.trustDomain).toString();
@@ -278,30 +277,4 @@ function schedulePruning(store: DataStore, clock: Clock, logger: Logger): () => 
   };
   cancel = clock.setTimer(PRUNE_INTERVAL_MS, () => void sweep());
   return () => cancel();
-}
-
-/**
- * Makes sure nobody serves on `socketPath` (whose directory prepareSocketDir checked), removing a
- * stale socket file left by a crash (anything else there is refused, not deleted).
- */
-async function claimSocket(socketPath: string, field: string): Promise<void> {
-  if (!existsSync(socketPath)) return;
-  if (await socketAnswers(socketPath)) {
-    throw new SigilError(
-      'ERR_UNAVAILABLE',
-      `admin socket ${socketPath} is in use by another running server; stop it or pass --admin-socket`,
-    );
-  }
-  await removeStaleSocket(socketPath, field);
-}
-
-function socketAnswers(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.connect(socketPath);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
 }

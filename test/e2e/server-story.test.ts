@@ -230,7 +230,9 @@ describe('sigil-server, end to end', () => {
       extraArgs: ['--admin-socket', first.adminSocket],
     }).catch((err: Error) => err);
     expect(second).toBeInstanceOf(Error);
-    expect(String(second)).toMatch(/admin socket .* is in use by another running server/);
+    expect(String(second)).toMatch(
+      /admin_socket: .* is served by a running process; stop it or choose another path/,
+    );
     expect((await first.cli('healthcheck')).code).toBe(0);
   });
 
