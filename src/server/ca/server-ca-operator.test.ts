@@ -7,21 +7,17 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeTempDir } from '../../../test/support/harness.js';
-import { ManualClock } from '../../spiffe/clock.js';
-import { parseSpiffeId, parseTrustDomain } from '../../spiffe/id.js';
+import { parseSpiffeId } from '../../spiffe/id.js';
 import { generateKey } from '../../spiffe/keys.js';
 import type { ParsedCsr } from '../../spiffe/x509-csr.js';
 import { describeCertificate } from '../../spiffe/x509-svid.js';
-import { openDataStore } from '../datastore/index.js';
 import type { AttestedNode, DataStore } from '../datastore/types.js';
 import { ServerIdentity } from '../identity.js';
+import { caTestbed, HOUR } from './ca-testbed.test-support.js';
 import { recordAgentIssuers } from './live-chains.js';
-import { ServerCa } from './server-ca.js';
+import type { ServerCa } from './server-ca.js';
 
-const HOUR = 3_600_000;
 const LEAD_MS = 10 * 60_000;
-const td = parseTrustDomain('example.org');
 const webId = parseSpiffeId('spiffe://example.org/web');
 const agentId = parseSpiffeId('spiffe://example.org/sigil/agent/join_token/n1');
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -29,34 +25,10 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function setup() {
-  const tmp = makeTempDir('sigil-ca-operator-');
-  const clock = new ManualClock(Date.UTC(2026, 0, 1));
-  const store = await openDataStore({ kind: 'sqlite', path: path.join(tmp.dir, 'store.sqlite3') }, clock);
-  cleanups.push(tmp.cleanup, () => store.close());
-  const keysDir = path.join(tmp.dir, 'keys');
-  const lines: string[] = [];
-  const logs = () => lines.join('');
-  const open = async () => {
-    const ca = await ServerCa.open({
-      trustDomain: td,
-      keyType: 'ec-p256',
-      jwtKeyType: 'ec-p256',
-      caTtlMs: 24 * HOUR,
-      defaultX509SvidTtlMs: HOUR,
-      defaultJwtSvidTtlMs: 5 * 60_000,
-      upstream: null,
-      keysDir,
-      store,
-      clock,
-      logger: pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }),
-      rotation: { minPublishLeadMs: LEAD_MS },
-    });
-    cleanups.push(() => ca.close());
-    return ca;
-  };
-  return { clock, store, keysDir, logs, open };
-}
+const setup = async () => {
+  const testbed = await caTestbed(cleanups);
+  return { ...testbed, open: () => testbed.open({ rotation: { minPublishLeadMs: LEAD_MS } }) };
+};
 
 /** An agent attests: the CA signs its SVID and the agent API stores the node (through the stamping store). */
 async function attestAgent(ca: ServerCa, store: DataStore, nowMs: number): Promise<AttestedNode> {

@@ -5,23 +5,19 @@
 // 1s, 2s… (half of each backoff ceiling).
 import { readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeTempDir } from '../../../test/support/harness.js';
-import { ManualClock } from '../../spiffe/clock.js';
+import type { ManualClock } from '../../spiffe/clock.js';
 import { SigilError } from '../../spiffe/errors.js';
-import { parseTrustDomain } from '../../spiffe/id.js';
 import { generateKey } from '../../spiffe/keys.js';
 import { encodePem } from '../../spiffe/pem.js';
 import { createCaCertificate } from '../../spiffe/x509-authority.js';
-import { openDataStore } from '../datastore/index.js';
 import type { DataStore } from '../datastore/types.js';
+import { caTestbed, HOUR, TEST_TRUST_DOMAIN } from './ca-testbed.test-support.js';
 import type { CaObserver } from './rotation-health.js';
-import { ServerCa } from './server-ca.js';
 import { loadUpstreamAuthority } from './upstream.js';
 
-const HOUR = 3_600_000;
-const td = parseTrustDomain('example.org');
+const td = TEST_TRUST_DOMAIN;
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -56,10 +52,7 @@ function outcomes(): Outcomes {
 }
 
 async function setup(over: { upstreamDir?: string } = {}) {
-  const tmp = makeTempDir('sigil-ca-recovery-');
-  const clock = new ManualClock(Date.UTC(2026, 0, 1));
-  const raw = await openDataStore({ kind: 'sqlite', path: path.join(tmp.dir, 'store.sqlite3') }, clock);
-  cleanups.push(tmp.cleanup, () => raw.close());
+  const { clock, store: raw, keysDir, logs, open } = await caTestbed(cleanups);
   const faults = { saveFailures: 0 };
   // A store whose journal saves fail while faults.saveFailures > 0, like a disk that errors.
   const store: DataStore = Object.assign(Object.create(raw) as DataStore, {
@@ -71,31 +64,18 @@ async function setup(over: { upstreamDir?: string } = {}) {
       return raw.saveJournal(data, expectedVersion);
     },
   });
-  const keysDir = path.join(tmp.dir, 'keys');
-  const lines: string[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
   const observed = outcomes();
-  const ca = await ServerCa.open({
-    trustDomain: td,
-    keyType: 'ec-p256',
-    jwtKeyType: 'ec-p256',
-    caTtlMs: 24 * HOUR,
-    defaultX509SvidTtlMs: HOUR,
-    defaultJwtSvidTtlMs: 5 * 60_000,
+  const ca = await open({
+    store,
     upstream: over.upstreamDir
       ? loadUpstreamAuthority({
           certFile: path.join(over.upstreamDir, 'root.pem'),
           keyFile: path.join(over.upstreamDir, 'root.key'),
         })
       : null,
-    keysDir,
-    store,
-    clock,
-    logger,
     random: () => 0,
   });
   ca.observe(observed);
-  cleanups.push(() => ca.close());
   const states = async () => (await ca.authorities()).x509.map((a) => a.state);
   const storedStates = async () =>
     JSON.parse((await raw.loadJournal())!.data).x509.map((a: { state: string }) => a.state);
@@ -105,7 +85,7 @@ async function setup(over: { upstreamDir?: string } = {}) {
     const named = [...journal.x509, ...journal.jwt].map((a: { keyFile: string }) => a.keyFile).sort();
     expect(readdirSync(keysDir).sort()).toEqual(named);
   };
-  return { ca, clock, raw, faults, keysDir, lines, observed, states, storedStates, expectKeysMatchJournal };
+  return { ca, clock, raw, faults, keysDir, logs, observed, states, storedStates, expectKeysMatchJournal };
 }
 
 /** Moves the clock by `ms` and waits for the rotation check that fires to report its outcome. */
@@ -126,16 +106,16 @@ describe('CA rotation recovers from failures', () => {
   });
 
   it('retries a failing journal save with backoff until it succeeds, then rotates on schedule', async () => {
-    const { ca, clock, faults, observed, lines, states, expectKeysMatchJournal } = await setup();
+    const { ca, clock, faults, observed, logs, states, expectKeysMatchJournal } = await setup();
     const first = ca.x509Authority;
     faults.saveFailures = 3;
     expect(await stepTo(clock, observed, 12 * HOUR)).toBe('failed');
-    expect(lines.join('')).toContain('Authority rotation failed; retrying in 1s');
+    expect(logs()).toContain('Authority rotation failed; retrying in 1s');
     // One blip is not "not ready": the active CA has 8h before its successor must sign.
     expect(ca.isRotationReady()).toBe(true);
     expect(await stepTo(clock, observed, 500)).toBe('failed');
     expect(await stepTo(clock, observed, 1_000)).toBe('failed');
-    expect(lines.join('')).toContain('retrying in 2s');
+    expect(logs()).toContain('retrying in 2s');
     expect(ca.isRotationReady()).toBe(false);
     expect(observed.failures).toEqual([1, 2, 3]);
     expect(await stepTo(clock, observed, 2_000)).toBe('succeeded');

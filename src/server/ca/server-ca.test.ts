@@ -1,46 +1,19 @@
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeTempDir } from '../../../test/support/harness.js';
-import { ManualClock } from '../../spiffe/clock.js';
-import { parseSpiffeId, parseTrustDomain } from '../../spiffe/id.js';
+import { parseSpiffeId } from '../../spiffe/id.js';
 import { validateJwtSvid } from '../../spiffe/jwt-svid.js';
 import { generateKey } from '../../spiffe/keys.js';
 import { describeCertificate, verifyX509Svid } from '../../spiffe/x509-svid.js';
-import { openDataStore } from '../datastore/index.js';
-import type { DataStore } from '../datastore/types.js';
-import { BACKDATE_MS, ServerCa } from './server-ca.js';
+import { caTestbed, HOUR } from './ca-testbed.test-support.js';
+import { BACKDATE_MS } from './server-ca.js';
 
-const HOUR = 3_600_000;
-const td = parseTrustDomain('example.org');
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function setup() {
-  const tmp = makeTempDir('sigil-ca-');
-  const clock = new ManualClock(Date.UTC(2026, 0, 1));
-  const store = await openDataStore({ kind: 'sqlite', path: path.join(tmp.dir, 'store.sqlite3') }, clock);
-  cleanups.push(tmp.cleanup, () => store.close());
-  const keysDir = path.join(tmp.dir, 'keys');
-  const open = (over: { store?: DataStore } = {}) =>
-    ServerCa.open({
-      trustDomain: td,
-      keyType: 'ec-p256',
-      jwtKeyType: 'ec-p256',
-      caTtlMs: 24 * HOUR,
-      defaultX509SvidTtlMs: HOUR,
-      defaultJwtSvidTtlMs: 5 * 60_000,
-      upstream: null,
-      keysDir,
-      store: over.store ?? store,
-      clock,
-      logger: pino({ level: 'silent' }),
-    });
-  return { clock, store, keysDir, open };
-}
+const setup = () => caTestbed(cleanups);
 
 describe('ServerCa', () => {
   it('creates a CA once and reloads the same one, with keys owner-only on disk', async () => {
