@@ -1,28 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { makeSelector } from '../../spiffe/selector.js';
+import { testEntry } from './entries.test-support.js';
 import { EntryCache } from './entry-cache.js';
 import type { AgentEntry } from './types.js';
 
 const s = (value: string) => makeSelector('k8s', value);
 
-function entry(id: string, selectors: string[], overrides: Partial<AgentEntry> = {}): AgentEntry {
-  return {
-    id,
-    spiffeId: `spiffe://example.org/${id}`,
-    parentId: 'spiffe://example.org/agent',
-    selectors: selectors.map(s),
-    x509SvidTtlMs: 0,
-    jwtSvidTtlMs: 0,
-    dnsNames: [],
-    federatesWith: [],
-    admin: false,
-    downstream: false,
-    hint: '',
-    expiresAtMs: null,
-    revision: 1,
-    ...overrides,
-  };
-}
+const entry = (id: string, selectors: string[], overrides: Partial<AgentEntry> = {}) =>
+  testEntry(id, { parentId: 'spiffe://example.org/agent', selectors: selectors.map(s), ...overrides });
 
 function cacheWith(...entries: AgentEntry[]): EntryCache {
   const cache = new EntryCache();

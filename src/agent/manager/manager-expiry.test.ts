@@ -9,9 +9,9 @@ import { ManualClock } from '../../spiffe/clock.js';
 import { parseTrustDomain } from '../../spiffe/id.js';
 import { makeSelector } from '../../spiffe/selector.js';
 import type { WorkloadIdentity } from '../workloadapi/identity-feed.js';
+import { testEntry } from './entries.test-support.js';
 import { FakeSigner } from './fake-signer.test-support.js';
 import { AgentManager } from './index.js';
-import type { AgentEntry } from './types.js';
 
 const HOUR_MS = 60 * 60 * 1000;
 const TD = parseTrustDomain('example.org');
@@ -21,21 +21,7 @@ afterEach(async () => {
   for (const stop of stops.splice(0)) await stop();
 });
 
-const web: AgentEntry = {
-  id: 'web',
-  spiffeId: 'spiffe://example.org/web',
-  parentId: 'spiffe://example.org/spire/agent/x/node1',
-  selectors: [WEB],
-  x509SvidTtlMs: 0,
-  jwtSvidTtlMs: 0,
-  dnsNames: [],
-  federatesWith: [],
-  admin: false,
-  downstream: false,
-  hint: '',
-  expiresAtMs: null,
-  revision: 1,
-};
+const web = testEntry('web', { selectors: [WEB] });
 
 function newManager(clock: ManualClock, signer: FakeSigner) {
   let changes = 0;

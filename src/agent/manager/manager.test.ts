@@ -7,6 +7,7 @@ import { parseTrustDomain } from '../../spiffe/id.js';
 import { makeSelector, type Selector } from '../../spiffe/selector.js';
 import { describeCertificate } from '../../spiffe/x509-svid.js';
 import type { WorkloadIdentity } from '../workloadapi/identity-feed.js';
+import { testEntry } from './entries.test-support.js';
 import { FakeSigner } from './fake-signer.test-support.js';
 import { AgentManager, type AgentManagerOptions } from './index.js';
 import type { AgentEntry, SyncUpdate } from './types.js';
@@ -23,24 +24,8 @@ function uid(n: number | string): Selector {
   return makeSelector('unix', `uid:${n}`);
 }
 
-function entry(id: string, overrides: Partial<AgentEntry> = {}): AgentEntry {
-  return {
-    id,
-    spiffeId: `spiffe://example.org/${id}`,
-    parentId: 'spiffe://example.org/spire/agent/x/node1',
-    selectors: [uid(id)],
-    x509SvidTtlMs: 0,
-    jwtSvidTtlMs: 0,
-    dnsNames: [],
-    federatesWith: [],
-    admin: false,
-    downstream: false,
-    hint: '',
-    expiresAtMs: null,
-    revision: 1,
-    ...overrides,
-  };
-}
+const entry = (id: string, overrides: Partial<AgentEntry> = {}) =>
+  testEntry(id, { selectors: [uid(id)], ...overrides });
 
 function delta(
   upserted: AgentEntry[],

@@ -13,6 +13,7 @@ import { parseTrustDomain } from '../../spiffe/id.js';
 import { makeSelector } from '../../spiffe/selector.js';
 import { describeCertificate } from '../../spiffe/x509-svid.js';
 import type { WorkloadIdentity } from '../workloadapi/identity-feed.js';
+import { testEntry } from './entries.test-support.js';
 import { FakeSigner } from './fake-signer.test-support.js';
 import { AgentManager } from './index.js';
 import { decodePersistedCache } from './persisted-cache.js';
@@ -27,24 +28,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-function entry(id: string, overrides: Partial<AgentEntry> = {}): AgentEntry {
-  return {
-    id,
-    spiffeId: `spiffe://example.org/${id}`,
-    parentId: 'spiffe://example.org/node1',
-    selectors: [makeSelector('unix', `uid:${id}`)],
-    x509SvidTtlMs: 0,
-    jwtSvidTtlMs: 0,
-    dnsNames: [],
-    federatesWith: [],
-    admin: false,
-    downstream: false,
-    hint: '',
-    expiresAtMs: null,
-    revision: 1,
-    ...overrides,
-  };
-}
+const entry = (id: string, overrides: Partial<AgentEntry> = {}) =>
+  testEntry(id, { parentId: 'spiffe://example.org/node1', ...overrides });
 
 /** A pino logger whose lines land in `lines`. */
 function capturedLogger() {
