@@ -2,10 +2,21 @@
 // 1,000 and 10,000 cached X.509-SVIDs (with 2,000 and 20,000 entries), through the real SvidStore
 // (encode, atomic 0600 write with fsync, read, decode with every key checked against its leaf).
 // SvidStore spaces writes by ten times the last one's cost, so these numbers bound its I/O share.
-// `npm run bench:svid-store`.
+// The control, in the same run, is the featureless floor: the same bytes written with one fsync'd
+// writeFileSync and read back with one JSON.parse (no encoding, no rename, no key checks).
+// Medians of 5 with their range, and the machine's load before and after. `npm run bench:svid-store`.
 import { createPublicKey } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import {
+  closeSync,
+  fsyncSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
@@ -101,27 +112,52 @@ async function measure(svidCount: number): Promise<void> {
       maxSvids: svidCount,
       snapshot: () => cache,
     };
-    const writes: number[] = [];
-    for (let i = 0; i < 5; i++) {
+    const file = join(dataDir, 'workload-svids.json');
+    const writes = await timed(async () => {
       const store = createSvidStore('disk', options);
       store.markDirty();
-      const startMs = performance.now();
       await store.close();
-      writes.push(performance.now() - startMs);
-    }
-    const loadStartMs = performance.now();
-    const loaded = await createSvidStore('disk', options).load(AGENT);
-    const loadMs = performance.now() - loadStartMs;
-    const bytes = statSync(join(dataDir, 'workload-svids.json')).size;
-    const median = writes.sort((a, b) => a - b)[2]!;
+    });
+    let loadedSvids = 0;
+    const loads = await timed(async () => {
+      loadedSvids = (await createSvidStore('disk', options).load(AGENT))?.svids.length ?? 0;
+    });
+    const text = readFileSync(file);
+    const control = join(dataDir, 'control.json');
+    const controlWrites = await timed(() => {
+      const fd = openSync(control, 'w', 0o600);
+      writeFileSync(fd, text);
+      fsyncSync(fd);
+      closeSync(fd);
+    });
+    const controlLoads = await timed(() => void JSON.parse(readFileSync(control, 'utf8')));
     process.stdout.write(
-      `${svidCount} SVIDs, ${cache.entries.length} entries: file ${(bytes / 1024 / 1024).toFixed(1)} MiB, ` +
-        `write ${median.toFixed(0)} ms (median of 5), load ${loadMs.toFixed(0)} ms (${loaded?.svids.length} SVIDs)\n`,
+      `${svidCount} SVIDs (${loadedSvids} loaded back), ${cache.entries.length} entries, file ${(statSync(file).size / 1024 / 1024).toFixed(1)} MiB\n` +
+        `  svid_store  write ${spread(writes)}   load ${spread(loads)}\n` +
+        `  control     write ${spread(controlWrites)}   load ${spread(controlLoads)}\n`,
     );
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
+/** Five runs of `run`, in milliseconds. */
+async function timed(run: () => unknown): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const startMs = performance.now();
+    await run();
+    samples.push(performance.now() - startMs);
+  }
+  return samples.sort((a, b) => a - b);
+}
+
+function spread(sorted: readonly number[]): string {
+  return `${sorted[2]!.toFixed(0)} ms (${sorted[0]!.toFixed(0)}–${sorted[4]!.toFixed(0)})`.padEnd(20);
+}
+
+const loadLine = () => `load average ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} cores`;
+process.stdout.write(`before: ${loadLine()}\n`);
 await measure(1_000);
 await measure(10_000);
+process.stdout.write(`after: ${loadLine()}\n`);
