@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SigilError } from '../spiffe/errors.js';
 import { type AgentAdminOptions, startAgentAdmin } from './admin.js';
+import type { AgentHealth } from './identity/index.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -83,8 +84,8 @@ describe('startAgentAdmin', () => {
 
   it('answers 503 with the reasons when the agent is unhealthy, 200 when only degraded', async () => {
     const socketPath = socketIn();
-    let health = {
-      status: 'unhealthy' as const,
+    let health: AgentHealth = {
+      status: 'unhealthy',
       reasons: ['the server refuses this agent (banned)'],
       warnings: [],
     };
@@ -92,7 +93,7 @@ describe('startAgentAdmin', () => {
     const admin = await startAgentAdmin({ ...base, status: () => ({ ...base.status(), health }) });
     cleanups.push(() => admin.close());
     expect(await healthz(socketPath)).toBe(503);
-    health = { status: 'degraded' as 'unhealthy', reasons: [], warnings: ['server unreachable'] };
+    health = { status: 'degraded', reasons: [], warnings: ['server unreachable'] };
     expect(await healthz(socketPath)).toBe(200);
   });
 

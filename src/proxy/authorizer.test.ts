@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { policyAuthorizer } from './authorizer.js';
 import type { AuthorizationRequest } from './inbound/index.js';
 import { type PolicySet, parsePolicyFile } from './policy/index.js';
+import type { NormalizedPath } from './policy/normalize.js';
 import { RecordingLogger } from './testing.test-support.js';
 
 const CALLER = 'spiffe://example.org/caller';
@@ -13,7 +14,7 @@ const request: AuthorizationRequest = {
   port: 8080,
   protocol: 'http',
   method: 'GET',
-  path: '/a',
+  path: '/a' as NormalizedPath,
 };
 
 const allowCaller = parsePolicyFile(

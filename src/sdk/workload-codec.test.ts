@@ -177,7 +177,7 @@ describe('Workload API codec, against proto-loader', () => {
 
   it('refuses Struct claims nested deeper than it allows instead of exhausting the stack', () => {
     // Struct { fields: { "n": Value { struct_value: … } } }, 100 levels: more than protobufjs encodes.
-    let struct = Buffer.alloc(0);
+    let struct: Buffer = Buffer.alloc(0);
     for (let i = 0; i < 100; i++) {
       struct = field(1, Buffer.concat([field(1, Buffer.from('n')), field(2, field(5, struct))]));
     }

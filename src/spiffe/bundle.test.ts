@@ -1,5 +1,12 @@
 import 'reflect-metadata';
-import { createPublicKey, generateKeyPairSync, KeyObject, webcrypto, X509Certificate } from 'node:crypto';
+import {
+  createPublicKey,
+  generateKeyPairSync,
+  type JsonWebKeyInput,
+  KeyObject,
+  webcrypto,
+  X509Certificate,
+} from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -53,7 +60,7 @@ async function makeCaCert(alg: typeof EC_P256 | typeof RSA, cn: string): Promise
     name: `CN=${cn}`,
     notBefore: new Date('2025-01-01T00:00:00Z'),
     notAfter: new Date('2035-01-01T00:00:00Z'),
-    keys: keys as unknown as CryptoKeyPair,
+    keys: keys as unknown as webcrypto.CryptoKeyPair,
     signingAlgorithm: alg,
     extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
   });
@@ -176,7 +183,7 @@ describe('round trips (properties)', () => {
         jwks.keys.forEach((k, i) => {
           expect(k).not.toHaveProperty('use');
           expect(k).not.toHaveProperty('x5c');
-          const key = createPublicKey({ key: k as webcrypto.JsonWebKey, format: 'jwk' });
+          const key = createPublicKey({ key: k as JsonWebKeyInput['key'], format: 'jwk' });
           expect(spkiHex(key)).toBe(spkiHex(bundle.jwtAuthorities[i]!.publicKey));
         });
       }),

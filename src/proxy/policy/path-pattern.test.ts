@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isSigilError } from '../../spiffe/errors.js';
+import type { NormalizedPath } from './normalize.js';
 import {
   compilePathPattern,
   MAX_PATH_PATTERN_CHARS,
@@ -51,7 +52,9 @@ describe('pathMatches agrees with the regular expressions it replaces', () => {
   it('on random patterns and paths', () => {
     fc.assert(
       fc.property(pattern, path, (text, requestPath) => {
-        expect(pathMatches(compile(text), requestPath)).toBe(referenceRegex(text).test(requestPath));
+        expect(pathMatches(compile(text), requestPath as NormalizedPath)).toBe(
+          referenceRegex(text).test(requestPath),
+        );
       }),
       { numRuns: 20_000 },
     );
@@ -62,7 +65,9 @@ describe('pathMatches agrees with the regular expressions it replaces', () => {
       fc.property(pattern, path, (text, requestPath) => {
         if (requestPath === '/') return;
         const compiled = compile(text);
-        expect(pathMatches(compiled, `${requestPath}/`)).toBe(pathMatches(compiled, requestPath));
+        expect(pathMatches(compiled, `${requestPath}/` as NormalizedPath)).toBe(
+          pathMatches(compiled, requestPath as NormalizedPath),
+        );
       }),
       { numRuns: 5_000 },
     );
@@ -93,7 +98,7 @@ describe('pathMatches agrees with the regular expressions it replaces', () => {
     ['/admin', '/Admin', false],
     ['/', '/', true],
   ])('%s on %s: %s', (text, requestPath, expected) => {
-    expect(pathMatches(compile(text), requestPath)).toBe(expected);
+    expect(pathMatches(compile(text), requestPath as NormalizedPath)).toBe(expected);
   });
 });
 
@@ -117,7 +122,7 @@ describe('pathMatches is linear in the path, whatever the pattern', () => {
     expect(requestPath.length).toBeGreaterThanOrEqual(8_191);
     const pattern = compile(text);
     const started = performance.now();
-    const matched = pathMatches(pattern, requestPath);
+    const matched = pathMatches(pattern, requestPath as NormalizedPath);
     const elapsedMs = performance.now() - started;
     expect(matched).toBe(false);
     expect(elapsedMs).toBeLessThan(BOUND_MS);

@@ -71,6 +71,7 @@ async function setup(over: { upstreamDir?: string } = {}) {
       ? loadUpstreamAuthority({
           certFile: path.join(over.upstreamDir, 'root.pem'),
           keyFile: path.join(over.upstreamDir, 'root.key'),
+          bundleFile: null,
         })
       : null,
     random: () => 0,

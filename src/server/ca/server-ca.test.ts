@@ -6,7 +6,7 @@ import { validateJwtSvid } from '../../spiffe/jwt-svid.js';
 import { generateKey } from '../../spiffe/keys.js';
 import { describeCertificate, verifyX509Svid } from '../../spiffe/x509-svid.js';
 import { caTestbed, HOUR } from './ca-testbed.test-support.js';
-import { BACKDATE_MS } from './server-ca.js';
+import { BACKDATE_MS, type ServerCa } from './server-ca.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
