@@ -32,7 +32,8 @@ export interface RelayOutcome {
 
 /**
  * Sends `req`'s body to `path` with `headers` (already normalized and filtered) through
- * `dispatcher`; calls `done` once, however it ends. The bare terminal, for a listener with no layers.
+ * `dispatcher`; calls `done` once, however it ends. The bare terminal with no layers (the inbound
+ * listener's relay to its app).
  */
 export function relayRequest(
   dispatcher: Dispatcher,
