@@ -81,7 +81,7 @@ describe('undici, as the relay uses it', () => {
 });
 
 describe('dispatchRequest (the terminal Handler)', () => {
-  it('settles at the head with raw header buffers, reads no body until piped, then streams it', async () => {
+  it('settles at the head with raw header buffers, keeps body bytes that came before the pipe', async () => {
     const { pool } = await startServer((_req, res) => {
       res.writeHead(201, 'Made', ['X-Case', 'Kept', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']);
       res.end('the body');
@@ -92,13 +92,38 @@ describe('dispatchRequest (the terminal Handler)', () => {
     expect(response.rawHeaders.every((h) => Buffer.isBuffer(h))).toBe(true);
     const names = response.rawHeaders.map(String);
     expect(names.slice(0, 6)).toEqual(['X-Case', 'Kept', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']);
-    // The body already sits in the socket: had undici not honoured the pause, onData would have
-    // run with no sink and failed the exchange.
+    // The body arrives while nobody pipes the response: it is kept, not lost or failed.
     await settle(30);
     const { into, done } = pipe(response);
     expect(await done).toBeNull();
     expect(into.text()).toBe('the body');
     expect(into.isEnded()).toBe(true);
+  });
+
+  it('reads a body nobody pipes only up to a bound, pausing undici until the pipe', async () => {
+    const SIZE = 16 * 1024 * 1024;
+    let isSent = false;
+    const { pool } = await startServer((_req, res) => {
+      res.writeHead(200, ['Content-Length', String(SIZE)]);
+      res.end(Buffer.alloc(SIZE, 'x'), () => {
+        isSent = true;
+      });
+    });
+    const response = await dispatchRequest(pool, get('/big'), new RequestAbort());
+    await settle(100);
+    // Had undici ignored the pause (onData returning false), it would have read all 16 MiB by now.
+    expect(isSent).toBe(false);
+    const chunks: Buffer[] = [];
+    const sink: BodySink = {
+      write: (chunk) => {
+        chunks.push(chunk);
+        return true;
+      },
+      end: () => {},
+      once: () => undefined,
+    };
+    expect(await new Promise((resolve) => response.body.pipeTo(sink, resolve))).toBeNull();
+    expect(Buffer.concat(chunks).length).toBe(SIZE);
   });
 
   it('lets a HEAD response complete before anyone pipes it', async () => {

@@ -29,8 +29,8 @@ export interface ProxyResponse {
 }
 
 /**
- * A response body that waits, unread and holding its upstream connection, until a consumer either
- * pipes it or discards it; exactly one of the two must happen.
+ * A response body that waits, holding its upstream connection (and at most a bounded part of the
+ * body already read), until a consumer either pipes it or discards it; exactly one must happen.
  */
 export interface ResponseBody {
   /**
