@@ -2,8 +2,9 @@
 // upstream sidecar over mTLS, refusing any server whose SPIFFE ID is not in `serverIds`. `http` is
 // relayed per request through an undici Pool whose connector is UpstreamConnector; `tcp` and `http2`
 // are opaque pipes opened only after the server is verified. The app's connections are under the
-// listener's limits (limits.ts) like any caller's. Routing, retries and balancing are layers
-// around this, not part of it.
+// listener's limits (limits.ts) like any caller's. Requests go through the upstream's request stack
+// and connections through its connect stack (router.ts: built once here, the relay and the connector
+// innermost); routing, retries and balancing are layers there, not part of this file.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -13,14 +14,24 @@ import { proxyErrorResponse } from '../errors.js';
 import { capConnections, closeWhenIdle, createListenerGuard, type ListenerGuard } from '../guard.js';
 import { createGuardedHttpServer } from '../guarded-http.js';
 import { filterHeaders } from '../headers.js';
-import { Pool, refuseUpgrade, relayRequest, requestHead, respondWithError } from '../http-relay.js';
+import {
+  dispatchRequest,
+  Pool,
+  refuseUpgrade,
+  requestHead,
+  respondWithError,
+  serveRequest,
+} from '../http-relay.js';
 import type { ProxyIdentity } from '../identity.js';
 import { DEFAULT_LIMITS, type ListenerLimits } from '../limits.js';
 import type { ProxyLogger } from '../logger.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
 import { requestRefusal } from '../request-refusal.js';
+import type { Connector, Handler, Layer } from '../resilience/index.js';
+import { UpstreamStates } from '../resilience/index.js';
 import { UpstreamConnector } from './connect.js';
+import { buildConnectStack, buildRequestStack, type UpstreamContext } from './router.js';
 
 export interface HostPort {
   readonly host: string;
@@ -46,6 +57,13 @@ export interface OutboundOptions {
   readonly connectTimeoutMs?: number;
   /** Cap and timeouts for the app's connections. Defaults to DEFAULT_LIMITS. */
   readonly limits?: ListenerLimits;
+  /**
+   * Where this upstream's layer state lives; whoever reloads listeners passes the same one to each
+   * rebuild so budgets and breakers carry over. Defaults to a fresh holder.
+   */
+  readonly upstreamStates?: UpstreamStates;
+  /** Test seam: request layers outside the whole stack, seeing every request. None by default. */
+  readonly outerLayers?: readonly Layer[];
 }
 
 export interface OutboundListener {
@@ -77,7 +95,12 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
     connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     onFailure: (err, presentedId) => recordConnectFailure(err, presentedId, options),
   });
-  const connectLogged = (): Promise<{ socket: Duplex; serverId: string }> => connector.connect();
+  const upstream: UpstreamContext = {
+    name,
+    state: (options.upstreamStates ?? new UpstreamStates()).stateFor(name),
+    clock,
+  };
+  const connect = buildConnectStack(upstream, () => connector.connect());
 
   let server: Server;
   let closeProtocol: () => Promise<void>;
@@ -88,7 +111,8 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
         pipelining: 1,
         keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
         connect: (_opts, callback) => {
-          connectLogged().then(
+          // Through the connect stack too: connect-level layers apply to every upstream connection.
+          connect().then(
             ({ socket }) => callback(null, socket as never),
             (err: Error) => callback(err, null),
           );
@@ -107,14 +131,20 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
           logger.debug({ listener: name, err: String(err) }, 'Closing the pre-rotation pool failed'),
         );
     });
+    // Reads `pool` per request: a rotation swaps it under the stack, which is built once.
+    const handler = buildRequestStack(
+      upstream,
+      (request, signal) => dispatchRequest(pool, request, signal),
+      options.outerLayers,
+    );
     const http = createGuardedHttpServer(guard, { emittedConnections: false });
     // The pool does not say which connection served a request; the accepted ID list does.
     const destinationLabel = options.serverIds.join(',');
     http.on('request', (req: IncomingMessage, res: ServerResponse) =>
-      handleRequest(req, res, pool, destinationLabel, options, guard),
+      handleRequest(req, res, handler, destinationLabel, options, guard),
     );
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-      handleUpgrade(req, socket, head, connectLogged, guard),
+      handleUpgrade(req, socket, head, connect, guard),
     );
     server = http;
     closeProtocol = async () => {
@@ -124,7 +154,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
     };
   } else {
     server = createNetServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (app) =>
-      pipeToUpstream(app, connectLogged, options, guard),
+      pipeToUpstream(app, connect, options, guard),
     );
     closeProtocol = async () => {};
   }
@@ -159,7 +189,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
 function handleRequest(
   req: IncomingMessage,
   res: ServerResponse,
-  pool: Pool,
+  handler: Handler,
   destinationLabel: string,
   options: OutboundOptions,
   guard: ListenerGuard,
@@ -186,8 +216,15 @@ function handleRequest(
     series.record('4xx', (performance.now() - startedMs) / 1_000);
     return;
   }
-  // The path goes as the app sent it: the upstream sidecar normalizes (or refuses) it, and decides.
-  relayRequest(pool, req, res, req.url ?? '/', filtered, (outcome) =>
+  const request = {
+    method: req.method ?? 'GET',
+    // The path goes as the app sent it: the upstream sidecar normalizes (or refuses) it, and decides.
+    path: req.url ?? '/',
+    headers: filtered.headers,
+    // A body-less request must not become a chunked one: undici would send a stream as chunks.
+    body: filtered.hasBody ? req : null,
+  };
+  serveRequest(handler, request, res, (outcome) =>
     series.record(outcome.responseClass, (performance.now() - startedMs) / 1_000),
   );
 }
@@ -196,7 +233,7 @@ function handleUpgrade(
   req: IncomingMessage,
   socket: Duplex,
   head: Buffer,
-  connect: () => Promise<{ socket: Duplex; serverId: string }>,
+  connect: Connector,
   guard: ListenerGuard,
 ): void {
   const headers = filterHeaders(req.rawHeaders, { keepUpgrade: true }).headers;
@@ -217,7 +254,7 @@ function handleUpgrade(
 
 function pipeToUpstream(
   app: Socket,
-  connect: () => Promise<{ socket: Duplex; serverId: string }>,
+  connect: Connector,
   options: OutboundOptions,
   guard: ListenerGuard,
 ): void {
