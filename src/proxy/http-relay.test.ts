@@ -3,7 +3,9 @@
 // here, loudly) and serveRequest writing what a Handler settles with.
 
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { Pool as PublicPool } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProxyError } from './errors.js';
 import { dispatchRequest, Pool, type RelayOutcome, serveRequest } from './http-relay.js';
@@ -66,6 +68,17 @@ function pipe(response: ProxyResponse) {
 }
 
 const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('undici, as the relay uses it', () => {
+  it('is undici’s own Pool, loaded from its private path', () => {
+    // If undici moves lib/dispatcher/pool.js, the import fails; if the file becomes something else,
+    // this does. Either way: re-check the legacy handler API the relay depends on (tests below).
+    expect(Pool).toBe(PublicPool);
+    const version = createRequire(import.meta.url)('undici/package.json').version as string;
+    const pinned = createRequire(import.meta.url)('../../package.json').dependencies.undici as string;
+    expect(pinned, 'undici must be pinned exactly: the relay reaches into its private files').toBe(version);
+  });
+});
 
 describe('dispatchRequest (the terminal Handler)', () => {
   it('settles at the head with raw header buffers, keeps body bytes that came before the pipe', async () => {
