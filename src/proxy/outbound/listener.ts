@@ -2,9 +2,8 @@
 // upstream sidecar over mTLS, refusing any server whose SPIFFE ID is not in `serverIds`. `http` is
 // relayed per request through an undici Pool whose connector is UpstreamConnector; `tcp` and `http2`
 // are opaque pipes opened only after the server is verified. The app's connections are under the
-// listener's limits (limits.ts) like any caller's. Requests go through the upstream's request stack
-// and connections through its connect stack (router.ts: built once here, the relay and the connector
-// innermost); routing, retries and balancing are layers there, not part of this file.
+// listener's limits (limits.ts) like any caller's. Routing, retries and balancing are layers
+// around this, not part of it.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -14,24 +13,14 @@ import { proxyErrorResponse } from '../errors.js';
 import { capConnections, closeWhenIdle, createListenerGuard, type ListenerGuard } from '../guard.js';
 import { createGuardedHttpServer } from '../guarded-http.js';
 import { filterHeaders } from '../headers.js';
-import {
-  dispatchRequest,
-  Pool,
-  refuseUpgrade,
-  requestHead,
-  respondWithError,
-  serveRequest,
-} from '../http-relay.js';
+import { Pool, refuseUpgrade, relayRequest, requestHead, respondWithError } from '../http-relay.js';
 import type { ProxyIdentity } from '../identity.js';
 import { DEFAULT_LIMITS, type ListenerLimits } from '../limits.js';
 import type { ProxyLogger } from '../logger.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
 import { requestRefusal } from '../request-refusal.js';
-import type { Connector, Handler, Layer } from '../resilience/index.js';
-import { UpstreamStates } from '../resilience/index.js';
 import { UpstreamConnector } from './connect.js';
-import { buildConnectStack, buildRequestStack, type UpstreamContext } from './router.js';
 
 export interface HostPort {
   readonly host: string;
@@ -57,13 +46,6 @@ export interface OutboundOptions {
   readonly connectTimeoutMs?: number;
   /** Cap and timeouts for the app's connections. Defaults to DEFAULT_LIMITS. */
   readonly limits?: ListenerLimits;
-  /**
-   * Where this upstream's layer state lives; whoever reloads listeners passes the same one to each
-   * rebuild so budgets and breakers carry over. Defaults to a fresh holder.
-   */
-  readonly upstreamStates?: UpstreamStates;
-  /** Test seam: request layers outside the whole stack, seeing every request. None by default. */
-  readonly outerLayers?: readonly Layer[];
 }
 
 export interface OutboundListener {
@@ -95,12 +77,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
     connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     onFailure: (err, presentedId) => recordConnectFailure(err, presentedId, options),
   });
-  const upstream: UpstreamContext = {
-    name,
-    state: (options.upstreamStates ?? new UpstreamStates()).stateFor(name),
-    clock,
-  };
-  const connect = buildConnectStack(upstream, () => connector.connect());
+  const connectLogged = (): Promise<{ socket: Duplex; serverId: string }> => connector.connect();
 
   let server: Server;
   let closeProtocol: () => Promise<void>;
@@ -111,8 +88,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
         pipelining: 1,
         keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
         connect: (_opts, callback) => {
-          // Through the connect stack too: connect-level layers apply to every upstream connection.
-          connect().then(
+          connectLogged().then(
             ({ socket }) => callback(null, socket as never),
             (err: Error) => callback(err, null),
           );
@@ -131,20 +107,14 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
           logger.debug({ listener: name, err: String(err) }, 'Closing the pre-rotation pool failed'),
         );
     });
-    // Reads `pool` per request: a rotation swaps it under the stack, which is built once.
-    const handler = buildRequestStack(
-      upstream,
-      (request, signal) => dispatchRequest(pool, request, signal),
-      options.outerLayers,
-    );
     const http = createGuardedHttpServer(guard, { emittedConnections: false });
     // The pool does not say which connection served a request; the accepted ID list does.
     const destinationLabel = options.serverIds.join(',');
     http.on('request', (req: IncomingMessage, res: ServerResponse) =>
-      handleRequest(req, res, handler, destinationLabel, options, guard),
+      handleRequest(req, res, pool, destinationLabel, options, guard),
     );
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-      handleUpgrade(req, socket, head, connect, guard),
+      handleUpgrade(req, socket, head, connectLogged, guard),
     );
     server = http;
     closeProtocol = async () => {
@@ -154,7 +124,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
     };
   } else {
     server = createNetServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (app) =>
-      pipeToUpstream(app, connect, options, guard),
+      pipeToUpstream(app, connectLogged, options, guard),
     );
     closeProtocol = async () => {};
   }
@@ -189,7 +159,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
 function handleRequest(
   req: IncomingMessage,
   res: ServerResponse,
-  handler: Handler,
+  pool: Pool,
   destinationLabel: string,
   options: OutboundOptions,
   guard: ListenerGuard,
@@ -216,15 +186,8 @@ function handleRequest(
     series.record('4xx', (performance.now() - startedMs) / 1_000);
     return;
   }
-  const request = {
-    method: req.method ?? 'GET',
-    // The path goes as the app sent it: the upstream sidecar normalizes (or refuses) it, and decides.
-    path: req.url ?? '/',
-    headers: filtered.headers,
-    // A body-less request must not become a chunked one: undici would send a stream as chunks.
-    body: filtered.hasBody ? req : null,
-  };
-  serveRequest(handler, request, res, (outcome) =>
+  // The path goes as the app sent it: the upstream sidecar normalizes (or refuses) it, and decides.
+  relayRequest(pool, req, res, req.url ?? '/', filtered, (outcome) =>
     series.record(outcome.responseClass, (performance.now() - startedMs) / 1_000),
   );
 }
@@ -233,7 +196,7 @@ function handleUpgrade(
   req: IncomingMessage,
   socket: Duplex,
   head: Buffer,
-  connect: Connector,
+  connect: () => Promise<{ socket: Duplex; serverId: string }>,
   guard: ListenerGuard,
 ): void {
   const headers = filterHeaders(req.rawHeaders, { keepUpgrade: true }).headers;
@@ -254,7 +217,7 @@ function handleUpgrade(
 
 function pipeToUpstream(
   app: Socket,
-  connect: Connector,
+  connect: () => Promise<{ socket: Duplex; serverId: string }>,
   options: OutboundOptions,
   guard: ListenerGuard,
 ): void {
