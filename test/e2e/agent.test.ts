@@ -1,7 +1,3 @@
-// Server + agent + workloads as real processes, over a real Unix socket, real TLS and a real SQLite
-// file. Workloads run under different uids: the agent must tell them apart by the kernel's peer
-// credentials alone.
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -14,6 +10,7 @@ import {
   watchAsWorkload,
 } from '../support/agent-harness.js';
 import { makeTempDir, type ServerProcess, startServerProcess } from '../support/harness.js';
+import { joinToken, uidEntry, writeBundlePem } from '../support/registration.js';
 
 const TD = 'spiffe://example.org';
 const NOBODY = 65534;
@@ -34,33 +31,16 @@ async function fetchIds(uid: number): Promise<{ code: number; ids: string[]; std
   return { code: 0, ids: body.svids.map((s) => s.spiffe_id).sort(), stderr: result.stderr };
 }
 
-async function createEntry(spiffePath: string, uid: number): Promise<string> {
-  const res = await server.cli(
-    'entry',
-    'create',
-    '--output',
-    'json',
-    '--spiffe-id',
-    `${TD}${spiffePath}`,
-    '--parent-id',
-    `${TD}/node1`,
-    '--selector',
-    `unix:uid:${uid}`,
-  );
-  expect(res.code, res.stderr + res.stdout).toBe(0);
-  return JSON.parse(res.stdout).entry.id;
-}
+/** An entry `<td><spiffePath>` for `uid` under node1; its ID. */
+const createEntry = (spiffePath: string, uid: number) => uidEntry(server, spiffePath.slice(1), uid);
 
 beforeAll(async () => {
   serverDir = makeTempDir('sigil-e2e-server-');
   agentDir = makeSharedDir();
   port = await freePort();
   server = await startServerProcess({ dataDir: serverDir.dir, agentApiPort: port });
-  bundlePath = path.join(agentDir.dir, 'bundle.pem');
-  writeFileSync(bundlePath, (await server.cli('bundle', 'show', '--format', 'pem')).stdout);
-  const token = JSON.parse(
-    (await server.cli('token', 'generate', '--output', 'json', '--spiffe-id', `${TD}/node1`)).stdout,
-  ).token;
+  bundlePath = await writeBundlePem(server, path.join(agentDir.dir, 'bundle.pem'));
+  const token = await joinToken(server);
   await createEntry('/web', NOBODY);
   await createEntry('/db', DAEMON);
   agent = await startAgentProcess(server, {

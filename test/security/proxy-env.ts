@@ -11,6 +11,7 @@ import tls from 'node:tls';
 import { expect } from 'vitest';
 import { type AgentProcess, freePort, makeSharedDir, startAgentProcess } from '../support/agent-harness.js';
 import { type ServerProcess, startServerProcess } from '../support/harness.js';
+import { joinToken, uidEntry, writeBundlePem } from '../support/registration.js';
 import { type SidecarProcess, startSidecarProcess } from '../support/sidecar-harness.js';
 
 export const TD = 'spiffe://example.org';
@@ -42,27 +43,10 @@ export let attacker: { key: string; cert: string; keyFile: string; certFile: str
 export async function startAttackEnv(): Promise<void> {
   root = makeSharedDir('sigil-proxy-security-');
   server = await startServerProcess({ dataDir: path.join(root.dir, 'server') });
-  const bundlePath = path.join(root.dir, 'bundle.pem');
-  writeFileSync(bundlePath, (await server.cli('bundle', 'show', '--format', 'pem')).stdout);
-  const token = JSON.parse(
-    (await server.cli('token', 'generate', '--output', 'json', '--spiffe-id', `${TD}/node1`)).stdout,
-  ).token;
-  for (const [id, uid] of [
-    ['frontend-proxy', FRONT_UID],
-    ['backend-proxy', BACK_UID],
-  ] as const) {
-    const res = await server.cli(
-      'entry',
-      'create',
-      '--spiffe-id',
-      `${TD}/${id}`,
-      '--parent-id',
-      `${TD}/node1`,
-      '--selector',
-      `unix:uid:${uid}`,
-    );
-    expect(res.code, res.stderr).toBe(0);
-  }
+  const bundlePath = await writeBundlePem(server, path.join(root.dir, 'bundle.pem'));
+  const token = await joinToken(server);
+  await uidEntry(server, 'frontend-proxy', FRONT_UID);
+  await uidEntry(server, 'backend-proxy', BACK_UID);
   // A workload with a valid SVID of its own, talking to the backend sidecar directly.
   const mint = await server.cli(
     'x509',

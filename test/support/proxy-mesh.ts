@@ -9,9 +9,10 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, beforeAll } from 'vitest';
 import { type AgentProcess, freePort, makeSharedDir, startAgentProcess } from './agent-harness.js';
 import { type ServerProcess, startServerProcess } from './harness.js';
+import { joinToken, uidEntry, writeBundlePem } from './registration.js';
 import { type SidecarProcess, startSidecarProcess } from './sidecar-harness.js';
 
 export const TD = 'spiffe://example.org';
@@ -99,29 +100,10 @@ async function startMesh(): Promise<void> {
   const serverConfig = path.join(root.dir, 'server.yaml');
   writeFileSync(serverConfig, 'trust_domain: example.org\nmin_svid_ttl: 1s\n');
   server = await startServerProcess({ dataDir: path.join(root.dir, 'server'), configFile: serverConfig });
-  const bundlePath = path.join(root.dir, 'bundle.pem');
-  writeFileSync(bundlePath, (await server.cli('bundle', 'show', '--format', 'pem')).stdout);
-  const token = JSON.parse(
-    (await server.cli('token', 'generate', '--output', 'json', '--spiffe-id', `${TD}/node1`)).stdout,
-  ).token;
-  for (const [id, uid] of [
-    ['frontend-proxy', FRONT_UID],
-    ['backend-proxy', BACK_UID],
-  ] as const) {
-    const res = await server.cli(
-      'entry',
-      'create',
-      '--spiffe-id',
-      `${TD}/${id}`,
-      '--parent-id',
-      `${TD}/node1`,
-      '--selector',
-      `unix:uid:${uid}`,
-      '--x509-svid-ttl',
-      '8s',
-    );
-    expect(res.code, res.stderr).toBe(0);
-  }
+  const bundlePath = await writeBundlePem(server, path.join(root.dir, 'bundle.pem'));
+  const token = await joinToken(server);
+  await uidEntry(server, 'frontend-proxy', FRONT_UID, { x509SvidTtl: '8s' });
+  await uidEntry(server, 'backend-proxy', BACK_UID, { x509SvidTtl: '8s' });
   agent = await startAgentProcess(server, {
     root: path.join(root.dir, 'agent'),
     joinToken: token,

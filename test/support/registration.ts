@@ -24,12 +24,12 @@ export async function joinToken(server: ServerProcess, spiffeId = NODE1): Promis
   return JSON.parse(succeeded('token generate', res).stdout).token;
 }
 
-/** An entry `<td>/<name>` for processes running as `uid`, under `parentId` (default node1); its ID. */
+/** An entry `<td>/<name>` for processes running as `uid`, under node1 unless told; its ID. */
 export async function uidEntry(
   server: ServerProcess,
   name: string,
   uid: number,
-  parentId = NODE1,
+  options: { readonly parentId?: string; readonly x509SvidTtl?: string } = {},
 ): Promise<string> {
   const res = await server.cli(
     'entry',
@@ -39,9 +39,10 @@ export async function uidEntry(
     '--spiffe-id',
     `${TD}/${name}`,
     '--parent-id',
-    parentId,
+    options.parentId ?? NODE1,
     '--selector',
     `unix:uid:${uid}`,
+    ...(options.x509SvidTtl ? ['--x509-svid-ttl', options.x509SvidTtl] : []),
   );
   return JSON.parse(succeeded('entry create', res).stdout).entry.id;
 }

@@ -1,5 +1,6 @@
 // Test support: an SvidSigner that signs CSRs with a real CA (x509-svid.ts), so the manager's leaf
 // checks run against real certificates. Knobs make it fail whole calls, refuse entries or lie.
+import pino from 'pino';
 import { createTrustBundle, type TrustBundle } from '../../spiffe/bundle.js';
 import type { Clock } from '../../spiffe/clock.js';
 import { SigilError } from '../../spiffe/errors.js';
@@ -7,6 +8,7 @@ import { parseSpiffeId, type TrustDomain } from '../../spiffe/id.js';
 import { generateKey } from '../../spiffe/keys.js';
 import { createCaCertificate } from '../../spiffe/x509-authority.js';
 import { mintX509Svid, parseCsr, prepareIssuer, type X509Issuer } from '../../spiffe/x509-svid.js';
+import type { AgentManagerOptions } from './manager-options.js';
 import type { AgentEntry, SignedSvid, SvidSigner } from './types.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -92,4 +94,22 @@ async function newCa(clock: Clock, trustDomain: TrustDomain): Promise<{ der: Buf
     notAfterMs: clock.nowMs() + 30 * DAY_MS,
   });
   return { der, issuer: prepareIssuer(der, key) };
+}
+
+/** What every manager test starts from: `signer` and its bundle, a fixed random, a silent logger. */
+export function managerOptions(
+  signer: FakeSigner,
+  clock: Clock,
+  trustDomain: TrustDomain,
+  over: Partial<AgentManagerOptions> = {},
+): AgentManagerOptions {
+  return {
+    trustDomain,
+    signer,
+    clock,
+    random: () => 0.5,
+    logger: pino({ level: 'silent' }),
+    initialBundle: signer.bundle(),
+    ...over,
+  };
 }

@@ -1,16 +1,10 @@
-// Issue 10: a workload is never handed an expired X.509-SVID, whether it expired in the cache while
-// the server was away or was restored from disk. Its watchers get an update without it at the
-// moment it expires (no SVID left: empty svids, which the Workload API answers with
-// PERMISSION_DENIED, see server.test.ts "redacts with PERMISSION_DENIED"), and the count of
-// unexpired SVIDs that health reads follows.
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../spiffe/clock.js';
 import { parseTrustDomain } from '../../spiffe/id.js';
 import { makeSelector } from '../../spiffe/selector.js';
 import type { WorkloadIdentity } from '../workloadapi/identity-feed.js';
 import { testEntry } from './entries.test-support.js';
-import { FakeSigner } from './fake-signer.test-support.js';
+import { FakeSigner, managerOptions } from './fake-signer.test-support.js';
 import { AgentManager } from './index.js';
 
 const HOUR_MS = 60 * 60 * 1000;
@@ -25,15 +19,7 @@ const web = testEntry('web', { selectors: [WEB] });
 
 function newManager(clock: ManualClock, signer: FakeSigner) {
   let changes = 0;
-  const manager = new AgentManager({
-    trustDomain: TD,
-    signer,
-    clock,
-    random: () => 0.5,
-    logger: pino({ level: 'silent' }),
-    initialBundle: signer.bundle(),
-    onCacheChanged: () => changes++,
-  });
+  const manager = new AgentManager(managerOptions(signer, clock, TD, { onCacheChanged: () => changes++ }));
   const start = () => {
     const controller = new AbortController();
     const running = manager.run(controller.signal);

@@ -1,5 +1,4 @@
 import { X509Certificate } from 'node:crypto';
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../spiffe/clock.js';
 import { isSigilError } from '../../spiffe/errors.js';
@@ -8,7 +7,7 @@ import { makeSelector, type Selector } from '../../spiffe/selector.js';
 import { describeCertificate } from '../../spiffe/x509-svid.js';
 import type { WorkloadIdentity } from '../workloadapi/identity-feed.js';
 import { testEntry } from './entries.test-support.js';
-import { FakeSigner } from './fake-signer.test-support.js';
+import { FakeSigner, managerOptions } from './fake-signer.test-support.js';
 import { AgentManager, type AgentManagerOptions } from './index.js';
 import type { AgentEntry, SyncUpdate } from './types.js';
 
@@ -38,15 +37,7 @@ function delta(
 async function setup(options: Partial<AgentManagerOptions> = {}) {
   const clock = new ManualClock();
   const signer = await FakeSigner.create(clock, TD);
-  const manager = new AgentManager({
-    trustDomain: TD,
-    signer,
-    clock,
-    random: () => 0.5,
-    logger: pino({ level: 'silent' }),
-    initialBundle: signer.bundle(),
-    ...options,
-  });
+  const manager = new AgentManager(managerOptions(signer, clock, TD, options));
   const byId = new Map<string, AgentEntry>();
   signer.lookup = (id) => byId.get(id);
   const sync = (update: SyncUpdate) => {

@@ -14,7 +14,7 @@ import { makeSelector } from '../../spiffe/selector.js';
 import { describeCertificate } from '../../spiffe/x509-svid.js';
 import type { WorkloadIdentity } from '../workloadapi/identity-feed.js';
 import { testEntry } from './entries.test-support.js';
-import { FakeSigner } from './fake-signer.test-support.js';
+import { FakeSigner, managerOptions } from './fake-signer.test-support.js';
 import { AgentManager } from './index.js';
 import { decodePersistedCache } from './persisted-cache.js';
 import { createSvidStore, maxSvidStoreBytes, SVID_STORE_FILE, type SvidStore } from './svid-store.js';
@@ -55,15 +55,7 @@ function agentRun(dataDir: string, clock: ManualClock, signer: FakeSigner, kind:
     maxSvids: 100,
     snapshot: () => manager.exportCache(AGENT),
   });
-  manager = new AgentManager({
-    trustDomain: TD,
-    signer,
-    clock,
-    random: () => 0.5,
-    logger: pino({ level: 'silent' }),
-    initialBundle: signer.bundle(),
-    onCacheChanged: () => store.markDirty(),
-  });
+  manager = new AgentManager(managerOptions(signer, clock, TD, { onCacheChanged: () => store.markDirty() }));
   const controller = new AbortController();
   let running: Promise<void> | undefined;
   const start = () => {
