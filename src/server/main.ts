@@ -21,7 +21,6 @@ import type { AdminDeps } from './api/admin/deps.js';
 import { BundleFeed } from './api/agent/bundle-feed.js';
 import { startAgentApi } from './api/agent/listener.js';
 import { AuthorizedEntries, observeEntryWrites } from './authorized-entries/index.js';
-import { recordAgentIssuers } from './ca/live-chains.js';
 import { ServerCa } from './ca/server-ca.js';
 import { loadUpstreamAuthority } from './ca/upstream.js';
 import type { ServerConfig } from './config.js';
@@ -168,8 +167,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       serverIdentity.material,
       {
         ca,
-        // Node writes carry the authority that signed the agent's SVID, so revokes can tell who moved.
-        store: recordAgentIssuers(store, ca.chains.agentIssuers),
+        store,
         index,
         bundles,
         attestors,

@@ -14,7 +14,6 @@ import { describeCertificate } from '../../spiffe/x509-svid.js';
 import type { AttestedNode, DataStore } from '../datastore/types.js';
 import { ServerIdentity } from '../identity.js';
 import { caTestbed, HOUR } from './ca-testbed.test-support.js';
-import { recordAgentIssuers } from './live-chains.js';
 import type { ServerCa } from './server-ca.js';
 
 const LEAD_MS = 10 * 60_000;
@@ -30,7 +29,7 @@ const setup = async () => {
   return { ...testbed, open: () => testbed.open({ rotation: { minPublishLeadMs: LEAD_MS } }) };
 };
 
-/** An agent attests: the CA signs its SVID and the agent API stores the node (through the stamping store). */
+/** An agent attests: the CA signs its SVID and the agent API stores the node with its issuer. */
 async function attestAgent(ca: ServerCa, store: DataStore, nowMs: number): Promise<AttestedNode> {
   const key = generateKey('ec-p256');
   const csr: ParsedCsr = {
@@ -39,12 +38,12 @@ async function attestAgent(ca: ServerCa, store: DataStore, nowMs: number): Promi
     keyType: 'ec-p256',
   };
   const issued = ca.signAgentSvid({ csr, agentId, ttlMs: HOUR });
-  const stamping = recordAgentIssuers(store, ca.chains.agentIssuers);
-  return stamping.upsertNode({
+  return store.upsertNode({
     spiffeId: agentId.toString(),
     attestationType: 'join_token',
     certSerial: describeCertificate(issued.chain[0]!).serialHex,
     certNotAfterMs: issued.expiresAtMs,
+    x509AuthorityId: issued.authorityId,
     selectors: [],
     banned: false,
     canReattest: false,

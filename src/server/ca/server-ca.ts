@@ -79,7 +79,7 @@ export class ServerCa {
   private readonly random: () => number;
   private observer: CaObserver | undefined;
   /** What the server's and agents' SVIDs chain to: a revoke is refused while anything live does. */
-  readonly chains: ChainTracker;
+  private readonly chains: ChainTracker;
 
   private constructor(private readonly options: ServerCaOptions) {
     this.signer = new SvidSigner(options);
@@ -170,9 +170,7 @@ export class ServerCa {
 
   /** An agent's SVID; only the agent API's attestation and renewal call this. */
   signAgentSvid(params: Parameters<SvidSigner['signAgentSvid']>[0]): IssuedX509Svid {
-    const issued = this.signer.signAgentSvid(params);
-    this.chains.noteAgentSvid(issued);
-    return issued;
+    return this.signer.signAgentSvid(params);
   }
 
   /** Every authority with its timeline; old X.509 ones with what still chains to them. */

@@ -78,6 +78,8 @@ export async function attest(call: AttestCall, deps: AgentApiDeps): Promise<{ ag
         attestationType: name,
         certSerial: describeCertificate(issued.chain[0]!).serialHex,
         certNotAfterMs: issued.expiresAtMs,
+        // Which CA signed it: a revoke waits until no live agent's SVID chains to the authority.
+        x509AuthorityId: issued.authorityId,
         // Attestation aliases (a join token's ID) are node entries matching this selector, so they
         // live in the store like any alias and survive server restarts.
         selectors: [...result.selectors, makeSelector('spiffe_id', agentId.toString())],

@@ -147,6 +147,7 @@ export function createAgentService(deps: AgentApiDeps, limits: AgentApiLimits): 
         ...node,
         certSerial: describeCertificate(issued.chain[0]!).serialHex,
         certNotAfterMs: issued.expiresAtMs,
+        x509AuthorityId: issued.authorityId,
         updatedAtMs: clock.nowMs(),
       });
       metrics.svidsIssued.inc({ type: 'x509', caller: 'agent-renewal' });
