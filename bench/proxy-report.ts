@@ -1,0 +1,55 @@
+// The report of `npm run bench:proxy`: statistics, number formats, aligned tables and target checks.
+
+export function log(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+// ---------------------------------------------------------------------------------------------
+// Statistics and the report
+
+export function median(values: readonly number[]): number {
+  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (finite.length === 0) return Number.NaN;
+  const mid = Math.floor(finite.length / 2);
+  return finite.length % 2 === 1 ? finite[mid]! : (finite[mid - 1]! + finite[mid]!) / 2;
+}
+
+export function fmt(value: number, digits = 0): string {
+  if (!Number.isFinite(value)) return '–';
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+export function fmtRatio(values: readonly number[]): { median: string; spread: string } {
+  const finite = values.filter((v) => Number.isFinite(v));
+  if (finite.length === 0) return { median: '–', spread: '' };
+  return {
+    median: `${median(finite).toFixed(2)}x`,
+    spread: finite.length > 1 ? `${Math.min(...finite).toFixed(2)}–${Math.max(...finite).toFixed(2)}` : '',
+  };
+}
+
+export interface Check {
+  readonly name: string;
+  readonly value: string;
+  readonly target: string;
+  readonly pass: boolean;
+}
+
+export class Table {
+  private readonly rows: string[][] = [];
+
+  constructor(private readonly header: readonly string[]) {}
+
+  add(row: readonly string[]): void {
+    this.rows.push([...row]);
+  }
+
+  print(): void {
+    const all = [this.header, ...this.rows];
+    const widths = this.header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+    const line = (row: readonly string[]) =>
+      row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+    log(line(this.header));
+    log(widths.map((w) => '-'.repeat(w)).join('  '));
+    for (const row of this.rows) log(line(row));
+  }
+}
