@@ -13,6 +13,17 @@ export const WRK_CONNECTIONS = 50;
 export const H2LOAD_CONNECTIONS = 10;
 export const H2LOAD_STREAMS = 10;
 const RSS_SAMPLE_MS = 100;
+/** The open-loop rate of the latency runs, and its unmeasured lead-in. */
+export const RATE_PER_S = 1_000;
+export const RATE_WARMUP_MS = 500;
+/** Saturation per path before anything is measured: JIT, TLS sessions, pools. */
+export const WARMUP_S = 2;
+/**
+ * Unmeasured saturation right before each measured one, for every target alike: pools and TLS
+ * sessions idle out between repeats (~80 s apart), and without it a 4 s run also measures the
+ * pool's first handshakes (50 of them) rather than the steady per-request cost it reports.
+ */
+export const PRIMING_S = 1;
 
 export interface SatResult {
   readonly reqPerS: number;
@@ -69,6 +80,18 @@ export function benchCpuMs(pids: readonly number[]): number {
     }
   }
   return (selfTicks * 1_000) / CLOCK_TICKS_PER_S + others;
+}
+
+/**
+ * Starts counting the machine's busy CPU; the returned function gives the cores' worth of it spent
+ * by others than this bench and `pids` since: the noise the figures measured meanwhile carry.
+ */
+export function startMachineLoad(pids: readonly number[]): () => number {
+  const machineBefore = machineBusyMs();
+  const oursBefore = benchCpuMs(pids);
+  const fromMs = Date.now();
+  return () =>
+    (machineBusyMs() - machineBefore - (benchCpuMs(pids) - oursBefore)) / Math.max(1, Date.now() - fromMs);
 }
 
 /** VmRSS (or VmHWM, the peak) in MB (10^6 bytes). */

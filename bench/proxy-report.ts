@@ -1,10 +1,13 @@
 // The report of `npm run bench:proxy`: statistics, number formats, aligned tables and target checks.
 
+import { availableParallelism } from 'node:os';
+
+/** Failed requests through Sigil above this share of all its requests in a scenario fail the bench. */
+export const MAX_ERROR_SHARE = 0.001;
+
 export function log(line = ''): void {
   process.stdout.write(`${line}\n`);
 }
-// ---------------------------------------------------------------------------------------------
-// Statistics and the report
 
 export function median(values: readonly number[]): number {
   const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
@@ -52,4 +55,14 @@ export class Table {
     log(widths.map((w) => '-'.repeat(w)).join('  '));
     for (const row of this.rows) log(line(row));
   }
+}
+
+/** What else ran on the machine while figures were measured (startMachineLoad), as the bench prints it. */
+export function machineLoadLine(backgroundCores: number): string {
+  return (
+    `other load on the machine during the measured runs: ${Math.max(0, backgroundCores).toFixed(2)} of ${availableParallelism()} cores` +
+    (backgroundCores > 0.2
+      ? ' (figures are noisier than usual; ratios within a repeat still compare like with like)'
+      : '')
+  );
 }

@@ -19,13 +19,12 @@
 // policy, metrics, logs or identity checks), runs interleaved too unless --no-floor: its ratios to
 // HAProxy say what this design reaches on the day, Sigil's say what it reaches with its features on.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monotonicUs, type ProfilePhase, summarizeCpuProfiles } from './cpu-profile-summary.js';
 import type { LoadResult } from './proxy-load.js';
 import {
-  benchCpuMs,
   cpuMsOf,
   cpuOf,
   getOnce,
@@ -33,15 +32,28 @@ import {
   H2LOAD_CONNECTIONS,
   H2LOAD_STREAMS,
   LoadClient,
-  machineBusyMs,
   memMbOf,
+  PRIMING_S,
+  RATE_PER_S,
+  RATE_WARMUP_MS,
   RssSampler,
   runH2load,
   runWrk,
   type SatResult,
+  startMachineLoad,
+  WARMUP_S,
   WRK_CONNECTIONS,
 } from './proxy-measure.js';
-import { type Check, fmt, fmtRatio, log, median, Table } from './proxy-report.js';
+import {
+  type Check,
+  fmt,
+  fmtRatio,
+  log,
+  MAX_ERROR_SHARE,
+  machineLoadLine,
+  median,
+  Table,
+} from './proxy-report.js';
 import {
   allowPolicy,
   type BenchProc,
@@ -76,18 +88,7 @@ const CLIENT_ID = `${TD}/bench/client-sidecar`;
 const SERVER_ID = `${TD}/bench/server-sidecar`;
 const NODE_ID = `${TD}/bench/node`;
 
-const RATE_PER_S = 1_000;
-const RATE_WARMUP_MS = 500;
-const WARMUP_S = 2;
-/**
- * Unmeasured saturation right before each measured one, for every target alike: pools and TLS
- * sessions idle out between repeats (~80 s apart), and without it a 4 s run also measures the
- * pool's first handshakes (50 of them) rather than the steady per-request cost it reports.
- */
-const PRIMING_S = 1;
 const SETTLE_MS = 2_000;
-/** Failed requests through Sigil above this share of all its requests in a scenario fail the bench. */
-const MAX_ERROR_SHARE = 0.001;
 
 const TARGETS = {
   h1: { cpuRatio: 2.5, throughputRatio: 0.5, p50OverMs: 0.5 },
@@ -444,9 +445,7 @@ async function main(): Promise<number> {
     const sampler = new RssSampler(Object.values(sidecars).map((p) => p.pid));
     sampler.start();
     const ourPids = [...procs.map((p) => p.pid), loadClient.pid, server.child.pid!, agent.child.pid!];
-    const machineBefore = machineBusyMs();
-    const oursBefore = benchCpuMs(ourPids);
-    const measuredFromMs = Date.now();
+    const machineLoad = startMachineLoad(ourPids);
     try {
       for (let rep = 0; rep < flags.repeats; rep++) {
         const order = targetNames.map((_, i) => targetNames[(i + rep) % targetNames.length]!);
@@ -493,9 +492,7 @@ async function main(): Promise<number> {
       sampler.stop();
     }
     // Whatever else ran on the machine meanwhile (other builds, tests): the noise these figures carry.
-    const elapsedMs = Date.now() - measuredFromMs;
-    const backgroundCores =
-      (machineBusyMs() - machineBefore - (benchCpuMs(ourPids) - oursBefore)) / elapsedMs;
+    const backgroundCores = machineLoad();
     const peakMb = new Map(Object.values(sidecars).map((p) => [p.pid, memMbOf(p.pid, 'VmHWM')] as const));
 
     // --- Report.
@@ -709,12 +706,7 @@ async function main(): Promise<number> {
     for (const c of checks) verdicts.add([c.name, c.value, c.target, c.pass ? 'PASS' : 'FAIL']);
     verdicts.print();
     const failed = checks.filter((c) => !c.pass);
-    log(
-      `\nother load on the machine during the measured runs: ${Math.max(0, backgroundCores).toFixed(2)} of ${availableParallelism()} cores` +
-        (backgroundCores > 0.2
-          ? ' (figures are noisier than usual; ratios within a repeat still compare like with like)'
-          : ''),
-    );
+    log(`\n${machineLoadLine(backgroundCores)}`);
     if (flags.cpuProfDir) log('note: the sidecars ran under --cpu-prof, which inflates their CPU figures.');
     log(
       `\n${failed.length === 0 ? 'all targets met' : `${failed.length} target(s) missed`} ` +
