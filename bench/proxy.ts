@@ -12,12 +12,16 @@
 // by the requests of that run: the steadiest figure on a shared 2-vCPU machine. RSS is VmRSS, idle
 // after warm-up and the largest sample (every 100 ms) under load. Exits non-zero when a target is
 // missed. `npm run bench:proxy [-- --repeats N] [-- --sat-seconds S] [-- --rate-seconds S]
-// [-- --only h1,tcp,h2] [-- --node-app] [-- --cpu-prof DIR] [-- --sigil-proxy PATH] [-- --no-floor]`:
+// [-- --only h1,tcp,h2,resilience] [-- --node-app] [-- --cpu-prof DIR] [-- --sigil-proxy PATH] [-- --no-floor]
+// [-- --fault-rate R] [-- --fault-seconds S]`:
 // --cpu-prof profiles both Sigil sidecars (and skews their CPU figures); --sigil-proxy runs another
 // build's bin/sigil-proxy (a patched checkout) in the same harness, to measure a change against
 // HAProxy. A fourth pair, the Node floor (node-floor-proxy.ts: the recommended Node design with no
 // policy, metrics, logs or identity checks), runs interleaved too unless --no-floor: its ratios to
 // HAProxy say what this design reaches on the day, Sigil's say what it reaches with its features on.
+// `resilience` (proxy-resilience.ts, Sigil only, run first): the CPU that upstream services with
+// retries, budget, outlier detection and two endpoints add on the happy path, and success and
+// amplification against an app failing 30% and 100% of requests (--fault-rate/--fault-seconds).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -52,8 +56,15 @@ import {
   MAX_ERROR_SHARE,
   machineLoadLine,
   median,
+  printVerdicts,
   Table,
 } from './proxy-report.js';
+import {
+  FAULT_RATE_PER_S,
+  RESILIENCE_PORTS,
+  resilienceEstimateS,
+  runResilienceScenario,
+} from './proxy-resilience.js';
 import {
   allowPolicy,
   type BenchProc,
@@ -130,6 +141,10 @@ interface Flags {
   readonly satSeconds: number;
   readonly rateSeconds: number;
   readonly only: readonly ScenarioKey[];
+  /** `resilience` was among --only (it is by default). */
+  readonly resilience: boolean;
+  readonly faultRatePerS: number;
+  readonly faultSeconds: number;
   readonly app: 'native' | 'node';
   readonly cpuProfDir: string | undefined;
   readonly proxyBin: string | undefined;
@@ -147,15 +162,20 @@ function parseFlags(argv: readonly string[]): Flags {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: expected a positive number, got ${raw}`);
     return n;
   };
-  const only = (value('--only') ?? 'h1,tcp,h2').split(',').map((s) => s.trim()) as ScenarioKey[];
-  for (const key of only)
-    if (!['h1', 'tcp', 'h2'].includes(key)) throw new Error(`--only: unknown scenario ${key}`);
+  const keys = (value('--only') ?? 'h1,tcp,h2,resilience').split(',').map((s) => s.trim());
+  for (const key of keys)
+    if (!['h1', 'tcp', 'h2', 'resilience'].includes(key)) throw new Error(`--only: unknown scenario ${key}`);
+  const only = keys.filter((key) => key !== 'resilience') as ScenarioKey[];
   const prof = value('--cpu-prof');
   return {
     repeats: Math.round(number('--repeats', 3)),
     satSeconds: Math.round(number('--sat-seconds', 4)),
     rateSeconds: number('--rate-seconds', 4),
     only,
+    resilience: keys.includes('resilience'),
+    // 100 req/s, not more: see FAULT_RATE_PER_S in proxy-resilience.ts.
+    faultRatePerS: number('--fault-rate', FAULT_RATE_PER_S),
+    faultSeconds: number('--fault-seconds', 5),
     app: argv.includes('--node-app') ? 'node' : 'native',
     cpuProfDir: prof === undefined ? undefined : path.resolve(prof),
     proxyBin: value('--sigil-proxy') === undefined ? undefined : path.resolve(value('--sigil-proxy')!),
@@ -183,6 +203,7 @@ async function main(): Promise<number> {
       targets *
       (PRIMING_S + flags.satSeconds + 0.4 + flags.rateSeconds + RATE_WARMUP_MS / 1_000 + 0.3) +
     flags.only.length * targets * (WARMUP_S + 0.3) +
+    (flags.resilience ? resilienceEstimateS(flags) : 0) +
     25;
   log(
     `bench:proxy — direct vs Sigil sidecar pair vs HAProxy sidecar pair${flags.floor ? ' vs Node floor pair' : ''}; ${flags.repeats} repeats, interleaved; ` +
@@ -256,7 +277,7 @@ async function main(): Promise<number> {
 
     // --- The app, then the two pairs.
     // Every port the bench binds, drawn at once so that none is handed out twice.
-    const ports = await freePorts(24);
+    const ports = await freePorts(24 + RESILIENCE_PORTS);
     const take = () => ports.shift()!;
     const app = { http: take(), h2c: take() };
     const pairPorts = (): PairPorts => ({
@@ -275,6 +296,32 @@ async function main(): Promise<number> {
     procs.push(appProc);
     const policyPath = path.join(root, 'policy.yaml');
     writeFileSync(policyPath, allowPolicy(CLIENT_ID), { mode: 0o644 });
+    const resilienceChecks = flags.resilience
+      ? await runResilienceScenario({
+          root,
+          workloadApi: agent.socketPath,
+          policyPath,
+          serverId: SERVER_ID,
+          clientUid: CLIENT_UID,
+          serverUid: SERVER_UID,
+          appPort: app.http,
+          takePort: take,
+          benchPids: [appProc.pid, server.child.pid!, agent.child.pid!],
+          proxyBin: flags.proxyBin,
+          repeats: flags.repeats,
+          satSeconds: flags.satSeconds,
+          rateSeconds: flags.rateSeconds,
+          faultRatePerS: flags.faultRatePerS,
+          faultSeconds: flags.faultSeconds,
+        })
+      : [];
+    if (flags.only.length === 0) {
+      const failedCount = printVerdicts(resilienceChecks);
+      log(
+        `\n${failedCount === 0 ? 'all targets met' : `${failedCount} target(s) missed`} (${((Date.now() - startedMs) / 1_000).toFixed(0)} s)`,
+      );
+      return failedCount === 0 ? 0 : 1;
+    }
     const profDirs = flags.cpuProfDir
       ? {
           out: path.join(flags.cpuProfDir, 'client-sidecar'),
@@ -496,7 +543,7 @@ async function main(): Promise<number> {
     const peakMb = new Map(Object.values(sidecars).map((p) => [p.pid, memMbOf(p.pid, 'VmHWM')] as const));
 
     // --- Report.
-    const checks: Check[] = [];
+    const checks: Check[] = [...resilienceChecks];
     log('');
     log(
       `Medians of ${flags.repeats} interleaved repeats; ratio = Sigil ÷ HAProxy within each repeat, median (range). ` +
@@ -702,9 +749,7 @@ async function main(): Promise<number> {
     mem.print();
 
     log('');
-    const verdicts = new Table(['target', 'value', 'limit', '']);
-    for (const c of checks) verdicts.add([c.name, c.value, c.target, c.pass ? 'PASS' : 'FAIL']);
-    verdicts.print();
+    printVerdicts(checks);
     const failed = checks.filter((c) => !c.pass);
     log(`\n${machineLoadLine(backgroundCores)}`);
     if (flags.cpuProfDir) log('note: the sidecars ran under --cpu-prof, which inflates their CPU figures.');
