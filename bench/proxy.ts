@@ -59,12 +59,8 @@ import {
   printVerdicts,
   Table,
 } from './proxy-report.js';
-import {
-  FAULT_RATE_PER_S,
-  RESILIENCE_PORTS,
-  resilienceEstimateS,
-  runResilienceScenario,
-} from './proxy-resilience.js';
+import { RESILIENCE_PORTS, resilienceEstimateS, runResilienceScenario } from './proxy-resilience.js';
+import { FAULT_RATE_PER_S } from './proxy-resilience-faults.js';
 import {
   allowPolicy,
   type BenchProc,
@@ -173,7 +169,7 @@ function parseFlags(argv: readonly string[]): Flags {
     rateSeconds: number('--rate-seconds', 4),
     only,
     resilience: keys.includes('resilience'),
-    // 100 req/s, not more: see FAULT_RATE_PER_S in proxy-resilience.ts.
+    // 100 req/s, not more: see FAULT_RATE_PER_S in proxy-resilience-faults.ts.
     faultRatePerS: number('--fault-rate', FAULT_RATE_PER_S),
     faultSeconds: number('--fault-seconds', 5),
     app: argv.includes('--node-app') ? 'node' : 'native',
@@ -206,7 +202,7 @@ async function main(): Promise<number> {
     (flags.resilience ? resilienceEstimateS(flags) : 0) +
     25;
   log(
-    `bench:proxy — direct vs Sigil sidecar pair vs HAProxy sidecar pair${flags.floor ? ' vs Node floor pair' : ''}; ${flags.repeats} repeats, interleaved; ` +
+    `bench:proxy — ${flags.only.length === 0 ? 'resilience scenario only (Sigil pair)' : `direct vs Sigil sidecar pair vs HAProxy sidecar pair${flags.floor ? ' vs Node floor pair' : ''}`}; ${flags.repeats} repeats, interleaved; ` +
       `about ${Math.ceil(estimateS / 60)} min`,
   );
   ensureTools(log);
