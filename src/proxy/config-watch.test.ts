@@ -5,8 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../spiffe/clock.js';
 import { isSigilError, type SigilError } from '../spiffe/errors.js';
-import type { ProxyConfig } from './config.js';
-import { type ProxyConfigWatch, watchProxyConfig } from './config-watch.js';
+import { checkProxyConfig, type ProxyConfig } from './config.js';
+import { diffProxyConfig, type ProxyConfigWatch, watchProxyConfig } from './config-watch.js';
 
 const POLL_MS = 1_000;
 
@@ -147,5 +147,68 @@ describe('watchProxyConfig', () => {
     await sleep(50);
     expect(changes).toEqual([]);
     expect(clock.pendingTimers).toBe(0);
+  });
+});
+
+describe('diffProxyConfig', () => {
+  const base = {
+    admin: '127.0.0.1:15000',
+    inbound: [{ name: 'api', listen: '127.0.0.1:15001', app: '127.0.0.1:8080' }],
+    outbound: [
+      { name: 'orders', listen: '127.0.0.1:7001', service: 'orders' },
+      {
+        name: 'legacy',
+        listen: '127.0.0.1:7002',
+        upstream: '10.0.0.5:1',
+        server_ids: ['spiffe://example.org/l'],
+      },
+    ],
+    services: [
+      { name: 'orders', server_ids: ['spiffe://example.org/orders'], endpoints: [{ address: '10.0.0.1:1' }] },
+      {
+        name: 'orders-v2',
+        server_ids: ['spiffe://example.org/orders'],
+        endpoints: [{ address: '10.0.0.2:1' }],
+      },
+    ],
+  };
+  const check = (raw: unknown) => checkProxyConfig(raw, 'proxy.yaml');
+
+  it('finds nothing between equal configs', () => {
+    expect(diffProxyConfig(check(base), check(structuredClone(base)))).toEqual({
+      services: [],
+      rerouted: [],
+      needsRestart: [],
+    });
+  });
+
+  it('applies services, a listener pointed at another service, and a legacy upstream live', () => {
+    const next = structuredClone(base);
+    next.services[1]!.endpoints.push({ address: '10.0.0.3:1' });
+    next.services.push({
+      name: 'new',
+      server_ids: ['spiffe://example.org/n'],
+      endpoints: [{ address: 'n:1' }],
+    });
+    next.outbound[0]!.service = 'orders-v2';
+    next.outbound[1]!.upstream = '10.0.0.6:1';
+    expect(diffProxyConfig(check(base), check(next))).toEqual({
+      services: ['orders-v2', 'legacy', 'new'],
+      rerouted: ['orders'],
+      needsRestart: [],
+    });
+  });
+
+  it('names what needs a restart: listeners added, removed or changed, and top-level settings', () => {
+    const next = structuredClone(base);
+    next.admin = '127.0.0.1:15999';
+    next.inbound[0]!.listen = '127.0.0.1:15002';
+    next.outbound[0]!.listen = '127.0.0.1:7009';
+    next.outbound.pop();
+    expect(diffProxyConfig(check(base), check(next))).toEqual({
+      services: ['legacy'],
+      rerouted: [],
+      needsRestart: ['admin', 'inbound.api', 'outbound.orders', 'outbound.legacy'],
+    });
   });
 });

@@ -48,3 +48,48 @@ export function watchProxyConfig(file: string, options: WatchProxyConfigOptions)
     debounceMs: options.debounceMs,
   });
 }
+
+export interface ProxyConfigChange {
+  /** Names of services added, removed or changed: these apply without a restart. */
+  readonly services: readonly string[];
+  /** Outbound listeners (by name) that now name another service: also live. */
+  readonly rerouted: readonly string[];
+  /** Dotted paths of changes that take effect only after a restart (listeners, admin, identity…). */
+  readonly needsRestart: readonly string[];
+}
+
+/**
+ * What a reload changes, as the spec splits it: services and a listener's service (or, in the legacy
+ * form, its upstream and server_ids, which are its service) apply live; the rest needs a restart.
+ */
+export function diffProxyConfig(prev: ProxyConfig, next: ProxyConfig): ProxyConfigChange {
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const byName = <T extends { name: string }>(items: readonly T[]) => new Map(items.map((i) => [i.name, i]));
+  const changedNames = <T extends { name: string }>(a: readonly T[], b: readonly T[]) => {
+    const before = byName(a);
+    const after = byName(b);
+    const names = new Set([...before.keys(), ...after.keys()]);
+    return [...names].filter((n) => !same(before.get(n), after.get(n)));
+  };
+  const needsRestart: string[] = [];
+  for (const key of [
+    'workloadApi',
+    'workloadApiOwner',
+    'admin',
+    'logLevel',
+    'policyFile',
+    'limits',
+    'pathNormalization',
+  ] as const)
+    if (!same(prev[key], next[key])) needsRestart.push(key);
+  for (const name of changedNames(prev.inbound, next.inbound)) needsRestart.push(`inbound.${name}`);
+  const before = byName(prev.outbound);
+  const rerouted: string[] = [];
+  for (const name of changedNames(prev.outbound, next.outbound)) {
+    const a = before.get(name);
+    const b = next.outbound.find((o) => o.name === name);
+    if (a && b && same({ ...a, service: '' }, { ...b, service: '' })) rerouted.push(name);
+    else needsRestart.push(`outbound.${name}`);
+  }
+  return { services: changedNames(prev.services, next.services), rerouted, needsRestart };
+}
