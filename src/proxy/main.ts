@@ -6,6 +6,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { X509Source } from '../sdk/index.js';
 import type { Clock } from '../spiffe/clock.js';
 import { systemClock } from '../spiffe/clock.js';
+import { SigilError } from '../spiffe/errors.js';
 import { checkSocketForClient } from '../spiffe/socket-dir.js';
 import { startProxyAdmin } from './admin.js';
 import { policyAuthorizer } from './authorizer.js';
@@ -134,8 +135,18 @@ export async function startProxy(
       ports.set(inbound.name, listener.address.port);
     }
     for (const outbound of config.outbound) {
+      // Until the outbound stack balances over a service, a listener sends to its service's first
+      // static endpoint; DNS services are refused rather than silently not served.
+      const endpoint = config.services.find((s) => s.name === outbound.service)?.endpoints?.[0];
+      if (!endpoint)
+        throw new SigilError(
+          'ERR_NOT_IMPLEMENTED',
+          `outbound ${outbound.name}: dns services are not served yet`,
+        );
       const listener: OutboundListener = await startOutbound({
         ...outbound,
+        upstream: endpoint.address,
+        serverIds: endpoint.serverIds,
         identity: proxyIdentity,
         metrics,
         logger,
