@@ -6,7 +6,6 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { X509Source } from '../sdk/index.js';
 import type { Clock } from '../spiffe/clock.js';
 import { systemClock } from '../spiffe/clock.js';
-import { SigilError } from '../spiffe/errors.js';
 import { checkSocketForClient } from '../spiffe/socket-dir.js';
 import { startProxyAdmin } from './admin.js';
 import { policyAuthorizer } from './authorizer.js';
@@ -20,6 +19,9 @@ import {
   startInbound,
   startOutbound,
 } from './index.js';
+import { followServiceChanges } from './outbound/follow-config.js';
+import { createServiceMetrics } from './outbound/service-metrics.js';
+import { UpstreamServices } from './outbound/services.js';
 import { type PolicySet, parsePolicyFile, watchPolicyFile } from './policy/index.js';
 
 export interface RunningProxy {
@@ -33,7 +35,17 @@ export interface RunningProxy {
 export async function startProxy(
   config: ProxyConfig,
   /** uid: this process's, whose Workload API sockets (and root's) the proxy trusts; process.getuid() by default. */
-  options: { clock?: Clock; logger?: Logger; uid?: number } = {},
+  /**
+   * configFile: where `config` came from; watched, and changes to upstream services applied live.
+   * env: what the file's defaults read (SPIFFE_ENDPOINT_SOCKET), for reloads.
+   */
+  options: {
+    clock?: Clock;
+    logger?: Logger;
+    uid?: number;
+    configFile?: string;
+    env?: Readonly<Record<string, string | undefined>>;
+  } = {},
 ): Promise<RunningProxy> {
   const clock = options.clock ?? systemClock;
   const uid = options.uid ?? process.getuid!();
@@ -55,6 +67,7 @@ export async function startProxy(
   let policy: PolicySet = parsePolicyFile('policies: []\n', '(no policy file)');
   const inboundListeners: InboundListener[] = [];
   const metrics = createProxyMetrics(registry);
+  let describeServices: () => unknown[] = () => [];
   try {
     const admin = await startProxyAdmin({
       listen: config.admin,
@@ -75,6 +88,7 @@ export async function startProxy(
         path_normalization: config.pathNormalization,
         inbound: config.inbound,
         outbound: config.outbound,
+        services: describeServices(),
       }),
     });
     cleanups.push(() => admin.close());
@@ -134,19 +148,22 @@ export async function startProxy(
       inboundListeners.push(listener);
       ports.set(inbound.name, listener.address.port);
     }
+    const services = new UpstreamServices({
+      identity: proxyIdentity,
+      clock,
+      random: Math.random,
+      metrics,
+      serviceMetrics: createServiceMetrics(registry),
+      logger,
+    });
+    cleanups.push(() => services.close());
+    // Listener name → service name, for the listeners running now (a reload cannot add one).
+    const routes = new Map(config.outbound.map((outbound) => [outbound.name, outbound.service]));
+    await services.apply(config.services, routes);
     for (const outbound of config.outbound) {
-      // Until the outbound stack balances over a service, a listener sends to its service's first
-      // static endpoint; DNS services are refused rather than silently not served.
-      const endpoint = config.services.find((s) => s.name === outbound.service)?.endpoints?.[0];
-      if (!endpoint)
-        throw new SigilError(
-          'ERR_NOT_IMPLEMENTED',
-          `outbound ${outbound.name}: dns services are not served yet`,
-        );
       const listener: OutboundListener = await startOutbound({
         ...outbound,
-        upstream: endpoint.address,
-        serverIds: endpoint.serverIds,
+        upstream: services.ref(outbound.name),
         identity: proxyIdentity,
         metrics,
         logger,
@@ -155,6 +172,15 @@ export async function startProxy(
       cleanups.push(() => listener.close());
       ports.set(outbound.name, listener.address.port);
     }
+    if (options.configFile !== undefined) {
+      const watch = followServiceChanges(options.configFile, config, services, routes, {
+        clock,
+        logger,
+        env: options.env,
+      });
+      cleanups.push(() => watch.close());
+    }
+    describeServices = () => services.describe();
     ready = true;
     logger.info(
       {

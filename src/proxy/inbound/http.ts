@@ -5,8 +5,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { closeWhenIdle, type ListenerGuard } from '../guard.js';
 import type { Clock } from '../../spiffe/clock.js';
+import { closeWhenIdle, type ListenerGuard } from '../guard.js';
 import { type FilteredHeaders, type FilterOptions, filterHeaders } from '../headers.js';
 import { type Pool, refuseUpgrade, relayRequest, requestHead, respondWithError } from '../http-relay.js';
 import type { ProxyIdentity, VerifiedPeer } from '../identity.js';
@@ -19,8 +19,8 @@ import {
   type PathNormalization,
 } from '../policy/normalize.js';
 import { type AdmittedTarget, requestRefusal } from '../request-refusal.js';
-import { type EnforcementContext, enforce } from './authorize.js';
 import { parseDeadline } from '../resilience/deadline.js';
+import { type EnforcementContext, enforce } from './authorize.js';
 import { appendPeerHeaders, IDENTITY_HEADERS } from './peer-headers.js';
 
 /** What the HTTP handlers of one inbound listener share. */

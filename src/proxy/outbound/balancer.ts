@@ -9,8 +9,13 @@ import type { Clock } from '../../spiffe/clock.js';
 import { ProxyError } from '../errors.js';
 import { pickP2C } from '../resilience/balance/p2c.js';
 import { RoundRobin } from '../resilience/balance/round-robin.js';
-import { slowStartWeight } from '../resilience/balance/slow-start.js';
-import { type ExchangeHandler, ForwardingHandler, type ProxyRequest, type Send } from '../resilience/exchange.js';
+import { shouldSkipWarming, slowStartWeight } from '../resilience/balance/slow-start.js';
+import {
+  type ExchangeHandler,
+  ForwardingHandler,
+  type ProxyRequest,
+  type Send,
+} from '../resilience/exchange.js';
 import type { OutlierDetector, TryOutcome } from '../resilience/outlier.js';
 import type { Endpoint, EndpointSet } from './endpoints.js';
 
@@ -61,7 +66,8 @@ export class Balancer {
     }
     // The previous endpoint is better than none.
     if (count === 0 && previous !== undefined && all.includes(previous as Endpoint)) {
-      if (outlier === null || outlier.isSelectable(previous as Endpoint)) candidates[count++] = previous as Endpoint;
+      if (outlier === null || outlier.isSelectable(previous as Endpoint))
+        candidates[count++] = previous as Endpoint;
     }
     if (count <= 1) return count === 1 ? candidates[0] : undefined;
     if (this.options.policy === 'round-robin') {
@@ -69,7 +75,9 @@ export class Balancer {
         // A warming endpoint takes its turn with the probability of its weight.
         for (let tries = 0; tries < count; tries++) {
           const endpoint = this.roundRobin.next(candidates, count)!;
-          if (random() < slowStartWeight(clock.nowMs() - endpoint.addedAtMs, slowStartMs)) return endpoint;
+          if (!shouldSkipWarming(slowStartWeight(clock.nowMs() - endpoint.addedAtMs, slowStartMs), random)) {
+            return endpoint;
+          }
         }
       }
       return this.roundRobin.next(candidates, count);
@@ -124,7 +132,12 @@ class EndpointTry extends ForwardingHandler {
     });
   }
 
-  override onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  override onHeaders(
+    statusCode: number,
+    rawHeaders: Buffer[],
+    resume: () => void,
+    statusText: string,
+  ): boolean {
     if (statusCode >= 200) {
       const elapsedMs = this.options.clock.nowMs() - this.startedMs;
       this.endpoint.ewma.observe(elapsedMs);
@@ -147,6 +160,9 @@ class EndpointTry extends ForwardingHandler {
       // A failure costs the endpoint its worst latency so far, so P2C steers away from it too.
       this.endpoint.ewma.observe(Math.max(elapsedMs, this.endpoint.ewma.valueMs));
       this.report('failure', elapsedMs);
+    } else if (!this.isReported) {
+      // No verdict on the endpoint; if this try was its probe, another may go.
+      this.options.outlier?.onAbandon(this.endpoint);
     }
     this.target.onError(err);
   }

@@ -72,7 +72,10 @@ export class Endpoint {
   async connect(): ReturnType<UpstreamConnector['connect']> {
     const budget = this.deps.connections;
     if (budget.open >= budget.max) {
-      throw new ProxyError('overloaded', `proxy: ${budget.open} upstream connections open, the max_connections limit`);
+      throw new ProxyError(
+        'overloaded',
+        `proxy: ${budget.open} upstream connections open, the max_connections limit`,
+      );
     }
     budget.open++;
     try {

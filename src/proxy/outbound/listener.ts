@@ -57,7 +57,7 @@ export interface OutboundListener {
 }
 
 export async function startOutbound(options: OutboundOptions): Promise<OutboundListener> {
-  const { name, identity, logger } = options;
+  const { name, logger } = options;
   const clock = options.clock ?? systemClock;
   const guard = createListenerGuard({
     listener: name,
@@ -72,7 +72,9 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
   const sockets = new Set<Socket>();
   if (options.protocol === 'http') {
     const http = createGuardedHttpServer(guard, { emittedConnections: false });
-    http.on('request', (req: IncomingMessage, res: ServerResponse) => handleRequest(req, res, options, guard, clock));
+    http.on('request', (req: IncomingMessage, res: ServerResponse) =>
+      handleRequest(req, res, options, guard, clock),
+    );
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       handleUpgrade(req, socket, head, connect, guard),
     );
@@ -100,7 +102,12 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
   });
   const address = server.address() as AddressInfo;
   logger.info(
-    { listener: name, protocol: options.protocol, port: address.port, service: options.upstream.service.name },
+    {
+      listener: name,
+      protocol: options.protocol,
+      port: address.port,
+      service: options.upstream.service.name,
+    },
     'Outbound listener started',
   );
   return {
@@ -124,7 +131,12 @@ function handleRequest(
   // Latency is elapsed time on the monotonic clock, not the injected one (which decides deadlines).
   const startedMs = performance.now();
   const service = options.upstream.service;
-  const series = options.metrics.requestSeries(options.name, 'outbound', options.identity.spiffeId, service.name);
+  const series = options.metrics.requestSeries(
+    options.name,
+    'outbound',
+    options.identity.spiffeId,
+    service.name,
+  );
   const filtered = filterHeaders(req.rawHeaders);
   // undici would refuse two Host fields as a 502, blaming the upstream for the app's malformed request.
   const refusal = requestRefusal(undefined, filtered);
@@ -224,4 +236,3 @@ function pipeToUpstream(
     () => app.destroy(),
   );
 }
-

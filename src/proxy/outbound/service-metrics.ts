@@ -24,7 +24,9 @@ export interface ServiceCells {
 
 /** Endpoint states for the gauge, read at scrape time. */
 export interface EndpointStates {
-  forEachEndpoint(visit: (service: string, endpoint: string, state: 'healthy' | 'ejected' | 'probing') => void): void;
+  forEachEndpoint(
+    visit: (service: string, endpoint: string, state: 'healthy' | 'ejected' | 'probing') => void,
+  ): void;
 }
 
 export interface ServiceMetrics {
@@ -36,13 +38,48 @@ export interface ServiceMetrics {
 const STATE_VALUE = { healthy: 0, probing: 1, ejected: 2 } as const;
 
 export function createServiceMetrics(registry: Registry): ServiceMetrics {
-  const requests = counter(registry, 'sigil_proxy_upstream_requests_total', 'Requests sent to an upstream service, retries not counted', ['service']);
-  const retries = counter(registry, 'sigil_proxy_upstream_retries_total', 'Retries of requests to an upstream service, by reason (connect, identity, reset, timeout, status-NNN)', ['service', 'reason']);
-  const budget = counter(registry, 'sigil_proxy_upstream_retry_budget_exhausted_total', 'Retries refused because the service’s retry budget was empty', ['service']);
-  const limits = counter(registry, 'sigil_proxy_upstream_limit_hits_total', 'Requests and connections refused with 503 overloaded, by limit (concurrent, pending, connections)', ['service', 'limit']);
-  const ejections = counter(registry, 'sigil_proxy_upstream_ejections_total', 'Endpoints ejected by outlier detection, by reason (consecutive, rate, probe)', ['service', 'endpoint', 'reason']);
-  const returns = counter(registry, 'sigil_proxy_upstream_returns_total', 'Ejected endpoints returned after a successful probe', ['service', 'endpoint']);
-  const picks = counter(registry, 'sigil_proxy_upstream_balancer_picks_total', 'Tries (and opaque connections) sent to each endpoint by the balancer', ['service', 'endpoint']);
+  const requests = counter(
+    registry,
+    'sigil_proxy_upstream_requests_total',
+    'Requests sent to an upstream service, retries not counted',
+    ['service'],
+  );
+  const retries = counter(
+    registry,
+    'sigil_proxy_upstream_retries_total',
+    'Retries of requests to an upstream service, by reason (connect, identity, reset, timeout, status-NNN)',
+    ['service', 'reason'],
+  );
+  const budget = counter(
+    registry,
+    'sigil_proxy_upstream_retry_budget_exhausted_total',
+    'Retries refused because the service’s retry budget was empty',
+    ['service'],
+  );
+  const limits = counter(
+    registry,
+    'sigil_proxy_upstream_limit_hits_total',
+    'Requests and connections refused with 503 overloaded, by limit (concurrent, pending, connections)',
+    ['service', 'limit'],
+  );
+  const ejections = counter(
+    registry,
+    'sigil_proxy_upstream_ejections_total',
+    'Endpoints ejected by outlier detection, by reason (consecutive, rate, probe)',
+    ['service', 'endpoint', 'reason'],
+  );
+  const returns = counter(
+    registry,
+    'sigil_proxy_upstream_returns_total',
+    'Ejected endpoints returned after a successful probe',
+    ['service', 'endpoint'],
+  );
+  const picks = counter(
+    registry,
+    'sigil_proxy_upstream_balancer_picks_total',
+    'Tries (and opaque connections) sent to each endpoint by the balancer',
+    ['service', 'endpoint'],
+  );
   const tries = new CellHistogram(registry, {
     name: 'sigil_proxy_upstream_try_duration_seconds',
     help: 'Time from sending one try to its response head (or failure), per endpoint',
@@ -63,7 +100,9 @@ export function createServiceMetrics(registry: Registry): ServiceMetrics {
     registers: [registry],
     collect() {
       this.reset();
-      states?.forEachEndpoint((service, endpoint, state) => this.set({ service, endpoint }, STATE_VALUE[state]));
+      states?.forEachEndpoint((service, endpoint, state) =>
+        this.set({ service, endpoint }, STATE_VALUE[state]),
+      );
     },
   });
   const byName = new Map<string, ServiceCells>();

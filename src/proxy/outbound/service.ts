@@ -66,7 +66,8 @@ export class UpstreamService {
       connectTimeoutMs: () => this.config.timeouts.connectMs,
       ewmaDecayMs: () => this.config.loadBalancer.ewmaDecayMs,
       connections: this.connections,
-      onConnectFailure: (endpoint, err, presentedId) => deps.log.connectFailed(this.name, endpoint, err, presentedId),
+      onConnectFailure: (endpoint, err, presentedId) =>
+        deps.log.connectFailed(this.name, endpoint, err, presentedId),
       onPoolCloseError: (err) => deps.log.poolCloseFailed(this.name, err),
     });
     this.budget = new RetryBudget(config.retries.budget, deps.clock);
@@ -99,11 +100,14 @@ export class UpstreamService {
     const previous = this.config;
     this.config = config;
     this.connections.max = config.limits.maxConnections;
-    if (!sameJson(previous.retries.budget, config.retries.budget)) this.budget = new RetryBudget(config.retries.budget, this.deps.clock);
-    if (!sameJson(previous.outlierDetection, config.outlierDetection)) this.outlier = this.makeOutlier(config);
+    if (!sameJson(previous.retries.budget, config.retries.budget))
+      this.budget = new RetryBudget(config.retries.budget, this.deps.clock);
+    if (!sameJson(previous.outlierDetection, config.outlierDetection))
+      this.outlier = this.makeOutlier(config);
     this.balancer = this.makeBalancer();
     this.send = this.buildStack();
-    if (!sameJson(previous.endpoints, config.endpoints) || !sameJson(previous.dns, config.dns)) this.followEndpoints(config);
+    if (!sameJson(previous.endpoints, config.endpoints) || !sameJson(previous.dns, config.dns))
+      this.followEndpoints(config);
   }
 
   /**
@@ -145,7 +149,11 @@ export class UpstreamService {
       in_flight: this.inFlight.count,
       connections_open: this.connections.open,
       endpoints: this.endpoints.list.map((endpoint) => {
-        const state = this.outlier?.stateOf(endpoint) ?? { state: 'healthy', ejectedUntilMs: null, ejections: 0 };
+        const state = this.outlier?.stateOf(endpoint) ?? {
+          state: 'healthy',
+          ejectedUntilMs: null,
+          ejections: 0,
+        };
         return {
           address: endpoint.label,
           server_ids: endpoint.config.serverIds,
@@ -161,7 +169,8 @@ export class UpstreamService {
   }
 
   forEachEndpoint(visit: (endpoint: string, state: 'healthy' | 'ejected' | 'probing') => void): void {
-    for (const endpoint of this.endpoints.list) visit(endpoint.label, this.outlier?.stateOf(endpoint).state ?? 'healthy');
+    for (const endpoint of this.endpoints.list)
+      visit(endpoint.label, this.outlier?.stateOf(endpoint).state ?? 'healthy');
   }
 
   async close(): Promise<void> {

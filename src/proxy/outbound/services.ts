@@ -44,14 +44,22 @@ export class UpstreamServices {
     for (const config of configs) {
       const existing = this.services.get(config.name);
       if (existing === undefined) {
-        this.services.set(config.name, new UpstreamService(config, { ...this.deps, cells: this.deps.serviceMetrics.service(config.name), log: this.log }));
+        this.services.set(
+          config.name,
+          new UpstreamService(config, {
+            ...this.deps,
+            cells: this.deps.serviceMetrics.service(config.name),
+            log: this.log,
+          }),
+        );
       } else {
         existing.reconfigure(config);
       }
     }
     for (const [listener, serviceName] of listeners) {
       const service = this.services.get(serviceName);
-      if (service === undefined) throw new Error(`listener ${listener} names service ${serviceName}, which is not configured`);
+      if (service === undefined)
+        throw new Error(`listener ${listener} names service ${serviceName}, which is not configured`);
       const ref = this.refs.get(listener);
       if (ref === undefined) this.refs.set(listener, { service });
       else ref.service = service;
@@ -83,7 +91,8 @@ function serviceLog({ logger, metrics, identity }: UpstreamServicesDeps): Servic
     connectFailed(service, endpoint, err, presentedId) {
       const reason = err.reason ?? err.code;
       const isIdentityFailure = err.code !== 'ERR_UNAVAILABLE';
-      if (isIdentityFailure) metrics.handshakeFailures.inc({ listener: service, direction: 'outbound', reason });
+      if (isIdentityFailure)
+        metrics.handshakeFailures.inc({ listener: service, direction: 'outbound', reason });
       logger.warn(
         {
           service,
@@ -98,7 +107,10 @@ function serviceLog({ logger, metrics, identity }: UpstreamServicesDeps): Servic
       );
     },
     ejected(service, endpoint, untilMs, reason) {
-      logger.warn({ service, endpoint: endpoint.label, reason, until: new Date(untilMs).toISOString() }, 'Endpoint ejected');
+      logger.warn(
+        { service, endpoint: endpoint.label, reason, until: new Date(untilMs).toISOString() },
+        'Endpoint ejected',
+      );
     },
     returned(service, endpoint) {
       logger.info({ service, endpoint: endpoint.label }, 'Endpoint returned after a successful probe');
@@ -107,7 +119,10 @@ function serviceLog({ logger, metrics, identity }: UpstreamServicesDeps): Servic
       logger.warn({ service, err: err.message }, 'DNS resolution failed; keeping the last endpoints');
     },
     endpointsChanged(service, endpoints) {
-      logger.info({ service, endpoints: endpoints.map((endpoint) => endpoint.label) }, 'Service endpoints updated');
+      logger.info(
+        { service, endpoints: endpoints.map((endpoint) => endpoint.label) },
+        'Service endpoints updated',
+      );
     },
     poolCloseFailed(service, err) {
       logger.debug({ service, err: String(err) }, 'Closing a retired upstream pool failed');

@@ -25,13 +25,16 @@ export function concurrencyLayer(
   onLimit: (limit: LimitName) => void,
 ): Layer {
   const maxActive = Math.min(limits.maxConcurrent, limits.maxConnections + limits.maxPending);
-  const limit: LimitName = limits.maxConcurrent <= limits.maxConnections + limits.maxPending ? 'concurrent' : 'pending';
+  const limit: LimitName =
+    limits.maxConcurrent <= limits.maxConnections + limits.maxPending ? 'concurrent' : 'pending';
   return (next: Send): Send =>
     (request, handler) => {
       if (inFlight.count >= maxActive) {
         onLimit(limit);
         handler.onConnect(() => {});
-        handler.onError(new ProxyError('overloaded', `proxy: ${inFlight.count} requests in flight, the ${limit} limit`));
+        handler.onError(
+          new ProxyError('overloaded', `proxy: ${inFlight.count} requests in flight, the ${limit} limit`),
+        );
         return;
       }
       inFlight.count++;

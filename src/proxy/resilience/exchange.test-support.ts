@@ -70,7 +70,10 @@ export function recordingHandler(): ExchangeHandler & {
   };
 }
 
-export function testRequest(overrides: Partial<ProxyRequest> = {}, context: Partial<RequestContext> = {}): ProxyRequest {
+export function testRequest(
+  overrides: Partial<ProxyRequest> = {},
+  context: Partial<RequestContext> = {},
+): ProxyRequest {
   return {
     method: 'GET',
     path: '/',

@@ -56,6 +56,7 @@ export function retryReasonOf(err: unknown): { reason: RetryReason; wasSent: boo
   }
   const code = (err as { code?: unknown } | null)?.code;
   // The connection closed or reset before the response began (undici reports the close as UND_ERR_SOCKET).
-  if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE') return { reason: 'reset', wasSent: true };
+  if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE')
+    return { reason: 'reset', wasSent: true };
   return null;
 }

@@ -15,7 +15,10 @@ const POLICY: RetryPolicy = {
   backoff: { baseMs: 10, maxMs: 100 },
 };
 
-function setup(policy: RetryPolicy = POLICY, budgetOptions = { ratio: 0.2, minPerSecond: 10, windowMs: 10_000 }) {
+function setup(
+  policy: RetryPolicy = POLICY,
+  budgetOptions = { ratio: 0.2, minPerSecond: 10, windowMs: 10_000 },
+) {
   const clock = new ManualClock();
   const next = fakeNext();
   const retries: string[] = [];
@@ -90,7 +93,11 @@ describe('retryLayer', () => {
     const small = setup();
     const body = Buffer.alloc(1_000, 1);
     small.send(
-      testRequest({ method: 'PUT', headers: ['content-length', String(body.length)], body: Readable.from([body]) }),
+      testRequest({
+        method: 'PUT',
+        headers: ['content-length', String(body.length)],
+        body: Readable.from([body]),
+      }),
       recordingHandler(),
     );
     await small.clock.advance(0);
@@ -101,7 +108,10 @@ describe('retryLayer', () => {
 
     const large = setup();
     const big = Readable.from([Buffer.alloc(100 * 1024)]);
-    large.send(testRequest({ method: 'PUT', headers: ['content-length', String(100 * 1024)], body: big }), recordingHandler());
+    large.send(
+      testRequest({ method: 'PUT', headers: ['content-length', String(100 * 1024)], body: big }),
+      recordingHandler(),
+    );
     expect(large.next.tries[0]!.request.body).toBe(big);
     large.next.tries[0]!.respond(503);
     await large.clock.advance(1_000);

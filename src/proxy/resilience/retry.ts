@@ -12,7 +12,13 @@ import { backoffDelayMs, retryAfterMs } from './backoff.js';
 import { ATTEMPT_HEADER, setHeader } from './deadline.js';
 import type { ExchangeHandler, Layer, ProxyRequest, Send } from './exchange.js';
 import type { RetryBudget } from './retry-budget.js';
-import { isRepeatable, MAX_RETRY_BODY_BYTES, type RetryPolicy, type RetryReason, retryReasonOf } from './retry-policy.js';
+import {
+  isRepeatable,
+  MAX_RETRY_BODY_BYTES,
+  type RetryPolicy,
+  type RetryReason,
+  retryReasonOf,
+} from './retry-policy.js';
 
 export interface RetryEvents {
   /** A retry is about to wait `delayMs` and go. */
@@ -108,7 +114,11 @@ class RetryingExchange implements ExchangeHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (this.isAborted) return false;
     if (statusCode >= 200 && this.options.policy.onStatuses.has(statusCode)) {
-      const delay = this.retryDelay(`status-${statusCode}`, true, retryAfterOf(statusCode, rawHeaders, this.options.clock));
+      const delay = this.retryDelay(
+        `status-${statusCode}`,
+        true,
+        retryAfterOf(statusCode, rawHeaders, this.options.clock),
+      );
       if (delay !== null) {
         this.retryDelayMs = delay;
         this.isDiscarding = true;
@@ -147,7 +157,11 @@ class RetryingExchange implements ExchangeHandler {
         return;
       }
       if (this.budgetRefused) {
-        this.handler.onError(new ProxyError('retry-budget-exhausted', `proxy: ${err.message}; no retry budget left`, { cause: err }));
+        this.handler.onError(
+          new ProxyError('retry-budget-exhausted', `proxy: ${err.message}; no retry budget left`, {
+            cause: err,
+          }),
+        );
         return;
       }
     }
@@ -162,7 +176,10 @@ class RetryingExchange implements ExchangeHandler {
     const context = this.request.context;
     if (context.attempt >= policy.maxAttempts) return null;
     if (wasSent && context.inRetryScope) return null;
-    const delay = Math.max(backoffDelayMs(context.attempt, policy.backoff.baseMs, policy.backoff.maxMs, random), retryAfter ?? 0);
+    const delay = Math.max(
+      backoffDelayMs(context.attempt, policy.backoff.baseMs, policy.backoff.maxMs, random),
+      retryAfter ?? 0,
+    );
     if (clock.nowMs() + delay >= context.deadlineAtMs) return null;
     if (!budget.tryWithdraw()) {
       this.budgetRefused = true;
@@ -182,7 +199,9 @@ class RetryingExchange implements ExchangeHandler {
       if (this.isAborted) return;
       // A retry never starts once the deadline has passed.
       if (this.options.clock.nowMs() >= context.deadlineAtMs) {
-        this.handler.onError(new ProxyError('deadline-exceeded', 'proxy: the deadline passed before the retry'));
+        this.handler.onError(
+          new ProxyError('deadline-exceeded', 'proxy: the deadline passed before the retry'),
+        );
         return;
       }
       this.sendTry();

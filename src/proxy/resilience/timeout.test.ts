@@ -71,7 +71,11 @@ describe('concurrencyLayer', () => {
     const inFlight = new InFlight();
     const hits: string[] = [];
     const next = fakeNext();
-    const layer = concurrencyLayer({ maxConcurrent: 2, maxPending: 100, maxConnections: 100 }, inFlight, (l) => hits.push(l))(next.send);
+    const layer = concurrencyLayer(
+      { maxConcurrent: 2, maxPending: 100, maxConnections: 100 },
+      inFlight,
+      (l) => hits.push(l),
+    )(next.send);
     layer(testRequest(), recordingHandler());
     layer(testRequest(), recordingHandler());
     const third = recordingHandler();
@@ -89,7 +93,9 @@ describe('concurrencyLayer', () => {
   it('counts requests waiting for a connection against max_pending', () => {
     const inFlight = new InFlight();
     const hits: string[] = [];
-    const layer = concurrencyLayer({ maxConcurrent: 100, maxPending: 1, maxConnections: 1 }, inFlight, (l) => hits.push(l))(fakeNext().send);
+    const layer = concurrencyLayer({ maxConcurrent: 100, maxPending: 1, maxConnections: 1 }, inFlight, (l) =>
+      hits.push(l),
+    )(fakeNext().send);
     layer(testRequest(), recordingHandler());
     layer(testRequest(), recordingHandler());
     const third = recordingHandler();

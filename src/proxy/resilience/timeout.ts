@@ -57,7 +57,9 @@ class TimedExchange extends ForwardingHandler {
     this.isOver = true;
     const err = new ProxyError(
       this.reason,
-      this.reason === 'timeout' ? 'proxy: the upstream did not answer in time' : 'proxy: the request deadline passed',
+      this.reason === 'timeout'
+        ? 'proxy: the upstream did not answer in time'
+        : 'proxy: the request deadline passed',
     );
     // Stop the upstream request whether or not undici has started it (a queued one aborts on connect).
     this.abort?.(err);
@@ -70,7 +72,12 @@ class TimedExchange extends ForwardingHandler {
     else this.target.onConnect(abort);
   }
 
-  override onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  override onHeaders(
+    statusCode: number,
+    rawHeaders: Buffer[],
+    resume: () => void,
+    statusText: string,
+  ): boolean {
     return !this.isOver && this.target.onHeaders(statusCode, rawHeaders, resume, statusText);
   }
 
