@@ -16,6 +16,8 @@ export interface FaultStats {
   readonly failed: number;
   /** Requests whose `x-sigil-attempt` says they are a retry (2 or more): what the sidecar re-sent. */
   readonly retries: number;
+  /** Of those, the ones answered 503: how often a retry met a failing slot again. */
+  readonly retriesFailed: number;
 }
 
 const OK = Buffer.from('ok');
@@ -25,6 +27,7 @@ let failPercent = 0;
 let requests = 0;
 let failed = 0;
 let retries = 0;
+let retriesFailed = 0;
 
 /** Whether the n-th request (from 0) of a run fails: the evenly spread `percent` of them. */
 function failsAt(n: number, percent: number): boolean {
@@ -39,6 +42,7 @@ const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
   req.resume();
   if (failsAt(n, failPercent)) {
     failed++;
+    if (attempt > 1) retriesFailed++;
     res.writeHead(503, ['content-type', 'text/plain', 'content-length', String(UNAVAILABLE.length)]);
     res.end(UNAVAILABLE);
     return;
@@ -54,9 +58,10 @@ process.on('message', (command: FaultCommand) => {
     requests = 0;
     failed = 0;
     retries = 0;
+    retriesFailed = 0;
     process.send?.({ type: 'set' });
   } else {
-    process.send?.({ type: 'stats', requests, failed, retries } satisfies FaultStats);
+    process.send?.({ type: 'stats', requests, failed, retries, retriesFailed } satisfies FaultStats);
   }
 });
 

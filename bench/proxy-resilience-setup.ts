@@ -129,3 +129,42 @@ export class FaultBackend {
     });
   }
 }
+
+/** What the client sidecar's /metrics say about one service: its own count of what it did. */
+export interface SidecarServiceCounts {
+  readonly requests: number;
+  /** Retries by reason (`status-503`, `reset`, `connect`…). */
+  readonly retries: ReadonlyMap<string, number>;
+  readonly budgetExhausted: number;
+  readonly ejections: number;
+}
+
+const SAMPLE = /^(sigil_proxy_upstream_\w+)\{([^}]*)\} (\S+)$/;
+
+/** Scrapes the admin port's Prometheus text for the `sigil_proxy_upstream_*` counters of `service`. */
+export async function sidecarServiceCounts(
+  adminPort: number,
+  service: string,
+): Promise<SidecarServiceCounts> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
+  if (!res.ok) throw new Error(`GET /metrics on the client sidecar's admin port: ${res.status}`);
+  let requests = 0;
+  let budgetExhausted = 0;
+  let ejections = 0;
+  const retries = new Map<string, number>();
+  for (const line of (await res.text()).split('\n')) {
+    const sample = SAMPLE.exec(line);
+    if (!sample) continue;
+    const labels = new Map([...sample[2]!.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!] as const));
+    if (labels.get('service') !== service) continue;
+    const value = Number(sample[3]);
+    if (sample[1] === 'sigil_proxy_upstream_requests_total') requests += value;
+    else if (sample[1] === 'sigil_proxy_upstream_retry_budget_exhausted_total') budgetExhausted += value;
+    else if (sample[1] === 'sigil_proxy_upstream_ejections_total') ejections += value;
+    else if (sample[1] === 'sigil_proxy_upstream_retries_total') {
+      const reason = labels.get('reason') ?? '?';
+      retries.set(reason, (retries.get(reason) ?? 0) + value);
+    }
+  }
+  return { requests, retries, budgetExhausted, ejections };
+}

@@ -132,6 +132,7 @@ export async function runResilienceScenario(env: ResilienceEnv): Promise<Check[]
       proxyBin: env.proxyBin,
     });
     procs.push(serverSidecar);
+    const clientAdminPort = env.takePort();
     const clientSidecar = await startSidecar({
       name: 'resilience client sidecar',
       uid: env.clientUid,
@@ -139,7 +140,7 @@ export async function runResilienceScenario(env: ResilienceEnv): Promise<Check[]
       config: sigilServicesOutboundConfig(
         [services.plain, services.resilient, ...faultServices],
         env.workloadApi,
-        env.takePort(),
+        clientAdminPort,
         env.serverId,
       ),
       proxyBin: env.proxyBin,
@@ -214,6 +215,7 @@ export async function runResilienceScenario(env: ResilienceEnv): Promise<Check[]
     // --- Faults: one run each, at a fixed rate through the client sidecar.
     const faults = await runFaults(
       faultApp,
+      clientAdminPort,
       faultServices.map((f) => f.listenPort),
       env.faultRatePerS,
       env.faultSeconds,
