@@ -20,11 +20,12 @@ const MIN_SUCCESS_AT_30 = 0.99;
  */
 const BUDGET = DEFAULT_SERVICE_SETTINGS.retries.budget;
 /**
- * The fault runs' default rate, chosen so the budget's two terms both matter. The app fails 30% of
- * the requests it receives, retries included, so even if every retry succeeds a request costs
- * 1/0.7 = 1.43 tries; the budget allows 1 + 0.2 + (10/s × 10 s window) ÷ requests of the run. At
- * 100 req/s for 5 s that is 1.4: just short, so 99% success is at the edge of what the budget pays
- * for (50 req/s: 1.6, met by the floor alone; 200 req/s: 1.3, about 91%). --fault-rate changes it.
+ * The fault runs' default rate. The app fails 30% of what it receives, retries included, in slots
+ * 3-4 apart; a retry lands as many slots later as requests arrived during its 0-25 ms backoff. At
+ * 50 req/s that is the next slot or the one after, never failing, so every request succeeds (within
+ * a budget of 1.6 tries a request, mostly the floor's). At 100 req/s about 28% of retries fail again
+ * (as a random 30% would, which caps 3 tries at 97.3%) and retries use the budget (1.4) to the full:
+ * about 98% success. At 200 req/s the budget (1.3) binds: about 91%. Use --fault-rate to change it.
  */
 export const FAULT_RATE_PER_S = 100;
 /** Rounding at a few hundred requests: the brief's "small slack" on the amplification bounds. */
