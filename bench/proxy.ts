@@ -169,7 +169,7 @@ function parseFlags(argv: readonly string[]): Flags {
     rateSeconds: number('--rate-seconds', 4),
     only,
     resilience: keys.includes('resilience'),
-    // 100 req/s, not more: see FAULT_RATE_PER_S in proxy-resilience-faults.ts.
+    // Why this default rate: FAULT_RATE_PER_S in proxy-resilience-faults.ts.
     faultRatePerS: number('--fault-rate', FAULT_RATE_PER_S),
     faultSeconds: number('--fault-seconds', 5),
     app: argv.includes('--node-app') ? 'node' : 'native',
