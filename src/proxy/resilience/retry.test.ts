@@ -169,6 +169,8 @@ describe('retryLayer', () => {
     await clock.advance(5_000);
     expect(next.tries).toHaveLength(1);
     expect(clock.pendingTimers).toBe(0);
+    // The exchange ends for the layers above, which hold a slot or a timer for it.
+    expect(handler.error?.message).toBe('client left');
   });
 
   it('retries a try that timed out but not the proxy’s own refusals', async () => {

@@ -95,7 +95,14 @@ class RetryingExchange implements ExchangeHandler {
   private readonly abortAll = (err?: Error): void => {
     if (this.isAborted) return;
     this.isAborted = true;
-    this.cancelWait?.();
+    if (this.cancelWait !== undefined) {
+      // Between tries no try will report the end: end the exchange here, so the layers above
+      // (limits, timeouts) let go of it.
+      this.cancelWait();
+      this.cancelWait = undefined;
+      this.handler.onError(err ?? new Error('request aborted'));
+      return;
+    }
     this.tryAbort?.(err);
   };
 
