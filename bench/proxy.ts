@@ -12,20 +12,55 @@
 // by the requests of that run: the steadiest figure on a shared 2-vCPU machine. RSS is VmRSS, idle
 // after warm-up and the largest sample (every 100 ms) under load. Exits non-zero when a target is
 // missed. `npm run bench:proxy [-- --repeats N] [-- --sat-seconds S] [-- --rate-seconds S]
-// [-- --only h1,tcp,h2] [-- --node-app] [-- --cpu-prof DIR] [-- --sigil-proxy PATH] [-- --no-floor]`:
+// [-- --only h1,tcp,h2,resilience] [-- --node-app] [-- --cpu-prof DIR] [-- --sigil-proxy PATH] [-- --no-floor]
+// [-- --fault-rate R] [-- --fault-seconds S]`:
 // --cpu-prof profiles both Sigil sidecars (and skews their CPU figures); --sigil-proxy runs another
 // build's bin/sigil-proxy (a patched checkout) in the same harness, to measure a change against
 // HAProxy. A fourth pair, the Node floor (node-floor-proxy.ts: the recommended Node design with no
 // policy, metrics, logs or identity checks), runs interleaved too unless --no-floor: its ratios to
 // HAProxy say what this design reaches on the day, Sigil's say what it reaches with its features on.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import http2 from 'node:http2';
-import { availableParallelism, tmpdir } from 'node:os';
+// `resilience` (proxy-resilience.ts, Sigil only, run first): the CPU that upstream services with
+// retries, budget, outlier detection and two endpoints add on the happy path, and success and
+// amplification against an app failing 30% and 100% of requests (--fault-rate/--fault-seconds).
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monotonicUs, type ProfilePhase, summarizeCpuProfiles } from './cpu-profile-summary.js';
-import type { LoadCommand, LoadReport, LoadResult } from './proxy-load.js';
+import type { LoadResult } from './proxy-load.js';
+import {
+  cpuMsOf,
+  cpuOf,
+  getOnce,
+  getOnceH2,
+  H2LOAD_CONNECTIONS,
+  H2LOAD_STREAMS,
+  LoadClient,
+  memMbOf,
+  PRIMING_S,
+  RATE_PER_S,
+  RATE_WARMUP_MS,
+  RssSampler,
+  runH2load,
+  runWrk,
+  type SatResult,
+  startMachineLoad,
+  WARMUP_S,
+  WRK_CONNECTIONS,
+} from './proxy-measure.js';
+import {
+  type Check,
+  fmt,
+  fmtRatio,
+  log,
+  MAX_ERROR_SHARE,
+  machineLoadLine,
+  median,
+  printVerdicts,
+  Table,
+} from './proxy-report.js';
+import { RESILIENCE_PORTS, resilienceEstimateS, runResilienceScenario } from './proxy-resilience.js';
+import { FAULT_RATE_PER_S } from './proxy-resilience-faults.js';
 import {
   allowPolicy,
   type BenchProc,
@@ -37,10 +72,8 @@ import {
   haproxyOutboundConfig,
   killTrackedSync,
   type PairPorts,
-  runCommand,
   sigilInboundConfig,
   sigilOutboundConfig,
-  spawnTracked,
   startApp,
   startHaproxy,
   startSidecar,
@@ -55,7 +88,6 @@ import {
   startServer,
 } from './workload-processes.js';
 
-const LOAD_SCRIPT = fileURLToPath(new URL('./proxy-load.js', import.meta.url));
 const FLOOR_PROXY = fileURLToPath(new URL('./node-floor-proxy.js', import.meta.url));
 const CLIENT_UID = 65534;
 const SERVER_UID = 1;
@@ -63,22 +95,7 @@ const CLIENT_ID = `${TD}/bench/client-sidecar`;
 const SERVER_ID = `${TD}/bench/server-sidecar`;
 const NODE_ID = `${TD}/bench/node`;
 
-const RATE_PER_S = 1_000;
-const RATE_WARMUP_MS = 500;
-const WRK_CONNECTIONS = 50;
-const H2LOAD_CONNECTIONS = 10;
-const H2LOAD_STREAMS = 10;
-const WARMUP_S = 2;
-/**
- * Unmeasured saturation right before each measured one, for every target alike: pools and TLS
- * sessions idle out between repeats (~80 s apart), and without it a 4 s run also measures the
- * pool's first handshakes (50 of them) rather than the steady per-request cost it reports.
- */
-const PRIMING_S = 1;
 const SETTLE_MS = 2_000;
-const RSS_SAMPLE_MS = 100;
-/** Failed requests through Sigil above this share of all its requests in a scenario fail the bench. */
-const MAX_ERROR_SHARE = 0.001;
 
 const TARGETS = {
   h1: { cpuRatio: 2.5, throughputRatio: 0.5, p50OverMs: 0.5 },
@@ -105,15 +122,6 @@ interface Scenario {
   readonly ports: Record<TargetName, number>;
 }
 
-interface SatResult {
-  readonly reqPerS: number;
-  readonly requests: number;
-  readonly errors: number;
-  readonly cpuMs: number | null;
-  /** The kernel's share of cpuMs (system time). */
-  readonly sysMs: number | null;
-}
-
 interface RateResult {
   readonly load: LoadResult;
   readonly cpuMs: number | null;
@@ -129,6 +137,10 @@ interface Flags {
   readonly satSeconds: number;
   readonly rateSeconds: number;
   readonly only: readonly ScenarioKey[];
+  /** `resilience` was among --only (it is by default). */
+  readonly resilience: boolean;
+  readonly faultRatePerS: number;
+  readonly faultSeconds: number;
   readonly app: 'native' | 'node';
   readonly cpuProfDir: string | undefined;
   readonly proxyBin: string | undefined;
@@ -146,319 +158,25 @@ function parseFlags(argv: readonly string[]): Flags {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: expected a positive number, got ${raw}`);
     return n;
   };
-  const only = (value('--only') ?? 'h1,tcp,h2').split(',').map((s) => s.trim()) as ScenarioKey[];
-  for (const key of only)
-    if (!['h1', 'tcp', 'h2'].includes(key)) throw new Error(`--only: unknown scenario ${key}`);
+  const keys = (value('--only') ?? 'h1,tcp,h2,resilience').split(',').map((s) => s.trim());
+  for (const key of keys)
+    if (!['h1', 'tcp', 'h2', 'resilience'].includes(key)) throw new Error(`--only: unknown scenario ${key}`);
+  const only = keys.filter((key) => key !== 'resilience') as ScenarioKey[];
   const prof = value('--cpu-prof');
   return {
     repeats: Math.round(number('--repeats', 3)),
     satSeconds: Math.round(number('--sat-seconds', 4)),
     rateSeconds: number('--rate-seconds', 4),
     only,
+    resilience: keys.includes('resilience'),
+    // Why this default rate: FAULT_RATE_PER_S in proxy-resilience-faults.ts.
+    faultRatePerS: number('--fault-rate', FAULT_RATE_PER_S),
+    faultSeconds: number('--fault-seconds', 5),
     app: argv.includes('--node-app') ? 'node' : 'native',
     cpuProfDir: prof === undefined ? undefined : path.resolve(prof),
     proxyBin: value('--sigil-proxy') === undefined ? undefined : path.resolve(value('--sigil-proxy')!),
     floor: !argv.includes('--no-floor'),
   };
-}
-
-function log(line = ''): void {
-  process.stdout.write(`${line}\n`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// /proc
-
-const CLOCK_TICKS_PER_S = 100;
-
-/** User and system CPU of `pids` so far (all their threads), in ms; 10 ms resolution. */
-function cpuOf(pids: readonly number[]): { userMs: number; sysMs: number } {
-  let user = 0;
-  let sys = 0;
-  for (const pid of pids) {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    user += Number(fields[11]);
-    sys += Number(fields[12]);
-  }
-  return { userMs: (user * 1_000) / CLOCK_TICKS_PER_S, sysMs: (sys * 1_000) / CLOCK_TICKS_PER_S };
-}
-
-function cpuMsOf(pids: readonly number[]): number {
-  const { userMs, sysMs } = cpuOf(pids);
-  return userMs + sysMs;
-}
-
-/** CPU the whole machine spent busy so far (user, nice, system, irq, softirq, steal; all cores), in ms. */
-function machineBusyMs(): number {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = fields;
-  return ((user! + nice! + system! + irq! + softirq! + (steal ?? 0)) * 1_000) / CLOCK_TICKS_PER_S;
-}
-
-/** CPU of this bench and everything it started: its own, its reaped children's (wrk, h2load), and `pids`'. */
-function benchCpuMs(pids: readonly number[]): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime, stime, cutime, cstime: fields 14 to 17.
-  const selfTicks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
-  let others = 0;
-  for (const pid of pids) {
-    try {
-      others += cpuMsOf([pid]);
-    } catch {
-      // Gone already: its time is in our cutime if it was our child.
-    }
-  }
-  return (selfTicks * 1_000) / CLOCK_TICKS_PER_S + others;
-}
-
-/** VmRSS (or VmHWM, the peak) in MB (10^6 bytes). */
-function memMbOf(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kib = Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN);
-    return (kib * 1024) / 1e6;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** Samples VmRSS of the sidecars every 100 ms; keeps the largest per pid since the last reset. */
-class RssSampler {
-  private readonly max = new Map<number, number>();
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(private readonly pids: readonly number[]) {}
-
-  start(): void {
-    this.timer = setInterval(() => this.sample(), RSS_SAMPLE_MS);
-  }
-
-  sample(): void {
-    for (const pid of this.pids) {
-      const mb = memMbOf(pid);
-      if (Number.isFinite(mb)) this.max.set(pid, Math.max(this.max.get(pid) ?? 0, mb));
-    }
-  }
-
-  /** The largest sample per pid since the previous call. */
-  takeMax(): Map<number, number> {
-    this.sample();
-    const max = new Map(this.max);
-    this.max.clear();
-    return max;
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Load
-
-async function runWrk(port: number, seconds: number): Promise<Omit<SatResult, 'cpuMs' | 'sysMs'>> {
-  const res = await runCommand(
-    'wrk',
-    ['-t1', `-c${WRK_CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', `http://127.0.0.1:${port}/`],
-    (seconds + 30) * 1_000,
-  );
-  const out = res.stdout;
-  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? Number.NaN);
-  const reqPerS = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
-  if (res.code !== 0 || !Number.isFinite(requests))
-    throw new Error(`wrk failed (${res.code}):\n${out}${res.stderr}`);
-  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
-  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const socketErrors = socket ? socket.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0;
-  return { requests, reqPerS, errors: non2xx + socketErrors };
-}
-
-async function runH2load(port: number, seconds: number): Promise<Omit<SatResult, 'cpuMs' | 'sysMs'>> {
-  const res = await runCommand(
-    'h2load',
-    [
-      '-t1',
-      `-c${H2LOAD_CONNECTIONS}`,
-      `-m${H2LOAD_STREAMS}`,
-      '-D',
-      String(seconds),
-      `http://127.0.0.1:${port}/`,
-    ],
-    (seconds + 30) * 1_000,
-  );
-  const out = res.stdout;
-  const finished = /finished in ([\d.]+)(m?s), ([\d.]+) req\/s/.exec(out);
-  const counts =
-    /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(
-      out,
-    );
-  if (res.code !== 0 || !finished || !counts)
-    throw new Error(`h2load failed (${res.code}):\n${out}${res.stderr}`);
-  const non2xx = Number(
-    /status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/
-      .exec(out)
-      ?.slice(1)
-      .reduce((s, n) => s + Number(n), 0) ?? 0,
-  );
-  return {
-    requests: Number(counts[3]),
-    reqPerS: Number(finished[3]),
-    errors: Number(counts[5]) + Number(counts[6]) + Number(counts[7]) + non2xx,
-  };
-}
-
-/** The open-loop client process (proxy-load.ts), reused for every 1,000 req/s run. */
-class LoadClient {
-  private readonly reports: LoadReport[] = [];
-  private wake: (() => void) | null = null;
-
-  constructor(private readonly proc: BenchProc) {
-    proc.child.on('message', (report: LoadReport) => {
-      this.reports.push(report);
-      this.wake?.();
-    });
-  }
-
-  get pid(): number {
-    return this.proc.pid;
-  }
-
-  static start(): LoadClient {
-    return new LoadClient(spawnTracked('load client', process.execPath, [LOAD_SCRIPT], { ipc: true }));
-  }
-
-  private async next(timeoutMs: number): Promise<LoadReport> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.reports.length === 0) {
-      if (this.proc.child.exitCode !== null) throw new Error(`load client exited:\n${this.proc.logs()}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error('load client: no report in time');
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, 500));
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = null;
-    }
-    const report = this.reports.shift()!;
-    if (report.type === 'failed') throw new Error(`load client: ${report.message}`);
-    return report;
-  }
-
-  /** Warm-up (not measured), then `onWarm()` (the caller samples CPU), then the measured phase. */
-  async run(command: Omit<LoadCommand, 'type'>, onWarm: () => void): Promise<LoadResult> {
-    this.proc.child.send({ type: 'run', ...command } satisfies LoadCommand);
-    const warm = await this.next(command.warmupMs + 30_000);
-    if (warm.type !== 'warm') throw new Error(`load client: expected warm, got ${warm.type}`);
-    onWarm();
-    this.proc.child.send({ type: 'go' });
-    const done = await this.next(command.durationMs + 30_000);
-    if (done.type !== 'done') throw new Error(`load client: expected done, got ${done.type}`);
-    return done;
-  }
-
-  async close(): Promise<void> {
-    if (this.proc.child.connected) this.proc.child.send({ type: 'close' });
-    await this.proc.stop();
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Checks before measuring
-
-function getOnce(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
-      let body = '';
-      res.on('data', (chunk) => {
-        body += chunk;
-      });
-      res.on('end', () => resolve(`${res.statusCode} ${body}`));
-    });
-    req.setTimeout(5_000, () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
-}
-
-function getOnceH2(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(`http://127.0.0.1:${port}`);
-    session.on('error', reject);
-    const stream = session.request({ ':path': '/' });
-    let status = 0;
-    let body = '';
-    stream.on('response', (headers) => {
-      status = Number(headers[':status']);
-    });
-    stream.on('data', (chunk) => {
-      body += chunk;
-    });
-    // 'close' also follows a timeout or a reset, when 'end' never comes; the first settles it.
-    const done = () => {
-      session.close();
-      resolve(`${status} ${body}`);
-    };
-    stream.on('end', done);
-    stream.on('close', done);
-    stream.on('error', reject);
-    stream.setTimeout(5_000, () => stream.close());
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Statistics and the report
-
-function median(values: readonly number[]): number {
-  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  if (finite.length === 0) return Number.NaN;
-  const mid = Math.floor(finite.length / 2);
-  return finite.length % 2 === 1 ? finite[mid]! : (finite[mid - 1]! + finite[mid]!) / 2;
-}
-
-function fmt(value: number, digits = 0): string {
-  if (!Number.isFinite(value)) return '–';
-  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-function fmtRatio(values: readonly number[]): { median: string; spread: string } {
-  const finite = values.filter((v) => Number.isFinite(v));
-  if (finite.length === 0) return { median: '–', spread: '' };
-  return {
-    median: `${median(finite).toFixed(2)}x`,
-    spread: finite.length > 1 ? `${Math.min(...finite).toFixed(2)}–${Math.max(...finite).toFixed(2)}` : '',
-  };
-}
-
-interface Check {
-  readonly name: string;
-  readonly value: string;
-  readonly target: string;
-  readonly pass: boolean;
-}
-
-class Table {
-  private readonly rows: string[][] = [];
-
-  constructor(private readonly header: readonly string[]) {}
-
-  add(row: readonly string[]): void {
-    this.rows.push([...row]);
-  }
-
-  print(): void {
-    const all = [this.header, ...this.rows];
-    const widths = this.header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-    const line = (row: readonly string[]) =>
-      row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
-    log(line(this.header));
-    log(widths.map((w) => '-'.repeat(w)).join('  '));
-    for (const row of this.rows) log(line(row));
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -481,9 +199,10 @@ async function main(): Promise<number> {
       targets *
       (PRIMING_S + flags.satSeconds + 0.4 + flags.rateSeconds + RATE_WARMUP_MS / 1_000 + 0.3) +
     flags.only.length * targets * (WARMUP_S + 0.3) +
+    (flags.resilience ? resilienceEstimateS(flags) : 0) +
     25;
   log(
-    `bench:proxy — direct vs Sigil sidecar pair vs HAProxy sidecar pair${flags.floor ? ' vs Node floor pair' : ''}; ${flags.repeats} repeats, interleaved; ` +
+    `bench:proxy — ${flags.only.length === 0 ? 'resilience scenario only (Sigil pair)' : `direct vs Sigil sidecar pair vs HAProxy sidecar pair${flags.floor ? ' vs Node floor pair' : ''}`}; ${flags.repeats} repeats, interleaved; ` +
       `about ${Math.ceil(estimateS / 60)} min`,
   );
   ensureTools(log);
@@ -554,7 +273,7 @@ async function main(): Promise<number> {
 
     // --- The app, then the two pairs.
     // Every port the bench binds, drawn at once so that none is handed out twice.
-    const ports = await freePorts(24);
+    const ports = await freePorts(24 + RESILIENCE_PORTS);
     const take = () => ports.shift()!;
     const app = { http: take(), h2c: take() };
     const pairPorts = (): PairPorts => ({
@@ -573,6 +292,32 @@ async function main(): Promise<number> {
     procs.push(appProc);
     const policyPath = path.join(root, 'policy.yaml');
     writeFileSync(policyPath, allowPolicy(CLIENT_ID), { mode: 0o644 });
+    const resilienceChecks = flags.resilience
+      ? await runResilienceScenario({
+          root,
+          workloadApi: agent.socketPath,
+          policyPath,
+          serverId: SERVER_ID,
+          clientUid: CLIENT_UID,
+          serverUid: SERVER_UID,
+          appPort: app.http,
+          takePort: take,
+          benchPids: [appProc.pid, server.child.pid!, agent.child.pid!],
+          proxyBin: flags.proxyBin,
+          repeats: flags.repeats,
+          satSeconds: flags.satSeconds,
+          rateSeconds: flags.rateSeconds,
+          faultRatePerS: flags.faultRatePerS,
+          faultSeconds: flags.faultSeconds,
+        })
+      : [];
+    if (flags.only.length === 0) {
+      const failedCount = printVerdicts(resilienceChecks);
+      log(
+        `\n${failedCount === 0 ? 'all targets met' : `${failedCount} target(s) missed`} (${((Date.now() - startedMs) / 1_000).toFixed(0)} s)`,
+      );
+      return failedCount === 0 ? 0 : 1;
+    }
     const profDirs = flags.cpuProfDir
       ? {
           out: path.join(flags.cpuProfDir, 'client-sidecar'),
@@ -743,9 +488,7 @@ async function main(): Promise<number> {
     const sampler = new RssSampler(Object.values(sidecars).map((p) => p.pid));
     sampler.start();
     const ourPids = [...procs.map((p) => p.pid), loadClient.pid, server.child.pid!, agent.child.pid!];
-    const machineBefore = machineBusyMs();
-    const oursBefore = benchCpuMs(ourPids);
-    const measuredFromMs = Date.now();
+    const machineLoad = startMachineLoad(ourPids);
     try {
       for (let rep = 0; rep < flags.repeats; rep++) {
         const order = targetNames.map((_, i) => targetNames[(i + rep) % targetNames.length]!);
@@ -792,13 +535,11 @@ async function main(): Promise<number> {
       sampler.stop();
     }
     // Whatever else ran on the machine meanwhile (other builds, tests): the noise these figures carry.
-    const elapsedMs = Date.now() - measuredFromMs;
-    const backgroundCores =
-      (machineBusyMs() - machineBefore - (benchCpuMs(ourPids) - oursBefore)) / elapsedMs;
+    const backgroundCores = machineLoad();
     const peakMb = new Map(Object.values(sidecars).map((p) => [p.pid, memMbOf(p.pid, 'VmHWM')] as const));
 
     // --- Report.
-    const checks: Check[] = [];
+    const checks: Check[] = [...resilienceChecks];
     log('');
     log(
       `Medians of ${flags.repeats} interleaved repeats; ratio = Sigil ÷ HAProxy within each repeat, median (range). ` +
@@ -1004,16 +745,9 @@ async function main(): Promise<number> {
     mem.print();
 
     log('');
-    const verdicts = new Table(['target', 'value', 'limit', '']);
-    for (const c of checks) verdicts.add([c.name, c.value, c.target, c.pass ? 'PASS' : 'FAIL']);
-    verdicts.print();
+    printVerdicts(checks);
     const failed = checks.filter((c) => !c.pass);
-    log(
-      `\nother load on the machine during the measured runs: ${Math.max(0, backgroundCores).toFixed(2)} of ${availableParallelism()} cores` +
-        (backgroundCores > 0.2
-          ? ' (figures are noisier than usual; ratios within a repeat still compare like with like)'
-          : ''),
-    );
+    log(`\n${machineLoadLine(backgroundCores)}`);
     if (flags.cpuProfDir) log('note: the sidecars ran under --cpu-prof, which inflates their CPU figures.');
     log(
       `\n${failed.length === 0 ? 'all targets met' : `${failed.length} target(s) missed`} ` +
