@@ -1,8 +1,8 @@
 // The failing app behind the server sidecar in bench:proxy's resilience scenario: an HTTP/1.1 server
 // that answers 503 to a set share of requests and 200 "ok" to the rest, and counts what reaches it.
-// Failures are picked by a counter, not at random, so every run fails exactly the share asked for,
-// spread evenly (at 30%: 3 of every 10 requests, never two in a row): the figures of two runs differ
-// by what the sidecars did, not by luck. Driven over IPC by proxy-resilience.ts (FaultCommand);
+// Each request fails independently with that probability, from a seeded generator restarted every
+// run: a retry is as likely to fail as a first try (as with a real flaky service; an evenly spread
+// counter would let a retry land on a slot known to succeed), and two runs see the same sequence. Driven over IPC by proxy-resilience.ts (FaultCommand);
 // `node dist/bench/proxy-fault-backend.js PORT`, prints "listening" once up.
 import http from 'node:http';
 
@@ -29,18 +29,24 @@ let failed = 0;
 let retries = 0;
 let retriesFailed = 0;
 
-/** Whether the n-th request (from 0) of a run fails: the evenly spread `percent` of them. */
-function failsAt(n: number, percent: number): boolean {
-  return Math.floor(((n + 1) * percent) / 100) > Math.floor((n * percent) / 100);
+const SEED = 0x5191;
+let state = SEED;
+
+/** mulberry32: a small seeded generator, uniform in [0, 1). */
+function nextRandom(): number {
+  state = (state + 0x6d2b79f5) | 0;
+  let t = Math.imul(state ^ (state >>> 15), 1 | state);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
 }
 
 const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
-  const n = requests++;
+  requests++;
   const attempt = Number(req.headers['x-sigil-attempt'] ?? 1);
   if (attempt > 1) retries++;
   // Drain the (empty) request body before answering, so the connection stays reusable.
   req.resume();
-  if (failsAt(n, failPercent)) {
+  if (nextRandom() * 100 < failPercent) {
     failed++;
     if (attempt > 1) retriesFailed++;
     res.writeHead(503, ['content-type', 'text/plain', 'content-length', String(UNAVAILABLE.length)]);
@@ -55,6 +61,7 @@ process.on('message', (command: FaultCommand) => {
   if (command.type === 'set') {
     // A new run: a new share, counters from zero.
     failPercent = command.failPercent;
+    state = SEED;
     requests = 0;
     failed = 0;
     retries = 0;
