@@ -65,7 +65,7 @@ export async function drive(
   load: { readonly rps: number; readonly durationMs: number },
   spec: RequestSpec = {},
 ): Promise<Outcome[]> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
   const total = Math.round((load.rps * load.durationMs) / 1000);
   const pending: Array<Promise<Outcome>> = [];
   const started = Date.now();
