@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { isSigilError } from '../spiffe/errors.js';
 import { checkProxyConfig, loadProxyConfig } from './config.js';
 import { DEFAULT_LIMITS } from './limits.js';
+import { DEFAULT_SERVICE_SETTINGS } from './services/config.js';
 
 const INBOUND = { name: 'api', listen: '127.0.0.1:15001', app: '127.0.0.1:8080' };
 const OUTBOUND = {
@@ -119,5 +120,10 @@ describe('deploy/proxy.example.yaml', () => {
       pathParameters: 'reject',
       doubleEncoding: 'reject',
     });
+    // The services block spells out the defaults: it must say what the proxy does.
+    const orders = config.services.find((service) => service.name === 'orders')!;
+    expect(orders.endpoints).toHaveLength(2);
+    const { name: _name, serverIds: _ids, endpoints: _endpoints, dns: _dns, ...settings } = orders;
+    expect(settings).toEqual(DEFAULT_SERVICE_SETTINGS);
   });
 });

@@ -6,10 +6,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { quote, SigilError } from '../spiffe/errors.js';
-import { parseSpiffeId } from '../spiffe/id.js';
 import { systemSocketPath } from '../spiffe/runtime-dir.js';
+import { type Address, ConfigReader } from './config-reader.js';
 import { checkLimits, DEFAULT_LIMITS, type ListenerLimits } from './limits.js';
 import { checkPathNormalization, type PathNormalization } from './policy/normalize.js';
+import { checkServices, legacyService, MAX_SERVER_IDS, type ServiceConfig } from './services/config.js';
 
 /** The system agent's socket: sidecars run as other users than the agent, so no per-user default. */
 export const DEFAULT_WORKLOAD_API = `unix://${systemSocketPath('workloadApi')}`;
@@ -19,10 +20,7 @@ const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'
 /** The admin port's `listener` label in metrics and logs, so no listener may take the name. */
 export const ADMIN_LISTENER = 'admin';
 
-export interface Address {
-  readonly host: string;
-  readonly port: number;
-}
+export type { Address };
 
 export interface InboundConfig {
   readonly name: string;
@@ -37,8 +35,8 @@ export interface OutboundConfig {
   readonly name: string;
   readonly listen: Address;
   readonly protocol: (typeof PROTOCOLS)[number];
-  readonly upstream: Address;
-  readonly serverIds: readonly string[];
+  /** The `services[].name` it sends to; a legacy `upstream` listener names its own one-endpoint service. */
+  readonly service: string;
   readonly limits: ListenerLimits;
 }
 
@@ -56,6 +54,8 @@ export interface ProxyConfig {
   readonly policyFile: string | null;
   readonly inbound: readonly InboundConfig[];
   readonly outbound: readonly OutboundConfig[];
+  /** The configured `services`, then one per legacy `upstream` listener (named after it). */
+  readonly services: readonly ServiceConfig[];
   /** The top-level `limits`: the admin port's, and every listener's unless it overrides them. */
   readonly limits: ListenerLimits;
   /** How inbound listeners treat ambiguous request paths. */
@@ -66,12 +66,40 @@ export function loadProxyConfig(
   file: string,
   env: Readonly<Record<string, string | undefined>> = {},
 ): ProxyConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new SigilError(
+      'ERR_CONFIG_INVALID',
+      `cannot read proxy config ${file}: ${(err as Error).message}`,
+      {
+        reason: 'read',
+        cause: err,
+      },
+    );
+  }
+  return parseProxyConfig(text, file, env);
+}
+
+/** The file's text (JSON if `file` ends in .json, else YAML) checked as by checkProxyConfig. */
+export function parseProxyConfig(
+  text: string,
+  file: string,
+  env: Readonly<Record<string, string | undefined>> = {},
+): ProxyConfig {
   let raw: unknown;
   try {
-    const text = readFileSync(file, 'utf8');
     raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new SigilError('ERR_CONFIG_INVALID', `cannot read proxy config ${file}: ${(err as Error).message}`);
+    throw new SigilError(
+      'ERR_CONFIG_INVALID',
+      `cannot read proxy config ${file}: ${(err as Error).message}`,
+      {
+        reason: 'syntax',
+        cause: err,
+      },
+    );
   }
   return checkProxyConfig(raw ?? {}, file, env);
 }
@@ -81,53 +109,21 @@ export function checkProxyConfig(
   file: string,
   env: Readonly<Record<string, string | undefined>> = {},
 ): ProxyConfig {
-  const problems: string[] = [];
-  const obj = (value: unknown, at: string, known: readonly string[]): Record<string, unknown> => {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      problems.push(`${at}: must be a mapping (got ${quote(value)})`);
-      return {};
-    }
-    for (const key of Object.keys(value)) {
-      if (!known.includes(key))
-        problems.push(`${at ? `${at}.` : ''}${key}: unknown key (known keys: ${known.join(', ')})`);
-    }
-    return value as Record<string, unknown>;
-  };
-  const address = (value: unknown, at: string): Address => {
-    const match = typeof value === 'string' ? /^(\[[0-9a-fA-F:.]+\]|[^:\s]*):(\d{1,5})$/.exec(value) : null;
-    if (!match || Number(match[2]) > 65535) {
-      problems.push(`${at}: ${quote(value)} is not HOST:PORT`);
-      return { host: '127.0.0.1', port: 0 };
-    }
-    return { host: (match[1] || '0.0.0.0').replace(/^\[|\]$/g, ''), port: Number(match[2]) };
-  };
-  const oneOf = <T extends string>(value: unknown, at: string, allowed: readonly T[], fallback: T): T => {
-    if (value === undefined) return fallback;
-    if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
-    problems.push(`${at}: must be one of ${allowed.join(', ')} (got ${quote(value)})`);
-    return fallback;
-  };
-  const list = (value: unknown, at: string): unknown[] => {
-    if (value === undefined) return [];
-    if (Array.isArray(value)) return value;
-    problems.push(`${at}: must be a list`);
-    return [];
-  };
+  const r = new ConfigReader();
+  const { problems } = r;
   const name = (value: unknown, at: string, seen: Set<string>): string => {
     if (typeof value !== 'string' || !/^[a-z0-9][a-z0-9_-]*$/.test(value)) {
-      problems.push(`${at}: must be a name of lowercase letters, digits, "-" and "_" (got ${quote(value)})`);
+      r.report(at, `must be a name of lowercase letters, digits, "-" and "_" (got ${quote(value)})`);
       return `invalid-${seen.size}`;
     }
     if (value === ADMIN_LISTENER) {
-      problems.push(
-        `${at}: "${ADMIN_LISTENER}" names the admin port in metrics and logs; choose another name`,
-      );
-    } else if (seen.has(value)) problems.push(`${at}: ${quote(value)} is used by another listener`);
+      r.report(at, `"${ADMIN_LISTENER}" names the admin port in metrics and logs; choose another name`);
+    } else if (seen.has(value)) r.report(at, `${quote(value)} is used by another listener`);
     seen.add(value);
     return value;
   };
 
-  const top = obj(raw, '', [
+  const top = r.mapping(raw, '', [
     'workload_api',
     'workload_api_owner',
     'admin',
@@ -137,43 +133,43 @@ export function checkProxyConfig(
     'path_normalization',
     'inbound',
     'outbound',
+    'services',
   ]);
   const limits = checkLimits(top.limits, 'limits', DEFAULT_LIMITS, problems);
   const pathNormalization = checkPathNormalization(top.path_normalization, 'path_normalization', problems);
   const names = new Set<string>();
-  const inbound = list(top.inbound, 'inbound').map((item, i) => {
+  const inbound = r.list(top.inbound, 'inbound').map((item, i) => {
     const at = `inbound[${i}]`;
-    const o = obj(item, at, ['name', 'listen', 'protocol', 'app', 'mode', 'limits']);
+    const o = r.mapping(item, at, ['name', 'listen', 'protocol', 'app', 'mode', 'limits']);
     return {
       name: name(o.name, `${at}.name`, names),
-      listen: address(o.listen, `${at}.listen`),
-      protocol: oneOf(o.protocol, `${at}.protocol`, PROTOCOLS, 'http'),
-      app: address(o.app, `${at}.app`),
-      mode: oneOf(o.mode, `${at}.mode`, MODES, 'strict'),
+      listen: r.address(o.listen, `${at}.listen`),
+      protocol: r.oneOf(o.protocol, `${at}.protocol`, PROTOCOLS, 'http'),
+      app: r.address(o.app, `${at}.app`),
+      mode: r.oneOf(o.mode, `${at}.mode`, MODES, 'strict'),
       limits: checkLimits(o.limits, `${at}.limits`, limits, problems),
     };
   });
-  const outbound = list(top.outbound, 'outbound').map((item, i) => {
+  const services = checkServices(top.services, r);
+  const configured = new Map(services.map((s) => [s.name, s]));
+  const outbound = r.list(top.outbound, 'outbound').map((item, i): OutboundConfig => {
     const at = `outbound[${i}]`;
-    const o = obj(item, at, ['name', 'listen', 'protocol', 'upstream', 'server_ids', 'limits']);
-    const serverIds = list(o.server_ids, `${at}.server_ids`).map((id, j) => {
-      try {
-        return parseSpiffeId(String(id), `${at}.server_ids[${j}]`).toString();
-      } catch (err) {
-        problems.push((err as Error).message);
-        return '';
-      }
-    });
-    if (serverIds.length === 0)
-      problems.push(`${at}.server_ids: name at least one SPIFFE ID the upstream sidecar may present`);
-    return {
+    const o = r.mapping(item, at, [
+      'name',
+      'listen',
+      'protocol',
+      'service',
+      'upstream',
+      'server_ids',
+      'limits',
+    ]);
+    const listener = {
       name: name(o.name, `${at}.name`, names),
-      listen: address(o.listen, `${at}.listen`),
-      protocol: oneOf(o.protocol, `${at}.protocol`, PROTOCOLS, 'http'),
-      upstream: address(o.upstream, `${at}.upstream`),
-      serverIds,
+      listen: r.address(o.listen, `${at}.listen`),
+      protocol: r.oneOf(o.protocol, `${at}.protocol`, PROTOCOLS, 'http'),
       limits: checkLimits(o.limits, `${at}.limits`, limits, problems),
     };
+    return { ...listener, service: outboundService(o, at, listener.name, configured, r, services) };
   });
   if (inbound.length + outbound.length === 0)
     problems.push('inbound, outbound: configure at least one listener');
@@ -183,10 +179,10 @@ export function checkProxyConfig(
     workloadApiOwner !== undefined &&
     !(Number.isSafeInteger(workloadApiOwner) && Number(workloadApiOwner) >= 0)
   ) {
-    problems.push(`workload_api_owner: must be a uid, a whole number (got ${quote(workloadApiOwner)})`);
+    r.report('workload_api_owner', `must be a uid, a whole number (got ${quote(workloadApiOwner)})`);
   }
-  const logLevel = oneOf(top.log_level, 'log_level', LOG_LEVELS, 'info');
-  const admin = address(top.admin ?? '127.0.0.1:15000', 'admin');
+  const logLevel = r.oneOf(top.log_level, 'log_level', LOG_LEVELS, 'info');
+  const admin = r.address(top.admin ?? '127.0.0.1:15000', 'admin');
   const policyFile =
     top.policy_file === undefined ? null : path.resolve(path.dirname(file), String(top.policy_file));
 
@@ -202,9 +198,52 @@ export function checkProxyConfig(
     admin,
     logLevel,
     policyFile,
-    inbound,
-    outbound,
+    inbound: Object.freeze(inbound),
+    outbound: Object.freeze(outbound),
+    services: Object.freeze(services),
     limits,
     pathNormalization,
   });
+}
+
+/**
+ * The service an outbound listener sends to: the one it names, or (legacy form) a one-endpoint
+ * service named after the listener, appended to `services`.
+ */
+function outboundService(
+  o: Record<string, unknown>,
+  at: string,
+  listenerName: string,
+  configured: ReadonlyMap<string, ServiceConfig>,
+  r: ConfigReader,
+  services: ServiceConfig[],
+): string {
+  if ((o.service === undefined) === (o.upstream === undefined)) {
+    r.report(at, 'set exactly one of service (a services[].name) or upstream (HOST:PORT, with server_ids)');
+    return listenerName;
+  }
+  if (o.service !== undefined) {
+    if (o.server_ids !== undefined)
+      r.report(`${at}.server_ids`, 'set server_ids in the service, not the listener that names it');
+    if (typeof o.service !== 'string' || !configured.has(o.service)) {
+      const known = [...configured.keys()].join(', ') || 'none configured';
+      r.report(`${at}.service`, `${quote(o.service)} is not a configured service (services: ${known})`);
+      return listenerName;
+    }
+    return o.service;
+  }
+  const upstream = r.address(o.upstream, `${at}.upstream`);
+  const serverIds = r.spiffeIds(
+    o.server_ids,
+    `${at}.server_ids`,
+    MAX_SERVER_IDS,
+    'the upstream sidecar may present',
+  );
+  if (configured.has(listenerName))
+    r.report(
+      `${at}.name`,
+      `${quote(listenerName)} is also a services[].name; a listener with upstream makes a service of its own name, so rename one`,
+    );
+  else services.push(legacyService(listenerName, upstream, serverIds));
+  return listenerName;
 }

@@ -1,6 +1,6 @@
 // The proxy's edge table: which HTTP status and `x-sigil-error` value a failure becomes. Domain
 // code throws SigilErrors with codes and reasons; only this file knows HTTP (STYLE.md §6).
-import { isSigilError } from '../spiffe/errors.js';
+import { isSigilError, SigilError } from '../spiffe/errors.js';
 
 export interface ProxyErrorResponse {
   readonly status: number;
@@ -24,10 +24,44 @@ export const REFUSAL_STATUS = {
   'request-timeout': 408,
 } as const satisfies Record<string, number>;
 
+/**
+ * Failures the proxy answers itself on the outbound request path, from the layers around the relay
+ * (src/proxy/resilience): the reason is the `x-sigil-error` value and the metric label. Overload and
+ * refusals are 503 (the caller may try elsewhere or later), time running out is 504, as Envoy does.
+ */
+export const PROXY_ERROR_STATUS = {
+  timeout: 504,
+  'deadline-exceeded': 504,
+  overloaded: 503,
+  'circuit-open': 503,
+  'retry-budget-exhausted': 503,
+  'no-healthy-endpoint': 503,
+} as const satisfies Record<string, number>;
+
+export type ProxyErrorReason = keyof typeof PROXY_ERROR_STATUS;
+
+/**
+ * A request the proxy answers itself instead of the upstream: a layer rejects with one (or aborts
+ * with one as the reason) and the listener writes `status` with `x-sigil-error: reason`. A
+ * SigilError like any other (code ERR_UNAVAILABLE), so logs and callers switch on code and reason.
+ */
+export class ProxyError extends SigilError {
+  declare readonly reason: ProxyErrorReason;
+
+  constructor(reason: ProxyErrorReason, message: string, options: { cause?: unknown } = {}) {
+    super('ERR_UNAVAILABLE', message, { reason, cause: options.cause });
+  }
+
+  get status(): number {
+    return PROXY_ERROR_STATUS[this.reason];
+  }
+}
+
 /** undici's codes for an upstream that was too slow, as opposed to one that failed. */
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 export function proxyErrorResponse(err: unknown): ProxyErrorResponse {
+  if (err instanceof ProxyError) return { status: err.status, error: err.reason };
   if (isSigilError(err)) {
     switch (err.code) {
       case 'ERR_PERMISSION_DENIED':

@@ -31,6 +31,19 @@ export interface FilteredHeaders {
    * §3.2): the proxy and the app could each pick a different one.
    */
   readonly hostCount: number;
+  /** The request fields the outbound pipeline reads (resilience/deadline.ts, retry.ts); undefined when absent. */
+  readonly signals: RequestSignals;
+}
+
+export interface RequestSignals {
+  /** `x-sigil-deadline`, the last one when repeated. */
+  readonly deadline: string | undefined;
+  /** `grpc-timeout`. */
+  readonly grpcTimeout: string | undefined;
+  /** `x-sigil-attempt`: an outer sidecar already retries this call chain. */
+  readonly attempt: string | undefined;
+  /** An `Idempotency-Key` field is present: the request is safe to repeat whatever its method. */
+  readonly hasIdempotencyKey: boolean;
 }
 
 const NONE: readonly string[] = Object.freeze([]);
@@ -58,6 +71,10 @@ export function filterHeaders(
   let hasBody = false;
   let hostCount = 0;
   let stripped: string[] | undefined;
+  let deadline: string | undefined;
+  let grpcTimeout: string | undefined;
+  let attempt: string | undefined;
+  let hasIdempotencyKey = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = typeof raw[i] === 'string' ? (raw[i] as string) : (raw[i] as Buffer).toString('latin1');
     const value =
@@ -66,6 +83,14 @@ export function filterHeaders(
     if (lower === 'content-length') hasBody ||= value.trim() !== '0';
     else if (lower === 'transfer-encoding') hasBody = true;
     else if (lower === 'host') hostCount++;
+    else if (lower.length >= 12 && lower.length <= 16) {
+      // Lengths 12 (grpc-timeout), 15 (idempotency-key, x-sigil-attempt), 16 (x-sigil-deadline):
+      // one length check keeps the common fields from four string compares each.
+      if (lower === 'x-sigil-deadline') deadline = value;
+      else if (lower === 'grpc-timeout') grpcTimeout = value;
+      else if (lower === 'x-sigil-attempt') attempt = value;
+      else if (lower === 'idempotency-key') hasIdempotencyKey = true;
+    }
     const isUpgradeHeader = lower === 'connection' || lower === 'upgrade';
     if (options.keepUpgrade && isUpgradeHeader) {
       headers.push(name, value);
@@ -79,5 +104,11 @@ export function filterHeaders(
     }
     headers.push(name, value);
   }
-  return { headers, hasBody, stripped: stripped ?? NONE, hostCount };
+  return {
+    headers,
+    hasBody,
+    stripped: stripped ?? NONE,
+    hostCount,
+    signals: { deadline, grpcTimeout, attempt, hasIdempotencyKey },
+  };
 }

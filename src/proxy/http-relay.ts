@@ -39,7 +39,6 @@ export function relayRequest(
   done: (outcome: RelayOutcome) => void,
 ): void {
   const handler = new ResponseRelay(res, done);
-  res.once('close', () => handler.onClientClose());
   dispatcher.dispatch(
     {
       path,
@@ -86,7 +85,12 @@ export function refuseUpgrade(socket: Duplex, status: number, error: string, tex
   });
 }
 
-class ResponseRelay implements Dispatcher.DispatchHandler {
+/**
+ * Writes one upstream response to a node:http client as it arrives, or the proxy's own answer for a
+ * failure, and stops the upstream request if the client leaves. The handler at the end of every
+ * request stack (resilience/exchange.ts).
+ */
+export class ResponseRelay implements Dispatcher.DispatchHandler {
   private abort: ((err?: Error) => void) | undefined;
   private resume: (() => void) | undefined;
   private isFinished = false;
@@ -95,7 +99,9 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   constructor(
     private readonly res: ServerResponse,
     private readonly done: (outcome: RelayOutcome) => void,
-  ) {}
+  ) {
+    res.once('close', () => this.onClientClose());
+  }
 
   onConnect(abort: (err?: Error) => void): void {
     this.abort = abort;
@@ -133,7 +139,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.finish({ responseClass: responseClassOf(mapped.status), error: err });
   }
 
-  onClientClose(): void {
+  private onClientClose(): void {
     if (this.isFinished) return;
     // The client left before the response completed: stop the upstream request rather than
     // reading a body nobody will receive.

@@ -19,6 +19,9 @@ import {
   startInbound,
   startOutbound,
 } from './index.js';
+import { followServiceChanges } from './outbound/follow-config.js';
+import { createServiceMetrics } from './outbound/service-metrics.js';
+import { UpstreamServices } from './outbound/services.js';
 import { type PolicySet, parsePolicyFile, watchPolicyFile } from './policy/index.js';
 
 export interface RunningProxy {
@@ -32,7 +35,17 @@ export interface RunningProxy {
 export async function startProxy(
   config: ProxyConfig,
   /** uid: this process's, whose Workload API sockets (and root's) the proxy trusts; process.getuid() by default. */
-  options: { clock?: Clock; logger?: Logger; uid?: number } = {},
+  /**
+   * configFile: where `config` came from; watched, and changes to upstream services applied live.
+   * env: what the file's defaults read (SPIFFE_ENDPOINT_SOCKET), for reloads.
+   */
+  options: {
+    clock?: Clock;
+    logger?: Logger;
+    uid?: number;
+    configFile?: string;
+    env?: Readonly<Record<string, string | undefined>>;
+  } = {},
 ): Promise<RunningProxy> {
   const clock = options.clock ?? systemClock;
   const uid = options.uid ?? process.getuid!();
@@ -54,6 +67,7 @@ export async function startProxy(
   let policy: PolicySet = parsePolicyFile('policies: []\n', '(no policy file)');
   const inboundListeners: InboundListener[] = [];
   const metrics = createProxyMetrics(registry);
+  let describeServices: () => unknown[] = () => [];
   try {
     const admin = await startProxyAdmin({
       listen: config.admin,
@@ -74,6 +88,7 @@ export async function startProxy(
         path_normalization: config.pathNormalization,
         inbound: config.inbound,
         outbound: config.outbound,
+        services: describeServices(),
       }),
     });
     cleanups.push(() => admin.close());
@@ -133,9 +148,22 @@ export async function startProxy(
       inboundListeners.push(listener);
       ports.set(inbound.name, listener.address.port);
     }
+    const services = new UpstreamServices({
+      identity: proxyIdentity,
+      clock,
+      random: Math.random,
+      metrics,
+      serviceMetrics: createServiceMetrics(registry),
+      logger,
+    });
+    cleanups.push(() => services.close());
+    // Listener name → service name, for the listeners running now (a reload cannot add one).
+    const routes = new Map(config.outbound.map((outbound) => [outbound.name, outbound.service]));
+    await services.apply(config.services, routes);
     for (const outbound of config.outbound) {
       const listener: OutboundListener = await startOutbound({
         ...outbound,
+        upstream: services.ref(outbound.name),
         identity: proxyIdentity,
         metrics,
         logger,
@@ -144,6 +172,15 @@ export async function startProxy(
       cleanups.push(() => listener.close());
       ports.set(outbound.name, listener.address.port);
     }
+    if (options.configFile !== undefined) {
+      const watch = followServiceChanges(options.configFile, config, services, routes, {
+        clock,
+        logger,
+        env: options.env,
+      });
+      cleanups.push(() => watch.close());
+    }
+    describeServices = () => services.describe();
     ready = true;
     logger.info(
       {

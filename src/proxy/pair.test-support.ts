@@ -15,12 +15,16 @@ import { Registry } from 'prom-client';
 import { afterEach, beforeAll } from 'vitest';
 import type { X509Source } from '../sdk/index.js';
 import type { TrustBundle } from '../spiffe/bundle.js';
+import { systemClock } from '../spiffe/clock.js';
 import { encodePem } from '../spiffe/pem.js';
 import { type IdentitySource, ProxyIdentity } from './identity.js';
 import type { AuthorizationRequest, Authorizer } from './inbound/index.js';
 import { type InboundOptions, startInbound } from './inbound/index.js';
 import { createProxyMetrics, type ProxyMetrics } from './metrics.js';
 import { startOutbound } from './outbound/index.js';
+import { createServiceMetrics } from './outbound/service-metrics.js';
+import { UpstreamServices } from './outbound/services.js';
+import { legacyService } from './services/config.js';
 import {
   FakeSource,
   makeTrustDomain,
@@ -184,12 +188,25 @@ export async function startPair(options: {
     pathNormalization: options.pathNormalization,
   });
   cleanups.push(() => inbound.close());
+  const services = new UpstreamServices({
+    identity: client.identity,
+    clock: systemClock,
+    random: Math.random,
+    metrics: client.metrics,
+    serviceMetrics: createServiceMetrics(client.registry),
+    logger: client.logger,
+  });
+  cleanups.push(() => services.close());
+  const upstream = { host: '127.0.0.1', port: inbound.address.port };
+  await services.apply(
+    [legacyService('out', upstream, options.serverIds ?? [SERVER_ID])],
+    new Map([['out', 'out']]),
+  );
   const outbound = await startOutbound({
     name: 'out',
     listen: { host: '127.0.0.1', port: 0 },
     protocol: options.protocol,
-    upstream: { host: '127.0.0.1', port: inbound.address.port },
-    serverIds: options.serverIds ?? [SERVER_ID],
+    upstream: services.ref('out'),
     identity: client.identity,
     metrics: client.metrics,
     logger: client.logger,

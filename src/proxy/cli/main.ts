@@ -76,7 +76,10 @@ async function run(args: string[], io: ProxyCliIo): Promise<number> {
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   try {
     const config = loadProxyConfig(values.config, io.env);
-    proxy = await startProxy(values['log-level'] ? { ...config, logLevel: values['log-level'] } : config);
+    proxy = await startProxy(values['log-level'] ? { ...config, logLevel: values['log-level'] } : config, {
+      configFile: values.config,
+      env: io.env,
+    });
   } catch (err) {
     io.stderr.write(
       `sigil-proxy run: ${isSigilError(err) ? err.message : ((err as Error).stack ?? String(err))}\n`,

@@ -5,12 +5,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { Clock } from '../../spiffe/clock.js';
 import { closeWhenIdle, type ListenerGuard } from '../guard.js';
 import { type FilteredHeaders, type FilterOptions, filterHeaders } from '../headers.js';
 import { type Pool, refuseUpgrade, relayRequest, requestHead, respondWithError } from '../http-relay.js';
 import type { ProxyIdentity, VerifiedPeer } from '../identity.js';
 import type { ProxyLogger } from '../logger.js';
-import type { ProxyMetrics } from '../metrics.js';
+import { type ProxyMetrics, responseClassOf } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
 import {
   type NormalizedTarget,
@@ -18,6 +19,7 @@ import {
   type PathNormalization,
 } from '../policy/normalize.js';
 import { type AdmittedTarget, requestRefusal } from '../request-refusal.js';
+import { parseDeadline } from '../resilience/deadline.js';
 import { type EnforcementContext, enforce } from './authorize.js';
 import { appendPeerHeaders, IDENTITY_HEADERS } from './peer-headers.js';
 
@@ -31,6 +33,8 @@ export interface InboundHttpContext {
   readonly enforcement: EnforcementContext;
   readonly guard: ListenerGuard;
   readonly pathNormalization: PathNormalization;
+  /** Reads the time for propagated deadlines. */
+  readonly clock: Clock;
 }
 
 const STRIP_IDENTITY: FilterOptions = { strip: IDENTITY_HEADERS };
@@ -42,6 +46,12 @@ interface Answer {
   readonly error: string;
   readonly text: string;
 }
+
+const DEADLINE_PASSED: Answer = Object.freeze({
+  status: 504,
+  error: 'deadline-exceeded',
+  text: 'sigil proxy: the request arrived after its deadline (x-sigil-deadline)',
+});
 
 const FORBIDDEN: Answer = Object.freeze({
   status: 403,
@@ -68,7 +78,7 @@ export function handleRequest(
     // Drain whatever body was sent so the connection stays usable for the next request.
     req.resume();
     respondWithError(res, admitted.status, admitted.error, admitted.text);
-    series.record('4xx', (performance.now() - startedMs) / 1_000);
+    series.record(responseClassOf(admitted.status), (performance.now() - startedMs) / 1_000);
     return;
   }
   addIdentityHeaders(filtered, peer, ownId, context);
@@ -144,7 +154,10 @@ function admit(
     method: req.method,
     path: admitted.path,
   } as const;
-  return enforce(context.enforcement, request).allow ? admitted.target : FORBIDDEN;
+  if (!enforce(context.enforcement, request).allow) return FORBIDDEN;
+  // The caller has given up by now: the app's work would be thrown away (resilience/deadline.ts).
+  const deadline = parseDeadline(filtered.signals.deadline);
+  return deadline !== null && deadline <= context.clock.nowMs() ? DEADLINE_PASSED : admitted.target;
 }
 
 /**

@@ -92,7 +92,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
       keepAliveTimeout: APP_KEEP_ALIVE_MS,
     });
     const http = createGuardedHttpServer(guard, { emittedConnections: true });
-    const context: InboundHttpContext = { ...options, enforcement, guard, pathNormalization };
+    const context: InboundHttpContext = { ...options, enforcement, guard, pathNormalization, clock };
     http.on('request', (req: IncomingMessage, res: ServerResponse) =>
       handleRequest(req, res, peers.get(req.socket) ?? null, pool, context),
     );

@@ -1,30 +1,36 @@
-// The outbound listener: the local app talks plaintext to it, and it carries the traffic to one
-// upstream sidecar over mTLS, refusing any server whose SPIFFE ID is not in `serverIds`. `http` is
-// relayed per request through an undici Pool whose connector is UpstreamConnector; `tcp` and `http2`
-// are opaque pipes opened only after the server is verified. The app's connections are under the
-// listener's limits (limits.ts) like any caller's. Routing, retries and balancing are layers
-// around this, not part of it.
+// The outbound listener: the local app talks plaintext to it, and it carries the traffic to an
+// upstream service over mTLS (outbound/service.ts: endpoints, balancing, retries, timeouts,
+// limits). `http` requests go through the service's request stack, stamped with the deadline the
+// next hop reads (resilience/deadline.ts); `tcp` and `http2` are opaque pipes on a connection the
+// service balanced and verified. The app's connections are under the listener's limits (limits.ts)
+// like any caller's.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Clock, systemClock } from '../../spiffe/clock.js';
-import type { SigilError } from '../../spiffe/errors.js';
 import { proxyErrorResponse } from '../errors.js';
 import { capConnections, closeWhenIdle, createListenerGuard, type ListenerGuard } from '../guard.js';
 import { createGuardedHttpServer } from '../guarded-http.js';
 import { filterHeaders } from '../headers.js';
-import { Pool, refuseUpgrade, relayRequest, requestHead, respondWithError } from '../http-relay.js';
+import { ResponseRelay, refuseUpgrade, requestHead, respondWithError } from '../http-relay.js';
 import type { ProxyIdentity } from '../identity.js';
 import { DEFAULT_LIMITS, type ListenerLimits } from '../limits.js';
 import type { ProxyLogger } from '../logger.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
 import { requestRefusal } from '../request-refusal.js';
-import { UpstreamConnector } from './connect.js';
+import { applyDeadline, DEADLINE_HEADER, setHeader } from '../resilience/deadline.js';
+import type { ProxyRequest, RequestContext } from '../resilience/exchange.js';
+import type { UpstreamService } from './service.js';
 
 export interface HostPort {
   readonly host: string;
   readonly port: number;
+}
+
+/** The service a listener sends to; reloads may point it at another, so it is read per request. */
+export interface ServiceRef {
+  service: UpstreamService;
 }
 
 export interface OutboundOptions {
@@ -33,17 +39,13 @@ export interface OutboundOptions {
   /** Where the local app connects, in plaintext. Port 0 picks a free port (see `address`). */
   readonly listen: HostPort;
   readonly protocol: 'http' | 'tcp' | 'http2';
-  /** The upstream sidecar's inbound listener. */
-  readonly upstream: HostPort;
-  /** SPIFFE IDs the upstream sidecar may present; anything else fails the request or connection. */
-  readonly serverIds: readonly string[];
+  /** Where requests and connections go. */
+  readonly upstream: ServiceRef;
   readonly identity: ProxyIdentity;
   readonly metrics: ProxyMetrics;
   readonly logger: ProxyLogger;
-  /** Arms connect timeouts and checks cached session expiry. Defaults to the system clock. */
+  /** Reads the time for deadlines. Defaults to the system clock. */
   readonly clock?: Clock;
-  /** TCP connect plus mTLS handshake plus verification, in milliseconds. Defaults to 10s. */
-  readonly connectTimeoutMs?: number;
   /** Cap and timeouts for the app's connections. Defaults to DEFAULT_LIMITS. */
   readonly limits?: ListenerLimits;
 }
@@ -54,12 +56,8 @@ export interface OutboundListener {
   close(): Promise<void>;
 }
 
-const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-/** Sidecar-to-sidecar keep-alive: handshakes are the expensive part, so idle connections live longer than undici's 4s. */
-const UPSTREAM_KEEP_ALIVE_MS = 30_000;
-
 export async function startOutbound(options: OutboundOptions): Promise<OutboundListener> {
-  const { name, identity, logger } = options;
+  const { name, logger } = options;
   const clock = options.clock ?? systemClock;
   const guard = createListenerGuard({
     listener: name,
@@ -68,63 +66,25 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
     logger,
     clock,
   });
-  const connector = new UpstreamConnector({
-    host: options.upstream.host,
-    port: options.upstream.port,
-    serverIds: options.serverIds,
-    identity,
-    clock,
-    connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-    onFailure: (err, presentedId) => recordConnectFailure(err, presentedId, options),
-  });
-  const connectLogged = (): Promise<{ socket: Duplex; serverId: string }> => connector.connect();
-
+  const connect = () => options.upstream.service.connect();
   let server: Server;
   let closeProtocol: () => Promise<void>;
   const sockets = new Set<Socket>();
   if (options.protocol === 'http') {
-    const makePool = () =>
-      new Pool(`http://${options.upstream.host}:${options.upstream.port}`, {
-        pipelining: 1,
-        keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
-        connect: (_opts, callback) => {
-          connectLogged().then(
-            ({ socket }) => callback(null, socket as never),
-            (err: Error) => callback(err, null),
-          );
-        },
-      });
-    let pool = makePool();
-    // New connections already use the current context (the connector reads it per connect); a
-    // fresh pool also retires keep-alive connections made under the old SVID once their in-flight
-    // requests finish, instead of keeping them for as long as traffic flows.
-    const stopFollowing = identity.onUpdate(() => {
-      const old = pool;
-      pool = makePool();
-      old
-        .close()
-        .catch((err: unknown) =>
-          logger.debug({ listener: name, err: String(err) }, 'Closing the pre-rotation pool failed'),
-        );
-    });
     const http = createGuardedHttpServer(guard, { emittedConnections: false });
-    // The pool does not say which connection served a request; the accepted ID list does.
-    const destinationLabel = options.serverIds.join(',');
     http.on('request', (req: IncomingMessage, res: ServerResponse) =>
-      handleRequest(req, res, pool, destinationLabel, options, guard),
+      handleRequest(req, res, options, guard, clock),
     );
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-      handleUpgrade(req, socket, head, connectLogged, guard),
+      handleUpgrade(req, socket, head, connect, guard),
     );
     server = http;
     closeProtocol = async () => {
-      stopFollowing();
       http.closeAllConnections();
-      await pool.destroy();
     };
   } else {
     server = createNetServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (app) =>
-      pipeToUpstream(app, connectLogged, options, guard),
+      pipeToUpstream(app, connect, options, guard),
     );
     closeProtocol = async () => {};
   }
@@ -142,7 +102,12 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
   });
   const address = server.address() as AddressInfo;
   logger.info(
-    { listener: name, protocol: options.protocol, port: address.port, upstream: options.upstream },
+    {
+      listener: name,
+      protocol: options.protocol,
+      port: address.port,
+      service: options.upstream.service.name,
+    },
     'Outbound listener started',
   );
   return {
@@ -159,18 +124,18 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
 function handleRequest(
   req: IncomingMessage,
   res: ServerResponse,
-  pool: Pool,
-  destinationLabel: string,
   options: OutboundOptions,
   guard: ListenerGuard,
+  clock: Clock,
 ): void {
-  // Latency is elapsed time on the monotonic clock, not the injected one (which decides expiry).
+  // Latency is elapsed time on the monotonic clock, not the injected one (which decides deadlines).
   const startedMs = performance.now();
+  const service = options.upstream.service;
   const series = options.metrics.requestSeries(
     options.name,
     'outbound',
     options.identity.spiffeId,
-    destinationLabel,
+    service.name,
   );
   const filtered = filterHeaders(req.rawHeaders);
   // undici would refuse two Host fields as a 502, blaming the upstream for the app's malformed request.
@@ -186,9 +151,35 @@ function handleRequest(
     series.record('4xx', (performance.now() - startedMs) / 1_000);
     return;
   }
-  // The path goes as the app sent it: the upstream sidecar normalizes (or refuses) it, and decides.
-  relayRequest(pool, req, res, req.url ?? '/', filtered, (outcome) =>
-    series.record(outcome.responseClass, (performance.now() - startedMs) / 1_000),
+  const signals = filtered.signals;
+  const context: RequestContext = {
+    deadlineAtMs: Number.POSITIVE_INFINITY,
+    deadlineFromCaller: false,
+    attempt: 1,
+    lastEndpoint: undefined,
+    inRetryScope: signals.attempt !== undefined,
+    hasIdempotencyKey: signals.hasIdempotencyKey,
+  };
+  applyDeadline(context, clock.nowMs(), service.requestTimeoutMs, signals.deadline, signals.grpcTimeout);
+  // The next hop reads it; its app forwards it on the calls it makes for this one.
+  if (context.deadlineAtMs !== Number.POSITIVE_INFINITY) {
+    setHeader(filtered.headers, DEADLINE_HEADER, String(Math.floor(context.deadlineAtMs)));
+  }
+  const request: ProxyRequest = {
+    method: req.method ?? 'GET',
+    // The path goes as the app sent it: the upstream sidecar normalizes (or refuses) it, and decides.
+    path: req.url ?? '/',
+    headers: filtered.headers,
+    body: filtered.hasBody ? req : null,
+    context,
+  };
+  service.send(
+    request,
+    new ResponseRelay(res, (outcome) => {
+      const seconds = (performance.now() - startedMs) / 1_000;
+      series.record(outcome.responseClass, seconds);
+      service.recordRequest(seconds);
+    }),
   );
 }
 
@@ -243,26 +234,5 @@ function pipeToUpstream(
       pipeSockets(app, upstream.socket, () => options.metrics.tcpConnectionsOpen.dec(labels));
     },
     () => app.destroy(),
-  );
-}
-
-/** Counts and logs a failed upstream connect, with both IDs when the server's was the problem. */
-function recordConnectFailure(err: SigilError, presentedId: string | null, options: OutboundOptions): void {
-  const reason = err.reason ?? err.code;
-  const isIdentityFailure = err.code !== 'ERR_UNAVAILABLE';
-  if (isIdentityFailure) {
-    options.metrics.handshakeFailures.inc({ listener: options.name, direction: 'outbound', reason });
-  }
-  options.logger.warn(
-    {
-      listener: options.name,
-      source_id: options.identity.spiffeId,
-      destination_id: presentedId,
-      upstream: options.upstream,
-      expected_ids: options.serverIds,
-      reason,
-      err: err.message,
-    },
-    isIdentityFailure ? 'Upstream identity refused' : 'Upstream connect failed',
   );
 }

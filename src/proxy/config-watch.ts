@@ -1,0 +1,95 @@
+// Keeps the proxy config current without a restart, through file-watch.ts. A file that fails to read
+// or check is reported (every problem by dotted path) and the previous config stays in force. What a
+// change means (services apply at once; a changed listen address needs a restart) is the caller's.
+import type { Clock } from '../spiffe/clock.js';
+import { SigilError } from '../spiffe/errors.js';
+import { type ProxyConfig, parseProxyConfig } from './config.js';
+import { watchFile } from './file-watch.js';
+
+export interface WatchProxyConfigOptions {
+  /** Defaults to systemClock. */
+  clock?: Clock;
+  /** As for loadProxyConfig: SPIFFE_ENDPOINT_SOCKET is the default workload_api. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Called with each new config once it has replaced the current one. */
+  onChange(config: ProxyConfig): void;
+  /** Called with ERR_CONFIG_INVALID when a changed file cannot be read or checked. */
+  onError(err: SigilError): void;
+  /** Called when fs.watch fails and only the stat poll is left. */
+  onWatchFailure?(err: Error): void;
+  /** Fallback stat interval, in milliseconds. Defaults to 2s. */
+  pollIntervalMs?: number;
+  /** Quiet period after a watch event before reading, in milliseconds. Defaults to 100ms. */
+  debounceMs?: number;
+}
+
+export interface ProxyConfigWatch {
+  /** The config in force: the last file content that passed every check. */
+  current(): ProxyConfig;
+  /** Stops watching; no callback runs afterwards. */
+  close(): void;
+}
+
+/** Loads `file` (throws ERR_CONFIG_INVALID if it is unreadable or broken) and watches it. */
+export function watchProxyConfig(file: string, options: WatchProxyConfigOptions): ProxyConfigWatch {
+  return watchFile(file, {
+    parse: (text) => parseProxyConfig(text, file, options.env ?? {}),
+    readError: (err) =>
+      new SigilError(
+        'ERR_CONFIG_INVALID',
+        `proxy config ${file} could not be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+        { reason: 'read', cause: err },
+      ),
+    onChange: options.onChange,
+    onError: options.onError,
+    onWatchFailure: options.onWatchFailure,
+    clock: options.clock,
+    pollIntervalMs: options.pollIntervalMs,
+    debounceMs: options.debounceMs,
+  });
+}
+
+export interface ProxyConfigChange {
+  /** Names of services added, removed or changed: these apply without a restart. */
+  readonly services: readonly string[];
+  /** Outbound listeners (by name) that now name another service: also live. */
+  readonly rerouted: readonly string[];
+  /** Dotted paths of changes that take effect only after a restart (listeners, admin, identity…). */
+  readonly needsRestart: readonly string[];
+}
+
+/**
+ * What a reload changes, as the spec splits it: services and a listener's service (or, in the legacy
+ * form, its upstream and server_ids, which are its service) apply live; the rest needs a restart.
+ */
+export function diffProxyConfig(prev: ProxyConfig, next: ProxyConfig): ProxyConfigChange {
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const byName = <T extends { name: string }>(items: readonly T[]) => new Map(items.map((i) => [i.name, i]));
+  const changedNames = <T extends { name: string }>(a: readonly T[], b: readonly T[]) => {
+    const before = byName(a);
+    const after = byName(b);
+    const names = new Set([...before.keys(), ...after.keys()]);
+    return [...names].filter((n) => !same(before.get(n), after.get(n)));
+  };
+  const needsRestart: string[] = [];
+  for (const key of [
+    'workloadApi',
+    'workloadApiOwner',
+    'admin',
+    'logLevel',
+    'policyFile',
+    'limits',
+    'pathNormalization',
+  ] as const)
+    if (!same(prev[key], next[key])) needsRestart.push(key);
+  for (const name of changedNames(prev.inbound, next.inbound)) needsRestart.push(`inbound.${name}`);
+  const before = byName(prev.outbound);
+  const rerouted: string[] = [];
+  for (const name of changedNames(prev.outbound, next.outbound)) {
+    const a = before.get(name);
+    const b = next.outbound.find((o) => o.name === name);
+    if (a && b && same({ ...a, service: '' }, { ...b, service: '' })) rerouted.push(name);
+    else needsRestart.push(`outbound.${name}`);
+  }
+  return { services: changedNames(prev.services, next.services), rerouted, needsRestart };
+}
