@@ -16,7 +16,14 @@ function services(inbound: (app: string) => string, reload: readonly string[], b
   return [
     { name: 'rr', server_ids: [BACKEND_ID], endpoints: all, load_balancer: { policy: 'round-robin' } },
     { name: 'p2c', server_ids: [BACKEND_ID], endpoints: all, load_balancer: { policy: 'p2c-ewma' } },
-    { name: 'reload', server_ids: [BACKEND_ID], endpoints: reload.map(inbound), ...bad },
+    {
+      name: 'reload',
+      server_ids: [BACKEND_ID],
+      endpoints: reload.map(inbound),
+      // Round robin at full weight at once, so a few requests show every endpoint in the set.
+      load_balancer: { policy: 'round-robin', slow_start: 0 },
+      ...bad,
+    },
   ];
 }
 

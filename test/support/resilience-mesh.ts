@@ -166,5 +166,5 @@ export function servicesYaml(services: readonly ServiceSpec[]): string {
   return `outbound: ${JSON.stringify(outbound)}\nservices: ${JSON.stringify(list)}\n`;
 }
 
-/** Outlier detection that never ejects: for tests that measure retries alone. */
-export const NO_EJECTION = { consecutive_failures: 1_000_000, failure_rate: 0 } as const;
+/** Outlier detection off (0 turns each trigger off): for tests that measure retries alone. */
+export const NO_EJECTION = { consecutive_failures: 0, failure_rate: 0 } as const;
