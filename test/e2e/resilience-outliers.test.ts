@@ -8,6 +8,13 @@ import { servicesYaml, useResilienceMesh } from '../support/resilience-mesh.js';
 import { drive, endpointsOf, type Outcome, scrape, share, sleep, total } from '../support/traffic.js';
 
 const CLIENT = 'client';
+/**
+ * These tests are about outlier detection, so every endpoint is met in turn. Under p2c-ewma a failed
+ * try costs the endpoint its worst latency so far and p2c then shuns it until that estimate decays
+ * (ewma_decay, 10 s): the five failures in a row that eject it, or the probe that returns it, took
+ * from ~10 s to over 30 s when a failure had been slow (seen while writing these tests).
+ */
+const ROUND_ROBIN = { policy: 'round-robin' } as const;
 const APPS = ['o0', 'o1', 'o2', 'o3'];
 const mesh = useResilienceMesh([
   { name: 'backend', uid: 1, apps: APPS },
@@ -23,6 +30,7 @@ const mesh = useResilienceMesh([
           server_ids: [m.id('backend')],
           endpoints: ['o0', 'o1', 'o2'].map((a) => m.inbound(a)),
           outlier_detection: { consecutive_failures: 5, base_ejection: '1s' },
+          load_balancer: ROUND_ROBIN,
         },
         {
           name: 'share',
@@ -30,14 +38,13 @@ const mesh = useResilienceMesh([
           endpoints: APPS.map((a) => m.inbound(a)),
           // Long enough that ejections pile up within the run if the cap does not hold.
           outlier_detection: { consecutive_failures: 3, base_ejection: '10s', max_ejected_share: 0.5 },
+          load_balancer: ROUND_ROBIN,
         },
         {
           name: 'identity',
           server_ids: [m.id('backend')],
           endpoints: [m.inbound('o0'), m.inbound('o1'), m.inbound('x0')],
-          // p2c shuns an endpoint after one failure and comes back only as its estimate decays, so
-          // the five failures in a row that eject it took ~10 s here; round robin meets it every third try.
-          load_balancer: { policy: 'round-robin' },
+          load_balancer: ROUND_ROBIN,
         },
       ]),
   },
