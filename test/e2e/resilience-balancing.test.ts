@@ -78,6 +78,7 @@ describe('services reload from the config file', () => {
     expect((await endpointsOf(mesh.adminPort(CLIENT), 'reload')).map((e) => e.address).sort()).toEqual(
       [mesh.inbound('l0'), mesh.inbound('l1')].sort(),
     );
+    expect(mesh.sidecar(CLIENT).lines('Services reloaded').length).toBeGreaterThan(0);
     // Same process, same listener: the port did not change.
     expect((await send(port)).status).toBe(200);
     expect(mesh.sidecar(CLIENT).child.exitCode).toBeNull();
@@ -88,7 +89,11 @@ describe('services reload from the config file', () => {
     const bad = { load_balancer: { policy: 'least-magic' } };
     mesh.rewriteOutbound(CLIENT, servicesYaml(services(mesh.inbound, ['l0'], bad)));
     await waitFor(
-      () => mesh.sidecar(CLIENT).logs().includes('least-magic'),
+      () =>
+        mesh
+          .sidecar(CLIENT)
+          .lines('Config file rejected; the previous config stays in force')
+          .some((line) => String(line.err).includes('least-magic')),
       15_000,
       () => `the broken edit was not reported:\n${mesh.sidecar(CLIENT).logs().slice(-2000)}`,
     );
