@@ -95,7 +95,7 @@ function serviceLog({ logger, metrics, identity }: UpstreamServicesDeps): Servic
         metrics.handshakeFailures.inc({ listener: service, direction: 'outbound', reason });
       logger.warn(
         {
-          service,
+          upstream_service: service,
           endpoint: endpoint.label,
           source_id: identity.spiffeId,
           destination_id: presentedId,
@@ -108,24 +108,35 @@ function serviceLog({ logger, metrics, identity }: UpstreamServicesDeps): Servic
     },
     ejected(service, endpoint, untilMs, reason) {
       logger.warn(
-        { service, endpoint: endpoint.label, reason, until: new Date(untilMs).toISOString() },
+        {
+          upstream_service: service,
+          endpoint: endpoint.label,
+          reason,
+          until: new Date(untilMs).toISOString(),
+        },
         'Endpoint ejected',
       );
     },
     returned(service, endpoint) {
-      logger.info({ service, endpoint: endpoint.label }, 'Endpoint returned after a successful probe');
+      logger.info(
+        { upstream_service: service, endpoint: endpoint.label },
+        'Endpoint returned after a successful probe',
+      );
     },
     dnsFailed(service, err) {
-      logger.warn({ service, err: err.message }, 'DNS resolution failed; keeping the last endpoints');
+      logger.warn(
+        { upstream_service: service, err: err.message },
+        'DNS resolution failed; keeping the last endpoints',
+      );
     },
     endpointsChanged(service, endpoints) {
       logger.info(
-        { service, endpoints: endpoints.map((endpoint) => endpoint.label) },
+        { upstream_service: service, endpoints: endpoints.map((endpoint) => endpoint.label) },
         'Service endpoints updated',
       );
     },
     poolCloseFailed(service, err) {
-      logger.debug({ service, err: String(err) }, 'Closing a retired upstream pool failed');
+      logger.debug({ upstream_service: service, err: String(err) }, 'Closing a retired upstream pool failed');
     },
   };
 }
