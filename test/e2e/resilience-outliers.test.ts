@@ -36,8 +36,14 @@ const mesh = useResilienceMesh([
           name: 'share',
           server_ids: [m.id('backend')],
           endpoints: APPS.map((a) => m.inbound(a)),
-          // Long enough that ejections pile up within the run if the cap does not hold.
-          outlier_detection: { consecutive_failures: 3, base_ejection: '10s', max_ejected_share: 0.5 },
+          // Long enough that ejections pile up within the run if the cap does not hold; no service
+          // circuit (failure_rate 0), which would rightly open with all four failing.
+          outlier_detection: {
+            consecutive_failures: 3,
+            failure_rate: 0,
+            base_ejection: '10s',
+            max_ejected_share: 0.5,
+          },
           load_balancer: ROUND_ROBIN,
         },
         {

@@ -132,12 +132,21 @@ export interface EndpointView {
   readonly ejected_until?: unknown;
 }
 
-/** The endpoints of service `service` as the admin port's /config shows them. */
-export async function endpointsOf(adminPort: number, service: string): Promise<EndpointView[]> {
-  const config = JSON.parse(await getText(adminPort, '/config')) as {
-    services?: Array<{ name: string; endpoints: EndpointView[] }>;
-  };
+export interface ServiceView {
+  readonly name: string;
+  readonly circuit: { readonly state: string; readonly open_until: unknown };
+  readonly endpoints: EndpointView[];
+}
+
+/** Service `service` as the admin port's /config shows it. */
+export async function serviceOf(adminPort: number, service: string): Promise<ServiceView> {
+  const config = JSON.parse(await getText(adminPort, '/config')) as { services?: ServiceView[] };
   const found = config.services?.find((s) => s.name === service);
   if (!found) throw new Error(`/config has no service ${service}: ${JSON.stringify(config.services)}`);
-  return found.endpoints;
+  return found;
+}
+
+/** The endpoints of service `service` as the admin port's /config shows them. */
+export async function endpointsOf(adminPort: number, service: string): Promise<EndpointView[]> {
+  return (await serviceOf(adminPort, service)).endpoints;
 }

@@ -5,7 +5,7 @@ import { PeakEwma } from '../resilience/balance/ewma.js';
 import type { ExchangeHandler } from '../resilience/exchange.js';
 import { recordingHandler, testRequest } from '../resilience/exchange.test-support.js';
 import { OutlierDetector } from '../resilience/outlier.js';
-import { Balancer, type BalancerOptions } from './balancer.js';
+import { Balancer, type BalancerOptions, SERVICE_CIRCUIT } from './balancer.js';
 import type { Endpoint, EndpointSet } from './endpoints.js';
 
 /** Endpoints whose pool records dispatches; enough of Endpoint for the balancer. */
@@ -38,6 +38,7 @@ function balancer(clock: ManualClock, endpoints: EndpointSet, overrides: Partial
     random: Math.random,
     endpoints,
     outlier: null,
+    circuit: null,
     onPick: () => {},
     onTryEnd: () => {},
     ...overrides,
@@ -88,20 +89,42 @@ describe('Balancer', () => {
     expect(dispatched.slice(before).map((d) => d.endpoint)).toEqual([0, 0, 0, 0]);
   });
 
-  it('answers circuit-open when every endpoint is ejected and no-healthy-endpoint when there are none', () => {
+  it('opens the service circuit on its failure rate, even with one endpoint, and closes it on a good probe', async () => {
     const clock = new ManualClock();
     const one = fakeEndpoints(clock, 1);
+    // Outlier detection never ejects the only endpoint (share 0.5 of 1 is none): the circuit decides.
     const outlier = new OutlierDetector<Endpoint>(OUTLIER, clock);
     outlier.setEndpoints(one.list);
-    const send = balancer(clock, one.set, { outlier }).send;
-    for (let i = 0; i < 2; i++) {
+    const circuit = new OutlierDetector<typeof SERVICE_CIRCUIT>(
+      { ...OUTLIER, consecutiveFailures: 0, failureRate: 0.5, minRequests: 4, maxEjectedShare: 1 },
+      clock,
+    );
+    circuit.setEndpoints([SERVICE_CIRCUIT]);
+    const send = balancer(clock, one.set, { outlier, circuit }).send;
+    for (let i = 0; i < 4; i++) {
       send(testRequest(), recordingHandler());
       one.dispatched.at(-1)!.handler.onError(new Error('reset'));
     }
+    expect(outlier.stateOf(one.list[0]!).state).toBe('healthy');
     const open = recordingHandler();
     send(testRequest(), open);
     expect((open.error as ProxyError).reason).toBe('circuit-open');
+    expect(one.dispatched).toHaveLength(4);
 
+    await clock.advance(OUTLIER.baseEjectionMs);
+    send(testRequest(), recordingHandler());
+    const whileProbing = recordingHandler();
+    send(testRequest(), whileProbing);
+    expect((whileProbing.error as ProxyError).reason).toBe('circuit-open');
+    const probe = one.dispatched.at(-1)!.handler;
+    probe.onHeaders(200, [], () => {}, '');
+    probe.onComplete(null);
+    send(testRequest(), recordingHandler());
+    expect(one.dispatched).toHaveLength(6);
+  });
+
+  it('answers no-healthy-endpoint when the service has no endpoints', () => {
+    const clock = new ManualClock();
     const none = recordingHandler();
     balancer(clock, fakeEndpoints(clock, 0).set).send(testRequest(), none);
     expect((none.error as ProxyError).reason).toBe('no-healthy-endpoint');

@@ -5,6 +5,9 @@
 // how new it is; ejected endpoints are out of the choice, and a retry avoids the endpoint of the
 // previous try when there is another. It watches each try to feed the EWMA and outlier detection:
 // 5xx and failures count against the endpoint, 429 is overload (balancing only), the rest success.
+// The same results feed the service's circuit breaker (an outlier detector over the service as one
+// whole): while it is open every try is refused with `circuit-open`, and once its time is over a
+// single try probes the service (half-open).
 import type { Clock } from '../../spiffe/clock.js';
 import { ProxyError } from '../errors.js';
 import { pickP2C } from '../resilience/balance/p2c.js';
@@ -26,10 +29,15 @@ export interface BalancerOptions {
   readonly random: () => number;
   readonly endpoints: EndpointSet;
   readonly outlier: OutlierDetector<Endpoint> | null;
+  /** The service's circuit breaker, tracking `SERVICE_CIRCUIT` only. */
+  readonly circuit: OutlierDetector<typeof SERVICE_CIRCUIT> | null;
   /** Told about each pick and each try's end, for metrics. */
   readonly onPick: (endpoint: Endpoint) => void;
   readonly onTryEnd: (endpoint: Endpoint, outcome: TryOutcome, seconds: number) => void;
 }
+
+/** What the service's circuit breaker tracks: the service as one endpoint. */
+export const SERVICE_CIRCUIT = Object.freeze({ name: 'service' });
 
 export class Balancer {
   private readonly roundRobin = new RoundRobin();
@@ -39,13 +47,18 @@ export class Balancer {
 
   /** The terminal Send: one try to one endpoint. */
   readonly send: Send = (request, handler) => {
-    const endpoint = this.pick(request.context.lastEndpoint);
+    const circuit = this.options.circuit;
+    const endpoint =
+      circuit === null || circuit.isSelectable(SERVICE_CIRCUIT)
+        ? this.pick(request.context.lastEndpoint)
+        : undefined;
     if (endpoint === undefined) {
       handler.onConnect(() => {});
       handler.onError(this.noEndpointError());
       return;
     }
     request.context.lastEndpoint = endpoint;
+    circuit?.onPick(SERVICE_CIRCUIT);
     this.options.outlier?.onPick(endpoint);
     this.options.onPick(endpoint);
     endpoint.outstanding++;
@@ -93,8 +106,11 @@ export class Balancer {
   };
 
   noEndpointError(): ProxyError {
-    return this.options.endpoints.list.length === 0
-      ? new ProxyError('no-healthy-endpoint', 'proxy: the service has no endpoints')
+    if (this.options.endpoints.list.length === 0) {
+      return new ProxyError('no-healthy-endpoint', 'proxy: the service has no endpoints');
+    }
+    return this.options.circuit !== null && !this.options.circuit.isSelectable(SERVICE_CIRCUIT)
+      ? new ProxyError('circuit-open', 'proxy: the service’s circuit is open (too many of its tries failed)')
       : new ProxyError('circuit-open', 'proxy: every endpoint of the service is ejected');
   }
 }
@@ -163,6 +179,7 @@ class EndpointTry extends ForwardingHandler {
     } else if (!this.isReported) {
       // No verdict on the endpoint; if this try was its probe, another may go.
       this.options.outlier?.onAbandon(this.endpoint);
+      this.options.circuit?.onAbandon(SERVICE_CIRCUIT);
     }
     this.target.onError(err);
   }
@@ -171,6 +188,7 @@ class EndpointTry extends ForwardingHandler {
     if (this.isReported) return;
     this.isReported = true;
     this.options.outlier?.onResult(this.endpoint, outcome);
+    this.options.circuit?.onResult(SERVICE_CIRCUIT, outcome);
     this.options.onTryEnd(this.endpoint, outcome, elapsedMs / 1_000);
   }
 }

@@ -15,6 +15,7 @@ export interface ServiceCells {
   readonly requests: CountCell;
   readonly requestLatency: HistogramCell;
   readonly budgetExhausted: CountCell;
+  readonly circuitOpened: CountCell;
   retries(reason: string): CountCell;
   limitHit(limit: string): CountCell;
   ejection(endpoint: string, reason: string): CountCell;
@@ -74,6 +75,12 @@ export function createServiceMetrics(registry: Registry): ServiceMetrics {
     'Ejected endpoints returned after a successful probe',
     ['service', 'endpoint'],
   );
+  const circuit = counter(
+    registry,
+    'sigil_proxy_upstream_circuit_opened_total',
+    'Times the service’s circuit breaker opened (its failure rate over the window), probes that failed included',
+    ['service'],
+  );
   const picks = counter(
     registry,
     'sigil_proxy_upstream_balancer_picks_total',
@@ -118,6 +125,7 @@ export function createServiceMetrics(registry: Registry): ServiceMetrics {
         requests: requests.cell([name]),
         requestLatency: requestLatency.cell([name]),
         budgetExhausted: budget.cell([name]),
+        circuitOpened: circuit.cell([name]),
         retries: (reason) => retries.cell([name, reason]),
         limitHit: (limit) => limits.cell([name, limit]),
         ejection: (endpoint, reason) => ejections.cell([name, endpoint, reason]),

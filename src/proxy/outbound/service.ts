@@ -4,7 +4,8 @@
 // budget spent or an endpoint ejected stays so; state whose options changed starts afresh.
 //
 // The stack, outermost first (route-level before endpoint-level, as linkerd2-proxy orders them):
-//   limits → request timeout/deadline → retry (+ budget, backoff) → try timeout → balancer → pool
+//   limits → request timeout/deadline → retry (+ budget, backoff) → try timeout → balancer
+//   (service circuit, outlier ejection, P2C or round robin) → endpoint pool
 // A layer whose settings make it a no-op is left out, so a service with nothing to do is the
 // balancer alone.
 import type { Clock } from '../../spiffe/clock.js';
@@ -18,7 +19,7 @@ import { RetryBudget } from '../resilience/retry-budget.js';
 import { requestTimeoutLayer, tryTimeoutLayer } from '../resilience/timeout.js';
 import type { EndpointConfig, ServiceConfig } from '../services/config.js';
 import { watchDnsEndpoints } from '../services/dns.js';
-import { Balancer } from './balancer.js';
+import { Balancer, SERVICE_CIRCUIT } from './balancer.js';
 import type { UpstreamConnection } from './connect.js';
 import { ConnectionBudget, type Endpoint, EndpointSet } from './endpoints.js';
 import type { ServiceCells } from './service-metrics.js';
@@ -36,6 +37,8 @@ export interface ServiceLog {
   connectFailed(service: string, endpoint: Endpoint, err: SigilError, presentedId: string | null): void;
   ejected(service: string, endpoint: Endpoint, untilMs: number, reason: string): void;
   returned(service: string, endpoint: Endpoint): void;
+  circuitOpened(service: string, untilMs: number): void;
+  circuitClosed(service: string): void;
   dnsFailed(service: string, err: SigilError): void;
   endpointsChanged(service: string, endpoints: readonly Endpoint[]): void;
   poolCloseFailed(service: string, err: unknown): void;
@@ -50,6 +53,7 @@ export class UpstreamService {
   private readonly inFlight = new InFlight();
   private budget: RetryBudget;
   private outlier: OutlierDetector<Endpoint> | null;
+  private circuit: OutlierDetector<typeof SERVICE_CIRCUIT> | null;
   private balancer: Balancer;
   private stopDns: (() => void) | null = null;
   private readonly stopFollowingIdentity: () => void;
@@ -72,6 +76,7 @@ export class UpstreamService {
     });
     this.budget = new RetryBudget(config.retries.budget, deps.clock);
     this.outlier = this.makeOutlier(config);
+    this.circuit = this.makeCircuit(config);
     this.balancer = this.makeBalancer();
     this.send = this.buildStack();
     this.followEndpoints(config);
@@ -119,9 +124,11 @@ export class UpstreamService {
     let lastError: unknown;
     const attempts = Math.min(2, this.endpoints.list.length);
     for (let attempt = 0; attempt < Math.max(attempts, 1); attempt++) {
-      const endpoint = this.balancer.pick(previous);
+      const isClosed = this.circuit === null || this.circuit.isSelectable(SERVICE_CIRCUIT);
+      const endpoint = isClosed ? this.balancer.pick(previous) : undefined;
       if (endpoint === undefined) throw lastError ?? this.balancer.noEndpointError();
       previous = endpoint;
+      this.circuit?.onPick(SERVICE_CIRCUIT);
       this.outlier?.onPick(endpoint);
       if (endpoint.cells !== undefined) endpoint.cells.picks.value++;
       const startedMs = this.deps.clock.nowMs();
@@ -129,12 +136,14 @@ export class UpstreamService {
         const connection = await endpoint.connect();
         endpoint.ewma.observe(this.deps.clock.nowMs() - startedMs);
         this.outlier?.onResult(endpoint, 'success');
+        this.circuit?.onResult(SERVICE_CIRCUIT, 'success');
         endpoint.outstanding++;
         connection.socket.once('close', () => endpoint.outstanding--);
         return connection;
       } catch (err) {
         lastError = err;
         this.outlier?.onResult(endpoint, 'failure');
+        this.circuit?.onResult(SERVICE_CIRCUIT, 'failure');
       }
     }
     throw lastError;
@@ -146,6 +155,7 @@ export class UpstreamService {
     return {
       name: this.name,
       load_balancer: this.config.loadBalancer.policy,
+      circuit: this.circuitState(),
       in_flight: this.inFlight.count,
       connections_open: this.connections.open,
       endpoints: this.endpoints.list.map((endpoint) => {
@@ -165,6 +175,18 @@ export class UpstreamService {
           age_ms: now - endpoint.addedAtMs,
         };
       }),
+    };
+  }
+
+  /** The service's circuit: closed, open until a time, or half-open (its probe out). */
+  circuitState(): { state: 'closed' | 'open' | 'half-open'; open_until: string | null; openings: number } {
+    const view = this.circuit?.stateOf(SERVICE_CIRCUIT);
+    if (view === undefined || view.state === 'healthy')
+      return { state: 'closed', open_until: null, openings: view?.ejections ?? 0 };
+    return {
+      state: view.state === 'probing' ? 'half-open' : 'open',
+      open_until: view.ejectedUntilMs === null ? null : new Date(view.ejectedUntilMs).toISOString(),
+      openings: view.ejections,
     };
   }
 
@@ -213,6 +235,7 @@ export class UpstreamService {
       random: deps.random,
       endpoints: this.endpoints,
       outlier: this.outlier,
+      circuit: this.circuit,
       onPick: (endpoint) => endpoint.cells!.picks.value++,
       onTryEnd: (endpoint, _outcome, seconds) => endpoint.cells!.tryLatency.observe(seconds),
     });
@@ -237,6 +260,34 @@ export class UpstreamService {
     });
     detector.setEndpoints(this.endpoints?.list ?? []);
     return detector;
+  }
+
+  /**
+   * The service's circuit breaker: failure-rate detection over the service as a whole, which may
+   * open whatever the number of endpoints (a one-endpoint service too, which outlier detection's
+   * share cap never empties). Consecutive failures are left to the endpoints: a streak of five is
+   * luck at a 30% failure rate, not a reason to refuse every caller.
+   */
+  private makeCircuit(config: ServiceConfig): OutlierDetector<typeof SERVICE_CIRCUIT> | null {
+    const options = config.outlierDetection;
+    if (options.failureRate === 0) return null;
+    const circuit = new OutlierDetector<typeof SERVICE_CIRCUIT>(
+      { ...options, consecutiveFailures: 0, maxEjectedShare: 1 },
+      this.deps.clock,
+      {
+        onEject: (_service, untilMs) => {
+          this.deps.cells.circuitOpened.value++;
+          this.deps.log.circuitOpened(this.name, untilMs);
+        },
+        onProbeFailed: (_service, untilMs) => {
+          this.deps.cells.circuitOpened.value++;
+          this.deps.log.circuitOpened(this.name, untilMs);
+        },
+        onReturn: () => this.deps.log.circuitClosed(this.name),
+      },
+    );
+    circuit.setEndpoints([SERVICE_CIRCUIT]);
+    return circuit;
   }
 
   private followEndpoints(config: ServiceConfig): void {

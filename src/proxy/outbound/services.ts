@@ -123,6 +123,15 @@ function serviceLog({ logger, metrics, identity }: UpstreamServicesDeps): Servic
         'Endpoint returned after a successful probe',
       );
     },
+    circuitOpened(service, untilMs) {
+      logger.warn(
+        { upstream_service: service, until: new Date(untilMs).toISOString() },
+        'Circuit opened: too many tries to the service failed; callers get 503 circuit-open until a probe succeeds',
+      );
+    },
+    circuitClosed(service) {
+      logger.info({ upstream_service: service }, 'Circuit closed after a successful probe');
+    },
     dnsFailed(service, err) {
       logger.warn(
         { upstream_service: service, err: err.message },

@@ -270,14 +270,19 @@ describe('OutlierDetector: how many may be out', () => {
   });
 
   it.each([
-    [0, 3],
-    [0.5, 1],
-    [0.3, 3],
-  ])('always lets one be ejected (share %d, %d endpoints)', (maxEjectedShare, count) => {
-    const { detector, eps, fail } = setup({ maxEjectedShare }, count);
-    for (const e of eps) fail(e, 5);
-    expect(detector.ejectedCount).toBe(1);
-  });
+    [0, 3, 0],
+    [0.5, 1, 0],
+    [0.3, 3, 0],
+    [0.5, 3, 1],
+    [1, 1, 1],
+  ])(
+    'ejects at most floor(share × endpoints) (share %d, %d endpoints: %d)',
+    (maxEjectedShare, count, most) => {
+      const { detector, eps, fail } = setup({ maxEjectedShare }, count);
+      for (const e of eps) fail(e, 5);
+      expect(detector.ejectedCount).toBe(most);
+    },
+  );
 });
 
 describe('OutlierDetector: the endpoint set', () => {

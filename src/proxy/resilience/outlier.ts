@@ -4,8 +4,9 @@
 // has seen enough tries. The n-th consecutive ejection lasts min(max, n * base); when it is over, the
 // next try to the endpoint is its single probe, whose success returns it and whose failure ejects it
 // again at once for longer (circuit.ts). Overload answers (429, RESOURCE_EXHAUSTED) say the endpoint
-// is busy, not broken: they count for nothing here. Never more than max(1, floor(share * endpoints))
-// are out at once, so detection cannot empty a service that is failing as a whole.
+// is busy, not broken: they count for nothing here. Never more than floor(share * endpoints) are out
+// at once, so detection cannot empty a service that is failing as a whole: that is the service's
+// circuit breaker's call (outbound/service.ts runs one of these over the service as a whole, share 1).
 //
 // What it deliberately does not do: results of tries sent before an ejection that arrive while the
 // endpoint is ejected are dropped; one arriving while a probe is out cannot be told from the probe's
@@ -72,7 +73,7 @@ export class OutlierDetector<E extends object> {
   private endpoints: readonly E[] = [];
   private generation = 0;
   private ejected = 0;
-  private maxEjected = 1;
+  private maxEjected = 0;
   private readonly consecutiveLimit: number;
   private readonly failureRate: number;
   private readonly minRequests: number;
@@ -136,7 +137,7 @@ export class OutlierDetector<E extends object> {
     // A copy: the caller may refill its array, and the next call must know what this one tracked.
     this.endpoints = endpoints.slice();
     this.ejected = ejected;
-    this.maxEjected = Math.max(1, Math.floor(this.maxEjectedShare * endpoints.length));
+    this.maxEjected = Math.floor(this.maxEjectedShare * endpoints.length);
   }
 
   /** Healthy, or its ejection over and no probe out. An endpoint not tracked is selectable. */

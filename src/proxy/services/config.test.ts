@@ -112,7 +112,7 @@ describe('services: what a config produces', () => {
       outlierDetection: {
         consecutiveFailures: 5,
         failureRate: 0.5,
-        minRequests: 20,
+        minRequests: 50,
         windowMs: 30_000,
         baseEjectionMs: 30_000,
         maxEjectionMs: 300_000,

@@ -106,9 +106,10 @@ export const DEFAULT_SERVICE_SETTINGS: ServiceSettings = deepFreeze({
     /** Envoy's consecutive_5xx default. */
     consecutiveFailures: 5,
     /** Envoy's failure-percentage detection needs 85% and is off by default; a sidecar's few endpoints
-     *  call for acting at 50%, once min_requests (20) makes the share meaningful. */
+     *  call for acting at 50%, once min_requests (Envoy's failure_percentage_request_volume, 50) makes
+     *  the share meaningful: 30% random failures exceed 50% of 50 tries with a chance of 0.1%. */
     failureRate: 0.5,
-    minRequests: 20,
+    minRequests: 50,
     /** Three of Envoy's 10s sweep intervals, so a short burst does not count as a failure rate. */
     windowMs: 30_000,
     /** Envoy's base_ejection_time and max_ejection_time defaults. */
