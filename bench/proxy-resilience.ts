@@ -44,6 +44,7 @@ import {
   sigilServicesOutboundConfig,
 } from './proxy-resilience-setup.js';
 import { type BenchProc, startSidecar } from './proxy-setup.js';
+import { measureStackCost } from './proxy-stack-cost.js';
 
 /** Issue 11: the happy path with every mechanism on costs at most 5% more CPU per request. */
 const MAX_OVERHEAD_RATIO = 1.05;
@@ -211,6 +212,14 @@ export async function runResilienceScenario(env: ResilienceEnv): Promise<Check[]
     const backgroundCores = machineLoad();
     const checks = reportHappyPath(results, env);
     log(machineLoadLine(backgroundCores));
+    const stack = await measureStackCost();
+    const pairUs = median(results.map((r) => satCpuUs(r.plain)));
+    const addedNs = stack.resilientNs - stack.plainNs;
+    log(
+      `the stacks alone, in this process (pools answering at once): plain ${fmt(stack.plainNs)} ns, resilient ` +
+        `${fmt(stack.resilientNs)} ns per request: the layers add ${fmt(addedNs)} ns, ` +
+        `${((100 * addedNs) / (pairUs * 1_000)).toFixed(1)}% of the pair's ${fmt(pairUs, 1)} µs per request saturated`,
+    );
 
     // --- Faults: one run each, at a fixed rate through the client sidecar.
     const faults = await runFaults(
