@@ -5,6 +5,7 @@
 // counter would let a retry land on a slot known to succeed), and two runs see the same sequence. Driven over IPC by proxy-resilience.ts (FaultCommand);
 // `node dist/bench/proxy-fault-backend.js PORT`, prints "listening" once up.
 import http from 'node:http';
+import { seededRandom } from '../src/spiffe/seeded-random.test-support.js';
 
 export type FaultCommand =
   | { readonly type: 'set'; readonly failPercent: number }
@@ -30,15 +31,7 @@ let retries = 0;
 let retriesFailed = 0;
 
 const SEED = 0x5191;
-let state = SEED;
-
-/** mulberry32: a small seeded generator, uniform in [0, 1). */
-function nextRandom(): number {
-  state = (state + 0x6d2b79f5) | 0;
-  let t = Math.imul(state ^ (state >>> 15), 1 | state);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-}
+let nextRandom = seededRandom(SEED);
 
 const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
   requests++;
@@ -61,7 +54,7 @@ process.on('message', (command: FaultCommand) => {
   if (command.type === 'set') {
     // A new run: a new share, counters from zero.
     failPercent = command.failPercent;
-    state = SEED;
+    nextRandom = seededRandom(SEED);
     requests = 0;
     failed = 0;
     retries = 0;

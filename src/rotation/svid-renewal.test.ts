@@ -1,23 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isSigilError } from '../spiffe/errors.js';
+import { seededRandom } from '../spiffe/seeded-random.test-support.js';
 import { renewAtMs, shouldRenew } from './svid-renewal.js';
 
 const HOUR_MS = 3_600_000;
 const T0 = 1_700_000_000_000;
 const svid = { notBeforeMs: T0, notAfterMs: T0 + HOUR_MS };
-
-/** A small deterministic PRNG (mulberry32), so the spread test is the same on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 describe('renewAtMs', () => {
   it('renews at half the lifetime when the jitter draw is centred', () => {
@@ -84,7 +73,7 @@ describe('renewAtMs', () => {
   });
 
   it('spreads 10,000 SVIDs minted at the same instant over most of the jitter window', () => {
-    const random = seeded(42);
+    const random = seededRandom(42);
     const times = Array.from({ length: 10_000 }, () => renewAtMs(svid, {}, random));
     const pointMs = HOUR_MS / 2;
     const spreadMs = Math.max(...times) - Math.min(...times);

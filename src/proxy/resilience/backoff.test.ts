@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { fixedRandom, seededRandom } from '../../spiffe/seeded-random.test-support.js';
 import { backoffDelayMs, retryAfterMs } from './backoff.js';
-import { fixedRandom, seededRandom } from './seeded-random.test-support.js';
 
 /** Just below 1: the top of what `random` may return. */
 const ALMOST_ONE = 1 - 2 ** -53;

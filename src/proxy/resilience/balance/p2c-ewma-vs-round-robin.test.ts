@@ -2,7 +2,7 @@
 // slower than the other two, P2C over peak EWMA must send it clearly less traffic than round robin.
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../spiffe/clock.js';
-import { seededRandom } from '../seeded-random.test-support.js';
+import { seededRandom } from '../../../spiffe/seeded-random.test-support.js';
 import { PeakEwma } from './ewma.js';
 import { pickP2C } from './p2c.js';
 import { RoundRobin } from './round-robin.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fixedRandom, seededRandom } from '../seeded-random.test-support.js';
+import { fixedRandom, seededRandom } from '../../../spiffe/seeded-random.test-support.js';
 import { pickP2C } from './p2c.js';
 
 const byValue = (n: number) => n;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fixedRandom, seededRandom } from '../seeded-random.test-support.js';
+import { fixedRandom, seededRandom } from '../../../spiffe/seeded-random.test-support.js';
 import { shouldSkipWarming, slowStartWeight } from './slow-start.js';
 
 describe('slowStartWeight', () => {
