@@ -10,7 +10,7 @@ import type { ProxyIdentity } from '../src/proxy/identity.js';
 import { UpstreamService } from '../src/proxy/outbound/service.js';
 import { createServiceMetrics } from '../src/proxy/outbound/service-metrics.js';
 import { applyDeadline } from '../src/proxy/resilience/deadline.js';
-import type { ExchangeHandler, RequestContext } from '../src/proxy/resilience/exchange.js';
+import { type ExchangeHandler, newRequestContext } from '../src/proxy/resilience/exchange.js';
 import { DEFAULT_SERVICE_SETTINGS, type ServiceConfig } from '../src/proxy/services/config.js';
 import { systemClock } from '../src/spiffe/clock.js';
 
@@ -77,14 +77,7 @@ function nsPerRequest(upstream: UpstreamService): number {
   const started = process.hrtime.bigint();
   for (let i = 0; i < REQUESTS; i++) {
     const filtered = filterHeaders(RAW_HEAD);
-    const context: RequestContext = {
-      deadlineAtMs: Number.POSITIVE_INFINITY,
-      deadlineFromCaller: false,
-      attempt: 1,
-      lastEndpoint: undefined,
-      inRetryScope: false,
-      hasIdempotencyKey: false,
-    };
+    const context = newRequestContext({ inRetryScope: false, hasIdempotencyKey: false });
     applyDeadline(context, systemClock.nowMs(), upstream.requestTimeoutMs, undefined, undefined);
     upstream.send({ method: 'GET', path: '/', headers: filtered.headers, body: null, context }, discard);
   }

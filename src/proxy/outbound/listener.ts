@@ -20,7 +20,7 @@ import type { ProxyMetrics } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
 import { requestRefusal } from '../request-refusal.js';
 import { applyDeadline, DEADLINE_HEADER, setHeader } from '../resilience/deadline.js';
-import type { ProxyRequest, RequestContext } from '../resilience/exchange.js';
+import { newRequestContext, type ProxyRequest } from '../resilience/exchange.js';
 import type { UpstreamService } from './service.js';
 
 export interface HostPort {
@@ -152,14 +152,10 @@ function handleRequest(
     return;
   }
   const signals = filtered.signals;
-  const context: RequestContext = {
-    deadlineAtMs: Number.POSITIVE_INFINITY,
-    deadlineFromCaller: false,
-    attempt: 1,
-    lastEndpoint: undefined,
+  const context = newRequestContext({
     inRetryScope: signals.attempt !== undefined,
     hasIdempotencyKey: signals.hasIdempotencyKey,
-  };
+  });
   applyDeadline(context, clock.nowMs(), service.requestTimeoutMs, signals.deadline, signals.grpcTimeout);
   // The next hop reads it; its app forwards it on the calls it makes for this one.
   if (context.deadlineAtMs !== Number.POSITIVE_INFINITY) {

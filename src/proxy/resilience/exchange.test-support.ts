@@ -1,5 +1,11 @@
 // A fake `next` and a recording handler for layer unit tests: tries are answered by hand.
-import type { ExchangeHandler, ProxyRequest, RequestContext, Send } from './exchange.js';
+import {
+  type ExchangeHandler,
+  newRequestContext,
+  type ProxyRequest,
+  type RequestContext,
+  type Send,
+} from './exchange.js';
 
 export interface FakeTry {
   readonly request: ProxyRequest;
@@ -79,15 +85,7 @@ export function testRequest(
     path: '/',
     headers: ['host', 'svc'],
     body: null,
-    context: {
-      deadlineAtMs: Number.POSITIVE_INFINITY,
-      deadlineFromCaller: false,
-      attempt: 1,
-      lastEndpoint: undefined,
-      inRetryScope: false,
-      hasIdempotencyKey: false,
-      ...context,
-    },
+    context: { ...newRequestContext({ inRetryScope: false, hasIdempotencyKey: false }), ...context },
     ...overrides,
   };
 }

@@ -24,6 +24,21 @@ export interface RequestContext {
   readonly hasIdempotencyKey: boolean;
 }
 
+/** A fresh context for one request: no deadline yet (applyDeadline sets it), first try. */
+export function newRequestContext(signals: {
+  inRetryScope: boolean;
+  hasIdempotencyKey: boolean;
+}): RequestContext {
+  return {
+    deadlineAtMs: Number.POSITIVE_INFINITY,
+    deadlineFromCaller: false,
+    attempt: 1,
+    lastEndpoint: undefined,
+    inRetryScope: signals.inRetryScope,
+    hasIdempotencyKey: signals.hasIdempotencyKey,
+  };
+}
+
 export interface ProxyRequest {
   readonly method: string;
   /** The request target as it goes upstream. */
