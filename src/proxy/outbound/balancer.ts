@@ -47,26 +47,46 @@ export class Balancer {
 
   /** The terminal Send: one try to one endpoint. */
   readonly send: Send = (request, handler) => {
-    const circuit = this.options.circuit;
-    const endpoint =
-      circuit === null || circuit.isSelectable(SERVICE_CIRCUIT)
-        ? this.pick(request.context.lastEndpoint)
-        : undefined;
+    const endpoint = this.choose(request.context.lastEndpoint);
     if (endpoint === undefined) {
       handler.onConnect(() => {});
       handler.onError(this.noEndpointError());
       return;
     }
     request.context.lastEndpoint = endpoint;
+    endpoint.outstanding++;
+    endpoint.dispatcher.dispatch(dispatchOptions(request), new EndpointTry(handler, endpoint, this));
+  };
+
+  /**
+   * The endpoint for one try or connection, avoiding `previous` when there is another, and told it
+   * was chosen (a probe may start); undefined while the circuit is open or none is available.
+   */
+  choose(previous: unknown): Endpoint | undefined {
+    const circuit = this.options.circuit;
+    if (circuit !== null && !circuit.isSelectable(SERVICE_CIRCUIT)) return undefined;
+    const endpoint = this.pick(previous);
+    if (endpoint === undefined) return undefined;
     circuit?.onPick(SERVICE_CIRCUIT);
     this.options.outlier?.onPick(endpoint);
     this.options.onPick(endpoint);
-    endpoint.outstanding++;
-    endpoint.dispatcher.dispatch(dispatchOptions(request), new EndpointTry(handler, endpoint, this.options));
-  };
+    return endpoint;
+  }
 
-  /** Picks an endpoint for an opaque connection, avoiding `previous`; undefined when none is available. */
-  pick(previous: unknown): Endpoint | undefined {
+  /** What a try or connection to `endpoint` came to, for outlier detection, the circuit and metrics. */
+  record(endpoint: Endpoint, outcome: TryOutcome, elapsedMs: number): void {
+    this.options.outlier?.onResult(endpoint, outcome);
+    this.options.circuit?.onResult(SERVICE_CIRCUIT, outcome);
+    this.options.onTryEnd(endpoint, outcome, elapsedMs / 1_000);
+  }
+
+  /** A try that ended without a verdict on the endpoint (the caller left): a probe it carried may go again. */
+  abandon(endpoint: Endpoint): void {
+    this.options.outlier?.onAbandon(endpoint);
+    this.options.circuit?.onAbandon(SERVICE_CIRCUIT);
+  }
+
+  private pick(previous: unknown): Endpoint | undefined {
     const { endpoints, outlier, slowStartMs, clock, random } = this.options;
     const all = endpoints.list;
     if (this.scratch.length < all.length) this.scratch = new Array(all.length);
@@ -105,6 +125,10 @@ export class Balancer {
     return slowStartMs > 0 ? cost / slowStartWeight(clock.nowMs() - endpoint.addedAtMs, slowStartMs) : cost;
   };
 
+  nowMs(): number {
+    return this.options.clock.nowMs();
+  }
+
   noEndpointError(): ProxyError {
     if (this.options.endpoints.list.length === 0) {
       return new ProxyError('no-healthy-endpoint', 'proxy: the service has no endpoints');
@@ -134,10 +158,10 @@ class EndpointTry extends ForwardingHandler {
   constructor(
     target: ExchangeHandler,
     private readonly endpoint: Endpoint,
-    private readonly options: BalancerOptions,
+    private readonly balancer: Balancer,
   ) {
     super(target);
-    this.startedMs = options.clock.nowMs();
+    this.startedMs = balancer.nowMs();
   }
 
   override onConnect(abort: (err?: Error) => void): void {
@@ -155,7 +179,7 @@ class EndpointTry extends ForwardingHandler {
     statusText: string,
   ): boolean {
     if (statusCode >= 200) {
-      const elapsedMs = this.options.clock.nowMs() - this.startedMs;
+      const elapsedMs = this.balancer.nowMs() - this.startedMs;
       this.endpoint.ewma.observe(elapsedMs);
       this.report(statusCode >= 500 ? 'failure' : statusCode === 429 ? 'overload' : 'success', elapsedMs);
     }
@@ -172,14 +196,13 @@ class EndpointTry extends ForwardingHandler {
     // Our own connection cap is not the endpoint's fault either.
     const isOurLimit = err instanceof ProxyError && err.reason === 'overloaded';
     if (!this.isAbortedByCaller && !isOurLimit) {
-      const elapsedMs = this.options.clock.nowMs() - this.startedMs;
+      const elapsedMs = this.balancer.nowMs() - this.startedMs;
       // A failure costs the endpoint its worst latency so far, so P2C steers away from it too.
       this.endpoint.ewma.observe(Math.max(elapsedMs, this.endpoint.ewma.valueMs));
       this.report('failure', elapsedMs);
     } else if (!this.isReported) {
-      // No verdict on the endpoint; if this try was its probe, another may go.
-      this.options.outlier?.onAbandon(this.endpoint);
-      this.options.circuit?.onAbandon(SERVICE_CIRCUIT);
+      this.isReported = true;
+      this.balancer.abandon(this.endpoint);
     }
     this.target.onError(err);
   }
@@ -187,8 +210,6 @@ class EndpointTry extends ForwardingHandler {
   private report(outcome: TryOutcome, elapsedMs: number): void {
     if (this.isReported) return;
     this.isReported = true;
-    this.options.outlier?.onResult(this.endpoint, outcome);
-    this.options.circuit?.onResult(SERVICE_CIRCUIT, outcome);
-    this.options.onTryEnd(this.endpoint, outcome, elapsedMs / 1_000);
+    this.balancer.record(this.endpoint, outcome, elapsedMs);
   }
 }

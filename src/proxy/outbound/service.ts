@@ -107,8 +107,10 @@ export class UpstreamService {
     this.connections.max = config.limits.maxConnections;
     if (!sameJson(previous.retries.budget, config.retries.budget))
       this.budget = new RetryBudget(config.retries.budget, this.deps.clock);
-    if (!sameJson(previous.outlierDetection, config.outlierDetection))
+    if (!sameJson(previous.outlierDetection, config.outlierDetection)) {
       this.outlier = this.makeOutlier(config);
+      this.circuit = this.makeCircuit(config);
+    }
     this.balancer = this.makeBalancer();
     this.send = this.buildStack();
     if (!sameJson(previous.endpoints, config.endpoints) || !sameJson(previous.dns, config.dns))
@@ -122,28 +124,23 @@ export class UpstreamService {
   async connect(): Promise<UpstreamConnection> {
     let previous: Endpoint | undefined;
     let lastError: unknown;
-    const attempts = Math.min(2, this.endpoints.list.length);
-    for (let attempt = 0; attempt < Math.max(attempts, 1); attempt++) {
-      const isClosed = this.circuit === null || this.circuit.isSelectable(SERVICE_CIRCUIT);
-      const endpoint = isClosed ? this.balancer.pick(previous) : undefined;
+    const attempts = Math.max(1, Math.min(2, this.endpoints.list.length));
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      const endpoint = this.balancer.choose(previous);
       if (endpoint === undefined) throw lastError ?? this.balancer.noEndpointError();
       previous = endpoint;
-      this.circuit?.onPick(SERVICE_CIRCUIT);
-      this.outlier?.onPick(endpoint);
-      if (endpoint.cells !== undefined) endpoint.cells.picks.value++;
       const startedMs = this.deps.clock.nowMs();
       try {
         const connection = await endpoint.connect();
-        endpoint.ewma.observe(this.deps.clock.nowMs() - startedMs);
-        this.outlier?.onResult(endpoint, 'success');
-        this.circuit?.onResult(SERVICE_CIRCUIT, 'success');
+        const elapsedMs = this.deps.clock.nowMs() - startedMs;
+        endpoint.ewma.observe(elapsedMs);
+        this.balancer.record(endpoint, 'success', elapsedMs);
         endpoint.outstanding++;
         connection.socket.once('close', () => endpoint.outstanding--);
         return connection;
       } catch (err) {
         lastError = err;
-        this.outlier?.onResult(endpoint, 'failure');
-        this.circuit?.onResult(SERVICE_CIRCUIT, 'failure');
+        this.balancer.record(endpoint, 'failure', this.deps.clock.nowMs() - startedMs);
       }
     }
     throw lastError;
