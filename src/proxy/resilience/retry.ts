@@ -74,6 +74,8 @@ class RetryingExchange implements ExchangeHandler {
   private isDiscarding = false;
   private isAborted = false;
   private retryDelayMs = 0;
+  /** The last retry wanted was refused by the budget (the caller is told so when there is no response). */
+  private budgetRefused = false;
   private readonly attemptIndex: number;
 
   constructor(
@@ -174,8 +176,6 @@ class RetryingExchange implements ExchangeHandler {
     }
     this.handler.onError(err);
   }
-
-  private budgetRefused = false;
 
   /** The wait before retrying this failure, or null when it goes to the caller. */
   private retryDelay(reason: RetryReason, wasSent: boolean, retryAfter: number | null): number | null {
