@@ -58,18 +58,22 @@ export interface ProxyConfigChange {
   readonly needsRestart: readonly string[];
 }
 
+/** Two checked config values alike: they are plain data in a fixed key order, so their JSON compares. */
+export function sameConfig(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
 /**
  * What a reload changes, as the spec splits it: services and a listener's service (or, in the legacy
  * form, its upstream and server_ids, which are its service) apply live; the rest needs a restart.
  */
 export function diffProxyConfig(prev: ProxyConfig, next: ProxyConfig): ProxyConfigChange {
-  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
   const byName = <T extends { name: string }>(items: readonly T[]) => new Map(items.map((i) => [i.name, i]));
   const changedNames = <T extends { name: string }>(a: readonly T[], b: readonly T[]) => {
     const before = byName(a);
     const after = byName(b);
     const names = new Set([...before.keys(), ...after.keys()]);
-    return [...names].filter((n) => !same(before.get(n), after.get(n)));
+    return [...names].filter((n) => !sameConfig(before.get(n), after.get(n)));
   };
   const needsRestart: string[] = [];
   for (const key of [
@@ -81,14 +85,14 @@ export function diffProxyConfig(prev: ProxyConfig, next: ProxyConfig): ProxyConf
     'limits',
     'pathNormalization',
   ] as const)
-    if (!same(prev[key], next[key])) needsRestart.push(key);
+    if (!sameConfig(prev[key], next[key])) needsRestart.push(key);
   for (const name of changedNames(prev.inbound, next.inbound)) needsRestart.push(`inbound.${name}`);
   const before = byName(prev.outbound);
   const rerouted: string[] = [];
   for (const name of changedNames(prev.outbound, next.outbound)) {
     const a = before.get(name);
     const b = next.outbound.find((o) => o.name === name);
-    if (a && b && same({ ...a, service: '' }, { ...b, service: '' })) rerouted.push(name);
+    if (a && b && sameConfig({ ...a, service: '' }, { ...b, service: '' })) rerouted.push(name);
     else needsRestart.push(`outbound.${name}`);
   }
   return { services: changedNames(prev.services, next.services), rerouted, needsRestart };

@@ -57,6 +57,25 @@ export class ProxyError extends SigilError {
   }
 }
 
+/** Codes of an upstream whose certificate did not verify (UpstreamConnector, ProxyIdentity.verifyPeer). */
+const INVALID_IDENTITY_CODES: ReadonlySet<string> = new Set([
+  'ERR_UNAUTHENTICATED',
+  'ERR_X509_SVID_INVALID',
+  'ERR_X509_VERIFY_FAILED',
+  'ERR_BUNDLE_NOT_FOUND',
+]);
+
+/**
+ * The upstream presented an identity we refuse: one that does not verify, or a SPIFFE ID outside
+ * the accepted list. Nothing was sent to it; another endpoint may do.
+ */
+export function isUpstreamIdentityFailure(err: SigilError): boolean {
+  return (
+    (err.code === 'ERR_PERMISSION_DENIED' && err.reason === 'server-id') ||
+    INVALID_IDENTITY_CODES.has(err.code)
+  );
+}
+
 /** undici's codes for an upstream that was too slow, as opposed to one that failed. */
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
@@ -66,7 +85,7 @@ export function proxyErrorResponse(err: unknown): ProxyErrorResponse {
     switch (err.code) {
       case 'ERR_PERMISSION_DENIED':
         // A server ID outside the accepted list is the upstream's fault, not the caller's.
-        return err.reason === 'server-id'
+        return isUpstreamIdentityFailure(err)
           ? { status: 502, error: 'upstream-identity-mismatch' }
           : { status: 403, error: 'forbidden' };
       case 'ERR_UNAUTHENTICATED':

@@ -10,6 +10,7 @@
 // balancer alone.
 import type { Clock } from '../../spiffe/clock.js';
 import type { SigilError } from '../../spiffe/errors.js';
+import { sameConfig } from '../config-watch.js';
 import type { ProxyIdentity } from '../identity.js';
 import { concurrencyLayer, InFlight } from '../resilience/concurrency.js';
 import { compose, type Layer, type Send } from '../resilience/exchange.js';
@@ -105,15 +106,15 @@ export class UpstreamService {
     const previous = this.config;
     this.config = config;
     this.connections.max = config.limits.maxConnections;
-    if (!sameJson(previous.retries.budget, config.retries.budget))
+    if (!sameConfig(previous.retries.budget, config.retries.budget))
       this.budget = new RetryBudget(config.retries.budget, this.deps.clock);
-    if (!sameJson(previous.outlierDetection, config.outlierDetection)) {
+    if (!sameConfig(previous.outlierDetection, config.outlierDetection)) {
       this.outlier = this.makeOutlier(config);
       this.circuit = this.makeCircuit(config);
     }
     this.balancer = this.makeBalancer();
     this.send = this.buildStack();
-    if (!sameJson(previous.endpoints, config.endpoints) || !sameJson(previous.dns, config.dns))
+    if (!sameConfig(previous.endpoints, config.endpoints) || !sameConfig(previous.dns, config.dns))
       this.followEndpoints(config);
   }
 
@@ -308,8 +309,4 @@ export class UpstreamService {
     this.outlier?.setEndpoints(this.endpoints.list);
     this.deps.log.endpointsChanged(this.name, this.endpoints.list);
   }
-}
-
-function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
 }

@@ -2,6 +2,7 @@
 // services that stay (their state survives), starts new ones, closes those gone, and repoints each
 // outbound listener's ServiceRef. Service events become log lines and metrics here.
 import type { Clock } from '../../spiffe/clock.js';
+import { isUpstreamIdentityFailure } from '../errors.js';
 import type { ProxyIdentity } from '../identity.js';
 import type { ProxyLogger } from '../logger.js';
 import type { ProxyMetrics } from '../metrics.js';
@@ -90,7 +91,7 @@ function serviceLog({ logger, metrics, identity }: UpstreamServicesDeps): Servic
   return {
     connectFailed(service, endpoint, err, presentedId) {
       const reason = err.reason ?? err.code;
-      const isIdentityFailure = err.code !== 'ERR_UNAVAILABLE';
+      const isIdentityFailure = isUpstreamIdentityFailure(err);
       if (isIdentityFailure)
         metrics.handshakeFailures.inc({ listener: service, direction: 'outbound', reason });
       logger.warn(

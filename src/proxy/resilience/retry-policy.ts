@@ -1,6 +1,6 @@
 // Which requests and which failures the retry layer may repeat: pure decisions, no I/O.
 import { isSigilError } from '../../spiffe/errors.js';
-import { ProxyError } from '../errors.js';
+import { isUpstreamIdentityFailure, ProxyError } from '../errors.js';
 import type { ProxyRequest } from './exchange.js';
 
 /** RFC 9110 §9.2.2: methods whose repetition has the same effect as one request. */
@@ -43,16 +43,7 @@ export function retryReasonOf(err: unknown): { reason: RetryReason; wasSent: boo
   if (isSigilError(err)) {
     if (err.code === 'ERR_UNAVAILABLE') return { reason: 'connect', wasSent: false };
     // The endpoint presented the wrong or an invalid identity: nothing was sent; try another one.
-    if (
-      err.code === 'ERR_PERMISSION_DENIED' ||
-      err.code === 'ERR_UNAUTHENTICATED' ||
-      err.code === 'ERR_X509_SVID_INVALID' ||
-      err.code === 'ERR_X509_VERIFY_FAILED' ||
-      err.code === 'ERR_BUNDLE_NOT_FOUND'
-    ) {
-      return { reason: 'identity', wasSent: false };
-    }
-    return null;
+    return isUpstreamIdentityFailure(err) ? { reason: 'identity', wasSent: false } : null;
   }
   const code = (err as { code?: unknown } | null)?.code;
   // The connection closed or reset before the response began (undici reports the close as UND_ERR_SOCKET).
