@@ -159,7 +159,8 @@ function handleRequest(
   applyDeadline(context, clock.nowMs(), service.requestTimeoutMs, signals.deadline, signals.grpcTimeout);
   // The next hop reads it; its app forwards it on the calls it makes for this one.
   if (context.deadlineAtMs !== Number.POSITIVE_INFINITY) {
-    setHeader(filtered.headers, DEADLINE_HEADER, String(Math.floor(context.deadlineAtMs)));
+    const deadline = String(Math.floor(context.deadlineAtMs));
+    setHeader(filtered.headers, DEADLINE_HEADER, deadline, signals.deadline !== undefined);
   }
   const request: ProxyRequest = {
     method: req.method ?? 'GET',

@@ -69,18 +69,24 @@ export function applyDeadline(
   context.deadlineFromCaller = fromCaller;
 }
 
-/** Sets `name` to `value` in a flat header list, replacing every field of that name (compared case-insensitively). */
-export function setHeader(headers: string[], name: string, value: string): void {
-  let found = false;
-  for (let i = 0; i < headers.length; i += 2) {
+/**
+ * Sets `name` to `value` in a flat header list, replacing every field of that name (compared
+ * case-insensitively), and returns the index of the value. `isPresent: false` (the caller's header
+ * pass found none) appends without scanning.
+ */
+export function setHeader(headers: string[], name: string, value: string, isPresent = true): number {
+  let at = -1;
+  for (let i = 0; isPresent && i < headers.length; i += 2) {
     if (headers[i]!.length !== name.length || headers[i]!.toLowerCase() !== name) continue;
-    if (found) {
+    if (at !== -1) {
       headers.splice(i, 2);
       i -= 2;
       continue;
     }
     headers[i + 1] = value;
-    found = true;
+    at = i + 1;
   }
-  if (!found) headers.push(name, value);
+  if (at !== -1) return at;
+  headers.push(name, value);
+  return headers.length - 1;
 }

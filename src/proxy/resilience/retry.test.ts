@@ -154,10 +154,15 @@ describe('retryLayer', () => {
     send(testRequest({}, { inRetryScope: true }), scoped);
     next.tries[0]!.respond(503);
     expect(scoped.status).toBe(503);
-    send(testRequest({}, { inRetryScope: true }), recordingHandler());
+    // The forwarded field keeps its name as the app cased it; only its value counts the tries.
+    send(
+      testRequest({ headers: ['host', 'svc', 'X-Sigil-Attempt', '2'] }, { inRetryScope: true }),
+      recordingHandler(),
+    );
     next.tries[1]!.fail(connectRefused());
     await clock.advance(100);
     expect(next.tries).toHaveLength(3);
+    expect(next.tries[2]!.request.headers).toEqual(['host', 'svc', 'X-Sigil-Attempt', '2']);
   });
 
   it('stops retrying when the caller aborts during the backoff, and never starts a retry past the deadline', async () => {

@@ -85,8 +85,8 @@ class RetryingExchange implements ExchangeHandler {
     private readonly options: RetryLayerOptions,
   ) {
     // The listener's header list is this request's own; the attempt field is set in place per try.
-    setHeader(request.headers, ATTEMPT_HEADER, '1');
-    this.attemptIndex = request.headers.indexOf(ATTEMPT_HEADER) + 1;
+    // In a retry scope the request arrived with the field (possibly cased otherwise): replace it.
+    this.attemptIndex = setHeader(request.headers, ATTEMPT_HEADER, '1', request.context.inRetryScope);
   }
 
   start(): void {
