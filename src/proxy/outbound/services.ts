@@ -2,7 +2,6 @@
 // services that stay (their state survives), starts new ones, closes those gone, and repoints each
 // outbound listener's ServiceRef. Service events become log lines and metrics here.
 import type { Clock } from '../../spiffe/clock.js';
-import { isUpstreamIdentityFailure } from '../errors.js';
 import type { ProxyIdentity } from '../identity.js';
 import type { ProxyLogger } from '../logger.js';
 import type { ProxyMetrics } from '../metrics.js';
@@ -91,7 +90,8 @@ function serviceLog({ logger, metrics, identity }: UpstreamServicesDeps): Servic
   return {
     connectFailed(service, endpoint, err, presentedId) {
       const reason = err.reason ?? err.code;
-      const isIdentityFailure = isUpstreamIdentityFailure(err);
+      // The connector fails with ERR_UNAVAILABLE to reach or handshake; anything else is verification.
+      const isIdentityFailure = err.code !== 'ERR_UNAVAILABLE';
       if (isIdentityFailure)
         metrics.handshakeFailures.inc({ listener: service, direction: 'outbound', reason });
       logger.warn(
