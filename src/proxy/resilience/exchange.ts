@@ -22,6 +22,8 @@ export interface RequestContext {
   inRetryScope: boolean;
   /** The request carried an `Idempotency-Key`: safe to repeat whatever its method. */
   readonly hasIdempotencyKey: boolean;
+  /** The route rule that took the request (`namespace/name` and rule), null when no route applies; for logs, metrics and spans. */
+  route: string | null;
 }
 
 /** A fresh context for one request: no deadline yet (applyDeadline sets it), first try. */
@@ -36,6 +38,7 @@ export function newRequestContext(signals: {
     lastEndpoint: undefined,
     inRetryScope: signals.inRetryScope,
     hasIdempotencyKey: signals.hasIdempotencyKey,
+    route: null,
   };
 }
 
