@@ -151,11 +151,11 @@ export interface GrpcMatch {
   readonly headers: readonly ValueMatch[];
 }
 
+/** GRPCRoute rules: header modifiers and weighted backends (RequestMirror is refused on GRPCRoute). */
 export interface GrpcRule {
   readonly origin: RuleOrigin;
   readonly requestHeaders: HeaderModifier | null;
   readonly responseHeaders: HeaderModifier | null;
-  readonly mirrors: readonly RequestMirror[];
   readonly backends: readonly WeightedBackend[];
 }
 
