@@ -56,7 +56,7 @@ export function createRateLimitGate(options: RateLimitGateOptions): RateLimitGat
   const newRecord = (): CallerRecord => ({ cells: {}, loggedAtMs: Number.NEGATIVE_INFINITY, heldBack: 0 });
   const other = newRecord();
 
-  const refused = (caller: string, refusal: RateLimitRefusal) => {
+  const refused = (caller: string, refusal: RateLimitRefusal, nowMs: number) => {
     let record = records.get(caller);
     let label = caller;
     if (record === undefined) {
@@ -71,7 +71,6 @@ export function createRateLimitGate(options: RateLimitGateOptions): RateLimitGat
     const cells = record.cells;
     cells[refusal.limit] ??= metrics.rateLimitedCell(listener, label, refusal.limit);
     cells[refusal.limit]!.value++;
-    const nowMs = clock.nowMs();
     if (nowMs - record.loggedAtMs < LOG_INTERVAL_MS) {
       record.heldBack++;
       return;
@@ -95,8 +94,9 @@ export function createRateLimitGate(options: RateLimitGateOptions): RateLimitGat
   return {
     admit(principal) {
       const caller = principal ?? PLAINTEXT_CALLER;
-      const refusal = limiter.check(caller);
-      if (refusal !== null) refused(caller, refusal);
+      const nowMs = clock.nowMs();
+      const refusal = limiter.check(caller, nowMs);
+      if (refusal !== null) refused(caller, refusal, nowMs);
       return refusal;
     },
   };

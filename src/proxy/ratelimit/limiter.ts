@@ -2,7 +2,8 @@
 // bucket for the listener and a bucket per caller, keyed by the caller's verified SPIFFE ID (or
 // PLAINTEXT_CALLER for every plaintext caller of a permissive listener), sized by an override for
 // that ID or else the per-caller rate. A request must pass its caller's limit and the total; one
-// refused by either spends no token of the other. Pure apart from the clock: enforce.ts counts and logs.
+// refused by either spends no token of the other. Pure: time comes in as an argument (the buckets
+// hold the clock only to start); enforce.ts counts and logs.
 import type { Clock } from '../../spiffe/clock.js';
 import { RequestBucket, type RequestRate } from './token-bucket.js';
 
@@ -34,12 +35,15 @@ export const PLAINTEXT_CALLER = 'plaintext';
  * buckets (about 1 MB) is far above that and still bounds what a flood of identities can cost.
  */
 export const DEFAULT_MAX_CALLERS = 10_000;
-/** At the cap, this many least recently used buckets are looked at for full (free to forget) ones. */
-const EVICTION_SCAN = 32;
+/** At the cap, at most this many buckets used since the last eviction get a second chance. */
+const SECOND_CHANCES = 32;
 const WILDCARD_SUFFIX = '/*';
 const SCHEME = 'spiffe://';
 
 class CallerBucket extends RequestBucket {
+  /** Used since it was created or last given a second chance (evict()). */
+  isReferenced = false;
+
   constructor(
     clock: Clock,
     rate: RequestRate,
@@ -55,9 +59,8 @@ export class RateLimiter {
   /** Override rates by exact SPIFFE ID, and by trust domain ID (`spiffe://td`) for wildcards. */
   private readonly exact = new Map<string, RequestRate>();
   private readonly byTrustDomain = new Map<string, RequestRate>();
-  /** Least recently used first: a bucket is moved to the end when used (Map keeps insertion order). */
+  /** In insertion order, which evict() turns into an approximate least-recently-used order. */
   private readonly callers = new Map<string, CallerBucket>();
-  private newest: CallerBucket | undefined;
   /** Whether any caller can have a bucket at all. */
   private readonly limitsCallers: boolean;
 
@@ -77,18 +80,21 @@ export class RateLimiter {
     this.limitsCallers = this.perCaller !== null || config.overrides.length > 0;
   }
 
-  /** Admits one request from `caller` (a SPIFFE ID or PLAINTEXT_CALLER): null, or which limit refused it. */
-  check(caller: string): RateLimitRefusal | null {
-    const bucket = this.limitsCallers ? this.bucketOf(caller) : null;
+  /**
+   * Admits one request from `caller` (a SPIFFE ID or PLAINTEXT_CALLER) at `nowMs` (read from the
+   * limiter's clock): null, or which limit refused it.
+   */
+  check(caller: string, nowMs: number): RateLimitRefusal | null {
+    const bucket = this.limitsCallers ? this.bucketOf(caller, nowMs) : null;
     if (bucket !== null) {
-      const waitMs = bucket.waitMs();
+      const waitMs = bucket.waitMs(nowMs);
       if (waitMs > 0) return { limit: bucket.limit, retryAfterMs: waitMs };
     }
     if (this.total !== null) {
-      const waitMs = this.total.take();
+      const waitMs = this.total.take(nowMs);
       if (waitMs > 0) return { limit: 'total', retryAfterMs: waitMs };
     }
-    bucket?.spend(1);
+    bucket?.spend(1, nowMs);
     return null;
   }
 
@@ -97,24 +103,20 @@ export class RateLimiter {
     return this.callers.size;
   }
 
-  private bucketOf(caller: string): CallerBucket | null {
+  private bucketOf(caller: string, nowMs: number): CallerBucket | null {
     let bucket = this.callers.get(caller);
     if (bucket !== undefined) {
-      // Most traffic comes from one caller in a row: skip the reordering when it is already last.
-      if (bucket !== this.newest) {
-        this.callers.delete(caller);
-        this.callers.set(caller, bucket);
-        this.newest = bucket;
-      }
+      // A flag, not a move to the end of the map: reordering a Map costs a delete and an insert
+      // on every request (~250 ns); evict() reads the flags only when the map is full.
+      bucket.isReferenced = true;
       return bucket;
     }
     const override = this.overrideOf(caller);
     const rate = override ?? this.perCaller;
     if (rate === null) return null;
-    if (this.callers.size >= (this.options.maxCallers ?? DEFAULT_MAX_CALLERS)) this.evict();
+    if (this.callers.size >= (this.options.maxCallers ?? DEFAULT_MAX_CALLERS)) this.evict(nowMs);
     bucket = new CallerBucket(this.options.clock, rate, override === undefined ? 'per_caller' : 'override');
     this.callers.set(caller, bucket);
-    this.newest = bucket;
     return bucket;
   }
 
@@ -126,22 +128,24 @@ export class RateLimiter {
   }
 
   /**
-   * Makes room for one bucket: full buckets among the least recently used go first (forgetting
-   * them changes nothing); if none is full, the least recently used goes, and that caller starts
-   * again from a full burst, the price of a bounded map.
+   * Makes room for one bucket, oldest first, as the CLOCK (second chance) approximation of least
+   * recently used: a full bucket goes at once (forgetting it changes nothing); one used since it was
+   * last looked at moves to the end with its flag cleared, at most SECOND_CHANCES times; the first
+   * other one goes, and that caller starts again from a full burst, the price of a bounded map.
    */
-  private evict(): void {
-    let scanned = 0;
-    let freed = 0;
+  private evict(nowMs: number): void {
+    let chances = 0;
     for (const [caller, bucket] of this.callers) {
-      if (scanned++ === EVICTION_SCAN) break;
-      if (bucket.isFull()) {
+      if (bucket.isReferenced && !bucket.isFull(nowMs) && chances < SECOND_CHANCES) {
+        chances++;
+        bucket.isReferenced = false;
+        // Re-inserted at the end; the iteration reaches it again only after every older bucket.
         this.callers.delete(caller);
-        freed++;
+        this.callers.set(caller, bucket);
+        continue;
       }
+      this.callers.delete(caller);
+      return;
     }
-    if (freed > 0) return;
-    const oldest = this.callers.keys().next();
-    if (!oldest.done) this.callers.delete(oldest.value);
   }
 }
