@@ -1,19 +1,24 @@
 // Local rate limits through real sidecars (issue 12): the backend's inbound listeners limit per
 // caller SPIFFE ID, per named principal (an override) and in total, while two callers, each behind
-// its own sidecar with its own identity, drive open-loop load through their outbound listeners.
-// Admitted counts must match burst + rate x the seconds the limiter was under that load, within
-// 10%. Those seconds are read at the app, from the first admitted request to the last: sent
-// open-loop, requests reach the backend's sidecar over a longer span than they were sent over (new
-// connections, queueing in the caller's sidecar), and only the limiter's own span is fair to it.
-// The client sees 429 with Retry-After; the backend's metrics count each refusal by principal.
+// its own sidecar with its own identity, drive open-loop load through their outbound listeners, 3x
+// to 5x above the limits. A saturated bucket admits burst + rate x the seconds it was deciding, and
+// those seconds are bounded from the client's side whatever the delays on the way: every decision
+// falls between the first request sent and the last answer received, and the limiter decided from
+// no later than the first answer until no earlier than the last send. Admitted counts must lie
+// within those bounds (10% below the lower one); on a quiet machine they are a few percent apart,
+// on a loaded one they widen honestly instead of failing. Timestamps at the app are no measure:
+// under load, requests admitted 20 ms apart reached it bunched. The client sees 429 with
+// Retry-After; the backend's metrics count each refusal by principal.
 import http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { servicesYaml, useResilienceMesh } from '../support/resilience-mesh.js';
 import { scrape, total } from '../support/traffic.js';
 
-const PER_CALLER = { requests_per_second: 50, burst: 50 };
-const OVERRIDE = { requests_per_second: 100, burst: 50 };
-const TOTAL = { requests_per_second: 60, burst: 60 };
+// Bursts of 2 s of the rate: a bucket that sees no request for longer than burst / rate loses
+// tokens, and a loaded machine can stall a sidecar for a second; the bounds below assume it does not.
+const PER_CALLER = { requests_per_second: 50, burst: 100 };
+const OVERRIDE = { requests_per_second: 40, burst: 80 };
+const TOTAL = { requests_per_second: 60, burst: 120 };
 const APPS = ['percaller', 'overridden', 'shared'] as const;
 const TD = 'spiffe://example.org';
 
@@ -51,6 +56,11 @@ interface Answer {
 
 interface Run {
   readonly answers: readonly Answer[];
+  /** Wall-clock milliseconds of the first and last request sent, and of the first and last answer. */
+  readonly firstSentMs: number;
+  readonly lastSentMs: number;
+  readonly firstAnswerMs: number;
+  readonly lastAnswerMs: number;
   count(status: number): number;
 }
 
@@ -60,14 +70,31 @@ async function drive(port: number, path: string, rps: number, durationMs: number
   const due = Math.round((rps * durationMs) / 1000);
   const pending: Array<Promise<Answer>> = [];
   const startedMs = Date.now();
+  let lastSentMs = startedMs;
+  let firstAnswerMs = Number.POSITIVE_INFINITY;
+  const answered = (answer: Answer) => {
+    firstAnswerMs = Math.min(firstAnswerMs, Date.now());
+    return answer;
+  };
   while (pending.length < due) {
     const now = Math.min(due, Math.floor(((Date.now() - startedMs) * rps) / 1000) + 1);
-    while (pending.length < now) pending.push(request(port, path, agent));
+    while (pending.length < now) {
+      lastSentMs = Date.now();
+      pending.push(request(port, path, agent).then(answered));
+    }
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   const answers = await Promise.all(pending);
+  const lastAnswerMs = Date.now();
   agent.destroy();
-  return { answers, count: (status) => answers.filter((a) => a.status === status).length };
+  return {
+    answers,
+    firstSentMs: startedMs,
+    lastSentMs,
+    firstAnswerMs,
+    lastAnswerMs,
+    count: (status) => answers.filter((a) => a.status === status).length,
+  };
 }
 
 function request(port: number, path: string, agent: http.Agent): Promise<Answer> {
@@ -87,16 +114,23 @@ function request(port: number, path: string, agent: http.Agent): Promise<Answer>
   });
 }
 
+type Rate = { readonly requests_per_second: number; readonly burst: number };
+
 /**
- * What a bucket should have admitted of the requests app `app` received (those on `path`, if
- * given): its burst, then its rate over the seconds from the first of them to the last.
+ * The limit held for `admitted` requests of `runs` (run at the same time against one bucket): no
+ * more than burst + rate x the longest the bucket can have been deciding, and no fewer than 90% of
+ * burst + rate x the shortest.
  */
-function expected(rate: { requests_per_second: number; burst: number }, app: string, path?: string): number {
-  const times = mesh
-    .app(app)
-    .received.filter((r) => path === undefined || r.path === path)
-    .map((r) => r.atMs);
-  return rate.burst + (rate.requests_per_second * (Math.max(...times) - Math.min(...times))) / 1000;
+function expectLimitHeld(rate: Rate, admitted: number, runs: readonly Run[]): void {
+  const longestS =
+    (Math.max(...runs.map((r) => r.lastAnswerMs)) - Math.min(...runs.map((r) => r.firstSentMs))) / 1000;
+  const shortestS =
+    (Math.max(...runs.map((r) => r.lastSentMs)) - Math.min(...runs.map((r) => r.firstAnswerMs))) / 1000;
+  const most = rate.burst + rate.requests_per_second * longestS;
+  const fewest = rate.burst + rate.requests_per_second * shortestS;
+  // +1: a token refilled during the last millisecond may be taken.
+  expect(admitted).toBeLessThanOrEqual(Math.floor(most) + 1);
+  expect(admitted).toBeGreaterThanOrEqual(Math.floor(0.9 * fewest));
 }
 
 describe('local rate limits through the sidecars', () => {
@@ -106,8 +140,7 @@ describe('local rate limits through the sidecars', () => {
       drive(mesh.port('beta', 'percaller'), '/beta', 20, 3_000),
     ]);
     const admitted = alpha.count(200);
-    const want = expected(PER_CALLER, 'percaller', '/alpha');
-    expect(Math.abs(admitted - want)).toBeLessThanOrEqual(0.1 * want);
+    expectLimitHeld(PER_CALLER, admitted, [alpha]);
     expect(alpha.count(200) + alpha.count(429)).toBe(alpha.answers.length);
     for (const refused of alpha.answers.filter((a) => a.status === 429)) {
       expect(refused.sigilError).toBe('rate-limited');
@@ -134,9 +167,8 @@ describe('local rate limits through the sidecars', () => {
 
   it('gives a principal named in an override its own rate', async () => {
     const beta = await drive(mesh.port('beta', 'overridden'), '/', 200, 2_000);
-    const want = expected(OVERRIDE, 'overridden');
-    expect(Math.abs(beta.count(200) - want)).toBeLessThanOrEqual(0.1 * want);
-    // Far above what the per-caller rate (10/s, burst 10) would have let through.
+    expectLimitHeld(OVERRIDE, beta.count(200), [beta]);
+    // Far above what the per-caller rate (10/s, burst 10: about 30 in 2 s) would have let through.
     expect(beta.count(200)).toBeGreaterThan(100);
     const samples = await scrape(mesh.adminPort('backend'));
     expect(
@@ -154,10 +186,9 @@ describe('local rate limits through the sidecars', () => {
       drive(mesh.port('beta', 'shared'), '/', 100, 3_000),
     ]);
     const admitted = runs[0]!.count(200) + runs[1]!.count(200);
-    const want = expected(TOTAL, 'shared');
-    expect(Math.abs(admitted - want)).toBeLessThanOrEqual(0.1 * want);
+    expectLimitHeld(TOTAL, admitted, runs);
     // Both callers got a share: the total is not first come, first served for one of them.
-    for (const run of runs) expect(run.count(200)).toBeGreaterThan(0.25 * want);
+    for (const run of runs) expect(run.count(200)).toBeGreaterThan(0.25 * admitted);
     const samples = await scrape(mesh.adminPort('backend'));
     expect(total(samples, 'sigil_proxy_rate_limited_total', { listener: 'shared', limit: 'total' })).toBe(
       runs[0]!.count(429) + runs[1]!.count(429),
@@ -179,12 +210,12 @@ describe('local rate limits through the sidecars', () => {
     );
     const byName = new Map(config.inbound.map((l) => [l.name, l.rateLimit]));
     expect(byName.get('shared')).toEqual({
-      total: { requestsPerSecond: 60, burst: 60 },
+      total: { requestsPerSecond: 60, burst: 120 },
       perCaller: null,
       overrides: [],
     });
     expect(byName.get('overridden')).toMatchObject({
-      overrides: [{ principals: [`${TD}/beta-proxy`], requestsPerSecond: 100, burst: 50 }],
+      overrides: [{ principals: [`${TD}/beta-proxy`], requestsPerSecond: 40, burst: 80 }],
     });
   });
 });
