@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { isSigilError } from '../../spiffe/errors.js';
 import { checkProxyConfig, parseProxyConfig } from '../config.js';
+import { diffProxyConfig } from '../config-watch.js';
 
 const INBOUND = { name: 'api', listen: '127.0.0.1:15001', app: '127.0.0.1:8080' };
 
@@ -148,5 +149,15 @@ describe('checkRateLimit (inbound[].rate_limit)', () => {
       overrides: [{ principals: ['spiffe://example.org/a'], requests_per_second: 9, burst: 9 }],
     });
     expect(parseYaml(JSON.stringify(rateLimit))).toEqual(rateLimit);
+  });
+
+  it('is restart-only: a reload that changes it reports the listener as waiting for a restart', () => {
+    const withRate = (rps: number) =>
+      checkProxyConfig(
+        { inbound: [{ ...INBOUND, rate_limit: { per_caller: { requests_per_second: rps } } }] },
+        'proxy.yaml',
+      );
+    expect(diffProxyConfig(withRate(5), withRate(5)).needsRestart).toEqual([]);
+    expect(diffProxyConfig(withRate(5), withRate(6)).needsRestart).toEqual(['inbound.api']);
   });
 });
