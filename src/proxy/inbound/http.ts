@@ -1,8 +1,9 @@
 // One inbound HTTP/1.1 request (or WebSocket upgrade), in order: refuse what the app could read
 // differently from us (a path normalize.ts refuses, two Host fields) with 400; authorize the
-// normalized path; take a token of the listener's rate limits (429 past them, so a request the
-// policy denies spends none); forward exactly that path, with hop-by-hop and forged identity headers removed
-// and the verified identity added. Whatever the policy decided on is what the app receives.
+// normalized path; take a token of the listener's rate limits (429 past them; a request the
+// policy denies spends none); forward exactly that path, with hop-by-hop and forged identity
+// headers removed and the verified identity added. Whatever the policy decided on is what the app
+// receives.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
