@@ -4,8 +4,9 @@
 // the listener picks it per connection rather than always. Every stream is authorized on its
 // normalized `:path` (the one forwarded), takes a token of the listener's rate limits (past them:
 // 429 with retry-after, which gRPC clients read as UNAVAILABLE), gets the verified identity
-// headers, and is relayed to the app over one shared h2c session, trailers included (gRPC puts its status there). Limits: streams
-// per connection (SETTINGS), and the session and stream idle timeouts (h2-watch.ts).
+// headers, and is relayed to the app over one shared h2c session, trailers included (gRPC puts
+// its status there). Limits: streams per connection (SETTINGS), and the session and stream idle
+// timeouts (h2-watch.ts).
 import {
   type ClientHttp2Session,
   type ClientHttp2Stream,

@@ -37,7 +37,10 @@ export interface RateLimitGateOptions {
 }
 
 export interface RateLimitGate {
-  /** Admits one request or connection of `principal` (null: plaintext): null, or why not. Counts and logs refusals. */
+  /**
+   * Admits one request or connection of `principal` (null: plaintext): null, or why not. Counts
+   * and logs refusals.
+   */
   admit(principal: string | null): RateLimitRefusal | null;
 }
 
