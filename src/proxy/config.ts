@@ -10,6 +10,7 @@ import { systemSocketPath } from '../spiffe/runtime-dir.js';
 import { type Address, ConfigReader } from './config-reader.js';
 import { checkLimits, DEFAULT_LIMITS, type ListenerLimits } from './limits.js';
 import { checkPathNormalization, type PathNormalization } from './policy/normalize.js';
+import { checkRateLimit, type RateLimitConfig } from './ratelimit/index.js';
 import { checkServices, legacyService, MAX_SERVER_IDS, type ServiceConfig } from './services/config.js';
 
 /** The system agent's socket: sidecars run as other users than the agent, so no per-user default. */
@@ -29,6 +30,8 @@ export interface InboundConfig {
   readonly app: Address;
   readonly mode: (typeof MODES)[number];
   readonly limits: ListenerLimits;
+  /** Request (and opaque connection) rates per listener and per caller; null: none. */
+  readonly rateLimit: RateLimitConfig | null;
 }
 
 export interface OutboundConfig {
@@ -140,7 +143,7 @@ export function checkProxyConfig(
   const names = new Set<string>();
   const inbound = r.list(top.inbound, 'inbound').map((item, i) => {
     const at = `inbound[${i}]`;
-    const o = r.mapping(item, at, ['name', 'listen', 'protocol', 'app', 'mode', 'limits']);
+    const o = r.mapping(item, at, ['name', 'listen', 'protocol', 'app', 'mode', 'limits', 'rate_limit']);
     return {
       name: name(o.name, `${at}.name`, names),
       listen: r.address(o.listen, `${at}.listen`),
@@ -148,6 +151,7 @@ export function checkProxyConfig(
       app: r.address(o.app, `${at}.app`),
       mode: r.oneOf(o.mode, `${at}.mode`, MODES, 'strict'),
       limits: checkLimits(o.limits, `${at}.limits`, limits, problems),
+      rateLimit: checkRateLimit(o.rate_limit, `${at}.rate_limit`, r),
     };
   });
   const services = checkServices(top.services, r);
