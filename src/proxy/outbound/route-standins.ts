@@ -46,19 +46,20 @@ export function selectHttpRoute(
   return null;
 }
 
-export function pickBackend(
-  backends: readonly WeightedBackend[],
-  random: () => number,
-): WeightedBackend | null {
+export function pickBackend(backends: readonly WeightedBackend[], random: () => number): string | null {
   let total = 0;
   for (const b of backends) total += b.weight;
   if (total === 0) return null;
   let point = random() * total;
   for (const b of backends) {
-    if (point < b.weight) return b;
+    if (point < b.weight) return b.service;
     point -= b.weight;
   }
-  return backends[backends.length - 1]!;
+  return backends[backends.length - 1]!.service;
+}
+
+export function headerValue(headers: readonly string[], lowerName: string): string | undefined {
+  return header(headers, lowerName);
 }
 
 export function modifyRequestHeaders(mod: HeaderModifier, headers: readonly string[]): string[] {
@@ -85,26 +86,35 @@ function modifyPath(modifier: PathModifier, match: HttpMatch, path: string): str
   return out === '' ? '/' : out.startsWith('/') ? out : `/${out}`;
 }
 
-export function rewriteTarget(rewrite: UrlRewrite, match: HttpMatch, target: string): string {
-  if (rewrite.path === null) return target;
+export function rewriteTarget(
+  rule: { rewrite: UrlRewrite | null },
+  match: HttpMatch,
+  target: string,
+): string {
+  const rewrite = rule.rewrite;
+  if (rewrite === null || rewrite.path === null) return target;
   const q = target.indexOf('?');
   const path = q === -1 ? target : target.slice(0, q);
   return modifyPath(rewrite.path, match, path) + (q === -1 ? '' : target.slice(q));
 }
 
-export function rewriteHost(headers: string[], hostname: string): void {
-  for (let i = 0; i < headers.length; i += 2)
-    if (headers[i]!.toLowerCase() === 'host') headers[i + 1] = hostname;
+export function rewriteHost(headers: readonly string[], hostname: string): string[] {
+  const out = headers.slice();
+  for (let i = 0; i < out.length; i += 2) if (out[i]!.toLowerCase() === 'host') out[i + 1] = hostname;
+  return out;
 }
 
 export function redirectResponse(
   redirect: RequestRedirect,
   match: HttpMatch,
-  request: RouteRequest,
+  target: string,
+  hostHeader: string | undefined,
+  listenerScheme: 'http' | 'https',
 ): { status: number; location: string } {
-  const host = header(request.headers, 'host') ?? 'localhost';
+  const request = { target };
+  const host = hostHeader ?? 'localhost';
   const [hostname, hostPort] = host.split(':');
-  const scheme = redirect.scheme ?? 'http';
+  const scheme = redirect.scheme ?? listenerScheme;
   const port = redirect.port ?? (hostPort === undefined ? null : Number(hostPort));
   const path =
     redirect.path === null

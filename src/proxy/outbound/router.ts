@@ -27,11 +27,11 @@ import {
   type RouteOverrides,
   type RouteTable,
   type RuleOrigin,
-  type WeightedBackend,
 } from '../routes/model.js';
 import { Mirroring } from './mirror.js';
 import type { RouteMetrics } from './route-metrics.js';
 import {
+  headerValue,
   modifyRequestHeaders,
   modifyResponseHeaders,
   pickBackend,
@@ -98,7 +98,8 @@ const NO_BACKEND: RouteAnswer = Object.freeze({
 /** A rule's display name and metric cells, resolved once per table. */
 interface RuleCells {
   readonly name: string;
-  readonly backends: ReadonlyMap<WeightedBackend, CountCell>;
+  /** By service name. */
+  readonly backends: ReadonlyMap<string, CountCell>;
   readonly redirected: CountCell;
   readonly unsent: CountCell;
 }
@@ -149,11 +150,12 @@ export class OutboundRouter {
     const cells = this.rules.get(rule) ?? this.cellsFor(rule);
     if (rule.redirect !== null) {
       cells.redirected.value++;
-      const redirect = redirectResponse(rule.redirect, entry.match, { method, target, headers });
+      const host = headerValue(headers, 'host');
+      const redirect = redirectResponse(rule.redirect, entry.match, target, host, 'http');
       return { kind: 'answer', status: redirect.status, error: null, location: redirect.location };
     }
     const backend = pickBackend(rule.backends, this.deps.random);
-    const service = backend === null ? undefined : this.deps.services.get(backend.service);
+    const service = backend === null ? undefined : this.deps.services.get(backend);
     if (backend === null || service === undefined) {
       cells.unsent.value++;
       return NO_BACKEND;
@@ -186,7 +188,7 @@ export class OutboundRouter {
     const { metrics } = this.deps;
     return {
       name,
-      backends: new Map(rule.backends.map((backend) => [backend, metrics.routed(name, backend.service)])),
+      backends: new Map(rule.backends.map(({ service }) => [service, metrics.routed(name, service)])),
       redirected: metrics.routed(name, '(redirect)'),
       unsent: metrics.routed(name, '(none)'),
     };
@@ -199,8 +201,8 @@ function filtered(entry: HttpRouteEntry, request: ProxyRequest): ProxyRequest {
   let path = request.path;
   let headers = request.headers;
   if (rewrite !== null) {
-    path = rewriteTarget(rewrite, entry.match, path);
-    if (rewrite.hostname !== null) rewriteHost(headers, rewrite.hostname);
+    path = rewriteTarget(entry.rule, entry.match, path);
+    if (rewrite.hostname !== null) headers = rewriteHost(headers, rewrite.hostname);
   }
   if (requestHeaders !== null) headers = modifyRequestHeaders(requestHeaders, headers);
   return { ...request, path, headers };
