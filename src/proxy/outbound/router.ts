@@ -1,5 +1,5 @@
 // The outbound router: requests on an `http` listener whose service has HTTP routes (routes/model.ts)
-// go where the matching rule says. A listener's service with no routes is not touched: one map
+// go where the matching rule says (routes/select.ts, routes/filters.ts). A listener's service with no routes is not touched: one map
 // lookup, and the request takes the service's own stack as before. Otherwise, in two steps the
 // listener calls around its deadline work (outbound/listener.ts):
 //   decide: select the rule (none: 404 route-not-found); a redirect answers at once; else pick a
@@ -20,6 +20,13 @@ import {
   type Send,
 } from '../resilience/exchange.js';
 import {
+  modifyRequestHeaders,
+  modifyResponseHeaders,
+  redirectResponse,
+  rewriteHost,
+  rewriteTarget,
+} from '../routes/filters.js';
+import {
   EMPTY_ROUTE_TABLE,
   type HeaderModifier,
   type HttpRouteEntry,
@@ -28,18 +35,9 @@ import {
   type RouteTable,
   type RuleOrigin,
 } from '../routes/model.js';
+import { headerValue, pickBackend, selectHttpRoute } from '../routes/select.js';
 import { Mirroring } from './mirror.js';
 import type { RouteMetrics } from './route-metrics.js';
-import {
-  headerValue,
-  modifyRequestHeaders,
-  modifyResponseHeaders,
-  pickBackend,
-  redirectResponse,
-  rewriteHost,
-  rewriteTarget,
-  selectHttpRoute,
-} from './route-standins.js';
 
 /** What the router needs of a service (UpstreamService). */
 export interface RoutedService {
