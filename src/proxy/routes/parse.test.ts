@@ -488,3 +488,22 @@ describe('parseRouteFile: limits', () => {
     ).toMatch(/must be at most 1024 characters \(got 1025\)$/);
   });
 });
+
+describe('docs/proxy-routes.md', () => {
+  it('its example config and canary file load, and route as the doc says', async () => {
+    const { readFileSync } = await import('node:fs');
+    const doc = readFileSync(new URL('../../../docs/proxy-routes.md', import.meta.url), 'utf8');
+    const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const { checkProxyConfig } = await import('../config.js');
+    const { parse } = await import('yaml');
+    const config = checkProxyConfig(parse(blocks[0]!), '/etc/sigil/proxy.yaml');
+    expect(config.routesFile).toBe('/etc/sigil/routes.yaml');
+    const table = parseRouteFile(blocks[1]!, 'routes.yaml', new Set(config.services.map((s) => s.name)));
+    const { explainHttp } = await import('./explain.js');
+    const e = explainHttp(table, 'web', { method: 'GET', target: '/api/x', headers: [] });
+    expect(e.backends.map((b) => `${b.service} ${b.sharePercent}%`)).toEqual(['web 90%', 'web-v2 10%']);
+    expect(
+      explainHttp(table, 'web', { method: 'GET', target: '/', headers: ['X-Canary', '1'] }).rule?.name,
+    ).toBe('force-canary');
+  });
+});
