@@ -53,7 +53,7 @@ export function parseRouteFile(text: string, file: string, services: ReadonlySet
   list.forEach((doc, d) => {
     const where = list.length === 1 ? '(file)' : `(document ${d + 1})`;
     if (doc.errors.length > 0) {
-      check.problem(where, `is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+      check.problem(where, `is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]!.replace(/:$/, '')}`);
       return;
     }
     let value: unknown;
