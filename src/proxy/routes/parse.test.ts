@@ -570,6 +570,11 @@ spec:
       ['HTTPRoute default/web: spec.rules: is required (at least one rule with backendRefs)'],
     ],
     [
+      'no spec',
+      HEADER.split('spec:')[0]!,
+      ['HTTPRoute default/web: spec: is required (parentRefs and rules)'],
+    ],
+    [
       'a repeated parent',
       route(
         '- backendRefs: [{ name: web }]',

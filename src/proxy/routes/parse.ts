@@ -155,6 +155,10 @@ function routeObject(
       'apiVersion',
       `must be ${API_VERSIONS[kind]!.join(' or ')} for ${kind} (got ${showValue(value.apiVersion)})`,
     );
+  if (value.spec === undefined) {
+    check.problem('spec', 'is required (parentRefs and rules)');
+    return null;
+  }
   const spec: Raw =
     check.mapping(value.spec, 'spec', ['parentRefs', 'rules'], {
       hostnames: 'is not used by mesh (GAMMA) routes; match the Host header with matches[].headers',
