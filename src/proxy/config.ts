@@ -55,6 +55,8 @@ export interface ProxyConfig {
   readonly logLevel: string;
   /** Absolute path of the policy file; null = no policy (every authenticated caller allowed). */
   readonly policyFile: string | null;
+  /** Absolute path of the routes file (routes/); null = no routes (each listener sends to its service). */
+  readonly routesFile: string | null;
   readonly inbound: readonly InboundConfig[];
   readonly outbound: readonly OutboundConfig[];
   /** The configured `services`, then one per legacy `upstream` listener (named after it). */
@@ -132,6 +134,7 @@ export function checkProxyConfig(
     'admin',
     'log_level',
     'policy_file',
+    'routes_file',
     'limits',
     'path_normalization',
     'inbound',
@@ -189,6 +192,7 @@ export function checkProxyConfig(
   const admin = r.address(top.admin ?? '127.0.0.1:15000', 'admin');
   const policyFile =
     top.policy_file === undefined ? null : path.resolve(path.dirname(file), String(top.policy_file));
+  const routesFile = filePath(top.routes_file, 'routes_file', file, r);
 
   if (problems.length > 0) {
     throw new SigilError(
@@ -202,12 +206,23 @@ export function checkProxyConfig(
     admin,
     logLevel,
     policyFile,
+    routesFile,
     inbound: Object.freeze(inbound),
     outbound: Object.freeze(outbound),
     services: Object.freeze(services),
     limits,
     pathNormalization,
   });
+}
+
+/** A file path relative to the config file's directory, made absolute; null when absent. */
+function filePath(value: unknown, at: string, configFile: string, r: ConfigReader): string | null {
+  if (value === undefined) return null;
+  if (typeof value !== 'string' || value === '' || value.length > 4096 || value.includes('\0')) {
+    r.report(at, `must be a file path (got ${quote(value)})`);
+    return null;
+  }
+  return path.resolve(path.dirname(configFile), value);
 }
 
 /**
