@@ -21,6 +21,7 @@ import { pipeSockets } from '../pipe.js';
 import { requestRefusal } from '../request-refusal.js';
 import { applyDeadline, DEADLINE_HEADER, setHeader } from '../resilience/deadline.js';
 import { newRequestContext, type ProxyRequest } from '../resilience/exchange.js';
+import { createGrpcStreamRelay, type GrpcRouting } from './h2-streams.js';
 import type { UpstreamService } from './service.js';
 
 export interface HostPort {
@@ -48,6 +49,11 @@ export interface OutboundOptions {
   readonly clock?: Clock;
   /** Cap and timeouts for the app's connections. Defaults to DEFAULT_LIMITS. */
   readonly limits?: ListenerLimits;
+  /**
+   * `http2`: while the route table has GRPCRoutes for the service, NEW app connections are relayed
+   * stream by stream (h2-streams.ts); the others, and every connection without routes, stay pipes.
+   */
+  readonly grpcRouting?: GrpcRouting;
 }
 
 export interface OutboundListener {
@@ -83,10 +89,14 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
       http.closeAllConnections();
     };
   } else {
+    const routing = options.protocol === 'http2' ? options.grpcRouting : undefined;
+    const relay = routing === undefined ? null : grpcRelay(options, routing, guard, clock);
     server = createNetServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (app) =>
-      pipeToUpstream(app, connect, options, guard),
+      relay !== null && routing!.routes().grpc.has(options.upstream.service.name)
+        ? relay.accept(app)
+        : pipeToUpstream(app, connect, options, guard),
     );
-    closeProtocol = async () => {};
+    closeProtocol = relay === null ? async () => {} : () => relay.close();
   }
   capConnections(server, guard);
   server.on('connection', (socket: Socket) => {
@@ -119,6 +129,19 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
       await closed;
     },
   };
+}
+
+function grpcRelay(options: OutboundOptions, routing: GrpcRouting, guard: ListenerGuard, clock: Clock) {
+  const { name, metrics, identity, upstream } = options;
+  return createGrpcStreamRelay({
+    listener: name,
+    parent: () => upstream.service,
+    routing,
+    guard,
+    clock,
+    logger: options.logger,
+    series: () => metrics.requestSeries(name, 'outbound', identity.spiffeId, upstream.service.name),
+  });
 }
 
 function handleRequest(

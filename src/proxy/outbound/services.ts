@@ -76,6 +76,11 @@ export class UpstreamServices {
     return ref;
   }
 
+  /** The service named `name` now (route backends name services). */
+  get(name: string): UpstreamService | undefined {
+    return this.services.get(name);
+  }
+
   describe(): unknown[] {
     return [...this.services.values()].map((service) => service.describe());
   }
