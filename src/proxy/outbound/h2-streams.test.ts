@@ -1,6 +1,9 @@
 // The outbound gRPC relay in one process, over real sockets and real mTLS: a grpc-js client on an
 // outbound `http2` listener whose service has GRPCRoutes, two inbound sidecars (one piping the
 // h2c opaquely to its app, one relaying per stream) in front of two grpc-js Greeter servers.
+import { createServer as createH2Server } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { addAbortSignal } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { type GreeterServer, greeterClient, startGreeter } from '../../../test/support/greeter.js';
 import { systemClock } from '../../spiffe/clock.js';
@@ -67,6 +70,40 @@ async function startMesh(entries: GrpcRouteEntry[] | null) {
     greeters[version] = greeter;
     ports[version] = inbound.address.port;
   }
+  // An app that resets every stream once it has answered headers (a backend cancelling mid-call).
+  const resetting = createH2Server();
+  resetting.on('stream', (stream) => {
+    stream.on('error', () => {});
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+    // RST_STREAM CANCEL (close(CANCEL) would send END_STREAM first on a half-closed stream).
+    stream.write(Buffer.from([0, 0, 0, 0, 2, 0x7b, 0x7d]), () => addAbortSignal(AbortSignal.abort(), stream));
+  });
+  const rawSessions = new Set<{ destroy(): void }>();
+  resetting.on('session', (session) => rawSessions.add(session));
+  await new Promise<void>((resolve) => resetting.listen(0, '127.0.0.1', resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const session of rawSessions) session.destroy();
+        resetting.close(() => resolve());
+      }),
+  );
+  const rawSide = makeSide(tdA.mint('/server'));
+  const rawInbound = await startInbound({
+    name: 'in-raw',
+    listen: { host: '127.0.0.1', port: 0 },
+    protocol: 'http2',
+    app: { host: '127.0.0.1', port: (resetting.address() as AddressInfo).port },
+    mode: 'strict',
+    identity: rawSide.identity,
+    authorizer: new RecordingAuthorizer(),
+    metrics: rawSide.metrics,
+    logger: rawSide.logger,
+  });
+  cleanups.push(() => rawInbound.close());
+  ports.raw = rawInbound.address.port;
+  // Nothing listens on port 1: connects to it fail at once.
+  ports.down = 1;
   const client = makeSide(tdA.mint('/client'));
   const services = new UpstreamServices({
     identity: client.identity,
@@ -83,6 +120,8 @@ async function startMesh(entries: GrpcRouteEntry[] | null) {
       legacyService('greeter', at('v1'), [SERVER_ID]),
       legacyService('greeter-v1', at('v1'), [SERVER_ID]),
       legacyService('greeter-v2', at('v2'), [SERVER_ID]),
+      legacyService('greeter-raw', at('raw'), [SERVER_ID]),
+      legacyService('greeter-down', at('down'), [SERVER_ID]),
     ],
     new Map([['out', 'greeter']]),
   );
@@ -164,6 +203,17 @@ describe('outbound gRPC relay (GRPCRoute)', () => {
     await waitUntil(() => greeters.v2!.cancelled === 1);
     // The session survives: the next call goes through.
     expect((await grpc.sayHello('after')).version).toBe('v2');
+  });
+
+  it('resets the app stream when the backend resets it, and answers UNAVAILABLE for an unreachable backend', async () => {
+    const { grpc } = await startMesh([
+      exact('SayHello', rule('raw', [{ service: 'greeter-raw', weight: 1 }])),
+      exact('SayGoodbye', rule('down', [{ service: 'greeter-down', weight: 1 }])),
+      exact('StreamHellos', rule('unknown', [{ service: 'not-configured', weight: 1 }])),
+    ]);
+    await expect(grpc.sayHello('r')).rejects.toMatchObject({ code: 1 });
+    await expect(grpc.sayGoodbye('d')).rejects.toMatchObject({ code: 14 });
+    expect(await grpc.streamHellos('u')).toMatchObject({ code: 14, replies: [] });
   });
 
   it('keeps the opaque pipe without routes, and new connections follow routes that appear', async () => {

@@ -19,6 +19,7 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { Socket } from 'node:net';
+import { addAbortSignal } from 'node:stream';
 import type { Clock } from '../../spiffe/clock.js';
 import { SIGIL_ERROR_HEADER } from '../errors.js';
 import type { ListenerGuard } from '../guard.js';
@@ -179,7 +180,10 @@ function relayStream(
     pool.opened(session);
     pipeStream(stream, upstream, rule, onActivity, finish);
     upstream.once('close', () => pool.closed(session));
-    upstream.on('error', (failure) => logFailure(failure, target.name, options));
+    upstream.on('error', (failure) => {
+      // Our own reset of it (the app cancelled) is no failure.
+      if (stream.rstCode !== constants.NGHTTP2_CANCEL) logFailure(failure, target.name, options);
+    });
   });
 }
 
@@ -207,8 +211,16 @@ function pipeStream(
     trailers = received;
   });
   stream.on('wantTrailers', () => stream.sendTrailers(trailers ?? {}));
-  upstream.pipe(stream);
-  stream.pipe(upstream);
+  // node:http2 ends a reset stream's readable side like a finished one: a pipe would turn the
+  // reset into a clean end (a gRPC call without status). Each side is ended only if not reset.
+  upstream.pipe(stream, { end: false });
+  stream.pipe(upstream, { end: false });
+  upstream.once('end', () => {
+    if (!isReset(upstream) && !stream.writableEnded && !stream.destroyed) stream.end();
+  });
+  stream.once('end', () => {
+    if (!isReset(stream) && !upstream.writableEnded && !upstream.destroyed) upstream.end();
+  });
   upstream.on('close', () => {
     if (status !== undefined && upstream.rstCode === constants.NGHTTP2_NO_ERROR) {
       finish(responseClassOf(status));
@@ -225,12 +237,12 @@ function pipeStream(
       code !== constants.NGHTTP2_REFUSED_STREAM
     )
       answerGrpc(stream, 200, GRPC_UNAVAILABLE, 'upstream-reset', 'sigil proxy: upstream reset the stream');
-    else stream.close(code === constants.NGHTTP2_NO_ERROR ? constants.NGHTTP2_INTERNAL_ERROR : code);
+    else reset(stream, code);
   });
   stream.on('close', () => {
     // The app cancelled: cancel the backend's stream too, but only while it is live (resetting
     // finished streams made node:http2 drop whole sessions; see proxy-performance-notes.md).
-    if (!upstream.closed && stream.rstCode !== constants.NGHTTP2_NO_ERROR) upstream.close(stream.rstCode);
+    if (!upstream.closed && stream.rstCode !== constants.NGHTTP2_NO_ERROR) reset(upstream, stream.rstCode!);
   });
 }
 
@@ -255,6 +267,25 @@ function answerGrpc(
     },
     { endStream: true },
   );
+}
+
+/** Already aborted: handing it to addAbortSignal destroys a stream with node's own AbortError. */
+const ABORTED = AbortSignal.abort();
+
+/**
+ * Resets a live stream: RST_STREAM CANCEL for a cancel, INTERNAL_ERROR for anything else. Not
+ * `close(code)`: it ends the writable side first, and on a stream whose peer has half-closed (every
+ * unary call) with nothing holding the end back (no waitForTrailers), END_STREAM goes out before
+ * the RST_STREAM and the peer sees a clean end without a gRPC status. A destroy skips the end, and
+ * node's own AbortError (which addAbortSignal uses) makes that destroy a CANCEL.
+ */
+function reset(stream: ServerHttp2Stream | ClientHttp2Stream, code: number): void {
+  if (code === constants.NGHTTP2_CANCEL) addAbortSignal(ABORTED, stream);
+  else stream.destroy(new Error(`HTTP/2 stream reset with code ${code} on the other side`));
+}
+
+function isReset(stream: ServerHttp2Stream | ClientHttp2Stream): boolean {
+  return stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR;
 }
 
 function single(value: string | string[] | undefined): string | undefined {
