@@ -52,6 +52,8 @@ export interface ProxyConfig {
   readonly logLevel: string;
   /** Absolute path of the policy file; null = no policy (every authenticated caller allowed). */
   readonly policyFile: string | null;
+  /** Absolute path of the routes file (routes/parse.ts); null = no routes. */
+  readonly routesFile: string | null;
   readonly inbound: readonly InboundConfig[];
   readonly outbound: readonly OutboundConfig[];
   /** The configured `services`, then one per legacy `upstream` listener (named after it). */
@@ -129,6 +131,7 @@ export function checkProxyConfig(
     'admin',
     'log_level',
     'policy_file',
+    'routes_file',
     'limits',
     'path_normalization',
     'inbound',
@@ -185,6 +188,8 @@ export function checkProxyConfig(
   const admin = r.address(top.admin ?? '127.0.0.1:15000', 'admin');
   const policyFile =
     top.policy_file === undefined ? null : path.resolve(path.dirname(file), String(top.policy_file));
+  const routesFile =
+    top.routes_file === undefined ? null : path.resolve(path.dirname(file), String(top.routes_file));
 
   if (problems.length > 0) {
     throw new SigilError(
@@ -198,6 +203,7 @@ export function checkProxyConfig(
     admin,
     logLevel,
     policyFile,
+    routesFile,
     inbound: Object.freeze(inbound),
     outbound: Object.freeze(outbound),
     services: Object.freeze(services),

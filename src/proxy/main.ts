@@ -20,9 +20,13 @@ import {
   startOutbound,
 } from './index.js';
 import { followServiceChanges } from './outbound/follow-config.js';
+import { followRoutes, type RoutesFollower } from './outbound/follow-routes.js';
+import { createRouteMetrics } from './outbound/route-metrics.js';
+import { OutboundRouter } from './outbound/router.js';
 import { createServiceMetrics } from './outbound/service-metrics.js';
 import { UpstreamServices } from './outbound/services.js';
 import { type PolicySet, parsePolicyFile, watchPolicyFile } from './policy/index.js';
+import { parseRouteFile } from './routes/parse.js';
 
 export interface RunningProxy {
   readonly logger: Logger;
@@ -68,6 +72,7 @@ export async function startProxy(
   const inboundListeners: InboundListener[] = [];
   const metrics = createProxyMetrics(registry);
   let describeServices: () => unknown[] = () => [];
+  let router: OutboundRouter | undefined;
   try {
     const admin = await startProxyAdmin({
       listen: config.admin,
@@ -89,6 +94,8 @@ export async function startProxy(
         inbound: config.inbound,
         outbound: config.outbound,
         services: describeServices(),
+        routes_file: config.routesFile,
+        routes: router?.current.routes ?? [],
       }),
     });
     cleanups.push(() => admin.close());
@@ -160,10 +167,35 @@ export async function startProxy(
     // Listener name → service name, for the listeners running now (a reload cannot add one).
     const routes = new Map(config.outbound.map((outbound) => [outbound.name, outbound.service]));
     await services.apply(config.services, routes);
+    let routeTable: RoutesFollower | undefined;
+    if (config.routesFile !== null) {
+      const metrics = createRouteMetrics(registry);
+      router = new OutboundRouter({ services, random: Math.random, clock, metrics });
+      const names = new Set(config.services.map((service) => service.name));
+      const follower = followRoutes(config.routesFile, router, names, {
+        parse: parseRouteFile,
+        clock,
+        logger,
+      });
+      cleanups.push(() => follower.close());
+      routeTable = follower;
+    }
+    // The gRPC relay of http2 listeners reads the same table and services as the router.
+    const tableOf = router;
+    const grpcRouting =
+      tableOf === undefined
+        ? undefined
+        : {
+            routes: () => tableOf.current,
+            service: (name: string) => services.get(name),
+            random: Math.random,
+          };
     for (const outbound of config.outbound) {
       const listener: OutboundListener = await startOutbound({
         ...outbound,
         upstream: services.ref(outbound.name),
+        router,
+        grpcRouting,
         identity: proxyIdentity,
         metrics,
         logger,
@@ -177,6 +209,7 @@ export async function startProxy(
         clock,
         logger,
         env: options.env,
+        routeTable,
       });
       cleanups.push(() => watch.close());
     }

@@ -1,8 +1,8 @@
-// The pure part of the gRPC relay: `:path` parsing, rule selection, weighted picks, header modifiers.
+// The pure part of the gRPC relay: `:path` parsing, entry selection on it, header modifiers.
 import { describe, expect, it } from 'vitest';
-import { fixedRandom, seededRandom } from '../../spiffe/seeded-random.test-support.js';
 import type { GrpcMatch, GrpcRouteEntry, GrpcRule } from '../routes/model.js';
-import { modifyHeaderObject, parseGrpcPath, pickWeighted, selectGrpcRule } from './grpc-routing.js';
+import { compileRouteRegex } from '../routes/regex.js';
+import { modifyHeaderObject, parseGrpcPath, selectGrpcEntry } from './grpc-routing.js';
 
 const rule = (name: string): GrpcRule => ({
   origin: { route: 'default/r', kind: 'GRPCRoute', index: 0, name },
@@ -32,13 +32,13 @@ describe('parseGrpcPath', () => {
   );
 });
 
-describe('selectGrpcRule', () => {
-  const hello = parseGrpcPath('/helloworld.Greeter/SayHello');
-  const bye = parseGrpcPath('/helloworld.Greeter/SayGoodbye');
-  const other = parseGrpcPath('/other.Svc/SayHello');
-  const notGrpc = parseGrpcPath('/healthz');
+describe('selectGrpcEntry', () => {
+  const HELLO = '/helloworld.Greeter/SayHello';
+  const BYE = '/helloworld.Greeter/SayGoodbye';
+  const pick = (entries: GrpcRouteEntry[], path: string | undefined, headers: string[] = []) =>
+    selectGrpcEntry(entries, path, headers)?.rule.origin.name ?? null;
 
-  it('takes the first entry that matches, in the order given', () => {
+  it('takes the first entry whose method and headers match, in the order given', () => {
     const entries = [
       entry('canary', {
         method: { type: 'Exact', service: 'helloworld.Greeter', method: 'SayHello' },
@@ -47,81 +47,46 @@ describe('selectGrpcRule', () => {
       entry('hello', { method: { type: 'Exact', service: 'helloworld.Greeter', method: 'SayHello' } }),
       entry('greeter', { method: { type: 'Exact', service: 'helloworld.Greeter', method: null } }),
     ];
-    expect(selectGrpcRule(entries, hello, { 'x-canary': '1' })?.origin.name).toBe('canary');
-    expect(selectGrpcRule(entries, hello, { 'x-canary': '2' })?.origin.name).toBe('hello');
-    expect(selectGrpcRule(entries, bye, {})?.origin.name).toBe('greeter');
-    expect(selectGrpcRule(entries, other, {})).toBeNull();
-    expect(selectGrpcRule(entries, notGrpc, {})).toBeNull();
-  });
-
-  it('matches a method-only Exact match on any service', () => {
-    const entries = [entry('m', { method: { type: 'Exact', service: null, method: 'SayHello' } })];
-    expect(selectGrpcRule(entries, other, {})?.origin.name).toBe('m');
-    expect(selectGrpcRule(entries, bye, {})).toBeNull();
+    expect(pick(entries, HELLO, ['x-canary', '1'])).toBe('canary');
+    expect(pick(entries, HELLO, ['x-canary', '2'])).toBe('hello');
+    expect(pick(entries, BYE)).toBe('greeter');
+    expect(pick(entries, '/other.Svc/SayHello')).toBeNull();
+    expect(pick(entries, '/healthz')).toBeNull();
   });
 
   it('matches regular expressions against the whole name', () => {
+    const regex = (source: string) => {
+      const compiled = compileRouteRegex(source);
+      if (!compiled.ok) throw new Error(compiled.reason);
+      return compiled.regex;
+    };
     const entries = [
       entry('re', {
         method: {
           type: 'RegularExpression',
-          service: /helloworld\.Gr.*/,
-          method: /Say(Hello|Goodbye)/,
+          service: regex('helloworld\\.Gr.*'),
+          method: regex('Say(Hello|Goodbye)'),
           serviceSource: 'helloworld\\.Gr.*',
           methodSource: 'Say(Hello|Goodbye)',
         },
       }),
     ];
-    expect(selectGrpcRule(entries, hello, {})?.origin.name).toBe('re');
-    expect(selectGrpcRule(entries, bye, {})?.origin.name).toBe('re');
-    // A partial match is no match: `Say(Hello|Goodbye)` does not take SayHelloAgain.
-    expect(selectGrpcRule(entries, parseGrpcPath('/helloworld.Greeter/SayHelloAgain'), {})).toBeNull();
-    expect(selectGrpcRule(entries, parseGrpcPath('/x.helloworld.Greeter/SayHello'), {})).toBeNull();
+    expect(pick(entries, HELLO)).toBe('re');
+    expect(pick(entries, BYE)).toBe('re');
+    expect(pick(entries, '/helloworld.Greeter/SayHelloAgain')).toBeNull();
+    expect(pick(entries, '/x.helloworld.Greeter/SayHello')).toBeNull();
   });
 
-  it('lets a rule without a method match take any path, non-gRPC ones too', () => {
-    const entries = [entry('any', {})];
-    expect(selectGrpcRule(entries, notGrpc, {})?.origin.name).toBe('any');
-    expect(selectGrpcRule(entries, hello, {})?.origin.name).toBe('any');
-  });
-
-  it('matches headers exactly or by regular expression, joining repeated values', () => {
+  it('gives a path that names no method only to a rule without a method match', () => {
     const entries = [
-      entry('exact', { headers: [{ type: 'Exact', name: 'x-env', value: 'prod' }] }),
-      entry('regex', { headers: [{ type: 'RegularExpression', name: 'x-user', regex: /u-\d+/ }] }),
+      entry('hello', { method: { type: 'Exact', service: null, method: 'SayHello' } }),
+      entry('any', { headers: [{ type: 'Exact', name: 'x-env', value: 'prod' }] }),
     ];
-    expect(selectGrpcRule(entries, hello, { 'x-env': 'prod' })?.origin.name).toBe('exact');
-    expect(selectGrpcRule(entries, hello, { 'x-env': 'Prod' })).toBeNull();
-    expect(selectGrpcRule(entries, hello, { 'x-user': 'u-42' })?.origin.name).toBe('regex');
-    expect(selectGrpcRule(entries, hello, { 'x-user': 'u-42x' })).toBeNull();
-    expect(selectGrpcRule(entries, hello, { 'x-env': ['prod', 'dev'] })).toBeNull();
-  });
-});
-
-describe('pickWeighted', () => {
-  const v1 = { service: 'v1', weight: 90 };
-  const v2 = { service: 'v2', weight: 10 };
-
-  it('splits within 1% of the weights over 10,000 picks', () => {
-    const random = seededRandom(12);
-    let v2Picks = 0;
-    for (let i = 0; i < 10_000; i++) if (pickWeighted([v1, v2], random) === v2) v2Picks++;
-    expect(Math.abs(v2Picks / 10_000 - 0.1)).toBeLessThan(0.01);
-  });
-
-  it('maps the random range onto the weights in order', () => {
-    expect(pickWeighted([v1, v2], fixedRandom(0))).toBe(v1);
-    expect(pickWeighted([v1, v2], fixedRandom(0.899))).toBe(v1);
-    expect(pickWeighted([v1, v2], fixedRandom(0.9))).toBe(v2);
-    expect(pickWeighted([v1, v2], fixedRandom(0.999_999_999))).toBe(v2);
-  });
-
-  it('never picks a weight of 0, and picks nothing when all are 0', () => {
-    const zero = { service: 'z', weight: 0 };
-    expect(pickWeighted([zero, v2], fixedRandom(0))).toBe(v2);
-    expect(pickWeighted([v2, zero], fixedRandom(0.999_999_999))).toBe(v2);
-    expect(pickWeighted([zero], fixedRandom(0))).toBeNull();
-    expect(pickWeighted([zero, { ...zero }], fixedRandom(0.5))).toBeNull();
+    expect(pick(entries, '/healthz', ['x-env', 'prod'])).toBe('any');
+    expect(pick(entries, '/healthz')).toBeNull();
+    expect(pick(entries, undefined, ['x-env', 'prod'])).toBe('any');
+    expect(pick([entries[0]!], '/SayHello')).toBeNull();
+    expect(pick(entries, HELLO)).toBe('hello');
   });
 });
 

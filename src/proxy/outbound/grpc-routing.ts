@@ -1,15 +1,9 @@
 // The pure part of the outbound gRPC relay (h2-streams.ts): what a stream's `:path` names, which
-// GRPCRoute rule takes it, which backend service, and how a rule's header modifiers change an
-// HTTP/2 header object. No I/O; h2-streams.ts runs it once per stream.
+// GRPCRoute entry takes it (matching itself is routes/select.ts, shared with HTTP routes), and how
+// a rule's header modifiers change an HTTP/2 header object. No I/O; run once per stream.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
-import type {
-  GrpcMatch,
-  GrpcRouteEntry,
-  GrpcRule,
-  HeaderModifier,
-  ValueMatch,
-  WeightedBackend,
-} from '../routes/model.js';
+import type { GrpcRouteEntry, HeaderModifier } from '../routes/model.js';
+import { selectGrpcRoute } from '../routes/select.js';
 
 /** The gRPC method a `:path` names; service and method null when it is not `/Service/Method`. */
 export interface GrpcMethodName {
@@ -33,67 +27,21 @@ export function parseGrpcPath(path: string | undefined): GrpcMethodName {
 }
 
 /**
- * The first entry (entries come in Gateway API precedence order from routes/parse.ts) whose match
- * takes the request; null when none does (the caller answers UNIMPLEMENTED).
+ * The GRPCRoute entry that takes a stream to `path` (routes/select.ts, entries in Gateway API
+ * precedence order); null when none does (the relay answers UNIMPLEMENTED). A path that names no
+ * gRPC method can only be taken by a rule without a method match.
  */
-export function selectGrpcRule(
+export function selectGrpcEntry(
   entries: readonly GrpcRouteEntry[],
-  name: GrpcMethodName,
-  headers: IncomingHttpHeaders,
-): GrpcRule | null {
-  for (const entry of entries) if (matches(entry.match, name, headers)) return entry.rule;
-  return null;
-}
-
-function matches(match: GrpcMatch, name: GrpcMethodName, headers: IncomingHttpHeaders): boolean {
-  const method = match.method;
-  if (method !== null) {
-    if (name.service === null || name.method === null) return false;
-    if (method.type === 'Exact') {
-      if (method.service !== null && method.service !== name.service) return false;
-      if (method.method !== null && method.method !== name.method) return false;
-    } else {
-      if (method.service !== null && !fullMatch(method.service, name.service)) return false;
-      if (method.method !== null && !fullMatch(method.method, name.method)) return false;
-    }
-  }
-  for (const header of match.headers) if (!headerMatches(header, headers)) return false;
-  return true;
-}
-
-function fullMatch(regex: RegExp, value: string): boolean {
-  const found = regex.exec(value);
-  return found !== null && found.index === 0 && found[0].length === value.length;
-}
-
-function headerMatches(match: ValueMatch, headers: IncomingHttpHeaders): boolean {
-  // node:http2 lowercases names; the model keeps header match names lowercased.
-  const value = headers[match.name];
-  if (value === undefined) return false;
-  const text = Array.isArray(value) ? value.join(',') : value;
-  return match.type === 'Exact' ? text === match.value : fullMatch(match.regex, text);
-}
-
-/**
- * A backend by weight, `random()` in [0, 1); null when every weight is 0 (the rule takes the
- * request and sends it nowhere: UNAVAILABLE, as GRPCRoute asks for a rule without a usable backend).
- */
-export function pickWeighted(
-  backends: readonly WeightedBackend[],
-  random: () => number,
-): WeightedBackend | null {
-  if (backends.length === 1) return backends[0]!.weight > 0 ? backends[0]! : null;
-  let total = 0;
-  for (const backend of backends) total += backend.weight;
-  if (total <= 0) return null;
-  let at = random() * total;
-  for (const backend of backends) {
-    if (at < backend.weight) return backend;
-    at -= backend.weight;
-  }
-  // Rounding at the very top of the range: the last backend with any weight.
-  for (let i = backends.length - 1; i >= 0; i--) if (backends[i]!.weight > 0) return backends[i]!;
-  return null;
+  path: string | undefined,
+  rawHeaders: readonly string[],
+): GrpcRouteEntry | null {
+  const name = parseGrpcPath(path);
+  if (name.service !== null && name.method !== null)
+    return selectGrpcRoute(entries, name.service, name.method, rawHeaders);
+  // Rare (a gRPC client always sends /Service/Method): a filtered copy is fine here.
+  const methodless = entries.filter((entry) => entry.match.method === null);
+  return methodless.length === 0 ? null : selectGrpcRoute(methodless, '', '', rawHeaders);
 }
 
 /**

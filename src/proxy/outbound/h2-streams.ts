@@ -28,7 +28,8 @@ import type { ProxyLogger } from '../logger.js';
 import { type RequestSeries, responseClassOf } from '../metrics.js';
 import { applyDeadline, DEADLINE_HEADER } from '../resilience/deadline.js';
 import type { GrpcRule, RouteTable } from '../routes/model.js';
-import { modifyHeaderObject, parseGrpcPath, pickWeighted, selectGrpcRule } from './grpc-routing.js';
+import { pickBackend } from '../routes/select.js';
+import { modifyHeaderObject, selectGrpcEntry } from './grpc-routing.js';
 import { type SessionTarget, UpstreamSessions } from './h2-sessions.js';
 
 /** What the relay needs of a backend service. */
@@ -91,11 +92,18 @@ export function createGrpcStreamRelay(options: GrpcStreamRelayOptions): GrpcStre
     }
     return pool;
   };
-  server.on('stream', (stream, headers) => {
+  // node:http2 passes the raw header list too (not in @types/node 20); routes/select.ts reads that.
+  const onStream = (
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    _flags: number,
+    raw: string[],
+  ) => {
     // node:http2 emits `session` synchronously, before any stream of it.
     const onActivity = watches.get(stream.session!)!.track(stream);
-    relayStream(stream, headers, onActivity, poolFor, options);
-  });
+    relayStream(stream, headers, raw, onActivity, poolFor, options);
+  };
+  server.on('stream', onStream as (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void);
   return {
     accept(socket) {
       server.emit('connection', socket);
@@ -113,6 +121,8 @@ export function createGrpcStreamRelay(options: GrpcStreamRelayOptions): GrpcStre
 function relayStream(
   stream: ServerHttp2Stream,
   headers: IncomingHttpHeaders,
+  /** The same as a flat list, as routes/select.ts reads headers. */
+  rawHeaders: readonly string[],
   onActivity: () => void,
   poolFor: (backend: GrpcBackend) => UpstreamSessions,
   options: GrpcStreamRelayOptions,
@@ -130,14 +140,14 @@ function relayStream(
   let backend: GrpcBackend | undefined = parent;
   // Routes gone since this connection chose the relay: the parent takes everything, as without routes.
   if (entries !== undefined) {
-    rule = selectGrpcRule(entries, parseGrpcPath(headers[':path']), headers);
+    rule = selectGrpcEntry(entries, headers[':path'], rawHeaders)?.rule ?? null;
     if (rule === null) {
       answerGrpc(stream, 404, GRPC_UNIMPLEMENTED, 'no-route', 'sigil proxy: no GRPCRoute rule matches');
       series.record('4xx', (performance.now() - startedMs) / 1_000);
       return;
     }
-    const picked = pickWeighted(rule.backends, options.routing.random);
-    backend = picked === null ? undefined : options.routing.service(picked.service);
+    const picked = pickBackend(rule.backends, options.routing.random);
+    backend = picked === null ? undefined : options.routing.service(picked);
   }
   if (backend === undefined) {
     answerGrpc(stream, 200, GRPC_UNAVAILABLE, 'no-backend', 'sigil proxy: the route has no usable backend');

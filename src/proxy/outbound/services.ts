@@ -69,16 +69,16 @@ export class UpstreamServices {
     return Promise.all(gone.map((service) => service.close())).then(() => {});
   }
 
+  /** The running service of a name (the router's backends and shadows). */
+  get(name: string): UpstreamService | undefined {
+    return this.services.get(name);
+  }
+
   /** The live reference a listener reads its service from. */
   ref(listener: string): ServiceRef {
     const ref = this.refs.get(listener);
     if (ref === undefined) throw new Error(`no service applied for listener ${listener}`);
     return ref;
-  }
-
-  /** The service named `name` now (route backends name services). */
-  get(name: string): UpstreamService | undefined {
-    return this.services.get(name);
   }
 
   describe(): unknown[] {

@@ -1,0 +1,100 @@
+// Keeps the router's table current: the routes file is loaded at start (a broken one stops the
+// proxy, as a broken policy file does), watched (a change applies without a restart; a broken
+// change keeps the previous table and says why), and read again whenever the configured services
+// change, since whether it checks depends on them: a route naming a service the config does not
+// have yet is refused, and takes effect once the config adds the service. The other way round,
+// a config change that would remove a service the table in force names is refused by
+// follow-config.ts (`namedServices`), as one that would orphan a listener is: routes are edited
+// first, then the config.
+import { readFileSync } from 'node:fs';
+import type { Clock } from '../../spiffe/clock.js';
+import { isSigilError, SigilError } from '../../spiffe/errors.js';
+import { watchFile } from '../file-watch.js';
+import type { ProxyLogger } from '../logger.js';
+import type { RouteTable } from '../routes/model.js';
+import type { OutboundRouter } from './router.js';
+
+/** Compiles a routes file against the configured service names (routes/parse.ts). */
+export type ParseRoutes = (text: string, file: string, services: ReadonlySet<string>) => RouteTable;
+
+export interface RoutesFollower {
+  /** Every service the table in force names: parents, backends, shadows. */
+  namedServices(): ReadonlySet<string>;
+  /** The configured services changed: read the file again against them. */
+  servicesChanged(services: ReadonlySet<string>): void;
+  close(): void;
+}
+
+export function followRoutes(
+  file: string,
+  router: OutboundRouter,
+  initialServices: ReadonlySet<string>,
+  options: {
+    parse: ParseRoutes;
+    clock: Clock;
+    logger: ProxyLogger;
+    pollIntervalMs?: number;
+    debounceMs?: number;
+  },
+): RoutesFollower {
+  const { logger, parse } = options;
+  let services = initialServices;
+  const apply = (table: RouteTable, why: string) => {
+    router.setTable(table);
+    logger.info({ file, routes: table.routes.map((route) => route.name) }, why);
+  };
+  const watch = watchFile(file, {
+    parse: (text) => parse(text, file, services),
+    readError: (err) => readError(file, err),
+    onChange: (table) => apply(table, 'Routes reloaded'),
+    onError: (err) =>
+      logger.error({ file, err: err.message }, 'Routes file rejected; the previous routes stay in force'),
+    onWatchFailure: (err) =>
+      logger.warn({ file, err: err.message }, 'Routes file watch failed; polling only'),
+    clock: options.clock,
+    pollIntervalMs: options.pollIntervalMs,
+    debounceMs: options.debounceMs,
+  });
+  router.setTable(watch.current());
+  return {
+    namedServices: () => namedServices(router.current),
+    servicesChanged(next) {
+      services = next;
+      try {
+        apply(
+          parse(readFileSync(file, 'utf8'), file, services),
+          'Routes checked again against the new services',
+        );
+      } catch (err) {
+        const message = isSigilError(err) ? err.message : readError(file, err).message;
+        logger.error({ file, err: message }, 'Routes file rejected; the previous routes stay in force');
+      }
+    },
+    close: () => watch.close(),
+  };
+}
+
+/** The services a table names: what a config reload must keep. */
+export function namedServices(table: RouteTable): ReadonlySet<string> {
+  const names = new Set<string>();
+  for (const [parent, entries] of table.http) {
+    names.add(parent);
+    for (const { rule } of entries) {
+      for (const backend of rule.backends) names.add(backend.service);
+      for (const mirror of rule.mirrors) names.add(mirror.service);
+    }
+  }
+  for (const [parent, entries] of table.grpc) {
+    names.add(parent);
+    for (const { rule } of entries) for (const backend of rule.backends) names.add(backend.service);
+  }
+  return names;
+}
+
+function readError(file: string, err: unknown): SigilError {
+  const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  return new SigilError('ERR_CONFIG_INVALID', `routes file ${file} could not be read (${code})`, {
+    reason: 'read',
+    cause: err,
+  });
+}
