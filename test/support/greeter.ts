@@ -129,6 +129,8 @@ export interface GreeterClient {
   sayGoodbye(name: string): Promise<Reply>;
   /** The streamed replies and the final status, code and details and trailing metadata. */
   streamHellos(name: string): Promise<{ replies: Reply[]; code: number; details: string; servedBy: string }>;
+  /** A unary call to `path` (a method no server here implements, or one no route takes). */
+  callPath(path: string): Promise<Reply>;
   /** Starts a Hang call; the returned function cancels it; `done` settles with its error. */
   hang(): { cancel(): void; done: Promise<ServiceError> };
   close(): void;
@@ -181,6 +183,16 @@ export function greeterClient(port: number): GreeterClient {
           }),
         );
       }),
+    callPath: (path) =>
+      new Promise<Reply>((resolve, reject) =>
+        client.makeUnaryRequest<Hello, Reply>(
+          path,
+          json.serialize,
+          json.deserialize,
+          { name: 'x' },
+          (err, reply) => (err ? reject(err) : resolve(reply!)),
+        ),
+      ),
     hang() {
       let call: { cancel(): void } | undefined;
       const done = new Promise<ServiceError>((resolve) => {
