@@ -6,6 +6,7 @@
 // the outbound relay works with both. All processes are real; ports come from the started lines.
 import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AgentProcess, makeSharedDir, startAgentProcess, waitFor } from '../support/agent-harness.js';
 import { type GreeterClient, type GreeterServer, greeterClient, startGreeter } from '../support/greeter.js';
@@ -19,7 +20,8 @@ const CLIENT_UID = 65534;
 const BACKEND_ID = `${TD}/backend-proxy`;
 const CLIENT_ID = `${TD}/client-proxy`;
 
-const ROUTES = `apiVersion: gateway.networking.k8s.io/v1
+/** The routes file; `goodbyeTo` is where SayGoodbye goes (the reload test moves it). */
+const routesFile = (goodbyeTo = 'greeter-v2') => `apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
 metadata: { name: greeter }
 spec:
@@ -32,7 +34,7 @@ spec:
       backendRefs: [{ name: greeter-v2 }]
     - name: goodbye-on-v2
       matches: [{ method: { service: helloworld.Greeter, method: SayGoodbye } }]
-      backendRefs: [{ name: greeter-v2 }]
+      backendRefs: [{ name: ${goodbyeTo} }]
     - name: hello-split
       matches: [{ method: { service: helloworld.Greeter, method: SayHello } }]
       filters:
@@ -53,6 +55,7 @@ const clients: GreeterClient[] = [];
 let clientSidecar: SidecarProcess;
 let backendSidecar: SidecarProcess;
 let outboundPort = 0;
+let routesPath = '';
 
 const startedLine = (sidecar: SidecarProcess) =>
   sidecar.lines('Sigil proxy started')[0] as { listeners: Record<string, number>; adminPort: number };
@@ -109,16 +112,16 @@ inbound:
     server_ids: [BACKEND_ID],
     endpoints: [{ address: `127.0.0.1:${inbound[listener]}` }],
   });
-  const routes = path.join(root.dir, 'routes.yaml');
-  writeFileSync(routes, ROUTES);
-  chmodSync(routes, 0o644);
+  routesPath = path.join(root.dir, 'routes.yaml');
+  writeFileSync(routesPath, routesFile());
+  chmodSync(routesPath, 0o644);
   clientSidecar = await startSidecarProcess(
     CLIENT_UID,
     root.dir,
     'client',
     `workload_api: unix://${agent.socketPath}
 admin: "127.0.0.1:0"
-routes_file: ${routes}
+routes_file: ${routesPath}
 outbound: [{ name: greeter, listen: "127.0.0.1:0", protocol: http2, service: greeter }]
 services: ${JSON.stringify([service('greeter', 'v1'), service('greeter-v1', 'v1'), service('greeter-v2', 'v2')])}
 `,
@@ -230,9 +233,22 @@ describe('GRPCRoute through the sidecars', () => {
 
   it('answers UNIMPLEMENTED for a method no route takes', async () => {
     const client = connect();
-    await expect(client.callPath('/helloworld.Other/Missing')).rejects.toMatchObject({ code: 12 });
-    // Neither backend saw it.
-    expect(greeters.v1!.calls.get('Missing')).toBeUndefined();
+    const err = (await client.callPath('/helloworld.Other/Missing').catch((e: unknown) => e)) as ServiceError;
+    expect(err.code).toBe(12);
+    // The sidecar answered, not a Greeter (which would say UNIMPLEMENTED too, without this header).
+    expect(err.metadata.get('x-sigil-error')).toEqual(['no-route']);
     expect((await client.sayGoodbye('still')).version).toBe('v2');
+  });
+
+  it('applies a routes change without a restart, to streams of open connections too', async () => {
+    const open = connect();
+    expect((await open.sayGoodbye('before')).version).toBe('v2');
+    writeFileSync(routesPath, routesFile('greeter-v1'));
+    await waitFor(
+      async () => (await open.sayGoodbye('after')).version === 'v1',
+      20_000,
+      () => `SayGoodbye still goes to v2:\n${clientSidecar.logs().slice(-2000)}`,
+    );
+    expect((await connect().sayGoodbye('fresh')).version).toBe('v1');
   });
 });
