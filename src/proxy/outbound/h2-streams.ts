@@ -239,13 +239,9 @@ function pipeStream(
     finish('error');
     if (stream.closed || stream.destroyed) return;
     const code = upstream.rstCode ?? constants.NGHTTP2_INTERNAL_ERROR;
-    // The backend cancelled or refused it: the app sees the same (gRPC clients retry a refused
-    // stream). Anything else before a response is the backend's unavailability.
-    if (
-      status === undefined &&
-      code !== constants.NGHTTP2_CANCEL &&
-      code !== constants.NGHTTP2_REFUSED_STREAM
-    )
+    // A cancel reaches the app as a cancel. Anything else before a response (a refused stream, a
+    // session gone) is the backend's unavailability; after one, the app's stream is reset too.
+    if (status === undefined && code !== constants.NGHTTP2_CANCEL)
       answerGrpc(stream, 200, GRPC_UNAVAILABLE, 'upstream-reset', 'sigil proxy: upstream reset the stream');
     else reset(stream, code);
   });

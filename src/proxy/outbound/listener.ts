@@ -2,8 +2,9 @@
 // upstream service over mTLS (outbound/service.ts: endpoints, balancing, retries, timeouts,
 // limits). `http` requests go through the service's request stack, stamped with the deadline the
 // next hop reads (resilience/deadline.ts); `tcp` and `http2` are opaque pipes on a connection the
-// service balanced and verified. The app's connections are under the listener's limits (limits.ts)
-// like any caller's.
+// service balanced and verified, except that an `http2` connection opened while the service has
+// GRPCRoutes is relayed stream by stream (h2-streams.ts; the mode stays the connection's for its
+// life). The app's connections are under the listener's limits (limits.ts) like any caller's.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
