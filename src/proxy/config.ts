@@ -52,7 +52,7 @@ export interface ProxyConfig {
   readonly logLevel: string;
   /** Absolute path of the policy file; null = no policy (every authenticated caller allowed). */
   readonly policyFile: string | null;
-  /** Absolute path of the routes file (routes/parse.ts); null = no routes. */
+  /** Absolute path of the routes file (routes/); null = no routes (each listener sends to its service). */
   readonly routesFile: string | null;
   readonly inbound: readonly InboundConfig[];
   readonly outbound: readonly OutboundConfig[];
@@ -188,8 +188,7 @@ export function checkProxyConfig(
   const admin = r.address(top.admin ?? '127.0.0.1:15000', 'admin');
   const policyFile =
     top.policy_file === undefined ? null : path.resolve(path.dirname(file), String(top.policy_file));
-  const routesFile =
-    top.routes_file === undefined ? null : path.resolve(path.dirname(file), String(top.routes_file));
+  const routesFile = filePath(top.routes_file, 'routes_file', file, r);
 
   if (problems.length > 0) {
     throw new SigilError(
@@ -210,6 +209,16 @@ export function checkProxyConfig(
     limits,
     pathNormalization,
   });
+}
+
+/** A file path relative to the config file's directory, made absolute; null when absent. */
+function filePath(value: unknown, at: string, configFile: string, r: ConfigReader): string | null {
+  if (value === undefined) return null;
+  if (typeof value !== 'string' || value === '' || value.length > 4096 || value.includes('\0')) {
+    r.report(at, `must be a file path (got ${quote(value)})`);
+    return null;
+  }
+  return path.resolve(path.dirname(configFile), value);
 }
 
 /**

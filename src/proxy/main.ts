@@ -26,7 +26,6 @@ import { OutboundRouter } from './outbound/router.js';
 import { createServiceMetrics } from './outbound/service-metrics.js';
 import { UpstreamServices } from './outbound/services.js';
 import { type PolicySet, parsePolicyFile, watchPolicyFile } from './policy/index.js';
-import { parseRouteFile } from './routes/parse.js';
 
 export interface RunningProxy {
   readonly logger: Logger;
@@ -173,7 +172,6 @@ export async function startProxy(
       router = new OutboundRouter({ services, random: Math.random, clock, metrics });
       const names = new Set(config.services.map((service) => service.name));
       const follower = followRoutes(config.routesFile, router, names, {
-        parse: parseRouteFile,
         clock,
         logger,
       });

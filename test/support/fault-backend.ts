@@ -42,6 +42,8 @@ export interface ReceivedRequest {
   readonly idempotencyKey: string | undefined;
   /** Bytes of request body read. */
   readonly bodyBytes: number;
+  /** Every header as node:http parsed it (names lowercased). */
+  readonly headers: http.IncomingHttpHeaders;
   /** Wall clock when the request head arrived. */
   readonly atMs: number;
   /** What the app answered (0 while hanging). */
@@ -106,6 +108,7 @@ export async function startFaultBackend(name: string, initial: FaultMode = {}): 
         deadlineMs: deadline === undefined ? undefined : Number(deadline),
         idempotencyKey: header('idempotency-key'),
         bodyBytes,
+        headers: req.headers,
         atMs: started,
         status: 0,
       };

@@ -3,20 +3,20 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../spiffe/clock.js';
-import { SigilError } from '../../spiffe/errors.js';
 import { fixedRandom } from '../../spiffe/seeded-random.test-support.js';
 import type { RouteTable } from '../routes/model.js';
-import { followRoutes, namedServices, type ParseRoutes } from './follow-routes.js';
+import { followRoutes, namedServices } from './follow-routes.js';
 import { OutboundRouter } from './router.js';
 import { ANY_PATH, rule, table, testMetrics } from './router.test-support.js';
 
-/** A stand-in routes format: `parent -> backend`, refused when a name is not a configured service. */
-const parse: ParseRoutes = (text, file, services) => {
-  const [parent, backend] = text.trim().split(' -> ') as [string, string];
-  for (const name of [parent, backend])
-    if (!services.has(name)) throw new SigilError('ERR_CONFIG_INVALID', `${file}: no service ${name}`);
-  return table(parent, [{ match: ANY_PATH, rule: rule({ [backend]: 1 }) }]);
-};
+/** A routes file sending parent `stable`'s traffic to `backend`. */
+const routes = (backend: string) => `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: r }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: stable }]
+  rules: [{ backendRefs: [{ name: ${backend} }] }]
+`;
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -26,7 +26,7 @@ afterEach(() => {
 function setup(text: string, services: string[]) {
   const dir = mkdtempSync(path.join(tmpdir(), 'routes-'));
   dirs.push(dir);
-  const file = path.join(dir, 'routes.txt');
+  const file = path.join(dir, 'routes.yaml');
   writeFileSync(file, text);
   const errors: string[] = [];
   const logger = {
@@ -42,7 +42,6 @@ function setup(text: string, services: string[]) {
     metrics: testMetrics().metrics,
   });
   const follower = followRoutes(file, router, new Set(services), {
-    parse,
     clock: new ManualClock(),
     logger: logger as never,
   });
@@ -52,18 +51,18 @@ function setup(text: string, services: string[]) {
 
 describe('followRoutes', () => {
   it('loads the table at start and refuses to start on a broken file', () => {
-    const { router, follower, backendOf } = setup('stable -> v2', ['stable', 'v2']);
+    const { router, follower, backendOf } = setup(routes('v2'), ['stable', 'v2']);
     expect(backendOf(router.current)).toBe('v2');
     expect([...follower.namedServices()].sort()).toEqual(['stable', 'v2']);
     follower.close();
-    expect(() => setup('stable -> v3', ['stable', 'v2'])).toThrow(/no service v3/);
+    expect(() => setup(routes('v3'), ['stable', 'v2'])).toThrow(/"v3" is not a configured service/);
   });
 
   it('checks the file again when the services change: a route naming a new service takes effect', () => {
-    const { file, router, follower, errors, backendOf } = setup('stable -> v1', ['stable', 'v1']);
-    writeFileSync(file, 'stable -> v3');
+    const { file, router, follower, errors, backendOf } = setup(routes('v1'), ['stable', 'v1']);
+    writeFileSync(file, routes('v3'));
     follower.servicesChanged(new Set(['stable', 'v1']));
-    expect(errors).toEqual([expect.stringMatching(/no service v3/)]);
+    expect(errors).toEqual([expect.stringMatching(/"v3" is not a configured service/)]);
     expect(backendOf(router.current)).toBe('v1');
     follower.servicesChanged(new Set(['stable', 'v1', 'v3']));
     expect(backendOf(router.current)).toBe('v3');

@@ -6,16 +6,12 @@
 // a config change that would remove a service the table in force names is refused by
 // follow-config.ts (`namedServices`), as one that would orphan a listener is: routes are edited
 // first, then the config.
-import { readFileSync } from 'node:fs';
 import type { Clock } from '../../spiffe/clock.js';
-import { isSigilError, SigilError } from '../../spiffe/errors.js';
-import { watchFile } from '../file-watch.js';
+import { isSigilError } from '../../spiffe/errors.js';
 import type { ProxyLogger } from '../logger.js';
+import { loadRouteFile, watchRouteFile } from '../routes/load.js';
 import type { RouteTable } from '../routes/model.js';
 import type { OutboundRouter } from './router.js';
-
-/** Compiles a routes file against the configured service names (routes/parse.ts). */
-export type ParseRoutes = (text: string, file: string, services: ReadonlySet<string>) => RouteTable;
 
 export interface RoutesFollower {
   /** Every service the table in force names: parents, backends, shadows. */
@@ -30,22 +26,19 @@ export function followRoutes(
   router: OutboundRouter,
   initialServices: ReadonlySet<string>,
   options: {
-    parse: ParseRoutes;
     clock: Clock;
     logger: ProxyLogger;
     pollIntervalMs?: number;
     debounceMs?: number;
   },
 ): RoutesFollower {
-  const { logger, parse } = options;
+  const { logger } = options;
   let services = initialServices;
   const apply = (table: RouteTable, why: string) => {
     router.setTable(table);
     logger.info({ file, routes: table.routes.map((route) => route.name) }, why);
   };
-  const watch = watchFile(file, {
-    parse: (text) => parse(text, file, services),
-    readError: (err) => readError(file, err),
+  const watch = watchRouteFile(file, () => services, {
     onChange: (table) => apply(table, 'Routes reloaded'),
     onError: (err) =>
       logger.error({ file, err: err.message }, 'Routes file rejected; the previous routes stay in force'),
@@ -61,13 +54,10 @@ export function followRoutes(
     servicesChanged(next) {
       services = next;
       try {
-        apply(
-          parse(readFileSync(file, 'utf8'), file, services),
-          'Routes checked again against the new services',
-        );
+        apply(loadRouteFile(file, services), 'Routes checked again against the new services');
       } catch (err) {
-        const message = isSigilError(err) ? err.message : readError(file, err).message;
-        logger.error({ file, err: message }, 'Routes file rejected; the previous routes stay in force');
+        if (!isSigilError(err)) throw err;
+        logger.error({ file, err: err.message }, 'Routes file rejected; the previous routes stay in force');
       }
     },
     close: () => watch.close(),
@@ -89,12 +79,4 @@ export function namedServices(table: RouteTable): ReadonlySet<string> {
     for (const { rule } of entries) for (const backend of rule.backends) names.add(backend.service);
   }
   return names;
-}
-
-function readError(file: string, err: unknown): SigilError {
-  const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-  return new SigilError('ERR_CONFIG_INVALID', `routes file ${file} could not be read (${code})`, {
-    reason: 'read',
-    cause: err,
-  });
 }

@@ -18,7 +18,7 @@ import {
 import { MAX_RETRY_BODY_BYTES } from '../resilience/retry-policy.js';
 import { MIRROR_HEADER, type RequestMirror, type RouteOverrides } from '../routes/model.js';
 import type { MirrorOutcome, RouteMetrics } from './route-metrics.js';
-import type { RoutedService } from './router.js';
+import type { RoutedService } from './routed-service.js';
 
 /** Copies in flight to one shadow at most; beyond this they are dropped (and counted). */
 export const MAX_MIRRORS_IN_FLIGHT = 256;

@@ -13,12 +13,7 @@ import type { ServerResponse } from 'node:http';
 import type { Clock } from '../../spiffe/clock.js';
 import { respondWithError } from '../http-relay.js';
 import type { CountCell } from '../metric-cells.js';
-import {
-  type ExchangeHandler,
-  ForwardingHandler,
-  type ProxyRequest,
-  type Send,
-} from '../resilience/exchange.js';
+import { type ExchangeHandler, ForwardingHandler, type ProxyRequest } from '../resilience/exchange.js';
 import {
   modifyRequestHeaders,
   modifyResponseHeaders,
@@ -31,24 +26,13 @@ import {
   type HeaderModifier,
   type HttpRouteEntry,
   type HttpRule,
-  type RouteOverrides,
   type RouteTable,
   type RuleOrigin,
 } from '../routes/model.js';
 import { headerValue, pickBackend, selectHttpRoute } from '../routes/select.js';
 import { Mirroring } from './mirror.js';
 import type { RouteMetrics } from './route-metrics.js';
-
-/** What the router needs of a service (UpstreamService). */
-export interface RoutedService {
-  readonly name: string;
-  /** Its own whole-request timeout, 0 for none. */
-  readonly requestTimeoutMs: number;
-  requestTimeoutMsFor(overrides: RouteOverrides): number;
-  /** Its stack with a rule's timeouts and retry in place of its own. */
-  stackFor(overrides: RouteOverrides): Send;
-  recordRequest(seconds: number): void;
-}
+import type { RoutedService } from './routed-service.js';
 
 export interface RouterDeps {
   /** The live service of a name (UpstreamServices). */
@@ -79,6 +63,7 @@ export interface RouteSend {
 }
 
 export type RouteDecision = RouteAnswer | RouteSend;
+export type { RoutedService };
 
 const NOT_FOUND: RouteAnswer = Object.freeze({
   kind: 'answer',

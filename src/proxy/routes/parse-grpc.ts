@@ -7,11 +7,10 @@ import {
   filterSettings,
   headerModifier,
   MAX_FILTERS,
-  MAX_RULES,
   REFUSED_FILTERS,
   type RuleContext,
-  ruleName,
-} from './parse-http.js';
+} from './parse-filters.js';
+import { MAX_RULES, ruleName } from './parse-http.js';
 import { backendRefs } from './parse-refs.js';
 
 /** GRPCRoute's maxItems for matches. */
