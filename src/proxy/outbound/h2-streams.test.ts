@@ -6,12 +6,14 @@ import type { AddressInfo } from 'node:net';
 import { addAbortSignal } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { type GreeterServer, greeterClient, startGreeter } from '../../../test/support/greeter.js';
-import { systemClock } from '../../spiffe/clock.js';
+import { ManualClock, systemClock } from '../../spiffe/clock.js';
 import { seededRandom } from '../../spiffe/seeded-random.test-support.js';
 import { startInbound } from '../inbound/index.js';
+import { DEFAULT_LIMITS, type ListenerLimits } from '../limits.js';
 import {
   cleanups,
   makeSide,
+  metricValue,
   RecordingAuthorizer,
   SERVER_ID,
   tdA,
@@ -44,7 +46,11 @@ const exact = (
 const V1 = { service: 'greeter-v1', weight: 1 };
 const V2 = { service: 'greeter-v2', weight: 1 };
 
-async function startMesh(entries: GrpcRouteEntry[] | null) {
+/** `listener`: the outbound listener's limits and clock (its idle checks run on it). */
+async function startMesh(
+  entries: GrpcRouteEntry[] | null,
+  listener: { limits?: ListenerLimits; clock?: ManualClock } = {},
+) {
   const greeters: Record<string, GreeterServer> = {};
   const ports: Record<string, number> = {};
   for (const [version, perStream] of [
@@ -137,6 +143,7 @@ async function startMesh(entries: GrpcRouteEntry[] | null) {
     identity: client.identity,
     metrics: client.metrics,
     logger: client.logger,
+    ...listener,
     grpcRouting: {
       routes: () => table.current,
       service: (name) => services.get(name),
@@ -146,7 +153,7 @@ async function startMesh(entries: GrpcRouteEntry[] | null) {
   cleanups.push(() => outbound.close());
   const grpc = greeterClient(outbound.address.port);
   cleanups.push(() => grpc.close());
-  return { greeters, grpc, table, port: outbound.address.port, logger: client.logger };
+  return { greeters, grpc, table, port: outbound.address.port, registry: client.registry };
 }
 
 describe('outbound gRPC relay (GRPCRoute)', () => {
@@ -226,6 +233,46 @@ describe('outbound gRPC relay (GRPCRoute)', () => {
     cleanups.push(() => fresh.close());
     expect((await fresh.sayGoodbye('p')).version).toBe('v2');
     expect(greeters.v2!.calls.get('SayGoodbye')).toBe(1);
+  });
+});
+
+describe('outbound gRPC relay limits', () => {
+  const everything = [exact(null, rule('all', [V1]))];
+
+  it("holds the app to the listener's max_concurrent_streams", async () => {
+    const { grpc, greeters, port } = await startMesh(everything, {
+      limits: { ...DEFAULT_LIMITS, maxConcurrentStreams: 2 },
+    });
+    const calls = [grpc.hang(), grpc.hang(), grpc.hang()];
+    await waitUntil(() => greeters.v1!.hanging === 2);
+    // Round trips through the relay on another connection: the third stream is still held back.
+    const other = greeterClient(port);
+    cleanups.push(() => other.close());
+    for (let i = 0; i < 5; i++) expect((await other.sayGoodbye('probe')).version).toBe('v1');
+    expect(greeters.v1!.hanging).toBeLessThanOrEqual(2);
+    expect(greeters.v1!.calls.get('Hang')).toBe(2);
+    calls[0]!.cancel();
+    await waitUntil(() => greeters.v1!.calls.get('Hang') === 3);
+    for (const call of calls) call.cancel();
+  });
+
+  it('resets a stream without DATA for stream_idle_timeout, and counts it', async () => {
+    const clock = new ManualClock(Date.now());
+    const { grpc, greeters, registry } = await startMesh(everything, {
+      limits: { ...DEFAULT_LIMITS, streamIdleTimeoutMs: 1_000 },
+      clock,
+    });
+    const call = grpc.hang();
+    await waitUntil(() => greeters.v1!.hanging === 1);
+    await clock.advance(1_600);
+    // The relay reset the app's stream (CANCEL) and, with it, the backend's.
+    expect((await call.done).code).toBe(1);
+    await waitUntil(() => greeters.v1!.cancelled === 1);
+    expect(
+      await metricValue(registry, 'sigil_proxy_timeouts_total', { listener: 'out', timeout: 'stream-idle' }),
+    ).toBe(1);
+    // The connection is still usable.
+    expect((await grpc.sayGoodbye('after')).version).toBe('v1');
   });
 });
 
