@@ -33,6 +33,7 @@ async function startUpstream(maxConcurrentStreams: number) {
 
 function pool(port: number, clock = new ManualClock(), refuse = false) {
   let connects = 0;
+  let emptied = 0;
   const sessions = new UpstreamSessions(
     {
       name: 'svc',
@@ -45,8 +46,9 @@ function pool(port: number, clock = new ManualClock(), refuse = false) {
     },
     clock,
     () => {},
+    () => emptied++,
   );
-  return { sessions, clock, connects: () => connects };
+  return { sessions, clock, connects: () => connects, emptied: () => emptied };
 }
 
 function acquire(sessions: UpstreamSessions): Promise<ClientHttp2Session> {
@@ -103,6 +105,8 @@ describe('UpstreamSessions', () => {
     const results = await Promise.allSettled([acquire(failing.sessions), acquire(failing.sessions)]);
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     expect(failing.connects()).toBe(1);
+    // Nothing left in it: its owner may drop it.
+    expect(failing.emptied()).toBe(1);
   });
 
   it('replaces a session after GOAWAY, and drops a closed one', async () => {
@@ -127,7 +131,7 @@ describe('UpstreamSessions', () => {
 
   it('closes a session left without streams for SESSION_IDLE_MS', async () => {
     const upstream = await startUpstream(100);
-    const { sessions, clock } = pool(upstream.port);
+    const { sessions, clock, emptied } = pool(upstream.port);
     const opened = await openStream(sessions);
     // A session with a stream open is never idle.
     await clock.advance(2 * SESSION_IDLE_MS);
@@ -142,6 +146,7 @@ describe('UpstreamSessions', () => {
     expect(opened.session.closed).toBe(true);
     await sessionClosed;
     expect(sessions.size).toBe(0);
+    expect(emptied()).toBe(1);
     sessions.close();
   });
 });

@@ -46,6 +46,8 @@ export class UpstreamSessions {
     private readonly target: SessionTarget,
     private readonly clock: Clock,
     private readonly onSessionError: (service: string, err: Error) => void,
+    /** Called when the last session closed with nothing connecting or waiting: the pool may go. */
+    private readonly onEmpty: () => void = () => {},
   ) {}
 
   /** Calls `waiter` with a session now if one has room, else once a new one is up. */
@@ -107,6 +109,10 @@ export class UpstreamSessions {
     for (const pooled of this.sessions.splice(0)) pooled.session.destroy();
   }
 
+  private emptied(): void {
+    if (this.sessions.length === 0 && this.connecting === 0 && this.waiting.length === 0) this.onEmpty();
+  }
+
   private openCount(): number {
     let open = 0;
     for (const pooled of this.sessions) if (!pooled.draining) open++;
@@ -130,6 +136,7 @@ export class UpstreamSessions {
         const waiting = this.waiting;
         this.waiting = [];
         for (const waiter of waiting) waiter(null, err);
+        this.emptied();
       },
     );
   }
@@ -156,6 +163,7 @@ export class UpstreamSessions {
       pooled.draining = true;
       const at = this.sessions.indexOf(pooled);
       if (at !== -1) this.sessions.splice(at, 1);
+      this.emptied();
     });
     checkEveryHalfTimeout(this.clock, SESSION_IDLE_MS, session, () => {
       if (session.closed || session.destroyed) return true;

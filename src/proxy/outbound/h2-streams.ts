@@ -82,13 +82,21 @@ export function createGrpcStreamRelay(options: GrpcStreamRelayOptions): GrpcStre
   const poolFor = (backend: GrpcBackend): UpstreamSessions => {
     let pool = pools.get(backend);
     if (pool === undefined) {
-      pool = new UpstreamSessions(backend, options.clock, (service, err) =>
-        options.logger.debug(
-          { listener: options.listener, service, err: err.message },
-          'Upstream HTTP/2 session failed',
-        ),
+      const created = new UpstreamSessions(
+        backend,
+        options.clock,
+        (service, err) =>
+          options.logger.debug(
+            { listener: options.listener, service, err: err.message },
+            'Upstream HTTP/2 session failed',
+          ),
+        // A service a reload removed (or one idle) does not stay referenced here.
+        () => {
+          if (pools.get(backend) === created) pools.delete(backend);
+        },
       );
-      pools.set(backend, pool);
+      pools.set(backend, created);
+      pool = created;
     }
     return pool;
   };
