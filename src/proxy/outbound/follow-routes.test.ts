@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../spiffe/clock.js';
 import { fixedRandom } from '../../spiffe/seeded-random.test-support.js';
-import type { RouteTable } from '../routes/model.js';
+import type { RouteTable } from '../routes/index.js';
 import { followRoutes, namedServices } from './follow-routes.js';
 import { OutboundRouter } from './router.js';
 import { ANY_PATH, rule, table, testMetrics } from './router.test-support.js';

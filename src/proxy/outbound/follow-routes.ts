@@ -9,8 +9,8 @@
 import type { Clock } from '../../spiffe/clock.js';
 import { isSigilError } from '../../spiffe/errors.js';
 import type { ProxyLogger } from '../logger.js';
-import { loadRouteFile, watchRouteFile } from '../routes/load.js';
-import type { RouteTable } from '../routes/model.js';
+import type { RouteTable } from '../routes/index.js';
+import { loadRouteFile, watchRouteFile } from '../routes/index.js';
 import type { OutboundRouter } from './router.js';
 
 export interface RoutesFollower {

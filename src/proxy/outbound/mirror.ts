@@ -16,7 +16,7 @@ import {
   type Send,
 } from '../resilience/exchange.js';
 import { MAX_RETRY_BODY_BYTES } from '../resilience/retry-policy.js';
-import { MIRROR_HEADER, type RequestMirror, type RouteOverrides } from '../routes/model.js';
+import { MIRROR_HEADER, type RequestMirror, type RouteOverrides } from '../routes/index.js';
 import type { MirrorOutcome, RouteMetrics } from './route-metrics.js';
 import type { RoutedService } from './routed-service.js';
 

@@ -1,7 +1,7 @@
 // A route rule's `timeouts` and `retry` (GEP-1731) laid over a service's own settings: the config
 // the service builds a rule's stack from (UpstreamService.stackFor), around the service's state.
 // Pure; unset fields keep the service's values.
-import type { RouteOverrides } from '../routes/model.js';
+import type { RouteOverrides } from '../routes/index.js';
 import type { ServiceConfig } from '../services/config.js';
 
 /** True when the rule changes nothing: it shares the service's own stack. */

@@ -1,7 +1,7 @@
 // What the router and mirroring need of an upstream service (outbound/service.ts), declared beside
 // them so their tests use small fakes.
 import type { Send } from '../resilience/exchange.js';
-import type { RouteOverrides } from '../routes/model.js';
+import type { RouteOverrides } from '../routes/index.js';
 
 /** What the router needs of a service (UpstreamService). */
 export interface RoutedService {

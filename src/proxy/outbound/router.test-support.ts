@@ -1,7 +1,7 @@
 // Hand-built route tables and fake services for the router's unit tests.
 import { Registry } from 'prom-client';
 import { type FakeTry, fakeNext } from '../resilience/exchange.test-support.js';
-import type { HttpMatch, HttpRouteEntry, HttpRule, RouteOverrides, RouteTable } from '../routes/model.js';
+import type { HttpMatch, HttpRouteEntry, HttpRule, RouteOverrides, RouteTable } from '../routes/index.js';
 import { createRouteMetrics, type RouteMetrics } from './route-metrics.js';
 import type { RoutedService } from './router.js';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../spiffe/clock.js';
 import { seededRandom } from '../../spiffe/seeded-random.test-support.js';
 import { recordingHandler, testRequest } from '../resilience/exchange.test-support.js';
-import { EMPTY_ROUTE_TABLE, type HttpRouteEntry, type RouteTable } from '../routes/model.js';
+import { EMPTY_ROUTE_TABLE, type HttpRouteEntry, type RouteTable } from '../routes/index.js';
 import { OutboundRouter, type RouteDecision } from './router.js';
 import { ANY_PATH, fakeService, rule, table, testMetrics } from './router.test-support.js';
 

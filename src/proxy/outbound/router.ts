@@ -15,21 +15,20 @@ import { respondWithError } from '../http-relay.js';
 import type { CountCell } from '../metric-cells.js';
 import { type ExchangeHandler, ForwardingHandler, type ProxyRequest } from '../resilience/exchange.js';
 import {
-  modifyRequestHeaders,
-  modifyResponseHeaders,
-  redirectResponse,
-  rewriteHost,
-  rewriteTarget,
-} from '../routes/filters.js';
-import {
   EMPTY_ROUTE_TABLE,
   type HeaderModifier,
   type HttpRouteEntry,
   type HttpRule,
+  modifyRequestHeaders,
+  modifyResponseHeaders,
+  pickBackend,
   type RouteTable,
   type RuleOrigin,
-} from '../routes/model.js';
-import { headerValue, pickBackend, selectHttpRoute } from '../routes/select.js';
+  redirectResponse,
+  rewriteHost,
+  rewriteTarget,
+  selectHttpRoute,
+} from '../routes/index.js';
 import { Mirroring } from './mirror.js';
 import type { RouteMetrics } from './route-metrics.js';
 import type { RoutedService } from './routed-service.js';
@@ -133,7 +132,7 @@ export class OutboundRouter {
     const cells = this.rules.get(rule) ?? this.cellsFor(rule);
     if (rule.redirect !== null) {
       cells.redirected.value++;
-      const host = headerValue(headers, 'host');
+      const host = hostOf(headers);
       const redirect = redirectResponse(rule.redirect, entry.match, target, host, 'http');
       return { kind: 'answer', status: redirect.status, error: null, location: redirect.location };
     }
@@ -219,4 +218,11 @@ export function writeRouteAnswer(res: ServerResponse, answer: RouteAnswer): void
     return;
   }
   respondWithError(res, answer.status, answer.error ?? 'route-error', `sigil proxy: ${answer.error}`);
+}
+
+/** The request's Host field, for a redirect's Location. */
+function hostOf(headers: readonly string[]): string | undefined {
+  for (let i = 0; i < headers.length; i += 2)
+    if (headers[i]!.length === 4 && headers[i]!.toLowerCase() === 'host') return headers[i + 1];
+  return undefined;
 }

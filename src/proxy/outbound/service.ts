@@ -18,7 +18,7 @@ import { OutlierDetector } from '../resilience/outlier.js';
 import { retryLayer } from '../resilience/retry.js';
 import { RetryBudget } from '../resilience/retry-budget.js';
 import { requestTimeoutLayer, tryTimeoutLayer } from '../resilience/timeout.js';
-import type { RouteOverrides } from '../routes/model.js';
+import type { RouteOverrides } from '../routes/index.js';
 import type { EndpointConfig, ServiceConfig } from '../services/config.js';
 import { watchDnsEndpoints } from '../services/dns.js';
 import { Balancer, SERVICE_CIRCUIT } from './balancer.js';

@@ -488,3 +488,193 @@ describe('parseRouteFile: limits', () => {
     ).toMatch(/must be at most 1024 characters \(got 1025\)$/);
   });
 });
+
+describe('docs/proxy-routes.md', () => {
+  it('its example config and canary file load, and route as the doc says', async () => {
+    const { readFileSync } = await import('node:fs');
+    const doc = readFileSync(new URL('../../../docs/proxy-routes.md', import.meta.url), 'utf8');
+    const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const { checkProxyConfig } = await import('../config.js');
+    const { parse } = await import('yaml');
+    const config = checkProxyConfig(parse(blocks[0]!), '/etc/sigil/proxy.yaml');
+    expect(config.routesFile).toBe('/etc/sigil/routes.yaml');
+    const table = parseRouteFile(blocks[1]!, 'routes.yaml', new Set(config.services.map((s) => s.name)));
+    const { explainHttp } = await import('./explain.js');
+    const e = explainHttp(table, 'web', { method: 'GET', target: '/api/x', headers: [] });
+    expect(e.backends.map((b) => `${b.service} ${b.sharePercent}%`)).toEqual(['web 90%', 'web-v2 10%']);
+    expect(
+      explainHttp(table, 'web', { method: 'GET', target: '/', headers: ['X-Canary', '1'] }).rule?.name,
+    ).toBe('force-canary');
+  });
+});
+
+describe('parseRouteFile: more fields and checks', () => {
+  it('compiles a full redirect, a GRPCRoute regular expression match and header modifiers on gRPC', () => {
+    const [redirect] = entries(
+      route(
+        '- matches: [{ path: { value: /old } }]\n  filters: [{ type: RequestRedirect, requestRedirect: { scheme: https, hostname: example.com, port: 8443, statusCode: 308, path: { type: ReplacePrefixMatch, replacePrefixMatch: /new } } }]',
+      ),
+    );
+    expect(redirect!.rule.redirect).toEqual({
+      scheme: 'https',
+      hostname: 'example.com',
+      port: 8443,
+      statusCode: 308,
+      path: { type: 'ReplacePrefixMatch', value: '/new' },
+    });
+    const grpc = parseRouteFile(
+      `apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: { name: g }
+status: { parents: [] }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: grpc-svc }]
+  rules:
+    - matches: [{ method: { type: RegularExpression, method: "(?i)get.*" }, headers: [{ type: RegularExpression, name: x-v, value: "[0-9]" }] }]
+      filters: [{ type: ResponseHeaderModifier, responseHeaderModifier: { remove: [x-internal] } }]
+      backendRefs: [{ name: web }]
+`,
+      'routes.yaml',
+      SERVICES,
+    ).grpc.get('grpc-svc')!;
+    const method = grpc[0]!.match.method!;
+    expect(method.type).toBe('RegularExpression');
+    if (method.type !== 'RegularExpression') return;
+    expect(method.service).toBeNull();
+    expect(method.methodSource).toBe('(?i)get.*');
+    expect(method.method!.test('GetUser')).toBe(true);
+    expect(grpc[0]!.rule.responseHeaders).toEqual({ set: [], add: [], remove: ['x-internal'] });
+  });
+
+  it('accepts backendRequest with a disabled request timeout, and a fraction with the default denominator', () => {
+    const [entry] = entries(
+      route(
+        '- backendRefs: [{ name: web }]\n  timeouts: { request: 0s, backendRequest: 1h }\n  filters: [{ type: RequestMirror, requestMirror: { backendRef: { name: shadow }, fraction: { numerator: 3 } } }]',
+      ),
+    );
+    expect(entry!.rule.overrides.timeouts).toEqual({ requestMs: 0, backendRequestMs: 3_600_000 });
+    expect(entry!.rule.mirrors).toEqual([{ service: 'shadow', share: 0.03 }]);
+  });
+
+  const more: [string, string, string[]][] = [
+    [
+      'no parentRefs',
+      `${HEADER.split('spec:')[0]}spec:\n  rules: [{ backendRefs: [{ name: web }] }]\n`,
+      [
+        'HTTPRoute default/web: spec.parentRefs: is required: name the Service whose traffic this route takes ({kind: Service, group: "", name: S})',
+      ],
+    ],
+    [
+      'no rules',
+      HEADER,
+      ['HTTPRoute default/web: spec.rules: is required (at least one rule with backendRefs)'],
+    ],
+    [
+      'no spec',
+      HEADER.split('spec:')[0]!,
+      ['HTTPRoute default/web: spec: is required (parentRefs and rules)'],
+    ],
+    [
+      'a repeated parent',
+      route(
+        '- backendRefs: [{ name: web }]',
+        HEADER.replace('name: web }]', 'name: web }, { group: "", kind: Service, name: web }]'),
+      ),
+      ['HTTPRoute default/web: spec.parentRefs[1].name: "web" is already a parent of this route'],
+    ],
+    [
+      'repeated rule names',
+      route('- { name: a, backendRefs: [{ name: web }] }\n- { name: a, backendRefs: [{ name: web }] }'),
+      ['HTTPRoute default/web: spec.rules[1].name: "a" names another rule of this route'],
+    ],
+    [
+      'a header matched twice',
+      route(
+        '- matches: [{ headers: [{ name: X-A, value: "1" }, { name: x-a, value: "2" }] }]\n  backendRefs: [{ name: web }]',
+      ),
+      [
+        'HTTPRoute default/web: spec.rules[0].matches[0].headers[1].name: "x-a" repeats spec.rules[0].matches[0].headers[0] (names are case-insensitive)',
+      ],
+    ],
+    [
+      'a header set twice',
+      route(
+        '- backendRefs: [{ name: web }]\n  filters: [{ type: RequestHeaderModifier, requestHeaderModifier: { set: [{ name: X-A, value: "1" }], remove: [x-a] } }]',
+      ),
+      [
+        'HTTPRoute default/web: spec.rules[0].filters[0].requestHeaderModifier.remove[0]: "x-a" is already named at spec.rules[0].filters[0].requestHeaderModifier.set[0].name (names are case-insensitive)',
+      ],
+    ],
+    [
+      'an empty header modifier',
+      route(
+        '- backendRefs: [{ name: web }]\n  filters: [{ type: ResponseHeaderModifier, responseHeaderModifier: {} }]',
+      ),
+      [
+        'HTTPRoute default/web: spec.rules[0].filters[0].responseHeaderModifier: sets, adds and removes nothing: give set, add or remove, or drop the filter',
+      ],
+    ],
+    [
+      'a mirror of 0%',
+      route(
+        '- backendRefs: [{ name: web }]\n  filters: [{ type: RequestMirror, requestMirror: { backendRef: { name: shadow }, percent: 0 } }]',
+      ),
+      [
+        'HTTPRoute default/web: spec.rules[0].filters[0].requestMirror: mirrors nothing (0%): remove the filter to stop mirroring',
+      ],
+    ],
+    [
+      'a fraction over 1',
+      route(
+        '- backendRefs: [{ name: web }]\n  filters: [{ type: RequestMirror, requestMirror: { backendRef: { name: shadow }, fraction: { numerator: 3, denominator: 2 } } }]',
+      ),
+      [
+        'HTTPRoute default/web: spec.rules[0].filters[0].requestMirror.fraction: numerator must not exceed denominator (got 3/2)',
+      ],
+    ],
+    [
+      'a backoff of 0s and a timeout over 596h',
+      route('- backendRefs: [{ name: web }]\n  retry: { backoff: 0s }\n  timeouts: { request: 600h }'),
+      [
+        'HTTPRoute default/web: spec.rules[0].timeouts.request: must be at most 596h (got "600h")',
+        "HTTPRoute default/web: spec.rules[0].retry.backoff: must be longer than 0s; omit it to keep the service's backoff",
+      ],
+    ],
+    [
+      'a bad redirect',
+      route(
+        '- filters: [{ type: RequestRedirect, requestRedirect: { scheme: ftp, hostname: "Web:80", statusCode: 304 } }]',
+      ),
+      [
+        'HTTPRoute default/web: spec.rules[0].filters[0].requestRedirect.scheme: must be one of http, https (got "ftp")',
+        'HTTPRoute default/web: spec.rules[0].filters[0].requestRedirect.hostname: "Web:80" is not a lowercase DNS name (RFC 1123), without port or wildcard',
+        'HTTPRoute default/web: spec.rules[0].filters[0].requestRedirect.statusCode: must be one of 301, 302, 303, 307, 308 (got 304)',
+      ],
+    ],
+    [
+      'bad metadata',
+      route(
+        '- backendRefs: [{ name: web }]',
+        HEADER.replace(
+          '{ name: web }',
+          '{ name: web, namespace: Shop, labels: { a: 1 }, creationTimestamp: yesterday }',
+        ),
+      ),
+      [
+        '(file) metadata.namespace: must be a lowercase DNS label of up to 63 characters (got "Shop")',
+        '(file) metadata.labels: must be a mapping of strings',
+        '(file) metadata.creationTimestamp: must be an RFC 3339 time such as 2026-01-31T12:00:00Z (got "yesterday")',
+      ],
+    ],
+    [
+      'invalid YAML',
+      'kind: [',
+      [
+        '(file): is not valid YAML: Flow sequence in block collection must be sufficiently indented and end with a ] at line 1, column 8',
+      ],
+    ],
+  ];
+  it.each(more)('refuses %s', (_name, text, expected) => {
+    expect(problems(text)).toEqual(expected);
+  });
+});

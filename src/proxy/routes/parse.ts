@@ -53,7 +53,7 @@ export function parseRouteFile(text: string, file: string, services: ReadonlySet
   list.forEach((doc, d) => {
     const where = list.length === 1 ? '(file)' : `(document ${d + 1})`;
     if (doc.errors.length > 0) {
-      check.problem(where, `is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+      check.problem(where, `is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]!.replace(/:$/, '')}`);
       return;
     }
     let value: unknown;
@@ -155,6 +155,10 @@ function routeObject(
       'apiVersion',
       `must be ${API_VERSIONS[kind]!.join(' or ')} for ${kind} (got ${showValue(value.apiVersion)})`,
     );
+  if (value.spec === undefined) {
+    check.problem('spec', 'is required (parentRefs and rules)');
+    return null;
+  }
   const spec: Raw =
     check.mapping(value.spec, 'spec', ['parentRefs', 'rules'], {
       hostnames: 'is not used by mesh (GAMMA) routes; match the Host header with matches[].headers',
