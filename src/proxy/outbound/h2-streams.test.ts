@@ -192,6 +192,14 @@ describe('outbound gRPC relay (GRPCRoute)', () => {
     const streamed = await grpc.streamHellos('s');
     expect(streamed.replies.map((r) => r.message)).toEqual(['hello s #0', 'hello s #1', 'hello s #2']);
     expect(streamed).toMatchObject({ code: 9, details: 'done streaming from v2', servedBy: 'v2' });
+    // The backend's own trailers-only answer (it has no such method) is relayed as it is.
+    const missing = (await grpc.callPath('/helloworld.Greeter/Missing').catch((e: unknown) => e)) as {
+      code: number;
+      metadata: { get(key: string): unknown[] };
+    };
+    expect(missing.code).toBe(12);
+    expect(missing.metadata.get('x-sigil-error')).toEqual([]);
+    expect(missing.metadata.get('x-resp')).toEqual(['yes']);
     const reply = await grpc.sayHello('h', { 'x-drop': 'gone' }, { deadline: Date.now() + 30_000 });
     expect(reply.metadata['x-route']).toBe('v2');
     expect(reply.metadata['x-drop']).toBeUndefined();
