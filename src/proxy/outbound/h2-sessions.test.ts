@@ -129,6 +129,24 @@ describe('UpstreamSessions', () => {
     sessions.close();
   });
 
+  it('retires every session on rotation: open streams finish, new ones get a new session', async () => {
+    const upstream = await startUpstream(100);
+    const { sessions, connects } = pool(upstream.port);
+    const old = await openStream(sessions);
+    await settled(old.session);
+    sessions.retire();
+    const fresh = await openStream(sessions);
+    expect(fresh.session === old.session).toBe(false);
+    expect(connects()).toBe(2);
+    // The old session waits for its stream before it goes.
+    expect(old.session.destroyed).toBe(false);
+    const closed = new Promise((resolve) => old.session.once('close', resolve));
+    old.stream.close();
+    await closed;
+    expect(sessions.size).toBe(1);
+    sessions.close();
+  });
+
   it('closes a session left without streams for SESSION_IDLE_MS', async () => {
     const upstream = await startUpstream(100);
     const { sessions, clock, emptied } = pool(upstream.port);

@@ -3,7 +3,8 @@
 // mTLS, SPIFFE ID checked, no app byte before). A stream goes on the first session with room under
 // the peer's SETTINGS_MAX_CONCURRENT_STREAMS; when all are full, a new session is opened, up to
 // MAX_SESSIONS; past that the least busy takes it and nghttp2 holds the stream until one closes.
-// A session that received GOAWAY takes no new stream and is replaced; one that closes is dropped.
+// A session that received GOAWAY takes no new stream and is replaced; one that closes is dropped;
+// all are retired (closed once their streams end) when our SVID rotates.
 // An idle session (no stream) is closed after SESSION_IDLE_MS, like the HTTP/1.1 keep-alive pool.
 import { type ClientHttp2Session, connect as h2connect } from 'node:http2';
 import type { Duplex } from 'node:stream';
@@ -100,6 +101,19 @@ export class UpstreamSessions {
   /** Sessions open (for tests and /config). */
   get size(): number {
     return this.sessions.length;
+  }
+
+  /**
+   * Our SVID rotated: open sessions take no new streams and close once their streams end (the
+   * HTTP/1.1 pools are renewed the same way), so new streams go over connections made with the
+   * new identity.
+   */
+  retire(): void {
+    for (const pooled of this.sessions) {
+      if (pooled.draining) continue;
+      pooled.draining = true;
+      pooled.session.close();
+    }
   }
 
   close(): void {

@@ -52,6 +52,7 @@ async function startMesh(
   listener: { limits?: ListenerLimits; clock?: ManualClock } = {},
 ) {
   const greeters: Record<string, GreeterServer> = {};
+  const inboundRegistries: Record<string, ReturnType<typeof makeSide>['registry']> = {};
   const ports: Record<string, number> = {};
   for (const [version, perStream] of [
     ['v1', false],
@@ -74,6 +75,7 @@ async function startMesh(
     });
     cleanups.push(() => inbound.close());
     greeters[version] = greeter;
+    inboundRegistries[version] = side.registry;
     ports[version] = inbound.address.port;
   }
   // An app that resets every stream once it has answered headers (a backend cancelling mid-call).
@@ -153,7 +155,15 @@ async function startMesh(
   cleanups.push(() => outbound.close());
   const grpc = greeterClient(outbound.address.port);
   cleanups.push(() => grpc.close());
-  return { greeters, grpc, table, port: outbound.address.port, registry: client.registry };
+  return {
+    greeters,
+    grpc,
+    table,
+    port: outbound.address.port,
+    registry: client.registry,
+    source: client.source,
+    inboundRegistries,
+  };
 }
 
 describe('outbound gRPC relay (GRPCRoute)', () => {
@@ -229,6 +239,17 @@ describe('outbound gRPC relay (GRPCRoute)', () => {
     await expect(grpc.sayHello('r')).rejects.toMatchObject({ code: 1 });
     await expect(grpc.sayGoodbye('d')).rejects.toMatchObject({ code: 14 });
     expect(await grpc.streamHellos('u')).toMatchObject({ code: 14, replies: [] });
+  });
+
+  it('moves new streams to connections made with the new SVID when it rotates', async () => {
+    const { grpc, source, inboundRegistries } = await startMesh([exact(null, rule('all', [V1]))]);
+    const connections = () =>
+      metricValue(inboundRegistries.v1!, 'sigil_proxy_tcp_connections_total', { listener: 'in-v1' });
+    expect((await grpc.sayGoodbye('before')).version).toBe('v1');
+    expect(await connections()).toBe(1);
+    source.push(tdA.mint('/client'));
+    expect((await grpc.sayGoodbye('after')).version).toBe('v1');
+    expect(await connections()).toBe(2);
   });
 
   it('keeps the opaque pipe without routes, and new connections follow routes that appear', async () => {

@@ -61,6 +61,8 @@ export interface GrpcStreamRelayOptions {
   readonly logger: ProxyLogger;
   /** The request series of the listener's service. */
   readonly series: () => RequestSeries;
+  /** Subscribes to our SVID's rotation (ProxyIdentity.onUpdate); returns the unsubscribe. */
+  readonly onIdentityUpdate: (listener: () => void) => () => void;
 }
 
 export interface GrpcStreamRelay {
@@ -100,6 +102,9 @@ export function createGrpcStreamRelay(options: GrpcStreamRelayOptions): GrpcStre
     }
     return pool;
   };
+  const stopFollowingIdentity = options.onIdentityUpdate(() => {
+    for (const pool of pools.values()) pool.retire();
+  });
   // node:http2 passes the raw header list too (not in @types/node 20); routes/select.ts reads that.
   const onStream = (
     stream: ServerHttp2Stream,
@@ -119,6 +124,7 @@ export function createGrpcStreamRelay(options: GrpcStreamRelayOptions): GrpcStre
       socket.resume();
     },
     async close() {
+      stopFollowingIdentity();
       for (const pool of pools.values()) pool.close();
       pools.clear();
       await new Promise<void>((resolve) => server.close(() => resolve()));

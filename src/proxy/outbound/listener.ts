@@ -145,6 +145,7 @@ function grpcRelay(options: OutboundOptions, routing: GrpcRouting, guard: Listen
     clock,
     logger: options.logger,
     series: () => metrics.requestSeries(name, 'outbound', identity.spiffeId, upstream.service.name),
+    onIdentityUpdate: (listener) => identity.onUpdate(listener),
   });
 }
 
