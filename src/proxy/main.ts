@@ -178,11 +178,22 @@ export async function startProxy(
       cleanups.push(() => follower.close());
       routeTable = follower;
     }
+    // The gRPC relay of http2 listeners reads the same table and services as the router.
+    const tableOf = router;
+    const grpcRouting =
+      tableOf === undefined
+        ? undefined
+        : {
+            routes: () => tableOf.current,
+            service: (name: string) => services.get(name),
+            random: Math.random,
+          };
     for (const outbound of config.outbound) {
       const listener: OutboundListener = await startOutbound({
         ...outbound,
         upstream: services.ref(outbound.name),
         router,
+        grpcRouting,
         identity: proxyIdentity,
         metrics,
         logger,

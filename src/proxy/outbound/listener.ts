@@ -2,8 +2,9 @@
 // upstream service over mTLS (outbound/service.ts: endpoints, balancing, retries, timeouts,
 // limits). `http` requests go through the service's request stack, stamped with the deadline the
 // next hop reads (resilience/deadline.ts); `tcp` and `http2` are opaque pipes on a connection the
-// service balanced and verified. The app's connections are under the listener's limits (limits.ts)
-// like any caller's.
+// service balanced and verified, except that an `http2` connection opened while the service has
+// GRPCRoutes is relayed stream by stream (h2-streams.ts; the mode stays the connection's for its
+// life). The app's connections are under the listener's limits (limits.ts) like any caller's.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -21,6 +22,7 @@ import { pipeSockets } from '../pipe.js';
 import { requestRefusal } from '../request-refusal.js';
 import { applyDeadline, DEADLINE_HEADER, setHeader } from '../resilience/deadline.js';
 import { newRequestContext, type ProxyRequest } from '../resilience/exchange.js';
+import { createGrpcStreamRelay, type GrpcRouting } from './h2-streams.js';
 import { type OutboundRouter, type RoutedService, type RouteSend, writeRouteAnswer } from './router.js';
 import type { UpstreamService } from './service.js';
 
@@ -51,6 +53,11 @@ export interface OutboundOptions {
   readonly limits?: ListenerLimits;
   /** Routes requests of `http` listeners whose service has routes (router.ts); absent: none do. */
   readonly router?: OutboundRouter;
+  /**
+   * `http2`: while the route table has GRPCRoutes for the service, NEW app connections are relayed
+   * stream by stream (h2-streams.ts); the others, and every connection without routes, stay pipes.
+   */
+  readonly grpcRouting?: GrpcRouting;
 }
 
 export interface OutboundListener {
@@ -86,10 +93,14 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
       http.closeAllConnections();
     };
   } else {
+    const routing = options.protocol === 'http2' ? options.grpcRouting : undefined;
+    const relay = routing === undefined ? null : grpcRelay(options, routing, guard, clock);
     server = createNetServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (app) =>
-      pipeToUpstream(app, connect, options, guard),
+      relay !== null && routing!.routes().grpc.has(options.upstream.service.name)
+        ? relay.accept(app)
+        : pipeToUpstream(app, connect, options, guard),
     );
-    closeProtocol = async () => {};
+    closeProtocol = relay === null ? async () => {} : () => relay.close();
   }
   capConnections(server, guard);
   server.on('connection', (socket: Socket) => {
@@ -122,6 +133,20 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
       await closed;
     },
   };
+}
+
+function grpcRelay(options: OutboundOptions, routing: GrpcRouting, guard: ListenerGuard, clock: Clock) {
+  const { name, metrics, identity, upstream } = options;
+  return createGrpcStreamRelay({
+    listener: name,
+    parent: () => upstream.service,
+    routing,
+    guard,
+    clock,
+    logger: options.logger,
+    series: () => metrics.requestSeries(name, 'outbound', identity.spiffeId, upstream.service.name),
+    onIdentityUpdate: (listener) => identity.onUpdate(listener),
+  });
 }
 
 function handleRequest(
