@@ -11,6 +11,7 @@ import { type Address, ConfigReader } from './config-reader.js';
 import { checkLimits, DEFAULT_LIMITS, type ListenerLimits } from './limits.js';
 import { checkPathNormalization, type PathNormalization } from './policy/normalize.js';
 import { checkServices, legacyService, MAX_SERVER_IDS, type ServiceConfig } from './services/config.js';
+import { type AccessLogConfig, checkAccessLog, checkTracing, type TracingConfig } from './tracing/config.js';
 
 /** The system agent's socket: sidecars run as other users than the agent, so no per-user default. */
 export const DEFAULT_WORKLOAD_API = `unix://${systemSocketPath('workloadApi')}`;
@@ -60,6 +61,10 @@ export interface ProxyConfig {
   readonly limits: ListenerLimits;
   /** How inbound listeners treat ambiguous request paths. */
   readonly pathNormalization: PathNormalization;
+  /** Spans and their export (tracing/config.ts); null: off. */
+  readonly tracing: TracingConfig | null;
+  /** The per-request JSON log; null: off. */
+  readonly accessLog: AccessLogConfig | null;
 }
 
 export function loadProxyConfig(
@@ -134,6 +139,8 @@ export function checkProxyConfig(
     'inbound',
     'outbound',
     'services',
+    'tracing',
+    'access_log',
   ]);
   const limits = checkLimits(top.limits, 'limits', DEFAULT_LIMITS, problems);
   const pathNormalization = checkPathNormalization(top.path_normalization, 'path_normalization', problems);
@@ -183,6 +190,8 @@ export function checkProxyConfig(
   }
   const logLevel = r.oneOf(top.log_level, 'log_level', LOG_LEVELS, 'info');
   const admin = r.address(top.admin ?? '127.0.0.1:15000', 'admin');
+  const tracing = checkTracing(top.tracing, r);
+  const accessLog = checkAccessLog(top.access_log, r, file);
   const policyFile =
     top.policy_file === undefined ? null : path.resolve(path.dirname(file), String(top.policy_file));
 
@@ -203,6 +212,8 @@ export function checkProxyConfig(
     services: Object.freeze(services),
     limits,
     pathNormalization,
+    tracing,
+    accessLog,
   });
 }
 

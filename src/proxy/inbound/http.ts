@@ -20,6 +20,7 @@ import {
 } from '../policy/normalize.js';
 import { type AdmittedTarget, requestRefusal } from '../request-refusal.js';
 import { parseDeadline } from '../resilience/deadline.js';
+import type { RequestTracer } from '../tracing/request-tracer.js';
 import { type EnforcementContext, enforce } from './authorize.js';
 import { appendPeerHeaders, IDENTITY_HEADERS } from './peer-headers.js';
 
@@ -35,6 +36,8 @@ export interface InboundHttpContext {
   readonly pathNormalization: PathNormalization;
   /** Reads the time for propagated deadlines. */
   readonly clock: Clock;
+  /** Spans and access log lines; null: off. */
+  readonly tracer: RequestTracer | null;
 }
 
 const STRIP_IDENTITY: FilterOptions = { strip: IDENTITY_HEADERS };
@@ -82,8 +85,20 @@ export function handleRequest(
     return;
   }
   addIdentityHeaders(filtered, peer, ownId, context);
+  const traced =
+    context.tracer === null
+      ? null
+      : context.tracer.startInbound(
+          context.name,
+          req.method ?? 'GET',
+          admitted,
+          filtered.headers,
+          principal,
+          ownId,
+        );
   relayRequest(pool, req, res, admitted, filtered, (outcome) => {
     series.record(outcome.responseClass, (performance.now() - startedMs) / 1_000);
+    if (traced !== null) traced.end(res.statusCode, outcome.error, null);
     if (outcome.error !== null) {
       context.logger.warn(
         {

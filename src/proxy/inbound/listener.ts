@@ -19,6 +19,7 @@ import type { ProxyLogger } from '../logger.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
 import { DEFAULT_PATH_NORMALIZATION, type PathNormalization } from '../policy/normalize.js';
+import type { RequestTracer } from '../tracing/request-tracer.js';
 import { createAcceptServer } from './accept.js';
 import { type Authorizer, type EnforcementContext, enforce } from './authorize.js';
 import { createStreamRelay } from './h2-relay.js';
@@ -49,6 +50,8 @@ export interface InboundOptions {
   readonly limits?: ListenerLimits;
   /** How ambiguous request paths are treated (http and the HTTP/2 relay). Defaults to refusing them. */
   readonly pathNormalization?: PathNormalization;
+  /** Spans and access log lines (tracing/); null or absent: off, at no cost per request. */
+  readonly tracer?: RequestTracer | null;
 }
 
 export interface InboundListener {
@@ -92,7 +95,14 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
       keepAliveTimeout: APP_KEEP_ALIVE_MS,
     });
     const http = createGuardedHttpServer(guard, { emittedConnections: true });
-    const context: InboundHttpContext = { ...options, enforcement, guard, pathNormalization, clock };
+    const context: InboundHttpContext = {
+      ...options,
+      enforcement,
+      guard,
+      pathNormalization,
+      clock,
+      tracer: options.tracer ?? null,
+    };
     http.on('request', (req: IncomingMessage, res: ServerResponse) =>
       handleRequest(req, res, peers.get(req.socket) ?? null, pool, context),
     );
@@ -121,6 +131,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
       logger,
       guard,
       pathNormalization,
+      tracer: options.tracer ?? null,
       enforce: (request) => enforce(enforcement, request),
       ownId: () => identity.spiffeId,
       seriesFor: (principal) =>
