@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { isSigilError } from '../../spiffe/errors.js';
-import { checkProxyConfig } from '../config.js';
+import { checkProxyConfig, loadProxyConfig } from '../config.js';
 
 const BASE = { inbound: [{ name: 'api', listen: '127.0.0.1:15001', app: '127.0.0.1:8080' }] };
 
@@ -104,5 +107,38 @@ describe('tracing and access_log config', () => {
     expect(problems({ ...BASE, tracing: { collector: 'not a url' } })).toEqual([
       'tracing.collector: "not a url" is not a URL',
     ]);
+  });
+});
+
+describe('deploy/proxy.example.yaml', () => {
+  it('documents the tracing and access_log defaults in its commented blocks', () => {
+    const text = readFileSync(
+      fileURLToPath(new URL('../../../deploy/proxy.example.yaml', import.meta.url)),
+      'utf8',
+    );
+    const block = (key: string) => {
+      const lines = text.split('\n');
+      const start = lines.indexOf(`#${key}:`);
+      expect(start, key).toBeGreaterThan(-1);
+      const body: string[] = [];
+      for (const line of lines.slice(start)) {
+        if (!line.startsWith('#')) break;
+        body.push(line.slice(1));
+      }
+      return parseYaml(body.join('\n')) as Record<string, unknown>;
+    };
+    const tracing = block('tracing');
+    const accessLog = block('access_log');
+    const config = checkProxyConfig({ ...BASE, ...tracing, ...accessLog }, '/etc/sigil/proxy.yaml');
+    const defaults = checkProxyConfig(
+      { ...BASE, tracing: { collector: 'http://127.0.0.1:4318/v1/traces' }, access_log: {} },
+      '/etc/sigil/proxy.yaml',
+    );
+    expect(config.tracing).toEqual(defaults.tracing);
+    expect(config.accessLog).toEqual(defaults.accessLog);
+    // Commented out: the example runs without tracing.
+    expect(
+      loadProxyConfig(fileURLToPath(new URL('../../../deploy/proxy.example.yaml', import.meta.url))).tracing,
+    ).toBeNull();
   });
 });
