@@ -17,8 +17,9 @@ export function createOtlpExport(
   const exporter = new OTLPTraceExporter({
     url: config.collector,
     timeoutMillis: config.batch.exportTimeoutMs,
-    // The batcher sends one batch at a time; the exporter need not queue more.
-    concurrencyLimit: 1,
+    // The batcher sends one batch at a time; 2, not 1, so that an export the batcher already gave
+    // up on (its timer and the exporter's can fire in either order) cannot refuse the next one.
+    concurrencyLimit: 2,
   });
   const resource = resourceFromAttributes({
     'service.name': config.serviceName,
