@@ -84,6 +84,8 @@ export function diffProxyConfig(prev: ProxyConfig, next: ProxyConfig): ProxyConf
     'policyFile',
     'limits',
     'pathNormalization',
+    'tracing',
+    'accessLog',
   ] as const)
     if (!sameConfig(prev[key], next[key])) needsRestart.push(key);
   for (const name of changedNames(prev.inbound, next.inbound)) needsRestart.push(`inbound.${name}`);

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { isSigilError } from '../../spiffe/errors.js';
 import { checkProxyConfig, loadProxyConfig } from '../config.js';
+import { diffProxyConfig } from '../config-watch.js';
 
 const BASE = { inbound: [{ name: 'api', listen: '127.0.0.1:15001', app: '127.0.0.1:8080' }] };
 
@@ -107,6 +108,17 @@ describe('tracing and access_log config', () => {
     expect(problems({ ...BASE, tracing: { collector: 'not a url' } })).toEqual([
       'tracing.collector: "not a url" is not a URL',
     ]);
+  });
+});
+
+describe('a reloaded config', () => {
+  it('reports tracing and access_log changes as waiting for a restart', () => {
+    const before = checkProxyConfig(BASE, 'p.yaml');
+    const after = checkProxyConfig(
+      { ...BASE, tracing: { collector: 'http://c:4318/v1/traces' }, access_log: {} },
+      'p.yaml',
+    );
+    expect(diffProxyConfig(before, after).needsRestart).toEqual(['tracing', 'accessLog']);
   });
 });
 
