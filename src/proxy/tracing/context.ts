@@ -40,7 +40,6 @@ const LONG_TRACESTATE_MEMBER = 128;
 
 const HEX_32 = /^[0-9a-f]{32}$/;
 const HEX_16 = /^[0-9a-f]{16}$/;
-const HEX_2 = /^[0-9a-f]{2}$/;
 const ZERO_32 = '0'.repeat(32);
 const ZERO_16 = '0'.repeat(16);
 const TRACESTATE_KEY =
@@ -66,7 +65,13 @@ export function extractTrace(headers: TraceHeaders): IncomingTrace | null {
     const parent = parseTraceparent(headers.traceparent);
     if (parent !== null) {
       const tracestate = headers.tracestate === undefined ? null : boundTracestate(headers.tracestate);
-      return { ...parent, tracestate, isW3c: true };
+      return {
+        traceId: parent.traceId,
+        parentSpanId: parent.parentSpanId,
+        sampled: parent.sampled,
+        tracestate,
+        isW3c: true,
+      };
     }
   }
   if (headers.b3 !== undefined) {
@@ -82,19 +87,34 @@ export function extractTrace(headers: TraceHeaders): IncomingTrace | null {
  * wrong lengths and all-zero IDs are refused (null).
  */
 export function parseTraceparent(value: string): Omit<IncomingTrace, 'tracestate' | 'isW3c'> | null {
-  const text = value.trim();
+  // Character checks rather than slices and regular expressions: this runs on every traced request.
+  const text = value.length === 55 ? value : value.trim();
   if (text.length < 55) return null;
-  const version = text.slice(0, 2);
-  if (!HEX_2.test(version) || version === 'ff') return null;
-  if (version === '00' ? text.length !== 55 : text.length > 55 && text[55] !== '-') return null;
+  const version = hexByte(text, 0);
+  if (version < 0 || version === 0xff) return null;
+  if (version === 0 ? text.length !== 55 : text.length > 55 && text[55] !== '-') return null;
   if (text[2] !== '-' || text[35] !== '-' || text[52] !== '-') return null;
+  if (!isLowerHex(text, 3, 35) || !isLowerHex(text, 36, 52)) return null;
+  const flags = hexByte(text, 53);
+  if (flags < 0) return null;
   const traceId = text.slice(3, 35);
   const parentSpanId = text.slice(36, 52);
-  const flags = text.slice(53, 55);
-  if (!HEX_32.test(traceId) || traceId === ZERO_32) return null;
-  if (!HEX_16.test(parentSpanId) || parentSpanId === ZERO_16) return null;
-  if (!HEX_2.test(flags)) return null;
-  return { traceId, parentSpanId, sampled: (Number.parseInt(flags, 16) & 1) === 1 };
+  if (traceId === ZERO_32 || parentSpanId === ZERO_16) return null;
+  return { traceId, parentSpanId, sampled: (flags & 1) === 1 };
+}
+
+/** Whether text[start, end) is all lowercase hex digits. */
+function isLowerHex(text: string, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
+
+/** The byte written as two lowercase hex digits at `at`, or -1. */
+function hexByte(text: string, at: number): number {
+  return isLowerHex(text, at, at + 2) ? Number.parseInt(text.slice(at, at + 2), 16) : -1;
 }
 
 /** The version-00 `traceparent` for our span. */

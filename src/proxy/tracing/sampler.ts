@@ -23,7 +23,13 @@ export class ParentBasedSampler {
 export function traceIdBucket(traceId: string): number {
   let accumulation = 0;
   for (let i = 0; i < 32; i += 8) {
-    accumulation = (accumulation ^ Number.parseInt(traceId.slice(i, i + 8), 16)) >>> 0;
+    let word = 0;
+    for (let j = i; j < i + 8; j++) {
+      const c = traceId.charCodeAt(j);
+      // '0'-'9' → 0-9, 'a'-'f' → 10-15 (IDs here are lower case, checked when parsed or made).
+      word = (word << 4) | (c < 58 ? c - 48 : c - 87);
+    }
+    accumulation = (accumulation ^ word) >>> 0;
   }
   return accumulation;
 }
