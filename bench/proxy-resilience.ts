@@ -43,6 +43,7 @@ import {
   sigilEndpointsInboundConfig,
   sigilServicesOutboundConfig,
 } from './proxy-resilience-setup.js';
+import { ROUTE_RULES } from './proxy-route-cost.js';
 import { type BenchProc, startSidecar } from './proxy-setup.js';
 import { measureStackCost } from './proxy-stack-cost.js';
 
@@ -219,6 +220,12 @@ export async function runResilienceScenario(env: ResilienceEnv): Promise<Check[]
       `the stacks alone, in this process (pools answering at once): plain ${fmt(stack.plainNs)} ns, resilient ` +
         `${fmt(stack.resilientNs)} ns per request: the layers add ${fmt(addedNs)} ns, ` +
         `${((100 * addedNs) / (pairUs * 1_000)).toFixed(1)}% of the pair's ${fmt(pairUs, 1)} µs per request saturated`,
+    );
+    const routedNs = stack.routes.routedNs - stack.routes.plainNs;
+    log(
+      `routing alone (${ROUTE_RULES} routes, the request taking the last, a 90/10 split): plain ${fmt(stack.routes.plainNs)} ns, ` +
+        `routed ${fmt(stack.routes.routedNs)} ns per request: routing adds ${fmt(routedNs)} ns, ` +
+        `${((100 * routedNs) / (pairUs * 1_000)).toFixed(1)}% of the pair's ${fmt(pairUs, 1)} µs per request saturated`,
     );
 
     // --- Faults: one run each, at a fixed rate through the client sidecar.

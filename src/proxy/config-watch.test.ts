@@ -202,13 +202,14 @@ describe('diffProxyConfig', () => {
   it('names what needs a restart: listeners added, removed or changed, and top-level settings', () => {
     const next = structuredClone(base);
     next.admin = '127.0.0.1:15999';
+    (next as Record<string, unknown>).routes_file = 'routes.yaml';
     next.inbound[0]!.listen = '127.0.0.1:15002';
     next.outbound[0]!.listen = '127.0.0.1:7009';
     next.outbound.pop();
     expect(diffProxyConfig(check(base), check(next))).toEqual({
       services: ['legacy'],
       rerouted: [],
-      needsRestart: ['admin', 'inbound.api', 'outbound.orders', 'outbound.legacy'],
+      needsRestart: ['admin', 'routesFile', 'inbound.api', 'outbound.orders', 'outbound.legacy'],
     });
   });
 });

@@ -82,6 +82,7 @@ export function diffProxyConfig(prev: ProxyConfig, next: ProxyConfig): ProxyConf
     'admin',
     'logLevel',
     'policyFile',
+    'routesFile',
     'limits',
     'pathNormalization',
     'tracing',

@@ -127,3 +127,18 @@ describe('deploy/proxy.example.yaml', () => {
     expect(settings).toEqual(DEFAULT_SERVICE_SETTINGS);
   });
 });
+
+describe('checkProxyConfig: routes_file', () => {
+  it('is a path relative to the config file, absent by default', () => {
+    const base = { inbound: [INBOUND] };
+    expect(checkProxyConfig(base, '/etc/sigil/proxy.yaml').routesFile).toBeNull();
+    expect(
+      checkProxyConfig({ ...base, routes_file: 'routes.yaml' }, '/etc/sigil/proxy.yaml').routesFile,
+    ).toBe('/etc/sigil/routes.yaml');
+    expect(
+      checkProxyConfig({ ...base, routes_file: '/srv/r.yaml' }, '/etc/sigil/proxy.yaml').routesFile,
+    ).toBe('/srv/r.yaml');
+    expect(problems({ ...base, routes_file: 42 })).toEqual(['routes_file: must be a file path (got "42")']);
+    expect(problems({ ...base, routes_file: '' })).toEqual(['routes_file: must be a file path (got "")']);
+  });
+});

@@ -10,6 +10,7 @@ import { systemSocketPath } from '../spiffe/runtime-dir.js';
 import { type Address, ConfigReader } from './config-reader.js';
 import { checkLimits, DEFAULT_LIMITS, type ListenerLimits } from './limits.js';
 import { checkPathNormalization, type PathNormalization } from './policy/normalize.js';
+import { checkRateLimit, type RateLimitConfig } from './ratelimit/index.js';
 import { checkServices, legacyService, MAX_SERVER_IDS, type ServiceConfig } from './services/config.js';
 import { type AccessLogConfig, checkAccessLog, checkTracing, type TracingConfig } from './tracing/config.js';
 
@@ -30,6 +31,8 @@ export interface InboundConfig {
   readonly app: Address;
   readonly mode: (typeof MODES)[number];
   readonly limits: ListenerLimits;
+  /** Request (and opaque connection) rates per listener and per caller; null: none. */
+  readonly rateLimit: RateLimitConfig | null;
 }
 
 export interface OutboundConfig {
@@ -53,6 +56,8 @@ export interface ProxyConfig {
   readonly logLevel: string;
   /** Absolute path of the policy file; null = no policy (every authenticated caller allowed). */
   readonly policyFile: string | null;
+  /** Absolute path of the routes file (routes/); null = no routes (each listener sends to its service). */
+  readonly routesFile: string | null;
   readonly inbound: readonly InboundConfig[];
   readonly outbound: readonly OutboundConfig[];
   /** The configured `services`, then one per legacy `upstream` listener (named after it). */
@@ -134,6 +139,7 @@ export function checkProxyConfig(
     'admin',
     'log_level',
     'policy_file',
+    'routes_file',
     'limits',
     'path_normalization',
     'inbound',
@@ -147,7 +153,7 @@ export function checkProxyConfig(
   const names = new Set<string>();
   const inbound = r.list(top.inbound, 'inbound').map((item, i) => {
     const at = `inbound[${i}]`;
-    const o = r.mapping(item, at, ['name', 'listen', 'protocol', 'app', 'mode', 'limits']);
+    const o = r.mapping(item, at, ['name', 'listen', 'protocol', 'app', 'mode', 'limits', 'rate_limit']);
     return {
       name: name(o.name, `${at}.name`, names),
       listen: r.address(o.listen, `${at}.listen`),
@@ -155,6 +161,7 @@ export function checkProxyConfig(
       app: r.address(o.app, `${at}.app`),
       mode: r.oneOf(o.mode, `${at}.mode`, MODES, 'strict'),
       limits: checkLimits(o.limits, `${at}.limits`, limits, problems),
+      rateLimit: checkRateLimit(o.rate_limit, `${at}.rate_limit`, r),
     };
   });
   const services = checkServices(top.services, r);
@@ -194,6 +201,7 @@ export function checkProxyConfig(
   const accessLog = checkAccessLog(top.access_log, r, file);
   const policyFile =
     top.policy_file === undefined ? null : path.resolve(path.dirname(file), String(top.policy_file));
+  const routesFile = filePath(top.routes_file, 'routes_file', file, r);
 
   if (problems.length > 0) {
     throw new SigilError(
@@ -207,6 +215,7 @@ export function checkProxyConfig(
     admin,
     logLevel,
     policyFile,
+    routesFile,
     inbound: Object.freeze(inbound),
     outbound: Object.freeze(outbound),
     services: Object.freeze(services),
@@ -215,6 +224,16 @@ export function checkProxyConfig(
     tracing,
     accessLog,
   });
+}
+
+/** A file path relative to the config file's directory, made absolute; null when absent. */
+function filePath(value: unknown, at: string, configFile: string, r: ConfigReader): string | null {
+  if (value === undefined) return null;
+  if (typeof value !== 'string' || value === '' || value.length > 4096 || value.includes('\0')) {
+    r.report(at, `must be a file path (got ${quote(value)})`);
+    return null;
+  }
+  return path.resolve(path.dirname(configFile), value);
 }
 
 /**

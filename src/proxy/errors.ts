@@ -22,6 +22,8 @@ export const REFUSAL_STATUS = {
   'header-too-large': 431,
   'header-timeout': 408,
   'request-timeout': 408,
+  /** Inbound rate limits (ratelimit/), with Retry-After; counted in sigil_proxy_rate_limited_total. */
+  'rate-limited': 429,
 } as const satisfies Record<string, number>;
 
 /**

@@ -20,6 +20,9 @@ import {
   startOutbound,
 } from './index.js';
 import { followServiceChanges } from './outbound/follow-config.js';
+import { followRoutes, type RoutesFollower } from './outbound/follow-routes.js';
+import { createRouteMetrics } from './outbound/route-metrics.js';
+import { OutboundRouter } from './outbound/router.js';
 import { createServiceMetrics } from './outbound/service-metrics.js';
 import { UpstreamServices } from './outbound/services.js';
 import { type PolicySet, parsePolicyFile, watchPolicyFile } from './policy/index.js';
@@ -69,6 +72,7 @@ export async function startProxy(
   const inboundListeners: InboundListener[] = [];
   const metrics = createProxyMetrics(registry);
   let describeServices: () => unknown[] = () => [];
+  let router: OutboundRouter | undefined;
   try {
     const admin = await startProxyAdmin({
       listen: config.admin,
@@ -92,6 +96,8 @@ export async function startProxy(
         tracing: config.tracing,
         access_log: config.accessLog,
         services: describeServices(),
+        routes_file: config.routesFile,
+        routes: router?.current.routes ?? [],
       }),
     });
     cleanups.push(() => admin.close());
@@ -179,10 +185,23 @@ export async function startProxy(
     // Listener name → service name, for the listeners running now (a reload cannot add one).
     const routes = new Map(config.outbound.map((outbound) => [outbound.name, outbound.service]));
     await services.apply(config.services, routes);
+    let routeTable: RoutesFollower | undefined;
+    if (config.routesFile !== null) {
+      const metrics = createRouteMetrics(registry);
+      router = new OutboundRouter({ services, random: Math.random, clock, metrics });
+      const names = new Set(config.services.map((service) => service.name));
+      const follower = followRoutes(config.routesFile, router, names, {
+        clock,
+        logger,
+      });
+      cleanups.push(() => follower.close());
+      routeTable = follower;
+    }
     for (const outbound of config.outbound) {
       const listener: OutboundListener = await startOutbound({
         ...outbound,
         upstream: services.ref(outbound.name),
+        router,
         identity: proxyIdentity,
         metrics,
         logger,
@@ -197,6 +216,7 @@ export async function startProxy(
         clock,
         logger,
         env: options.env,
+        routeTable,
       });
       cleanups.push(() => watch.close());
     }

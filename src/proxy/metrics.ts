@@ -35,6 +35,11 @@ export interface ProxyMetrics {
   ): RequestSeries;
   /** The cell counting authorization decisions of `listener` by deciding rule and result. */
   authzDecisionCell(listener: string, rule: string, result: 'allow' | 'deny'): CountCell;
+  /**
+   * The cell counting requests and connections of `listener` refused by a rate limit (ratelimit/),
+   * by caller and by which limit. Callers cap the distinct `principal` values (ratelimit/enforce.ts).
+   */
+  rateLimitedCell(listener: string, principal: string, limit: 'total' | 'per_caller' | 'override'): CountCell;
   readonly tcpConnections: Counter<'listener' | 'direction' | 'source_id' | 'destination_id'>;
   readonly tcpConnectionsOpen: Gauge<'listener' | 'direction'>;
   readonly handshakeFailures: Counter<'listener' | 'direction' | 'reason'>;
@@ -62,6 +67,11 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics {
     help: 'Inbound authorization decisions by deciding rule and result (allow, deny)',
     labelNames: ['listener', 'rule', 'result'],
   });
+  const rateLimited = new CellCounter(registry, {
+    name: 'sigil_proxy_rate_limited_total',
+    help: 'Inbound requests and connections refused by a rate limit, by caller SPIFFE ID (plaintext; other past 1000 callers) and limit (total, per_caller, override)',
+    labelNames: ['listener', 'principal', 'limit'],
+  });
   const series = new Map<string, RequestSeries>();
   return {
     requestSeries(listener, direction, sourceId, destinationId) {
@@ -84,6 +94,7 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics {
       return found;
     },
     authzDecisionCell: (listener, rule, result) => authz.cell([listener, rule, result]),
+    rateLimitedCell: (listener, principal, limit) => rateLimited.cell([listener, principal, limit]),
     tcpConnections: new Counter({
       name: 'sigil_proxy_tcp_connections_total',
       help: 'Opaque (tcp, http2) connections piped, by source and destination SPIFFE ID',

@@ -35,3 +35,17 @@ describe('TokenBucket', () => {
     expect(bucket.tokens).toBe(2);
   });
 });
+
+describe('TokenBucket at a given time', () => {
+  it('reads and spends at the time given, as the getter does at the clock time', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket({ clock, ratePerSecond: 10, capacity: 5 });
+    const t0 = clock.nowMs();
+    bucket.spend(5, t0);
+    expect(bucket.tokensAt(t0 + 300)).toBe(3);
+    bucket.spend(1, t0 + 300);
+    expect(bucket.tokensAt(t0 + 300)).toBe(2);
+    await clock.advance(400);
+    expect(bucket.tokens).toBe(3);
+  });
+});

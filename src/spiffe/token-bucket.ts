@@ -23,8 +23,15 @@ export class TokenBucket {
 
   /** Tokens held now: at most `capacity`, below zero while an overdraft is being repaid. */
   get tokens(): number {
-    const { clock, ratePerSecond, capacity } = this.options;
-    const nowMs = clock.nowMs();
+    return this.tokensAt(this.options.clock.nowMs());
+  }
+
+  /**
+   * Tokens held at `nowMs`, a time read from the bucket's clock: for callers that look at several
+   * buckets at one instant and would otherwise pay a clock read per look (about 120 ns on a VM).
+   */
+  tokensAt(nowMs: number): number {
+    const { ratePerSecond, capacity } = this.options;
     // A clock stepped backwards adds nothing rather than taking tokens away.
     const elapsedMs = Math.max(0, nowMs - this.refilledAtMs);
     this.available = Math.min(capacity, this.available + (elapsedMs * ratePerSecond) / 1000);
@@ -32,8 +39,11 @@ export class TokenBucket {
     return this.available;
   }
 
-  /** Takes `cost` tokens, overdrawing if the caller's rule allows it; a debt is repaid by the refill. */
-  spend(cost: number): void {
-    this.available = this.tokens - cost;
+  /**
+   * Takes `cost` tokens (at `nowMs`, by default the clock's now), overdrawing if the caller's rule
+   * allows it; a debt is repaid by the refill.
+   */
+  spend(cost: number, nowMs = this.options.clock.nowMs()): void {
+    this.available = this.tokensAt(nowMs) - cost;
   }
 }

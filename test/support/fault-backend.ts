@@ -44,12 +44,12 @@ export interface ReceivedRequest {
   readonly idempotencyKey: string | undefined;
   /** Bytes of request body read. */
   readonly bodyBytes: number;
+  /** Every header as node:http parsed it (names lowercased). */
+  readonly headers: http.IncomingHttpHeaders;
   /** Wall clock when the request head arrived. */
   readonly atMs: number;
   /** What the app answered (0 while hanging). */
   status: number;
-  /** All its headers, as node:http parsed them. */
-  readonly headers: http.IncomingHttpHeaders;
 }
 
 export interface ForwardResult {
@@ -110,9 +110,9 @@ export async function startFaultBackend(name: string, initial: FaultMode = {}): 
         deadlineMs: deadline === undefined ? undefined : Number(deadline),
         idempotencyKey: header('idempotency-key'),
         bodyBytes,
+        headers: req.headers,
         atMs: started,
         status: 0,
-        headers: req.headers,
       };
       received.push(record);
       const answer = (status: number, extra: Record<string, string> = {}) => {

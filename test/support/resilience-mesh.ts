@@ -29,6 +29,8 @@ export interface SidecarSpec {
   readonly uid: number;
   /** Fault backends started for this sidecar, each behind an inbound listener named after it. */
   readonly apps?: readonly string[];
+  /** More keys of the inbound listener in front of an app, by app name (`rate_limit`…). */
+  readonly inbound?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
   /** The `outbound:` and `services:` part of its config (YAML, top level). */
   readonly outbound?: (mesh: MeshView) => string;
   /** Node flags for its process (sidecar-harness.ts). */
@@ -86,10 +88,13 @@ export function useResilienceMesh(specs: readonly SidecarSpec[]): ResilienceMesh
 
   const startSidecar = async (spec: SidecarSpec): Promise<void> => {
     const inbound = (spec.apps ?? [])
-      .map(
-        (app) =>
-          `  - { name: ${app}, listen: "127.0.0.1:0", protocol: http, app: "127.0.0.1:${mesh.app(app).port}" }\n`,
-      )
+      .map((app) => {
+        // YAML is a superset of JSON: each extra key's value is written as JSON.
+        const extra = Object.entries(spec.inbound?.[app] ?? {})
+          .map(([key, value]) => `, ${key}: ${JSON.stringify(value)}`)
+          .join('');
+        return `  - { name: ${app}, listen: "127.0.0.1:0", protocol: http, app: "127.0.0.1:${mesh.app(app).port}"${extra} }\n`;
+      })
       .join('');
     const head = `workload_api: unix://${must(agent, 'agent').socketPath}
 admin: "127.0.0.1:0"

@@ -1,6 +1,8 @@
 // Entry point of the sigil-proxy CLI: `run` starts the sidecar; `policy check|lint` answers
-// "would this request be allowed?" and "is this policy sound?" without a running proxy.
-// Exit codes: 0 ok (allowed / clean), 1 denied or lint errors or the proxy failed, 2 usage or config error.
+// "would this request be allowed?" and "is this policy sound?", and `route check` "where would
+// this request go?", without a running proxy.
+// Exit codes: 0 ok (allowed / clean / routed), 1 denied or lint errors or no route or the proxy failed,
+// 2 usage or config error.
 import { parseArgs } from 'node:util';
 import { isSigilError } from '../../spiffe/errors.js';
 import { untilStopSignal } from '../../spiffe/shutdown.js';
@@ -8,6 +10,7 @@ import { terminalSafe } from '../../spiffe/text.js';
 import { loadProxyConfig } from '../config.js';
 import { startProxy } from '../main.js';
 import { policyCommand } from '../policy/index.js';
+import { routeCommand } from '../routes/index.js';
 
 export interface ProxyCliIo {
   readonly stdout: { write(chunk: string): unknown };
@@ -22,18 +25,21 @@ Commands:
   policy check --config FILE --from ID --to-port P [--method M] [--path /x]
                              print allow/deny for a request and the rule that decided
   policy lint FILE           report rules that can never match, overlapping ALLOW/DENY, unknown trust domains
+  route check --config FILE --path /x [--method M] [-H 'name: value'] [--service S]
+                             print the route, rule, filters and backends a request would take
 
 Run "sigil-proxy <command> --help" for details.
-Exit codes: 0 ok (allowed, clean), 1 denied / lint errors / runtime failure, 2 usage or config error.
+Exit codes: 0 ok (allowed, clean, routed), 1 denied / lint errors / no route / runtime failure,
+2 usage or config error.
 `;
 
 const RUN_USAGE = `Usage: sigil-proxy run --config FILE [--log-level LEVEL]
 
 The config (YAML or JSON) names the Workload API socket (workload_api, default $SPIFFE_ENDPOINT_SOCKET
 or unix:///run/sigil-agent/public/api.sock), the admin port (admin, default 127.0.0.1:15000), an
-optional policy_file (reloaded on change), limits (connection caps and timeouts), path_normalization,
-inbound/outbound listeners, and optional tracing and access_log (docs/proxy-tracing.md). See
-deploy/proxy.example.yaml.
+optional policy_file and routes_file (Gateway API HTTPRoute/GRPCRoute, docs/proxy-routes.md), both
+reloaded on change, limits (connection caps and timeouts), path_normalization, inbound/outbound
+listeners, and optional tracing and access_log (docs/proxy-tracing.md). See deploy/proxy.example.yaml.
 `;
 
 export async function main(argv: string[], rawIo: ProxyCliIo = process): Promise<number> {
@@ -41,6 +47,7 @@ export async function main(argv: string[], rawIo: ProxyCliIo = process): Promise
   const io: ProxyCliIo = { ...rawIo, stdout: terminalSafe(rawIo.stdout), stderr: terminalSafe(rawIo.stderr) };
   const [command, ...rest] = argv;
   if (command === 'policy') return policyCommand(rest, io);
+  if (command === 'route') return routeCommand(rest, io);
   if (command === 'run') return run(rest, io);
   if (command === undefined || command === '--help' || command === '-h') {
     (command === undefined ? io.stderr : io.stdout).write(USAGE);

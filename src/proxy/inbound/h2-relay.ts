@@ -2,9 +2,11 @@
 // needs each request's method or path (an opaque pipe can only be authorized by caller and port).
 // It costs several times the opaque pipe per request (proxy-performance-notes.md), which is why
 // the listener picks it per connection rather than always. Every stream is authorized on its
-// normalized `:path` (the one forwarded), gets the verified identity headers, and is relayed to the
-// app over one shared h2c session, trailers included (gRPC puts its status there). Limits: streams
-// per connection (SETTINGS), and the session and stream idle timeouts (h2-watch.ts).
+// normalized `:path` (the one forwarded), takes a token of the listener's rate limits (past them:
+// 429 with retry-after, which gRPC clients read as UNAVAILABLE), gets the verified identity
+// headers, and is relayed to the app over one shared h2c session, trailers included (gRPC puts
+// its status there). Limits: streams per connection (SETTINGS), and the session and stream idle
+// timeouts (h2-watch.ts).
 import {
   type ClientHttp2Session,
   type ClientHttp2Stream,
@@ -23,6 +25,7 @@ import type { ProxyLogger } from '../logger.js';
 import type { RequestSeries } from '../metrics.js';
 import { responseClassOf } from '../metrics.js';
 import { normalizeRequestTarget, type PathNormalization } from '../policy/normalize.js';
+import { type RateLimitGate, respondStreamRateLimited } from '../ratelimit/index.js';
 import { type AdmittedTarget, requestRefusal } from '../request-refusal.js';
 import type { RequestTracer, TracedRequest } from '../tracing/request-tracer.js';
 import type { AuthorizationDecision, AuthorizationRequest } from './authorize.js';
@@ -38,6 +41,8 @@ export interface StreamRelayOptions {
   readonly pathNormalization: PathNormalization;
   /** Authorizes (counting and logging the decision) one request. */
   readonly enforce: (request: AuthorizationRequest) => AuthorizationDecision;
+  /** The listener's rate limits (counting and logging refusals); null when it has none. */
+  readonly rateLimiter: RateLimitGate | null;
   /** Our own SPIFFE ID now. */
   readonly ownId: () => string;
   readonly seriesFor: (principal: string | null) => RequestSeries;
@@ -164,6 +169,12 @@ function relayStream(
       'sigil proxy: forbidden by policy',
     );
     finish(constants.HTTP_STATUS_FORBIDDEN);
+    return;
+  }
+  const limited = options.rateLimiter?.admit(principal) ?? null;
+  if (limited !== null) {
+    respondStreamRateLimited(stream, limited);
+    finish(constants.HTTP_STATUS_TOO_MANY_REQUESTS);
     return;
   }
 

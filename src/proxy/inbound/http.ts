@@ -1,11 +1,14 @@
 // One inbound HTTP/1.1 request (or WebSocket upgrade), in order: refuse what the app could read
 // differently from us (a path normalize.ts refuses, two Host fields) with 400; authorize the
-// normalized path; forward exactly that path, with hop-by-hop and forged identity headers removed
-// and the verified identity added. Whatever the policy decided on is what the app receives.
+// normalized path; take a token of the listener's rate limits (429 past them; a request the
+// policy denies spends none); forward exactly that path, with hop-by-hop and forged identity
+// headers removed and the verified identity added. Whatever the policy decided on is what the app
+// receives.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Clock } from '../../spiffe/clock.js';
+import { REFUSAL_STATUS } from '../errors.js';
 import { closeWhenIdle, type ListenerGuard } from '../guard.js';
 import { type FilteredHeaders, type FilterOptions, filterHeaders } from '../headers.js';
 import { type Pool, refuseUpgrade, relayRequest, requestHead, respondWithError } from '../http-relay.js';
@@ -18,6 +21,12 @@ import {
   normalizeRequestTarget,
   type PathNormalization,
 } from '../policy/normalize.js';
+import {
+  type RateLimitGate,
+  type RateLimitRefusal,
+  refuseUpgradeRateLimited,
+  respondRateLimited,
+} from '../ratelimit/index.js';
 import { type AdmittedTarget, requestRefusal } from '../request-refusal.js';
 import { parseDeadline } from '../resilience/deadline.js';
 import type { RequestTracer } from '../tracing/request-tracer.js';
@@ -36,6 +45,8 @@ export interface InboundHttpContext {
   readonly pathNormalization: PathNormalization;
   /** Reads the time for propagated deadlines. */
   readonly clock: Clock;
+  /** The listener's rate limits; null when it has none. */
+  readonly rateLimiter: RateLimitGate | null;
   /** Spans and access log lines; null: off. */
   readonly tracer: RequestTracer | null;
 }
@@ -80,8 +91,9 @@ export function handleRequest(
   if (typeof admitted !== 'string') {
     // Drain whatever body was sent so the connection stays usable for the next request.
     req.resume();
-    respondWithError(res, admitted.status, admitted.error, admitted.text);
-    series.record(responseClassOf(admitted.status), (performance.now() - startedMs) / 1_000);
+    if ('limit' in admitted) respondRateLimited(res, admitted);
+    else respondWithError(res, admitted.status, admitted.error, admitted.text);
+    series.record(responseClassOf(statusOf(admitted)), (performance.now() - startedMs) / 1_000);
     return;
   }
   addIdentityHeaders(filtered, peer, ownId, context);
@@ -125,7 +137,8 @@ export function handleUpgrade(
   const filtered = filterHeaders(req.rawHeaders, STRIP_IDENTITY_KEEP_UPGRADE);
   const admitted = admit(req, target, filtered, peer, context);
   if (typeof admitted !== 'string') {
-    refuseUpgrade(socket, admitted.status, admitted.error, admitted.text);
+    if ('limit' in admitted) refuseUpgradeRateLimited(socket, admitted);
+    else refuseUpgrade(socket, admitted.status, admitted.error, admitted.text);
     return;
   }
   const ownId = context.identity.spiffeId;
@@ -138,10 +151,15 @@ export function handleUpgrade(
   pipeSockets(socket, app, () => {});
 }
 
+function statusOf(refused: Answer | RateLimitRefusal): number {
+  return 'limit' in refused ? REFUSAL_STATUS['rate-limited'] : refused.status;
+}
+
 /**
  * The target to forward if the request may go to the app, else what to answer instead. First what
  * the app could read differently from the policy (counted and logged here), then the policy
- * (enforce() counts and logs its decision).
+ * (enforce() counts and logs its decision), the caller's deadline, and last the rate limits (the
+ * gate counts and logs), so only a request that would reach the app spends a token.
  */
 function admit(
   req: IncomingMessage,
@@ -149,7 +167,7 @@ function admit(
   filtered: FilteredHeaders,
   peer: VerifiedPeer | null,
   context: InboundHttpContext,
-): string | Answer {
+): string | Answer | RateLimitRefusal {
   const principal = peer?.spiffeId ?? null;
   const refusal = requestRefusal(target, filtered);
   if (refusal !== null) {
@@ -172,7 +190,8 @@ function admit(
   if (!enforce(context.enforcement, request).allow) return FORBIDDEN;
   // The caller has given up by now: the app's work would be thrown away (resilience/deadline.ts).
   const deadline = parseDeadline(filtered.signals.deadline);
-  return deadline !== null && deadline <= context.clock.nowMs() ? DEADLINE_PASSED : admitted.target;
+  if (deadline !== null && deadline <= context.clock.nowMs()) return DEADLINE_PASSED;
+  return context.rateLimiter?.admit(principal) ?? admitted.target;
 }
 
 /**

@@ -5,7 +5,8 @@
 // inside the pipe (proxy-performance-notes.md). An `http2` connection is relayed stream by stream
 // (h2-relay.ts) only when the policy for the port looks at methods or paths. Every connection is
 // under the listener's limits (limits.ts): a cap, the handshake timeout, then the HTTP timeouts or
-// the pipe's idle timeout. It does not retry, balance or time out the app: those are layers.
+// the pipe's idle timeout; its optional rate limits (ratelimit/) count requests, or connections of
+// an opaque pipe. It does not retry, balance or time out the app: those are layers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -19,6 +20,7 @@ import type { ProxyLogger } from '../logger.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
 import { DEFAULT_PATH_NORMALIZATION, type PathNormalization } from '../policy/normalize.js';
+import { createRateLimitGate, type RateLimitConfig, type RateLimitGate } from '../ratelimit/index.js';
 import type { RequestTracer } from '../tracing/request-tracer.js';
 import { createAcceptServer } from './accept.js';
 import { type Authorizer, type EnforcementContext, enforce } from './authorize.js';
@@ -50,6 +52,8 @@ export interface InboundOptions {
   readonly limits?: ListenerLimits;
   /** How ambiguous request paths are treated (http and the HTTP/2 relay). Defaults to refusing them. */
   readonly pathNormalization?: PathNormalization;
+  /** Request rates (opaque listeners: connection rates) per listener and per caller. Defaults to none. */
+  readonly rateLimit?: RateLimitConfig | null;
   /** Spans and access log lines (tracing/); null or absent: off, at no cost per request. */
   readonly tracer?: RequestTracer | null;
 }
@@ -82,6 +86,17 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
     ownId: () => identity.spiffeId,
   };
   const pathNormalization = options.pathNormalization ?? DEFAULT_PATH_NORMALIZATION;
+  const rateLimiter =
+    options.rateLimit == null
+      ? null
+      : createRateLimitGate({
+          listener: name,
+          config: options.rateLimit,
+          clock,
+          metrics,
+          logger,
+          ownId: () => identity.spiffeId,
+        });
   const peers = new WeakMap<Duplex, VerifiedPeer>();
   /** Open opaque pipes and their callers (null: plaintext). */
   const pipes = new Map<Duplex, string | null>();
@@ -101,6 +116,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
       guard,
       pathNormalization,
       clock,
+      rateLimiter,
       tracer: options.tracer ?? null,
     };
     http.on('request', (req: IncomingMessage, res: ServerResponse) =>
@@ -133,6 +149,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
       pathNormalization,
       tracer: options.tracer ?? null,
       enforce: (request) => enforce(enforcement, request),
+      rateLimiter,
       ownId: () => identity.spiffeId,
       seriesFor: (principal) =>
         metrics.requestSeries(name, 'inbound', principal ?? 'plaintext', identity.spiffeId),
@@ -142,16 +159,17 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
     onSecure = (socket, peer) =>
       perStream()
         ? relay.accept(socket, peer)
-        : pipeToApp(socket, peer.spiffeId, pipes, options, enforcement, guard);
+        : pipeToApp(socket, peer.spiffeId, pipes, options, enforcement, guard, rateLimiter);
     onPlaintext = (socket) => {
-      if (!perStream()) return pipeToApp(socket, null, pipes, options, enforcement, guard);
+      if (!perStream()) return pipeToApp(socket, null, pipes, options, enforcement, guard, rateLimiter);
       relay.accept(socket, null);
       socket.resume();
     };
     closeProtocol = () => relay.close();
   } else {
-    onSecure = (socket, peer) => pipeToApp(socket, peer.spiffeId, pipes, options, enforcement, guard);
-    onPlaintext = (socket) => pipeToApp(socket, null, pipes, options, enforcement, guard);
+    onSecure = (socket, peer) =>
+      pipeToApp(socket, peer.spiffeId, pipes, options, enforcement, guard, rateLimiter);
+    onPlaintext = (socket) => pipeToApp(socket, null, pipes, options, enforcement, guard, rateLimiter);
     closeProtocol = async () => {};
   }
 
@@ -212,9 +230,11 @@ function pipeToApp(
   options: InboundOptions,
   enforcement: EnforcementContext,
   guard: ListenerGuard,
+  rateLimiter: RateLimitGate | null,
 ): void {
   const decision = enforce(enforcement, { principal, port: options.app.port, protocol: 'tcp' });
-  if (!decision.allow) {
+  // A connection is the unit an opaque pipe can limit: it takes a token, or is closed unanswered.
+  if (!decision.allow || (rateLimiter !== null && rateLimiter.admit(principal) !== null)) {
     socket.destroy();
     return;
   }

@@ -16,12 +16,13 @@ import { ResponseRelay, refuseUpgrade, requestHead, respondWithError } from '../
 import type { ProxyIdentity } from '../identity.js';
 import { DEFAULT_LIMITS, type ListenerLimits } from '../limits.js';
 import type { ProxyLogger } from '../logger.js';
-import type { ProxyMetrics } from '../metrics.js';
+import { type ProxyMetrics, responseClassOf } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
 import { requestRefusal } from '../request-refusal.js';
 import { applyDeadline, DEADLINE_HEADER, setHeader } from '../resilience/deadline.js';
 import { newRequestContext, type ProxyRequest } from '../resilience/exchange.js';
 import type { RequestTracer } from '../tracing/request-tracer.js';
+import { type OutboundRouter, type RoutedService, type RouteSend, writeRouteAnswer } from './router.js';
 import type { UpstreamService } from './service.js';
 
 export interface HostPort {
@@ -49,6 +50,8 @@ export interface OutboundOptions {
   readonly clock?: Clock;
   /** Cap and timeouts for the app's connections. Defaults to DEFAULT_LIMITS. */
   readonly limits?: ListenerLimits;
+  /** Routes requests of `http` listeners whose service has routes (router.ts); absent: none do. */
+  readonly router?: OutboundRouter;
   /** Spans and access log lines (tracing/); null or absent: off, at no cost per request. */
   readonly tracer?: RequestTracer | null;
 }
@@ -133,12 +136,13 @@ function handleRequest(
 ): void {
   // Latency is elapsed time on the monotonic clock, not the injected one (which decides deadlines).
   const startedMs = performance.now();
-  const service = options.upstream.service;
+  const parent = options.upstream.service;
+  let service: RoutedService = parent;
   const series = options.metrics.requestSeries(
     options.name,
     'outbound',
     options.identity.spiffeId,
-    service.name,
+    parent.name,
   );
   const filtered = filterHeaders(req.rawHeaders);
   // undici would refuse two Host fields as a 502, blaming the upstream for the app's malformed request.
@@ -155,11 +159,26 @@ function handleRequest(
     return;
   }
   const signals = filtered.signals;
+  // With routes for the service, the rule decides where the request goes and its timeout.
+  const routes = options.router?.routesOf(parent.name);
+  let routed: RouteSend | null = null;
+  if (routes !== undefined) {
+    const decision = options.router!.decide(routes, req.method ?? 'GET', req.url ?? '/', filtered.headers);
+    if (decision.kind === 'answer') {
+      req.resume();
+      writeRouteAnswer(res, decision);
+      series.record(responseClassOf(decision.status), (performance.now() - startedMs) / 1_000);
+      return;
+    }
+    routed = decision;
+    service = decision.service;
+  }
   const context = newRequestContext({
     inRetryScope: signals.attempt !== undefined,
     hasIdempotencyKey: signals.hasIdempotencyKey,
   });
-  applyDeadline(context, clock.nowMs(), service.requestTimeoutMs, signals.deadline, signals.grpcTimeout);
+  const timeoutMs = routed === null ? service.requestTimeoutMs : routed.requestTimeoutMs;
+  applyDeadline(context, clock.nowMs(), timeoutMs, signals.deadline, signals.grpcTimeout);
   // The next hop reads it; its app forwards it on the calls it makes for this one.
   if (context.deadlineAtMs !== Number.POSITIVE_INFINITY) {
     const deadline = String(Math.floor(context.deadlineAtMs));
@@ -186,15 +205,14 @@ function handleRequest(
     body: filtered.hasBody ? req : null,
     context,
   };
-  service.send(
-    request,
-    new ResponseRelay(res, (outcome) => {
-      const seconds = (performance.now() - startedMs) / 1_000;
-      series.record(outcome.responseClass, seconds);
-      service.recordRequest(seconds);
-      if (traced !== null) traced.end(res.statusCode, outcome.error, context);
-    }),
-  );
+  const relay = new ResponseRelay(res, (outcome) => {
+    const seconds = (performance.now() - startedMs) / 1_000;
+    series.record(outcome.responseClass, seconds);
+    service.recordRequest(seconds);
+    if (traced !== null) traced.end(res.statusCode, outcome.error, context);
+  });
+  if (routed === null) parent.send(request, relay);
+  else options.router!.send(routed, request, relay);
 }
 
 function handleUpgrade(

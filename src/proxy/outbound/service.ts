@@ -18,11 +18,13 @@ import { OutlierDetector } from '../resilience/outlier.js';
 import { retryLayer } from '../resilience/retry.js';
 import { RetryBudget } from '../resilience/retry-budget.js';
 import { requestTimeoutLayer, tryTimeoutLayer } from '../resilience/timeout.js';
+import type { RouteOverrides } from '../routes/index.js';
 import type { EndpointConfig, ServiceConfig } from '../services/config.js';
 import { watchDnsEndpoints } from '../services/dns.js';
 import { Balancer, SERVICE_CIRCUIT } from './balancer.js';
 import type { UpstreamConnection } from './connect.js';
 import { ConnectionBudget, type Endpoint, EndpointSet } from './endpoints.js';
+import { overridesNothing, withOverrides } from './route-overrides.js';
 import type { ServiceCells } from './service-metrics.js';
 
 export interface ServiceDeps {
@@ -57,6 +59,8 @@ export class UpstreamService {
   private circuit: OutlierDetector<typeof SERVICE_CIRCUIT> | null;
   private balancer: Balancer;
   private stopDns: (() => void) | null = null;
+  /** Route rules' stacks by their overrides (table objects, so a reloaded table builds afresh). */
+  private ruleStacks = new WeakMap<RouteOverrides, Send>();
   private readonly stopFollowingIdentity: () => void;
 
   constructor(
@@ -79,7 +83,7 @@ export class UpstreamService {
     this.outlier = this.makeOutlier(config);
     this.circuit = this.makeCircuit(config);
     this.balancer = this.makeBalancer();
-    this.send = this.buildStack();
+    this.send = this.buildStack(config);
     this.followEndpoints(config);
     // New connections use the current identity; fresh pools retire keep-alive connections made
     // under the old SVID once their requests finish, instead of keeping them while traffic flows.
@@ -93,6 +97,25 @@ export class UpstreamService {
   /** The whole-request timeout, 0 for none: the listener sets each request's deadline from it. */
   get requestTimeoutMs(): number {
     return this.config.timeouts.requestMs;
+  }
+
+  /** The whole-request timeout a route rule's `timeouts.request` sets, else the service's. */
+  requestTimeoutMsFor(overrides: RouteOverrides): number {
+    return overrides.timeouts.requestMs ?? this.config.timeouts.requestMs;
+  }
+
+  /**
+   * The request stack with a route rule's timeouts and retry settings in place of the service's,
+   * around the same state (budget, in flight, balancer, outlier detection): built on first use,
+   * rebuilt after a reconfigure. A rule that overrides nothing gets the service's own stack.
+   */
+  stackFor(overrides: RouteOverrides): Send {
+    let send = this.ruleStacks.get(overrides);
+    if (send === undefined) {
+      send = overridesNothing(overrides) ? this.send : this.buildStack(withOverrides(this.config, overrides));
+      this.ruleStacks.set(overrides, send);
+    }
+    return send;
   }
 
   /** Counts one finished request and its whole duration. */
@@ -113,7 +136,8 @@ export class UpstreamService {
       this.circuit = this.makeCircuit(config);
     }
     this.balancer = this.makeBalancer();
-    this.send = this.buildStack();
+    this.send = this.buildStack(config);
+    this.ruleStacks = new WeakMap();
     if (!sameConfig(previous.endpoints, config.endpoints) || !sameConfig(previous.dns, config.dns))
       this.followEndpoints(config);
   }
@@ -199,8 +223,8 @@ export class UpstreamService {
     await this.endpoints.close();
   }
 
-  private buildStack(): Send {
-    const { config, deps } = this;
+  private buildStack(config: ServiceConfig): Send {
+    const deps = this.deps;
     const cells = deps.cells;
     const layers: Layer[] = [
       concurrencyLayer(config.limits, this.inFlight, (limit) => cells.limitHit(limit).value++),

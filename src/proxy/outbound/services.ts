@@ -69,6 +69,11 @@ export class UpstreamServices {
     return Promise.all(gone.map((service) => service.close())).then(() => {});
   }
 
+  /** The running service of a name (the router's backends and shadows). */
+  get(name: string): UpstreamService | undefined {
+    return this.services.get(name);
+  }
+
   /** The live reference a listener reads its service from. */
   ref(listener: string): ServiceRef {
     const ref = this.refs.get(listener);

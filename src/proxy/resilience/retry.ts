@@ -5,10 +5,10 @@
 // sidecar further down the call chain knows an outer one already retries it and does not multiply
 // the load (only failures that never reached an app are retried there). The decision is made when
 // a try's response head or error arrives; a response not retried goes to the caller unaltered.
-import type { Readable } from 'node:stream';
 import type { Clock } from '../../spiffe/clock.js';
 import { ProxyError } from '../errors.js';
 import { backoffDelayMs, retryAfterMs } from './backoff.js';
+import { bufferBody, contentLength } from './body-buffer.js';
 import { ATTEMPT_HEADER, setHeader } from './deadline.js';
 import type { ExchangeHandler, Layer, ProxyRequest, Send } from './exchange.js';
 import type { RetryBudget } from './retry-budget.js';
@@ -226,38 +226,4 @@ function retryAfterOf(statusCode: number, rawHeaders: Buffer[], clock: Clock): n
     }
   }
   return null;
-}
-
-function contentLength(headers: readonly string[]): number | null {
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i]!.length === 14 && headers[i]!.toLowerCase() === 'content-length') {
-      const value = Number(headers[i + 1]);
-      return Number.isSafeInteger(value) && value >= 0 ? value : null;
-    }
-  }
-  return null;
-}
-
-/** Reads a body of known `length` (≤ MAX_RETRY_BODY_BYTES) into one Buffer; null if it ended short or failed. */
-function bufferBody(body: Readable, length: number, done: (buffered: Buffer | null) => void): void {
-  const chunks: Buffer[] = [];
-  let received = 0;
-  let isDone = false;
-  const finish = (buffered: Buffer | null) => {
-    if (isDone) return;
-    isDone = true;
-    done(buffered);
-  };
-  body.on('data', (chunk: Buffer) => {
-    received += chunk.length;
-    if (received > MAX_RETRY_BODY_BYTES) {
-      body.destroy();
-      finish(null);
-      return;
-    }
-    chunks.push(chunk);
-  });
-  body.once('end', () => finish(received === length ? Buffer.concat(chunks, received) : null));
-  body.once('error', () => finish(null));
-  body.once('close', () => finish(received === length ? Buffer.concat(chunks, received) : null));
 }
