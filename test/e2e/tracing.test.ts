@@ -4,6 +4,8 @@
 // own protobuf definitions. Also: B3 in, W3C out; sample_ratio 0 (no spans, the trace ID still
 // propagated); a collector that is down (spans lost and counted, no request failed or slowed);
 // the access log; and a sidecar without tracing never loading OpenTelemetry.
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/agent-harness.js';
@@ -17,6 +19,25 @@ import {
 } from '../support/otlp-receiver.js';
 import { servicesYaml, useResilienceMesh } from '../support/resilience-mesh.js';
 import { scrape, send, sleep, total } from '../support/traffic.js';
+
+// A route on A's `plain` service, so its spans name the rule that took the request.
+const routesDir = mkdtempSync(path.join(tmpdir(), 'sigil-tracing-routes-'));
+chmodSync(routesDir, 0o755);
+const ROUTES = path.join(routesDir, 'routes.yaml');
+writeFileSync(
+  ROUTES,
+  `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: plain, namespace: shop }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: plain }]
+  rules:
+  - name: to-plain
+    backendRefs: [{ name: plain }]
+`,
+);
+chmodSync(ROUTES, 0o644);
+afterAll(() => rmSync(routesDir, { recursive: true, force: true }));
 
 const CENSUS = ['--import', path.join(REPO_ROOT, 'test', 'support', 'module-census.mjs')];
 let receiver: OtlpReceiver | undefined;
@@ -70,7 +91,7 @@ const mesh = useResilienceMesh([
       tracing({
         ratio: 1,
         service: 'frontend-sidecar',
-        extra: 'access_log: { sample_ratio: 1, path: stdout }\n',
+        extra: `access_log: { sample_ratio: 1, path: stdout }\nroutes_file: ${JSON.stringify(ROUTES)}\n`,
       }),
   },
   {
@@ -309,6 +330,8 @@ describe('tracing off', () => {
     expect(atApp.traceId).toBe('ab'.repeat(16));
     const aClient = spanOf(await spansOf(atApp.traceId, 1), 'frontend-sidecar', OTLP_SPAN_KIND.CLIENT);
     expect(atApp.parentId).toBe(aClient.spanId);
+    // The router names the rule that took the request; the span carries it.
+    expect(aClient.attributes['sigil.route']).toEqual(expect.stringContaining('to-plain'));
 
     const plain = await census('plain');
     expect(plain.length).toBeGreaterThan(10);
