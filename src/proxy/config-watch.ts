@@ -85,6 +85,8 @@ export function diffProxyConfig(prev: ProxyConfig, next: ProxyConfig): ProxyConf
     'routesFile',
     'limits',
     'pathNormalization',
+    'tracing',
+    'accessLog',
   ] as const)
     if (!sameConfig(prev[key], next[key])) needsRestart.push(key);
   for (const name of changedNames(prev.inbound, next.inbound)) needsRestart.push(`inbound.${name}`);

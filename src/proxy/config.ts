@@ -12,6 +12,7 @@ import { checkLimits, DEFAULT_LIMITS, type ListenerLimits } from './limits.js';
 import { checkPathNormalization, type PathNormalization } from './policy/normalize.js';
 import { checkRateLimit, type RateLimitConfig } from './ratelimit/index.js';
 import { checkServices, legacyService, MAX_SERVER_IDS, type ServiceConfig } from './services/config.js';
+import { type AccessLogConfig, checkAccessLog, checkTracing, type TracingConfig } from './tracing/config.js';
 
 /** The system agent's socket: sidecars run as other users than the agent, so no per-user default. */
 export const DEFAULT_WORKLOAD_API = `unix://${systemSocketPath('workloadApi')}`;
@@ -65,6 +66,10 @@ export interface ProxyConfig {
   readonly limits: ListenerLimits;
   /** How inbound listeners treat ambiguous request paths. */
   readonly pathNormalization: PathNormalization;
+  /** Spans and their export (tracing/config.ts); null: off. */
+  readonly tracing: TracingConfig | null;
+  /** The per-request JSON log; null: off. */
+  readonly accessLog: AccessLogConfig | null;
 }
 
 export function loadProxyConfig(
@@ -140,6 +145,8 @@ export function checkProxyConfig(
     'inbound',
     'outbound',
     'services',
+    'tracing',
+    'access_log',
   ]);
   const limits = checkLimits(top.limits, 'limits', DEFAULT_LIMITS, problems);
   const pathNormalization = checkPathNormalization(top.path_normalization, 'path_normalization', problems);
@@ -190,6 +197,8 @@ export function checkProxyConfig(
   }
   const logLevel = r.oneOf(top.log_level, 'log_level', LOG_LEVELS, 'info');
   const admin = r.address(top.admin ?? '127.0.0.1:15000', 'admin');
+  const tracing = checkTracing(top.tracing, r);
+  const accessLog = checkAccessLog(top.access_log, r, file);
   const policyFile =
     top.policy_file === undefined ? null : path.resolve(path.dirname(file), String(top.policy_file));
   const routesFile = filePath(top.routes_file, 'routes_file', file, r);
@@ -212,6 +221,8 @@ export function checkProxyConfig(
     services: Object.freeze(services),
     limits,
     pathNormalization,
+    tracing,
+    accessLog,
   });
 }
 

@@ -26,6 +26,7 @@ import { OutboundRouter } from './outbound/router.js';
 import { createServiceMetrics } from './outbound/service-metrics.js';
 import { UpstreamServices } from './outbound/services.js';
 import { type PolicySet, parsePolicyFile, watchPolicyFile } from './policy/index.js';
+import type { RequestTracer } from './tracing/request-tracer.js';
 
 export interface RunningProxy {
   readonly logger: Logger;
@@ -92,6 +93,8 @@ export async function startProxy(
         path_normalization: config.pathNormalization,
         inbound: config.inbound,
         outbound: config.outbound,
+        tracing: config.tracing,
+        access_log: config.accessLog,
         services: describeServices(),
         routes_file: config.routesFile,
         routes: router?.current.routes ?? [],
@@ -138,6 +141,21 @@ export async function startProxy(
     cleanups.push(() => proxyIdentity.close());
     proxyIdentity.onUpdate(() => logger.info({ spiffeId: proxyIdentity.spiffeId }, 'Identity rotated'));
 
+    // Loaded only when configured: a sidecar without tracing never evaluates OpenTelemetry.
+    let tracer: RequestTracer | null = null;
+    if (config.tracing !== null || config.accessLog !== null) {
+      const { startObservability } = await import('./tracing/index.js');
+      const observability = await startObservability(config.tracing, config.accessLog, {
+        registry,
+        logger,
+        clock,
+        random: Math.random,
+        spiffeId: proxyIdentity.spiffeId,
+      });
+      tracer = observability.tracer;
+      cleanups.push(() => observability.close());
+    }
+
     const authorizer = policyAuthorizer(() => policy, registry, logger);
     const ports = new Map<string, number>();
     for (const inbound of config.inbound) {
@@ -149,6 +167,7 @@ export async function startProxy(
         metrics,
         logger,
         clock,
+        tracer,
       });
       cleanups.push(() => listener.close());
       inboundListeners.push(listener);
@@ -198,6 +217,7 @@ export async function startProxy(
         metrics,
         logger,
         clock,
+        tracer,
       });
       cleanups.push(() => listener.close());
       ports.set(outbound.name, listener.address.port);

@@ -170,6 +170,8 @@ export async function startPair(options: {
   /** For both listeners. */
   limits?: InboundOptions['limits'];
   pathNormalization?: InboundOptions['pathNormalization'];
+  /** The inbound listener's (tracing/). */
+  inboundTracer?: InboundOptions['tracer'];
 }) {
   const server = makeSide(tdA.mint('/server'));
   const client = makeSide(tdA.mint('/client'));
@@ -186,6 +188,7 @@ export async function startPair(options: {
     logger: server.logger,
     limits: options.limits,
     pathNormalization: options.pathNormalization,
+    tracer: options.inboundTracer,
   });
   cleanups.push(() => inbound.close());
   const services = new UpstreamServices({

@@ -9,6 +9,8 @@ import type net from 'node:net';
 export const ATTEMPT_HEADER = 'x-sigil-attempt';
 export const DEADLINE_HEADER = 'x-sigil-deadline';
 export const SIGIL_ERROR = 'x-sigil-error';
+/** Trace context an app forwards on the calls it makes for a request (W3C and B3 single). */
+const TRACE_HEADERS = ['traceparent', 'tracestate', 'b3'];
 
 /** How the app behaves; `set()` changes it between (or during) runs. */
 export interface FaultMode {
@@ -26,7 +28,7 @@ export interface FaultMode {
   readonly hang?: boolean;
   /**
    * Serve each request by calling `http://127.0.0.1:<port><same path>` (the app's own outbound
-   * sidecar), forwarding `x-sigil-deadline` and `x-sigil-attempt`, after `delayMs`; answer with the
+   * sidecar), forwarding `x-sigil-deadline`, `x-sigil-attempt` and the trace context, after `delayMs`; answer with the
    * status it got. What it got is recorded in `forwarded`.
    */
   readonly forwardTo?: { readonly port: number; readonly delayMs?: number };
@@ -144,7 +146,7 @@ export async function startFaultBackend(name: string, initial: FaultMode = {}): 
     answer: (status: number) => void,
   ) => {
     const headers: Record<string, string> = {};
-    for (const h of [DEADLINE_HEADER, ATTEMPT_HEADER]) {
+    for (const h of [DEADLINE_HEADER, ATTEMPT_HEADER, ...TRACE_HEADERS]) {
       const v = req.headers[h];
       if (typeof v === 'string') headers[h] = v;
     }

@@ -33,6 +33,8 @@ export interface SidecarSpec {
   readonly inbound?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
   /** The `outbound:` and `services:` part of its config (YAML, top level). */
   readonly outbound?: (mesh: MeshView) => string;
+  /** Node flags for its process (sidecar-harness.ts). */
+  readonly nodeArgs?: readonly string[];
 }
 
 export interface ResilienceMesh extends MeshView {
@@ -98,7 +100,13 @@ export function useResilienceMesh(specs: readonly SidecarSpec[]): ResilienceMesh
 admin: "127.0.0.1:0"
 ${inbound ? `inbound:\n${inbound}` : ''}`;
     const outbound = spec.outbound?.(mesh) ?? '';
-    const sidecar = await startSidecarProcess(spec.uid, must(root, 'root').dir, spec.name, head + outbound);
+    const sidecar = await startSidecarProcess(
+      spec.uid,
+      must(root, 'root').dir,
+      spec.name,
+      head + outbound,
+      spec.nodeArgs,
+    );
     const started = sidecar.lines('Sigil proxy started')[0] as {
       adminPort: number;
       listeners: Record<string, number>;

@@ -24,15 +24,20 @@ export async function startSidecarProcess(
   dir: string,
   name: string,
   config: string,
+  /** Node flags before the proxy's script (e.g. `--import` a test hook). */
+  nodeArgs: readonly string[] = [],
 ): Promise<SidecarProcess> {
   const file = path.join(dir, `${name}.yaml`);
   writeFileSync(file, config);
   chmodSync(file, 0o644);
-  const daemon = await startDaemon(asUser(uid, [process.execPath, PROXY_BIN, 'run', '--config', file]), {
-    name: `${name} sidecar`,
-    started: '"msg":"Sigil proxy started"',
-    timeoutMs: 30_000,
-  });
+  const daemon = await startDaemon(
+    asUser(uid, [process.execPath, ...nodeArgs, PROXY_BIN, 'run', '--config', file]),
+    {
+      name: `${name} sidecar`,
+      started: '"msg":"Sigil proxy started"',
+      timeoutMs: 30_000,
+    },
+  );
   return {
     child: daemon.child,
     logs: daemon.output,

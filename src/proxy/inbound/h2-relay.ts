@@ -27,6 +27,7 @@ import { responseClassOf } from '../metrics.js';
 import { normalizeRequestTarget, type PathNormalization } from '../policy/normalize.js';
 import { type RateLimitGate, respondStreamRateLimited } from '../ratelimit/index.js';
 import { type AdmittedTarget, requestRefusal } from '../request-refusal.js';
+import type { RequestTracer, TracedRequest } from '../tracing/request-tracer.js';
 import type { AuthorizationDecision, AuthorizationRequest } from './authorize.js';
 import { SessionWatch } from './h2-watch.js';
 import { IDENTITY_HEADERS, PEER_ID_HEADER, XFCC_HEADER, xfccValue } from './peer-headers.js';
@@ -45,6 +46,8 @@ export interface StreamRelayOptions {
   /** Our own SPIFFE ID now. */
   readonly ownId: () => string;
   readonly seriesFor: (principal: string | null) => RequestSeries;
+  /** Spans and access log lines; null: off. */
+  readonly tracer: RequestTracer | null;
 }
 
 export interface StreamRelay {
@@ -120,11 +123,15 @@ function relayStream(
   const startedMs = performance.now();
   const principal = peer?.spiffeId ?? null;
   const series = options.seriesFor(principal);
-  const finish = (status: number | 'error') =>
+  let traced: TracedRequest | null = null;
+  const finish = (status: number | 'error') => {
     series.record(
       status === 'error' ? 'error' : responseClassOf(status),
       (performance.now() - startedMs) / 1_000,
     );
+    if (traced !== null)
+      traced.end(status === 'error' ? 0 : status, status === 'error' ? APP_ERROR : null, null);
+  };
   // A caller that resets its stream is not a failure of ours; the close handlers below account for it.
   stream.on('error', () => {});
   // Also puts the stream in flowing mode; any body of a refused stream below is drained by it.
@@ -176,6 +183,8 @@ function relayStream(
     const forwarded = forwardedHeaders(headers, principal, peer, options);
     // The app gets the path the policy decided on, not the one the caller sent.
     if (target !== undefined) forwarded[':path'] = target.target;
+    if (options.tracer !== null)
+      traced = options.tracer.startStream(options.listener, headers, forwarded, principal, options.ownId());
     upstream = appSession().request(forwarded);
   } catch (err) {
     respondWithError(
@@ -255,6 +264,9 @@ function forwardedHeaders(
   }
   return forwarded;
 }
+
+/** What a stream's span and log line name when the app reset it or never answered. */
+const APP_ERROR = new Error('the app reset the stream or never answered');
 
 function respondWithError(stream: ServerHttp2Stream, status: number, error: string, text: string): void {
   if (stream.destroyed || stream.headersSent) return;

@@ -29,6 +29,7 @@ import {
 } from '../ratelimit/index.js';
 import { type AdmittedTarget, requestRefusal } from '../request-refusal.js';
 import { parseDeadline } from '../resilience/deadline.js';
+import type { RequestTracer } from '../tracing/request-tracer.js';
 import { type EnforcementContext, enforce } from './authorize.js';
 import { appendPeerHeaders, IDENTITY_HEADERS } from './peer-headers.js';
 
@@ -46,6 +47,8 @@ export interface InboundHttpContext {
   readonly clock: Clock;
   /** The listener's rate limits; null when it has none. */
   readonly rateLimiter: RateLimitGate | null;
+  /** Spans and access log lines; null: off. */
+  readonly tracer: RequestTracer | null;
 }
 
 const STRIP_IDENTITY: FilterOptions = { strip: IDENTITY_HEADERS };
@@ -94,8 +97,20 @@ export function handleRequest(
     return;
   }
   addIdentityHeaders(filtered, peer, ownId, context);
+  const traced =
+    context.tracer === null
+      ? null
+      : context.tracer.startInbound(
+          context.name,
+          req.method ?? 'GET',
+          admitted,
+          filtered.headers,
+          principal,
+          ownId,
+        );
   relayRequest(pool, req, res, admitted, filtered, (outcome) => {
     series.record(outcome.responseClass, (performance.now() - startedMs) / 1_000);
+    if (traced !== null) traced.end(res.statusCode, outcome.error, null);
     if (outcome.error !== null) {
       context.logger.warn(
         {

@@ -21,6 +21,7 @@ import type { ProxyMetrics } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
 import { DEFAULT_PATH_NORMALIZATION, type PathNormalization } from '../policy/normalize.js';
 import { createRateLimitGate, type RateLimitConfig, type RateLimitGate } from '../ratelimit/index.js';
+import type { RequestTracer } from '../tracing/request-tracer.js';
 import { createAcceptServer } from './accept.js';
 import { type Authorizer, type EnforcementContext, enforce } from './authorize.js';
 import { createStreamRelay } from './h2-relay.js';
@@ -53,6 +54,8 @@ export interface InboundOptions {
   readonly pathNormalization?: PathNormalization;
   /** Request rates (opaque listeners: connection rates) per listener and per caller. Defaults to none. */
   readonly rateLimit?: RateLimitConfig | null;
+  /** Spans and access log lines (tracing/); null or absent: off, at no cost per request. */
+  readonly tracer?: RequestTracer | null;
 }
 
 export interface InboundListener {
@@ -114,6 +117,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
       pathNormalization,
       clock,
       rateLimiter,
+      tracer: options.tracer ?? null,
     };
     http.on('request', (req: IncomingMessage, res: ServerResponse) =>
       handleRequest(req, res, peers.get(req.socket) ?? null, pool, context),
@@ -143,6 +147,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
       logger,
       guard,
       pathNormalization,
+      tracer: options.tracer ?? null,
       enforce: (request) => enforce(enforcement, request),
       rateLimiter,
       ownId: () => identity.spiffeId,

@@ -23,6 +23,7 @@ import { requestRefusal } from '../request-refusal.js';
 import { applyDeadline, DEADLINE_HEADER, setHeader } from '../resilience/deadline.js';
 import { newRequestContext, type ProxyRequest } from '../resilience/exchange.js';
 import { createGrpcStreamRelay, type GrpcRouting } from './h2-streams.js';
+import type { RequestTracer } from '../tracing/request-tracer.js';
 import { type OutboundRouter, type RoutedService, type RouteSend, writeRouteAnswer } from './router.js';
 import type { UpstreamService } from './service.js';
 
@@ -58,6 +59,8 @@ export interface OutboundOptions {
    * stream by stream (h2-streams.ts); the others, and every connection without routes, stay pipes.
    */
   readonly grpcRouting?: GrpcRouting;
+  /** Spans and access log lines (tracing/); null or absent: off, at no cost per request. */
+  readonly tracer?: RequestTracer | null;
 }
 
 export interface OutboundListener {
@@ -206,8 +209,21 @@ function handleRequest(
     const deadline = String(Math.floor(context.deadlineAtMs));
     setHeader(filtered.headers, DEADLINE_HEADER, deadline, signals.deadline !== undefined);
   }
+  const method = req.method ?? 'GET';
+  // The span's ID goes upstream in traceparent, so the headers are rewritten before they leave.
+  const traced =
+    options.tracer == null
+      ? null
+      : options.tracer.startOutbound(
+          options.name,
+          method,
+          req.url ?? '/',
+          filtered.headers,
+          options.identity.spiffeId,
+          service.name,
+        );
   const request: ProxyRequest = {
-    method: req.method ?? 'GET',
+    method,
     // The path goes as the app sent it: the upstream sidecar normalizes (or refuses) it, and decides.
     path: req.url ?? '/',
     headers: filtered.headers,
@@ -218,6 +234,7 @@ function handleRequest(
     const seconds = (performance.now() - startedMs) / 1_000;
     series.record(outcome.responseClass, seconds);
     service.recordRequest(seconds);
+    if (traced !== null) traced.end(res.statusCode, outcome.error, context);
   });
   if (routed === null) parent.send(request, relay);
   else options.router!.send(routed, request, relay);
