@@ -12,7 +12,7 @@
 // by the requests of that run: the steadiest figure on a shared 2-vCPU machine. RSS is VmRSS, idle
 // after warm-up and the largest sample (every 100 ms) under load. Exits non-zero when a target is
 // missed. `npm run bench:proxy [-- --repeats N] [-- --sat-seconds S] [-- --rate-seconds S]
-// [-- --only h1,tcp,h2,resilience,tracing] [-- --node-app] [-- --cpu-prof DIR] [-- --sigil-proxy PATH] [-- --no-floor]
+// [-- --only h1,tcp,h2,resilience,traffic] [-- --node-app] [-- --cpu-prof DIR] [-- --sigil-proxy PATH] [-- --no-floor]
 // [-- --fault-rate R] [-- --fault-seconds S]`:
 // --cpu-prof profiles both Sigil sidecars (and skews their CPU figures); --sigil-proxy runs another
 // build's bin/sigil-proxy (a patched checkout) in the same harness, to measure a change against
@@ -80,7 +80,7 @@ import {
   TD,
   toolVersion,
 } from './proxy-setup.js';
-import { runTracingScenario, TRACING_PORTS, tracingEstimateS } from './proxy-tracing.js';
+import { runTrafficScenario, TRAFFIC_PORTS, trafficEstimateS } from './proxy-traffic.js';
 import {
   type BenchAgent,
   type BenchServer,
@@ -140,8 +140,8 @@ interface Flags {
   readonly only: readonly ScenarioKey[];
   /** `resilience` was among --only (it is by default). */
   readonly resilience: boolean;
-  /** `tracing` (proxy-tracing.ts) was among --only (it is by default). */
-  readonly tracing: boolean;
+  /** `traffic` (proxy-traffic.ts: routes and tracing) was among --only (it is by default). */
+  readonly traffic: boolean;
   readonly faultRatePerS: number;
   readonly faultSeconds: number;
   readonly app: 'native' | 'node';
@@ -161,11 +161,11 @@ function parseFlags(argv: readonly string[]): Flags {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: expected a positive number, got ${raw}`);
     return n;
   };
-  const keys = (value('--only') ?? 'h1,tcp,h2,resilience,tracing').split(',').map((s) => s.trim());
+  const keys = (value('--only') ?? 'h1,tcp,h2,resilience,traffic').split(',').map((s) => s.trim());
   for (const key of keys)
-    if (!['h1', 'tcp', 'h2', 'resilience', 'tracing'].includes(key))
+    if (!['h1', 'tcp', 'h2', 'resilience', 'traffic'].includes(key))
       throw new Error(`--only: unknown scenario ${key}`);
-  const only = keys.filter((key) => key !== 'resilience' && key !== 'tracing') as ScenarioKey[];
+  const only = keys.filter((key) => key !== 'resilience' && key !== 'traffic') as ScenarioKey[];
   const prof = value('--cpu-prof');
   return {
     repeats: Math.round(number('--repeats', 3)),
@@ -173,7 +173,7 @@ function parseFlags(argv: readonly string[]): Flags {
     rateSeconds: number('--rate-seconds', 4),
     only,
     resilience: keys.includes('resilience'),
-    tracing: keys.includes('tracing'),
+    traffic: keys.includes('traffic'),
     // Why this default rate: FAULT_RATE_PER_S in proxy-resilience-faults.ts.
     faultRatePerS: number('--fault-rate', FAULT_RATE_PER_S),
     faultSeconds: number('--fault-seconds', 5),
@@ -205,10 +205,10 @@ async function main(): Promise<number> {
       (PRIMING_S + flags.satSeconds + 0.4 + flags.rateSeconds + RATE_WARMUP_MS / 1_000 + 0.3) +
     flags.only.length * targets * (WARMUP_S + 0.3) +
     (flags.resilience ? resilienceEstimateS(flags) : 0) +
-    (flags.tracing ? tracingEstimateS(flags) : 0) +
+    (flags.traffic ? trafficEstimateS(flags) : 0) +
     25;
   log(
-    `bench:proxy — ${flags.only.length === 0 ? 'Sigil-only scenarios (resilience, tracing)' : `direct vs Sigil sidecar pair vs HAProxy sidecar pair${flags.floor ? ' vs Node floor pair' : ''}`}; ${flags.repeats} repeats, interleaved; ` +
+    `bench:proxy — ${flags.only.length === 0 ? 'Sigil-only scenarios (resilience, traffic)' : `direct vs Sigil sidecar pair vs HAProxy sidecar pair${flags.floor ? ' vs Node floor pair' : ''}`}; ${flags.repeats} repeats, interleaved; ` +
       `about ${Math.ceil(estimateS / 60)} min`,
   );
   ensureTools(log);
@@ -279,7 +279,7 @@ async function main(): Promise<number> {
 
     // --- The app, then the two pairs.
     // Every port the bench binds, drawn at once so that none is handed out twice.
-    const ports = await freePorts(24 + RESILIENCE_PORTS + TRACING_PORTS);
+    const ports = await freePorts(24 + RESILIENCE_PORTS + TRAFFIC_PORTS);
     const take = () => ports.shift()!;
     const app = { http: take(), h2c: take() };
     const pairPorts = (): PairPorts => ({
@@ -317,9 +317,9 @@ async function main(): Promise<number> {
           faultSeconds: flags.faultSeconds,
         })
       : [];
-    if (flags.tracing) {
+    if (flags.traffic) {
       resilienceChecks.push(
-        ...(await runTracingScenario({
+        ...(await runTrafficScenario({
           root,
           workloadApi: agent.socketPath,
           policyPath,

@@ -22,8 +22,8 @@ import { pipeSockets } from '../pipe.js';
 import { requestRefusal } from '../request-refusal.js';
 import { applyDeadline, DEADLINE_HEADER, setHeader } from '../resilience/deadline.js';
 import { newRequestContext, type ProxyRequest } from '../resilience/exchange.js';
-import { createGrpcStreamRelay, type GrpcRouting } from './h2-streams.js';
 import type { RequestTracer } from '../tracing/request-tracer.js';
+import { createGrpcStreamRelay, type GrpcRouting } from './h2-streams.js';
 import { type OutboundRouter, type RoutedService, type RouteSend, writeRouteAnswer } from './router.js';
 import type { UpstreamService } from './service.js';
 

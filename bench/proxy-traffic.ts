@@ -1,9 +1,12 @@
-// bench:proxy's `tracing` scenario (issue 12): the CPU per request that tracing adds to a Sigil
-// pair (outbound client sidecar → inbound server sidecar → app, HTTP/1.1), at 1% and at 100%
-// sampling, against the same pair without tracing. Three pairs, identical but for their `tracing:`
-// section, run interleaved and repeated, saturated (wrk) and at 1,000 req/s; CPU is both sidecars'
-// user+system time (/proc). Spans go to a collector in this process that accepts and discards
-// OTLP/HTTP exports, so the export's cost is counted in the sidecars and the collector's is not.
+// bench:proxy's `traffic` scenario (issue 12): the CPU per request that a route table and tracing add
+// to a Sigil pair (outbound client sidecar → inbound server sidecar → app, HTTP/1.1), against the
+// same pair without them. Four pairs, identical but for one section: `off`; `routes`, whose service
+// has 50 HTTPRoutes attached, the one every request takes ranked last (a catch-all below 49 longer
+// prefixes with header matches), splitting 90/10 between two services; and tracing at 1% and 100%
+// sampling. They run interleaved and repeated, saturated (wrk) and at 1,000 req/s; CPU is both
+// sidecars' user+system time (/proc). Spans go to a collector in this process that accepts and
+// discards OTLP/HTTP exports, so the export's cost is counted in the sidecars and the collector's is not.
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -32,14 +35,30 @@ import {
   startSidecar,
 } from './proxy-setup.js';
 
-/** Issue 12's targets: tracing at 1% costs at most 3% more CPU per request, at 100% at most 15%. */
-const MAX_RATIO = { sampled1: 1.03, sampled100: 1.15 } as const;
-type Variant = 'off' | 'sampled1' | 'sampled100';
-const VARIANTS: readonly Variant[] = ['off', 'sampled1', 'sampled100'];
-const RATIO_OF: Record<Variant, number | null> = { off: null, sampled1: 0.01, sampled100: 1 };
-const LABEL: Record<Variant, string> = { off: 'off', sampled1: '1%', sampled100: '100%' };
+/**
+ * Issue 12's targets: 50 routes and a 90/10 split cost at most 5% more CPU per request, tracing at 1%
+ * at most 3%, at 100% at most 15%.
+ */
+const MAX_RATIO = { routes: 1.05, sampled1: 1.03, sampled100: 1.15 } as const;
+type Measured = keyof typeof MAX_RATIO;
+type Variant = 'off' | Measured;
+const VARIANTS: readonly Variant[] = ['off', 'routes', 'sampled1', 'sampled100'];
+const MEASURED = VARIANTS.slice(1) as readonly Measured[];
+const SAMPLE_RATIO_OF: Record<Variant, number | null> = {
+  off: null,
+  routes: null,
+  sampled1: 0.01,
+  sampled100: 1,
+};
+const LABEL: Record<Variant, string> = {
+  off: 'off',
+  routes: 'routes',
+  sampled1: 'trace 1%',
+  sampled100: 'trace 100%',
+};
+const ROUTES = 50;
 
-export interface TracingEnv {
+export interface TrafficEnv {
   readonly root: string;
   readonly workloadApi: string;
   readonly policyPath: string;
@@ -56,9 +75,9 @@ export interface TracingEnv {
 }
 
 /** Ports the scenario takes: per variant six listeners and two admin ports. */
-export const TRACING_PORTS = VARIANTS.length * 8;
+export const TRAFFIC_PORTS = VARIANTS.length * 8;
 
-export function tracingEstimateS(env: Pick<TracingEnv, 'repeats' | 'satSeconds' | 'rateSeconds'>): number {
+export function trafficEstimateS(env: Pick<TrafficEnv, 'repeats' | 'satSeconds' | 'rateSeconds'>): number {
   const perRepeat =
     VARIANTS.length * (PRIMING_S + env.satSeconds + 0.4 + RATE_WARMUP_MS / 1_000 + env.rateSeconds + 0.3);
   return 15 + VARIANTS.length * WARMUP_S + env.repeats * perRepeat;
@@ -92,7 +111,7 @@ async function startSinkCollector(): Promise<{ url: string; exports: () => numbe
   };
 }
 
-export async function runTracingScenario(env: TracingEnv): Promise<Check[]> {
+export async function runTrafficScenario(env: TrafficEnv): Promise<Check[]> {
   const procs: BenchProc[] = [];
   let loadClient: LoadClient | undefined;
   const collector = await startSinkCollector();
@@ -107,32 +126,36 @@ export async function runTracingScenario(env: TracingEnv): Promise<Check[]> {
         inTcp: env.takePort(),
         inH2: env.takePort(),
       };
-      const ratio = RATIO_OF[variant];
+      const ratio = SAMPLE_RATIO_OF[variant];
       const tracing =
         ratio === null
           ? ''
           : `tracing:\n  collector: ${collector.url}\n  sample_ratio: ${ratio}\n  service_name: bench-${variant}\n`;
+      const outboundConfig =
+        variant === 'routes'
+          ? routedOutboundConfig(ports, env, path.join(env.root, 'traffic-routes.yaml'))
+          : sigilOutboundConfig(ports, env.workloadApi, env.takePort(), env.serverId) + tracing;
       const inbound = await startSidecar({
-        name: `tracing ${LABEL[variant]} server sidecar`,
+        name: `traffic ${LABEL[variant]} server sidecar`,
         uid: env.serverUid,
-        configPath: path.join(env.root, `tracing-${variant}-inbound.yaml`),
+        configPath: path.join(env.root, `traffic-${variant}-inbound.yaml`),
         config: sigilInboundConfig(ports, env.app, env.workloadApi, env.takePort(), env.policyPath) + tracing,
         proxyBin: env.proxyBin,
       });
       procs.push(inbound);
       const outbound = await startSidecar({
-        name: `tracing ${LABEL[variant]} client sidecar`,
+        name: `traffic ${LABEL[variant]} client sidecar`,
         uid: env.clientUid,
-        configPath: path.join(env.root, `tracing-${variant}-outbound.yaml`),
-        config: sigilOutboundConfig(ports, env.workloadApi, env.takePort(), env.serverId) + tracing,
+        configPath: path.join(env.root, `traffic-${variant}-outbound.yaml`),
+        config: outboundConfig,
         proxyBin: env.proxyBin,
       });
       procs.push(outbound);
       const got = await getOnce(ports.outHttp).catch((err: Error) => `error: ${err.message}`);
-      if (got !== '200 ok') throw new Error(`tracing ${variant}: answered "${got}" instead of 200 ok`);
+      if (got !== '200 ok') throw new Error(`traffic ${variant}: answered "${got}" instead of 200 ok`);
       pairs[variant] = { port: ports.outHttp, pids: [outbound.pid, inbound.pid] };
     }
-    log('tracing: three Sigil pairs (tracing off, 1%, 100%) answer 200 "ok"');
+    log(`traffic: four Sigil pairs (${VARIANTS.map((v) => LABEL[v]).join(', ')}) answer 200 "ok"`);
 
     const saturate = async (variant: Variant, seconds: number): Promise<SatResult> => {
       const before = cpuOf(pairs[variant].pids);
@@ -158,7 +181,7 @@ export async function runTracingScenario(env: TracingEnv): Promise<Check[]> {
       );
       return { load, cpuMs: cpuMsOf(pairs[variant].pids) - before };
     };
-    log(`tracing: warm-up, ${WARMUP_S} s saturated per pair`);
+    log(`traffic: warm-up, ${WARMUP_S} s saturated per pair`);
     for (const variant of VARIANTS) await saturate(variant, WARMUP_S);
 
     const machineLoad = startMachineLoad([...env.benchPids, ...procs.map((p) => p.pid), loadClient.pid]);
@@ -176,13 +199,13 @@ export async function runTracingScenario(env: TracingEnv): Promise<Check[]> {
       for (const variant of VARIANTS) runs[variant] = { sat: sat[variant], rate: rate[variant] };
       results.push(runs);
       log(
-        `repeat ${rep + 1}/${env.repeats} tracing: CPU µs/req saturated ${VARIANTS.map((v) => `${LABEL[v]} ${fmt(satCpuUs(runs[v]), 1)}`).join(', ')}; ` +
+        `repeat ${rep + 1}/${env.repeats} traffic: CPU µs/req saturated ${VARIANTS.map((v) => `${LABEL[v]} ${fmt(satCpuUs(runs[v]), 1)}`).join(', ')}; ` +
           `at 1k req/s ${VARIANTS.map((v) => `${LABEL[v]} ${fmt(rateCpuUs(runs[v]), 1)}`).join(', ')}`,
       );
     }
     const backgroundCores = machineLoad();
     const checks = report(results, env);
-    log(`tracing: the collector took ${fmt(collector.exports())} exports`);
+    log(`traffic: the collector took ${fmt(collector.exports())} exports`);
     log(machineLoadLine(backgroundCores));
     return checks;
   } finally {
@@ -200,53 +223,102 @@ function rateCpuUs(run: Run): number {
   return (run.rate.cpuMs * 1_000) / (run.rate.load.completed + run.rate.load.errors);
 }
 
-function report(results: ReadonlyArray<Record<Variant, Run>>, env: TracingEnv): Check[] {
+function report(results: ReadonlyArray<Record<Variant, Run>>, env: TrafficEnv): Check[] {
   log('');
   log(
-    `Tracing: medians of ${env.repeats} interleaved repeats; ratio = traced ÷ off within each repeat, median (range). ` +
-      `Both sidecars of a pair trace (parent-based: the server sidecar follows the client's decision). ` +
+    `Traffic management: medians of ${env.repeats} interleaved repeats; ratio = variant ÷ off within each repeat, median (range). ` +
+      `routes = ${ROUTES} HTTPRoutes on the service, the one taken ranked last, a 90/10 split; trace N% = both sidecars ` +
+      `tracing (parent-based: the server sidecar follows the client's decision). ` +
       `Saturation: ${env.satSeconds} s after ${PRIMING_S} s unmeasured, wrk ${WRK_CONNECTIONS} connections; ` +
       `open loop at ${fmt(RATE_PER_S)} req/s for ${env.rateSeconds} s. CPU: both sidecars, user+system.`,
   );
-  const table = new Table(['', 'off', '1%', '100%', '1%/off', '(range)', '100%/off', '(range)']);
-  const ratios = {} as Record<string, Record<'sampled1' | 'sampled100', number>>;
+  const table = new Table([
+    '',
+    ...VARIANTS.map((v) => LABEL[v]),
+    ...MEASURED.flatMap((v) => [`${LABEL[v]}/off`, '(range)']),
+  ]);
+  const ratioOf = (f: (r: Run) => number, v: Variant) => results.map((r) => f(r[v]) / f(r.off));
   const row = (name: string, f: (r: Run) => number, digits: number, withRatio: boolean) => {
-    const of = (v: Variant) => results.map((r) => f(r[v]));
-    const off = of('off');
-    const r1 = fmtRatio(of('sampled1').map((v, i) => v / off[i]!));
-    const r100 = fmtRatio(of('sampled100').map((v, i) => v / off[i]!));
     table.add([
       name,
-      fmt(median(off), digits),
-      fmt(median(of('sampled1')), digits),
-      fmt(median(of('sampled100')), digits),
-      withRatio ? r1.median : '',
-      withRatio ? r1.spread : '',
-      withRatio ? r100.median : '',
-      withRatio ? r100.spread : '',
+      ...VARIANTS.map((v) => fmt(median(results.map((r) => f(r[v]))), digits)),
+      ...MEASURED.flatMap((v) => {
+        if (!withRatio) return ['', ''];
+        const ratio = fmtRatio(ratioOf(f, v));
+        return [ratio.median, ratio.spread];
+      }),
     ]);
-    ratios[name] = {
-      sampled1: median(of('sampled1').map((v, i) => v / off[i]!)),
-      sampled100: median(of('sampled100').map((v, i) => v / off[i]!)),
-    };
   };
   row('throughput saturated (req/s)', (r) => r.sat.reqPerS, 0, true);
   row('CPU µs/request saturated (pair)', satCpuUs, 1, true);
   row('CPU µs/request at 1k req/s (pair)', rateCpuUs, 1, true);
   row('p50 latency at 1k req/s (ms)', (r) => r.rate.load.p50Ms, 3, false);
   row('p99 latency at 1k req/s (ms)', (r) => r.rate.load.p99Ms, 3, false);
+  const failedOf = (v: Variant) =>
+    results.reduce((sum, r) => sum + r[v].sat.errors + r[v].rate.load.errors + r[v].rate.load.dropped, 0);
+  table.add([
+    'failed requests (all runs)',
+    ...VARIANTS.map((v) => fmt(failedOf(v))),
+    ...MEASURED.flatMap(() => ['', '']),
+  ]);
   table.print();
   const checks: Check[] = [];
-  for (const [variant, max] of Object.entries(MAX_RATIO) as Array<['sampled1' | 'sampled100', number]>) {
-    for (const name of ['CPU µs/request saturated (pair)', 'CPU µs/request at 1k req/s (pair)']) {
-      const ratio = ratios[name]![variant];
+  for (const variant of MEASURED) {
+    for (const [label, f] of [
+      ['saturated', satCpuUs],
+      ['at 1k req/s', rateCpuUs],
+    ] as const) {
+      const ratio = median(ratioOf(f, variant));
       checks.push({
-        name: `tracing at ${LABEL[variant]}: ${name.replace(' (pair)', '')}, vs off`,
+        name: `${LABEL[variant]}: CPU per request ${label}, vs off`,
         value: `${ratio.toFixed(3)}x`,
-        target: `≤ ${max}x`,
-        pass: ratio <= max,
+        target: `≤ ${MAX_RATIO[variant]}x`,
+        pass: ratio <= MAX_RATIO[variant],
       });
     }
   }
+  const failed = VARIANTS.reduce((sum, v) => sum + failedOf(v), 0);
+  checks.push({ name: 'traffic: failed requests', value: fmt(failed), target: '0', pass: failed === 0 });
   return checks;
+}
+
+/** The client sidecar of the `routes` pair: its listener's service carries the route table. */
+function routedOutboundConfig(ports: PairPorts, env: TrafficEnv, routesFile: string): string {
+  writeFileSync(routesFile, routeTable(ROUTES), { mode: 0o644 });
+  const service = (name: string) =>
+    `  - { name: ${name}, server_ids: ["${env.serverId}"], endpoints: [{ address: "127.0.0.1:${ports.inHttp}" }] }`;
+  return `workload_api: unix://${env.workloadApi}
+admin: 127.0.0.1:${env.takePort()}
+routes_file: ${routesFile}
+outbound:
+  - { name: api, listen: "127.0.0.1:${ports.outHttp}", protocol: http, service: routed }
+services:
+${service('routed')}
+${service('routed-v2')}
+`;
+}
+
+/**
+ * `count - 1` routes that never match the bench's `GET /` (longer prefixes, each with a header
+ * match), then the catch-all canary route: every request is tried against all of them first.
+ */
+function routeTable(count: number): string {
+  const route = (name: string, rule: string) => `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: ${name} }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: routed }]
+  rules: [${rule}]
+`;
+  const others = Array.from({ length: count - 1 }, (_, i) =>
+    route(
+      `api-v${i}`,
+      `{ matches: [{ path: { type: PathPrefix, value: /api/v${i} }, headers: [{ name: x-tenant, value: t${i} }] }], backendRefs: [{ name: routed, port: 80 }] }`,
+    ),
+  );
+  const split = route(
+    'canary',
+    '{ backendRefs: [{ name: routed, port: 80, weight: 90 }, { name: routed-v2, port: 80, weight: 10 }] }',
+  );
+  return [...others, split].join('---\n');
 }
