@@ -1,9 +1,10 @@
 // bench:proxy's `traffic` scenario (issue 12): the CPU per request that a route table and tracing add
 // to a Sigil pair (outbound client sidecar → inbound server sidecar → app, HTTP/1.1), against the
-// same pair without them. Four pairs, identical but for one section: `off`; `routes`, whose service
+// same pair without them. `routes`: a second listener of the untraced (`off`) pair, whose service
 // has 50 HTTPRoutes attached, the one every request takes ranked last (a catch-all below 49 longer
-// prefixes with header matches), splitting 90/10 between two services; and tracing at 1% and 100%
-// sampling. They run interleaved and repeated, saturated (wrk) and at 1,000 req/s; CPU is both
+// prefixes with header matches), splitting 90/10 between two services. Tracing at 1% and 100%
+// sampling: two more pairs, identical to `off` but for their `tracing:` section, compared with
+// `off` and a `control` pair configured like it (two pairs alike differ by several percent). They run interleaved and repeated, saturated (wrk) and at 1,000 req/s; CPU is both
 // sidecars' user+system time (/proc). Spans go to a collector in this process that accepts and
 // discards OTLP/HTTP exports, so the export's cost is counted in the sidecars and the collector's is not.
 import { writeFileSync } from 'node:fs';
@@ -34,6 +35,7 @@ import {
   sigilOutboundConfig,
   startSidecar,
 } from './proxy-setup.js';
+import { measureTracingCost } from './proxy-tracing-cost.js';
 
 /**
  * Issue 12's targets: 50 routes and a 90/10 split cost at most 5% more CPU per request, tracing at 1%
@@ -41,17 +43,19 @@ import {
  */
 const MAX_RATIO = { routes: 1.05, sampled1: 1.03, sampled100: 1.15 } as const;
 type Measured = keyof typeof MAX_RATIO;
-type Variant = 'off' | Measured;
-const VARIANTS: readonly Variant[] = ['off', 'routes', 'sampled1', 'sampled100'];
-const MEASURED = VARIANTS.slice(1) as readonly Measured[];
+type Variant = 'off' | 'control' | Measured;
+const VARIANTS: readonly Variant[] = ['off', 'control', 'routes', 'sampled1', 'sampled100'];
+const MEASURED: readonly Measured[] = ['routes', 'sampled1', 'sampled100'];
 const SAMPLE_RATIO_OF: Record<Variant, number | null> = {
   off: null,
+  control: null,
   routes: null,
   sampled1: 0.01,
   sampled100: 1,
 };
 const LABEL: Record<Variant, string> = {
   off: 'off',
+  control: 'control',
   routes: 'routes',
   sampled1: 'trace 1%',
   sampled100: 'trace 100%',
@@ -74,8 +78,8 @@ export interface TrafficEnv {
   readonly rateSeconds: number;
 }
 
-/** Ports the scenario takes: per variant six listeners and two admin ports. */
-export const TRAFFIC_PORTS = VARIANTS.length * 8;
+/** Ports the scenario takes: per pair six listeners and two admin ports, and the routed listener. */
+export const TRAFFIC_PORTS = 4 * 8 + 1;
 
 export function trafficEstimateS(env: Pick<TrafficEnv, 'repeats' | 'satSeconds' | 'rateSeconds'>): number {
   const perRepeat =
@@ -117,7 +121,11 @@ export async function runTrafficScenario(env: TrafficEnv): Promise<Check[]> {
   const collector = await startSinkCollector();
   try {
     const pairs = {} as Record<Variant, { port: number; pids: number[] }>;
+    // The routed listener sits in the untraced pair beside the plain one: the same two processes
+    // carry both, so the comparison sees only the routing.
+    const routedPort = env.takePort();
     for (const variant of VARIANTS) {
+      if (variant === 'routes') continue;
       const ports: PairPorts = {
         outHttp: env.takePort(),
         outTcp: env.takePort(),
@@ -131,10 +139,11 @@ export async function runTrafficScenario(env: TrafficEnv): Promise<Check[]> {
         ratio === null
           ? ''
           : `tracing:\n  collector: ${collector.url}\n  sample_ratio: ${ratio}\n  service_name: bench-${variant}\n`;
-      const outboundConfig =
-        variant === 'routes'
-          ? routedOutboundConfig(ports, env, path.join(env.root, 'traffic-routes.yaml'))
-          : sigilOutboundConfig(ports, env.workloadApi, env.takePort(), env.serverId) + tracing;
+      let outboundConfig = sigilOutboundConfig(ports, env.workloadApi, env.takePort(), env.serverId);
+      outboundConfig +=
+        variant === 'off'
+          ? routedListener(routedPort, ports, env, path.join(env.root, 'traffic-routes.yaml'))
+          : tracing;
       const inbound = await startSidecar({
         name: `traffic ${LABEL[variant]} server sidecar`,
         uid: env.serverUid,
@@ -154,8 +163,13 @@ export async function runTrafficScenario(env: TrafficEnv): Promise<Check[]> {
       const got = await getOnce(ports.outHttp).catch((err: Error) => `error: ${err.message}`);
       if (got !== '200 ok') throw new Error(`traffic ${variant}: answered "${got}" instead of 200 ok`);
       pairs[variant] = { port: ports.outHttp, pids: [outbound.pid, inbound.pid] };
+      if (variant === 'off') pairs.routes = { port: routedPort, pids: pairs.off.pids };
     }
-    log(`traffic: four Sigil pairs (${VARIANTS.map((v) => LABEL[v]).join(', ')}) answer 200 "ok"`);
+    const routed = await getOnce(routedPort).catch((err: Error) => `error: ${err.message}`);
+    if (routed !== '200 ok') throw new Error(`traffic routes: answered "${routed}" instead of 200 ok`);
+    log(
+      'traffic: four Sigil pairs (untraced with a routed listener beside, untraced control, tracing 1%, 100%) answer 200 "ok"',
+    );
 
     const saturate = async (variant: Variant, seconds: number): Promise<SatResult> => {
       const before = cpuOf(pairs[variant].pids);
@@ -207,6 +221,14 @@ export async function runTrafficScenario(env: TrafficEnv): Promise<Check[]> {
     const checks = report(results, env);
     log(`traffic: the collector took ${fmt(collector.exports())} exports`);
     log(machineLoadLine(backgroundCores));
+    const cost = await measureTracingCost(collector.url, [0.01, 1]);
+    const pairUs = median(results.map((r) => satCpuUs(r.off)));
+    for (const [ratio, us] of cost) {
+      log(
+        `tracing at ${ratio * 100}% alone, in this process (both halves of a request, export included): ` +
+          `${fmt(us, 2)} µs per request, ${((100 * us) / pairUs).toFixed(1)}% of the untraced pair's ${fmt(pairUs, 1)} µs saturated`,
+      );
+    }
     return checks;
   } finally {
     await loadClient?.close().catch(() => {});
@@ -223,10 +245,24 @@ function rateCpuUs(run: Run): number {
   return (run.rate.cpuMs * 1_000) / (run.rate.load.completed + run.rate.load.errors);
 }
 
+/** The table's ratios: the measured variants, and the control against `off` (pair-to-pair spread). */
+const COMPARED: readonly Variant[] = ['control', ...MEASURED];
+
+/**
+ * What a variant is compared with in one repeat. Routes: the plain listener of the same processes.
+ * Tracing is per process, so a traced pair is compared with the two untraced pairs' mean: two pairs
+ * configured alike differ by several percent (the control column shows by how much), and the mean
+ * halves what one of them would bias.
+ */
+function baseline(r: Record<Variant, Run>, v: Variant, f: (r: Run) => number): number {
+  if (v === 'routes' || v === 'control') return f(r.off);
+  return (f(r.off) + f(r.control)) / 2;
+}
+
 function report(results: ReadonlyArray<Record<Variant, Run>>, env: TrafficEnv): Check[] {
   log('');
   log(
-    `Traffic management: medians of ${env.repeats} interleaved repeats; ratio = variant ÷ off within each repeat, median (range). ` +
+    `Traffic management: medians of ${env.repeats} interleaved repeats; ratio within each repeat, median (range): routes and control ÷ off, traced ÷ the mean of off and control (the untraced pairs). ` +
       `routes = ${ROUTES} HTTPRoutes on the service, the one taken ranked last, a 90/10 split; trace N% = both sidecars ` +
       `tracing (parent-based: the server sidecar follows the client's decision). ` +
       `Saturation: ${env.satSeconds} s after ${PRIMING_S} s unmeasured, wrk ${WRK_CONNECTIONS} connections; ` +
@@ -235,14 +271,17 @@ function report(results: ReadonlyArray<Record<Variant, Run>>, env: TrafficEnv): 
   const table = new Table([
     '',
     ...VARIANTS.map((v) => LABEL[v]),
-    ...MEASURED.flatMap((v) => [`${LABEL[v]}/off`, '(range)']),
+    ...COMPARED.flatMap((v) => [
+      `${LABEL[v]}/${v === 'routes' || v === 'control' ? 'off' : 'untraced'}`,
+      '(range)',
+    ]),
   ]);
-  const ratioOf = (f: (r: Run) => number, v: Variant) => results.map((r) => f(r[v]) / f(r.off));
+  const ratioOf = (f: (r: Run) => number, v: Variant) => results.map((r) => f(r[v]) / baseline(r, v, f));
   const row = (name: string, f: (r: Run) => number, digits: number, withRatio: boolean) => {
     table.add([
       name,
       ...VARIANTS.map((v) => fmt(median(results.map((r) => f(r[v]))), digits)),
-      ...MEASURED.flatMap((v) => {
+      ...COMPARED.flatMap((v) => {
         if (!withRatio) return ['', ''];
         const ratio = fmtRatio(ratioOf(f, v));
         return [ratio.median, ratio.spread];
@@ -259,7 +298,7 @@ function report(results: ReadonlyArray<Record<Variant, Run>>, env: TrafficEnv): 
   table.add([
     'failed requests (all runs)',
     ...VARIANTS.map((v) => fmt(failedOf(v))),
-    ...MEASURED.flatMap(() => ['', '']),
+    ...COMPARED.flatMap(() => ['', '']),
   ]);
   table.print();
   const checks: Check[] = [];
@@ -270,7 +309,7 @@ function report(results: ReadonlyArray<Record<Variant, Run>>, env: TrafficEnv): 
     ] as const) {
       const ratio = median(ratioOf(f, variant));
       checks.push({
-        name: `${LABEL[variant]}: CPU per request ${label}, vs off`,
+        name: `${LABEL[variant]}: CPU per request ${label}, vs ${variant === 'routes' ? 'off' : 'untraced'}`,
         value: `${ratio.toFixed(3)}x`,
         target: `≤ ${MAX_RATIO[variant]}x`,
         pass: ratio <= MAX_RATIO[variant],
@@ -282,16 +321,16 @@ function report(results: ReadonlyArray<Record<Variant, Run>>, env: TrafficEnv): 
   return checks;
 }
 
-/** The client sidecar of the `routes` pair: its listener's service carries the route table. */
-function routedOutboundConfig(ports: PairPorts, env: TrafficEnv, routesFile: string): string {
+/**
+ * What the untraced client sidecar adds to sigilOutboundConfig: a listener whose service carries the
+ * route table, and the two services of its split, both sending to the pair's inbound listener.
+ */
+function routedListener(port: number, ports: PairPorts, env: TrafficEnv, routesFile: string): string {
   writeFileSync(routesFile, routeTable(ROUTES), { mode: 0o644 });
   const service = (name: string) =>
     `  - { name: ${name}, server_ids: ["${env.serverId}"], endpoints: [{ address: "127.0.0.1:${ports.inHttp}" }] }`;
-  return `workload_api: unix://${env.workloadApi}
-admin: 127.0.0.1:${env.takePort()}
+  return `  - { name: routed, listen: "127.0.0.1:${port}", protocol: http, service: routed }
 routes_file: ${routesFile}
-outbound:
-  - { name: api, listen: "127.0.0.1:${ports.outHttp}", protocol: http, service: routed }
 services:
 ${service('routed')}
 ${service('routed-v2')}
