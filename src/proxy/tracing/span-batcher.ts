@@ -95,9 +95,10 @@ export class SpanBatcher<T> {
     if (this.inFlight || this.queue.length === 0) return;
     this.cancelTimer?.();
     this.cancelTimer = null;
+    // splice moves the rest down in place; slicing both halves would copy the whole queue per batch.
     const batch =
-      this.queue.length <= this.options.maxBatch ? this.queue : this.queue.slice(0, this.options.maxBatch);
-    this.queue = batch === this.queue ? [] : this.queue.slice(this.options.maxBatch);
+      this.queue.length <= this.options.maxBatch ? this.queue : this.queue.splice(0, this.options.maxBatch);
+    if (batch === this.queue) this.queue = [];
     this.inFlight = true;
     let isDone = false;
     // Armed before export() so an exporter that answers synchronously cancels it.
