@@ -13,6 +13,26 @@ import {
   type SatResult,
 } from './proxy-measure.js';
 
+/** What proxy.ts gives the scenarios that start and measure their own pairs. */
+export interface PairScenarioEnv {
+  /** A directory for the sidecars' config files, readable by their uids. */
+  readonly root: string;
+  readonly workloadApi: string;
+  readonly policyPath: string;
+  readonly serverId: string;
+  readonly clientUid: number;
+  readonly serverUid: number;
+  /** A port from the bench's one batch of free ports (each scenario says how many it takes). */
+  readonly takePort: () => number;
+  /** The bench's other processes (server, agent, app): counted as the bench's own in the machine load. */
+  readonly benchPids: readonly number[];
+  /** Another build's bin/sigil-proxy, as proxy.ts's --sigil-proxy. */
+  readonly proxyBin: string | undefined;
+  readonly repeats: number;
+  readonly satSeconds: number;
+  readonly rateSeconds: number;
+}
+
 /** Where a variant is reached, and the processes whose CPU it costs. */
 export interface PairTarget {
   readonly port: number;
@@ -39,11 +59,7 @@ export async function saturatePair(target: PairTarget, seconds: number): Promise
 }
 
 /** The open-loop client at RATE_PER_S for `seconds`, the pair's CPU read after its warm-up. */
-async function pairAtRate(
-  client: LoadClient,
-  target: PairTarget,
-  seconds: number,
-): Promise<PairRun['rate']> {
+async function pairAtRate(client: LoadClient, target: PairTarget, seconds: number): Promise<PairRun['rate']> {
   let before = 0;
   const load = await client.run(
     {

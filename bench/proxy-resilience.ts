@@ -20,6 +20,7 @@ import {
 } from './proxy-measure.js';
 import {
   type PairRun,
+  type PairScenarioEnv,
   pairRepeatS,
   rateCpuUs,
   runPairRepeat,
@@ -54,25 +55,9 @@ const MAX_OVERHEAD_RATIO = 1.05;
 type Variant = 'plain' | 'resilient';
 const VARIANTS: readonly Variant[] = ['plain', 'resilient'];
 
-export interface ResilienceEnv {
-  /** A directory for the sidecars' config files, readable by their uids. */
-  readonly root: string;
-  readonly workloadApi: string;
-  readonly policyPath: string;
-  readonly serverId: string;
-  readonly clientUid: number;
-  readonly serverUid: number;
+export interface ResilienceEnv extends PairScenarioEnv {
   /** The app's HTTP/1.1 port: what the happy-path runs reach through the sidecars. */
   readonly appPort: number;
-  /** A port from the bench's one batch of free ports (RESILIENCE_PORTS of them are taken). */
-  readonly takePort: () => number;
-  /** The bench's other processes (server, agent, app): counted as the bench's own in the machine load. */
-  readonly benchPids: readonly number[];
-  /** Another build's bin/sigil-proxy, as proxy.ts's --sigil-proxy. */
-  readonly proxyBin: string | undefined;
-  readonly repeats: number;
-  readonly satSeconds: number;
-  readonly rateSeconds: number;
   /** The fault runs' load: requests per second, for how long. */
   readonly faultRatePerS: number;
   readonly faultSeconds: number;

@@ -22,6 +22,7 @@ import {
 } from './proxy-measure.js';
 import {
   type PairRun,
+  type PairScenarioEnv,
   type PairTarget,
   pairRepeatS,
   rateCpuUs,
@@ -65,20 +66,8 @@ const LABEL: Record<Variant, string> = {
 };
 const ROUTES = 50;
 
-export interface TrafficEnv {
-  readonly root: string;
-  readonly workloadApi: string;
-  readonly policyPath: string;
-  readonly serverId: string;
-  readonly clientUid: number;
-  readonly serverUid: number;
+export interface TrafficEnv extends PairScenarioEnv {
   readonly app: AppPorts;
-  readonly takePort: () => number;
-  readonly benchPids: readonly number[];
-  readonly proxyBin: string | undefined;
-  readonly repeats: number;
-  readonly satSeconds: number;
-  readonly rateSeconds: number;
 }
 
 /** Ports the scenario takes: per pair six listeners and two admin ports, and the routed listener. */
