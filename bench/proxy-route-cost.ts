@@ -32,15 +32,20 @@ const discard: ExchangeHandler = {
   },
 };
 
-/** 49 routes on paths the bench never asks for, then the canary split every request takes. */
-function routesYaml(): string {
-  const route = (name: string, rule: string) => `apiVersion: gateway.networking.k8s.io/v1
+/** One HTTPRoute document attached to the Service `parent`, with one rule (flow-style YAML). */
+export function httpRouteYaml(name: string, parent: string, rule: string): string {
+  return `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: { name: ${name} }
 spec:
-  parentRefs: [{ group: "", kind: Service, name: stable }]
+  parentRefs: [{ group: "", kind: Service, name: ${parent} }]
   rules: [${rule}]
 `;
+}
+
+/** 49 routes on paths the bench never asks for, then the canary split every request takes. */
+function routesYaml(): string {
+  const route = (name: string, rule: string) => httpRouteYaml(name, 'stable', rule);
   const others = Array.from({ length: ROUTE_RULES - 1 }, (_, i) =>
     route(
       `api-v${i}`,

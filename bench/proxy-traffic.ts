@@ -31,6 +31,7 @@ import {
   saturatePair,
 } from './proxy-pair-runs.js';
 import { type Check, fmt, fmtRatio, log, machineLoadLine, median, Table } from './proxy-report.js';
+import { httpRouteYaml } from './proxy-route-cost.js';
 import {
   type AppPorts,
   type BenchProc,
@@ -289,13 +290,7 @@ ${service('routed-v2')}
  * match), then the catch-all canary route: every request is tried against all of them first.
  */
 function routeTable(count: number): string {
-  const route = (name: string, rule: string) => `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: { name: ${name} }
-spec:
-  parentRefs: [{ group: "", kind: Service, name: routed }]
-  rules: [${rule}]
-`;
+  const route = (name: string, rule: string) => httpRouteYaml(name, 'routed', rule);
   const others = Array.from({ length: count - 1 }, (_, i) =>
     route(
       `api-v${i}`,
