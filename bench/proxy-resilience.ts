@@ -9,21 +9,24 @@
 //     the app saw ÷ requests the client sent), against the bounds the retry budget promises.
 // Entered from proxy.ts once identity is set up; prints its own tables and returns its checks.
 import path from 'node:path';
-import type { LoadResult } from './proxy-load.js';
 import {
-  cpuMsOf,
-  cpuOf,
   getOnce,
   LoadClient,
   PRIMING_S,
   RATE_PER_S,
-  RATE_WARMUP_MS,
-  runWrk,
-  type SatResult,
   startMachineLoad,
   WARMUP_S,
   WRK_CONNECTIONS,
 } from './proxy-measure.js';
+import {
+  type PairRun,
+  type PairScenarioEnv,
+  pairRepeatS,
+  rateCpuUs,
+  runPairRepeat,
+  satCpuUs,
+  saturatePair,
+} from './proxy-pair-runs.js';
 import {
   type Check,
   fmt,
@@ -52,25 +55,9 @@ const MAX_OVERHEAD_RATIO = 1.05;
 type Variant = 'plain' | 'resilient';
 const VARIANTS: readonly Variant[] = ['plain', 'resilient'];
 
-export interface ResilienceEnv {
-  /** A directory for the sidecars' config files, readable by their uids. */
-  readonly root: string;
-  readonly workloadApi: string;
-  readonly policyPath: string;
-  readonly serverId: string;
-  readonly clientUid: number;
-  readonly serverUid: number;
+export interface ResilienceEnv extends PairScenarioEnv {
   /** The app's HTTP/1.1 port: what the happy-path runs reach through the sidecars. */
   readonly appPort: number;
-  /** A port from the bench's one batch of free ports (RESILIENCE_PORTS of them are taken). */
-  readonly takePort: () => number;
-  /** The bench's other processes (server, agent, app): counted as the bench's own in the machine load. */
-  readonly benchPids: readonly number[];
-  /** Another build's bin/sigil-proxy, as proxy.ts's --sigil-proxy. */
-  readonly proxyBin: string | undefined;
-  readonly repeats: number;
-  readonly satSeconds: number;
-  readonly rateSeconds: number;
   /** The fault runs' load: requests per second, for how long. */
   readonly faultRatePerS: number;
   readonly faultSeconds: number;
@@ -82,16 +69,10 @@ export const RESILIENCE_PORTS = 2 + FAULT_RUNS.length + 3 + FAULT_RUNS.length + 
 export function resilienceEstimateS(
   env: Pick<ResilienceEnv, 'repeats' | 'satSeconds' | 'rateSeconds' | 'faultSeconds'>,
 ): number {
-  const perRepeat =
-    VARIANTS.length * (PRIMING_S + env.satSeconds + 0.4 + RATE_WARMUP_MS / 1_000 + env.rateSeconds + 0.3);
+  const perRepeat = pairRepeatS(VARIANTS.length, env.satSeconds, env.rateSeconds);
   return (
     10 + VARIANTS.length * WARMUP_S + env.repeats * perRepeat + FAULT_RUNS.length * (env.faultSeconds + 0.5)
   );
-}
-
-interface HappyRun {
-  readonly sat: SatResult;
-  readonly rate: { readonly load: LoadResult; readonly cpuMs: number };
 }
 
 /** Runs the scenario and prints its tables; the checks go into the bench's verdict table. */
@@ -158,53 +139,21 @@ export async function runResilienceScenario(env: ResilienceEnv): Promise<Check[]
 
     // --- Happy path: plain vs resilient, interleaved, order swapped every repeat.
     const pairPids = [clientSidecar.pid, serverSidecar.pid];
-    const saturate = async (variant: Variant, seconds: number): Promise<SatResult> => {
-      const before = cpuOf(pairPids);
-      const res = await runWrk(services[variant].listenPort, seconds);
-      const after = cpuOf(pairPids);
-      const sysMs = after.sysMs - before.sysMs;
-      return { ...res, cpuMs: after.userMs - before.userMs + sysMs, sysMs };
-    };
+    const targetOf = (variant: Variant) => ({ port: services[variant].listenPort, pids: pairPids });
     loadClient = LoadClient.start();
-    const atRate = async (variant: Variant): Promise<HappyRun['rate']> => {
-      let before = 0;
-      const load = await loadClient!.run(
-        {
-          protocol: 'h1',
-          port: services[variant].listenPort,
-          ratePerS: RATE_PER_S,
-          warmupMs: RATE_WARMUP_MS,
-          durationMs: env.rateSeconds * 1_000,
-        },
-        () => {
-          before = cpuMsOf(pairPids);
-        },
-      );
-      return { load, cpuMs: cpuMsOf(pairPids) - before };
-    };
     log(`resilience: warm-up, ${WARMUP_S} s saturated per service`);
-    for (const variant of VARIANTS) await saturate(variant, WARMUP_S);
+    for (const variant of VARIANTS) await saturatePair(targetOf(variant), WARMUP_S);
 
     const machineLoad = startMachineLoad([...env.benchPids, ...procs.map((p) => p.pid), loadClient.pid]);
-    const results: Array<Record<Variant, HappyRun>> = [];
+    const results: Array<Record<Variant, PairRun>> = [];
     for (let rep = 0; rep < env.repeats; rep++) {
       const order = rep % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
-      const sat = {} as Record<Variant, SatResult>;
-      for (const variant of order) {
-        await saturate(variant, PRIMING_S);
-        sat[variant] = await saturate(variant, env.satSeconds);
-      }
-      const rate = {} as Record<Variant, HappyRun['rate']>;
-      for (const variant of order) rate[variant] = await atRate(variant);
-      const runs = {
-        plain: { sat: sat.plain, rate: rate.plain },
-        resilient: { sat: sat.resilient, rate: rate.resilient },
-      };
+      const runs = await runPairRepeat(order, targetOf, loadClient, env.satSeconds, env.rateSeconds);
       results.push(runs);
       const satCpu = (v: Variant) => satCpuUs(runs[v]);
       const rateCpu = (v: Variant) => rateCpuUs(runs[v]);
       log(
-        `repeat ${rep + 1}/${env.repeats} resilience: req/s plain ${fmt(sat.plain.reqPerS)}, resilient ${fmt(sat.resilient.reqPerS)}; ` +
+        `repeat ${rep + 1}/${env.repeats} resilience: req/s plain ${fmt(runs.plain.sat.reqPerS)}, resilient ${fmt(runs.resilient.sat.reqPerS)}; ` +
           `CPU µs/req saturated plain ${fmt(satCpu('plain'), 1)}, resilient ${fmt(satCpu('resilient'), 1)} ` +
           `(${(satCpu('resilient') / satCpu('plain')).toFixed(3)}x); at 1k req/s plain ${fmt(rateCpu('plain'), 1)}, ` +
           `resilient ${fmt(rateCpu('resilient'), 1)} (${(rateCpu('resilient') / rateCpu('plain')).toFixed(3)}x)`,
@@ -245,15 +194,7 @@ export async function runResilienceScenario(env: ResilienceEnv): Promise<Check[]
   }
 }
 
-function satCpuUs(run: HappyRun): number {
-  return (run.sat.cpuMs! * 1_000) / run.sat.requests;
-}
-
-function rateCpuUs(run: HappyRun): number {
-  return (run.rate.cpuMs * 1_000) / (run.rate.load.completed + run.rate.load.errors);
-}
-
-function reportHappyPath(results: ReadonlyArray<Record<Variant, HappyRun>>, env: ResilienceEnv): Check[] {
+function reportHappyPath(results: ReadonlyArray<Record<Variant, PairRun>>, env: ResilienceEnv): Check[] {
   log('');
   log(
     `Resilience, happy path: medians of ${env.repeats} interleaved repeats; ratio = resilient ÷ plain within each repeat, median (range). ` +
@@ -262,7 +203,7 @@ function reportHappyPath(results: ReadonlyArray<Record<Variant, HappyRun>>, env:
       `open loop at ${fmt(RATE_PER_S)} req/s for ${env.rateSeconds} s. CPU: both sidecars, user+system.`,
   );
   const table = new Table(['', 'plain', 'resilient', 'resilient/plain', '(range)']);
-  const row = (name: string, f: (r: HappyRun) => number, digits: number, withRatio: boolean) => {
+  const row = (name: string, f: (r: PairRun) => number, digits: number, withRatio: boolean) => {
     const plain = results.map((r) => f(r.plain));
     const resilient = results.map((r) => f(r.resilient));
     const ratio = fmtRatio(resilient.map((v, i) => v / plain[i]!));

@@ -22,7 +22,8 @@ const REQUESTS = 200_000;
 const ROUNDS = 5;
 export const ROUTE_RULES = 50;
 
-const discard: ExchangeHandler = {
+/** Takes the response and drops it; an error fails the bench. */
+export const discard: ExchangeHandler = {
   onConnect() {},
   onHeaders: () => true,
   onData: () => true,
@@ -32,15 +33,20 @@ const discard: ExchangeHandler = {
   },
 };
 
-/** 49 routes on paths the bench never asks for, then the canary split every request takes. */
-function routesYaml(): string {
-  const route = (name: string, rule: string) => `apiVersion: gateway.networking.k8s.io/v1
+/** One HTTPRoute document attached to the Service `parent`, with one rule (flow-style YAML). */
+export function httpRouteYaml(name: string, parent: string, rule: string): string {
+  return `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: { name: ${name} }
 spec:
-  parentRefs: [{ group: "", kind: Service, name: stable }]
+  parentRefs: [{ group: "", kind: Service, name: ${parent} }]
   rules: [${rule}]
 `;
+}
+
+/** 49 routes on paths the bench never asks for, then the canary split every request takes. */
+function routesYaml(): string {
+  const route = (name: string, rule: string) => httpRouteYaml(name, 'stable', rule);
   const others = Array.from({ length: ROUTE_RULES - 1 }, (_, i) =>
     route(
       `api-v${i}`,

@@ -13,7 +13,7 @@ import { applyDeadline } from '../src/proxy/resilience/deadline.js';
 import { type ExchangeHandler, newRequestContext } from '../src/proxy/resilience/exchange.js';
 import { DEFAULT_SERVICE_SETTINGS, type ServiceConfig } from '../src/proxy/services/config.js';
 import { systemClock } from '../src/spiffe/clock.js';
-import { measureRouteCost, type RouteCost } from './proxy-route-cost.js';
+import { discard, measureRouteCost, type RouteCost } from './proxy-route-cost.js';
 
 /** A wrk request's head as the outbound listener sees it. */
 const RAW_HEAD = ['Host', '127.0.0.1:15001', 'User-Agent', 'wrk', 'Accept', '*/*'];
@@ -30,16 +30,6 @@ const answerAtOnce = {
   },
   async close() {},
   async destroy() {},
-};
-
-const discard: ExchangeHandler = {
-  onConnect() {},
-  onHeaders: () => true,
-  onData: () => true,
-  onComplete() {},
-  onError(err) {
-    throw err;
-  },
 };
 
 function service(name: string, ports: readonly number[], settings: Partial<ServiceConfig>): UpstreamService {

@@ -11,22 +11,27 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { LoadResult } from './proxy-load.js';
 import {
-  cpuMsOf,
-  cpuOf,
   getOnce,
   LoadClient,
   PRIMING_S,
   RATE_PER_S,
-  RATE_WARMUP_MS,
-  runWrk,
-  type SatResult,
   startMachineLoad,
   WARMUP_S,
   WRK_CONNECTIONS,
 } from './proxy-measure.js';
+import {
+  type PairRun,
+  type PairScenarioEnv,
+  type PairTarget,
+  pairRepeatS,
+  rateCpuUs,
+  runPairRepeat,
+  satCpuUs,
+  saturatePair,
+} from './proxy-pair-runs.js';
 import { type Check, fmt, fmtRatio, log, machineLoadLine, median, Table } from './proxy-report.js';
+import { httpRouteYaml } from './proxy-route-cost.js';
 import {
   type AppPorts,
   type BenchProc,
@@ -62,34 +67,16 @@ const LABEL: Record<Variant, string> = {
 };
 const ROUTES = 50;
 
-export interface TrafficEnv {
-  readonly root: string;
-  readonly workloadApi: string;
-  readonly policyPath: string;
-  readonly serverId: string;
-  readonly clientUid: number;
-  readonly serverUid: number;
+export interface TrafficEnv extends PairScenarioEnv {
   readonly app: AppPorts;
-  readonly takePort: () => number;
-  readonly benchPids: readonly number[];
-  readonly proxyBin: string | undefined;
-  readonly repeats: number;
-  readonly satSeconds: number;
-  readonly rateSeconds: number;
 }
 
 /** Ports the scenario takes: per pair six listeners and two admin ports, and the routed listener. */
 export const TRAFFIC_PORTS = 4 * 8 + 1;
 
 export function trafficEstimateS(env: Pick<TrafficEnv, 'repeats' | 'satSeconds' | 'rateSeconds'>): number {
-  const perRepeat =
-    VARIANTS.length * (PRIMING_S + env.satSeconds + 0.4 + RATE_WARMUP_MS / 1_000 + env.rateSeconds + 0.3);
+  const perRepeat = pairRepeatS(VARIANTS.length, env.satSeconds, env.rateSeconds);
   return 15 + VARIANTS.length * WARMUP_S + env.repeats * perRepeat;
-}
-
-interface Run {
-  readonly sat: SatResult;
-  readonly rate: { readonly load: LoadResult; readonly cpuMs: number };
 }
 
 /** A collector that takes every export and answers success, counting spans' bytes only. */
@@ -120,7 +107,7 @@ export async function runTrafficScenario(env: TrafficEnv): Promise<Check[]> {
   let loadClient: LoadClient | undefined;
   const collector = await startSinkCollector();
   try {
-    const pairs = {} as Record<Variant, { port: number; pids: number[] }>;
+    const pairs = {} as Record<Variant, PairTarget>;
     // The routed listener sits in the untraced pair beside the plain one: the same two processes
     // carry both, so the comparison sees only the routing.
     const routedPort = env.takePort();
@@ -171,46 +158,15 @@ export async function runTrafficScenario(env: TrafficEnv): Promise<Check[]> {
       'traffic: four Sigil pairs (untraced with a routed listener beside, untraced control, tracing 1%, 100%) answer 200 "ok"',
     );
 
-    const saturate = async (variant: Variant, seconds: number): Promise<SatResult> => {
-      const before = cpuOf(pairs[variant].pids);
-      const res = await runWrk(pairs[variant].port, seconds);
-      const after = cpuOf(pairs[variant].pids);
-      const sysMs = after.sysMs - before.sysMs;
-      return { ...res, cpuMs: after.userMs - before.userMs + sysMs, sysMs };
-    };
     loadClient = LoadClient.start();
-    const atRate = async (variant: Variant): Promise<Run['rate']> => {
-      let before = 0;
-      const load = await loadClient!.run(
-        {
-          protocol: 'h1',
-          port: pairs[variant].port,
-          ratePerS: RATE_PER_S,
-          warmupMs: RATE_WARMUP_MS,
-          durationMs: env.rateSeconds * 1_000,
-        },
-        () => {
-          before = cpuMsOf(pairs[variant].pids);
-        },
-      );
-      return { load, cpuMs: cpuMsOf(pairs[variant].pids) - before };
-    };
     log(`traffic: warm-up, ${WARMUP_S} s saturated per pair`);
-    for (const variant of VARIANTS) await saturate(variant, WARMUP_S);
+    for (const variant of VARIANTS) await saturatePair(pairs[variant], WARMUP_S);
 
     const machineLoad = startMachineLoad([...env.benchPids, ...procs.map((p) => p.pid), loadClient.pid]);
-    const results: Array<Record<Variant, Run>> = [];
+    const results: Array<Record<Variant, PairRun>> = [];
     for (let rep = 0; rep < env.repeats; rep++) {
       const order = rep % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
-      const sat = {} as Record<Variant, SatResult>;
-      for (const variant of order) {
-        await saturate(variant, PRIMING_S);
-        sat[variant] = await saturate(variant, env.satSeconds);
-      }
-      const rate = {} as Record<Variant, Run['rate']>;
-      for (const variant of order) rate[variant] = await atRate(variant);
-      const runs = {} as Record<Variant, Run>;
-      for (const variant of VARIANTS) runs[variant] = { sat: sat[variant], rate: rate[variant] };
+      const runs = await runPairRepeat(order, (v) => pairs[v], loadClient, env.satSeconds, env.rateSeconds);
       results.push(runs);
       log(
         `repeat ${rep + 1}/${env.repeats} traffic: CPU µs/req saturated ${VARIANTS.map((v) => `${LABEL[v]} ${fmt(satCpuUs(runs[v]), 1)}`).join(', ')}; ` +
@@ -237,14 +193,6 @@ export async function runTrafficScenario(env: TrafficEnv): Promise<Check[]> {
   }
 }
 
-function satCpuUs(run: Run): number {
-  return (run.sat.cpuMs! * 1_000) / run.sat.requests;
-}
-
-function rateCpuUs(run: Run): number {
-  return (run.rate.cpuMs * 1_000) / (run.rate.load.completed + run.rate.load.errors);
-}
-
 /** The table's ratios: the measured variants, and the control against `off` (pair-to-pair spread). */
 const COMPARED: readonly Variant[] = ['control', ...MEASURED];
 
@@ -254,12 +202,12 @@ const COMPARED: readonly Variant[] = ['control', ...MEASURED];
  * configured alike differ by several percent (the control column shows by how much), and the mean
  * halves what one of them would bias.
  */
-function baseline(r: Record<Variant, Run>, v: Variant, f: (r: Run) => number): number {
+function baseline(r: Record<Variant, PairRun>, v: Variant, f: (r: PairRun) => number): number {
   if (v === 'routes' || v === 'control') return f(r.off);
   return (f(r.off) + f(r.control)) / 2;
 }
 
-function report(results: ReadonlyArray<Record<Variant, Run>>, env: TrafficEnv): Check[] {
+function report(results: ReadonlyArray<Record<Variant, PairRun>>, env: TrafficEnv): Check[] {
   log('');
   log(
     `Traffic management: medians of ${env.repeats} interleaved repeats; ratio within each repeat, median (range): routes and control ÷ off, traced ÷ the mean of off and control (the untraced pairs). ` +
@@ -276,8 +224,8 @@ function report(results: ReadonlyArray<Record<Variant, Run>>, env: TrafficEnv): 
       '(range)',
     ]),
   ]);
-  const ratioOf = (f: (r: Run) => number, v: Variant) => results.map((r) => f(r[v]) / baseline(r, v, f));
-  const row = (name: string, f: (r: Run) => number, digits: number, withRatio: boolean) => {
+  const ratioOf = (f: (r: PairRun) => number, v: Variant) => results.map((r) => f(r[v]) / baseline(r, v, f));
+  const row = (name: string, f: (r: PairRun) => number, digits: number, withRatio: boolean) => {
     table.add([
       name,
       ...VARIANTS.map((v) => fmt(median(results.map((r) => f(r[v]))), digits)),
@@ -342,13 +290,7 @@ ${service('routed-v2')}
  * match), then the catch-all canary route: every request is tried against all of them first.
  */
 function routeTable(count: number): string {
-  const route = (name: string, rule: string) => `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: { name: ${name} }
-spec:
-  parentRefs: [{ group: "", kind: Service, name: routed }]
-  rules: [${rule}]
-`;
+  const route = (name: string, rule: string) => httpRouteYaml(name, 'routed', rule);
   const others = Array.from({ length: count - 1 }, (_, i) =>
     route(
       `api-v${i}`,

@@ -48,6 +48,7 @@ import {
   WARMUP_S,
   WRK_CONNECTIONS,
 } from './proxy-measure.js';
+import type { PairScenarioEnv } from './proxy-pair-runs.js';
 import {
   type Check,
   fmt,
@@ -298,44 +299,29 @@ async function main(): Promise<number> {
     procs.push(appProc);
     const policyPath = path.join(root, 'policy.yaml');
     writeFileSync(policyPath, allowPolicy(CLIENT_ID), { mode: 0o644 });
+    const scenarioEnv: PairScenarioEnv = {
+      root,
+      workloadApi: agent.socketPath,
+      policyPath,
+      serverId: SERVER_ID,
+      clientUid: CLIENT_UID,
+      serverUid: SERVER_UID,
+      takePort: take,
+      benchPids: [appProc.pid, server.child.pid!, agent.child.pid!],
+      proxyBin: flags.proxyBin,
+      repeats: flags.repeats,
+      satSeconds: flags.satSeconds,
+      rateSeconds: flags.rateSeconds,
+    };
     const resilienceChecks = flags.resilience
       ? await runResilienceScenario({
-          root,
-          workloadApi: agent.socketPath,
-          policyPath,
-          serverId: SERVER_ID,
-          clientUid: CLIENT_UID,
-          serverUid: SERVER_UID,
+          ...scenarioEnv,
           appPort: app.http,
-          takePort: take,
-          benchPids: [appProc.pid, server.child.pid!, agent.child.pid!],
-          proxyBin: flags.proxyBin,
-          repeats: flags.repeats,
-          satSeconds: flags.satSeconds,
-          rateSeconds: flags.rateSeconds,
           faultRatePerS: flags.faultRatePerS,
           faultSeconds: flags.faultSeconds,
         })
       : [];
-    if (flags.traffic) {
-      resilienceChecks.push(
-        ...(await runTrafficScenario({
-          root,
-          workloadApi: agent.socketPath,
-          policyPath,
-          serverId: SERVER_ID,
-          clientUid: CLIENT_UID,
-          serverUid: SERVER_UID,
-          app,
-          takePort: take,
-          benchPids: [appProc.pid, server.child.pid!, agent.child.pid!],
-          proxyBin: flags.proxyBin,
-          repeats: flags.repeats,
-          satSeconds: flags.satSeconds,
-          rateSeconds: flags.rateSeconds,
-        })),
-      );
-    }
+    if (flags.traffic) resilienceChecks.push(...(await runTrafficScenario({ ...scenarioEnv, app })));
     if (flags.only.length === 0) {
       const failedCount = printVerdicts(resilienceChecks);
       log(

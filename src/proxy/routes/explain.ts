@@ -66,17 +66,9 @@ export function explainHttp(
   listenerScheme: 'http' | 'https' = 'http',
 ): Explanation {
   const entries = table.http.get(service);
-  if (entries === undefined || entries.length === 0)
-    return {
-      service,
-      routed: false,
-      rule: null,
-      status: null,
-      backends: shares([{ service, weight: 1 }]),
-      ...NOTHING,
-    };
+  if (entries === undefined || entries.length === 0) return unrouted(service);
   const entry = selectHttpRoute(entries, request);
-  if (entry === null) return { service, routed: true, rule: null, status: 404, backends: [], ...NOTHING };
+  if (entry === null) return noMatch(service);
   const { rule, match } = entry;
   const origin = { ...rule.origin, match: describeHttpMatch(match) };
   const host = headerValue(request.headers, 'host');
@@ -124,17 +116,9 @@ export function explainGrpc(
   headers: readonly string[],
 ): Explanation {
   const entries = table.grpc.get(service);
-  if (entries === undefined || entries.length === 0)
-    return {
-      service,
-      routed: false,
-      rule: null,
-      status: null,
-      backends: shares([{ service, weight: 1 }]),
-      ...NOTHING,
-    };
+  if (entries === undefined || entries.length === 0) return unrouted(service);
   const entry = selectGrpcRoute(entries, grpcService, method, headers);
-  if (entry === null) return { service, routed: true, rule: null, status: 404, backends: [], ...NOTHING };
+  if (entry === null) return noMatch(service);
   const backends = shares(entry.rule.backends);
   return {
     service,
@@ -146,6 +130,23 @@ export function explainGrpc(
     requestHeaders: describeModifier(entry.rule.requestHeaders),
     responseHeaders: describeModifier(entry.rule.responseHeaders),
   };
+}
+
+/** The service has no routes (of the request's kind): everything goes to the service itself. */
+function unrouted(service: string): Explanation {
+  return {
+    service,
+    routed: false,
+    rule: null,
+    status: null,
+    backends: shares([{ service, weight: 1 }]),
+    ...NOTHING,
+  };
+}
+
+/** The service has routes but none matches: the proxy answers 404. */
+function noMatch(service: string): Explanation {
+  return { service, routed: true, rule: null, status: 404, backends: [], ...NOTHING };
 }
 
 /** Each backend with a weight and its share; empty when every weight is 0. */

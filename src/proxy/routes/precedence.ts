@@ -38,12 +38,7 @@ export function orderGrpc(entries: RankedGrpc[]): GrpcRouteEntry[] {
 }
 
 function compareHttp(a: RankedHttp, b: RankedHttp): number {
-  return (
-    compareHttpMatch(a.entry.match, b.entry.match) ||
-    compareRoutes(a.route, b.route) ||
-    a.entry.rule.origin.index - b.entry.rule.origin.index ||
-    a.matchIndex - b.matchIndex
-  );
+  return compareHttpMatch(a.entry.match, b.entry.match) || compareTies(a, b);
 }
 
 function compareHttpMatch(a: HttpMatch, b: HttpMatch): number {
@@ -61,12 +56,7 @@ function compareHttpMatch(a: HttpMatch, b: HttpMatch): number {
 }
 
 function compareGrpc(a: RankedGrpc, b: RankedGrpc): number {
-  return (
-    compareGrpcMatch(a.entry.match, b.entry.match) ||
-    compareRoutes(a.route, b.route) ||
-    a.entry.rule.origin.index - b.entry.rule.origin.index ||
-    a.matchIndex - b.matchIndex
-  );
+  return compareGrpcMatch(a.entry.match, b.entry.match) || compareTies(a, b);
 }
 
 function compareGrpcMatch(a: GrpcMatch, b: GrpcMatch): number {
@@ -85,6 +75,15 @@ function serviceChars(m: GrpcMatch): number {
 function methodChars(m: GrpcMatch): number {
   if (m.method === null) return 0;
   return (m.method.type === 'Exact' ? m.method.method : m.method.methodSource)?.length ?? 0;
+}
+
+/** Matches of equal precedence: the route's rank, then the rule's place in it, then the match's. */
+function compareTies(a: RankedHttp | RankedGrpc, b: RankedHttp | RankedGrpc): number {
+  return (
+    compareRoutes(a.route, b.route) ||
+    a.entry.rule.origin.index - b.entry.rule.origin.index ||
+    a.matchIndex - b.matchIndex
+  );
 }
 
 function compareRoutes(a: RouteRank, b: RouteRank): number {

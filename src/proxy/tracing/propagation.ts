@@ -31,7 +31,7 @@ export function collectFlat(headers: readonly string[]): TraceHeaders {
 /** The trace fields of an HTTP/2 header object (names already lower case). */
 export function collectObject(headers: IncomingHttpHeaders): TraceHeaders {
   const found = emptyTraceHeaders();
-  for (const name of OBJECT_NAMES) {
+  for (const name of COLLECTED_NAMES) {
     const value = headers[name];
     if (value === undefined) continue;
     if (Array.isArray(value)) {
@@ -44,7 +44,8 @@ export function collectObject(headers: IncomingHttpHeaders): TraceHeaders {
   return found;
 }
 
-const OBJECT_NAMES = [
+/** The fields collected; x-b3-parentspanid is not (the parent of the caller's span is not ours to report). */
+const COLLECTED_NAMES = [
   'traceparent',
   'tracestate',
   'b3',
@@ -81,16 +82,8 @@ function record(found: TraceHeaders, lower: string, value: string): void {
 }
 
 const W3C_NAMES = new Set(['traceparent', 'tracestate']);
-const ALL_NAMES = new Set([
-  'traceparent',
-  'tracestate',
-  'b3',
-  'x-b3-traceid',
-  'x-b3-spanid',
-  'x-b3-sampled',
-  'x-b3-flags',
-  'x-b3-parentspanid',
-]);
+/** Every trace field, the uncollected x-b3-parentspanid too: a rewrite must leave none stale. */
+const ALL_NAMES = new Set<string>([...COLLECTED_NAMES, 'x-b3-parentspanid']);
 
 /**
  * Replaces the trace fields of a flat list in place: the W3C ones always, the B3 ones too when B3

@@ -127,14 +127,23 @@ class Tracer implements RequestTracer {
     sourceId: string,
     service: string,
   ): TracedRequest | null {
-    const logged = this.accessLog?.isSampled() ?? false;
-    if (this.tracing === null && !logged) return null;
-    const propagated = this.decide(collectFlat(headers));
-    if (propagated.out !== null) writeFlat(headers, propagated.out);
-    return this.record('outbound', listener, method, target, propagated, logged, sourceId, service);
+    return this.startFlat('outbound', listener, method, target, headers, sourceId, service);
   }
 
   startInbound(
+    listener: string,
+    method: string,
+    target: string,
+    headers: string[],
+    sourceId: string | null,
+    destinationId: string,
+  ): TracedRequest | null {
+    return this.startFlat('inbound', listener, method, target, headers, sourceId, destinationId);
+  }
+
+  /** HTTP/1.1, either direction: the trace headers are read from and written into the flat list. */
+  private startFlat(
+    direction: Direction,
     listener: string,
     method: string,
     target: string,
@@ -146,7 +155,7 @@ class Tracer implements RequestTracer {
     if (this.tracing === null && !logged) return null;
     const propagated = this.decide(collectFlat(headers));
     if (propagated.out !== null) writeFlat(headers, propagated.out);
-    return this.record('inbound', listener, method, target, propagated, logged, sourceId, destinationId);
+    return this.record(direction, listener, method, target, propagated, logged, sourceId, destinationId);
   }
 
   startStream(
