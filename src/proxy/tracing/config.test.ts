@@ -61,7 +61,7 @@ describe('tracing and access_log config', () => {
       sampleRatio: 0.01,
       serviceName: 'sigil-proxy',
       propagation: ['w3c'],
-      batch: { maxQueue: 2048, maxBatch: 512, intervalMs: 5_000, exportTimeoutMs: 10_000 },
+      batch: { maxQueue: 2048, maxBatch: 128, intervalMs: 5_000, exportTimeoutMs: 10_000 },
     });
     expect(defaults.accessLog).toEqual({ sampleRatio: 1, path: 'stdout' });
   });

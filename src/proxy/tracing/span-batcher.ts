@@ -9,7 +9,10 @@ import type { Clock } from '../../spiffe/clock.js';
 export interface BatchOptions {
   /** Spans held at most; more are dropped. Default 2048. */
   readonly maxQueue: number;
-  /** Spans per export at most. Default 512. */
+  /**
+   * Spans per export at most. Default 128, not the SDK's 512: a batch is encoded in one go on the
+   * event loop, and 512 spans (about 5 ms here) showed in the p99 of requests at 1,000 req/s.
+   */
   readonly maxBatch: number;
   /** Longest a span waits for a batch to fill, in milliseconds. Default 5s. */
   readonly intervalMs: number;
@@ -19,7 +22,7 @@ export interface BatchOptions {
 
 export const DEFAULT_BATCH: BatchOptions = Object.freeze({
   maxQueue: 2048,
-  maxBatch: 512,
+  maxBatch: 128,
   intervalMs: 5_000,
   exportTimeoutMs: 10_000,
 });
