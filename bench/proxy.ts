@@ -22,6 +22,8 @@
 // `resilience` (proxy-resilience.ts, Sigil only, run first): the CPU that upstream services with
 // retries, budget, outlier detection and two endpoints add on the happy path, and success and
 // amplification against an app failing 30% and 100% of requests (--fault-rate/--fault-seconds).
+// `traffic` (proxy-traffic.ts, Sigil only): the CPU that 50 routes with a 90/10 split, and tracing at
+// 1% and 100%, add per request.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -195,7 +197,30 @@ interface Sidecars {
   readonly haproxyIn: BenchProc;
 }
 
+const USAGE = `Usage: npm run bench:proxy [-- FLAGS]
+
+Sigil's sidecar pair against HAProxy's (and the Node floor), interleaved; scenarios h1, tcp, h2
+(against HAProxy), resilience and traffic (Sigil only). Exit status 1 when a target is missed.
+
+Flags:
+  --only LIST          scenarios, comma-separated (default h1,tcp,h2,resilience,traffic)
+  --repeats N          interleaved repeats (default 3)
+  --sat-seconds S      each saturated run (default 4)
+  --rate-seconds S     each run at 1,000 req/s (default 4)
+  --fault-rate R       resilience: the load on the failing app, req/s (default 50)
+  --fault-seconds S    resilience: each fault run (default 5)
+  --node-app           a node:http app instead of HAProxy's responder
+  --cpu-prof DIR       V8 CPU profiles of the h1/tcp/h2 Sigil sidecars into DIR
+  --sigil-proxy PATH   another build's bin/sigil-proxy
+  --no-floor           leave the Node floor pair out
+  -h, --help           this help
+`;
+
 async function main(): Promise<number> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   const flags = parseFlags(process.argv.slice(2));
   const startedMs = Date.now();
   const targets = flags.floor ? 4 : 3;
