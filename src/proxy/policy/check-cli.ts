@@ -4,10 +4,17 @@
 // both 2 for bad flags or a file that does not load. Only this file prints; the rest is pure.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { isSigilError, quote, SigilError } from '../../spiffe/errors.js';
+import { quote, SigilError } from '../../spiffe/errors.js';
 import { parseSpiffeId, parseTrustDomain } from '../../spiffe/id.js';
+import {
+  type CommandIo,
+  outputFormat,
+  parseFlags,
+  required,
+  runCommandGroup,
+  usage,
+} from '../command-flags.js';
 import { describeRule, evaluate } from './evaluate.js';
 import { type LintFinding, lintPolicySet } from './lint.js';
 import type { AuthzRequest, Decision, PolicySet } from './model.js';
@@ -19,12 +26,9 @@ import {
 } from './normalize.js';
 import { compilePolicyDocument, parsePolicyFile } from './parse.js';
 
-export interface PolicyCliIo {
-  readonly stdout: { write(text: string): unknown };
-  readonly stderr: { write(text: string): unknown };
-}
+export type PolicyCliIo = CommandIo;
 
-const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
+const EXIT = { ok: 0, refused: 1 } as const;
 const POLICY_FILE_KEYS = ['policies', 'trust_domains'];
 
 const GROUP_HELP = `Usage: sigil-proxy policy <command> [flags]
@@ -65,30 +69,8 @@ Flags:
   -h, --help             show this help
 `;
 
-export async function policyCommand(args: readonly string[], io: PolicyCliIo): Promise<number> {
-  const [command, ...rest] = args;
-  try {
-    switch (command) {
-      case 'check':
-        return await checkCommand(rest, io);
-      case 'lint':
-        return await lintCommand(rest, io);
-      case '-h':
-      case '--help':
-      case 'help':
-        io.stdout.write(GROUP_HELP);
-        return EXIT.ok;
-      default:
-        io.stderr.write(
-          `${command === undefined ? 'missing command' : `unknown command ${quote(command)}`}\n\n${GROUP_HELP}`,
-        );
-        return EXIT.usage;
-    }
-  } catch (err) {
-    if (!isSigilError(err)) throw err;
-    io.stderr.write(`sigil-proxy policy ${command}: ${err.message}\n`);
-    return EXIT.usage;
-  }
+export function policyCommand(args: readonly string[], io: PolicyCliIo): Promise<number> {
+  return runCommandGroup('policy', { check: checkCommand, lint: lintCommand }, GROUP_HELP, args, io);
 }
 
 async function checkCommand(args: readonly string[], io: PolicyCliIo): Promise<number> {
@@ -283,31 +265,4 @@ function formatFindings(findings: readonly LintFinding[]): string {
     `${errors} ${errors === 1 ? 'error' : 'errors'}, ${warnings} ${warnings === 1 ? 'warning' : 'warnings'}`,
   );
   return `${lines.join('\n')}\n`;
-}
-
-type FlagOptions = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
-
-function parseFlags<T extends FlagOptions>(args: readonly string[], options: T) {
-  try {
-    return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
-  } catch (err) {
-    // node:util's messages name the flag ("Unknown option '--x'"); keep them, typed as usage.
-    throw usage((err as Error).message);
-  }
-}
-
-function outputFormat(value: string | undefined): 'text' | 'json' {
-  const output = value ?? 'text';
-  if (output !== 'text' && output !== 'json')
-    throw usage(`--output: must be text or json (got ${quote(output)})`);
-  return output;
-}
-
-function required(value: string | undefined, flag: string): string {
-  if (value === undefined) throw usage(`missing ${flag}`);
-  return value;
-}
-
-function usage(message: string): SigilError {
-  return new SigilError('ERR_INPUT_INVALID', message, { reason: 'usage' });
 }

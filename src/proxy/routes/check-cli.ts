@@ -3,20 +3,24 @@
 // (redirects included) or the service has no routes at all; 1 no route matches (the proxy answers
 // 404); 2 bad flags or a file that does not load. Only this file prints.
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
-import { isSigilError, quote, SigilError } from '../../spiffe/errors.js';
+import { quote, SigilError } from '../../spiffe/errors.js';
+import {
+  type CommandIo,
+  outputFormat,
+  parseFlags,
+  required,
+  runCommandGroup,
+  usage,
+} from '../command-flags.js';
 import { loadProxyConfig } from '../config.js';
 import { type Explanation, explainGrpc, explainHttp } from './explain.js';
 import type { RouteTable } from './model.js';
 import { parseRouteFile } from './parse.js';
 
-export interface RouteCliIo {
-  readonly stdout: { write(text: string): unknown };
-  readonly stderr: { write(text: string): unknown };
-}
+export type RouteCliIo = CommandIo;
 
-const EXIT = { ok: 0, noRoute: 1, usage: 2 } as const;
+const EXIT = { ok: 0, noRoute: 1 } as const;
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
 const METHOD = /^[A-Z]+$/;
 const GRPC_CALL = /^\/?([A-Za-z_][A-Za-z_0-9.]*)\/([A-Za-z_][A-Za-z_0-9]*)$/;
@@ -50,63 +54,29 @@ Flags:
   -h, --help             show this help
 `;
 
-export async function routeCommand(args: readonly string[], io: RouteCliIo): Promise<number> {
-  const [command, ...rest] = args;
-  try {
-    switch (command) {
-      case 'check':
-        return await checkCommand(rest, io);
-      case '-h':
-      case '--help':
-      case 'help':
-        io.stdout.write(GROUP_HELP);
-        return EXIT.ok;
-      default:
-        io.stderr.write(
-          `${command === undefined ? 'missing command' : `unknown command ${quote(command)}`}\n\n${GROUP_HELP}`,
-        );
-        return EXIT.usage;
-    }
-  } catch (err) {
-    if (!isSigilError(err)) throw err;
-    io.stderr.write(`sigil-proxy route ${command}: ${err.message}\n`);
-    return EXIT.usage;
-  }
+export function routeCommand(args: readonly string[], io: RouteCliIo): Promise<number> {
+  return runCommandGroup('route', { check: checkCommand }, GROUP_HELP, args, io);
 }
 
 async function checkCommand(args: readonly string[], io: RouteCliIo): Promise<number> {
-  let flags: ReturnType<typeof parse>;
-  const parse = (a: readonly string[]) =>
-    parseArgs({
-      args: [...a],
-      options: {
-        config: { type: 'string' },
-        service: { type: 'string' },
-        method: { type: 'string' },
-        path: { type: 'string' },
-        header: { type: 'string', short: 'H', multiple: true },
-        grpc: { type: 'string' },
-        output: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
-  try {
-    flags = parse(args);
-  } catch (err) {
-    throw usage((err as Error).message);
-  }
+  const flags = parseFlags(args, {
+    config: { type: 'string' },
+    service: { type: 'string' },
+    method: { type: 'string' },
+    path: { type: 'string' },
+    header: { type: 'string', short: 'H', multiple: true },
+    grpc: { type: 'string' },
+    output: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
   const { values } = flags;
   if (values.help) {
     io.stdout.write(CHECK_HELP);
     return EXIT.ok;
   }
   if (flags.positionals.length > 0) throw usage(`unexpected argument ${quote(flags.positionals[0])}`);
-  const output = values.output ?? 'text';
-  if (output !== 'text' && output !== 'json')
-    throw usage(`--output: must be text or json (got ${quote(output)})`);
-  if (values.config === undefined) throw usage('missing --config FILE');
+  const output = outputFormat(values.output);
+  const configFile = required(values.config, '--config FILE');
   const headers = (values.header ?? []).flatMap(parseHeader);
   const method = values.method ?? 'GET';
   if (!METHOD.test(method))
@@ -124,7 +94,7 @@ async function checkCommand(args: readonly string[], io: RouteCliIo): Promise<nu
   else if (!values.path.startsWith('/') && values.path !== '*')
     throw usage(`--path: must start with "/" (got ${quote(values.path)})`);
 
-  const { table, services } = await loadTable(values.config);
+  const { table, services } = await loadTable(configFile);
   const service = pickService(table, services, values.service, grpcCall !== null);
   const explanation =
     grpcCall !== null
@@ -268,8 +238,4 @@ async function readText(file: string): Promise<string> {
       { reason: 'read', cause: err },
     );
   }
-}
-
-function usage(message: string): SigilError {
-  return new SigilError('ERR_INPUT_INVALID', message, { reason: 'usage' });
 }

@@ -1,0 +1,74 @@
+// What `sigil-proxy policy …` and `sigil-proxy route …` share: a command group's dispatch (help,
+// unknown commands, SigilErrors as usage errors with exit 2) and flag parsing whose failures are
+// usage errors naming the flag. Only the commands print; this file writes to the io it is given.
+import { parseArgs } from 'node:util';
+import { isSigilError, quote, SigilError } from '../spiffe/errors.js';
+
+export interface CommandIo {
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: { write(text: string): unknown };
+}
+
+/** Exit status for bad flags or a file that does not load. */
+export const USAGE_EXIT = 2;
+
+type Command = (args: readonly string[], io: CommandIo) => Promise<number>;
+
+/**
+ * Runs `args[0]` of the group `sigil-proxy <group>` among `commands`; prints `help` for help and
+ * for a missing or unknown command. A SigilError from a command is printed and exits USAGE_EXIT.
+ */
+export async function runCommandGroup(
+  group: string,
+  commands: Readonly<Record<string, Command>>,
+  help: string,
+  args: readonly string[],
+  io: CommandIo,
+): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === '-h' || name === '--help' || name === 'help') {
+    io.stdout.write(help);
+    return 0;
+  }
+  const command = name !== undefined && Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (command === undefined) {
+    io.stderr.write(
+      `${name === undefined ? 'missing command' : `unknown command ${quote(name)}`}\n\n${help}`,
+    );
+    return USAGE_EXIT;
+  }
+  try {
+    return await command(rest, io);
+  } catch (err) {
+    if (!isSigilError(err)) throw err;
+    io.stderr.write(`sigil-proxy ${group} ${name}: ${err.message}\n`);
+    return USAGE_EXIT;
+  }
+}
+
+type FlagOptions = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
+
+export function parseFlags<T extends FlagOptions>(args: readonly string[], options: T) {
+  try {
+    return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+  } catch (err) {
+    // node:util's messages name the flag ("Unknown option '--x'"); keep them, typed as usage.
+    throw usage((err as Error).message);
+  }
+}
+
+export function outputFormat(value: string | undefined): 'text' | 'json' {
+  const output = value ?? 'text';
+  if (output !== 'text' && output !== 'json')
+    throw usage(`--output: must be text or json (got ${quote(output)})`);
+  return output;
+}
+
+export function required(value: string | undefined, flag: string): string {
+  if (value === undefined) throw usage(`missing ${flag}`);
+  return value;
+}
+
+export function usage(message: string): SigilError {
+  return new SigilError('ERR_INPUT_INVALID', message, { reason: 'usage' });
+}
