@@ -256,7 +256,8 @@ describe('policy check', () => {
   it.each([
     [['--to-port', '8080'], 'missing --config FILE'],
     [['--config', 'x.yaml'], 'missing --to-port P'],
-    [['--config', 'x.yaml', '--to-port', '80', '--bogus'], "Unknown option '--bogus'"],
+    [['--config', 'x.yaml', '--to-port', '80', '--bogus'], 'unknown flag --bogus'],
+    [['--config', 'x.yaml', '--to-prot', '80'], 'unknown flag --to-prot; did you mean --to-port?'],
     [['--config', 'x.yaml', '--to-port', '0'], '--to-port: must be a port number from 1 to 65535 (got "0")'],
     [
       ['--config', 'x.yaml', '--to-port', '80', '--from', 'web'],

@@ -215,7 +215,8 @@ describe('route check', () => {
         '--service: "nope" is not a service (services: other, shadow, web, web-v2)',
       ],
       [['--grpc', 'nope'], '--grpc: must be SERVICE/METHOD, e.g. helloworld.Greeter/SayHello (got "nope")'],
-      [['--path', '/x', '--bogus'], "Unknown option '--bogus'"],
+      [['--path', '/x', '--bogus'], 'unknown flag --bogus'],
+      [['--paht', '/x'], 'unknown flag --paht; did you mean --path?'],
     ];
     for (const [args, message] of cases) {
       const r = await check(...args);
