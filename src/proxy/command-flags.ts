@@ -66,3 +66,23 @@ export function required(value: string | undefined, flag: string): string {
 export function usage(message: string): SigilError {
   return new SigilError('ERR_INPUT_INVALID', message, { reason: 'usage' });
 }
+
+/**
+ * `value` as the JSON the proxy CLIs print: indented, and every key snake_case like the rest of
+ * Sigil's JSON (`dryRunDenials` → `dry_run_denials`, `requestMs` → `request_ms`), so the internal
+ * camelCase types can be printed as they are. Values (IDs, paths, header names) are never changed.
+ */
+export function cliJson(value: unknown): string {
+  return `${JSON.stringify(snakeCaseKeys(value), null, 2)}\n`;
+}
+
+function snakeCaseKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(snakeCaseKeys);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, v]) => [
+      key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase(),
+      snakeCaseKeys(v),
+    ]),
+  );
+}
