@@ -108,6 +108,8 @@ ${helpParagraph(
   'Config-only keys: node_attestor ({x509pop: {...}} or {k8s_sat: {...}}), workload_attestors ' +
     '({unix: {}}), svid_cache_max (10000), svid_store (disk|memory, default disk), reconcile_interval (5m).',
 )}
+
+${helpParagraph('Exit codes: 0 stopped by SIGINT or SIGTERM, 1 failed to start, 2 usage or config error (an address or socket path that cannot be listened on included: the message names the setting).')}
 `;
 
 const COMMANDS = ['run', 'api', 'healthcheck', 'debug'];

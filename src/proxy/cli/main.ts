@@ -40,6 +40,9 @@ or unix:///run/sigil-agent/public/api.sock), the admin port (admin, default 127.
 optional policy_file and routes_file (Gateway API HTTPRoute/GRPCRoute, docs/proxy-routes.md), both
 reloaded on change, limits (connection caps and timeouts), path_normalization, inbound/outbound
 listeners, and optional tracing and access_log (docs/proxy-tracing.md). See deploy/proxy.example.yaml.
+
+Exit codes: 0 stopped by SIGINT or SIGTERM, 1 failed to start, 2 usage or config error (an address
+that cannot be listened on included: the message names the setting, e.g. inbound[0].listen).
 `;
 
 export async function main(argv: string[], rawIo: ProxyCliIo = process): Promise<number> {

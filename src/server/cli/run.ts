@@ -50,6 +50,8 @@ max_connections_per_ip,max_concurrent_streams,attest_rate,attest_burst,sign_rate
 sync_drain_timeout}, admin_api.{handshake_timeout,header_timeout,request_timeout,idle_timeout,
 max_connections}, node_attestors, datastore.{kind,path,connection_string}.
 See deploy/server.example.yaml.`)}
+
+${helpParagraph('Exit codes: 0 stopped by SIGINT or SIGTERM, 1 failed to start, 2 usage or config error (an address or socket path that cannot be listened on included: the message names the setting).')}
 `;
 
 export async function runCommand(args: string[], io: CliIo): Promise<number> {
