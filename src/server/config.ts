@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { createNodeAttestorServer, type JoinTokenReader } from '../attestors/node/index.js';
 import { formatDuration, parseWholeSecondsMs } from '../spiffe/duration.js';
 import { isSigilError, quote, SigilError } from '../spiffe/errors.js';
+import { type HostPort, parseHostPort } from '../spiffe/host-port.js';
 import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 import { KEY_TYPES, type KeyType } from '../spiffe/keys.js';
 import { systemSocketPath } from '../spiffe/runtime-dir.js';
@@ -67,10 +68,8 @@ export interface ServerConfig {
   readonly datastore: DataStoreConfig;
 }
 
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
+export type { HostPort };
+export { parseHostPort };
 
 /** Flags from `sigil-server run`; each overrides the file's key of the same meaning. */
 export interface ServerFlags {
@@ -326,18 +325,6 @@ function checkAdminApi(check: Checker, input: unknown): AdminApiLimits {
   return limits;
 }
 
-export function parseHostPort(input: unknown): HostPort {
-  const text = String(input);
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(text);
-  const port = match ? Number(match[3]) : Number.NaN;
-  if (!match || port > 65535) {
-    throw new SigilError(
-      'ERR_INPUT_INVALID',
-      `${quote(text)} is not HOST:PORT (e.g. 127.0.0.1:8081, [::1]:8081)`,
-    );
-  }
-  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
-}
 
 function readConfigFile(file: string): Raw {
   let text: string;
