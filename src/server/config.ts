@@ -43,6 +43,8 @@ export interface ServerConfig {
   readonly adminSocket: string;
   /** mTLS admin REST listen address; null = Unix socket only. */
   readonly adminBind: HostPort | null;
+  /** Plain-HTTP GET /metrics for Prometheus; null (the default) = metrics only on the admin listeners. */
+  readonly metricsBind: HostPort | null;
   readonly dataDir: string;
   readonly logLevel: LogLevel;
   readonly ca: {
@@ -78,6 +80,7 @@ export interface ServerFlags {
   bind?: string;
   adminSocket?: string;
   adminBind?: string;
+  metricsBind?: string;
   logLevel?: string;
 }
 
@@ -102,6 +105,7 @@ export function loadServerConfig(
   if (flags.bind !== undefined) merged.bind = flags.bind;
   if (flags.adminSocket !== undefined) merged.admin_socket = flags.adminSocket;
   if (flags.adminBind !== undefined) merged.admin_bind = flags.adminBind;
+  if (flags.metricsBind !== undefined) merged.metrics_bind = flags.metricsBind;
   if (flags.logLevel !== undefined) merged.log_level = flags.logLevel;
   return checkServerConfig(merged, where, cwd, defaults);
 }
@@ -119,6 +123,7 @@ export function checkServerConfig(
     'bind',
     'admin_socket',
     'admin_bind',
+    'metrics_bind',
     'data_dir',
     'log_level',
     'ca',
@@ -136,6 +141,8 @@ export function checkServerConfig(
     required: 'set trust_domain in the file or pass --trust-domain',
   });
   const bind = check.value('bind', raw.bind ?? '0.0.0.0:8081', parseHostPort);
+  const metricsBind =
+    raw.metrics_bind === undefined ? null : check.value('metrics_bind', raw.metrics_bind, parseHostPort);
   const adminBind =
     raw.admin_bind === undefined ? null : check.value('admin_bind', raw.admin_bind, parseHostPort);
   const dataDir = path.resolve(
@@ -230,6 +237,7 @@ export function checkServerConfig(
     bind: bind!,
     adminSocket,
     adminBind,
+    metricsBind,
     dataDir,
     logLevel,
     ca: { keyType, ttlMs: caTtlMs!, jwtKeyType, upstream, publishLeadMs: publishLeadMs! },
@@ -324,7 +332,6 @@ function checkAdminApi(check: Checker, input: unknown): AdminApiLimits {
   }
   return limits;
 }
-
 
 function readConfigFile(file: string): Raw {
   let text: string;

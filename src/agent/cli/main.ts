@@ -5,7 +5,8 @@
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { holdProcessOpen } from '../../spiffe/clock.js';
+import { Registry } from 'prom-client';
+import { holdProcessOpen, systemClock } from '../../spiffe/clock.js';
 import { isSigilError } from '../../spiffe/errors.js';
 import { defaultSocketPath, describeDefaultSocket } from '../../spiffe/runtime-dir.js';
 import { untilStopSignal } from '../../spiffe/shutdown.js';
@@ -13,6 +14,7 @@ import { checkSocketForClient } from '../../spiffe/socket-dir.js';
 import { terminalSafe } from '../../spiffe/text.js';
 import { startAgent } from '../agent.js';
 import { DEFAULT_AGENT_DATA_DIR, loadAgentConfig } from '../config.js';
+import { createAgentMetrics } from '../metrics.js';
 import { apiCommand, EXIT_UNSAFE_SOCKET, runtimeOf } from './api.js';
 
 export interface AgentCliIo {
@@ -55,6 +57,7 @@ Flags (each overrides the config file key in brackets):
   --admin-socket PATH         admin socket [admin_socket], default
                               ${describeDefaultSocket('agentAdmin')}
   --log-level LEVEL           trace|debug|info|warn|error (default info) [log_level]
+  --metrics-bind HOST:PORT    serve GET /metrics (Prometheus, plain HTTP) there; off by default [metrics_bind]
   -h, --help                  show this help
 Config-only keys: node_attestor ({x509pop: {...}} or {k8s_sat: {...}}), workload_attestors ({unix: {}}),
 svid_cache_max (10000), svid_store (disk|memory, default disk), reconcile_interval (5m).
@@ -104,6 +107,7 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
         'socket-path': { type: 'string' },
         'admin-socket': { type: 'string' },
         'log-level': { type: 'string' },
+        'metrics-bind': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -132,6 +136,7 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
         socketPath: str('socket-path'),
         adminSocket: str('admin-socket'),
         logLevel: str('log-level'),
+        metricsBind: str('metrics-bind'),
       },
       process.cwd(),
       // The same defaults `healthcheck`, `debug explain` and `api` compute for this user.
@@ -140,9 +145,20 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
         adminSocket: defaultSocketPath('agentAdmin', runtime),
       },
     );
+    const registry = new Registry();
+    const metrics = createAgentMetrics(registry, systemClock);
     const logger = pino({
       level: config.logLevel,
       base: { service: 'sigil-agent' },
+      hooks: {
+        // Every error line counts, by the component that logged it (its child binding).
+        logMethod(args, method, level) {
+          if (level >= pino.levels.values.error!) {
+            metrics.loggedError(String(this.bindings().component ?? 'agent'));
+          }
+          method.apply(this, args);
+        },
+      },
       redact: {
         paths: ['key', '*.key', 'token', '*.token', 'joinToken', '*.joinToken'],
         censor: '[redacted]',
@@ -157,7 +173,7 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
     // Startup may wait for the server (first attestation) on unref'd timers only.
     const release = holdProcessOpen();
     try {
-      agent = await startAgent(config, { logger, uid: runtime.uid });
+      agent = await startAgent(config, { logger, uid: runtime.uid, telemetry: { registry, metrics } });
     } finally {
       release();
     }
