@@ -170,6 +170,7 @@ describe('dashboards and the Prometheus config', () => {
   const prometheus = parseYaml(
     readFileSync(path.join(REPO_ROOT, 'deploy/prometheus/prometheus.yml'), 'utf8'),
   ) as {
+    rule_files?: string[];
     scrape_configs: Array<{
       job_name: string;
       metrics_path?: string;
@@ -177,6 +178,11 @@ describe('dashboards and the Prometheus config', () => {
       static_configs: Array<{ targets: string[] }>;
     }>;
   };
+  /** The alerting rules prometheus.yml loads (paths relative to it). */
+  const rules = (prometheus.rule_files ?? []).map((file) => {
+    const text = readFileSync(path.join(REPO_ROOT, 'deploy/prometheus', file), 'utf8');
+    return { file, text, model: parseYaml(text) as { groups: Array<{ name: string; rules: unknown[] }> } };
+  });
   const jobOf = (component: Component) =>
     prometheus.scrape_configs.find((j) => j.job_name === `sigil-${component}`);
 
@@ -240,6 +246,25 @@ describe('dashboards and the Prometheus config', () => {
     }
   });
 
+  it('load alerting rules of the shape Prometheus reads: groups of named rules with an expression', () => {
+    expect(rules.length).toBeGreaterThan(0);
+    const allowed = ['alert', 'expr', 'for', 'labels', 'annotations'];
+    for (const { file, model } of rules) {
+      expect(model.groups.length, file).toBeGreaterThan(0);
+      for (const group of model.groups) {
+        expect(typeof group.name, file).toBe('string');
+        for (const rule of group.rules as Array<Record<string, unknown>>) {
+          expect(
+            Object.keys(rule).filter((k) => !allowed.includes(k)),
+            `${file} ${group.name}`,
+          ).toEqual([]);
+          expect(typeof rule.alert, `${file} ${group.name}`).toBe('string');
+          expect(rule.expr, `${file} ${rule.alert}`).toMatch(/sigil_/);
+        }
+      }
+    }
+  });
+
   it('name only metrics the real server, agent and proxy serve (histograms through _bucket, _sum, _count)', async () => {
     const prometheusText = readFileSync(path.join(REPO_ROOT, 'deploy/prometheus/prometheus.yml'), 'utf8');
     const missing: string[] = [];
@@ -252,6 +277,7 @@ describe('dashboards and the Prometheus config', () => {
         ...model.panels.flatMap((p: { targets: Array<{ expr: string }> }) => p.targets.map((t) => t.expr)),
         ...model.templating.list.map((v: { query?: unknown }) => JSON.stringify(v.query ?? '')),
         prometheusText,
+        ...rules.map((r) => r.text),
       ];
       const names = new Set(
         texts.flatMap((t) => t.match(new RegExp(`\\bsigil_${component}_[a-z0-9_]+`, 'g')) ?? []),
