@@ -2,7 +2,7 @@
 // admin /metrics. A workload's fetches must move the agent's series; every metric name the shipped
 // dashboards and the Prometheus config use must exist in what the real processes serve; and the
 // agent's log lines carry one `component` key each.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,12 +44,15 @@ beforeAll(async () => {
   const token = await joinToken(server);
   await uidEntry(server, 'workload', WORKLOAD_UID);
   await uidEntry(server, 'proxy', PROXY_UID);
+  // One connection per uid: a second one while the first is busy is refused, and counted.
+  const agentConfig = path.join(root.dir, 'agent.yaml');
+  writeFileSync(agentConfig, 'workload_api:\n  max_connections_per_uid: 1\n');
   agent = await startAgentProcess(server, {
     root: path.join(root.dir, 'agent'),
     joinToken: token,
     trustBundlePath: bundlePath,
     // Debug: the manager's per-SVID lines show the log bindings too.
-    extraArgs: ['--metrics-bind', '127.0.0.1:0', '--log-level', 'debug'],
+    extraArgs: ['--config', agentConfig, '--metrics-bind', '127.0.0.1:0', '--log-level', 'debug'],
   });
   metricsPorts.agent = startedRecord(agent.logs(), 'Sigil agent started').metricsAddress.port;
   metricsPorts.proxy = await freePort();
@@ -117,6 +120,11 @@ describe('agent metrics (metrics_bind)', () => {
     try {
       await watch.waitFor((u) => u.svids.length > 0);
       expect(await open()).toBe(2);
+      // The watch holds uid 1's one connection, busy: another call from uid 1 is refused at accept.
+      const refusals = () => scrape(metricsPorts.agent);
+      expect(sum(await refusals(), 'sigil_agent_workload_api_refusals_total', { reason: 'uid-cap' })).toBe(0);
+      expect((await asWorkload(WORKLOAD_UID, agent, 'fetch', 'x509')).code).not.toBe(0);
+      expect(sum(await refusals(), 'sigil_agent_workload_api_refusals_total', { reason: 'uid-cap' })).toBe(1);
     } finally {
       await watch.stop();
     }

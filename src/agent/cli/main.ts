@@ -4,7 +4,6 @@
 // 5 socket refused as unsafe (another user could have planted it).
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import pino from 'pino';
 import { Registry } from 'prom-client';
 import { holdProcessOpen, systemClock } from '../../spiffe/clock.js';
 import { isSigilError } from '../../spiffe/errors.js';
@@ -14,6 +13,7 @@ import { checkSocketForClient } from '../../spiffe/socket-dir.js';
 import { terminalSafe } from '../../spiffe/text.js';
 import { startAgent } from '../agent.js';
 import { DEFAULT_AGENT_DATA_DIR, loadAgentConfig } from '../config.js';
+import { createAgentLogger } from '../logger.js';
 import { createAgentMetrics } from '../metrics.js';
 import { apiCommand, EXIT_UNSAFE_SOCKET, runtimeOf } from './api.js';
 
@@ -147,24 +147,7 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
     );
     const registry = new Registry();
     const metrics = createAgentMetrics(registry, systemClock);
-    const logger = pino({
-      level: config.logLevel,
-      base: { service: 'sigil-agent' },
-      hooks: {
-        // Every error line counts, by the component that logged it (its child binding).
-        logMethod(args, method, level) {
-          if (level >= pino.levels.values.error!) {
-            metrics.loggedError(String(this.bindings().component ?? 'agent'));
-          }
-          method.apply(this, args);
-        },
-      },
-      redact: {
-        paths: ['key', '*.key', 'token', '*.token', 'joinToken', '*.joinToken'],
-        censor: '[redacted]',
-      },
-      timestamp: pino.stdTimeFunctions.isoTime,
-    });
+    const logger = createAgentLogger(config.logLevel, (component) => metrics.loggedError(component));
     if (config.insecureBootstrap) {
       io.stderr.write(
         'sigil-agent: WARNING --insecure-bootstrap trusts whatever server answers first. Use --trust-bundle-path outside demos.\n',
