@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { createNodeAttestorServer, type JoinTokenReader } from '../attestors/node/index.js';
 import { formatDuration, parseWholeSecondsMs } from '../spiffe/duration.js';
 import { isSigilError, quote, SigilError } from '../spiffe/errors.js';
+import { type HostPort, parseHostPort } from '../spiffe/host-port.js';
 import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 import { KEY_TYPES, type KeyType } from '../spiffe/keys.js';
 import { systemSocketPath } from '../spiffe/runtime-dir.js';
@@ -42,6 +43,8 @@ export interface ServerConfig {
   readonly adminSocket: string;
   /** mTLS admin REST listen address; null = Unix socket only. */
   readonly adminBind: HostPort | null;
+  /** Plain-HTTP GET /metrics for Prometheus; null (the default) = metrics only on the admin listeners. */
+  readonly metricsBind: HostPort | null;
   readonly dataDir: string;
   readonly logLevel: LogLevel;
   readonly ca: {
@@ -67,10 +70,8 @@ export interface ServerConfig {
   readonly datastore: DataStoreConfig;
 }
 
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
+export type { HostPort };
+export { parseHostPort };
 
 /** Flags from `sigil-server run`; each overrides the file's key of the same meaning. */
 export interface ServerFlags {
@@ -79,6 +80,7 @@ export interface ServerFlags {
   bind?: string;
   adminSocket?: string;
   adminBind?: string;
+  metricsBind?: string;
   logLevel?: string;
 }
 
@@ -103,6 +105,7 @@ export function loadServerConfig(
   if (flags.bind !== undefined) merged.bind = flags.bind;
   if (flags.adminSocket !== undefined) merged.admin_socket = flags.adminSocket;
   if (flags.adminBind !== undefined) merged.admin_bind = flags.adminBind;
+  if (flags.metricsBind !== undefined) merged.metrics_bind = flags.metricsBind;
   if (flags.logLevel !== undefined) merged.log_level = flags.logLevel;
   return checkServerConfig(merged, where, cwd, defaults);
 }
@@ -120,6 +123,7 @@ export function checkServerConfig(
     'bind',
     'admin_socket',
     'admin_bind',
+    'metrics_bind',
     'data_dir',
     'log_level',
     'ca',
@@ -137,6 +141,8 @@ export function checkServerConfig(
     required: 'set trust_domain in the file or pass --trust-domain',
   });
   const bind = check.value('bind', raw.bind ?? '0.0.0.0:8081', parseHostPort);
+  const metricsBind =
+    raw.metrics_bind === undefined ? null : check.value('metrics_bind', raw.metrics_bind, parseHostPort);
   const adminBind =
     raw.admin_bind === undefined ? null : check.value('admin_bind', raw.admin_bind, parseHostPort);
   const dataDir = path.resolve(
@@ -231,6 +237,7 @@ export function checkServerConfig(
     bind: bind!,
     adminSocket,
     adminBind,
+    metricsBind,
     dataDir,
     logLevel,
     ca: { keyType, ttlMs: caTtlMs!, jwtKeyType, upstream, publishLeadMs: publishLeadMs! },
@@ -324,19 +331,6 @@ function checkAdminApi(check: Checker, input: unknown): AdminApiLimits {
     );
   }
   return limits;
-}
-
-export function parseHostPort(input: unknown): HostPort {
-  const text = String(input);
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(text);
-  const port = match ? Number(match[3]) : Number.NaN;
-  if (!match || port > 65535) {
-    throw new SigilError(
-      'ERR_INPUT_INVALID',
-      `${quote(text)} is not HOST:PORT (e.g. 127.0.0.1:8081, [::1]:8081)`,
-    );
-  }
-  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
 }
 
 function readConfigFile(file: string): Raw {

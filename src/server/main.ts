@@ -12,6 +12,7 @@ import { createNodeAttestorServer, type JoinTokenReader } from '../attestors/nod
 import { JWT_PRUNE_GRACE_MS, rotationWarnings } from '../rotation/index.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
 import { lockDataDir } from '../spiffe/data-dir-lock.js';
+import { startMetricsListener } from '../spiffe/metrics-listener.js';
 import { ensurePrivateDir } from '../spiffe/secret-file.js';
 import { serverSpiffeId } from '../spiffe/sigil-ids.js';
 import { prepareSocketDir, type SocketCheckOptions } from '../spiffe/socket-dir.js';
@@ -28,7 +29,7 @@ import { openDataStore } from './datastore/index.js';
 import type { DataStore, RegistrationEntry } from './datastore/types.js';
 import { ServerIdentity } from './identity.js';
 import { createLogger } from './logger.js';
-import { caMetricsObserver, createServerMetrics } from './metrics.js';
+import { caMetricsObserver, createServerMetrics, renderServerMetrics } from './metrics.js';
 import { observeServerWrites } from './write-hooks.js';
 
 /** Expired entries and join tokens are swept this often. */
@@ -56,6 +57,8 @@ export interface RunningServer {
   readonly agentApiAddress: HostAndPort;
   /** The mTLS admin listener's bound address, when admin_bind is set. */
   readonly adminAddress: HostAndPort | null;
+  /** Where GET /metrics is served in plain HTTP, when metrics_bind is set. */
+  readonly metricsAddress: HostAndPort | null;
   close(): Promise<void>;
 }
 
@@ -233,19 +236,32 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       adminAddress = { host: bound.address, port: bound.port };
     }
 
+    let metricsAddress: HostAndPort | null = null;
+    if (config.metricsBind) {
+      const listener = await startMetricsListener({
+        listen: config.metricsBind,
+        field: 'metrics_bind',
+        render: () => renderServerMetrics(registry, metrics, () => store.countEntries()),
+        onError: (err) => logger.error({ err }, 'Serving metrics failed'),
+      });
+      cleanups.push(() => listener.close());
+      metricsAddress = listener.address;
+    }
+
     logger.info(
       {
         trustDomain: config.trustDomain.name,
         agentApiAddress: agentApi.address,
         adminSocket: config.adminSocket,
         adminAddress,
+        metricsAddress,
         dataDir: config.dataDir,
         datastore: config.datastore.kind,
         nodeAttestors: [...attestors.keys()],
       },
       'Sigil server started',
     );
-    return { config, logger, agentApiAddress: agentApi.address, adminAddress, close };
+    return { config, logger, agentApiAddress: agentApi.address, adminAddress, metricsAddress, close };
   } catch (err) {
     await close();
     throw err;

@@ -4,8 +4,8 @@
 // 5 socket refused as unsafe (another user could have planted it).
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import pino from 'pino';
-import { holdProcessOpen } from '../../spiffe/clock.js';
+import { Registry } from 'prom-client';
+import { holdProcessOpen, systemClock } from '../../spiffe/clock.js';
 import { isSigilError } from '../../spiffe/errors.js';
 import { defaultSocketPath, describeDefaultSocket } from '../../spiffe/runtime-dir.js';
 import { untilStopSignal } from '../../spiffe/shutdown.js';
@@ -13,6 +13,8 @@ import { checkSocketForClient } from '../../spiffe/socket-dir.js';
 import { terminalSafe } from '../../spiffe/text.js';
 import { startAgent } from '../agent.js';
 import { DEFAULT_AGENT_DATA_DIR, loadAgentConfig } from '../config.js';
+import { createAgentLogger } from '../logger.js';
+import { createAgentMetrics } from '../metrics.js';
 import { apiCommand, EXIT_UNSAFE_SOCKET, runtimeOf } from './api.js';
 
 export interface AgentCliIo {
@@ -55,6 +57,7 @@ Flags (each overrides the config file key in brackets):
   --admin-socket PATH         admin socket [admin_socket], default
                               ${describeDefaultSocket('agentAdmin')}
   --log-level LEVEL           trace|debug|info|warn|error (default info) [log_level]
+  --metrics-bind HOST:PORT    serve GET /metrics (Prometheus, plain HTTP) there; off by default [metrics_bind]
   -h, --help                  show this help
 Config-only keys: node_attestor ({x509pop: {...}} or {k8s_sat: {...}}), workload_attestors ({unix: {}}),
 svid_cache_max (10000), svid_store (disk|memory, default disk), reconcile_interval (5m).
@@ -104,6 +107,7 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
         'socket-path': { type: 'string' },
         'admin-socket': { type: 'string' },
         'log-level': { type: 'string' },
+        'metrics-bind': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -132,6 +136,7 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
         socketPath: str('socket-path'),
         adminSocket: str('admin-socket'),
         logLevel: str('log-level'),
+        metricsBind: str('metrics-bind'),
       },
       process.cwd(),
       // The same defaults `healthcheck`, `debug explain` and `api` compute for this user.
@@ -140,15 +145,9 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
         adminSocket: defaultSocketPath('agentAdmin', runtime),
       },
     );
-    const logger = pino({
-      level: config.logLevel,
-      base: { service: 'sigil-agent' },
-      redact: {
-        paths: ['key', '*.key', 'token', '*.token', 'joinToken', '*.joinToken'],
-        censor: '[redacted]',
-      },
-      timestamp: pino.stdTimeFunctions.isoTime,
-    });
+    const registry = new Registry();
+    const metrics = createAgentMetrics(registry, systemClock);
+    const logger = createAgentLogger(config.logLevel, (component) => metrics.loggedError(component));
     if (config.insecureBootstrap) {
       io.stderr.write(
         'sigil-agent: WARNING --insecure-bootstrap trusts whatever server answers first. Use --trust-bundle-path outside demos.\n',
@@ -157,7 +156,7 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
     // Startup may wait for the server (first attestation) on unref'd timers only.
     const release = holdProcessOpen();
     try {
-      agent = await startAgent(config, { logger, uid: runtime.uid });
+      agent = await startAgent(config, { logger, uid: runtime.uid, telemetry: { registry, metrics } });
     } finally {
       release();
     }

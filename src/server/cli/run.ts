@@ -21,6 +21,7 @@ Flags (each overrides the config file key in brackets):
   --admin-socket PATH      admin API Unix socket [admin_socket], default
                            ${describeDefaultSocket('serverAdmin')}
   --admin-bind HOST:PORT   also serve the admin API over TCP with mTLS (admin SVIDs only) [admin_bind]
+  --metrics-bind HOST:PORT serve GET /metrics (Prometheus, plain HTTP) there too [metrics_bind]
   --log-level LEVEL        trace|debug|info|warn|error (default info) [log_level]
   -h, --help               show this help
 
@@ -46,6 +47,7 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
         bind: { type: 'string' },
         'admin-socket': { type: 'string' },
         'admin-bind': { type: 'string' },
+        'metrics-bind': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -72,6 +74,7 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
         bind: values.bind as string | undefined,
         adminSocket: values['admin-socket'] as string | undefined,
         adminBind: values['admin-bind'] as string | undefined,
+        metricsBind: values['metrics-bind'] as string | undefined,
         logLevel: values['log-level'] as string | undefined,
       },
       process.cwd(),
