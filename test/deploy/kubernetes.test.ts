@@ -2,15 +2,18 @@
 // schemas (kubernetes-models, vendored in node_modules) with unknown fields refused, and the
 // fields Sigil relies on (mounts, ports, probes, args, k8s_sat, the bundle ConfigMap) against the
 // configs the real parsers read. Broken copies show that each kind of mistake is caught.
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeTempDir, REPO_ROOT } from '../support/harness.js';
+import { makeTempDir, REPO_ROOT, startServerProcess } from '../support/harness.js';
 import { validateManifest } from './k8s-schema.js';
 import { checkWiring, type Json, loadManifests } from './k8s-wiring.js';
 
 const scratch = makeTempDir('sigil-k8s-manifests-');
-afterAll(() => scratch.cleanup());
+const cleanups: Array<() => unknown> = [scratch.cleanup];
+afterAll(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
 
 const docs = loadManifests();
 const IMAGE = 'sigil:0.1.0';
@@ -121,6 +124,30 @@ describe('deploy/kubernetes', () => {
     const problems = broken(edit);
     expect(problems).toContainEqual(expect.stringContaining(problem));
     expect(problems.length).toBeLessThanOrEqual(2);
+  });
+
+  it('registers the example app with the entry commands its header documents, as written', async () => {
+    const header = readFileSync(path.join(REPO_ROOT, 'deploy', 'kubernetes', '30-app.yaml'), 'utf8');
+    const prefix = 'kubectl -n sigil exec sigil-server-0 -- sigil-server ';
+    const commands = header
+      .replace(/\\\n#\s+/g, ' ')
+      .split('\n')
+      .map((line) => line.replace(/^#\s*/, ''))
+      .filter((line) => line.startsWith(prefix))
+      .map((line) => line.slice(prefix.length).split(/\s+/));
+    expect(commands.map((c) => c.slice(0, 2).join(' '))).toEqual(['entry create', 'entry create']);
+    const server = await startServerProcess();
+    // Reverse order: the server stops before its data dir goes.
+    cleanups.push(
+      () => rmSync(server.dataDir, { recursive: true, force: true }),
+      () => server.stop(),
+    );
+    for (const args of commands) {
+      const res = await server.cli(...args);
+      expect(res.code, res.stderr).toBe(0);
+    }
+    const shown = await server.cli('entry', 'show', '--selector', 'unix:uid:10002', '--output', 'json');
+    expect(shown.stdout).toContain('spiffe://example.org/ns/demo/sa/greeter');
   });
 
   it(`uses one image, ${IMAGE}, which the Dockerfile's documented build produces`, () => {

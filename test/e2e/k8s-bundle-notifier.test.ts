@@ -3,7 +3,7 @@
 // failed write, re-reads the rotating token on each call, republishes when `localauthority prepare`
 // adds an authority to the bundle, and never logs the token.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -122,7 +122,11 @@ describe('notifiers.k8s_bundle', () => {
       ].join('\n'),
     );
     const server = await startServerProcess({ configFile: config });
-    cleanups.push(() => server.stop());
+    // Reverse order: the server stops before its data dir goes.
+    cleanups.push(
+      () => rmSync(server.dataDir, { recursive: true, force: true }),
+      () => server.stop(),
+    );
 
     // First write: 503 (retried after backoff), then PATCH → 404, then POST creates it.
     await waitFor(
