@@ -15,6 +15,7 @@ import { svidTtlMs } from './api/admin/ttl.js';
 import { type AgentApiLimits, DEFAULT_AGENT_API_LIMITS, MAX_CONCURRENT_STREAMS } from './api/agent/limits.js';
 import { Checker, deepFreeze, type Raw } from './config-checker.js';
 import type { DataStoreConfig } from './datastore/index.js';
+import { checkNotifiersConfig, type NotifiersConfig } from './notifiers/index.js';
 
 /** The admin socket of a server run by root or by systemd; `sigil-server run` passes the one for its user. */
 export const DEFAULT_ADMIN_SOCKET = systemSocketPath('serverAdmin');
@@ -68,6 +69,8 @@ export interface ServerConfig {
   /** Enabled node attestors by name, each with its raw config (checked by the attestor's factory). */
   readonly nodeAttestors: Readonly<Record<string, unknown>>;
   readonly datastore: DataStoreConfig;
+  /** Where the server publishes its own trust bundle when it changes (none by default). */
+  readonly notifiers: NotifiersConfig;
 }
 
 export type { HostPort };
@@ -88,6 +91,8 @@ export interface ServerFlags {
 export interface ServerDefaults {
   /** Used when neither the file nor a flag sets admin_socket; DEFAULT_ADMIN_SOCKET otherwise. */
   readonly adminSocket?: string;
+  /** notifiers.k8s_bundle.api_server when unset: the in-cluster address from the environment. */
+  readonly kubernetesApiServer?: string;
 }
 
 /** Reads and checks the config; throws ERR_CONFIG_INVALID listing every problem. */
@@ -135,6 +140,7 @@ export function checkServerConfig(
     'admin_api',
     'node_attestors',
     'datastore',
+    'notifiers',
   ]);
 
   const trustDomain = check.value('trust_domain', raw.trust_domain, (v) => parseTrustDomain(String(v)), {
@@ -224,6 +230,8 @@ export function checkServerConfig(
     datastoreConfig = { kind: 'sqlite', path: path.resolve(cwd, file ?? '') };
   }
 
+  const notifiers = checkNotifiersConfig(check, raw.notifiers, defaults.kubernetesApiServer);
+
   if (problems.length > 0) {
     const noun = problems.length === 1 ? 'problem' : 'problems';
     throw new SigilError(
@@ -249,6 +257,7 @@ export function checkServerConfig(
     adminApi,
     nodeAttestors: Object.fromEntries(Object.entries(nodeAttestors).map(([k, v]) => [k, v ?? {}])),
     datastore: datastoreConfig,
+    notifiers,
   });
 }
 

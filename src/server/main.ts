@@ -10,6 +10,7 @@ import type { DestinationStream, Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { createNodeAttestorServer, type JoinTokenReader } from '../attestors/node/index.js';
 import { JWT_PRUNE_GRACE_MS, rotationWarnings } from '../rotation/index.js';
+import { bundleToPem } from '../spiffe/bundle.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
 import { lockDataDir } from '../spiffe/data-dir-lock.js';
 import { startMetricsListener } from '../spiffe/metrics-listener.js';
@@ -30,6 +31,7 @@ import type { DataStore, RegistrationEntry } from './datastore/types.js';
 import { ServerIdentity } from './identity.js';
 import { createLogger } from './logger.js';
 import { caMetricsObserver, createServerMetrics, renderServerMetrics } from './metrics.js';
+import { type BundleNotifier, createNotifierMetrics, startNotifiers } from './notifiers/index.js';
 import { observeServerWrites } from './write-hooks.js';
 
 /** Expired entries and join tokens are swept this often. */
@@ -43,6 +45,8 @@ export interface StartOptions {
   readonly logDestination?: DestinationStream;
   /** This process's uid: the admin socket's directory must be ours. Defaults to process.getuid(). */
   readonly uid?: number;
+  /** Jitter of retry delays, in [0, 1); Math.random by default. */
+  readonly random?: () => number;
 }
 
 export interface HostAndPort {
@@ -110,11 +114,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     // Bound late: the CA's first bundle write happens before the feed and identity exist.
     let bundles: BundleFeed | undefined;
     let identity: ServerIdentity | undefined;
+    let notifiers: readonly BundleNotifier[] = [];
     const store = observeServerWrites(observeEntryWrites(rawStore, index), {
       bundleWritten: async (trustDomain) => {
         if (trustDomain !== config.trustDomain.name) return bundles?.reload();
         identity?.refreshTrust();
         bundles?.ownChanged();
+        for (const notifier of notifiers) notifier.bundleChanged();
       },
       agentRemoved: (agentId) => agentEvents.emit('removed', agentId),
     });
@@ -164,6 +170,15 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     // Kept current: each activation moves the expiry gauges, each scheduled check the health ones.
     ca.observe(caMetricsObserver(metrics));
     cleanups.push(schedulePruning(store, clock, logger));
+    const started = startNotifiers(config.notifiers, {
+      bundlePem: () => bundleToPem(ca.bundle()),
+      clock,
+      random: options.random ?? Math.random,
+      logger: logger.child({ component: 'notifier' }),
+      metrics: createNotifierMetrics(registry),
+    });
+    notifiers = started;
+    cleanups.push(() => Promise.all(started.map((n) => n.close())));
 
     const agentApi = await startAgentApi(
       config.bind,

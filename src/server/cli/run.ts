@@ -6,6 +6,7 @@ import { describeDefaultSocket } from '../../spiffe/runtime-dir.js';
 import { untilStopSignal } from '../../spiffe/shutdown.js';
 import { DEFAULT_DATA_DIR, loadServerConfig } from '../config.js';
 import { type RunningServer, startServer } from '../main.js';
+import { inClusterApiServer } from '../notifiers/index.js';
 import type { CliIo } from './command.js';
 import { defaultAdminSocket } from './default-admin-socket.js';
 
@@ -32,7 +33,8 @@ at least this), agent_api.{handshake_timeout,idle_timeout,request_timeout,max_co
 max_connections_per_ip,max_concurrent_streams,attest_rate,attest_burst,sign_rate,sign_burst,
 sync_drain_timeout},
 admin_api.{handshake_timeout,header_timeout,request_timeout,idle_timeout,max_connections},
-node_attestors, datastore.{kind,path,connection_string}. See deploy/server.example.yaml.
+node_attestors, datastore.{kind,path,connection_string}, notifiers.k8s_bundle.{namespace,
+config_map,config_map_key,api_server,token_path,ca_path}. See deploy/server.example.yaml.
 `;
 
 export async function runCommand(args: string[], io: CliIo): Promise<number> {
@@ -78,7 +80,7 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
         logLevel: values['log-level'] as string | undefined,
       },
       process.cwd(),
-      { adminSocket: socketByDefault },
+      { adminSocket: socketByDefault, kubernetesApiServer: inClusterApiServer(io.env) },
     );
     server = await startServer(config, { uid });
   } catch (err) {
