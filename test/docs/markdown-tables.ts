@@ -64,7 +64,9 @@ export function readTables(markdown: string): { tables: MarkdownTable[]; problem
       );
       continue;
     }
-    if (start > 0 && lines[start - 1]!.trim() !== '') {
+    // A table may follow a heading directly; after paragraph text it would join the paragraph.
+    const before = start > 0 ? lines[start - 1]!.trim() : '';
+    if (before !== '' && !/^#{1,6} /.test(before)) {
       problems.push(
         `${where}: a table must follow a blank line, or it renders as part of the paragraph above`,
       );
