@@ -13,7 +13,7 @@ const REFERENCE = path.join(import.meta.dirname, '../../docs/admin-api.md');
  * each line is a path segment under its parent, indented 4 characters a level, with its methods.
  * HEAD, which fastify adds to every GET, is left out.
  */
-export function routesOfTree(tree: string): string[] {
+function routesOfTree(tree: string): string[] {
   const routes: string[] = [];
   const stack: string[] = [];
   for (const line of tree.split('\n')) {
