@@ -66,7 +66,8 @@ export async function startProxy(
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   };
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'sigil_proxy_process_' });
+  // Prefix without "process_": prom-client's own names start with it (process_cpu_seconds_total).
+  collectDefaultMetrics({ register: registry, prefix: 'sigil_proxy_' });
   let ready = false;
   let identity: ProxyIdentity | null = null;
   let policy: PolicySet = parsePolicyFile('policies: []\n', '(no policy file)');

@@ -10,7 +10,7 @@ export interface ListenTarget {
   readonly host: string;
   readonly port: number;
   /** The command-line flag that overrides the setting, when there is one. */
-  readonly flag?: string;
+  readonly flag?: string | undefined;
 }
 
 /**

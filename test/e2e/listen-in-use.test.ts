@@ -48,6 +48,7 @@ describe('a listen address in use', () => {
   it.each([
     ['--admin-bind', 'admin_bind'],
     ['--bind', 'bind'],
+    ['--metrics-bind', 'metrics_bind'],
   ])('sigil-server run %s names the setting and the flag', async (flag, setting) => {
     const run = join(dir, `server${flag}`);
     const args = ['run', '--trust-domain', 'example.org', '--data-dir', join(run, 'data')];

@@ -3,7 +3,7 @@
 // Exit codes: 0 ok, 1 refused / unhealthy, 2 usage or config error, 3 agent unreachable,
 // 5 socket refused as unsafe (another user could have planted it).
 import http from 'node:http';
-import pino from 'pino';
+import { Registry } from 'prom-client';
 import {
   errorJson,
   parseCliArgs,
@@ -11,7 +11,7 @@ import {
   usageError,
   wantsJsonOutput,
 } from '../../spiffe/cli-args.js';
-import { holdProcessOpen } from '../../spiffe/clock.js';
+import { holdProcessOpen, systemClock } from '../../spiffe/clock.js';
 import { isSigilError, quote, SigilError } from '../../spiffe/errors.js';
 import { helpColumns, helpParagraph } from '../../spiffe/help-layout.js';
 import { defaultSocketPath, describeDefaultSocket } from '../../spiffe/runtime-dir.js';
@@ -20,6 +20,8 @@ import { checkSocketForClient } from '../../spiffe/socket-dir.js';
 import { terminalSafe } from '../../spiffe/text.js';
 import { startAgent } from '../agent.js';
 import { DEFAULT_AGENT_DATA_DIR, LOG_LEVELS, loadAgentConfig } from '../config.js';
+import { createAgentLogger } from '../logger.js';
+import { createAgentMetrics } from '../metrics.js';
 import { apiCommand, EXIT_UNSAFE_SOCKET, runtimeOf } from './api.js';
 
 export interface AgentCliIo {
@@ -75,6 +77,10 @@ const RUN_FLAG_ROWS: ReadonlyArray<readonly [string, string]> = [
   ],
   ['--admin-socket PATH', `admin socket [admin_socket], default ${describeDefaultSocket('agentAdmin')}`],
   ['--log-level LEVEL', `${LOG_LEVELS.join('|')} (default info) [log_level]`],
+  [
+    '--metrics-bind HOST:PORT',
+    'serve GET /metrics (Prometheus, plain HTTP) there; off by default [metrics_bind]',
+  ],
   ['-h, --help', 'show this help'],
 ];
 
@@ -89,6 +95,7 @@ const RUN_FLAGS = {
   'socket-path': { type: 'string' },
   'admin-socket': { type: 'string' },
   'log-level': { type: 'string' },
+  'metrics-bind': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -173,6 +180,7 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
         socketPath: str('socket-path'),
         adminSocket: str('admin-socket'),
         logLevel: str('log-level'),
+        metricsBind: str('metrics-bind'),
       },
       process.cwd(),
       // The same defaults `healthcheck`, `debug explain` and `api` compute for this user.
@@ -181,15 +189,9 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
         adminSocket: defaultSocketPath('agentAdmin', runtime),
       },
     );
-    const logger = pino({
-      level: config.logLevel,
-      base: { service: 'sigil-agent' },
-      redact: {
-        paths: ['key', '*.key', 'token', '*.token', 'joinToken', '*.joinToken'],
-        censor: '[redacted]',
-      },
-      timestamp: pino.stdTimeFunctions.isoTime,
-    });
+    const registry = new Registry();
+    const metrics = createAgentMetrics(registry, systemClock);
+    const logger = createAgentLogger(config.logLevel, (component) => metrics.loggedError(component));
     if (config.insecureBootstrap) {
       io.stderr.write(
         'sigil-agent: WARNING --insecure-bootstrap trusts whatever server answers first. Use --trust-bundle-path outside demos.\n',
@@ -198,7 +200,7 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
     // Startup may wait for the server (first attestation) on unref'd timers only.
     const release = holdProcessOpen();
     try {
-      agent = await startAgent(config, { logger, uid: runtime.uid });
+      agent = await startAgent(config, { logger, uid: runtime.uid, telemetry: { registry, metrics } });
     } finally {
       release();
     }

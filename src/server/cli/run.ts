@@ -7,6 +7,7 @@ import { describeDefaultSocket } from '../../spiffe/runtime-dir.js';
 import { untilStopSignal } from '../../spiffe/shutdown.js';
 import { DEFAULT_DATA_DIR, LOG_LEVELS, loadServerConfig } from '../config.js';
 import { type RunningServer, startServer } from '../main.js';
+import { inClusterApiServer } from '../notifiers/index.js';
 import type { CliIo } from './command.js';
 import { defaultAdminSocket } from './default-admin-socket.js';
 
@@ -20,6 +21,7 @@ const FLAG_ROWS: ReadonlyArray<readonly [string, string]> = [
     `admin API Unix socket [admin_socket], default ${describeDefaultSocket('serverAdmin')}`,
   ],
   ['--admin-bind HOST:PORT', 'also serve the admin API over TCP with mTLS (admin SVIDs only) [admin_bind]'],
+  ['--metrics-bind HOST:PORT', 'serve GET /metrics (Prometheus, plain HTTP) there too [metrics_bind]'],
   ['--log-level LEVEL', `${LOG_LEVELS.join('|')} (default info) [log_level]`],
   ['-h, --help', 'show this help'],
 ];
@@ -31,6 +33,7 @@ const FLAGS = {
   bind: { type: 'string' },
   'admin-socket': { type: 'string' },
   'admin-bind': { type: 'string' },
+  'metrics-bind': { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -48,8 +51,8 @@ default_jwt_svid_ttl (5m), agent_svid_ttl (1h), min_svid_ttl (1m; lifetimes are 
 at least this), agent_api.{handshake_timeout,idle_timeout,request_timeout,max_connections,
 max_connections_per_ip,max_concurrent_streams,attest_rate,attest_burst,sign_rate,sign_burst,
 sync_drain_timeout}, admin_api.{handshake_timeout,header_timeout,request_timeout,idle_timeout,
-max_connections}, node_attestors, datastore.{kind,path,connection_string}.
-See deploy/server.example.yaml.`)}
+max_connections}, node_attestors, datastore.{kind,path,connection_string}, notifiers.k8s_bundle.{namespace,
+config_map,config_map_key,api_server,token_path,ca_path}. See deploy/server.example.yaml.`)}
 
 ${helpParagraph('Exit codes: 0 stopped by SIGINT or SIGTERM, 1 failed to start, 2 usage or config error (an address or socket path that cannot be listened on included: the message names the setting).')}
 `;
@@ -80,10 +83,11 @@ export async function runCommand(args: string[], io: CliIo): Promise<number> {
         bind: values.bind as string | undefined,
         adminSocket: values['admin-socket'] as string | undefined,
         adminBind: values['admin-bind'] as string | undefined,
+        metricsBind: values['metrics-bind'] as string | undefined,
         logLevel: values['log-level'] as string | undefined,
       },
       process.cwd(),
-      { adminSocket: socketByDefault },
+      { adminSocket: socketByDefault, kubernetesApiServer: inClusterApiServer(io.env) },
     );
     server = await startServer(config, { uid });
   } catch (err) {
