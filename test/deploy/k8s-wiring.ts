@@ -161,10 +161,7 @@ export function checkWiring(docs: Json[], scratchDir: string): string[] {
   const ds = find('DaemonSet', 'sigil-agent');
   const agent = containerOf(ds, 'sigil-agent');
   const agentRaw = parseYaml(configMapFile(ds, agent, runConfig(agent, 'sigil-agent'))) as Json;
-  const agentConfig = loadAgentConfig(
-    { config: scratchFile(scratchDir, 'agent.yaml', agentRaw) },
-    '/',
-  );
+  const agentConfig = loadAgentConfig({ config: scratchFile(scratchDir, 'agent.yaml', agentRaw) }, '/');
   under(ds, agent, 'socket_path', agentConfig.socketPath, 'hostPath');
   under(ds, agent, 'admin_socket', agentConfig.adminSocket, 'hostPath');
   under(ds, agent, 'data_dir', agentConfig.dataDir);
