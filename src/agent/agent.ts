@@ -335,6 +335,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       const listener = await startMetricsListener({
         listen: config.metricsBind,
         field: 'metrics_bind',
+        flag: '--metrics-bind',
         render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
         onError: (err) => logger.error({ err }, 'Serving metrics failed'),
       });

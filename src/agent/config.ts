@@ -16,7 +16,7 @@ import { DEFAULT_WORKLOAD_API_LIMITS, type WorkloadApiLimits } from './workloada
 export const DEFAULT_SOCKET_PATH = systemSocketPath('workloadApi');
 export const DEFAULT_AGENT_ADMIN_SOCKET = systemSocketPath('agentAdmin');
 export const DEFAULT_AGENT_DATA_DIR = '.sigil/agent';
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 export interface AgentConfig {
   readonly trustDomain: TrustDomain;

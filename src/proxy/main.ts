@@ -7,6 +7,7 @@ import { X509Source } from '../sdk/index.js';
 import type { Clock } from '../spiffe/clock.js';
 import { systemClock } from '../spiffe/clock.js';
 import { checkSocketForClient } from '../spiffe/socket-dir.js';
+import { rethrowListenError } from '../spiffe/tcp-listen.js';
 import { startProxyAdmin } from './admin.js';
 import { policyAuthorizer } from './authorizer.js';
 import { ADMIN_LISTENER, type ProxyConfig } from './config.js';
@@ -100,7 +101,7 @@ export async function startProxy(
         routes_file: config.routesFile,
         routes: router?.current.routes ?? [],
       }),
-    });
+    }).catch(rethrowListenError({ setting: 'admin', ...config.admin }));
     cleanups.push(() => admin.close());
 
     if (config.policyFile) {
@@ -159,7 +160,7 @@ export async function startProxy(
 
     const authorizer = policyAuthorizer(() => policy, registry, logger);
     const ports = new Map<string, number>();
-    for (const inbound of config.inbound) {
+    for (const [i, inbound] of config.inbound.entries()) {
       const listener: InboundListener = await startInbound({
         ...inbound,
         pathNormalization: config.pathNormalization,
@@ -169,7 +170,7 @@ export async function startProxy(
         logger,
         clock,
         tracer,
-      });
+      }).catch(rethrowListenError({ setting: `inbound[${i}].listen`, ...inbound.listen }));
       cleanups.push(() => listener.close());
       inboundListeners.push(listener);
       ports.set(inbound.name, listener.address.port);
@@ -208,7 +209,7 @@ export async function startProxy(
             service: (name: string) => services.get(name),
             random: Math.random,
           };
-    for (const outbound of config.outbound) {
+    for (const [i, outbound] of config.outbound.entries()) {
       const listener: OutboundListener = await startOutbound({
         ...outbound,
         upstream: services.ref(outbound.name),
@@ -219,7 +220,7 @@ export async function startProxy(
         logger,
         clock,
         tracer,
-      });
+      }).catch(rethrowListenError({ setting: `outbound[${i}].listen`, ...outbound.listen }));
       cleanups.push(() => listener.close());
       ports.set(outbound.name, listener.address.port);
     }

@@ -27,7 +27,8 @@ export const DEFAULT_DATA_DIR = '.sigil/server';
  * demo setups that watch rotation happen lower it.
  */
 export const DEFAULT_MIN_SVID_TTL_MS = 60_000;
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+/** What log_level and --log-level accept; `run --help` lists exactly these. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface UpstreamAuthorityConfig {

@@ -18,6 +18,7 @@ import { ensurePrivateDir } from '../spiffe/secret-file.js';
 import { serverSpiffeId } from '../spiffe/sigil-ids.js';
 import { prepareSocketDir, type SocketCheckOptions } from '../spiffe/socket-dir.js';
 import { listenOnSocket, removeStaleSocket } from '../spiffe/socket-listen.js';
+import { rethrowListenError } from '../spiffe/tcp-listen.js';
 import { buildAdminApp } from './api/admin/app.js';
 import type { AdminDeps } from './api/admin/deps.js';
 import { BundleFeed } from './api/agent/bundle-feed.js';
@@ -199,7 +200,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         },
       },
       config.agentApi,
-    );
+    ).catch(rethrowListenError({ setting: 'bind', flag: '--bind', ...config.bind }));
     cleanups.push(() => agentApi.close());
 
     const deps: AdminDeps = {
@@ -246,7 +247,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
           (remote.server as unknown as TlsServer).setSecureContext(serverIdentity.tlsOptions()),
         ),
       );
-      await remote.listen({ host: config.adminBind.host, port: config.adminBind.port });
+      const adminBind = { setting: 'admin_bind', flag: '--admin-bind', ...config.adminBind };
+      await remote
+        .listen({ host: adminBind.host, port: adminBind.port })
+        .catch(rethrowListenError(adminBind));
       const bound = remote.server.address() as net.AddressInfo;
       adminAddress = { host: bound.address, port: bound.port };
     }
@@ -256,6 +260,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       const listener = await startMetricsListener({
         listen: config.metricsBind,
         field: 'metrics_bind',
+        flag: '--metrics-bind',
         render: () => renderServerMetrics(registry, metrics, () => store.countEntries()),
         onError: (err) => logger.error({ err }, 'Serving metrics failed'),
       });

@@ -83,7 +83,7 @@ describe('startMetricsListener', () => {
     }).catch((e: unknown) => e);
     expect(isSigilError(err, 'ERR_CONFIG_INVALID')).toBe(true);
     expect((err as Error).message).toBe(
-      `metrics_bind: cannot listen on 127.0.0.1:${port}: the port is already in use; stop the other process or choose another port (metrics_bind)`,
+      `metrics_bind 127.0.0.1:${port} is in use (EADDRINUSE); choose another with metrics_bind in the config`,
     );
   });
 

@@ -6,8 +6,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { capConnections } from './connection-cap.js';
-import { SigilError } from './errors.js';
 import type { HostPort } from './host-port.js';
+import { tcpListenError } from './tcp-listen.js';
 
 /** 64: a handful of Prometheus replicas and a curl or two; a scrape holds one connection. */
 export const METRICS_MAX_CONNECTIONS = 64;
@@ -29,6 +29,8 @@ export interface MetricsListenerOptions {
   readonly listen: HostPort;
   /** The config key the address came from, named in bind errors (e.g. "metrics_bind"). */
   readonly field: string;
+  /** The command-line flag that overrides `field`, named in bind errors (e.g. "--metrics-bind"). */
+  readonly flag?: string;
   /** Renders the exposition at each scrape. */
   render(): Promise<MetricsExposition>;
   /** A render that failed (answered 500) or a failed accept; the caller logs it. */
@@ -74,7 +76,8 @@ export async function startMetricsListener(options: MetricsListenerOptions): Pro
     );
   });
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => reject(bindError(err, options));
+    const target = { setting: options.field, flag: options.flag, ...options.listen };
+    const onError = (err: NodeJS.ErrnoException) => reject(tcpListenError(target, err) ?? err);
     server.once('error', onError);
     server.listen(options.listen.port, options.listen.host, () => {
       server.off('error', onError);
@@ -90,23 +93,4 @@ export async function startMetricsListener(options: MetricsListenerOptions): Pro
         server.closeAllConnections();
       }),
   };
-}
-
-/** A failed bind as a config error naming the key, the address and what to do. */
-function bindError(err: NodeJS.ErrnoException, options: MetricsListenerOptions): SigilError {
-  const { field, listen } = options;
-  const address = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
-  const why =
-    err.code === 'EADDRINUSE'
-      ? 'the port is already in use; stop the other process or choose another port'
-      : err.code === 'EACCES'
-        ? 'permission denied (ports below 1024 need privileges); choose another port'
-        : err.code === 'EADDRNOTAVAIL'
-          ? 'no interface of this host has that address'
-          : (err.code ?? err.message);
-  return new SigilError('ERR_CONFIG_INVALID', `${field}: cannot listen on ${address}: ${why} (${field})`, {
-    field,
-    reason: 'bind',
-    cause: err,
-  });
 }

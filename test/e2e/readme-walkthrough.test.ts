@@ -6,7 +6,16 @@
 // says "runs until Ctrl-C" gets a Ctrl-C (SIGINT) after a few seconds.
 import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -83,10 +92,20 @@ async function waitForGroupExit(pgid: number, ms: number): Promise<boolean> {
   return !isGroupAlive(pgid);
 }
 
+/**
+ * Run as root, the daemons put their sockets under /run/sigil-server and /run/sigil-agent whatever
+ * XDG_RUNTIME_DIR says (runtime-dir.ts); those the test made are removed after it.
+ */
+const SYSTEM_RUNTIME_DIRS = ['/run/sigil-server', '/run/sigil-agent'];
+
 /** A fresh "checkout" with its own HOME, TMPDIR and XDG_RUNTIME_DIR; removed after the test. */
 function freshMachine(): { cwd: string; env: NodeJS.ProcessEnv } {
   const root = mkdtempSync(path.join(tmpdir(), 'sigil-readme-'));
   cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+  const made = SYSTEM_RUNTIME_DIRS.filter((dir) => !existsSync(dir));
+  cleanups.push(() => {
+    for (const dir of made) rmSync(dir, { recursive: true, force: true });
+  });
   const cwd = path.join(root, 'checkout');
   const home = path.join(root, 'home');
   const runtime = path.join(root, 'run');
