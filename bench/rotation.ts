@@ -46,7 +46,7 @@ const SVID_TTL_S = 8;
 const MIN_ROTATIONS = 3;
 const H1_RATE_PER_S = 500;
 /** Each a full mTLS handshake between the sidecars: well under what two cores hold beside the h1 load. */
-const TCP_RATE_PER_S = 200;
+const TCP_RATE_PER_S = 100;
 /** "Around a rotation": requests sent from this long before a sidecar logged it… */
 const BEFORE_MS = 250;
 /** …to this long after. */
