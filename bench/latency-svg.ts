@@ -12,6 +12,8 @@ const COLOURS = ['#0072b2', '#d55e00', '#009e73', '#cc79a7', '#e69f00'] as const
 /** A point whose path answered less than this share of the offered rate is drawn hollow: saturated. */
 export const SATURATED_SHARE = 0.9;
 const TICK_STEPS = [1, 2, 5] as const;
+/** Room left and right of the lowest and highest rate, as a factor on the log axis. */
+const AXIS_MARGIN = 1.3;
 
 type Percentile = 'p50' | 'p99';
 
@@ -36,13 +38,16 @@ function logTicks(min: number, max: number): number[] {
   return ticks;
 }
 
-/** A log axis from the data's extent widened to round values, mapped onto [from, to] pixels. */
-function logScale(values: readonly number[], from: number, to: number) {
+/**
+ * A log axis over the data's extent mapped onto [from, to] pixels: widened to whole decades (latency,
+ * where the decade labels carry the reading) or by a margin (rates, a few doublings wide).
+ */
+function logScale(values: readonly number[], from: number, to: number, widen: 'decade' | 'margin') {
   const positive = values.filter((v) => Number.isFinite(v) && v > 0);
   const lo = positive.length > 0 ? Math.min(...positive) : 1;
   const hi = positive.length > 0 ? Math.max(...positive) : 10;
-  const min = 10 ** Math.floor(Math.log10(lo));
-  const max = hi <= min ? min * 10 : 10 ** Math.ceil(Math.log10(hi));
+  const min = widen === 'decade' ? 10 ** Math.floor(Math.log10(lo)) : lo / AXIS_MARGIN;
+  const max = hi <= min ? min * 10 : widen === 'decade' ? 10 ** Math.ceil(Math.log10(hi)) : hi * AXIS_MARGIN;
   const span = Math.log10(max) - Math.log10(min);
   return {
     min,
@@ -73,11 +78,13 @@ export function renderLatencySvg(curves: readonly LatencyCurve[], title: string)
     points.map((p) => p.ratePerS),
     plot.left,
     plot.right,
+    'margin',
   );
   const y = logScale(
     points.flatMap((p) => [p.p50Ms, p.p99Ms]),
     plot.bottom,
     plot.top,
+    'decade',
   );
   const out: string[] = [];
   out.push(
@@ -151,7 +158,7 @@ export function renderLatencySvg(curves: readonly LatencyCurve[], title: string)
     `<line x1="${legendX}" y1="${notesTop + 20}" x2="${legendX + 24}" y2="${notesTop + 20}" stroke="#333333" stroke-width="2" stroke-dasharray="6 4"/>`,
     `<text x="${legendX + 30}" y="${notesTop + 24}">p99</text>`,
     `<circle cx="${legendX + 12}" cy="${notesTop + 40}" r="3.5" stroke="#333333" fill="#ffffff"/>`,
-    `<text x="${legendX + 30}" y="${notesTop + 44}">answered &lt; ${SATURATED_SHARE * 100}% of the rate</text>`,
+    `<text x="${legendX + 30}" y="${notesTop + 44}">&lt; ${SATURATED_SHARE * 100}% answered</text>`,
     '</g>',
     '</svg>',
   );
