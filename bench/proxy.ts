@@ -59,7 +59,6 @@ import {
   fmt,
   fmtRatio,
   log,
-  MAX_ERROR_SHARE,
   machineLoadLine,
   median,
   printVerdicts,
@@ -67,6 +66,18 @@ import {
 } from './proxy-report.js';
 import { RESILIENCE_PORTS, resilienceEstimateS, runResilienceScenario } from './proxy-resilience.js';
 import { FAULT_RATE_PER_S } from './proxy-resilience-faults.js';
+import {
+  errorsOf,
+  type RateResult,
+  type RunResult,
+  type ScenarioKey,
+  type ScenarioRuns,
+  satCpu,
+  scenarioFigures,
+  TARGETS,
+  type TargetName,
+  throughput,
+} from './proxy-scenario-figures.js';
 import {
   allowPolicy,
   type BenchProc,
@@ -105,39 +116,15 @@ const NODE_ID = `${TD}/bench/node`;
 
 const SETTLE_MS = 2_000;
 
-const TARGETS = {
-  h1: { cpuRatio: 2.5, throughputRatio: 0.5, p50OverMs: 0.5 },
-  tcp: { cpuRatio: 1.6, throughputRatio: 0.7 },
-  rssIdleMb: 60,
-  rssLoadMb: 120,
-} as const;
-
-/**
- * `floor`: bench/node-floor-proxy.ts, the recommended Node design with none of Sigil's features,
- * run in the same sitting so each figure of Sigil's reads against what Node can do here at all.
- */
-type TargetName = 'direct' | 'sigil' | 'floor' | 'haproxy';
 const ALL_TARGETS: readonly TargetName[] = ['direct', 'sigil', 'floor', 'haproxy'];
 /** The pairs --cpu-prof profiles, by their names in the profile's phases: the Node ones, side by side. */
 const PROFILED: Partial<Record<TargetName, string>> = { sigil: 'Sigil', floor: 'the Node floor' };
-type ScenarioKey = 'h1' | 'tcp' | 'h2';
-
 interface Scenario {
   readonly key: ScenarioKey;
   readonly title: string;
   readonly saturation: 'wrk' | 'h2load';
   readonly rateProtocol: 'h1' | 'h2';
   readonly ports: Record<TargetName, number>;
-}
-
-interface RateResult {
-  readonly load: LoadResult;
-  readonly cpuMs: number | null;
-}
-
-interface RunResult {
-  sat?: SatResult;
-  rate?: RateResult;
 }
 
 interface Flags {
@@ -625,7 +612,6 @@ async function main(): Promise<number> {
         per(target, f).map((v, i) => v / f(results[i]![s.key].haproxy));
       const ratio = ratioOf('sigil');
       const floorRatio = ratioOf('floor');
-      const satCpu = (r: RunResult) => (r.sat!.cpuMs! * 1_000) / r.sat!.requests;
       const satSys = (r: RunResult) => (r.sat!.sysMs! * 1_000) / r.sat!.requests;
       const rateCpu = (r: RunResult) =>
         (r.rate!.cpuMs! * 1_000) / (r.rate!.load.completed + r.rate!.load.errors);
@@ -669,7 +655,6 @@ async function main(): Promise<number> {
           ratios?.floor.length ? fmtRatio(ratios.floor).median : '',
         ]);
       };
-      const throughput = (r: RunResult) => r.sat!.reqPerS;
       row('throughput saturated (req/s)', valuesOf(throughput, true), ratiosOf(throughput));
       row('CPU µs/request saturated (pair)', valuesOf(satCpu), ratiosOf(satCpu), 1);
       row('  of which kernel (system time)', valuesOf(satSys), ratiosOf(satSys), 1);
@@ -700,23 +685,17 @@ async function main(): Promise<number> {
           3,
         );
       }
-      const errorsOf = (t: TargetName) =>
-        results.reduce(
-          (sum, rep) =>
-            sum +
-            rep[s.key][t].sat!.errors +
-            rep[s.key][t].rate!.load.errors +
-            rep[s.key][t].rate!.load.dropped,
-          0,
-        );
-      const requestsOf = (t: TargetName) =>
-        results.reduce((sum, rep) => sum + rep[s.key][t].sat!.requests + rep[s.key][t].rate!.load.sent, 0);
+      const runs: ScenarioRuns = {
+        key: s.key,
+        repeats: results.map((rep) => rep[s.key]),
+        hasFloor: flags.floor,
+      };
       table.add([
         'failed requests (all runs)',
-        fmt(errorsOf('direct')),
-        fmt(errorsOf('sigil')),
-        flags.floor ? fmt(errorsOf('floor')) : '',
-        fmt(errorsOf('haproxy')),
+        fmt(errorsOf(runs, 'direct')),
+        fmt(errorsOf(runs, 'sigil')),
+        flags.floor ? fmt(errorsOf(runs, 'floor')) : '',
+        fmt(errorsOf(runs, 'haproxy')),
         '',
         '',
         '',
@@ -725,82 +704,9 @@ async function main(): Promise<number> {
       log(s.title);
       table.print();
 
-      const cpuRatio = median(ratio(satCpu));
-      const tputRatio = median(ratio((r) => r.sat!.reqPerS));
-      const limits = s.key === 'h1' ? TARGETS.h1 : s.key === 'tcp' ? TARGETS.tcp : null;
-      const spread = (values: number[]) => fmtRatio(values).spread || undefined;
-      const medianOf = (t: TargetName, f: (r: RunResult) => number, digits: number) =>
-        fmt(median(per(t, f)), digits);
-      const floorSays = (f: (r: RunResult) => number) =>
-        flags.floor ? `; Node floor ÷ HAProxy ${fmtRatio(floorRatio(f)).median}` : '';
-      const cpuReference = `HAProxy pair ${medianOf('haproxy', satCpu, 1)} µs/request${floorSays(satCpu)}`;
-      const tputReference = `HAProxy pair ${medianOf('haproxy', throughput, 0)} req/s, direct ${medianOf('direct', throughput, 0)}${floorSays(throughput)}`;
-      if (limits) {
-        checks.push({
-          name: `${s.key}: CPU per request (saturated) vs HAProxy`,
-          value: `${cpuRatio.toFixed(2)}x`,
-          range: spread(ratio(satCpu)),
-          target: `≤ ${limits.cpuRatio}x`,
-          source: 'issue 5',
-          reference: cpuReference,
-          pass: cpuRatio <= limits.cpuRatio,
-        });
-        checks.push({
-          name: `${s.key}: throughput vs HAProxy`,
-          value: `${tputRatio.toFixed(2)}x`,
-          range: spread(ratio(throughput)),
-          target: `≥ ${limits.throughputRatio}x`,
-          source: 'issue 5',
-          reference: tputReference,
-          pass: tputRatio >= limits.throughputRatio,
-        });
-      } else {
-        info.push(
-          {
-            name: `${s.key}: CPU per request (saturated) vs HAProxy`,
-            value: `${cpuRatio.toFixed(2)}x`,
-            range: spread(ratio(satCpu)),
-            reference: cpuReference,
-          },
-          {
-            name: `${s.key}: throughput vs HAProxy`,
-            value: `${tputRatio.toFixed(2)}x`,
-            range: spread(ratio(throughput)),
-            reference: tputReference,
-          },
-        );
-      }
-      const msOf = (v: number) => `${v.toFixed(3)} ms`;
-      const p99s = per('sigil', (r) => r.rate!.load.p99Ms);
-      info.push({
-        name: `${s.key}: p99 at 1k req/s through Sigil`,
-        value: msOf(median(p99s)),
-        range: rangeOf(p99s, msOf),
-        reference: `HAProxy pair ${msOf(median(per('haproxy', (r) => r.rate!.load.p99Ms)))}, direct ${msOf(median(per('direct', (r) => r.rate!.load.p99Ms)))}`,
-      });
-      if (s.key === 'h1') {
-        const overs = results.map((rep) => rep.h1.sigil.rate!.load.p50Ms - rep.h1.haproxy.rate!.load.p50Ms);
-        const overMs = median(overs);
-        const signed = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(3)} ms`;
-        checks.push({
-          name: 'h1: p50 at 1k req/s over HAProxy',
-          value: signed(overMs),
-          range: rangeOf(overs, signed),
-          target: `≤ +${TARGETS.h1.p50OverMs} ms`,
-          source: 'issue 5',
-          reference: `HAProxy pair p50 ${msOf(median(per('haproxy', (r) => r.rate!.load.p50Ms)))}, direct ${msOf(median(per('direct', (r) => r.rate!.load.p50Ms)))}`,
-          pass: overMs <= TARGETS.h1.p50OverMs,
-        });
-      }
-      const sigilShare = errorsOf('sigil') / Math.max(1, requestsOf('sigil'));
-      checks.push({
-        name: `${s.key}: failed requests through Sigil`,
-        value: `${fmt(errorsOf('sigil'))} of ${fmt(requestsOf('sigil'))}`,
-        target: `≤ ${MAX_ERROR_SHARE * 100}%`,
-        source: 'bench:proxy',
-        reference: `HAProxy pair: ${fmt(errorsOf('haproxy'))} of ${fmt(requestsOf('haproxy'))}`,
-        pass: sigilShare <= MAX_ERROR_SHARE,
-      });
+      const figures = scenarioFigures(runs);
+      checks.push(...figures.checks);
+      info.push(...figures.info);
     }
 
     log('');
@@ -853,6 +759,10 @@ async function main(): Promise<number> {
       checks.push({
         name: `RSS under load, Sigil ${label}`,
         value: `${fmt(loadS, 1)} MB`,
+        range: rangeOf(
+          loadMb.map((m) => m.get(sigil.pid) ?? Number.NaN),
+          (v) => `${fmt(v, 1)} MB`,
+        ),
         target: `≤ ${TARGETS.rssLoadMb} MB`,
         source: 'issue 5',
         reference: `HAProxy ${fmt(loadH, 1)} MB`,
