@@ -41,18 +41,37 @@ export function verdictOf(figure: Figure): Verdict {
   return figure.pass ? 'met' : 'missed';
 }
 
-/** A table cell: pipes and line breaks would end the cell or the row. */
+/** A table cell: pipes and line breaks would end the cell or the row; edge spaces are not kept. */
 function cell(text: string | undefined): string {
-  return (text ?? '').replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+  return (text ?? '')
+    .replace(/\\/g, '\\\\')
+    .replace(/\|/g, '\\|')
+    .replace(/\r?\n/g, ' ')
+    .trim();
 }
 
 const cores = (n: number) => `${Math.max(0, n).toFixed(2)}`;
 
-function figureRow(f: Figure): string {
+/** Characters as an editor counts them (code points), not UTF-16 units. */
+const widthOf = (text: string) => [...text].length;
+
+/**
+ * A Markdown table with its columns padded to one width, as the repository's formatter (biome)
+ * writes them: the file passes `npm run lint` as generated, whoever regenerates it.
+ */
+function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string[] {
+  const all = [header, ...rows].map((row) => row.map(cell));
+  const widths = header.map((_, i) => Math.max(3, ...all.map((row) => widthOf(row[i] ?? ''))));
+  const line = (row: readonly string[]) =>
+    `| ${row.map((text, i) => text + ' '.repeat(widths[i]! - widthOf(text))).join(' | ')} |`;
+  return [line(all[0]!), line(widths.map((w) => '-'.repeat(w))), ...all.slice(1).map(line)];
+}
+
+function figureRow(f: Figure): string[] {
   const target = f.target === undefined ? '' : `${f.target}${f.source ? ` (${f.source})` : ''}`;
   const measured = `${f.value}${f.range ? ` (${f.range})` : ''}`;
   const verdict = verdictOf(f);
-  return `| ${cell(f.name)} | ${cell(target)} | ${cell(measured)} | ${cell(f.reference)} | ${verdict === 'missed' ? '**missed**' : verdict} |`;
+  return [f.name, target, measured, f.reference ?? '', verdict === 'missed' ? '**missed**' : verdict];
 }
 
 /** The whole file. */
@@ -86,14 +105,25 @@ export function renderResultsMd(s: Sitting): string {
     '',
     '## Machine',
     '',
-    '| | |',
-    '|---|---|',
-    `| CPU | ${cell(s.machine.cpuModel)}, ${s.machine.cores} cores |`,
-    `| RAM | ${s.machine.ramGiB.toFixed(1)} GiB |`,
-    `| Node | ${cell(s.machine.node)} |`,
-    `| OS | ${cell(s.machine.os)} |`,
-    `| Other load before each bench | ${loadsBefore.length > 0 ? `${cores(Math.min(...loadsBefore))}–${cores(Math.max(...loadsBefore))}` : '–'} of ${s.machine.cores} cores |`,
-    `| Other load during measured runs (as the benches measured it) | ${during.length > 0 ? `${cores(Math.min(...during))}–${cores(Math.max(...during))} cores` : 'not measured'} |`,
+    ...table(
+      ['', ''],
+      [
+        ['CPU', `${s.machine.cpuModel}, ${s.machine.cores} cores`],
+        ['RAM', `${s.machine.ramGiB.toFixed(1)} GiB`],
+        ['Node', s.machine.node],
+        ['OS', s.machine.os],
+        [
+          'Other load before each bench',
+          `${loadsBefore.length > 0 ? `${cores(Math.min(...loadsBefore))}–${cores(Math.max(...loadsBefore))}` : '–'} of ${s.machine.cores} cores`,
+        ],
+        [
+          'Other load during measured runs (as the benches measured it)',
+          during.length > 0
+            ? `${cores(Math.min(...during))}–${cores(Math.max(...during))} cores`
+            : 'not measured',
+        ],
+      ],
+    ),
     '',
     'Medians over the repeats of a run, with the range (lowest–highest) in brackets. Ratios are taken',
     'within a repeat (Sigil ÷ HAProxy of the same repeat), because only ratios carry from one sitting or',
@@ -108,9 +138,10 @@ export function renderResultsMd(s: Sitting): string {
     }
     const results = step.results!;
     lines.push(
-      '| what | target (source) | measured: median (range) | reference, same run | verdict |',
-      '|---|---|---|---|---|',
-      ...results.figures.map(figureRow),
+      ...table(
+        ['what', 'target (source)', 'measured: median (range)', 'reference, same run', 'verdict'],
+        results.figures.map(figureRow),
+      ),
       '',
     );
     if (results.curves && results.curves.length > 0 && s.plotFile) {
@@ -128,11 +159,13 @@ export function renderResultsMd(s: Sitting): string {
   lines.push(
     '## Steps',
     '',
-    '| bench | took | other load before |',
-    '|---|---|---|',
-    ...s.steps.map(
-      (step) =>
-        `| ${cell(step.title)} | ${step.durationS.toFixed(0)} s | ${cores(step.loadBefore)} cores${step.error !== undefined ? ' (failed)' : ''} |`,
+    ...table(
+      ['bench', 'took', 'other load before'],
+      s.steps.map((step) => [
+        step.title,
+        `${step.durationS.toFixed(0)} s`,
+        `${cores(step.loadBefore)} cores${step.error !== undefined ? ' (failed)' : ''}`,
+      ]),
     ),
     '',
   );

@@ -374,7 +374,7 @@ async function measureLatency(s: Setting, rows: Row[], notes: string[], figures:
       reference: `canned-response gRPC server: ${ms(percentile(warm.controlMs, 50))}`,
     },
     {
-      name: `  the same on a new connection each, p50 / p99 (${FRESH_CALLS} calls)`,
+      name: `FetchX509SVID first response on a new connection each, p50 / p99 (${FRESH_CALLS} calls)`,
       value: `${ms(percentile(fresh.latenciesMs, 50))} / ${ms(percentile(fresh.latenciesMs, 99))}`,
       reference: `canned-response gRPC server: ${ms(percentile(fresh.controlMs, 50))} / ${ms(percentile(fresh.controlMs, 99))}`,
     },

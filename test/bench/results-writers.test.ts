@@ -81,17 +81,33 @@ function sitting(overrides: Partial<Sitting> = {}): Sitting {
   };
 }
 
+/** The trimmed cells of the table row whose first cell is `first` (escaped pipes kept as `\|`). */
+function rowCells(md: string, first: string): string[] {
+  const row = md.split('\n').find((line) => line.startsWith('|') && cellsOf(line)[0] === first);
+  expect(row, `a row starting with "${first}"`).toBeDefined();
+  return cellsOf(row!);
+}
+
+function cellsOf(line: string): string[] {
+  return line
+    .slice(1, -1)
+    .split(/(?<!\\)\|/)
+    .map((c) => c.trim());
+}
+
 describe('RESULTS.md writer', () => {
   it('names the machine, the date, the load seen and the totals', () => {
     const md = renderResultsMd(sitting());
-    expect(md).toContain('| CPU | Test CPU @ 2.0GHz, 2 cores |');
-    expect(md).toContain('| RAM | 23.4 GiB |');
-    expect(md).toContain('| Node | v20.20.0 |');
-    expect(md).toContain('| OS | Debian GNU/Linux 12 (bookworm), kernel 6.1.0 |');
+    expect(rowCells(md, 'CPU')).toEqual(['CPU', 'Test CPU @ 2.0GHz, 2 cores']);
+    expect(rowCells(md, 'RAM')).toEqual(['RAM', '23.4 GiB']);
+    expect(rowCells(md, 'Node')).toEqual(['Node', 'v20.20.0']);
+    expect(rowCells(md, 'OS')).toEqual(['OS', 'Debian GNU/Linux 12 (bookworm), kernel 6.1.0']);
     expect(md).toContain('2026-12-07 19:30:00 UTC');
     expect(md).toContain('in 12.6 min');
-    expect(md).toContain('| Other load before each bench | 0.03–0.40 of 2 cores |');
-    expect(md).toContain('| 0.05–0.05 cores |');
+    expect(rowCells(md, 'Other load before each bench')[1]).toBe('0.03–0.40 of 2 cores');
+    expect(rowCells(md, 'Other load during measured runs (as the benches measured it)')[1]).toBe(
+      '0.05–0.05 cores',
+    );
     expect(md).toContain(
       '**1 targets met, 2 missed**, 1 figures for information; 1 bench(es) gave no figures',
     );
@@ -101,12 +117,29 @@ describe('RESULTS.md writer', () => {
   it('writes one row per figure: target with its issue, median with range, reference, verdict', () => {
     const md = renderResultsMd(sitting());
     expect(md).toContain('## CA issuance (`npm run bench:ca`)');
-    expect(md).toContain(
-      '| X.509-SVID issuance | ≥ 5,000/s (issue 2) | 5,300/s (5,100/s–5,500/s) | raw sign+verify: 11,400/s | met |',
-    );
+    expect(rowCells(md, 'what')).toEqual([
+      'what',
+      'target (source)',
+      'measured: median (range)',
+      'reference, same run',
+      'verdict',
+    ]);
+    expect(rowCells(md, 'X.509-SVID issuance')).toEqual([
+      'X.509-SVID issuance',
+      '≥ 5,000/s (issue 2)',
+      '5,300/s (5,100/s–5,500/s)',
+      'raw sign+verify: 11,400/s',
+      'met',
+    ]);
     // A pipe in a name would split the cell: it is escaped.
-    expect(md).toContain('| ratio \\| with a pipe | ≥ 40% (issue 2) | 38.0% |  | **missed** |');
-    expect(md).toContain('| per CPU-second |  | 5,400/s |  | info |');
+    expect(rowCells(md, 'ratio \\| with a pipe')).toEqual([
+      'ratio \\| with a pipe',
+      '≥ 40% (issue 2)',
+      '38.0%',
+      '',
+      '**missed**',
+    ]);
+    expect(rowCells(md, 'per CPU-second')).toEqual(['per CPU-second', '', '5,400/s', '', 'info']);
     expect(md).toContain('- wrk 50 connections');
   });
 
@@ -116,8 +149,34 @@ describe('RESULTS.md writer', () => {
       /## Sidecar proxy[^#]*!\[Latency percentiles against request rate: Sigil pair\]\(latency-vs-rate\.svg\)/,
     );
     expect(md).toContain('No figures: exited with 2 and wrote no figures');
-    expect(md).toContain('| SVID rotation under load | 40 s | 0.40 cores (failed) |');
+    expect(rowCells(md, 'SVID rotation under load')).toEqual([
+      'SVID rotation under load',
+      '40 s',
+      '0.40 cores (failed)',
+    ]);
     expect(renderResultsMd(sitting({ plotFile: undefined }))).not.toContain('latency-vs-rate.svg');
+  });
+
+  it('pads each table to aligned columns, as the formatter the lint runs writes them', () => {
+    const md = renderResultsMd(sitting());
+    // Runs of consecutive lines starting with "|".
+    const tables: string[][] = [];
+    let current: string[] = [];
+    for (const line of md.split('\n')) {
+      if (line.startsWith('|')) current.push(line);
+      else if (current.length > 0) {
+        tables.push(current);
+        current = [];
+      }
+    }
+    expect(tables.length).toBe(4);
+    for (const rows of tables) {
+      const t = rows.join('\n');
+      // Code points, as an editor counts "≥" or "µ".
+      const widths = new Set(rows.map((r) => [...r].length));
+      expect(widths.size, t).toBe(1);
+      expect(rows[1]).toMatch(/^\| -{3,}( \| -{3,})* \|$/);
+    }
   });
 
   it('marks a quick run as not to be kept', () => {
