@@ -43,11 +43,7 @@ export function verdictOf(figure: Figure): Verdict {
 
 /** A table cell: pipes and line breaks would end the cell or the row; edge spaces are not kept. */
 function cell(text: string | undefined): string {
-  return (text ?? '')
-    .replace(/\\/g, '\\\\')
-    .replace(/\|/g, '\\|')
-    .replace(/\r?\n/g, ' ')
-    .trim();
+  return (text ?? '').replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').trim();
 }
 
 const cores = (n: number) => `${Math.max(0, n).toFixed(2)}`;
