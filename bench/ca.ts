@@ -1,6 +1,8 @@
 // CA issuance benchmark: how close the X509-SVID hot path (parseCsr + mintX509Svid) gets to the raw
 // ECDSA P-256 sign+verify rate it is built on, and how it compares to @peculiar/x509. Single thread,
-// one process; exits non-zero when a target is missed so CI can run it. `npm run bench:ca`.
+// one process; exits non-zero when a target is missed so CI can run it.
+// `npm run bench:ca [-- --quick] [-- --results FILE]`: --quick runs 2 rounds instead of 6 (a smoke run
+// for `npm run bench -- --quick`); --results writes the figures for bench/RESULTS.md (results.ts).
 import 'reflect-metadata';
 import { createPublicKey, randomBytes, sign, verify, webcrypto } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
@@ -11,6 +13,7 @@ import { parseSpiffeId, parseTrustDomain } from '../src/spiffe/id.js';
 import { generateKey } from '../src/spiffe/keys.js';
 import { createCaCertificate } from '../src/spiffe/x509-authority.js';
 import { mintX509Svid, parseCsr, prepareIssuer, verifyX509Svid } from '../src/spiffe/x509-svid.js';
+import { rangeOf, reportResults } from './results.js';
 
 /** Issuance target from the CA design: one server core should keep up with a large cluster's renewals. */
 const TARGET_SVIDS_PER_SEC = 5_000;
@@ -20,11 +23,11 @@ const TARGET_RATIO = 0.4;
  * (a) and (b) run interleaved in short slices so both see the same machine load: on a shared 2-core
  * box, outside work landing in one long run would otherwise skew the ratio. 6 x (0.5 s + 0.8 s).
  */
-const ROUNDS = 6;
+const ROUNDS = process.argv.includes('--quick') ? 2 : 6;
 const RAW_SLICE_SECONDS = 0.5;
 const FAST_SLICE_SECONDS = 0.8;
 const WARMUP_SECONDS = 0.5;
-const PECULIAR_ITERATIONS = 300;
+const PECULIAR_ITERATIONS = process.argv.includes('--quick') ? 60 : 300;
 /** Enough distinct CSRs that caching by input could not flatter the numbers. */
 const CSR_POOL_SIZE = 200;
 const MESSAGE_BYTES = 300;
@@ -48,6 +51,8 @@ interface Result {
   /** CPU seconds of this process (all its threads) over the same spans: shows how much of a shortfall is
    * other processes taking the cores, since this machine is shared. */
   readonly cpuSeconds: number;
+  /** Ops per wall-clock second in each round: the spread the figures' ranges show. */
+  readonly roundRates: readonly number[];
 }
 
 function log(line: string): void {
@@ -62,7 +67,7 @@ interface Measured {
 
 /** Runs each op for its slice, round after round, after a warm-up; the clock is read every 64 ops. */
 function interleave(measured: readonly Measured[]): Result[] {
-  const counters = measured.map(() => ({ ops: 0, ms: 0, cpuUs: 0, i: 0 }));
+  const counters = measured.map(() => ({ ops: 0, ms: 0, cpuUs: 0, i: 0, roundRates: [] as number[] }));
   measured.forEach((m, k) => {
     const warmEnd = performance.now() + WARMUP_SECONDS * 1000;
     const c = counters[k]!;
@@ -74,11 +79,14 @@ function interleave(measured: readonly Measured[]): Result[] {
       const cpuStart = process.cpuUsage();
       const start = performance.now();
       const end = start + m.sliceSeconds * 1000;
+      const opsBefore = c.ops;
       while (performance.now() < end) {
         for (let j = 0; j < 64; j++) m.op(c.i++);
         c.ops += 64;
       }
-      c.ms += performance.now() - start;
+      const sliceMs = performance.now() - start;
+      c.ms += sliceMs;
+      c.roundRates.push(((c.ops - opsBefore) * 1000) / sliceMs);
       c.cpuUs += cpuMicros(process.cpuUsage(cpuStart));
     });
     log(`  round ${round}/${ROUNDS} done`);
@@ -88,6 +96,7 @@ function interleave(measured: readonly Measured[]): Result[] {
     ops: counters[k]!.ops,
     seconds: counters[k]!.ms / 1000,
     cpuSeconds: counters[k]!.cpuUs / 1e6,
+    roundRates: counters[k]!.roundRates,
   }));
 }
 
@@ -217,6 +226,7 @@ async function main(): Promise<void> {
     ops: PECULIAR_ITERATIONS,
     seconds: (performance.now() - peculiarStart) / 1000,
     cpuSeconds: cpuMicros(process.cpuUsage(peculiarCpuStart)) / 1e6,
+    roundRates: [],
   };
 
   log('');
@@ -266,6 +276,38 @@ async function main(): Promise<void> {
         'competed for the CPU, so wall-clock rates are depressed',
     );
   }
+
+  const perSecond = (v: number) => `${v.toLocaleString('en-US', { maximumFractionDigits: 0 })}/s`;
+  const percent = (v: number) => `${(v * 100).toFixed(1)}%`;
+  const roundRatios = fast.roundRates.map((v, i) => v / raw.roundRates[i]!);
+  reportResults(process.argv, {
+    bench: 'ca',
+    figures: [
+      {
+        name: 'X.509-SVID issuance, one core (CSR parse + mint)',
+        value: perSecond(rate(fast)),
+        range: rangeOf(fast.roundRates, perSecond),
+        target: `≥ ${perSecond(TARGET_SVIDS_PER_SEC)}`,
+        source: 'issue 2',
+        reference: `@peculiar/x509: ${perSecond(rate(peculiar))}`,
+        pass: rate(fast) >= TARGET_SVIDS_PER_SEC,
+      },
+      {
+        name: 'issuance ÷ raw P-256 sign+verify rate',
+        value: percent(ratio),
+        range: rangeOf(roundRatios, percent),
+        target: `≥ ${TARGET_RATIO * 100}%`,
+        source: 'issue 2',
+        reference: `raw sign+verify: ${perSecond(rate(raw))}`,
+        pass: ratio >= TARGET_RATIO,
+      },
+      {
+        name: 'issuance per CPU-second (not judged: shows what other load took)',
+        value: perSecond(cpuRate(fast)),
+        reference: `raw sign+verify: ${perSecond(cpuRate(raw))}`,
+      },
+    ],
+  });
 
   const misses: string[] = [];
   if (rate(fast) < TARGET_SVIDS_PER_SEC)

@@ -9,6 +9,9 @@
 //   h1: HTTP/1.1 GET / through an undici Pool (keep-alive, no pipelining; as many connections as
 //       requests in flight), legacy dispatch handler so no body stream is built per response.
 //   h2: h2c GET / as streams on one HTTP/2 session (prior knowledge), as a gRPC client would.
+// Options for bench/rotation.ts: `newConnectionEach` (h1: every request on a connection of its own,
+// closed after it, so through a `tcp` listener each request is a new mTLS handshake) and `timeline`
+// (each measured request's send time and latency, to read the latency around a rotation).
 import http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { type Dispatcher, Pool } from 'undici';
@@ -20,6 +23,16 @@ export interface LoadCommand {
   readonly ratePerS: number;
   readonly warmupMs: number;
   readonly durationMs: number;
+  /** h1 only: close each connection after its request (undici `reset`). Default false. */
+  readonly newConnectionEach?: boolean;
+  /** Report every measured request in `timeline`. Default false. */
+  readonly timeline?: boolean;
+}
+
+/** Per measured request, in send order: wall-clock send time (epoch ms) and latency (ms; -1 failed). */
+export interface LoadTimeline {
+  readonly sentAtMs: number[];
+  readonly latencyMs: number[];
 }
 
 export interface LoadResult {
@@ -37,6 +50,7 @@ export interface LoadResult {
   readonly p99Ms: number;
   readonly maxMs: number;
   readonly meanMs: number;
+  readonly timeline?: LoadTimeline;
 }
 
 export type LoadReport =
@@ -62,14 +76,19 @@ interface Target {
   close(): Promise<void>;
 }
 
-function h1Target(port: number): Target {
+function h1Target(port: number, newConnectionEach: boolean): Target {
   const pool = new Pool(`http://127.0.0.1:${port}`, {
     connections: H1_CONNECTIONS,
     pipelining: 1,
     keepAliveTimeout: 60_000,
     keepAliveMaxTimeout: 60_000,
   });
-  const options: Dispatcher.DispatchOptions = { path: '/', method: 'GET', headers: ['host', 'bench'] };
+  const options: Dispatcher.DispatchOptions = {
+    path: '/',
+    method: 'GET',
+    headers: ['host', 'bench'],
+    reset: newConnectionEach,
+  };
   return {
     send(done) {
       let isDone = false;
@@ -146,6 +165,7 @@ async function runPhase(
   ratePerS: number,
   durationMs: number,
   record: number[] | null,
+  timeline: LoadTimeline | null = null,
 ): Promise<{ sent: number; completed: number; errors: number; firstError: string | null; dropped: number }> {
   const intervalMs = 1_000 / ratePerS;
   const startMs = performance.now();
@@ -159,6 +179,8 @@ async function runPhase(
   let wake: (() => void) | null = null;
   const sendOne = () => {
     const sentAtMs = performance.now();
+    const slot = timeline ? timeline.sentAtMs.push(performance.timeOrigin + sentAtMs) - 1 : -1;
+    timeline?.latencyMs.push(-1);
     inFlight++;
     sent++;
     target.send((err) => {
@@ -169,6 +191,7 @@ async function runPhase(
       } else {
         completed++;
         record?.push((performance.now() - sentAtMs) * 1_000);
+        if (timeline) timeline.latencyMs[slot] = performance.now() - sentAtMs;
       }
       if (inFlight === 0 && wake) wake();
     });
@@ -208,14 +231,18 @@ function percentile(sorted: Float64Array, p: number): number {
 }
 
 async function run(command: LoadCommand, waitForGo: () => Promise<void>): Promise<LoadResult> {
-  const target = command.protocol === 'h1' ? h1Target(command.port) : h2Target(command.port);
+  const target =
+    command.protocol === 'h1'
+      ? h1Target(command.port, command.newConnectionEach ?? false)
+      : h2Target(command.port);
   try {
     await runPhase(target, command.ratePerS, command.warmupMs, null);
     send({ type: 'warm' });
     await waitForGo();
     const latenciesUs: number[] = [];
+    const timeline = command.timeline ? { sentAtMs: [], latencyMs: [] } : null;
     const startMs = performance.now();
-    const phase = await runPhase(target, command.ratePerS, command.durationMs, latenciesUs);
+    const phase = await runPhase(target, command.ratePerS, command.durationMs, latenciesUs, timeline);
     const elapsedMs = performance.now() - startMs;
     const sorted = Float64Array.from(latenciesUs).sort();
     const sum = latenciesUs.reduce((a, b) => a + b, 0);
@@ -228,6 +255,7 @@ async function run(command: LoadCommand, waitForGo: () => Promise<void>): Promis
       p99Ms: percentile(sorted, 99) / 1_000,
       maxMs: (sorted[sorted.length - 1] ?? Number.NaN) / 1_000,
       meanMs: sorted.length === 0 ? Number.NaN : sum / sorted.length / 1_000,
+      ...(timeline ? { timeline } : {}),
     };
   } finally {
     await target.close();

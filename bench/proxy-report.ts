@@ -1,6 +1,7 @@
 // The report of `npm run bench:proxy`: statistics, number formats, aligned tables and target checks.
 
 import { availableParallelism } from 'node:os';
+import type { Figure } from './results.js';
 
 /** Failed requests through Sigil above this share of all its requests in a scenario fail the bench. */
 export const MAX_ERROR_SHARE = 0.001;
@@ -30,9 +31,8 @@ export function fmtRatio(values: readonly number[]): { median: string; spread: s
   };
 }
 
-export interface Check {
-  readonly name: string;
-  readonly value: string;
+/** A figure with a target: a row of the verdict table, and of bench/RESULTS.md (results.ts). */
+export interface Check extends Figure {
   readonly target: string;
   readonly pass: boolean;
 }

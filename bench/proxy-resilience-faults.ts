@@ -139,6 +139,8 @@ export function reportFaults(faults: readonly FaultOutcome[], ratePerS: number, 
         name: `faults: ${f.run.label}, amplification`,
         value: amplification.toFixed(3),
         target: '≤ 1',
+        source: 'issue 11',
+        reference: `${fmt(f.app.requests)} requests at the app for ${fmt(f.client.sent)} sent`,
         pass: f.app.requests <= f.client.sent,
       });
       continue;
@@ -151,6 +153,8 @@ export function reportFaults(faults: readonly FaultOutcome[], ratePerS: number, 
       name: `faults: ${f.run.label}, amplification`,
       value: amplification.toFixed(3),
       target: `≤ ${bound.toFixed(2)} (1 + ${BUDGET.ratio} + ${floorRetries}/${f.client.sent} + ${AMPLIFICATION_SLACK})`,
+      source: 'issue 11',
+      reference: `${fmt(f.app.requests)} requests at the app for ${fmt(f.client.sent)} sent`,
       pass: amplification <= bound,
     });
     // The issue's 99% where the tries allow it; else what they allow, less sampling slack.
@@ -162,6 +166,8 @@ export function reportFaults(faults: readonly FaultOutcome[], ratePerS: number, 
         name: `faults: ${f.run.label}, client success`,
         value: `${(100 * success).toFixed(1)}%`,
         target: `≥ ${(target * 100).toFixed(1)}%${target < MIN_SUCCESS_AT_30 ? ` (${maxAttempts} tries reach ${(cap * 100).toFixed(1)}%)` : ''}`,
+        source: 'issue 11',
+        reference: `retries off: ${(100 * (1 - f.run.failPercent / 100)).toFixed(0)}% expected`,
         pass: success >= target,
       });
     }

@@ -256,16 +256,26 @@ function report(results: ReadonlyArray<Record<Variant, PairRun>>, env: TrafficEn
       ['at 1k req/s', rateCpuUs],
     ] as const) {
       const ratio = median(ratioOf(f, variant));
+      const control = median(ratioOf(f, 'control'));
       checks.push({
         name: `${LABEL[variant]}: CPU per request ${label}, vs ${variant === 'routes' ? 'off' : 'untraced'}`,
         value: `${ratio.toFixed(3)}x`,
+        range: fmtRatio(ratioOf(f, variant)).spread || undefined,
         target: `≤ ${MAX_RATIO[variant]}x`,
+        source: 'issue 12',
+        reference: `untraced pair ${fmt(median(results.map((r) => f(r.off))), 1)} µs/request; a second untraced pair (control) ÷ it: ${control.toFixed(3)}x`,
         pass: ratio <= MAX_RATIO[variant],
       });
     }
   }
   const failed = VARIANTS.reduce((sum, v) => sum + failedOf(v), 0);
-  checks.push({ name: 'traffic: failed requests', value: fmt(failed), target: '0', pass: failed === 0 });
+  checks.push({
+    name: 'traffic: failed requests',
+    value: fmt(failed),
+    target: '0',
+    source: 'bench:proxy',
+    pass: failed === 0,
+  });
   return checks;
 }
 

@@ -23,7 +23,9 @@
 // retries, budget, outlier detection and two endpoints add on the happy path, and success and
 // amplification against an app failing 30% and 100% of requests (--fault-rate/--fault-seconds).
 // `traffic` (proxy-traffic.ts, Sigil only): the CPU that 50 routes with a 90/10 split, and tracing at
-// 1% and 100%, add per request.
+// 1% and 100%, add per request. `sweep` (proxy-rate-sweep.ts, not run by default): HTTP/1.1 latency
+// against offered rate, direct and through both pairs, for bench/latency-vs-rate.svg. --results FILE
+// writes every figure and the sweep's curves for bench/RESULTS.md (results.ts, `npm run bench`).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -51,12 +53,12 @@ import {
   WRK_CONNECTIONS,
 } from './proxy-measure.js';
 import type { PairScenarioEnv } from './proxy-pair-runs.js';
+import { QUICK_SWEEP_RATES, runRateSweep, SWEEP_RATES, sweepEstimateS } from './proxy-rate-sweep.js';
 import {
   type Check,
   fmt,
   fmtRatio,
   log,
-  MAX_ERROR_SHARE,
   machineLoadLine,
   median,
   printVerdicts,
@@ -64,6 +66,18 @@ import {
 } from './proxy-report.js';
 import { RESILIENCE_PORTS, resilienceEstimateS, runResilienceScenario } from './proxy-resilience.js';
 import { FAULT_RATE_PER_S } from './proxy-resilience-faults.js';
+import {
+  errorsOf,
+  type RateResult,
+  type RunResult,
+  type ScenarioKey,
+  type ScenarioRuns,
+  satCpu,
+  scenarioFigures,
+  TARGETS,
+  type TargetName,
+  throughput,
+} from './proxy-scenario-figures.js';
 import {
   allowPolicy,
   type BenchProc,
@@ -84,6 +98,7 @@ import {
   toolVersion,
 } from './proxy-setup.js';
 import { runTrafficScenario, TRAFFIC_PORTS, trafficEstimateS } from './proxy-traffic.js';
+import { type Figure, type LatencyCurve, rangeOf, reportResults } from './results.js';
 import {
   type BenchAgent,
   type BenchServer,
@@ -101,39 +116,15 @@ const NODE_ID = `${TD}/bench/node`;
 
 const SETTLE_MS = 2_000;
 
-const TARGETS = {
-  h1: { cpuRatio: 2.5, throughputRatio: 0.5, p50OverMs: 0.5 },
-  tcp: { cpuRatio: 1.6, throughputRatio: 0.7 },
-  rssIdleMb: 60,
-  rssLoadMb: 120,
-} as const;
-
-/**
- * `floor`: bench/node-floor-proxy.ts, the recommended Node design with none of Sigil's features,
- * run in the same sitting so each figure of Sigil's reads against what Node can do here at all.
- */
-type TargetName = 'direct' | 'sigil' | 'floor' | 'haproxy';
 const ALL_TARGETS: readonly TargetName[] = ['direct', 'sigil', 'floor', 'haproxy'];
 /** The pairs --cpu-prof profiles, by their names in the profile's phases: the Node ones, side by side. */
 const PROFILED: Partial<Record<TargetName, string>> = { sigil: 'Sigil', floor: 'the Node floor' };
-type ScenarioKey = 'h1' | 'tcp' | 'h2';
-
 interface Scenario {
   readonly key: ScenarioKey;
   readonly title: string;
   readonly saturation: 'wrk' | 'h2load';
   readonly rateProtocol: 'h1' | 'h2';
   readonly ports: Record<TargetName, number>;
-}
-
-interface RateResult {
-  readonly load: LoadResult;
-  readonly cpuMs: number | null;
-}
-
-interface RunResult {
-  sat?: SatResult;
-  rate?: RateResult;
 }
 
 interface Flags {
@@ -145,6 +136,11 @@ interface Flags {
   readonly resilience: boolean;
   /** `traffic` (proxy-traffic.ts: routes and tracing) was among --only (it is by default). */
   readonly traffic: boolean;
+  /** `sweep` was among --only (not by default): latency against rate, proxy-rate-sweep.ts. */
+  readonly sweep: boolean;
+  readonly sweepSeconds: number;
+  /** The sweep's rates: SWEEP_RATES, or with --sweep-seconds 1 (a smoke run) QUICK_SWEEP_RATES. */
+  readonly sweepRates: readonly number[];
   readonly faultRatePerS: number;
   readonly faultSeconds: number;
   readonly app: 'native' | 'node';
@@ -166,9 +162,10 @@ function parseFlags(argv: readonly string[]): Flags {
   };
   const keys = (value('--only') ?? 'h1,tcp,h2,resilience,traffic').split(',').map((s) => s.trim());
   for (const key of keys)
-    if (!['h1', 'tcp', 'h2', 'resilience', 'traffic'].includes(key))
+    if (!['h1', 'tcp', 'h2', 'resilience', 'traffic', 'sweep'].includes(key))
       throw new Error(`--only: unknown scenario ${key}`);
-  const only = keys.filter((key) => key !== 'resilience' && key !== 'traffic') as ScenarioKey[];
+  const only = keys.filter((key) => !['resilience', 'traffic', 'sweep'].includes(key)) as ScenarioKey[];
+  const sweepSeconds = number('--sweep-seconds', 3);
   const prof = value('--cpu-prof');
   return {
     repeats: Math.round(number('--repeats', 3)),
@@ -177,6 +174,9 @@ function parseFlags(argv: readonly string[]): Flags {
     only,
     resilience: keys.includes('resilience'),
     traffic: keys.includes('traffic'),
+    sweep: keys.includes('sweep'),
+    sweepSeconds,
+    sweepRates: sweepSeconds < 2 ? QUICK_SWEEP_RATES : SWEEP_RATES,
     // Why this default rate: FAULT_RATE_PER_S in proxy-resilience-faults.ts.
     faultRatePerS: number('--fault-rate', FAULT_RATE_PER_S),
     faultSeconds: number('--fault-seconds', 5),
@@ -203,12 +203,14 @@ Sigil's sidecar pair against HAProxy's (and the Node floor), interleaved; scenar
 (against HAProxy), resilience and traffic (Sigil only). Exit status 1 when a target is missed.
 
 Flags:
-  --only LIST          scenarios, comma-separated (default h1,tcp,h2,resilience,traffic)
+  --only LIST          scenarios, comma-separated (default h1,tcp,h2,resilience,traffic; also sweep)
   --repeats N          interleaved repeats (default 3)
   --sat-seconds S      each saturated run (default 4)
   --rate-seconds S     each run at 1,000 req/s (default 4)
   --fault-rate R       resilience: the load on the failing app, req/s (default 50)
   --fault-seconds S    resilience: each fault run (default 5)
+  --sweep-seconds S    sweep: each rate (default 3; under 2, three rates only)
+  --results FILE       write the figures as JSON for bench/RESULTS.md (npm run bench)
   --node-app           a node:http app instead of HAProxy's responder
   --cpu-prof DIR       V8 CPU profiles of the h1/tcp/h2 Sigil sidecars into DIR
   --sigil-proxy PATH   another build's bin/sigil-proxy
@@ -232,6 +234,7 @@ async function main(): Promise<number> {
     flags.only.length * targets * (WARMUP_S + 0.3) +
     (flags.resilience ? resilienceEstimateS(flags) : 0) +
     (flags.traffic ? trafficEstimateS(flags) : 0) +
+    (flags.sweep ? sweepEstimateS(3, flags.sweepSeconds, flags.sweepRates) : 0) +
     25;
   log(
     `bench:proxy — ${flags.only.length === 0 ? 'Sigil-only scenarios (resilience, traffic)' : `direct vs Sigil sidecar pair vs HAProxy sidecar pair${flags.floor ? ' vs Node floor pair' : ''}`}; ${flags.repeats} repeats, interleaved; ` +
@@ -347,7 +350,8 @@ async function main(): Promise<number> {
         })
       : [];
     if (flags.traffic) resilienceChecks.push(...(await runTrafficScenario({ ...scenarioEnv, app })));
-    if (flags.only.length === 0) {
+    if (flags.only.length === 0 && !flags.sweep) {
+      reportResults(process.argv, { bench: 'proxy', figures: resilienceChecks });
       const failedCount = printVerdicts(resilienceChecks);
       log(
         `\n${failedCount === 0 ? 'all targets met' : `${failedCount} target(s) missed`} (${((Date.now() - startedMs) / 1_000).toFixed(0)} s)`,
@@ -573,9 +577,28 @@ async function main(): Promise<number> {
     // Whatever else ran on the machine meanwhile (other builds, tests): the noise these figures carry.
     const backgroundCores = machineLoad();
     const peakMb = new Map(Object.values(sidecars).map((p) => [p.pid, memMbOf(p.pid, 'VmHWM')] as const));
+    let curves: LatencyCurve[] = [];
+    if (flags.sweep) {
+      log('');
+      log(
+        `sweep: HTTP/1.1 latency against offered rate, open loop, ${flags.sweepSeconds} s per rate and path`,
+      );
+      curves = await runRateSweep(
+        loadClient,
+        [
+          { name: 'Sigil pair', port: sigilPorts.outHttp, isPair: true },
+          { name: 'HAProxy pair', port: haproxyPorts.outHttp, isPair: true },
+          { name: 'direct', port: app.http, isPair: false },
+        ],
+        flags.sweepSeconds,
+        flags.sweepRates,
+      );
+    }
 
     // --- Report.
-    const checks: Check[] = [...resilienceChecks];
+    const checks: Check[] = [];
+    /** Figures without a target, for bench/RESULTS.md: what the targets read against. */
+    const info: Figure[] = [];
     log('');
     log(
       `Medians of ${flags.repeats} interleaved repeats; ratio = Sigil ÷ HAProxy within each repeat, median (range). ` +
@@ -589,7 +612,6 @@ async function main(): Promise<number> {
         per(target, f).map((v, i) => v / f(results[i]![s.key].haproxy));
       const ratio = ratioOf('sigil');
       const floorRatio = ratioOf('floor');
-      const satCpu = (r: RunResult) => (r.sat!.cpuMs! * 1_000) / r.sat!.requests;
       const satSys = (r: RunResult) => (r.sat!.sysMs! * 1_000) / r.sat!.requests;
       const rateCpu = (r: RunResult) =>
         (r.rate!.cpuMs! * 1_000) / (r.rate!.load.completed + r.rate!.load.errors);
@@ -633,7 +655,6 @@ async function main(): Promise<number> {
           ratios?.floor.length ? fmtRatio(ratios.floor).median : '',
         ]);
       };
-      const throughput = (r: RunResult) => r.sat!.reqPerS;
       row('throughput saturated (req/s)', valuesOf(throughput, true), ratiosOf(throughput));
       row('CPU µs/request saturated (pair)', valuesOf(satCpu), ratiosOf(satCpu), 1);
       row('  of which kernel (system time)', valuesOf(satSys), ratiosOf(satSys), 1);
@@ -664,23 +685,17 @@ async function main(): Promise<number> {
           3,
         );
       }
-      const errorsOf = (t: TargetName) =>
-        results.reduce(
-          (sum, rep) =>
-            sum +
-            rep[s.key][t].sat!.errors +
-            rep[s.key][t].rate!.load.errors +
-            rep[s.key][t].rate!.load.dropped,
-          0,
-        );
-      const requestsOf = (t: TargetName) =>
-        results.reduce((sum, rep) => sum + rep[s.key][t].sat!.requests + rep[s.key][t].rate!.load.sent, 0);
+      const runs: ScenarioRuns = {
+        key: s.key,
+        repeats: results.map((rep) => rep[s.key]),
+        hasFloor: flags.floor,
+      };
       table.add([
         'failed requests (all runs)',
-        fmt(errorsOf('direct')),
-        fmt(errorsOf('sigil')),
-        flags.floor ? fmt(errorsOf('floor')) : '',
-        fmt(errorsOf('haproxy')),
+        fmt(errorsOf(runs, 'direct')),
+        fmt(errorsOf(runs, 'sigil')),
+        flags.floor ? fmt(errorsOf(runs, 'floor')) : '',
+        fmt(errorsOf(runs, 'haproxy')),
         '',
         '',
         '',
@@ -689,41 +704,9 @@ async function main(): Promise<number> {
       log(s.title);
       table.print();
 
-      const cpuRatio = median(ratio(satCpu));
-      const tputRatio = median(ratio((r) => r.sat!.reqPerS));
-      const limits = s.key === 'h1' ? TARGETS.h1 : s.key === 'tcp' ? TARGETS.tcp : null;
-      if (limits) {
-        checks.push({
-          name: `${s.key}: CPU per request (saturated) vs HAProxy`,
-          value: `${cpuRatio.toFixed(2)}x`,
-          target: `≤ ${limits.cpuRatio}x`,
-          pass: cpuRatio <= limits.cpuRatio,
-        });
-        checks.push({
-          name: `${s.key}: throughput vs HAProxy`,
-          value: `${tputRatio.toFixed(2)}x`,
-          target: `≥ ${limits.throughputRatio}x`,
-          pass: tputRatio >= limits.throughputRatio,
-        });
-      }
-      if (s.key === 'h1') {
-        const overMs = median(
-          results.map((rep) => rep.h1.sigil.rate!.load.p50Ms - rep.h1.haproxy.rate!.load.p50Ms),
-        );
-        checks.push({
-          name: 'h1: p50 at 1k req/s over HAProxy',
-          value: `${overMs >= 0 ? '+' : ''}${overMs.toFixed(3)} ms`,
-          target: `≤ +${TARGETS.h1.p50OverMs} ms`,
-          pass: overMs <= TARGETS.h1.p50OverMs,
-        });
-      }
-      const sigilShare = errorsOf('sigil') / Math.max(1, requestsOf('sigil'));
-      checks.push({
-        name: `${s.key}: failed requests through Sigil`,
-        value: `${fmt(errorsOf('sigil'))} of ${fmt(requestsOf('sigil'))}`,
-        target: `≤ ${MAX_ERROR_SHARE * 100}%`,
-        pass: sigilShare <= MAX_ERROR_SHARE,
-      });
+      const figures = scenarioFigures(runs);
+      checks.push(...figures.checks);
+      info.push(...figures.info);
     }
 
     log('');
@@ -769,20 +752,40 @@ async function main(): Promise<number> {
         name: `RSS idle, Sigil ${label}`,
         value: `${fmt(idleS, 1)} MB`,
         target: `≤ ${TARGETS.rssIdleMb} MB`,
+        source: 'issue 5',
+        reference: `HAProxy ${fmt(idleH, 1)} MB; Sigil at start ${fmt(startMb.get(sigil.pid)!, 1)} MB`,
         pass: idleS <= TARGETS.rssIdleMb,
       });
       checks.push({
         name: `RSS under load, Sigil ${label}`,
         value: `${fmt(loadS, 1)} MB`,
+        range: rangeOf(
+          loadMb.map((m) => m.get(sigil.pid) ?? Number.NaN),
+          (v) => `${fmt(v, 1)} MB`,
+        ),
         target: `≤ ${TARGETS.rssLoadMb} MB`,
+        source: 'issue 5',
+        reference: `HAProxy ${fmt(loadH, 1)} MB`,
         pass: loadS <= TARGETS.rssLoadMb,
       });
     }
     mem.print();
 
+    checks.push(...resilienceChecks);
     log('');
     printVerdicts(checks);
     const failed = checks.filter((c) => !c.pass);
+    const mainChecks = checks.slice(0, checks.length - resilienceChecks.length);
+    reportResults(process.argv, {
+      bench: 'proxy',
+      figures: [...mainChecks, ...info, ...resilienceChecks],
+      backgroundCores,
+      curves,
+      notes: [
+        `Saturation: wrk, ${WRK_CONNECTIONS} connections (h2: h2load ${H2LOAD_CONNECTIONS}×${H2LOAD_STREAMS} streams), ${flags.satSeconds} s per run; latency: open loop at ${fmt(RATE_PER_S)} req/s for ${flags.rateSeconds} s; ${flags.repeats} interleaved repeats. CPU: both sidecars of a pair, user+system.`,
+        `${toolVersion('haproxy')}; ${toolVersion('wrk')}; ${toolVersion('h2load')}.`,
+      ],
+    });
     log(`\n${machineLoadLine(backgroundCores)}`);
     if (flags.cpuProfDir) log('note: the sidecars ran under --cpu-prof, which inflates their CPU figures.');
     log(

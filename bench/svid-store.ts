@@ -4,7 +4,9 @@
 // SvidStore spaces writes by ten times the last one's cost, so these numbers bound its I/O share.
 // The control, in the same run, is the featureless floor: the same bytes written with one fsync'd
 // writeFileSync and read back with one JSON.parse (no encoding, no rename, no key checks).
-// Medians of 5 with their range, and the machine's load before and after. `npm run bench:svid-store`.
+// Medians of 5 with their range, and the machine's load before and after.
+// `npm run bench:svid-store [-- --quick] [-- --results FILE]`: --quick measures 1,000 SVIDs only;
+// --results writes the figures for bench/RESULTS.md (results.ts). No issue sets a target: information.
 import { createPublicKey } from 'node:crypto';
 import {
   closeSync,
@@ -30,6 +32,7 @@ import { generateKey } from '../src/spiffe/keys.js';
 import { makeSelector } from '../src/spiffe/selector.js';
 import { createCaCertificate } from '../src/spiffe/x509-authority.js';
 import { describeCertificate, mintX509Svid, prepareIssuer } from '../src/spiffe/x509-svid.js';
+import { type Figure, rangeOf, reportResults } from './results.js';
 
 const TD = parseTrustDomain('bench.example');
 const AGENT = 'spiffe://bench.example/sigil/agent/bench';
@@ -100,7 +103,7 @@ async function cacheOf(svidCount: number): Promise<PersistedCache> {
   };
 }
 
-async function measure(svidCount: number): Promise<void> {
+async function measure(svidCount: number, figures: Figure[]): Promise<void> {
   const cache = await cacheOf(svidCount);
   const dataDir = mkdtempSync(join(tmpdir(), 'sigil-bench-svid-store-'));
   try {
@@ -136,6 +139,19 @@ async function measure(svidCount: number): Promise<void> {
         `  svid_store  write ${spread(writes)}   load ${spread(loads)}\n` +
         `  control     write ${spread(controlWrites)}   load ${spread(controlLoads)}\n`,
     );
+    const msOf = (v: number) => `${v.toFixed(0)} ms`;
+    const size = `${(statSync(file).size / 1024 / 1024).toFixed(1)} MiB`;
+    for (const [what, samples, control] of [
+      ['write', writes, controlWrites],
+      ['load', loads, controlLoads],
+    ] as const) {
+      figures.push({
+        name: `SVID store ${what}, ${svidCount.toLocaleString('en')} SVIDs (${size})`,
+        value: msOf(samples[2]!),
+        range: rangeOf(samples, msOf),
+        reference: `one fsync'd ${what === 'write' ? 'write' : 'read + JSON.parse'} of the same bytes: ${msOf(control[2]!)}`,
+      });
+    }
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
@@ -158,6 +174,8 @@ function spread(sorted: readonly number[]): string {
 
 const loadLine = () => `load average ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} cores`;
 process.stdout.write(`before: ${loadLine()}\n`);
-await measure(1_000);
-await measure(10_000);
+const figures: Figure[] = [];
+await measure(1_000, figures);
+if (!process.argv.includes('--quick')) await measure(10_000, figures);
 process.stdout.write(`after: ${loadLine()}\n`);
+reportResults(process.argv, { bench: 'svid-store', figures });
