@@ -3,7 +3,7 @@
 // process group (detached), so a Ctrl-C at the terminal reaches only sigil-mesh, which then stops
 // them in order; otherwise every child would get the SIGINT at once and die in any order.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import type { Clock } from '../spiffe/clock.js';
 
 export interface ChildSpec {
@@ -32,12 +32,15 @@ export interface Child {
 
 /** How much of a log file `logTail` reads at most: the last lines, not a huge log. */
 const MAX_TAIL_BYTES = 64 * 1024;
+/** Starts the line written before each run of a child, so a log kept across runs shows where each began. */
+const RUN_MARKER = '=== sigil-mesh started ';
 
 export function spawnChild(spec: ChildSpec, clock: Clock): Child {
   const fd = openSync(spec.logFile, 'a', 0o600);
   let exit: ChildExit | null = null;
   let child: ReturnType<typeof spawn>;
   try {
+    writeSync(fd, `${RUN_MARKER}${spec.name} at ${new Date(clock.nowMs()).toISOString()} ===\n`);
     child = spawn(spec.argv[0]!, spec.argv.slice(1), {
       env: spec.env,
       stdio: ['ignore', fd, fd],
@@ -79,7 +82,7 @@ export function spawnChild(spec: ChildSpec, clock: Clock): Child {
   };
 }
 
-/** The last `lines` lines of a log file ('' when it cannot be read). */
+/** The last `lines` lines the latest run of a child wrote to its log ('' when it cannot be read). */
 export function logTail(file: string, lines = 15): string {
   try {
     const size = statSync(file).size;
@@ -87,7 +90,10 @@ export function logTail(file: string, lines = 15): string {
     try {
       const buffer = Buffer.alloc(Math.min(size, MAX_TAIL_BYTES));
       readSync(fd, buffer, 0, buffer.length, size - buffer.length);
-      return buffer.toString('utf8').trimEnd().split('\n').slice(-lines).join('\n');
+      const text = buffer.toString('utf8');
+      const marker = text.lastIndexOf(RUN_MARKER);
+      const latest = marker === -1 ? text : text.slice(text.indexOf('\n', marker) + 1);
+      return latest.trimEnd().split('\n').slice(-lines).join('\n');
     } finally {
       closeSync(fd);
     }
