@@ -52,7 +52,9 @@ export class Supervisor {
     this.stopAsked.catch(() => {});
   }
 
+  /** Starts a child; refused (StopRequested) once the mesh is halting, so none outlives stopAll. */
   start(spec: ChildSpec): Child {
+    if (this.stopping || this.halted.aborted) throw new StopRequested('halting');
     const child = spawnChild(spec, this.options.clock);
     this.children.push(child);
     void child.exited.then((exit) => {

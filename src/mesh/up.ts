@@ -157,15 +157,21 @@ async function startComponents(run: Run): Promise<void> {
     o.reporter.note('new server data: removed the agent state that belonged to the old one');
   }
   writeMeshConfigs(layout, run.files, run.ports);
-  await startServer(run, serverIsNew);
-  writeFileSync(run.files.bundle, await run.supervisor.guard(run.clis.bundlePem()), { mode: 0o644 });
-  const token = await joinTokenIfNeeded(run);
-  await registerEntries(run);
-  await startAgent(run, token);
-  await Promise.all([
+  // What does not depend on each other starts together: the apps at once, the agent beside the
+  // registration (its sidecars wait for their SVIDs anyway).
+  const apps = Promise.all([
     startApp(run, 'backend', run.ports.backendApp),
     startApp(run, 'frontend', run.ports.frontendApp),
   ]);
+  // Awaited below; a failure meanwhile also ends the waits in between (guard).
+  apps.catch(() => {});
+  await startServer(run, serverIsNew);
+  const token = await joinTokenIfNeeded(run);
+  // The bundle is what an agent trusts the server with on first contact: needed to attest.
+  if (token !== null || !existsSync(run.files.bundle))
+    writeFileSync(run.files.bundle, await run.supervisor.guard(run.clis.bundlePem()), { mode: 0o644 });
+  await Promise.all([startAgent(run, token), registerEntries(run)]);
+  await apps;
   await Promise.all([
     startSidecar(
       run,

@@ -175,7 +175,7 @@ describe('npm start: the local mesh', () => {
     expect(await run.exited).toEqual({ code: null, signal: 'SIGINT' });
     expect(run.output()).toContain('Stopping (SIGINT)');
     expect(run.output()).toMatch(
-      /✓ stopped frontend sidecar, backend sidecar, frontend app, backend app, agent, server in [\d.]+s; no process, socket or port left\n/,
+      /✓ stopped frontend sidecar, backend sidecar, agent, server, frontend app, backend app in [\d.]+s; no process, socket or port left\n/,
     );
     await expectNothingLeft([...Object.values(pids), run.child.pid!]);
   });
