@@ -6,7 +6,6 @@
 // directory is claimed like a data dir, so two meshes never share one, and what a `kill -9`'d run
 // left running is stopped first. Stops in reverse order on a signal, or when a component dies.
 
-import { X509Certificate } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Clock, holdProcessOpen } from '../spiffe/clock.js';
@@ -28,6 +27,7 @@ import { checkPortsFree, isPortFree, MESH_HOST } from './ports.js';
 import { isHttpOk, pollUntil } from './readiness.js';
 import type { MeshSummary, Reporter } from './reporter.js';
 import { readRunRecord, removeRunRecord, stopLeftovers } from './run-record.js';
+import { agentSpiffeId, agentSvidExpiresAtMs, hasEntries } from './saved-state.js';
 import { commandRunner, type RunCommand, SigilClis } from './sigil-clis.js';
 import { ComponentFailed, STOP_GRACE_MS, StopRequested, Supervisor } from './supervisor.js';
 
@@ -350,38 +350,6 @@ async function whatIsLeft(run: Run): Promise<string[]> {
 function shown(o: MeshOptions, target: string): string {
   const relative = path.relative(o.cwd, target);
   return relative === '' || relative.startsWith('..') || path.isAbsolute(relative) ? target : relative;
-}
-
-function hasEntries(dir: string): boolean {
-  try {
-    return readdirSync(dir).length > 0;
-  } catch {
-    // Missing: nothing kept from an earlier run.
-    return false;
-  }
-}
-
-/** When the agent's saved SVID expires (agent-svid.pem, leaf first); 0 when there is none. */
-function agentSvidExpiresAtMs(agentData: string): number {
-  try {
-    return Date.parse(new X509Certificate(readFileSync(path.join(agentData, 'agent-svid.pem'))).validTo);
-  } catch {
-    // No SVID saved (first run) or an unreadable one: the agent attests with a new token.
-    return 0;
-  }
-}
-
-/** The agent's own SPIFFE ID as it saved it (agent.json). */
-function agentSpiffeId(agentData: string): string {
-  try {
-    const meta = JSON.parse(readFileSync(path.join(agentData, 'agent.json'), 'utf8')) as {
-      spiffe_id?: unknown;
-    };
-    return String(meta.spiffe_id);
-  } catch {
-    // Healthy but not saved yet is not expected; the ID is only shown, so say so rather than fail.
-    return '(agent ID not saved yet)';
-  }
 }
 
 /** Removes a socket a stopped child left (only sockets: anything else there is not ours). */
