@@ -111,8 +111,15 @@ function socketsUnder(root: string): string[] {
     .filter((file) => lstatSync(file).isSocket());
 }
 
-async function expectNothingLeft(pids: readonly number[]): Promise<void> {
+/** Nothing of a run left: its components (each in a process group of its own) nor npm's group (npm, sh, sigil-mesh). */
+async function expectNothingLeft(pids: readonly number[], npmGroup: number): Promise<void> {
   for (const pid of pids) expect(isAlive(pid), `pid ${pid} still running`).toBe(false);
+  // npm may end before its shell is reaped: give init a moment to collect the orphan.
+  await until(
+    () => !isAlive(-npmGroup),
+    5_000,
+    () => `a process of npm's group ${npmGroup} still running`,
+  );
   for (const port of PORTS) expect(await isPortFree(port), `port ${port} still in use`).toBe(true);
   expect(socketsUnder(path.join(dir, '.sigil', 'mesh'))).toEqual([]);
   expect(existsSync(path.join(dir, '.sigil', 'mesh', 'run.json'))).toBe(false);
@@ -177,7 +184,7 @@ describe('npm start: the local mesh', () => {
     expect(run.output()).toMatch(
       /✓ stopped frontend sidecar, backend sidecar, agent, server, frontend app, backend app in [\d.]+s; no process, socket or port left\n/,
     );
-    await expectNothingLeft([...Object.values(pids), run.child.pid!]);
+    await expectNothingLeft(Object.values(pids), run.child.pid!);
   });
 
   it('starts again from the same data, faster, and names a component that dies, with its log', async () => {
@@ -197,6 +204,6 @@ describe('npm start: the local mesh', () => {
     expect(run.output()).toContain('✗ backend sidecar: exited unexpectedly (signal SIGKILL)');
     expect(run.output()).toContain('last lines of .sigil/mesh/logs/backend-sidecar.log:');
     expect(run.output()).toContain('"msg":"Sigil proxy started"');
-    await expectNothingLeft([...Object.values(pids), run.child.pid!]);
+    await expectNothingLeft(Object.values(pids), run.child.pid!);
   });
 });
