@@ -42,7 +42,8 @@ export class Supervisor {
       this.notifyDeath = resolve;
     });
     void this.death.then(() => this.haltController.abort());
-    options.signal.addEventListener('abort', () => this.haltController.abort(), { once: true });
+    if (options.signal.aborted) this.haltController.abort();
+    else options.signal.addEventListener('abort', () => this.haltController.abort(), { once: true });
     this.stopAsked = new Promise<never>((_, reject) => {
       const stop = () => reject(new StopRequested(String(options.signal.reason ?? 'signal')));
       if (options.signal.aborted) stop();
@@ -54,7 +55,9 @@ export class Supervisor {
 
   /** Starts a child; refused (StopRequested) once the mesh is halting, so none outlives stopAll. */
   start(spec: ChildSpec): Child {
-    if (this.stopping || this.halted.aborted) throw new StopRequested('halting');
+    if (this.stopping || this.halted.aborted) {
+      throw new StopRequested(this.options.signal.aborted ? String(this.options.signal.reason) : 'halting');
+    }
     const child = spawnChild(spec, this.options.clock);
     this.children.push(child);
     void child.exited.then((exit) => {
