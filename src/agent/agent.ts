@@ -4,6 +4,7 @@
 
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
 import { createNodeAttestorAgent } from '../attestors/node/index.js';
 import type { NodeAttestorAgent } from '../attestors/node/types.js';
 import { createWorkloadAttestor } from '../attestors/workload/index.js';
@@ -12,6 +13,8 @@ import { bundleToPem, type TrustBundle } from '../spiffe/bundle.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
 import { lockDataDir } from '../spiffe/data-dir-lock.js';
 import { SigilError } from '../spiffe/errors.js';
+import type { HostPort } from '../spiffe/host-port.js';
+import { startMetricsListener } from '../spiffe/metrics-listener.js';
 import { ensurePrivateDir } from '../spiffe/secret-file.js';
 import type { Selector } from '../spiffe/selector.js';
 import { prepareSocketDir } from '../spiffe/socket-dir.js';
@@ -36,13 +39,17 @@ import {
   staleBundleMessage,
 } from './identity/index.js';
 import { AgentManager, createSvidStore } from './manager/index.js';
+import { type AgentMetrics, createAgentMetrics } from './metrics.js';
 import { attestNode } from './server-client/attest.js';
 import { ServerConnection } from './server-client/connection.js';
+import { serverSigner } from './server-client/signer.js';
 import { runSyncLoop } from './server-client/sync.js';
 import { startWorkloadApiServer } from './workloadapi/server.js';
 
 export interface RunningAgent {
   readonly spiffeId: string;
+  /** Where GET /metrics is served, when metrics_bind is set. */
+  readonly metricsAddress: HostPort | null;
   close(): Promise<void>;
 }
 
@@ -51,12 +58,19 @@ export interface AgentOptions {
   readonly logger: Logger;
   /** This process's uid: the sockets' directories must be ours. */
   readonly uid: number;
+  /**
+   * The registry served on metrics_bind and the metrics on it; the CLI makes them before the logger,
+   * which counts error lines into them. A fresh pair by default.
+   */
+  readonly telemetry?: { readonly registry: Registry; readonly metrics: AgentMetrics };
 }
 
 export async function startAgent(config: AgentConfig, options: AgentOptions): Promise<RunningAgent> {
   const clock = options.clock ?? systemClock;
   const logger = options.logger;
   const random = () => randomInt(0, 2 ** 32) / 2 ** 32;
+  const registry = options.telemetry?.registry ?? new Registry();
+  const metrics = options.telemetry?.metrics ?? createAgentMetrics(registry, clock);
   const cleanups: Array<() => unknown> = [];
   const abort = new AbortController();
   const close = async () => {
@@ -117,9 +131,15 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     const evidence: AttestationEvidence | null = attestor && {
       joinTokenSha256: tokenSha256,
       attest: async () => {
-        const attested = await attestNode(connection, attestor, config.trustDomain, !trusted);
-        trusted = true;
-        return attested;
+        try {
+          const attested = await attestNode(connection, attestor, config.trustDomain, !trusted);
+          trusted = true;
+          metrics.attested('success');
+          return attested;
+        } catch (err) {
+          metrics.attested(classifyServerFailure(err));
+          throw err;
+        }
       },
     };
     let state = await loadAgentState(config.dataDir, config.trustDomain);
@@ -195,29 +215,18 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     const manager = new AgentManager({
       trustDomain: config.trustDomain,
       onCacheChanged: () => svidStore.markDirty(),
+      onExpiredDropped: (count) => metrics.expiredDropped(count),
       clock,
       random,
       logger: logger.child({ component: 'manager' }),
       initialBundle: identity.state.bundle,
       maxSvids: config.svidCacheMax,
       jwtSvidCache: { maxTokens: config.jwtSvidCacheMax, maxBytes: config.jwtSvidCacheMaxBytes },
-      signer: {
-        signX509Svids: async (requests) => {
-          const { results } = await connection.signX509Svids(requests);
-          return results.map((r) =>
-            r.error
-              ? { entryId: r.entryId, error: r.error }
-              : { entryId: r.entryId, chain: r.svidChain, expiresAtMs: r.expiresAt * 1000 },
-          );
-        },
-        mintJwtSvid: async (entryId, audience) => {
-          const minted = await connection.mintJwtSvid(entryId, audience);
-          return { token: minted.token, expiresAtMs: minted.expiresAt * 1000 };
-        },
-      },
+      signer: serverSigner(connection, metrics),
     });
     const kept = await svidStore.load(identity.state.spiffeId);
     if (kept) manager.restoreCache(kept);
+    metrics.sampleCache(() => manager.unexpiredSvidCount());
     const managerDone = manager.run(abort.signal);
     cleanups.push(() => managerDone);
     // Runs before managerDone is awaited (cleanups run in reverse): the last changes are written.
@@ -230,6 +239,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       manager: {
         applySync: (update) => {
           manager.applySync(update);
+          metrics.syncApplied(update.revision);
           if (update.taintedAuthorities && update.bundle) {
             identity.noteTainted(update.taintedAuthorities, update.bundle.x509Authorities);
           }
@@ -242,6 +252,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       reconcileIntervalMs: config.reconcileIntervalMs,
       signal: abort.signal,
       onConnected: (connected) => {
+        metrics.syncConnected(connected);
         server.connected = connected;
         if (connected) {
           server.synced = true;
@@ -249,6 +260,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
         }
       },
       onFailure: (err) => {
+        metrics.syncFailed();
         const stale = classifyServerFailure(err) === 'stale-bundle';
         const problem = stale ? bundleAdvice() : describeServerFailure(err);
         // The advice once per outage, not at every retry (the retry line says it is still failing).
@@ -282,6 +294,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
       logger: logger.child({ component: 'workload-api' }),
       clock,
       limits: config.workloadApi,
+      observer: metrics.workloadApi,
     });
     cleanups.push(() => workloadApi.close());
 
@@ -317,16 +330,30 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     });
     cleanups.push(() => admin.close());
 
+    let metricsAddress: HostPort | null = null;
+    if (config.metricsBind) {
+      const listener = await startMetricsListener({
+        listen: config.metricsBind,
+        field: 'metrics_bind',
+        flag: '--metrics-bind',
+        render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+        onError: (err) => logger.error({ err }, 'Serving metrics failed'),
+      });
+      cleanups.push(() => listener.close());
+      metricsAddress = listener.address;
+    }
+
     logger.info(
       {
         agentId: identity.state.spiffeId,
         socketPath: config.socketPath,
         adminSocket: config.adminSocket,
         servers: config.serverAddresses,
+        metricsAddress,
       },
       'Sigil agent started',
     );
-    return { spiffeId: identity.state.spiffeId, close };
+    return { spiffeId: identity.state.spiffeId, metricsAddress, close };
   } catch (err) {
     await close();
     throw err;

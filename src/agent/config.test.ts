@@ -158,3 +158,30 @@ describe('loadAgentConfig socket paths', () => {
     expect(fromFlag.socketPath).toBe('/srv/api.sock');
   });
 });
+
+describe('agent config: metrics_bind', () => {
+  it('is off by default, and read from the file or --metrics-bind (the flag wins)', () => {
+    expect(load('')().metricsBind).toBeNull();
+    expect(load('metrics_bind: 0.0.0.0:9989\n')().metricsBind).toEqual({ host: '0.0.0.0', port: 9989 });
+    const dir = mkdtempSync(path.join(tmpdir(), 'sigil-agent-config-'));
+    dirs.push(dir);
+    const file = path.join(dir, 'agent.yaml');
+    writeFileSync(
+      file,
+      'trust_domain: example.org\nserver_address: 127.0.0.1:8081\nmetrics_bind: 0.0.0.0:9989\n',
+    );
+    expect(loadAgentConfig({ config: file, metricsBind: '[::1]:19989' }, dir).metricsBind).toEqual({
+      host: '::1',
+      port: 19989,
+    });
+  });
+
+  it('names the key and the bad value', () => {
+    expect(load('metrics_bind: localhost\n')).toThrow(
+      /metrics_bind: "localhost" is not HOST:PORT \(e\.g\. 127\.0\.0\.1:8081, \[::1\]:8081\)/,
+    );
+    expect(load('metrics_bind: 127.0.0.1:70000\n')).toThrow(
+      /metrics_bind: "127\.0\.0\.1:70000" is not HOST:PORT/,
+    );
+  });
+});

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseTimeoutMs } from '../spiffe/duration.js';
 import { quote, SigilError } from '../spiffe/errors.js';
+import { type HostPort, parseHostPort } from '../spiffe/host-port.js';
 import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 import { systemSocketPath } from '../spiffe/runtime-dir.js';
 import { DEFAULT_MAX_JWT_SVID_BYTES, DEFAULT_MAX_JWT_SVIDS } from './manager/jwt-cache.js';
@@ -15,7 +16,7 @@ import { DEFAULT_WORKLOAD_API_LIMITS, type WorkloadApiLimits } from './workloada
 export const DEFAULT_SOCKET_PATH = systemSocketPath('workloadApi');
 export const DEFAULT_AGENT_ADMIN_SOCKET = systemSocketPath('agentAdmin');
 export const DEFAULT_AGENT_DATA_DIR = '.sigil/agent';
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 export interface AgentConfig {
   readonly trustDomain: TrustDomain;
@@ -45,6 +46,8 @@ export interface AgentConfig {
   readonly workloadApi: WorkloadApiLimits;
   /** A full re-sync is requested this often as a safety net for the push stream. */
   readonly reconcileIntervalMs: number;
+  /** Where Prometheus scrapes GET /metrics over plain HTTP; null (the default) serves no metrics. */
+  readonly metricsBind: HostPort | null;
 }
 
 export interface AgentFlags {
@@ -58,6 +61,7 @@ export interface AgentFlags {
   socketPath?: string;
   adminSocket?: string;
   logLevel?: string;
+  metricsBind?: string;
 }
 
 const KNOWN_KEYS = [
@@ -78,6 +82,7 @@ const KNOWN_KEYS = [
   'jwt_svid_cache_max_bytes',
   'workload_api',
   'reconcile_interval',
+  'metrics_bind',
 ];
 const WORKLOAD_API_KEYS = [
   'max_connections',
@@ -110,6 +115,7 @@ export function loadAgentConfig(
   if (flags.socketPath !== undefined) raw.socket_path = flags.socketPath;
   if (flags.adminSocket !== undefined) raw.admin_socket = flags.adminSocket;
   if (flags.logLevel !== undefined) raw.log_level = flags.logLevel;
+  if (flags.metricsBind !== undefined) raw.metrics_bind = flags.metricsBind;
 
   const problems: string[] = [];
   for (const key of Object.keys(raw)) {
@@ -220,6 +226,14 @@ export function loadAgentConfig(
   const logLevel = String(raw.log_level ?? 'info');
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
     problems.push(`log_level: must be one of ${LOG_LEVELS.join(', ')} (got ${quote(logLevel)})`);
+  let metricsBind: HostPort | null = null;
+  if (raw.metrics_bind !== undefined && raw.metrics_bind !== null) {
+    try {
+      metricsBind = parseHostPort(raw.metrics_bind);
+    } catch (err) {
+      problems.push(`metrics_bind: ${(err as Error).message}`);
+    }
+  }
   const workloadAttestors = (raw.workload_attestors ?? { unix: {} }) as Record<string, unknown>;
   if (typeof workloadAttestors !== 'object' || Array.isArray(workloadAttestors))
     problems.push('workload_attestors: must be a mapping of attestor name to settings');
@@ -250,6 +264,7 @@ export function loadAgentConfig(
     jwtSvidCacheMaxBytes,
     workloadApi,
     reconcileIntervalMs,
+    metricsBind: metricsBind && Object.freeze(metricsBind),
   });
 }
 

@@ -38,9 +38,10 @@ describe('sigil-mesh CLI', () => {
   });
 
   it.each([
-    [['start'], 'sigil-mesh: unknown command "start"'],
+    [['upp'], 'sigil-mesh: unknown command "upp"; did you mean "up"?'],
     [[], 'sigil-mesh: missing command'],
-    [['up', '--port', '1'], "sigil-mesh up: Unknown option '--port'"],
+    [['up', '--base-prot', '7500'], 'sigil-mesh up: unknown flag --base-prot; did you mean --base-port?'],
+    [['up', '--dir'], 'sigil-mesh up: --dir needs a value'],
     [['up', '--output', 'yaml'], 'sigil-mesh up: --output must be text or json (got "yaml")'],
     [
       ['up', '--base-port', '80'],

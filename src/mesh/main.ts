@@ -3,7 +3,7 @@
 // Exit codes: 0 stopped cleanly (Ctrl-C / SIGTERM), 1 a component failed, 2 usage error, a port in
 // use or the mesh directory held by another sigil-mesh.
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseCliArgs, unknownCommand } from '../spiffe/cli-args.js';
 import { systemClock } from '../spiffe/clock.js';
 import { quote } from '../spiffe/errors.js';
 import { terminalSafe } from '../spiffe/text.js';
@@ -52,26 +52,24 @@ export async function main(
     return 0;
   }
   if (command !== 'up') {
-    io.stderr.write(
-      `sigil-mesh: ${command === undefined ? 'missing command' : `unknown command "${command}"`}\n\n${USAGE}`,
-    );
+    const problem = command === undefined ? 'missing command' : unknownCommand(command, ['up']);
+    io.stderr.write(`sigil-mesh: ${problem}\n\n${USAGE}`);
     return 2;
   }
   let values: { dir?: string; 'base-port'?: string; output?: string; help?: boolean };
   try {
-    values = parseArgs({
-      args: rest,
-      options: {
+    values = parseCliArgs(
+      rest,
+      {
         dir: { type: 'string' },
         'base-port': { type: 'string' },
         output: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
-      strict: true,
-      allowPositionals: false,
-    }).values;
+      false,
+    ).values;
   } catch (err) {
-    io.stderr.write(`sigil-mesh up: ${(err as Error).message}\n\n${USAGE}`);
+    io.stderr.write(`sigil-mesh up: ${(err as Error).message}\n`);
     return 2;
   }
   if (values.help) {

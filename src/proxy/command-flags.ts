@@ -1,7 +1,7 @@
 // What `sigil-proxy policy …` and `sigil-proxy route …` share: a command group's dispatch (help,
 // unknown commands, SigilErrors as usage errors with exit 2) and flag parsing whose failures are
 // usage errors naming the flag. Only the commands print; this file writes to the io it is given.
-import { parseArgs } from 'node:util';
+import { type CliOptions, parseCliArgs, unknownCommand } from '../spiffe/cli-args.js';
 import { isSigilError, quote, SigilError } from '../spiffe/errors.js';
 
 export interface CommandIo {
@@ -33,7 +33,7 @@ export async function runCommandGroup(
   const command = name !== undefined && Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (command === undefined) {
     io.stderr.write(
-      `${name === undefined ? 'missing command' : `unknown command ${quote(name)}`}\n\n${help}`,
+      `${name === undefined ? 'missing command' : unknownCommand(name, Object.keys(commands))}\n\n${help}`,
     );
     return USAGE_EXIT;
   }
@@ -46,15 +46,9 @@ export async function runCommandGroup(
   }
 }
 
-type FlagOptions = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
-
-export function parseFlags<T extends FlagOptions>(args: readonly string[], options: T) {
-  try {
-    return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
-  } catch (err) {
-    // node:util's messages name the flag ("Unknown option '--x'"); keep them, typed as usage.
-    throw usage((err as Error).message);
-  }
+/** Parses like every Sigil CLI: an unknown flag is a usage error with a "did you mean". */
+export function parseFlags<T extends CliOptions>(args: readonly string[], options: T) {
+  return parseCliArgs(args, options);
 }
 
 export function outputFormat(value: string | undefined): 'text' | 'json' {
@@ -71,4 +65,24 @@ export function required(value: string | undefined, flag: string): string {
 
 export function usage(message: string): SigilError {
   return new SigilError('ERR_INPUT_INVALID', message, { reason: 'usage' });
+}
+
+/**
+ * `value` as the JSON the proxy CLIs print: indented, and every key snake_case like the rest of
+ * Sigil's JSON (`dryRunDenials` → `dry_run_denials`, `requestMs` → `request_ms`), so the internal
+ * camelCase types can be printed as they are. Values (IDs, paths, header names) are never changed.
+ */
+export function cliJson(value: unknown): string {
+  return `${JSON.stringify(snakeCaseKeys(value), null, 2)}\n`;
+}
+
+function snakeCaseKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(snakeCaseKeys);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, v]) => [
+      key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase(),
+      snakeCaseKeys(v),
+    ]),
+  );
 }

@@ -7,6 +7,7 @@ import { X509Source, type X509Svid } from '../sdk/index.js';
 import type { Clock } from '../spiffe/clock.js';
 import { systemClock } from '../spiffe/clock.js';
 import { checkSocketForClient } from '../spiffe/socket-dir.js';
+import { rethrowListenError } from '../spiffe/tcp-listen.js';
 import { startProxyAdmin } from './admin.js';
 import { policyAuthorizer } from './authorizer.js';
 import { ADMIN_LISTENER, type ProxyConfig } from './config.js';
@@ -66,7 +67,8 @@ export async function startProxy(
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   };
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'sigil_proxy_process_' });
+  // Prefix without "process_": prom-client's own names start with it (process_cpu_seconds_total).
+  collectDefaultMetrics({ register: registry, prefix: 'sigil_proxy_' });
   let ready = false;
   let identity: ProxyIdentity | null = null;
   let policy: PolicySet = parsePolicyFile('policies: []\n', '(no policy file)');
@@ -105,7 +107,7 @@ export async function startProxy(
         routes_file: config.routesFile,
         routes: router?.current.routes ?? [],
       }),
-    });
+    }).catch(rethrowListenError({ setting: 'admin', ...config.admin }));
     cleanups.push(() => admin.close());
 
     if (config.policyFile) {
@@ -171,7 +173,7 @@ export async function startProxy(
 
     const authorizer = policyAuthorizer(() => policy, registry, logger);
     const ports = new Map<string, number>();
-    for (const inbound of config.inbound) {
+    for (const [i, inbound] of config.inbound.entries()) {
       const listener: InboundListener = await startInbound({
         ...inbound,
         pathNormalization: config.pathNormalization,
@@ -181,7 +183,7 @@ export async function startProxy(
         logger,
         clock,
         tracer,
-      });
+      }).catch(rethrowListenError({ setting: `inbound[${i}].listen`, ...inbound.listen }));
       cleanups.push(() => listener.close());
       inboundListeners.push(listener);
       ports.set(inbound.name, listener.address.port);
@@ -220,7 +222,7 @@ export async function startProxy(
             service: (name: string) => services.get(name),
             random: Math.random,
           };
-    for (const outbound of config.outbound) {
+    for (const [i, outbound] of config.outbound.entries()) {
       const listener: OutboundListener = await startOutbound({
         ...outbound,
         upstream: services.ref(outbound.name),
@@ -231,7 +233,7 @@ export async function startProxy(
         logger,
         clock,
         tracer,
-      });
+      }).catch(rethrowListenError({ setting: `outbound[${i}].listen`, ...outbound.listen }));
       cleanups.push(() => listener.close());
       ports.set(outbound.name, listener.address.port);
     }

@@ -304,6 +304,23 @@ describe('loadServerConfig', () => {
   });
 });
 
+describe('metrics_bind', () => {
+  it('is off by default, and read from the file or --metrics-bind (the flag wins)', () => {
+    expect(loadServerConfig(null, { trustDomain: 'example.org' }).metricsBind).toBeNull();
+    const yaml = file('s.yaml', 'trust_domain: a.org\nmetrics_bind: 0.0.0.0:9988\n');
+    expect(loadServerConfig(yaml).metricsBind).toEqual({ host: '0.0.0.0', port: 9988 });
+    expect(loadServerConfig(yaml, { metricsBind: '127.0.0.1:19988' }).metricsBind).toEqual({
+      host: '127.0.0.1',
+      port: 19988,
+    });
+  });
+
+  it('names the key and the bad value', () => {
+    const yaml = file('s.yaml', 'trust_domain: a.org\nmetrics_bind: 9988\n');
+    expect(problemsOf(() => loadServerConfig(yaml))).toContain('metrics_bind: "9988" is not HOST:PORT');
+  });
+});
+
 describe('parseHostPort', () => {
   it.each([
     ['127.0.0.1:8081', { host: '127.0.0.1', port: 8081 }],

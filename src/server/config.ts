@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { createNodeAttestorServer, type JoinTokenReader } from '../attestors/node/index.js';
 import { formatDuration, parseWholeSecondsMs } from '../spiffe/duration.js';
 import { isSigilError, quote, SigilError } from '../spiffe/errors.js';
+import { type HostPort, parseHostPort } from '../spiffe/host-port.js';
 import { parseTrustDomain, type TrustDomain } from '../spiffe/id.js';
 import { KEY_TYPES, type KeyType } from '../spiffe/keys.js';
 import { systemSocketPath } from '../spiffe/runtime-dir.js';
@@ -14,6 +15,7 @@ import { svidTtlMs } from './api/admin/ttl.js';
 import { type AgentApiLimits, DEFAULT_AGENT_API_LIMITS, MAX_CONCURRENT_STREAMS } from './api/agent/limits.js';
 import { Checker, deepFreeze, type Raw } from './config-checker.js';
 import type { DataStoreConfig } from './datastore/index.js';
+import { checkNotifiersConfig, type NotifiersConfig } from './notifiers/index.js';
 
 /** The admin socket of a server run by root or by systemd; `sigil-server run` passes the one for its user. */
 export const DEFAULT_ADMIN_SOCKET = systemSocketPath('serverAdmin');
@@ -25,7 +27,8 @@ export const DEFAULT_DATA_DIR = '.sigil/server';
  * demo setups that watch rotation happen lower it.
  */
 export const DEFAULT_MIN_SVID_TTL_MS = 60_000;
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+/** What log_level and --log-level accept; `run --help` lists exactly these. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface UpstreamAuthorityConfig {
@@ -42,6 +45,8 @@ export interface ServerConfig {
   readonly adminSocket: string;
   /** mTLS admin REST listen address; null = Unix socket only. */
   readonly adminBind: HostPort | null;
+  /** Plain-HTTP GET /metrics for Prometheus; null (the default) = metrics only on the admin listeners. */
+  readonly metricsBind: HostPort | null;
   readonly dataDir: string;
   readonly logLevel: LogLevel;
   readonly ca: {
@@ -65,12 +70,12 @@ export interface ServerConfig {
   /** Enabled node attestors by name, each with its raw config (checked by the attestor's factory). */
   readonly nodeAttestors: Readonly<Record<string, unknown>>;
   readonly datastore: DataStoreConfig;
+  /** Where the server publishes its own trust bundle when it changes (none by default). */
+  readonly notifiers: NotifiersConfig;
 }
 
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
+export type { HostPort };
+export { parseHostPort };
 
 /** Flags from `sigil-server run`; each overrides the file's key of the same meaning. */
 export interface ServerFlags {
@@ -79,6 +84,7 @@ export interface ServerFlags {
   bind?: string;
   adminSocket?: string;
   adminBind?: string;
+  metricsBind?: string;
   logLevel?: string;
 }
 
@@ -86,6 +92,8 @@ export interface ServerFlags {
 export interface ServerDefaults {
   /** Used when neither the file nor a flag sets admin_socket; DEFAULT_ADMIN_SOCKET otherwise. */
   readonly adminSocket?: string;
+  /** notifiers.k8s_bundle.api_server when unset: the in-cluster address from the environment. */
+  readonly kubernetesApiServer?: string;
 }
 
 /** Reads and checks the config; throws ERR_CONFIG_INVALID listing every problem. */
@@ -103,6 +111,7 @@ export function loadServerConfig(
   if (flags.bind !== undefined) merged.bind = flags.bind;
   if (flags.adminSocket !== undefined) merged.admin_socket = flags.adminSocket;
   if (flags.adminBind !== undefined) merged.admin_bind = flags.adminBind;
+  if (flags.metricsBind !== undefined) merged.metrics_bind = flags.metricsBind;
   if (flags.logLevel !== undefined) merged.log_level = flags.logLevel;
   return checkServerConfig(merged, where, cwd, defaults);
 }
@@ -120,6 +129,7 @@ export function checkServerConfig(
     'bind',
     'admin_socket',
     'admin_bind',
+    'metrics_bind',
     'data_dir',
     'log_level',
     'ca',
@@ -131,12 +141,15 @@ export function checkServerConfig(
     'admin_api',
     'node_attestors',
     'datastore',
+    'notifiers',
   ]);
 
   const trustDomain = check.value('trust_domain', raw.trust_domain, (v) => parseTrustDomain(String(v)), {
     required: 'set trust_domain in the file or pass --trust-domain',
   });
   const bind = check.value('bind', raw.bind ?? '0.0.0.0:8081', parseHostPort);
+  const metricsBind =
+    raw.metrics_bind === undefined ? null : check.value('metrics_bind', raw.metrics_bind, parseHostPort);
   const adminBind =
     raw.admin_bind === undefined ? null : check.value('admin_bind', raw.admin_bind, parseHostPort);
   const dataDir = path.resolve(
@@ -218,6 +231,8 @@ export function checkServerConfig(
     datastoreConfig = { kind: 'sqlite', path: path.resolve(cwd, file ?? '') };
   }
 
+  const notifiers = checkNotifiersConfig(check, raw.notifiers, defaults.kubernetesApiServer);
+
   if (problems.length > 0) {
     const noun = problems.length === 1 ? 'problem' : 'problems';
     throw new SigilError(
@@ -231,6 +246,7 @@ export function checkServerConfig(
     bind: bind!,
     adminSocket,
     adminBind,
+    metricsBind,
     dataDir,
     logLevel,
     ca: { keyType, ttlMs: caTtlMs!, jwtKeyType, upstream, publishLeadMs: publishLeadMs! },
@@ -242,6 +258,7 @@ export function checkServerConfig(
     adminApi,
     nodeAttestors: Object.fromEntries(Object.entries(nodeAttestors).map(([k, v]) => [k, v ?? {}])),
     datastore: datastoreConfig,
+    notifiers,
   });
 }
 
@@ -324,19 +341,6 @@ function checkAdminApi(check: Checker, input: unknown): AdminApiLimits {
     );
   }
   return limits;
-}
-
-export function parseHostPort(input: unknown): HostPort {
-  const text = String(input);
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(text);
-  const port = match ? Number(match[3]) : Number.NaN;
-  if (!match || port > 65535) {
-    throw new SigilError(
-      'ERR_INPUT_INVALID',
-      `${quote(text)} is not HOST:PORT (e.g. 127.0.0.1:8081, [::1]:8081)`,
-    );
-  }
-  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
 }
 
 function readConfigFile(file: string): Raw {

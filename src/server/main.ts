@@ -10,12 +10,15 @@ import type { DestinationStream, Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { createNodeAttestorServer, type JoinTokenReader } from '../attestors/node/index.js';
 import { JWT_PRUNE_GRACE_MS, rotationWarnings } from '../rotation/index.js';
+import { bundleToPem } from '../spiffe/bundle.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
 import { lockDataDir } from '../spiffe/data-dir-lock.js';
+import { startMetricsListener } from '../spiffe/metrics-listener.js';
 import { ensurePrivateDir } from '../spiffe/secret-file.js';
 import { serverSpiffeId } from '../spiffe/sigil-ids.js';
 import { prepareSocketDir, type SocketCheckOptions } from '../spiffe/socket-dir.js';
 import { listenOnSocket, removeStaleSocket } from '../spiffe/socket-listen.js';
+import { rethrowListenError } from '../spiffe/tcp-listen.js';
 import { buildAdminApp } from './api/admin/app.js';
 import type { AdminDeps } from './api/admin/deps.js';
 import { BundleFeed } from './api/agent/bundle-feed.js';
@@ -28,7 +31,8 @@ import { openDataStore } from './datastore/index.js';
 import type { DataStore, RegistrationEntry } from './datastore/types.js';
 import { ServerIdentity } from './identity.js';
 import { createLogger } from './logger.js';
-import { caMetricsObserver, createServerMetrics } from './metrics.js';
+import { caMetricsObserver, createServerMetrics, renderServerMetrics } from './metrics.js';
+import { type BundleNotifier, createNotifierMetrics, startNotifiers } from './notifiers/index.js';
 import { observeServerWrites } from './write-hooks.js';
 
 /** Expired entries and join tokens are swept this often. */
@@ -42,6 +46,8 @@ export interface StartOptions {
   readonly logDestination?: DestinationStream;
   /** This process's uid: the admin socket's directory must be ours. Defaults to process.getuid(). */
   readonly uid?: number;
+  /** Jitter of retry delays, in [0, 1); Math.random by default. */
+  readonly random?: () => number;
 }
 
 export interface HostAndPort {
@@ -56,6 +62,8 @@ export interface RunningServer {
   readonly agentApiAddress: HostAndPort;
   /** The mTLS admin listener's bound address, when admin_bind is set. */
   readonly adminAddress: HostAndPort | null;
+  /** Where GET /metrics is served in plain HTTP, when metrics_bind is set. */
+  readonly metricsAddress: HostAndPort | null;
   close(): Promise<void>;
 }
 
@@ -107,11 +115,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     // Bound late: the CA's first bundle write happens before the feed and identity exist.
     let bundles: BundleFeed | undefined;
     let identity: ServerIdentity | undefined;
+    let notifiers: readonly BundleNotifier[] = [];
     const store = observeServerWrites(observeEntryWrites(rawStore, index), {
       bundleWritten: async (trustDomain) => {
         if (trustDomain !== config.trustDomain.name) return bundles?.reload();
         identity?.refreshTrust();
         bundles?.ownChanged();
+        for (const notifier of notifiers) notifier.bundleChanged();
       },
       agentRemoved: (agentId) => agentEvents.emit('removed', agentId),
     });
@@ -161,6 +171,15 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     // Kept current: each activation moves the expiry gauges, each scheduled check the health ones.
     ca.observe(caMetricsObserver(metrics));
     cleanups.push(schedulePruning(store, clock, logger));
+    const started = startNotifiers(config.notifiers, {
+      bundlePem: () => bundleToPem(ca.bundle()),
+      clock,
+      random: options.random ?? Math.random,
+      logger: logger.child({ component: 'notifier' }),
+      metrics: createNotifierMetrics(registry),
+    });
+    notifiers = started;
+    cleanups.push(() => Promise.all(started.map((n) => n.close())));
 
     const agentApi = await startAgentApi(
       config.bind,
@@ -181,7 +200,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         },
       },
       config.agentApi,
-    );
+    ).catch(rethrowListenError({ setting: 'bind', flag: '--bind', ...config.bind }));
     cleanups.push(() => agentApi.close());
 
     const deps: AdminDeps = {
@@ -228,9 +247,25 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
           (remote.server as unknown as TlsServer).setSecureContext(serverIdentity.tlsOptions()),
         ),
       );
-      await remote.listen({ host: config.adminBind.host, port: config.adminBind.port });
+      const adminBind = { setting: 'admin_bind', flag: '--admin-bind', ...config.adminBind };
+      await remote
+        .listen({ host: adminBind.host, port: adminBind.port })
+        .catch(rethrowListenError(adminBind));
       const bound = remote.server.address() as net.AddressInfo;
       adminAddress = { host: bound.address, port: bound.port };
+    }
+
+    let metricsAddress: HostAndPort | null = null;
+    if (config.metricsBind) {
+      const listener = await startMetricsListener({
+        listen: config.metricsBind,
+        field: 'metrics_bind',
+        flag: '--metrics-bind',
+        render: () => renderServerMetrics(registry, metrics, () => store.countEntries()),
+        onError: (err) => logger.error({ err }, 'Serving metrics failed'),
+      });
+      cleanups.push(() => listener.close());
+      metricsAddress = listener.address;
     }
 
     logger.info(
@@ -239,13 +274,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         agentApiAddress: agentApi.address,
         adminSocket: config.adminSocket,
         adminAddress,
+        metricsAddress,
         dataDir: config.dataDir,
         datastore: config.datastore.kind,
         nodeAttestors: [...attestors.keys()],
       },
       'Sigil server started',
     );
-    return { config, logger, agentApiAddress: agentApi.address, adminAddress, close };
+    return { config, logger, agentApiAddress: agentApi.address, adminAddress, metricsAddress, close };
   } catch (err) {
     await close();
     throw err;

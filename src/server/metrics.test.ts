@@ -23,3 +23,15 @@ describe('caMetricsObserver', () => {
     expect(text).toContain('sigil_server_ca_rotation_failures_total 2');
   });
 });
+
+describe('createServerMetrics', () => {
+  it('names the process and Node.js metrics sigil_server_process_… and sigil_server_nodejs_…, the word said once', async () => {
+    const registry = new Registry();
+    createServerMetrics(registry);
+    const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
+    expect(names).toContain('sigil_server_process_cpu_seconds_total');
+    expect(names).toContain('sigil_server_process_resident_memory_bytes');
+    expect(names).toContain('sigil_server_nodejs_heap_size_used_bytes');
+    expect(names.filter((n) => /process_process|_(\w+)_\1_/.test(n))).toEqual([]);
+  });
+});

@@ -21,7 +21,8 @@ export interface ServerMetrics {
 }
 
 export function createServerMetrics(registry: Registry): ServerMetrics {
-  collectDefaultMetrics({ register: registry, prefix: 'sigil_server_process_' });
+  // Prefix without "process_": prom-client's own names start with it (process_cpu_seconds_total).
+  collectDefaultMetrics({ register: registry, prefix: 'sigil_server_' });
   return {
     svidsIssued: new Counter({
       name: 'sigil_server_svids_issued_total',
@@ -105,6 +106,16 @@ export function createServerMetrics(registry: Registry): ServerMetrics {
       registers: [registry],
     }),
   };
+}
+
+/** The exposition served at /metrics (admin listeners and metrics_bind), with sampled gauges fresh. */
+export async function renderServerMetrics(
+  registry: Registry,
+  metrics: ServerMetrics,
+  countEntries: () => Promise<number>,
+): Promise<{ contentType: string; body: string }> {
+  metrics.entries.set(await countEntries());
+  return { contentType: registry.contentType, body: await registry.metrics() };
 }
 
 /** Feeds the CA's rotation outcomes and active-authority expiries into `metrics`. */

@@ -26,7 +26,8 @@ let agentId: string;
 
 async function fetchIds(uid: number): Promise<{ code: number; ids: string[]; stderr: string }> {
   const result = await asWorkload(uid, agent, 'fetch', 'x509', '--output', 'json', '--timeout', '5000');
-  if (result.code !== 0) return { code: result.code, ids: [], stderr: result.stderr };
+  // With --output json a failure is the JSON error line on stdout.
+  if (result.code !== 0) return { code: result.code, ids: [], stderr: result.stdout + result.stderr };
   const body = JSON.parse(result.stdout) as { svids: Array<{ spiffe_id: string }> };
   return { code: 0, ids: body.svids.map((s) => s.spiffe_id).sort(), stderr: result.stderr };
 }

@@ -1,12 +1,12 @@
 // Starts `bin/sigil-agent run` against a test server, and runs workload processes under chosen uids
 // (the agent tells workloads apart by the kernel's peer credentials, so tests need real other users).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { asUser, startDaemon } from './daemon.js';
 import { REPO_ROOT, runCommand, type ServerProcess } from './harness.js';
+import { makeTrackedTempDir } from './temp-dirs.js';
 
 export const AGENT_BIN = path.join(REPO_ROOT, 'bin', 'sigil-agent');
 
@@ -22,9 +22,9 @@ export interface AgentProcess {
 
 /** A directory every uid can traverse (mkdtemp makes 0700), for sockets workloads must reach. */
 export function makeSharedDir(prefix = 'sigil-agent-'): { dir: string; cleanup(): void } {
-  const dir = mkdtempSync(path.join(tmpdir(), prefix));
-  chmodSync(dir, 0o755);
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const made = makeTrackedTempDir(prefix);
+  chmodSync(made.dir, 0o755);
+  return made;
 }
 
 export async function startAgentProcess(

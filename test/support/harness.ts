@@ -2,11 +2,10 @@
 // waits for its "started" log line, and runs CLI commands against its admin socket. Reads like a
 // story in tests: `const srv = await startServerProcess(); await srv.cli('entry', 'create', …)`.
 import { type ChildProcess, execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDaemon } from './daemon.js';
+import { makeTrackedTempDir } from './temp-dirs.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const SERVER_BIN = path.join(REPO_ROOT, 'bin', 'sigil-server');
@@ -37,7 +36,7 @@ export interface ServerProcess {
 
 export interface StartOptions {
   readonly trustDomain?: string;
-  /** Reuse a data dir (restart scenarios); a fresh temp dir otherwise. */
+  /** Reuse a data dir (restart scenarios); a fresh temp dir otherwise, removed after the test file. */
   readonly dataDir?: string;
   readonly adminBind?: boolean;
   readonly configFile?: string;
@@ -46,9 +45,9 @@ export interface StartOptions {
   readonly agentApiPort?: number;
 }
 
+/** A temp dir removed by cleanup() or, at the latest, after the test file (temp-dirs.ts). */
 export function makeTempDir(prefix = 'sigil-test-'): { dir: string; cleanup(): void } {
-  const dir = mkdtempSync(path.join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return makeTrackedTempDir(prefix);
 }
 
 export async function startServerProcess(options: StartOptions = {}): Promise<ServerProcess> {

@@ -4,9 +4,15 @@
 // denied, invalid request or token), 2 usage, 3 endpoint unreachable, 5 socket refused as unsafe.
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { type JwtSvid, WorkloadApiClient, type X509Context } from '../../sdk/index.js';
 import { bundleToPem } from '../../spiffe/bundle.js';
+import {
+  errorJson,
+  parseCliArgs,
+  unknownCommand,
+  usageError,
+  wantsJsonOutput,
+} from '../../spiffe/cli-args.js';
 import { type Clock, systemClock } from '../../spiffe/clock.js';
 import { isSigilError, quote, SigilError } from '../../spiffe/errors.js';
 import { encodePem } from '../../spiffe/pem.js';
@@ -97,14 +103,16 @@ export function runtimeOf(io: Pick<ApiIo, 'uid' | 'env'>): RuntimeContext {
 
 /** Runs `sigil-agent api <args>`; returns the exit code. */
 export async function apiCommand(args: string[], io: ApiIo): Promise<number> {
+  // Known before parsing, so that a script asking for JSON gets even a usage error as JSON.
+  const json = wantsJsonOutput(args);
   let flags: Flags;
   let positionals: string[];
   try {
-    const parsed = parseArgs({ args, options: FLAGS, allowPositionals: true, strict: true });
+    const parsed = parseCliArgs(args, FLAGS);
     flags = parsed.values as Flags;
     positionals = parsed.positionals;
   } catch (err) {
-    return usage(io, (err as Error).message);
+    return usage(io, err, json);
   }
   if (flags.help) {
     io.stdout.write(USAGE);
@@ -112,17 +120,26 @@ export async function apiCommand(args: string[], io: ApiIo): Promise<number> {
   }
   const command = positionals.join(' ');
   const run = COMMANDS[command];
-  if (!run) return usage(io, command === '' ? 'missing command' : `unknown command ${quote(command)}`);
+  if (!run) {
+    const problem = command === '' ? 'missing command' : unknownCommand(command, Object.keys(COMMANDS));
+    return usage(io, problem, json);
+  }
   if (flags.output !== undefined && flags.output !== 'text' && flags.output !== 'json') {
-    return usage(io, `--output must be "text" or "json" (got ${quote(flags.output)})`);
+    return usage(
+      io,
+      usageError(`--output must be "text" or "json" (got ${quote(flags.output)})`, 'output'),
+      json,
+    );
   }
   const timeoutMs = flags.timeout === undefined ? DEFAULT_TIMEOUT_MS : Number(flags.timeout);
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
-    return usage(io, `--timeout must be a positive number of milliseconds (got ${quote(flags.timeout)})`);
+    const problem = `--timeout must be a positive number of milliseconds (got ${quote(flags.timeout)})`;
+    return usage(io, usageError(problem, 'timeout'), json);
   }
   const owner = flags['socket-owner'] === undefined ? undefined : Number(flags['socket-owner']);
   if (owner !== undefined && !(Number.isSafeInteger(owner) && owner >= 0)) {
-    return usage(io, `--socket-owner must be a uid, a whole number (got ${quote(flags['socket-owner'])})`);
+    const problem = `--socket-owner must be a uid, a whole number (got ${quote(flags['socket-owner'])})`;
+    return usage(io, usageError(problem, 'socket-owner'), json);
   }
   const runtime = runtimeOf(io);
   let client: WorkloadApiClient;
@@ -134,12 +151,12 @@ export async function apiCommand(args: string[], io: ApiIo): Promise<number> {
         checkSocketForClient(socketPath, { uid: runtime.uid, owner, field: '--socket-path' }),
     });
   } catch (err) {
-    return usage(io, (err as Error).message);
+    return usage(io, err, json);
   }
   const ctx: Context = {
     io,
     flags,
-    json: flags.output === 'json',
+    json,
     client,
     clock: io.clock ?? systemClock,
     timeoutMs,
@@ -147,7 +164,7 @@ export async function apiCommand(args: string[], io: ApiIo): Promise<number> {
   try {
     return await run(ctx);
   } catch (err) {
-    return failure(io, err);
+    return failure(io, err, json);
   } finally {
     client.close();
   }
@@ -194,7 +211,9 @@ async function fetchX509(ctx: Context): Promise<number> {
 
 async function fetchJwt(ctx: Context): Promise<number> {
   const audience = ctx.flags.audience ?? [];
-  if (audience.length === 0) return usage(ctx.io, 'fetch jwt: --audience is required');
+  if (audience.length === 0) {
+    return usage(ctx.io, usageError('fetch jwt: --audience is required', 'audience'), ctx.json);
+  }
   const svids = await withTimeout(ctx, (signal) =>
     ctx.client.fetchJwtSvids(audience, ctx.flags['spiffe-id'], signal),
   );
@@ -208,9 +227,17 @@ async function fetchJwt(ctx: Context): Promise<number> {
 
 async function validateJwt(ctx: Context): Promise<number> {
   const audience = ctx.flags.audience ?? [];
-  if (audience.length !== 1) return usage(ctx.io, 'validate jwt: exactly one --audience is required');
+  if (audience.length !== 1) {
+    return usage(
+      ctx.io,
+      usageError('validate jwt: exactly one --audience is required', 'audience'),
+      ctx.json,
+    );
+  }
   const token = ctx.flags.svid;
-  if (token === undefined || token === '') return usage(ctx.io, 'validate jwt: --svid is required');
+  if (token === undefined || token === '') {
+    return usage(ctx.io, usageError('validate jwt: --svid is required', 'svid'), ctx.json);
+  }
   const result = await withTimeout(ctx, (signal) => ctx.client.validateJwtSvid(token, audience[0]!, signal));
   if (ctx.json) {
     ctx.io.stdout.write(
@@ -341,14 +368,19 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-function usage(io: ApiIo, message: string): number {
-  io.stderr.write(`sigil-agent api: ${message}\n\n${USAGE}`);
+/** A usage problem (a message, or the error parsing raised): exit 2, with usage unless JSON was asked. */
+function usage(io: ApiIo, problem: unknown, json: boolean): number {
+  const err = typeof problem === 'string' ? usageError(problem) : problem;
+  if (json) io.stdout.write(errorJson(err));
+  else
+    io.stderr.write(`sigil-agent api: ${(err as Error).message}\nRun "sigil-agent api --help" for usage.\n`);
   return EXIT_USAGE;
 }
 
 /** SigilError code → exit code; the one table for this edge. */
-function failure(io: ApiIo, err: unknown): number {
-  io.stderr.write(`sigil-agent api: ${err instanceof Error ? err.message : String(err)}\n`);
+function failure(io: ApiIo, err: unknown, json: boolean): number {
+  if (json) io.stdout.write(errorJson(err));
+  else io.stderr.write(`sigil-agent api: ${err instanceof Error ? err.message : String(err)}\n`);
   if (!isSigilError(err)) return EXIT_REFUSED;
   switch (err.code) {
     case 'ERR_UNAVAILABLE':

@@ -3,16 +3,25 @@
 // Exit codes: 0 ok, 1 refused / unhealthy, 2 usage or config error, 3 agent unreachable,
 // 5 socket refused as unsafe (another user could have planted it).
 import http from 'node:http';
-import { parseArgs } from 'node:util';
-import pino from 'pino';
-import { holdProcessOpen } from '../../spiffe/clock.js';
-import { isSigilError } from '../../spiffe/errors.js';
+import { Registry } from 'prom-client';
+import {
+  errorJson,
+  parseCliArgs,
+  unknownCommand,
+  usageError,
+  wantsJsonOutput,
+} from '../../spiffe/cli-args.js';
+import { holdProcessOpen, systemClock } from '../../spiffe/clock.js';
+import { isSigilError, quote, SigilError } from '../../spiffe/errors.js';
+import { helpColumns, helpParagraph } from '../../spiffe/help-layout.js';
 import { defaultSocketPath, describeDefaultSocket } from '../../spiffe/runtime-dir.js';
 import { untilStopSignal } from '../../spiffe/shutdown.js';
 import { checkSocketForClient } from '../../spiffe/socket-dir.js';
 import { terminalSafe } from '../../spiffe/text.js';
 import { startAgent } from '../agent.js';
-import { DEFAULT_AGENT_DATA_DIR, loadAgentConfig } from '../config.js';
+import { DEFAULT_AGENT_DATA_DIR, LOG_LEVELS, loadAgentConfig } from '../config.js';
+import { createAgentLogger } from '../logger.js';
+import { createAgentMetrics } from '../metrics.js';
 import { apiCommand, EXIT_UNSAFE_SOCKET, runtimeOf } from './api.js';
 
 export interface AgentCliIo {
@@ -23,42 +32,94 @@ export interface AgentCliIo {
   readonly uid?: number;
 }
 
+const COMMAND_ROWS: ReadonlyArray<readonly [string, string]> = [
+  ['run', 'attest this node and serve the SPIFFE Workload API'],
+  ['api fetch x509', "fetch this process's X.509-SVIDs (--write DIR to save them)"],
+  ['api fetch jwt', 'fetch a JWT-SVID (--audience A)'],
+  ['api validate jwt', 'validate a JWT-SVID (--audience A --svid TOKEN)'],
+  ['api watch', 'print every X.509-SVID update (rotations) until interrupted'],
+  ['healthcheck', '0 when the agent is healthy, 1 with the reasons when not (--admin-socket PATH)'],
+  ['debug explain --pid P', 'why a process gets (or does not get) an identity'],
+];
+
 const USAGE = `Usage: sigil-agent <command> [flags]
 
 Commands:
-  run                   attest this node and serve the SPIFFE Workload API
-  api fetch x509        fetch this process's X.509-SVIDs (--write DIR to save them)
-  api fetch jwt         fetch a JWT-SVID (--audience A)
-  api validate jwt      validate a JWT-SVID (--audience A --svid TOKEN)
-  api watch             print every X.509-SVID update (rotations) until interrupted
-  healthcheck           0 when the agent is healthy, 1 with the reasons when not (--admin-socket PATH)
-  debug explain --pid P why a process gets (or does not get) an identity
+${helpColumns(COMMAND_ROWS)}
 
 Run "sigil-agent <command> --help" for the flags of a command.
 Exit codes: 0 ok, 1 refused or unhealthy, 2 usage or config error, 3 agent unreachable,
 5 refused to connect: the socket, or a directory on its path, belongs to another user or is
 writable by others.
+With --output json, errors are printed on stdout as {"error":{"code","message","field"}}.
 `;
+
+const RUN_FLAG_ROWS: ReadonlyArray<readonly [string, string]> = [
+  ['--config FILE', 'YAML or JSON config file'],
+  ['--server-address HOST:PORT', 'sigil-server agent API; repeat for several servers [server_address]'],
+  ['--trust-domain NAME', 'trust domain [trust_domain]'],
+  [
+    '--trust-bundle-path FILE',
+    'bundle (PEM or SPIFFE JSON) to trust the server on first contact [trust_bundle_path]',
+  ],
+  [
+    '--insecure-bootstrap',
+    'trust the server on first contact without a bundle (demos only) [insecure_bootstrap]',
+  ],
+  ['--join-token TOKEN', 'attest with a join token [join_token]'],
+  [
+    '--data-dir DIR',
+    `where the agent SVID, key and bundle are kept (default ${DEFAULT_AGENT_DATA_DIR}) [data_dir]`,
+  ],
+  [
+    '--socket-path PATH',
+    `Workload API socket [socket_path], default ${describeDefaultSocket('workloadApi')}`,
+  ],
+  ['--admin-socket PATH', `admin socket [admin_socket], default ${describeDefaultSocket('agentAdmin')}`],
+  ['--log-level LEVEL', `${LOG_LEVELS.join('|')} (default info) [log_level]`],
+  [
+    '--metrics-bind HOST:PORT',
+    'serve GET /metrics (Prometheus, plain HTTP) there; off by default [metrics_bind]',
+  ],
+  ['-h, --help', 'show this help'],
+];
+
+const RUN_FLAGS = {
+  config: { type: 'string' },
+  'server-address': { type: 'string', multiple: true },
+  'trust-domain': { type: 'string' },
+  'trust-bundle-path': { type: 'string' },
+  'insecure-bootstrap': { type: 'boolean' },
+  'join-token': { type: 'string' },
+  'data-dir': { type: 'string' },
+  'socket-path': { type: 'string' },
+  'admin-socket': { type: 'string' },
+  'log-level': { type: 'string' },
+  'metrics-bind': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const ADMIN_FLAGS = {
+  'admin-socket': { type: 'string' },
+  output: { type: 'string' },
+  pid: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
 const RUN_USAGE = `Usage: sigil-agent run [flags]
 
 Flags (each overrides the config file key in brackets):
-  --config FILE               YAML or JSON config file
-  --server-address HOST:PORT  sigil-server agent API; repeat for several servers [server_address]
-  --trust-domain NAME         trust domain [trust_domain]
-  --trust-bundle-path FILE    bundle (PEM or SPIFFE JSON) to trust the server on first contact [trust_bundle_path]
-  --insecure-bootstrap        trust the server on first contact without a bundle (demos only) [insecure_bootstrap]
-  --join-token TOKEN          attest with a join token [join_token]
-  --data-dir DIR              where the agent SVID, key and bundle are kept (default ${DEFAULT_AGENT_DATA_DIR}) [data_dir]
-  --socket-path PATH          Workload API socket [socket_path], default
-                              ${describeDefaultSocket('workloadApi')}
-  --admin-socket PATH         admin socket [admin_socket], default
-                              ${describeDefaultSocket('agentAdmin')}
-  --log-level LEVEL           trace|debug|info|warn|error (default info) [log_level]
-  -h, --help                  show this help
-Config-only keys: node_attestor ({x509pop: {...}} or {k8s_sat: {...}}), workload_attestors ({unix: {}}),
-svid_cache_max (10000), svid_store (disk|memory, default disk), reconcile_interval (5m).
+${helpColumns(RUN_FLAG_ROWS)}
+
+${helpParagraph(
+  'Config-only keys: node_attestor ({x509pop: {...}} or {k8s_sat: {...}}), workload_attestors ' +
+    '({unix: {}}), svid_cache_max (10000), svid_store (disk|memory, default disk), reconcile_interval (5m).',
+)}
+
+${helpParagraph('Exit codes: 0 stopped by SIGINT or SIGTERM, 1 failed to start, 2 usage or config error (an address or socket path that cannot be listened on included: the message names the setting).')}
 `;
+
+const COMMANDS = ['run', 'api', 'healthcheck', 'debug'];
 
 export async function main(argv: string[], rawIo: AgentCliIo = process): Promise<number> {
   // Everything printed passes one escape: IDs, paths and errors can carry text from other people.
@@ -72,10 +133,13 @@ export async function main(argv: string[], rawIo: AgentCliIo = process): Promise
     case 'healthcheck':
       return adminCall('healthcheck', rest, io, () => '/healthz');
     case 'debug':
-      if (rest[0] !== 'explain')
-        return usage(io, `unknown debug command "${rest[0] ?? ''}" (try: debug explain --pid P)`);
+      if (rest[0] !== 'explain') {
+        const what = rest[0] === undefined ? 'missing command' : unknownCommand(rest[0], ['explain']);
+        const problem = `debug: ${what} (try: debug explain --pid P)`;
+        return usage(io, problem, wantsJsonOutput(rest));
+      }
       return adminCall('debug explain', rest.slice(1), io, (values) => {
-        if (!values.pid) throw new Error('--pid is required');
+        if (!values.pid) throw usageError('--pid is required', 'pid');
         return `/debug/explain?pid=${encodeURIComponent(values.pid)}`;
       });
     case undefined:
@@ -84,32 +148,16 @@ export async function main(argv: string[], rawIo: AgentCliIo = process): Promise
       io.stdout.write(USAGE);
       return command === undefined ? 2 : 0;
     default:
-      return usage(io, `unknown command "${command}"`);
+      return usage(io, unknownCommand(command, COMMANDS), wantsJsonOutput(rest));
   }
 }
 
 async function run(args: string[], io: AgentCliIo): Promise<number> {
   let values: Record<string, string | boolean | string[] | undefined>;
   try {
-    values = parseArgs({
-      args,
-      options: {
-        config: { type: 'string' },
-        'server-address': { type: 'string', multiple: true },
-        'trust-domain': { type: 'string' },
-        'trust-bundle-path': { type: 'string' },
-        'insecure-bootstrap': { type: 'boolean' },
-        'join-token': { type: 'string' },
-        'data-dir': { type: 'string' },
-        'socket-path': { type: 'string' },
-        'admin-socket': { type: 'string' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }).values;
+    values = parseCliArgs(args, RUN_FLAGS, false).values;
   } catch (err) {
-    io.stderr.write(`sigil-agent run: ${(err as Error).message}\n\n${RUN_USAGE}`);
+    io.stderr.write(`sigil-agent run: ${(err as Error).message}\nRun "sigil-agent run --help" for usage.\n`);
     return 2;
   }
   if (values.help) {
@@ -132,6 +180,7 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
         socketPath: str('socket-path'),
         adminSocket: str('admin-socket'),
         logLevel: str('log-level'),
+        metricsBind: str('metrics-bind'),
       },
       process.cwd(),
       // The same defaults `healthcheck`, `debug explain` and `api` compute for this user.
@@ -140,15 +189,9 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
         adminSocket: defaultSocketPath('agentAdmin', runtime),
       },
     );
-    const logger = pino({
-      level: config.logLevel,
-      base: { service: 'sigil-agent' },
-      redact: {
-        paths: ['key', '*.key', 'token', '*.token', 'joinToken', '*.joinToken'],
-        censor: '[redacted]',
-      },
-      timestamp: pino.stdTimeFunctions.isoTime,
-    });
+    const registry = new Registry();
+    const metrics = createAgentMetrics(registry, systemClock);
+    const logger = createAgentLogger(config.logLevel, (component) => metrics.loggedError(component));
     if (config.insecureBootstrap) {
       io.stderr.write(
         'sigil-agent: WARNING --insecure-bootstrap trusts whatever server answers first. Use --trust-bundle-path outside demos.\n',
@@ -157,7 +200,7 @@ async function run(args: string[], io: AgentCliIo): Promise<number> {
     // Startup may wait for the server (first attestation) on unref'd timers only.
     const release = holdProcessOpen();
     try {
-      agent = await startAgent(config, { logger, uid: runtime.uid });
+      agent = await startAgent(config, { logger, uid: runtime.uid, telemetry: { registry, metrics } });
     } finally {
       release();
     }
@@ -178,33 +221,26 @@ async function adminCall(
   io: AgentCliIo,
   pathFor: (values: { pid?: string }) => string,
 ): Promise<number> {
+  // Known before parsing, so that a script asking for JSON gets even a usage error as JSON.
+  const json = wantsJsonOutput(args);
   let values: { 'admin-socket'?: string; output?: string; pid?: string; help?: boolean };
   let requestPath: string;
   try {
-    values = parseArgs({
-      args,
-      options: {
-        'admin-socket': { type: 'string' },
-        output: { type: 'string' },
-        pid: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }).values;
+    values = parseCliArgs(args, ADMIN_FLAGS, false).values;
     if (values.help) {
       io.stdout.write(
         `Usage: sigil-agent ${name} [--admin-socket PATH] [--output text|json]${name === 'debug explain' ? ' --pid P' : ''}\n` +
           `  --admin-socket defaults to $SIGIL_AGENT_ADMIN_SOCKET, else to where "sigil-agent run" puts it:\n` +
-          `  ${describeDefaultSocket('agentAdmin')}\n`,
+          `${helpParagraph(describeDefaultSocket('agentAdmin'), 2)}\n`,
       );
       return 0;
     }
     if (values.output !== undefined && values.output !== 'text' && values.output !== 'json') {
-      throw new Error(`--output must be "text" or "json" (got "${values.output}")`);
+      throw usageError(`--output must be "text" or "json" (got ${quote(values.output)})`, 'output');
     }
     requestPath = pathFor(values);
   } catch (err) {
-    return usage(io, `${name}: ${(err as Error).message}`);
+    return usage(io, err, json, name);
   }
   const runtime = runtimeOf(io);
   const socketPath =
@@ -213,24 +249,30 @@ async function adminCall(
     // Before the first byte: whoever could plant this socket would answer in the agent's place.
     checkSocketForClient(socketPath, { uid: runtime.uid, field: '--admin-socket' });
   } catch (err) {
-    io.stderr.write(`sigil-agent ${name}: ${(err as Error).message}\n`);
+    if (json) io.stdout.write(errorJson(err));
+    else io.stderr.write(`sigil-agent ${name}: ${(err as Error).message}\n`);
     return isSigilError(err, 'ERR_SOCKET_UNSAFE') ? EXIT_UNSAFE_SOCKET : 3;
   }
   let reply: { status: number; body: Record<string, unknown> };
   try {
     reply = await getJson(socketPath, requestPath);
   } catch (err) {
-    io.stderr.write(
-      `sigil-agent ${name}: cannot reach the agent at ${socketPath}: ${(err as Error).message} (is sigil-agent running? check --admin-socket)\n`,
+    const problem = new SigilError(
+      'ERR_UNAVAILABLE',
+      `cannot reach the agent at ${socketPath}: ${(err as Error).message} (is sigil-agent running? check --admin-socket)`,
+      { field: 'admin-socket', cause: err },
     );
+    if (json) io.stdout.write(errorJson(problem));
+    else io.stderr.write(`sigil-agent ${name}: ${problem.message}\n`);
     return 3;
   }
-  if (name === 'healthcheck' && reply.status === 503 && values.output !== 'json') {
+  if (name === 'healthcheck' && reply.status === 503 && !json) {
     io.stderr.write(formatUnhealthy(reply.body));
     return 1;
   }
-  if (values.output === 'json' || reply.status !== 200) {
-    (reply.status === 200 ? io.stdout : io.stderr).write(`${JSON.stringify(reply.body)}\n`);
+  if (json || reply.status !== 200) {
+    // JSON asked for goes to stdout whatever the answer; a raw non-200 answer in text mode is an error.
+    (json ? io.stdout : io.stderr).write(`${JSON.stringify(reply.body)}\n`);
     return reply.status === 200 ? 0 : 1;
   }
   io.stdout.write(name === 'healthcheck' ? formatHealth(reply.body) : formatExplain(reply.body));
@@ -303,7 +345,14 @@ function getJson(
   });
 }
 
-function usage(io: AgentCliIo, message: string): number {
-  io.stderr.write(`sigil-agent: ${message}\n\n${USAGE}`);
+/** A usage problem: exit 2, printed as the JSON error line when --output json was asked for. */
+function usage(io: AgentCliIo, problem: unknown, json: boolean, command?: string): number {
+  const err = typeof problem === 'string' ? usageError(problem) : problem;
+  if (json) io.stdout.write(errorJson(err));
+  else if (command !== undefined) {
+    io.stderr.write(
+      `sigil-agent ${command}: ${(err as Error).message}\nRun "sigil-agent ${command} --help" for usage.\n`,
+    );
+  } else io.stderr.write(`sigil-agent: ${(err as Error).message}\n\n${USAGE}`);
   return 2;
 }

@@ -38,6 +38,8 @@ export interface AgentManagerOptions {
    * bundles, or X.509-SVIDs minted, renewed, evicted, expired or dropped. Not for JWT-SVIDs.
    */
   readonly onCacheChanged?: () => void;
+  /** Called with how many X.509-SVIDs were dropped at their expiry, never renewed in time (metrics). */
+  readonly onExpiredDropped?: (count: number) => void;
 }
 
 /** The options with every default applied. */
@@ -64,6 +66,7 @@ export function resolveManagerOptions(options: AgentManagerOptions): ResolvedMan
     signBatchSize,
     renewAtFraction,
     onCacheChanged: options.onCacheChanged ?? (() => {}),
+    onExpiredDropped: options.onExpiredDropped ?? (() => {}),
   };
 }
 

@@ -61,6 +61,7 @@ export class AgentManager implements IdentityFeed {
   private readonly failures = new Map<string, Failure>();
   private readonly trust = new SvidTrust();
   private readonly onCacheChanged: () => void;
+  private readonly onExpiredDropped: (count: number) => void;
   private kicked = false;
   private wake: (() => void) | undefined;
   private running = false;
@@ -72,11 +73,14 @@ export class AgentManager implements IdentityFeed {
     this.signer = options.signer;
     this.clock = options.clock;
     this.random = options.random;
-    this.log = options.logger.child({ component: 'agent-manager' });
+    // The caller names the component (agent.ts: { component: 'manager' }); a second child binding
+    // here would print the key twice on every line.
+    this.log = options.logger;
     this.maxSvids = options.maxSvids;
     this.signBatchSize = options.signBatchSize;
     this.renewAtFraction = options.renewAtFraction;
     this.onCacheChanged = options.onCacheChanged;
+    this.onExpiredDropped = options.onExpiredDropped;
     this.bundleState = new BundleState(options.trustDomain, options.initialBundle);
     this.jwts = new JwtSvidCache(this.clock, options.jwtSvidCache);
     this.hub = new WatchHub({
@@ -288,6 +292,7 @@ export class AgentManager implements IdentityFeed {
     const expired = this.svids.dropExpired(this.clock.nowMs());
     if (expired.length > 0) {
       for (const id of expired) this.trust.forget(id);
+      this.onExpiredDropped(expired.length);
       this.log.warn(
         { expired: expired.length, entryIds: expired.slice(0, MAX_LOGGED_IDS) },
         'X.509-SVIDs expired before they were renewed; no longer served',

@@ -46,6 +46,7 @@ describe('ConnectionTable', () => {
     t.openCall(fourth);
     expect(connect(1000)[1]).toEqual({
       admitted: false,
+      cap: 'uid-cap',
       reason: 'connection cap reached for uid 1000 (3 of 3, none idle)',
     });
     expect(connect(1001)[1]).toEqual({ admitted: true });
@@ -64,6 +65,7 @@ describe('ConnectionTable', () => {
     // Now every flood connection is busy; uid 2's only connection is idle but uid 2 holds no more than uid 8 + 1.
     expect(connect(8)[1]).toEqual({
       admitted: false,
+      cap: 'total-cap',
       reason:
         'total connection cap reached (6 of 6), and no idle connection of uid 8 or of a uid holding more can be closed',
     });

@@ -22,7 +22,7 @@ export interface ConnectionLimits {
 
 export type Admission =
   | { readonly admitted: true; readonly evicted?: Eviction }
-  | { readonly admitted: false; readonly reason: string };
+  | { readonly admitted: false; readonly cap: 'uid-cap' | 'total-cap'; readonly reason: string };
 
 export interface Eviction {
   readonly id: string;
@@ -73,6 +73,7 @@ export class ConnectionTable {
       victim = this.oldestIdle(uid);
       if (!victim) {
         return refuse(
+          'uid-cap',
           `connection cap reached for uid ${uid} (${held} of ${maxConnectionsPerUid}, none idle)`,
         );
       }
@@ -82,6 +83,7 @@ export class ConnectionTable {
       victim = heavier ?? this.oldestIdle(uid);
       if (!victim) {
         return refuse(
+          'total-cap',
           `total connection cap reached (${this.entries.size} of ${maxConnections}), and no idle connection of uid ${uid} or of a uid holding more can be closed`,
         );
       }
@@ -170,6 +172,6 @@ export class ConnectionTable {
   }
 }
 
-function refuse(reason: string): Admission {
-  return { admitted: false, reason };
+function refuse(cap: 'uid-cap' | 'total-cap', reason: string): Admission {
+  return { admitted: false, cap, reason };
 }

@@ -31,6 +31,7 @@ import { exportPkcs8Der } from '../../spiffe/keys.js';
 import { admit, type Caller, type CallerProcess, checkCaller, checkSecurityHeader } from './admission.js';
 import { WORKLOAD_STATUS_BY_CODE } from './error-status.js';
 import type { CallerAttestor, IdentityFeed, WorkloadIdentity } from './identity-feed.js';
+import { NO_WORKLOAD_API_OBSERVER, type WorkloadApiObserver } from './observer.js';
 import { strictWorkloadServiceDefinition } from './request-decoding.js';
 
 export type { CallerProcess } from './admission.js';
@@ -50,6 +51,8 @@ export interface WorkloadApiHandlerDeps {
   logger: WorkloadApiLogger;
   /** For ValidateJWTSVID expiry checks. Defaults to the system clock. */
   clock?: Clock;
+  /** Told of streams opening and closing and of every call's status (metrics). Defaults to nobody. */
+  observer?: WorkloadApiObserver;
 }
 
 const NO_IDENTITY = 'no identity issued';
@@ -58,6 +61,7 @@ const NO_IDENTITY = 'no identity issued';
 export function createWorkloadApiHandlers(deps: WorkloadApiHandlerDeps): UntypedServiceImplementation {
   const clock = deps.clock ?? systemClock;
   const { feed, logger } = deps;
+  const observer = deps.observer ?? NO_WORKLOAD_API_OBSERVER;
   const definition = strictWorkloadServiceDefinition();
   const pkcs8Cache = new WeakMap<KeyObject, Buffer>();
 
@@ -92,6 +96,9 @@ export function createWorkloadApiHandlers(deps: WorkloadApiHandlerDeps): Untyped
       call.on('cancelled', () => controller.abort());
       const peer = deps.callerOf(call);
       const closeCall = peer?.openCall();
+      observer.streamOpened(method);
+      // A stream the workload cancels (or that ends with the agent) counts as CANCELLED.
+      let code: status = status.CANCELLED;
       try {
         const caller = await admit(call, peer, deps.attestor, controller.signal);
         const { cred } = caller.process;
@@ -116,10 +123,16 @@ export function createWorkloadApiHandlers(deps: WorkloadApiHandlerDeps): Untyped
           });
         }
       } catch (err) {
-        if (!controller.signal.aborted) call.emit('error', refuse(method, peer?.cred, err));
+        if (!controller.signal.aborted) {
+          const refusal = refuse(method, peer?.cred, err);
+          code = refusal.code;
+          call.emit('error', refusal);
+        }
       } finally {
         controller.abort();
         closeCall?.();
+        observer.streamClosed(method);
+        observer.callEnded(method, status[code]);
       }
     };
   }
@@ -136,8 +149,15 @@ export function createWorkloadApiHandlers(deps: WorkloadApiHandlerDeps): Untyped
       admit(call, peer, deps.attestor, controller.signal)
         .then((admitted) => answer(call.request, admitted))
         .then(
-          (response) => callback(null, response),
-          (err: unknown) => callback(refuse(method, peer?.cred, err)),
+          (response) => {
+            observer.callEnded(method, 'OK');
+            callback(null, response);
+          },
+          (err: unknown) => {
+            const refusal = refuse(method, peer?.cred, err);
+            observer.callEnded(method, status[refusal.code]);
+            callback(refusal);
+          },
         )
         .finally(() => closeCall?.());
     };
@@ -174,7 +194,9 @@ export function createWorkloadApiHandlers(deps: WorkloadApiHandlerDeps): Untyped
         `${method} is not implemented (WIT-SVID profile unsupported)`,
       );
     } catch (err) {
-      call.emit('error', refuse(method, deps.callerOf(call)?.cred, err));
+      const refusal = refuse(method, deps.callerOf(call)?.cred, err);
+      observer.callEnded(method, status[refusal.code]);
+      call.emit('error', refusal);
     }
   };
 

@@ -23,6 +23,7 @@ import { ConnectionTable } from './connection-table.js';
 import { connectionTagOf, tagConnection } from './connection-tag.js';
 import { createWorkloadApiHandlers, type WorkloadApiLogger } from './handler.js';
 import type { CallerAttestor, IdentityFeed } from './identity-feed.js';
+import { NO_WORKLOAD_API_OBSERVER, type WorkloadApiObserver } from './observer.js';
 import { type PeerProcess, readPeerProcess } from './peer-cred.js';
 import { strictWorkloadServiceDefinition } from './request-decoding.js';
 
@@ -45,6 +46,8 @@ export interface WorkloadApiServerOptions {
   limits?: WorkloadApiLimits;
   /** RLIMIT_NOFILE to size the connection cap by. Defaults to this process's, from /proc/self/limits. */
   openFileLimit?: number;
+  /** Told of refused connections, streams and call statuses (metrics). Defaults to nobody. */
+  observer?: WorkloadApiObserver;
 }
 
 export interface WorkloadApiServer {
@@ -68,6 +71,7 @@ interface Connection {
 
 export async function startWorkloadApiServer(options: WorkloadApiServerOptions): Promise<WorkloadApiServer> {
   const { socketPath, logger } = options;
+  const observer = options.observer ?? NO_WORKLOAD_API_OBSERVER;
   const clock = options.clock ?? systemClock;
   const configured = options.limits ?? DEFAULT_WORKLOAD_API_LIMITS;
   const limits = effectiveLimits(configured, options.openFileLimit ?? readOpenFileLimit());
@@ -102,7 +106,14 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
   });
   grpcServer.addService(
     strictWorkloadServiceDefinition(),
-    createWorkloadApiHandlers({ feed: options.feed, attestor: options.attestor, logger, clock, callerOf }),
+    createWorkloadApiHandlers({
+      feed: options.feed,
+      attestor: options.attestor,
+      logger,
+      clock,
+      callerOf,
+      observer,
+    }),
   );
   const injector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
 
@@ -112,6 +123,7 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
       peer = readPeerProcess(socket, { procRoot: options.procRoot, usePidfd: options.usePidfd });
     } catch (err) {
       logger.warn({ reason: (err as Error).message }, 'Workload API connection refused');
+      observer.connectionRefused('peer-credentials');
       socket.destroy();
       return;
     }
@@ -120,6 +132,7 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
     const admission = table.admit(tag, uid);
     if (!admission.admitted) {
       logger.warn({ pid, uid, reason: admission.reason }, 'Workload API connection refused');
+      observer.connectionRefused(admission.cap);
       peer.release();
       socket.destroy();
       return;

@@ -3,7 +3,7 @@
 // this request go?", without a running proxy.
 // Exit codes: 0 ok (allowed / clean / routed), 1 denied or lint errors or no route or the proxy failed,
 // 2 usage or config error.
-import { parseArgs } from 'node:util';
+import { parseCliArgs, unknownCommand } from '../../spiffe/cli-args.js';
 import { isSigilError } from '../../spiffe/errors.js';
 import { untilStopSignal } from '../../spiffe/shutdown.js';
 import { terminalSafe } from '../../spiffe/text.js';
@@ -41,6 +41,9 @@ not ready until it is offered), the admin port (admin, default 127.0.0.1:15000),
 policy_file and routes_file (Gateway API HTTPRoute/GRPCRoute, docs/proxy-routes.md), both reloaded on
 change, limits (connection caps and timeouts), path_normalization, inbound/outbound listeners, and
 optional tracing and access_log (docs/proxy-tracing.md). See deploy/proxy.example.yaml.
+
+Exit codes: 0 stopped by SIGINT or SIGTERM, 1 failed to start, 2 usage or config error (an address
+that cannot be listened on included: the message names the setting, e.g. inbound[0].listen).
 `;
 
 export async function main(argv: string[], rawIo: ProxyCliIo = process): Promise<number> {
@@ -54,24 +57,20 @@ export async function main(argv: string[], rawIo: ProxyCliIo = process): Promise
     (command === undefined ? io.stderr : io.stdout).write(USAGE);
     return command === undefined ? 2 : 0;
   }
-  io.stderr.write(`sigil-proxy: unknown command "${command}"\n\n${USAGE}`);
+  io.stderr.write(`sigil-proxy: ${unknownCommand(command, ['run', 'policy', 'route'])}\n\n${USAGE}`);
   return 2;
 }
 
 async function run(args: string[], io: ProxyCliIo): Promise<number> {
   let values: { config?: string; 'log-level'?: string; help?: boolean };
   try {
-    values = parseArgs({
+    values = parseCliArgs(
       args,
-      options: {
-        config: { type: 'string' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }).values;
+      { config: { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      false,
+    ).values;
   } catch (err) {
-    io.stderr.write(`sigil-proxy run: ${(err as Error).message}\n\n${RUN_USAGE}`);
+    io.stderr.write(`sigil-proxy run: ${(err as Error).message}\nRun "sigil-proxy run --help" for usage.\n`);
     return 2;
   }
   if (values.help) {

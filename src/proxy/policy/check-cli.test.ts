@@ -148,7 +148,7 @@ describe('policy check', () => {
       rule: { policy: 'allow-web', index: 0, action: 'ALLOW' },
       reason: 'policy "allow-web" rule #0 (ALLOW) matched',
       audits: [{ policy: 'audit-all', index: 0, action: 'AUDIT' }],
-      dryRunDenials: [],
+      dry_run_denials: [],
     });
   });
 
@@ -256,7 +256,8 @@ describe('policy check', () => {
   it.each([
     [['--to-port', '8080'], 'missing --config FILE'],
     [['--config', 'x.yaml'], 'missing --to-port P'],
-    [['--config', 'x.yaml', '--to-port', '80', '--bogus'], "Unknown option '--bogus'"],
+    [['--config', 'x.yaml', '--to-port', '80', '--bogus'], 'unknown flag --bogus'],
+    [['--config', 'x.yaml', '--to-prot', '80'], 'unknown flag --to-prot; did you mean --to-port?'],
     [['--config', 'x.yaml', '--to-port', '0'], '--to-port: must be a port number from 1 to 65535 (got "0")'],
     [
       ['--config', 'x.yaml', '--to-port', '80', '--from', 'web'],
@@ -342,6 +343,39 @@ describe('policy lint', () => {
 
   it('prints help', async () => {
     expect((await run('lint', '--help')).stdout).toContain('Usage: sigil-proxy policy lint FILE');
+  });
+});
+
+/** Every key of a JSON value, nested ones included. */
+function keysOf(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(keysOf);
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([k, v]) => [k, ...keysOf(v)]);
+}
+
+describe('--output json', () => {
+  it('uses snake_case keys only, in check (decided and refused) and lint', async () => {
+    const outputs = [
+      await check(
+        '--from',
+        WEB,
+        '--to-port',
+        '8080',
+        '--method',
+        'POST',
+        '--path',
+        '/x//y',
+        '--output',
+        'json',
+      ),
+      await check('--to-port', '8080', '--path', '/admin;x=1/y', '--output', 'json'),
+      await check('--to-port', '15006', '--output', 'json'),
+      await run('lint', file('errors.yaml'), '--output', 'json'),
+    ];
+    const keys = outputs.flatMap((r) => keysOf(JSON.parse(r.stdout)));
+    expect(keys).toContain('dry_run_denials');
+    expect(keys).toContain('normalized_from');
+    expect(keys.filter((k) => !/^[a-z0-9]+(_[a-z0-9]+)*$/.test(k))).toEqual([]);
   });
 });
 

@@ -9,6 +9,7 @@ import { quote, SigilError } from '../../spiffe/errors.js';
 import { parseSpiffeId, parseTrustDomain } from '../../spiffe/id.js';
 import {
   type CommandIo,
+  cliJson,
   outputFormat,
   parseFlags,
   required,
@@ -25,6 +26,7 @@ import {
   type PathNormalization,
 } from './normalize.js';
 import { compilePolicyDocument, parsePolicyFile } from './parse.js';
+import { type InboundPorts, inboundPortsOf, portNote } from './port-note.js';
 
 export type PolicyCliIo = CommandIo;
 
@@ -49,7 +51,8 @@ Flags:
   --config FILE          a policy file, or a proxy config with policy_file (relative to it) or
                          inline policies
   --from ID              caller SPIFFE ID (default: an unauthenticated, plaintext caller)
-  --to-port P            destination port, 1-65535
+  --to-port P            the app's port, 1-65535: the port rules' \`ports\` name, which is an
+                         inbound listener's \`app\` port, not the port the proxy listens on
   --method M             HTTP method, as sent (http only)
   --path /x              HTTP request path (http only), normalized as the proxy does (the
                          config's path_normalization); a path the proxy refuses is a DENY (400)
@@ -110,7 +113,10 @@ async function checkCommand(args: readonly string[], io: PolicyCliIo): Promise<n
   const from = flags.values.from;
   // Validated here so a typo is a usage error rather than a silent "unauthenticated" caller.
   const principal = from === undefined ? null : parseSpiffeId(from, '--from').toString();
-  const { set, pathNormalization } = await loadPolicySet(configFile);
+  const { set, pathNormalization, inbound } = await loadPolicySet(configFile);
+  // A port no rule names is most often the listener's port given for the app's: say so.
+  const note = portNote(set, port, inbound, configFile);
+  const noted = note === undefined ? {} : { note };
   // The proxy decides on the normalized path and forwards that very path; so does this.
   const target =
     requestPath === undefined ? undefined : normalizeRequestTarget(requestPath, pathNormalization);
@@ -118,8 +124,8 @@ async function checkCommand(args: readonly string[], io: PolicyCliIo): Promise<n
     const refusal = { allow: false, status: 400, refusal: target.reason, reason: target.message };
     io.stdout.write(
       output === 'json'
-        ? `${JSON.stringify({ request: { principal, port, protocol, method, path: requestPath }, ...refusal }, null, 2)}\n`
-        : `DENY\n  400 bad request: ${target.message}\n`,
+        ? cliJson({ request: { principal, port, protocol, method, path: requestPath }, ...refusal, ...noted })
+        : `DENY\n  400 bad request: ${target.message}\n${note === undefined ? '' : `  note: ${note}\n`}`,
     );
     return EXIT.refused;
   }
@@ -136,10 +142,11 @@ async function checkCommand(args: readonly string[], io: PolicyCliIo): Promise<n
   const normalized = isRewritten ? { normalized_from: requestPath } : {};
   io.stdout.write(
     output === 'json'
-      ? `${JSON.stringify({ request, ...normalized, ...decision }, null, 2)}\n`
+      ? cliJson({ request, ...normalized, ...decision, ...noted })
       : formatDecision(
           decision,
           isRewritten ? { path: request.path ?? null, from: requestPath! } : undefined,
+          note,
         ),
   );
   return decision.allow ? EXIT.ok : EXIT.refused;
@@ -166,9 +173,7 @@ async function lintCommand(args: readonly string[], io: PolicyCliIo): Promise<nu
   );
   const { set } = await loadPolicySet(flags.positionals[0]!);
   const findings = lintPolicySet(set, { trustDomains });
-  io.stdout.write(
-    output === 'json' ? `${JSON.stringify({ findings }, null, 2)}\n` : formatFindings(findings),
-  );
+  io.stdout.write(output === 'json' ? cliJson({ findings }) : formatFindings(findings));
   return findings.some((f) => f.severity === 'error') ? EXIT.refused : EXIT.ok;
 }
 
@@ -176,6 +181,8 @@ interface LoadedPolicy {
   readonly set: PolicySet;
   /** A proxy config's `path_normalization`; the defaults for a bare policy file. */
   readonly pathNormalization: PathNormalization;
+  /** A proxy config's inbound listeners, for the port note; none for a bare policy file. */
+  readonly inbound: readonly InboundPorts[];
 }
 
 /**
@@ -191,7 +198,7 @@ async function loadPolicySet(file: string): Promise<LoadedPolicy> {
     raw = parseYaml(text);
   } catch {
     // parsePolicyFile below reports the YAML error in the usual words.
-    return { set: parsePolicyFile(text, file), pathNormalization: DEFAULT_PATH_NORMALIZATION };
+    return { set: parsePolicyFile(text, file), pathNormalization: DEFAULT_PATH_NORMALIZATION, inbound: [] };
   }
   if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
     const doc = raw as Record<string, unknown>;
@@ -203,9 +210,13 @@ async function loadPolicySet(file: string): Promise<LoadedPolicy> {
       });
     }
     const set = await loadFromConfig(file, doc);
-    return { set, pathNormalization };
+    return { set, pathNormalization, inbound: inboundPortsOf(doc) };
   }
-  return { set: compilePolicyDocument(raw, file), pathNormalization: DEFAULT_PATH_NORMALIZATION };
+  return {
+    set: compilePolicyDocument(raw, file),
+    pathNormalization: DEFAULT_PATH_NORMALIZATION,
+    inbound: [],
+  };
 }
 
 /** The policy set a mapping document names: its `policy_file`, its inline `policies`, or itself. */
@@ -240,7 +251,11 @@ async function readText(file: string): Promise<string> {
   }
 }
 
-function formatDecision(decision: Decision, rewrite?: { path: string | null; from: string }): string {
+function formatDecision(
+  decision: Decision,
+  rewrite: { path: string | null; from: string } | undefined,
+  note: string | undefined,
+): string {
   const lines = [decision.allow ? 'ALLOW' : 'DENY', `  ${decision.reason}`];
   if (rewrite !== undefined) {
     lines.push(`  path: ${JSON.stringify(rewrite.path)} (normalized from ${JSON.stringify(rewrite.from)})`);
@@ -249,6 +264,7 @@ function formatDecision(decision: Decision, rewrite?: { path: string | null; fro
     lines.push(`  dry-run: ${describeRule(d)} would deny${d.index === null ? ' (no rule matched)' : ''}`);
   }
   for (const a of decision.audits) lines.push(`  audit: ${describeRule(a)} matched`);
+  if (note !== undefined) lines.push(`  note: ${note}`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -167,11 +167,32 @@ describe('route check', () => {
       },
       status: null,
       backends: [
-        { service: 'web', weight: 90, sharePercent: 90 },
-        { service: 'web-v2', weight: 10, sharePercent: 10 },
+        { service: 'web', weight: 90, share_percent: 90 },
+        { service: 'web-v2', weight: 10, share_percent: 10 },
       ],
       mirrors: [{ service: 'shadow', percent: 5 }],
     });
+  });
+
+  it('prints only snake_case keys in JSON, whatever the route does', async () => {
+    const keysOf = (value: unknown): string[] =>
+      Array.isArray(value)
+        ? value.flatMap(keysOf)
+        : value !== null && typeof value === 'object'
+          ? Object.entries(value).flatMap(([k, v]) => [k, ...keysOf(v)])
+          : [];
+    const requests = [
+      ['--path', '/api/x', '-H', 'x-canary: 1'],
+      ['--path', '/api/x'],
+      ['--path', '/old'],
+      ['--path', '/off'],
+      ['--grpc', 'helloworld.Greeter/SayHello'],
+    ];
+    const keys: string[] = [];
+    for (const args of requests)
+      keys.push(...keysOf(JSON.parse((await check(...args, '--output', 'json')).stdout)));
+    expect(keys).toEqual(expect.arrayContaining(['share_percent', 'rewritten_target', 'request_headers']));
+    expect(keys.filter((k) => !/^[a-z0-9]+(_[a-z0-9]+)*$/.test(k))).toEqual([]);
   });
 
   it('reads a routes file alone, its services being every name it mentions', async () => {
@@ -215,7 +236,8 @@ describe('route check', () => {
         '--service: "nope" is not a service (services: other, shadow, web, web-v2)',
       ],
       [['--grpc', 'nope'], '--grpc: must be SERVICE/METHOD, e.g. helloworld.Greeter/SayHello (got "nope")'],
-      [['--path', '/x', '--bogus'], "Unknown option '--bogus'"],
+      [['--path', '/x', '--bogus'], 'unknown flag --bogus'],
+      [['--paht', '/x'], 'unknown flag --paht; did you mean --path?'],
     ];
     for (const [args, message] of cases) {
       const r = await check(...args);

@@ -7,6 +7,7 @@ import { parseAllDocuments } from 'yaml';
 import { quote, SigilError } from '../../spiffe/errors.js';
 import {
   type CommandIo,
+  cliJson,
   outputFormat,
   parseFlags,
   required,
@@ -100,9 +101,7 @@ async function checkCommand(args: readonly string[], io: RouteCliIo): Promise<nu
     grpcCall !== null
       ? explainGrpc(table, service, grpcCall[1]!, grpcCall[2]!, headers)
       : explainHttp(table, service, { method, target: values.path!, headers });
-  io.stdout.write(
-    output === 'json' ? `${JSON.stringify(explanation, null, 2)}\n` : formatExplanation(explanation),
-  );
+  io.stdout.write(output === 'json' ? cliJson(explanation) : formatExplanation(explanation));
   return explanation.status === 404 ? EXIT.noRoute : EXIT.ok;
 }
 

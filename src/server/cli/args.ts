@@ -3,7 +3,9 @@
 // required flag) is a usage error that names the flag. Values are validated by the commands, which
 // know their meaning; this file only knows their shape.
 import { parseArgs } from 'node:util';
+import { flagNames, unknownFlag } from '../../spiffe/cli-args.js';
 import { quote, SigilError } from '../../spiffe/errors.js';
+import { helpColumns, helpParagraph } from '../../spiffe/help-layout.js';
 import { describeDefaultSocket } from '../../spiffe/runtime-dir.js';
 
 export interface FlagSpec {
@@ -65,8 +67,8 @@ export function parseFlags(specs: FlagSpecs, argv: readonly string[]): ParsedFla
       throw usageError(`unexpected argument ${quote(token.value)}`);
     }
     if (token.kind !== 'option') continue;
-    const spec = specs[token.name];
-    if (spec === undefined) throw usageError(`unknown flag ${quote(token.rawName)}`, token.name);
+    const spec = Object.hasOwn(specs, token.name) ? specs[token.name] : undefined;
+    if (spec === undefined) throw unknownFlag(token.rawName, flagNames(specs));
     const flag = `--${token.name}`;
     let value: string | boolean;
     if (spec.type === 'boolean') {
@@ -104,15 +106,13 @@ export function parseFlags(specs: FlagSpecs, argv: readonly string[]): ParsedFla
 export function formatUsage(command: string, summary: string, specs: FlagSpecs): string {
   const rows = Object.entries(specs).map(([name, spec]) => {
     const short = spec.short ? `-${spec.short}, ` : '';
-    const left = `  ${short}--${name}${spec.type === 'string' ? ` ${spec.placeholder ?? 'VALUE'}` : ''}`;
+    const left = `${short}--${name}${spec.type === 'string' ? ` ${spec.placeholder ?? 'VALUE'}` : ''}`;
     const notes = [
       spec.required ? 'required' : '',
       spec.multiple ? 'repeatable' : '',
       spec.defaultText !== undefined ? `default: ${spec.defaultText}` : '',
     ].filter((n) => n !== '');
-    return [left, notes.length > 0 ? `${spec.description} (${notes.join('; ')})` : spec.description];
+    return [left, notes.length > 0 ? `${spec.description} (${notes.join('; ')})` : spec.description] as const;
   });
-  const width = Math.max(...rows.map(([left]) => left!.length)) + 2;
-  const lines = rows.map(([left, right]) => `${left!.padEnd(width)}${right}`);
-  return `Usage: sigil-server ${command} [flags]\n\n${summary}\n\nFlags:\n${lines.join('\n')}\n`;
+  return `Usage: sigil-server ${command} [flags]\n\n${helpParagraph(summary)}\n\nFlags:\n${helpColumns(rows)}\n`;
 }

@@ -1,9 +1,12 @@
 // Entry point of the sigil-server CLI: picks the command, parses its flags, runs it against the
 // admin API socket and maps every failure to one exit code, in one table (exitCodeOf). `run` is
 // delegated untouched to run.ts, which starts the server itself.
+import { unknownCommand, wantsJsonOutput } from '../../spiffe/cli-args.js';
 import { isSigilError, SigilError } from '../../spiffe/errors.js';
+import { helpColumns, helpParagraph } from '../../spiffe/help-layout.js';
 import { describeDefaultSocket } from '../../spiffe/runtime-dir.js';
 import { checkSocketForClient } from '../../spiffe/socket-dir.js';
+import { closestMatch } from '../../spiffe/suggest.js';
 import { terminalSafe } from '../../spiffe/text.js';
 import { AdminApiError, type AdminClient, createAdminClient } from './admin-client.js';
 import { COMMON_FLAGS, formatUsage, parseFlags } from './args.js';
@@ -53,7 +56,7 @@ const GROUP_SUMMARIES: Readonly<Record<string, string>> = {
   bundle: 'Manage the trust bundle and federated bundles.',
   x509: 'Mint X509-SVIDs.',
   jwt: 'Mint JWT-SVIDs.',
-  localauthority: 'Show and rotate the CA and JWT signing authorities.',
+  localauthority: 'Show and rotate the CA and JWT authorities.',
 };
 
 const COMMAND_LINES: ReadonlyArray<readonly [string, string]> = [
@@ -68,12 +71,12 @@ const COMMAND_LINES: ReadonlyArray<readonly [string, string]> = [
 const TOP_USAGE = `Usage: sigil-server <command> [flags]
 
 Commands:
-${COMMAND_LINES.map(([name, summary]) => `  ${name.padEnd(34)}${summary}`).join('\n')}
+${helpColumns(COMMAND_LINES)}
 
 Every command takes --admin-socket PATH, --output text|json (default: text) and --help.
 Run "sigil-server <command> --help" for its flags. The admin socket defaults to $SIGIL_ADMIN_SOCKET,
 else to where "sigil-server run" puts it for the same user:
-  ${describeDefaultSocket('serverAdmin')}
+${helpParagraph(describeDefaultSocket('serverAdmin'), 2)}
 
 Exit codes:
   0  success
@@ -99,7 +102,8 @@ export async function main(argv: readonly string[], rawIo: CliIo = processIo()):
   const single = COMMANDS.find((c) => c.name === first);
   if (single !== undefined) return runCommand(single, rest, io);
   if (GROUP_SUMMARIES[first] === undefined) {
-    io.stderr.write(`sigil-server: unknown command ${JSON.stringify(first)}\n\n${TOP_USAGE}`);
+    const known = ['run', 'help', ...COMMANDS.map((c) => c.name.split(' ')[0]!)];
+    io.stderr.write(`sigil-server: ${unknownCommand(first, [...new Set(known)])}\n\n${TOP_USAGE}`);
     return EXIT.usage;
   }
   const [sub, ...flags] = rest;
@@ -107,7 +111,10 @@ export async function main(argv: readonly string[], rawIo: CliIo = processIo()):
   if (spec !== undefined) return runCommand(spec, flags, io);
   const isHelp = sub === '--help' || sub === '-h';
   if (!isHelp) {
-    const what = sub === undefined ? 'needs a subcommand' : `has no subcommand ${JSON.stringify(sub)}`;
+    const subs = COMMANDS.filter((c) => c.name.startsWith(`${first} `)).map((c) => c.name.split(' ')[1]!);
+    const match = sub === undefined ? undefined : closestMatch(sub, subs);
+    const hint = match === undefined ? '' : `; did you mean ${JSON.stringify(match)}?`;
+    const what = sub === undefined ? 'needs a subcommand' : `has no subcommand ${JSON.stringify(sub)}${hint}`;
     io.stderr.write(`sigil-server ${first}: ${what}\n\n`);
   }
   (isHelp ? io.stdout : io.stderr).write(groupUsage(first));
@@ -116,7 +123,8 @@ export async function main(argv: readonly string[], rawIo: CliIo = processIo()):
 
 async function runCommand(spec: CommandSpec, argv: readonly string[], io: CliIo): Promise<number> {
   const specs = { ...spec.flags, ...COMMON_FLAGS };
-  let output: 'text' | 'json' = 'text';
+  // Known before parsing, so that even a usage error comes out as JSON when JSON was asked for.
+  let output: 'text' | 'json' = wantsJsonOutput(argv) ? 'json' : 'text';
   let client: AdminClient | undefined;
   try {
     const flags = parseFlags(specs, argv);
@@ -191,9 +199,8 @@ function reportFailure(command: string, err: unknown, output: 'text' | 'json', i
 
 function groupUsage(group: string): string {
   const subs = COMMANDS.filter((c) => c.name.startsWith(`${group} `));
-  const width = Math.max(...subs.map((c) => c.name.length)) + 2;
-  const lines = subs.map((c) => `  ${c.name.padEnd(width)}${c.summary}`);
-  return `Usage: sigil-server ${group} <subcommand> [flags]\n\n${GROUP_SUMMARIES[group]}\n\nSubcommands:\n${lines.join('\n')}\n\nRun "sigil-server ${group} <subcommand> --help" for its flags.\n`;
+  const lines = helpColumns(subs.map((c) => [c.name, c.summary] as const));
+  return `Usage: sigil-server ${group} <subcommand> [flags]\n\n${GROUP_SUMMARIES[group]}\n\nSubcommands:\n${lines}\n\nRun "sigil-server ${group} <subcommand> --help" for its flags.\n`;
 }
 
 /** Loaded only for `run`, so admin commands start without pulling in the whole server stack. */

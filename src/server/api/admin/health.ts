@@ -1,5 +1,6 @@
 // Probes and metrics: no authentication, on every admin listener.
 import type { FastifyInstance } from 'fastify';
+import { renderServerMetrics } from '../../metrics.js';
 import type { AdminDeps } from './deps.js';
 
 export async function healthRoutes(app: FastifyInstance, deps: AdminDeps): Promise<void> {
@@ -13,7 +14,9 @@ export async function healthRoutes(app: FastifyInstance, deps: AdminDeps): Promi
     },
   );
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
-    deps.metrics.entries.set(await deps.store.countEntries());
-    return reply.type(deps.registry.contentType).send(await deps.registry.metrics());
+    const { contentType, body } = await renderServerMetrics(deps.registry, deps.metrics, () =>
+      deps.store.countEntries(),
+    );
+    return reply.type(contentType).send(body);
   });
 }
