@@ -86,11 +86,11 @@ export async function main(
   // Handled, so none of them kills us before the children are stopped; repeats change nothing
   // (npm forwards the terminal's SIGINT, so one Ctrl-C can arrive twice).
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, stop);
-  // A closed terminal (the SIGHUP case) fails our writes with EIO/EPIPE; unhandled, that error would
-  // end the process before it stops its children. What is lost is only progress text.
-  const ignoreWriteError = () => {};
-  process.stdout.on('error', ignoreWriteError);
-  process.stderr.on('error', ignoreWriteError);
+  // A closed terminal or pipe (the SIGHUP case) fails our writes with EIO/EPIPE; unhandled, that
+  // error would end the process before it stops its children. What is lost is only progress text.
+  // Left in place on return: a failed write may report after the last line was written.
+  if (rawIo.stdout === process.stdout)
+    for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   try {
     return await runMesh({
       dir: values.dir ?? '.sigil',
@@ -111,8 +111,6 @@ export async function main(
     });
   } finally {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(signal, stop);
-    process.stdout.off('error', ignoreWriteError);
-    process.stderr.off('error', ignoreWriteError);
   }
 }
 
