@@ -13,6 +13,8 @@ export interface ProxyAdminOptions {
   /** The admin listener's limits, counting and logging. */
   readonly guard: ListenerGuard;
   isReady(): boolean;
+  /** What a not-ready proxy waits for, in the /ready answer ("an identity from the Workload API"). */
+  waitingFor(): string;
   configDump(): unknown;
 }
 
@@ -32,7 +34,7 @@ export async function startProxyAdmin(
       case '/ready':
         return options.isReady()
           ? send(200, { status: 'ready' })
-          : send(503, { status: 'waiting for an identity from the Workload API' });
+          : send(503, { status: `waiting for ${options.waitingFor()}` });
       case '/metrics':
         options.registry.metrics().then(
           (text) => send(200, text, options.registry.contentType),

@@ -79,6 +79,7 @@ export function diffProxyConfig(prev: ProxyConfig, next: ProxyConfig): ProxyConf
   for (const key of [
     'workloadApi',
     'workloadApiOwner',
+    'spiffeId',
     'admin',
     'logLevel',
     'policyFile',

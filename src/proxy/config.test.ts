@@ -38,6 +38,27 @@ describe('checkProxyConfig: workload_api_owner', () => {
   });
 });
 
+describe('checkProxyConfig: spiffe_id', () => {
+  it('is optional, and parsed as a workload SPIFFE ID when set', () => {
+    const base = { inbound: [INBOUND] };
+    expect(checkProxyConfig(base, 'proxy.yaml').spiffeId).toBeNull();
+    expect(checkProxyConfig({ ...base, spiffe_id: 'spiffe://example.org/web' }, 'proxy.yaml').spiffeId).toBe(
+      'spiffe://example.org/web',
+    );
+  });
+
+  it('refuses a value that is not a SPIFFE ID of a workload, naming spiffe_id', () => {
+    const base = { inbound: [INBOUND] };
+    expect(problems({ ...base, spiffe_id: 'http://example.org/web' })).toEqual([
+      'spiffe_id: SPIFFE ID "http://example.org/web" must start with "spiffe://" (lowercase scheme)',
+    ]);
+    expect(problems({ ...base, spiffe_id: 'spiffe://example.org' })).toEqual([
+      'spiffe_id: SPIFFE ID "spiffe://example.org" must have a path (a trust domain ID cannot name a workload)',
+    ]);
+    expect(problems({ ...base, spiffe_id: 42 })).toEqual(['spiffe_id: SPIFFE ID "42" must be a string']);
+  });
+});
+
 describe('checkProxyConfig: limits', () => {
   it('uses safe defaults for every listener when nothing is set', () => {
     const config = checkProxyConfig({ inbound: [INBOUND], outbound: [OUTBOUND] }, 'proxy.yaml');

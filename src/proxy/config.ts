@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { quote, SigilError } from '../spiffe/errors.js';
+import { parseWorkloadSpiffeId } from '../spiffe/id.js';
 import { systemSocketPath } from '../spiffe/runtime-dir.js';
 import { type Address, ConfigReader } from './config-reader.js';
 import { checkLimits, DEFAULT_LIMITS, type ListenerLimits } from './limits.js';
@@ -52,6 +53,11 @@ export interface ProxyConfig {
    * the Workload API socket must belong to root or to the proxy's own user.
    */
   readonly workloadApiOwner: number | undefined;
+  /**
+   * The one SVID to use among those the Workload API returns (a workload entitled to several);
+   * null: the first, the workload's default identity. Normalized as parsed.
+   */
+  readonly spiffeId: string | null;
   readonly admin: Address;
   readonly logLevel: string;
   /** Absolute path of the policy file; null = no policy (every authenticated caller allowed). */
@@ -136,6 +142,7 @@ export function checkProxyConfig(
   const top = r.mapping(raw, '', [
     'workload_api',
     'workload_api_owner',
+    'spiffe_id',
     'admin',
     'log_level',
     'policy_file',
@@ -195,6 +202,7 @@ export function checkProxyConfig(
   ) {
     r.report('workload_api_owner', `must be a uid, a whole number (got ${quote(workloadApiOwner)})`);
   }
+  const spiffeId = optionalWorkloadId(top.spiffe_id, 'spiffe_id', r);
   const logLevel = r.oneOf(top.log_level, 'log_level', LOG_LEVELS, 'info');
   const admin = r.address(top.admin ?? '127.0.0.1:15000', 'admin');
   const tracing = checkTracing(top.tracing, r);
@@ -212,6 +220,7 @@ export function checkProxyConfig(
   return Object.freeze({
     workloadApi,
     workloadApiOwner: workloadApiOwner as number | undefined,
+    spiffeId,
     admin,
     logLevel,
     policyFile,
@@ -224,6 +233,17 @@ export function checkProxyConfig(
     tracing,
     accessLog,
   });
+}
+
+/** An optional workload SPIFFE ID (it names an SVID, so it has a path), normalized; null when absent. */
+function optionalWorkloadId(value: unknown, at: string, r: ConfigReader): string | null {
+  if (value === undefined) return null;
+  try {
+    return parseWorkloadSpiffeId(value as string, at).toString();
+  } catch (err) {
+    r.problems.push((err as Error).message);
+    return null;
+  }
 }
 
 /** A file path relative to the config file's directory, made absolute; null when absent. */

@@ -287,6 +287,7 @@ describe('plaintext listeners', () => {
       registry,
       guard,
       isReady: () => true,
+      waitingFor: () => 'nothing',
       configDump: () => ({}),
     });
     cleanups.push(() => admin.close());

@@ -3,7 +3,7 @@
 // reloaded), and the listeners. Depends only on src/sdk and src/spiffe, never on server or agent code.
 import pino, { type Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { X509Source } from '../sdk/index.js';
+import { X509Source, type X509Svid } from '../sdk/index.js';
 import type { Clock } from '../spiffe/clock.js';
 import { systemClock } from '../spiffe/clock.js';
 import { checkSocketForClient } from '../spiffe/socket-dir.js';
@@ -27,6 +27,7 @@ import { OutboundRouter } from './outbound/router.js';
 import { createServiceMetrics } from './outbound/service-metrics.js';
 import { UpstreamServices } from './outbound/services.js';
 import { type PolicySet, parsePolicyFile, watchPolicyFile } from './policy/index.js';
+import { SvidChoice } from './svid-choice.js';
 import type { RequestTracer } from './tracing/request-tracer.js';
 
 export interface RunningProxy {
@@ -81,8 +82,13 @@ export async function startProxy(
       registry,
       guard: createListenerGuard({ listener: ADMIN_LISTENER, limits: config.limits, metrics, logger, clock }),
       isReady: () => ready,
+      waitingFor: () =>
+        config.spiffeId === null
+          ? 'an identity from the Workload API'
+          : `${config.spiffeId} from the Workload API`,
       configDump: () => ({
         workload_api: config.workloadApi,
+        spiffe_id: config.spiffeId,
         identity: identity ? { spiffe_id: identity.spiffeId } : null,
         policy_file: config.policyFile,
         policies: policy.policies.map((p) => ({
@@ -122,9 +128,14 @@ export async function startProxy(
       cleanups.push(() => watch.close());
     }
 
-    logger.info({ workloadApi: config.workloadApi }, 'Waiting for an identity from the Workload API');
+    logger.info(
+      { workloadApi: config.workloadApi, spiffeId: config.spiffeId ?? undefined },
+      'Waiting for an identity from the Workload API',
+    );
+    const choice = config.spiffeId === null ? null : new SvidChoice<X509Svid>(config.spiffeId, logger);
     const source = await X509Source.create({
       address: config.workloadApi,
+      pickSvid: choice?.pick,
       clock,
       // A socket another user planted would hand us their SVIDs and bundles; refusals reach onError.
       checkSocket: (socketPath) =>
@@ -134,6 +145,8 @@ export async function startProxy(
         logger.warn({ code: err.code, err: err.message }, 'Workload API: no identity yet, retrying'),
     });
     cleanups.push(() => source.close());
+    // The first update may lack the configured ID (an entry not synced yet): wait, still not ready.
+    if (choice !== null) await choice.whenOffered(source);
     const proxyIdentity = new ProxyIdentity(source, {
       clock,
       onError: (err) =>

@@ -36,10 +36,11 @@ Exit codes: 0 ok (allowed, clean, routed), 1 denied / lint errors / no route / r
 const RUN_USAGE = `Usage: sigil-proxy run --config FILE [--log-level LEVEL]
 
 The config (YAML or JSON) names the Workload API socket (workload_api, default $SPIFFE_ENDPOINT_SOCKET
-or unix:///run/sigil-agent/public/api.sock), the admin port (admin, default 127.0.0.1:15000), an
-optional policy_file and routes_file (Gateway API HTTPRoute/GRPCRoute, docs/proxy-routes.md), both
-reloaded on change, limits (connection caps and timeouts), path_normalization, inbound/outbound
-listeners, and optional tracing and access_log (docs/proxy-tracing.md). See deploy/proxy.example.yaml.
+or unix:///run/sigil-agent/public/api.sock), which of its SVIDs to use (spiffe_id, default the first;
+not ready until it is offered), the admin port (admin, default 127.0.0.1:15000), an optional
+policy_file and routes_file (Gateway API HTTPRoute/GRPCRoute, docs/proxy-routes.md), both reloaded on
+change, limits (connection caps and timeouts), path_normalization, inbound/outbound listeners, and
+optional tracing and access_log (docs/proxy-tracing.md). See deploy/proxy.example.yaml.
 
 Exit codes: 0 stopped by SIGINT or SIGTERM, 1 failed to start, 2 usage or config error (an address
 that cannot be listened on included: the message names the setting, e.g. inbound[0].listen).
