@@ -51,6 +51,7 @@ trust_domain: ${TRUST_DOMAIN}
 data_dir: ${str(layout.serverData)}
 bind: ${hostPort(ports.agentApi)}
 admin_socket: ${str(layout.serverAdminSocket)}
+metrics_bind: ${hostPort(ports.serverMetrics)}
 `,
   );
   // The join token is passed on the command line only when the agent has never attested: a secret
@@ -64,6 +65,7 @@ trust_bundle_path: ${str(files.bundle)}
 data_dir: ${str(layout.agentData)}
 socket_path: ${str(layout.workloadApiSocket)}
 admin_socket: ${str(layout.agentAdminSocket)}
+metrics_bind: ${hostPort(ports.agentMetrics)}
 `,
   );
   write(

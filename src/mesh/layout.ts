@@ -65,6 +65,8 @@ export const PORT_SLOTS = {
   backendApp: { offset: 6, purpose: 'the backend demo app' },
   backendInbound: { offset: 7, purpose: "the backend sidecar's inbound listener" },
   backendAdmin: { offset: 8, purpose: "the backend sidecar's admin port" },
+  serverMetrics: { offset: 9, purpose: "the server's metrics port" },
+  agentMetrics: { offset: 10, purpose: "the agent's metrics port" },
 } as const;
 
 export type PortSlot = keyof typeof PORT_SLOTS;

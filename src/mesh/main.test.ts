@@ -45,7 +45,7 @@ describe('sigil-mesh CLI', () => {
     [['up', '--output', 'yaml'], 'sigil-mesh up: --output must be text or json (got "yaml")'],
     [
       ['up', '--base-port', '80'],
-      'sigil-mesh up: --base-port must be a whole number from 1024 to 65527 (got "80")',
+      'sigil-mesh up: --base-port must be a whole number from 1024 to 65525 (got "80")',
     ],
     [['up', '--base-port', '65530'], 'got "65530"'],
   ])('refuses %j with exit 2', async (argv, message) => {
@@ -61,7 +61,7 @@ describe('sigil-mesh CLI', () => {
     const res = await cli('up', '--dir', '.sigil', '--base-port', String(port));
     expect(res.code).toBe(2);
     expect(res.stderr).toBe(
-      `✗ port ${port} (the server's agent API) is in use; start with --base-port N to use ports N to N+8 instead of ${port} to ${port + 8}\n`,
+      `✗ port ${port} (the server's agent API) is in use; start with --base-port N to use ports N to N+10 instead of ${port} to ${port + 10}\n`,
     );
     expect(res.stdout).toBe('');
     const meshDir = path.join(dir, '.sigil', 'mesh');

@@ -23,7 +23,7 @@ describe('checkPortsFree', () => {
     const err = await checkPortsFree(portPlan(port), port).catch((e: unknown) => e);
     expect(isSigilError(err, 'ERR_CONFIG_INVALID')).toBe(true);
     expect((err as Error).message).toBe(
-      `port ${port} (the server's agent API) is in use; start with --base-port N to use ports N to N+8 instead of ${port} to ${port + 8}`,
+      `port ${port} (the server's agent API) is in use; start with --base-port N to use ports N to N+10 instead of ${port} to ${port + 10}`,
     );
     expect((err as { field?: string }).field).toBe('--base-port');
   });

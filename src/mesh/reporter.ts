@@ -18,6 +18,8 @@ export interface MeshSummary {
     readonly denied: string;
     readonly frontendMetrics: string;
     readonly backendMetrics: string;
+    readonly serverMetrics: string;
+    readonly agentMetrics: string;
   };
   readonly commands: {
     readonly watch: string;
@@ -52,7 +54,7 @@ export function textReporter(out: Sink, err: Sink): Reporter {
     starting: (dir, ports) =>
       out.write(`Starting a local Sigil mesh in ${dir} (ports ${ports.first}-${ports.last})\n`),
     up: (component, detail, ms) =>
-      out.write(`✓ ${component.padEnd(17)} ${detail.padEnd(48)} ${seconds(ms).toFixed(1)}s\n`),
+      out.write(`✓ ${component.padEnd(17)} ${`${seconds(ms).toFixed(1)}s`.padStart(5)}  ${detail}\n`),
     ready: (s, ms) =>
       out.write(`
 Local mesh up in ${seconds(ms).toFixed(1)}s. Try:
@@ -67,7 +69,8 @@ Local mesh up in ${seconds(ms).toFixed(1)}s. Try:
   ${s.commands.entries}
       the registration entries
   curl -s ${s.urls.frontendMetrics}
-      the frontend sidecar's metrics (the backend's: ${s.urls.backendMetrics})
+      the frontend sidecar's metrics; the backend sidecar's are at ${s.urls.backendMetrics},
+      the server's at ${s.urls.serverMetrics} and the agent's at ${s.urls.agentMetrics}
 
 Configs and policies: ${s.configDir} (policies reload on save). Logs: ${s.logDir}
 Ctrl-C to stop.

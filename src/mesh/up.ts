@@ -315,6 +315,8 @@ function summary(run: Run): MeshSummary {
       denied: url(ports.backendOutbound, '/hello'),
       frontendMetrics: url(ports.frontendAdmin, '/metrics'),
       backendMetrics: url(ports.backendAdmin, '/metrics'),
+      serverMetrics: url(ports.serverMetrics, '/metrics'),
+      agentMetrics: url(ports.agentMetrics, '/metrics'),
     },
     commands: {
       // Absolute socket paths: `--socket-path` takes a path or a unix:// URI, and URIs are absolute.

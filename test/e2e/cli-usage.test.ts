@@ -179,6 +179,15 @@ describe('help text layout', () => {
     }
   });
 
+  it('sigil-agent, sigil-proxy and sigil-mesh --help stay within the width', async () => {
+    for (const name of ['sigil-agent', 'sigil-proxy', 'sigil-mesh'] as const) {
+      const help = (await cli(name, ['--help'])).stdout;
+      expect(help).toContain(`Usage: ${name}`);
+      for (const line of help.split('\n'))
+        expect([...line].length, `${name}: ${line}`).toBeLessThanOrEqual(HELP_WIDTH);
+    }
+  });
+
   it('every sigil-server group and subcommand help stays within the width', async () => {
     const top = (await cli('sigil-server', ['--help'])).stdout;
     const commands = section(top, 'Commands:').map((l) => l.trim().split(/\s{2,}/)[0]!);

@@ -2,7 +2,7 @@
 // fresh temp directory holding links to this checkout's package.json and bin/ (npm runs a script in
 // the directory of the package.json it found, so the mesh's .sigil lands in the temp directory and a
 // developer's own .sigil in the checkout is never touched). The mesh takes its default ports
-// (7400-7408), outside the ephemeral range that every other test's port-0 listeners draw from.
+// (7400-7410), outside the ephemeral range that every other test's port-0 listeners draw from.
 // Checked: the allowed call carries the right peer ID, the denied one gets 403, Ctrl-C (SIGINT to
 // the process group, as a terminal sends it) leaves no process, socket or listening port; a second
 // start reuses the data and is faster; a component that dies is named with its log, and the rest stop.
@@ -15,7 +15,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../support/harness.js';
 
-const PORTS = Array.from({ length: 9 }, (_, i) => 7400 + i);
+const PORTS = Array.from({ length: 11 }, (_, i) => 7400 + i);
 const START_TIMEOUT_MS = 120_000;
 
 let dir: string;
@@ -94,7 +94,7 @@ function get(url: string): Promise<{ status: number; body: string }> {
  */
 function setupSeconds(output: string): number {
   return ['join token', 'entries', 'agent']
-    .map((step) => Number(new RegExp(`✓ ${step} +.* ([\\d.]+)s\\n`).exec(output)![1]))
+    .map((step) => Number(new RegExp(`✓ ${step} +([\\d.]+)s  `).exec(output)![1]))
     .reduce((a, b) => a + b, 0);
 }
 
@@ -171,7 +171,7 @@ describe('npm start: the local mesh', () => {
       'frontend sidecar',
       'backend sidecar',
     ])
-      expect(out).toMatch(new RegExp(`✓ ${component} +.* \\d+\\.\\ds\\n`));
+      expect(out).toMatch(new RegExp(`✓ ${component} +\\d+\\.\\ds  \\S.*\\n`));
     firstSetupSeconds = setupSeconds(out);
 
     // The two curls the output suggests, as printed.
@@ -187,6 +187,12 @@ describe('npm start: the local mesh', () => {
     expect(refused.status).toBe(403);
     for (const command of ['api watch --socket-path', 'entry show --admin-socket', '/metrics'])
       expect(out).toContain(command);
+    // Every metrics URL printed answers with that component's own series.
+    const metricsUrls = [...out.matchAll(/(http:\/\/127\.0\.0\.1:\d+\/metrics)/g)].map((m) => m[1]!);
+    expect(new Set(metricsUrls).size).toBe(4);
+    const scraped = await Promise.all([...new Set(metricsUrls)].map((u) => get(u)));
+    for (const prefix of ['sigil_proxy_', 'sigil_server_', 'sigil_agent_'])
+      expect(scraped.some((r) => r.status === 200 && r.body.includes(prefix))).toBe(true);
 
     process.kill(-run.child.pid!, 'SIGINT');
     // npm itself ends by the SIGINT it got (as in a terminal), after its script has ended.

@@ -24,7 +24,8 @@ Commands:
   run --config FILE          start the sidecar (inbound/outbound listeners, admin port)
   policy check --config FILE --from ID --to-port P [--method M] [--path /x]
                              print allow/deny for a request and the rule that decided
-  policy lint FILE           report rules that can never match, overlapping ALLOW/DENY, unknown trust domains
+  policy lint FILE           report rules that can never match, overlapping ALLOW/DENY and
+                             unknown trust domains
   route check --config FILE --path /x [--method M] [-H 'name: value'] [--service S]
                              print the route, rule, filters and backends a request would take
 

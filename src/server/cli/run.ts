@@ -116,8 +116,8 @@ Sigil server for trust domain "${td}" is running.
 Try, from another terminal:
   bin/sigil-server entry create${socketFlag} --spiffe-id spiffe://${td}/web --parent-id spiffe://${td}/node1 --selector unix:uid:1000
   bin/sigil-server token generate${socketFlag} --spiffe-id spiffe://${td}/node1
-  bin/sigil-server x509 mint${socketFlag} --spiffe-id spiffe://${td}/web --write ./svid
-  openssl verify -partial_chain -CAfile ./svid/bundle.pem ./svid/svid.pem
+  bin/sigil-server x509 mint${socketFlag} --spiffe-id spiffe://${td}/web --write .sigil/svid
+  openssl verify -partial_chain -CAfile .sigil/svid/bundle.pem .sigil/svid/svid.pem
 Stop with Ctrl-C.
 `;
 }
