@@ -31,6 +31,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openBenchScope, runBench } from './bench-scope.js';
 import { monotonicUs, type ProfilePhase, summarizeCpuProfiles } from './cpu-profile-summary.js';
+import { drawPorts } from './port-pool.js';
 import type { LoadResult } from './proxy-load.js';
 import {
   cpuMsOf,
@@ -84,7 +85,6 @@ import {
   dirFor,
   ensureTools,
   fetchSvidFiles,
-  freePorts,
   haproxyInboundConfig,
   haproxyOutboundConfig,
   type PairPorts,
@@ -242,20 +242,12 @@ async function main(): Promise<number> {
 
     // --- The app, then the two pairs.
     // Every port the bench binds, drawn at once so that none is handed out twice.
-    const ports = await freePorts(24 + RESILIENCE_PORTS + TRAFFIC_PORTS);
-    const take = () => ports.shift()!;
-    const app = { http: take(), h2c: take() };
-    const pairPorts = (): PairPorts => ({
-      outHttp: take(),
-      outTcp: take(),
-      outH2: take(),
-      inHttp: take(),
-      inTcp: take(),
-      inH2: take(),
-    });
-    const sigilPorts = pairPorts();
-    const floorPorts = pairPorts();
-    const haproxyPorts = pairPorts();
+    const ports = await drawPorts(24 + RESILIENCE_PORTS + TRAFFIC_PORTS);
+    const take = ports.take;
+    const app = ports.app();
+    const sigilPorts = ports.pair();
+    const floorPorts = ports.pair();
+    const haproxyPorts = ports.pair();
     const targetNames = ALL_TARGETS.filter((t) => t !== 'floor' || flags.floor);
     const appProc = await startApp(root, app, flags.app);
     procs.push(appProc);

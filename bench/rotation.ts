@@ -10,6 +10,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { openBenchScope, runBench } from './bench-scope.js';
+import { drawPorts } from './port-pool.js';
 import type { LoadResult, LoadTimeline } from './proxy-load.js';
 import { LoadClient, RATE_WARMUP_MS, startMachineLoad } from './proxy-measure.js';
 import { fmt, log, machineLoadLine } from './proxy-report.js';
@@ -17,7 +18,6 @@ import {
   allowPolicy,
   type BenchProc,
   ensureTools,
-  freePorts,
   sigilInboundConfig,
   sigilOutboundConfig,
   startApp,
@@ -87,17 +87,10 @@ async function main(): Promise<number> {
   const { root, procs } = scope;
   try {
     const { server, agent } = await startSidecarIdentity(scope, { x509SvidTtlS: SVID_TTL_S });
-    const ports = await freePorts(10);
-    const take = () => ports.shift()!;
-    const app = { http: take(), h2c: take() };
-    const pair = {
-      outHttp: take(),
-      outTcp: take(),
-      outH2: take(),
-      inHttp: take(),
-      inTcp: take(),
-      inH2: take(),
-    };
+    const ports = await drawPorts(10);
+    const take = ports.take;
+    const app = ports.app();
+    const pair = ports.pair();
     procs.push(await startApp(root, app, 'native'));
     const policyPath = path.join(root, 'policy.yaml');
     writeFileSync(policyPath, allowPolicy(CLIENT_ID), { mode: 0o644 });
