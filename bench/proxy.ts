@@ -26,11 +26,12 @@
 // 1% and 100%, add per request. `sweep` (proxy-rate-sweep.ts, not run by default): HTTP/1.1 latency
 // against offered rate, direct and through both pairs, for bench/latency-vs-rate.svg. --results FILE
 // writes every figure and the sweep's curves for bench/RESULTS.md (results.ts, `npm run bench`).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { openBenchScope, runBench } from './bench-scope.js';
 import { monotonicUs, type ProfilePhase, summarizeCpuProfiles } from './cpu-profile-summary.js';
+import { drawPorts } from './port-pool.js';
 import type { LoadResult } from './proxy-load.js';
 import {
   cpuMsOf,
@@ -84,35 +85,21 @@ import {
   dirFor,
   ensureTools,
   fetchSvidFiles,
-  freePorts,
   haproxyInboundConfig,
   haproxyOutboundConfig,
-  killTrackedSync,
   type PairPorts,
   sigilInboundConfig,
   sigilOutboundConfig,
   startApp,
   startHaproxy,
   startSidecar,
-  TD,
   toolVersion,
 } from './proxy-setup.js';
 import { runTrafficScenario, TRAFFIC_PORTS, trafficEstimateS } from './proxy-traffic.js';
 import { type Figure, type LatencyCurve, rangeOf, reportResults } from './results.js';
-import {
-  type BenchAgent,
-  type BenchServer,
-  killLiveChildrenSync,
-  startAgent,
-  startServer,
-} from './workload-processes.js';
+import { CLIENT_ID, CLIENT_UID, SERVER_ID, SERVER_UID, startSidecarIdentity } from './sidecar-identity.js';
 
 const FLOOR_PROXY = fileURLToPath(new URL('./node-floor-proxy.js', import.meta.url));
-const CLIENT_UID = 65534;
-const SERVER_UID = 1;
-const CLIENT_ID = `${TD}/bench/client-sidecar`;
-const SERVER_ID = `${TD}/bench/server-sidecar`;
-const NODE_ID = `${TD}/bench/node`;
 
 const SETTLE_MS = 2_000;
 
@@ -242,64 +229,11 @@ async function main(): Promise<number> {
   );
   ensureTools(log);
 
-  const root = mkdtempSync(path.join(tmpdir(), 'sigil-bench-proxy-'));
-  // Other uids (the sidecars) must reach the agent socket and their config files.
-  dirFor(0, root);
-  const procs: BenchProc[] = [];
-  let server: BenchServer | undefined;
-  let agent: BenchAgent | undefined;
-  let loadClient: LoadClient | undefined;
-  let cleanedUp = false;
-  const cleanup = async () => {
-    if (cleanedUp) return;
-    cleanedUp = true;
-    await loadClient?.close().catch(() => {});
-    // Sidecars first and gracefully, so profiled ones write their profiles.
-    await Promise.all(procs.splice(0).map((p) => p.stop().catch(() => {})));
-    await agent?.stop().catch(() => {});
-    await server?.stop().catch(() => {});
-    killTrackedSync();
-    killLiveChildrenSync();
-    rmSync(root, { recursive: true, force: true });
-  };
-  process.once('exit', () => {
-    killTrackedSync();
-    killLiveChildrenSync();
-    rmSync(root, { recursive: true, force: true });
-  });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      log(`\n${signal}: stopping every process started by the bench`);
-      void cleanup().finally(() => process.exit(130));
-    });
-  }
-
+  const scope = openBenchScope('proxy', log);
+  const { root, procs } = scope;
   try {
     // --- Identity: a server, an agent (join token), an entry per sidecar uid.
-    server = await startServer(path.join(root, 'server'));
-    const bundlePath = path.join(root, 'bundle.pem');
-    writeFileSync(bundlePath, await server.cli('bundle', 'show', '--format', 'pem'));
-    const token = (
-      JSON.parse(await server.cli('token', 'generate', '--spiffe-id', NODE_ID, '--output', 'json')) as {
-        token: string;
-      }
-    ).token;
-    for (const [id, uid] of [
-      [CLIENT_ID, CLIENT_UID],
-      [SERVER_ID, SERVER_UID],
-    ] as const) {
-      await server.cli(
-        'entry',
-        'create',
-        '--spiffe-id',
-        id,
-        '--parent-id',
-        NODE_ID,
-        '--selector',
-        `unix:uid:${uid}`,
-      );
-    }
-    agent = await startAgent({ root: path.join(root, 'agent'), server, joinToken: token, bundlePath });
+    const { server, agent } = await startSidecarIdentity(scope);
     const clientSvid = await fetchSvidFiles(CLIENT_UID, agent.socketPath, path.join(root, 'svid-client'));
     const serverSvid = await fetchSvidFiles(SERVER_UID, agent.socketPath, path.join(root, 'svid-server'));
     log(
@@ -308,20 +242,12 @@ async function main(): Promise<number> {
 
     // --- The app, then the two pairs.
     // Every port the bench binds, drawn at once so that none is handed out twice.
-    const ports = await freePorts(24 + RESILIENCE_PORTS + TRAFFIC_PORTS);
-    const take = () => ports.shift()!;
-    const app = { http: take(), h2c: take() };
-    const pairPorts = (): PairPorts => ({
-      outHttp: take(),
-      outTcp: take(),
-      outH2: take(),
-      inHttp: take(),
-      inTcp: take(),
-      inH2: take(),
-    });
-    const sigilPorts = pairPorts();
-    const floorPorts = pairPorts();
-    const haproxyPorts = pairPorts();
+    const ports = await drawPorts(24 + RESILIENCE_PORTS + TRAFFIC_PORTS);
+    const take = ports.take;
+    const app = ports.app();
+    const sigilPorts = ports.pair();
+    const floorPorts = ports.pair();
+    const haproxyPorts = ports.pair();
     const targetNames = ALL_TARGETS.filter((t) => t !== 'floor' || flags.floor);
     const appProc = await startApp(root, app, flags.app);
     procs.push(appProc);
@@ -494,11 +420,12 @@ async function main(): Promise<number> {
       const sysMs = after.sysMs - before.sysMs;
       return { ...res, cpuMs: after.userMs - before.userMs + sysMs, sysMs };
     };
-    loadClient = LoadClient.start();
+    const loadClient = LoadClient.start();
+    scope.clients.push(loadClient);
     const atRate = async (s: Scenario, target: TargetName): Promise<RateResult> => {
       const pids = pairPids[target];
       let before = 0;
-      const load = await loadClient!.run(
+      const load = await loadClient.run(
         {
           protocol: s.rateProtocol,
           port: s.ports[target],
@@ -794,7 +721,7 @@ async function main(): Promise<number> {
     );
 
     if (profDirs) {
-      await cleanup();
+      await scope.cleanup();
       for (const [label, dir] of [
         ['client sidecar (outbound)', profDirs.out],
         ['server sidecar (inbound)', profDirs.in],
@@ -806,18 +733,8 @@ async function main(): Promise<number> {
     }
     return failed.length === 0 ? 0 : 1;
   } finally {
-    await cleanup();
+    await scope.cleanup();
   }
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(
-      `bench:proxy failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
-    process.exitCode = 1;
-  },
-);
+runBench('proxy', main);

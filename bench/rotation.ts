@@ -7,39 +7,25 @@
 // request through the `tcp` listener, so each request is a fresh mTLS handshake with the current SVIDs.
 // A rotation's time is the sidecar's own "Identity rotated" log record.
 // `npm run bench:rotation [-- --quick] [-- --results FILE]`: --quick loads for 14 s instead of 26 s.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { openBenchScope, runBench } from './bench-scope.js';
+import { drawPorts } from './port-pool.js';
 import type { LoadResult, LoadTimeline } from './proxy-load.js';
 import { LoadClient, RATE_WARMUP_MS, startMachineLoad } from './proxy-measure.js';
 import { fmt, log, machineLoadLine } from './proxy-report.js';
 import {
   allowPolicy,
   type BenchProc,
-  dirFor,
   ensureTools,
-  freePorts,
-  killTrackedSync,
   sigilInboundConfig,
   sigilOutboundConfig,
   startApp,
   startSidecar,
-  TD,
 } from './proxy-setup.js';
 import { type Figure, reportResults } from './results.js';
-import {
-  type BenchAgent,
-  type BenchServer,
-  killLiveChildrenSync,
-  startAgent,
-  startServer,
-} from './workload-processes.js';
+import { CLIENT_ID, CLIENT_UID, SERVER_ID, SERVER_UID, startSidecarIdentity } from './sidecar-identity.js';
 
-const CLIENT_UID = 65534;
-const SERVER_UID = 1;
-const CLIENT_ID = `${TD}/bench/client-sidecar`;
-const SERVER_ID = `${TD}/bench/server-sidecar`;
-const NODE_ID = `${TD}/bench/node`;
 /** Renewed at half life ± 10%: a rotation of each sidecar every 3.6–4.4 s. */
 const SVID_TTL_S = 8;
 /** Issue 4: across at least 3 workload rotations, zero failed handshakes and zero failed requests. */
@@ -97,68 +83,14 @@ async function main(): Promise<number> {
       `${SVID_TTL_S} s SVIDs, ${loadSeconds} s; about ${loadSeconds + 20} s`,
   );
   ensureTools(log);
-  const root = mkdtempSync(path.join(tmpdir(), 'sigil-bench-rotation-'));
-  dirFor(0, root);
-  const procs: BenchProc[] = [];
-  const clients: LoadClient[] = [];
-  let server: BenchServer | undefined;
-  let agent: BenchAgent | undefined;
-  const cleanup = async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close().catch(() => {})));
-    await Promise.all(procs.splice(0).map((p) => p.stop().catch(() => {})));
-    await agent?.stop().catch(() => {});
-    await server?.stop().catch(() => {});
-    killTrackedSync();
-    killLiveChildrenSync();
-    rmSync(root, { recursive: true, force: true });
-  };
-  process.once('exit', () => {
-    killTrackedSync();
-    killLiveChildrenSync();
-    rmSync(root, { recursive: true, force: true });
-  });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      log(`\n${signal}: stopping every process started by the bench`);
-      void cleanup().finally(() => process.exit(130));
-    });
-  }
+  const scope = openBenchScope('rotation', log);
+  const { root, procs } = scope;
   try {
-    server = await startServer(path.join(root, 'server'));
-    const bundlePath = path.join(root, 'bundle.pem');
-    writeFileSync(bundlePath, await server.cli('bundle', 'show', '--format', 'pem'));
-    const { token } = JSON.parse(
-      await server.cli('token', 'generate', '--spiffe-id', NODE_ID, '--output', 'json'),
-    ) as { token: string };
-    for (const [id, uid] of [
-      [CLIENT_ID, CLIENT_UID],
-      [SERVER_ID, SERVER_UID],
-    ] as const) {
-      await server.cli(
-        'entry',
-        'create',
-        '--spiffe-id',
-        id,
-        '--parent-id',
-        NODE_ID,
-        '--selector',
-        `unix:uid:${uid}`,
-        '--x509-svid-ttl',
-        `${SVID_TTL_S}s`,
-      );
-    }
-    agent = await startAgent({ root: path.join(root, 'agent'), server, joinToken: token, bundlePath });
-    const ports = await freePorts(10);
-    const take = () => ports.shift()!;
-    const app = { http: take(), h2c: take() };
-    const pair = {
-      outHttp: take(),
-      outTcp: take(),
-      outH2: take(),
-      inHttp: take(),
-      inTcp: take(),
-      inH2: take(),
-    };
+    const { server, agent } = await startSidecarIdentity(scope, { x509SvidTtlS: SVID_TTL_S });
+    const ports = await drawPorts(10);
+    const take = ports.take;
+    const app = ports.app();
+    const pair = ports.pair();
     procs.push(await startApp(root, app, 'native'));
     const policyPath = path.join(root, 'policy.yaml');
     writeFileSync(policyPath, allowPolicy(CLIENT_ID), { mode: 0o644 });
@@ -178,7 +110,7 @@ async function main(): Promise<number> {
     procs.push(outbound);
     const h1Client = LoadClient.start();
     const tcpClient = LoadClient.start();
-    clients.push(h1Client, tcpClient);
+    scope.clients.push(h1Client, tcpClient);
 
     const startMs = Date.now();
     const machineLoad = startMachineLoad([
@@ -221,7 +153,7 @@ async function main(): Promise<number> {
     log(missed.length === 0 ? 'PASS: every target met' : `FAIL: ${missed.length} target(s) missed`);
     return missed.length === 0 ? 0 : 1;
   } finally {
-    await cleanup();
+    await scope.cleanup();
   }
 }
 
@@ -272,14 +204,4 @@ function report(
   return figures;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(
-      `bench:rotation failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
-    process.exitCode = 1;
-  },
-);
+runBench('rotation', main);

@@ -140,6 +140,31 @@ export async function startServer(dataDir: string): Promise<BenchServer> {
   };
 }
 
+/** A started server with what an agent needs to attest to it. */
+export interface ServerWithJoinToken {
+  readonly server: BenchServer;
+  /** ROOT/bundle.pem: the server's trust bundle, the agent's --trust-bundle-path. */
+  readonly bundlePath: string;
+  readonly joinToken: string;
+}
+
+/** startServer in ROOT/server, then its bundle on disk and a join token for nodeId. */
+export async function startServerWithJoinToken(root: string, nodeId: string): Promise<ServerWithJoinToken> {
+  const server = await startServer(path.join(root, 'server'));
+  try {
+    const bundlePath = path.join(root, 'bundle.pem');
+    writeFileSync(bundlePath, await server.cli('bundle', 'show', '--format', 'pem'));
+    const { token } = JSON.parse(
+      await server.cli('token', 'generate', '--spiffe-id', nodeId, '--output', 'json'),
+    ) as { token: string };
+    return { server, bundlePath, joinToken: token };
+  } catch (err) {
+    // The caller never saw this server, so it cannot stop it.
+    await server.stop().catch(() => {});
+    throw err;
+  }
+}
+
 export interface AgentOptions {
   readonly root: string;
   readonly server: BenchServer;

@@ -6,7 +6,7 @@
 // `npm run bench:workload [-- --cpu-prof DIR] [-- --skip-sync] [-- --results FILE]` (--results: the
 // figures for bench/RESULTS.md, results.ts).
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -24,7 +24,7 @@ import {
   type Proc,
   rssMibOf,
   startAgent,
-  startServer,
+  startServerWithJoinToken,
 } from './workload-processes.js';
 
 const STREAMS = 1_000;
@@ -190,13 +190,8 @@ async function setUp(
   root: string,
   flags: Flags,
 ): Promise<{ server: BenchServer; agent: BenchAgent; entryId: string }> {
-  const server = await startServer(path.join(root, 'server'));
+  const { server, bundlePath, joinToken } = await startServerWithJoinToken(root, NODE_ID);
   cleanupTasks.push(() => server.stop());
-  const bundlePath = path.join(root, 'bundle.pem');
-  writeFileSync(bundlePath, await server.cli('bundle', 'show', '--format', 'pem'));
-  const { token } = JSON.parse(
-    await server.cli('token', 'generate', '--output', 'json', '--spiffe-id', NODE_ID),
-  ) as { token: string };
   // uid 0: the bench clients run as this process's user (root in CI).
   const uid = process.getuid?.() ?? 0;
   const created = JSON.parse(
@@ -219,7 +214,7 @@ async function setUp(
   const agent = await startAgent({
     root: path.join(root, 'agent'),
     server,
-    joinToken: token,
+    joinToken,
     bundlePath,
     cpuProfileDir: flags.cpuProfDir,
   });

@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, runCommand, type ServerProcess, startServerProcess } from '../support/harness.js';
+import { ecCertRequest, selfSignedEcCert } from '../support/openssl-cert.js';
 
 const TD = 'example.org';
 let server: ServerProcess;
@@ -66,48 +67,18 @@ beforeAll(async () => {
   // A look-alike: the same SPIFFE ID, signed by a CA that is not in our bundle.
   const foreign = path.join(tmp.dir, 'foreign');
   await runCommand('mkdir', ['-p', foreign]);
-  const ssl = (...args: string[]) => runCommand('openssl', args);
-  await ssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-days',
-    '1',
-    '-subj',
-    '/O=Evil',
-    '-keyout',
-    `${foreign}/ca.key`,
-    '-out',
-    `${foreign}/ca.pem`,
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  );
-  await ssl(
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-subj',
-    '/O=Evil',
-    '-keyout',
-    `${foreign}/svid.key`,
-    '-out',
-    `${foreign}/svid.csr`,
-  );
+  selfSignedEcCert({
+    subject: '/O=Evil',
+    extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'],
+    keyFile: `${foreign}/ca.key`,
+    outFile: `${foreign}/ca.pem`,
+  });
+  ecCertRequest({ subject: '/O=Evil', keyFile: `${foreign}/svid.key`, outFile: `${foreign}/svid.csr` });
   writeFileSync(
     `${foreign}/ext.cnf`,
     `subjectAltName=URI:spiffe://${TD}/ops\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=critical,CA:FALSE\n`,
   );
-  const signed = await ssl(
+  const signed = await runCommand('openssl', [
     'x509',
     '-req',
     '-in',
@@ -123,7 +94,7 @@ beforeAll(async () => {
     `${foreign}/ext.cnf`,
     '-out',
     `${foreign}/svid.pem`,
-  );
+  ]);
   expect(signed.code, signed.stderr).toBe(0);
 }, 60_000);
 

@@ -8,10 +8,10 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AgentProcess, makeSharedDir, startAgentProcess, waitFor } from '../support/agent-harness.js';
+import { type AgentProcess, makeSharedDir, waitFor } from '../support/agent-harness.js';
 import { type GreeterClient, type GreeterServer, greeterClient, startGreeter } from '../support/greeter.js';
 import { type ServerProcess, startServerProcess } from '../support/harness.js';
-import { joinToken, TD, uidEntry, writeBundlePem } from '../support/registration.js';
+import { startAgentWithEntries, TD } from '../support/registration.js';
 import { type SidecarProcess, startSidecarProcess } from '../support/sidecar-harness.js';
 import { scrape, total } from '../support/traffic.js';
 
@@ -64,15 +64,10 @@ const listenersOf = (sidecar: SidecarProcess) => startedLine(sidecar).listeners;
 beforeAll(async () => {
   root = makeSharedDir('sigil-grpc-routes-');
   server = await startServerProcess({ dataDir: path.join(root.dir, 'server') });
-  const bundlePath = await writeBundlePem(server, path.join(root.dir, 'bundle.pem'));
-  const token = await joinToken(server);
-  await uidEntry(server, 'backend-proxy', BACKEND_UID);
-  await uidEntry(server, 'client-proxy', CLIENT_UID);
-  agent = await startAgentProcess(server, {
-    root: path.join(root.dir, 'agent'),
-    joinToken: token,
-    trustBundlePath: bundlePath,
-  });
+  agent = await startAgentWithEntries(server, root.dir, [
+    ['backend-proxy', BACKEND_UID],
+    ['client-proxy', CLIENT_UID],
+  ]);
   for (const version of ['v1', 'v2']) greeters[version] = await startGreeter(version);
   const { v1, v2 } = greeters as { v1: GreeterServer; v2: GreeterServer };
 

@@ -2,7 +2,6 @@
 // made with openssl): the real server process creates the ConfigMap when it is missing, retries a
 // failed write, re-reads the rotating token on each call, republishes when `localauthority prepare`
 // adds an authority to the bundle, and never logs the token.
-import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +9,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/agent-harness.js';
 import { makeTempDir, type ServerProcess, startServerProcess } from '../support/harness.js';
+import { selfSignedEcCert } from '../support/openssl-cert.js';
 
 interface Recorded {
   method: string;
@@ -79,29 +79,12 @@ describe('notifiers.k8s_bundle', () => {
   it('creates, retries, and republishes the ConfigMap on a bundle change, with the current token', async () => {
     const certFile = path.join(tmp.dir, 'apiserver.crt');
     const keyFile = path.join(tmp.dir, 'apiserver.key');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-subj',
-        '/CN=kube-apiserver',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-days',
-        '1',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-      ],
-      { stdio: 'ignore' },
-    );
+    selfSignedEcCert({
+      subject: '/CN=kube-apiserver',
+      extensions: ['subjectAltName=IP:127.0.0.1'],
+      keyFile,
+      outFile: certFile,
+    });
     const api = await startFakeApi(readFileSync(certFile, 'utf8'), readFileSync(keyFile, 'utf8'));
     const tokenFile = path.join(tmp.dir, 'token');
     writeFileSync(tokenFile, 'first-secret-token\n');

@@ -12,12 +12,11 @@ import {
   asWorkload,
   freePort,
   makeSharedDir,
-  startAgentProcess,
   waitFor,
   watchAsWorkload,
 } from '../support/agent-harness.js';
 import { REPO_ROOT, type ServerProcess, startServerProcess } from '../support/harness.js';
-import { joinToken, uidEntry, writeBundlePem } from '../support/registration.js';
+import { startAgentWithEntries } from '../support/registration.js';
 import { type SidecarProcess, startSidecarProcess } from '../support/sidecar-harness.js';
 
 const WORKLOAD_UID = 1;
@@ -40,20 +39,19 @@ beforeAll(async () => {
     extraArgs: ['--metrics-bind', '127.0.0.1:0'],
   });
   metricsPorts.server = startedRecord(server.logs(), 'Sigil server started').metricsAddress.port;
-  const bundlePath = await writeBundlePem(server, path.join(root.dir, 'bundle.pem'));
-  const token = await joinToken(server);
-  await uidEntry(server, 'workload', WORKLOAD_UID);
-  await uidEntry(server, 'proxy', PROXY_UID);
   // One connection per uid: a second one while the first is busy is refused, and counted.
   const agentConfig = path.join(root.dir, 'agent.yaml');
   writeFileSync(agentConfig, 'workload_api:\n  max_connections_per_uid: 1\n');
-  agent = await startAgentProcess(server, {
-    root: path.join(root.dir, 'agent'),
-    joinToken: token,
-    trustBundlePath: bundlePath,
+  agent = await startAgentWithEntries(
+    server,
+    root.dir,
+    [
+      ['workload', WORKLOAD_UID],
+      ['proxy', PROXY_UID],
+    ],
     // Debug: the manager's per-SVID lines show the log bindings too.
-    extraArgs: ['--config', agentConfig, '--metrics-bind', '127.0.0.1:0', '--log-level', 'debug'],
-  });
+    { agentArgs: ['--config', agentConfig, '--metrics-bind', '127.0.0.1:0', '--log-level', 'debug'] },
+  );
   metricsPorts.agent = startedRecord(agent.logs(), 'Sigil agent started').metricsAddress.port;
   metricsPorts.proxy = await freePort();
   proxy = await startSidecarProcess(

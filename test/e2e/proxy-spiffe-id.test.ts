@@ -8,17 +8,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type AgentProcess,
-  freePort,
-  makeSharedDir,
-  startAgentProcess,
-  waitFor,
-} from '../support/agent-harness.js';
+import { type AgentProcess, freePort, makeSharedDir, waitFor } from '../support/agent-harness.js';
 import { asUser, type Daemon, spawnDaemon } from '../support/daemon.js';
 import { type ServerProcess, startServerProcess } from '../support/harness.js';
 import { get } from '../support/proxy-mesh.js';
-import { joinToken, TD, uidEntry, writeBundlePem } from '../support/registration.js';
+import { startAgentWithEntries, TD, uidEntry } from '../support/registration.js';
 import { PROXY_BIN, type SidecarProcess, startSidecarProcess } from '../support/sidecar-harness.js';
 
 /** One uid for every sidecar here: only `spiffe_id` tells their identities apart. */
@@ -34,15 +28,10 @@ const ports: Record<string, number> = {};
 beforeAll(async () => {
   root = makeSharedDir('sigil-spiffe-id-');
   server = await startServerProcess({ dataDir: path.join(root.dir, 'server') });
-  const bundlePath = await writeBundlePem(server, path.join(root.dir, 'bundle.pem'));
-  const token = await joinToken(server);
-  await uidEntry(server, 'frontend', UID);
-  await uidEntry(server, 'backend', UID);
-  agent = await startAgentProcess(server, {
-    root: path.join(root.dir, 'agent'),
-    joinToken: token,
-    trustBundlePath: bundlePath,
-  });
+  agent = await startAgentWithEntries(server, root.dir, [
+    ['frontend', UID],
+    ['backend', UID],
+  ]);
   app = http.createServer((req, res) => {
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({ peer: req.headers['x-sigil-peer-id'] }));

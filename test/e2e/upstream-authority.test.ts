@@ -5,6 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeTempDir, runCommand, type ServerProcess, startServerProcess } from '../support/harness.js';
+import { selfSignedEcCert } from '../support/openssl-cert.js';
 
 const TD = 'corp.example';
 const cleanups: Array<() => unknown> = [];
@@ -12,29 +13,15 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function makeUpstream(dir: string): Promise<void> {
-  const result = await runCommand('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-384',
-    '-nodes',
-    '-days',
-    '30',
-    '-subj',
-    '/O=Corp/CN=Corp Root',
-    '-keyout',
-    path.join(dir, 'root.key'),
-    '-out',
-    path.join(dir, 'root.pem'),
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  expect(result.code, result.stderr).toBe(0);
+function makeUpstream(dir: string): void {
+  selfSignedEcCert({
+    subject: '/O=Corp/CN=Corp Root',
+    extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'],
+    curve: 'P-384',
+    days: 30,
+    keyFile: path.join(dir, 'root.key'),
+    outFile: path.join(dir, 'root.pem'),
+  });
 }
 
 function splitPem(text: string): string[] {
@@ -45,7 +32,7 @@ describe('upstream authority', () => {
   it('issues SVIDs under an intermediate whose chain openssl verifies to the upstream root', async () => {
     const tmp = makeTempDir();
     cleanups.push(tmp.cleanup);
-    await makeUpstream(tmp.dir);
+    makeUpstream(tmp.dir);
     const config = path.join(tmp.dir, 'server.yaml');
     writeFileSync(
       config,
@@ -106,7 +93,7 @@ describe('upstream authority', () => {
   it('refuses to start when the upstream key does not match its certificate', async () => {
     const tmp = makeTempDir();
     cleanups.push(tmp.cleanup);
-    await makeUpstream(tmp.dir);
+    makeUpstream(tmp.dir);
     await runCommand('openssl', [
       'genpkey',
       '-algorithm',

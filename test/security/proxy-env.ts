@@ -9,9 +9,9 @@ import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { expect } from 'vitest';
-import { type AgentProcess, freePort, makeSharedDir, startAgentProcess } from '../support/agent-harness.js';
+import { type AgentProcess, freePort, makeSharedDir } from '../support/agent-harness.js';
 import { type ServerProcess, startServerProcess } from '../support/harness.js';
-import { joinToken, uidEntry, writeBundlePem } from '../support/registration.js';
+import { startAgentWithEntries } from '../support/registration.js';
 import { type SidecarProcess, startSidecarProcess } from '../support/sidecar-harness.js';
 
 export const TD = 'spiffe://example.org';
@@ -43,10 +43,10 @@ export let attacker: { key: string; cert: string; keyFile: string; certFile: str
 export async function startAttackEnv(): Promise<void> {
   root = makeSharedDir('sigil-proxy-security-');
   server = await startServerProcess({ dataDir: path.join(root.dir, 'server') });
-  const bundlePath = await writeBundlePem(server, path.join(root.dir, 'bundle.pem'));
-  const token = await joinToken(server);
-  await uidEntry(server, 'frontend-proxy', FRONT_UID);
-  await uidEntry(server, 'backend-proxy', BACK_UID);
+  agent = await startAgentWithEntries(server, root.dir, [
+    ['frontend-proxy', FRONT_UID],
+    ['backend-proxy', BACK_UID],
+  ]);
   // A workload with a valid SVID of its own, talking to the backend sidecar directly.
   const mint = await server.cli(
     'x509',
@@ -60,11 +60,6 @@ export async function startAttackEnv(): Promise<void> {
   const keyFile = path.join(root.dir, 'attacker', 'svid.key');
   const certFile = path.join(root.dir, 'attacker', 'svid.pem');
   attacker = { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8'), keyFile, certFile };
-  agent = await startAgentProcess(server, {
-    root: path.join(root.dir, 'agent'),
-    joinToken: token,
-    trustBundlePath: bundlePath,
-  });
 
   const app = http.createServer((req, res) => {
     received.push(req.url ?? '');

@@ -10,9 +10,9 @@ import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll } from 'vitest';
-import { type AgentProcess, freePort, makeSharedDir, startAgentProcess } from './agent-harness.js';
+import { type AgentProcess, freePort, makeSharedDir } from './agent-harness.js';
 import { type ServerProcess, startServerProcess } from './harness.js';
-import { joinToken, uidEntry, writeBundlePem } from './registration.js';
+import { startAgentWithEntries } from './registration.js';
 import { type SidecarProcess, startSidecarProcess } from './sidecar-harness.js';
 
 export const TD = 'spiffe://example.org';
@@ -100,15 +100,15 @@ async function startMesh(): Promise<void> {
   const serverConfig = path.join(root.dir, 'server.yaml');
   writeFileSync(serverConfig, 'trust_domain: example.org\nmin_svid_ttl: 1s\n');
   server = await startServerProcess({ dataDir: path.join(root.dir, 'server'), configFile: serverConfig });
-  const bundlePath = await writeBundlePem(server, path.join(root.dir, 'bundle.pem'));
-  const token = await joinToken(server);
-  await uidEntry(server, 'frontend-proxy', FRONT_UID, { x509SvidTtl: '8s' });
-  await uidEntry(server, 'backend-proxy', BACK_UID, { x509SvidTtl: '8s' });
-  agent = await startAgentProcess(server, {
-    root: path.join(root.dir, 'agent'),
-    joinToken: token,
-    trustBundlePath: bundlePath,
-  });
+  agent = await startAgentWithEntries(
+    server,
+    root.dir,
+    [
+      ['frontend-proxy', FRONT_UID],
+      ['backend-proxy', BACK_UID],
+    ],
+    { x509SvidTtl: '8s' },
+  );
 
   // The backend apps: HTTP echo of what the sidecar tells it, TCP echo, and an h2c server.
   const app = http.createServer((req, res) => {

@@ -1,6 +1,8 @@
 // The registration steps most end-to-end tests start with, through the server's own CLI: the trust
 // bundle an agent bootstraps from, a join token for its node, and entries that pick workloads by uid.
 import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { type AgentProcess, startAgentProcess } from './agent-harness.js';
 import type { CliResult, ServerProcess } from './harness.js';
 
 export const TD = 'spiffe://example.org';
@@ -45,4 +47,25 @@ export async function uidEntry(
     ...(options.x509SvidTtl ? ['--x509-svid-ttl', options.x509SvidTtl] : []),
   );
   return JSON.parse(succeeded('entry create', res).stdout).entry.id;
+}
+
+/**
+ * The identity setup sidecar tests share: the bundle in DIR/bundle.pem, an entry `<td>/<name>` per
+ * [name, uid], then an agent in DIR/agent attested with a join token for node1.
+ */
+export async function startAgentWithEntries(
+  server: ServerProcess,
+  dir: string,
+  entries: ReadonlyArray<readonly [name: string, uid: number]>,
+  options: { readonly x509SvidTtl?: string; readonly agentArgs?: readonly string[] } = {},
+): Promise<AgentProcess> {
+  const trustBundlePath = await writeBundlePem(server, path.join(dir, 'bundle.pem'));
+  const token = await joinToken(server);
+  for (const [name, uid] of entries) await uidEntry(server, name, uid, { x509SvidTtl: options.x509SvidTtl });
+  return startAgentProcess(server, {
+    root: path.join(dir, 'agent'),
+    joinToken: token,
+    trustBundlePath,
+    extraArgs: options.agentArgs,
+  });
 }

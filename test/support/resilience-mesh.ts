@@ -7,10 +7,10 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { type AgentProcess, makeSharedDir, startAgentProcess } from './agent-harness.js';
+import { type AgentProcess, makeSharedDir } from './agent-harness.js';
 import { type FaultBackend, startFaultBackend } from './fault-backend.js';
 import { type ServerProcess, startServerProcess } from './harness.js';
-import { joinToken, TD, uidEntry, writeBundlePem } from './registration.js';
+import { startAgentWithEntries, TD } from './registration.js';
 import { type SidecarProcess, startSidecarProcess } from './sidecar-harness.js';
 
 export { TD };
@@ -124,14 +124,11 @@ ${inbound ? `inbound:\n${inbound}` : ''}`;
   beforeAll(async () => {
     root = makeSharedDir('sigil-resilience-');
     server = await startServerProcess({ dataDir: path.join(root.dir, 'server') });
-    const bundlePath = await writeBundlePem(server, path.join(root.dir, 'bundle.pem'));
-    const token = await joinToken(server);
-    for (const spec of specs) await uidEntry(server, `${spec.name}-proxy`, spec.uid);
-    agent = await startAgentProcess(server, {
-      root: path.join(root.dir, 'agent'),
-      joinToken: token,
-      trustBundlePath: bundlePath,
-    });
+    agent = await startAgentWithEntries(
+      server,
+      root.dir,
+      specs.map((spec) => [`${spec.name}-proxy`, spec.uid] as const),
+    );
     for (const spec of specs) for (const app of spec.apps ?? []) apps.set(app, await startFaultBackend(app));
     // Sidecars with only inbound listeners need nothing from each other: start them together.
     const leaves = specs.filter((s) => s.outbound === undefined);

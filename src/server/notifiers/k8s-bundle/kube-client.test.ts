@@ -2,7 +2,6 @@
 // response over the size cap and a server that never answers both fail cleanly (the timeout on a
 // ManualClock), a bad token file is refused before any request, and the token never appears in
 // an error. A 409 between our PATCH and POST makes the notifier patch the ConfigMap someone made.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -11,6 +10,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selfSignedEcCert } from '../../../../test/support/openssl-cert.js';
 import { ManualClock } from '../../../spiffe/clock.js';
 import { createNotifierMetrics } from '../metrics.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, KubeClient, MAX_RESPONSE_BYTES } from './kube-client.js';
@@ -25,21 +25,12 @@ let handle: (method: string, url: string, res: import('node:http').ServerRespons
 
 beforeAll(async () => {
   const keyFile = path.join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-subj',
-      '/CN=api',
-    ].concat(['-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1', '-keyout', keyFile, '-out', certFile]),
-    { stdio: 'ignore' },
-  );
+  selfSignedEcCert({
+    subject: '/CN=api',
+    extensions: ['subjectAltName=IP:127.0.0.1'],
+    keyFile,
+    outFile: certFile,
+  });
   writeFileSync(tokenFile, 'very-secret-token');
   server = createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, (req, res) => {
     req.resume();
