@@ -6,7 +6,7 @@
 // directory is claimed like a data dir, so two meshes never share one, and what a `kill -9`'d run
 // left running is stopped first. Stops in reverse order on a signal, or when a component dies.
 
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Clock, holdProcessOpen } from '../spiffe/clock.js';
 import { lockDataDir, type ProcessTable, procProcessTable } from '../spiffe/data-dir-lock.js';
