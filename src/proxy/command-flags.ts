@@ -1,6 +1,7 @@
 // What `sigil-proxy policy …` and `sigil-proxy route …` share: a command group's dispatch (help,
 // unknown commands, SigilErrors as usage errors with exit 2) and flag parsing whose failures are
 // usage errors naming the flag. Only the commands print; this file writes to the io it is given.
+import { readFile } from 'node:fs/promises';
 import { type CliOptions, parseCliArgs, unknownCommand } from '../spiffe/cli-args.js';
 import { isSigilError, quote, SigilError } from '../spiffe/errors.js';
 
@@ -61,6 +62,19 @@ export function outputFormat(value: string | undefined): 'text' | 'json' {
 export function required(value: string | undefined, flag: string): string {
   if (value === undefined) throw usage(`missing ${flag}`);
   return value;
+}
+
+/** Reads a file a command was pointed at; one it cannot read is ERR_CONFIG_INVALID (exit 2). */
+export async function readCommandFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new SigilError(
+      'ERR_CONFIG_INVALID',
+      `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      { reason: 'read', cause: err },
+    );
+  }
 }
 
 export function usage(message: string): SigilError {

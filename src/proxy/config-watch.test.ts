@@ -7,6 +7,7 @@ import { ManualClock } from '../spiffe/clock.js';
 import { isSigilError, type SigilError } from '../spiffe/errors.js';
 import { checkProxyConfig, type ProxyConfig } from './config.js';
 import { diffProxyConfig, type ProxyConfigWatch, watchProxyConfig } from './config-watch.js';
+import { untilPolled } from './file-watch.test-support.js';
 
 const POLL_MS = 1_000;
 
@@ -57,15 +58,7 @@ function start(env: Record<string, string> = {}): ProxyConfigWatch {
   return watch;
 }
 
-/** Steps the manual clock past a poll until `done` holds; file I/O completes in real time between steps. */
-async function until(done: () => boolean): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (done()) return;
-    await clock.advance(POLL_MS);
-    await sleep(10);
-  }
-  throw new Error('condition not reached');
-}
+const until = (done: () => boolean) => untilPolled(clock, POLL_MS, done);
 
 const addresses = (config: ProxyConfig) =>
   config.services[0]!.endpoints!.map((e) => `${e.address.host}:${e.address.port}`);

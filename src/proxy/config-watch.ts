@@ -1,51 +1,24 @@
 // Keeps the proxy config current without a restart, through file-watch.ts. A file that fails to read
 // or check is reported (every problem by dotted path) and the previous config stays in force. What a
 // change means (services apply at once; a changed listen address needs a restart) is the caller's.
-import type { Clock } from '../spiffe/clock.js';
-import { SigilError } from '../spiffe/errors.js';
 import { type ProxyConfig, parseProxyConfig } from './config.js';
-import { watchFile } from './file-watch.js';
+import { type FileWatch, type FileWatchCallbacks, readFailure, watchFile } from './file-watch.js';
 
-export interface WatchProxyConfigOptions {
-  /** Defaults to systemClock. */
-  clock?: Clock;
+/** onError gets ERR_CONFIG_INVALID when a changed file cannot be read or checked. */
+export interface WatchProxyConfigOptions extends FileWatchCallbacks<ProxyConfig> {
   /** As for loadProxyConfig: SPIFFE_ENDPOINT_SOCKET is the default workload_api. */
   env?: Readonly<Record<string, string | undefined>>;
-  /** Called with each new config once it has replaced the current one. */
-  onChange(config: ProxyConfig): void;
-  /** Called with ERR_CONFIG_INVALID when a changed file cannot be read or checked. */
-  onError(err: SigilError): void;
-  /** Called when fs.watch fails and only the stat poll is left. */
-  onWatchFailure?(err: Error): void;
-  /** Fallback stat interval, in milliseconds. Defaults to 2s. */
-  pollIntervalMs?: number;
-  /** Quiet period after a watch event before reading, in milliseconds. Defaults to 100ms. */
-  debounceMs?: number;
 }
 
-export interface ProxyConfigWatch {
-  /** The config in force: the last file content that passed every check. */
-  current(): ProxyConfig;
-  /** Stops watching; no callback runs afterwards. */
-  close(): void;
-}
+/** current() is the config from the last file content that passed every check. */
+export type ProxyConfigWatch = FileWatch<ProxyConfig>;
 
 /** Loads `file` (throws ERR_CONFIG_INVALID if it is unreadable or broken) and watches it. */
 export function watchProxyConfig(file: string, options: WatchProxyConfigOptions): ProxyConfigWatch {
   return watchFile(file, {
+    ...options,
     parse: (text) => parseProxyConfig(text, file, options.env ?? {}),
-    readError: (err) =>
-      new SigilError(
-        'ERR_CONFIG_INVALID',
-        `proxy config ${file} could not be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
-        { reason: 'read', cause: err },
-      ),
-    onChange: options.onChange,
-    onError: options.onError,
-    onWatchFailure: options.onWatchFailure,
-    clock: options.clock,
-    pollIntervalMs: options.pollIntervalMs,
-    debounceMs: options.debounceMs,
+    readError: (err) => readFailure('ERR_CONFIG_INVALID', `proxy config ${file}`, err),
   });
 }
 

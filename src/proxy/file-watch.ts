@@ -8,18 +8,15 @@ import { type FSWatcher, readFileSync, statSync, watch } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type Clock, systemClock } from '../spiffe/clock.js';
-import { isSigilError, type SigilError } from '../spiffe/errors.js';
+import { isSigilError, SigilError, type SigilErrorCode } from '../spiffe/errors.js';
 
 /** How often the file is stat'ed as a fallback for missed watch events: 2s. */
 const DEFAULT_POLL_INTERVAL_MS = 2_000;
 /** A save is often several writes (truncate, write, rename); wait for a quiet 100ms before reading. */
 const DEFAULT_DEBOUNCE_MS = 100;
 
-export interface FileWatchOptions<T> {
-  /** Turns the file's text into the value; a SigilError it throws rejects that content. */
-  parse(text: string): T;
-  /** The error reported when the file cannot be read (its code is the caller's). */
-  readError(err: unknown): SigilError;
+/** What a caller of a typed watch (policy, routes, proxy config) passes through unchanged. */
+export interface FileWatchCallbacks<T> {
   /** Called with each new value once it has replaced the current one. */
   onChange(value: T): void;
   /** Called when changed content cannot be read or parsed; the current value is kept. */
@@ -32,6 +29,28 @@ export interface FileWatchOptions<T> {
   pollIntervalMs?: number;
   /** Quiet period after a watch event before reading, in milliseconds. Defaults to 100ms. */
   debounceMs?: number;
+}
+
+export interface FileWatchOptions<T> extends FileWatchCallbacks<T> {
+  /** Turns the file's text into the value; a SigilError it throws rejects that content. */
+  parse(text: string): T;
+  /** The error reported when the file cannot be read (its code is the caller's): see readFailure. */
+  readError(err: unknown): SigilError;
+}
+
+/** "`what` could not be read (ENOENT)": the read error every watched file reports, with its own code. */
+export function readFailure(
+  code: SigilErrorCode,
+  what: string,
+  err: unknown,
+  details: { field?: string } = {},
+): SigilError {
+  const cause = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  return new SigilError(code, `${what} could not be read (${cause})`, {
+    reason: 'read',
+    ...details,
+    cause: err,
+  });
 }
 
 export interface FileWatch<T> {

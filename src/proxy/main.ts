@@ -22,6 +22,7 @@ import {
 } from './index.js';
 import { followServiceChanges } from './outbound/follow-config.js';
 import { followRoutes, type RoutesFollower } from './outbound/follow-routes.js';
+import type { GrpcRouting } from './outbound/h2-streams.js';
 import { createRouteMetrics } from './outbound/route-metrics.js';
 import { OutboundRouter } from './outbound/router.js';
 import { createServiceMetrics } from './outbound/service-metrics.js';
@@ -201,27 +202,26 @@ export async function startProxy(
     const routes = new Map(config.outbound.map((outbound) => [outbound.name, outbound.service]));
     await services.apply(config.services, routes);
     let routeTable: RoutesFollower | undefined;
+    let grpcRouting: GrpcRouting | undefined;
     if (config.routesFile !== null) {
-      const metrics = createRouteMetrics(registry);
-      router = new OutboundRouter({ services, random: Math.random, clock, metrics });
-      const names = new Set(config.services.map((service) => service.name));
-      const follower = followRoutes(config.routesFile, router, names, {
+      const routed = new OutboundRouter({
+        services,
+        random: Math.random,
         clock,
-        logger,
+        metrics: createRouteMetrics(registry),
       });
+      router = routed;
+      const names = new Set(config.services.map((service) => service.name));
+      const follower = followRoutes(config.routesFile, routed, names, { clock, logger });
       cleanups.push(() => follower.close());
       routeTable = follower;
+      // The gRPC relay of http2 listeners reads the same table and services as the router.
+      grpcRouting = {
+        routes: () => routed.current,
+        service: (name: string) => services.get(name),
+        random: Math.random,
+      };
     }
-    // The gRPC relay of http2 listeners reads the same table and services as the router.
-    const tableOf = router;
-    const grpcRouting =
-      tableOf === undefined
-        ? undefined
-        : {
-            routes: () => tableOf.current,
-            service: (name: string) => services.get(name),
-            random: Math.random,
-          };
     for (const [i, outbound] of config.outbound.entries()) {
       const listener: OutboundListener = await startOutbound({
         ...outbound,

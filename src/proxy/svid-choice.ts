@@ -6,6 +6,7 @@
 // it expires, just as the whole context is kept when the Workload API fails: a passing entry edit
 // must not cut traffic, and an expired SVID then fails handshakes loudly on both sides.
 import { quote, SigilError } from '../spiffe/errors.js';
+import type { ProxyLogger } from './logger.js';
 
 /** What the choice reads of an SVID; the SDK's X509Svid has these. */
 export interface OfferedSvid {
@@ -21,11 +22,6 @@ export interface OfferingSource<T extends OfferedSvid> {
   off(event: 'update', listener: () => void): unknown;
 }
 
-export interface SvidChoiceLogger {
-  info(fields: Record<string, unknown>, message: string): void;
-  warn(fields: Record<string, unknown>, message: string): void;
-}
-
 export class SvidChoice<T extends OfferedSvid> {
   private held: T | undefined;
   /** The offered IDs last logged as lacking ours; null while ours is offered. Logs once per change. */
@@ -34,7 +30,7 @@ export class SvidChoice<T extends OfferedSvid> {
   constructor(
     /** The configured `spiffe_id`, normalized. */
     readonly wanted: string,
-    private readonly logger: SvidChoiceLogger,
+    private readonly logger: Pick<ProxyLogger, 'info' | 'warn'>,
   ) {}
 
   /** The SVID to use among `svids` (X509Source's `pickSvid`): ours, or the one last held. */

@@ -7,7 +7,7 @@
 // follow-config.ts (`namedServices`), as one that would orphan a listener is: routes are edited
 // first, then the config.
 import type { Clock } from '../../spiffe/clock.js';
-import { isSigilError } from '../../spiffe/errors.js';
+import { isSigilError, type SigilError } from '../../spiffe/errors.js';
 import type { ProxyLogger } from '../logger.js';
 import type { RouteTable } from '../routes/index.js';
 import { loadRouteFile, watchRouteFile } from '../routes/index.js';
@@ -38,10 +38,11 @@ export function followRoutes(
     router.setTable(table);
     logger.info({ file, routes: table.routes.map((route) => route.name) }, why);
   };
+  const rejected = (err: SigilError) =>
+    logger.error({ file, err: err.message }, 'Routes file rejected; the previous routes stay in force');
   const watch = watchRouteFile(file, () => services, {
     onChange: (table) => apply(table, 'Routes reloaded'),
-    onError: (err) =>
-      logger.error({ file, err: err.message }, 'Routes file rejected; the previous routes stay in force'),
+    onError: rejected,
     onWatchFailure: (err) =>
       logger.warn({ file, err: err.message }, 'Routes file watch failed; polling only'),
     clock: options.clock,
@@ -57,7 +58,7 @@ export function followRoutes(
         apply(loadRouteFile(file, services), 'Routes checked again against the new services');
       } catch (err) {
         if (!isSigilError(err)) throw err;
-        logger.error({ file, err: err.message }, 'Routes file rejected; the previous routes stay in force');
+        rejected(err);
       }
     },
     close: () => watch.close(),

@@ -19,6 +19,7 @@ import {
   type HeaderModifier,
   type HttpRouteEntry,
   type HttpRule,
+  headerValue,
   modifyRequestHeaders,
   modifyResponseHeaders,
   pickBackend,
@@ -132,7 +133,8 @@ export class OutboundRouter {
     const cells = this.rules.get(rule) ?? this.cellsFor(rule);
     if (rule.redirect !== null) {
       cells.redirected.value++;
-      const host = hostOf(headers);
+      // One Host at most: a request with two was refused before routing (request-refusal.ts).
+      const host = headerValue(headers, 'host');
       const redirect = redirectResponse(rule.redirect, entry.match, target, host, 'http');
       return { kind: 'answer', status: redirect.status, error: null, location: redirect.location };
     }
@@ -218,11 +220,4 @@ export function writeRouteAnswer(res: ServerResponse, answer: RouteAnswer): void
     return;
   }
   respondWithError(res, answer.status, answer.error ?? 'route-error', `sigil proxy: ${answer.error}`);
-}
-
-/** The request's Host field, for a redirect's Location. */
-function hostOf(headers: readonly string[]): string | undefined {
-  for (let i = 0; i < headers.length; i += 2)
-    if (headers[i]!.length === 4 && headers[i]!.toLowerCase() === 'host') return headers[i + 1];
-  return undefined;
 }

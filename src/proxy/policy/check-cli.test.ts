@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCaptured } from '../command-flags.test-support.js';
 import { policyCommand } from './check-cli.js';
 
 const WEB = 'spiffe://example.org/ns/web/frontend';
@@ -58,15 +59,7 @@ beforeAll(() => {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function run(...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await policyCommand(args, {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-  });
-  return { code, stdout, stderr };
-}
+const run = (...args: string[]) => runCaptured(policyCommand, args);
 
 const check = (...args: string[]) => run('check', '--config', file('policy.yaml'), ...args);
 

@@ -2,7 +2,6 @@
 // which rule?" and vet a file before shipping it, using the very parser and evaluator the proxy
 // runs. Exit codes: check 0 allowed / 1 denied; lint 0 clean or warnings only / 1 any error;
 // both 2 for bad flags or a file that does not load. Only this file prints; the rest is pure.
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { quote, SigilError } from '../../spiffe/errors.js';
@@ -12,6 +11,7 @@ import {
   cliJson,
   outputFormat,
   parseFlags,
+  readCommandFile,
   required,
   runCommandGroup,
   usage,
@@ -192,7 +192,7 @@ interface LoadedPolicy {
  * are the proxy config loader's to check.
  */
 async function loadPolicySet(file: string): Promise<LoadedPolicy> {
-  const text = await readText(file);
+  const text = await readCommandFile(file);
   let raw: unknown;
   try {
     raw = parseYaml(text);
@@ -230,25 +230,13 @@ async function loadFromConfig(file: string, doc: Record<string, unknown>): Promi
       );
     }
     const policyFile = path.resolve(path.dirname(file), doc.policy_file);
-    return parsePolicyFile(await readText(policyFile), policyFile);
+    return parsePolicyFile(await readCommandFile(policyFile), policyFile);
   }
   if (doc.policies !== undefined && Object.keys(doc).some((k) => !POLICY_FILE_KEYS.includes(k))) {
     const inline = Object.fromEntries(Object.entries(doc).filter(([k]) => POLICY_FILE_KEYS.includes(k)));
     return compilePolicyDocument(inline, `${file} (inline policies)`);
   }
   return compilePolicyDocument(doc, file);
-}
-
-async function readText(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    throw new SigilError(
-      'ERR_CONFIG_INVALID',
-      `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
-      { reason: 'read', cause: err },
-    );
-  }
 }
 
 function formatDecision(

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCaptured } from '../command-flags.test-support.js';
 import { policyCommand } from './check-cli.js';
 
 const WEB = 'spiffe://example.org/web';
@@ -35,15 +36,8 @@ inbound:
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function check(config: string, ...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await policyCommand(['check', '--config', file(config), '--from', WEB, ...args], {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-  });
-  return { code, stdout, stderr };
-}
+const check = (config: string, ...args: string[]) =>
+  runCaptured(policyCommand, ['check', '--config', file(config), '--from', WEB, ...args]);
 
 describe('policy check --to-port', () => {
   it("given an inbound listener's listen port, names it and the app port it forwards to", async () => {
@@ -74,11 +68,7 @@ describe('policy check --to-port', () => {
   });
 
   it('explains the port in --help', async () => {
-    let stdout = '';
-    await policyCommand(['check', '--help'], {
-      stdout: { write: (t: string) => (stdout += t) },
-      stderr: { write: () => {} },
-    });
+    const { stdout } = await runCaptured(policyCommand, ['check', '--help']);
     expect(stdout).toContain("the app's port");
   });
 });

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock, systemClock } from '../../spiffe/clock.js';
 import { isSigilError, type SigilError } from '../../spiffe/errors.js';
+import { untilPolled } from '../file-watch.test-support.js';
 import type { PolicySet } from './model.js';
 import { type PolicyWatch, watchPolicyFile } from './reload.js';
 
@@ -51,15 +52,7 @@ function start(options: { clock?: typeof systemClock; pollIntervalMs?: number; d
   return watch;
 }
 
-/** Steps the manual clock past a poll until `done` holds; file I/O completes in real time between steps. */
-async function until(done: () => boolean): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (done()) return;
-    await clock.advance(POLL_MS);
-    await sleep(10);
-  }
-  throw new Error('condition not reached');
-}
+const until = (done: () => boolean) => untilPolled(clock, POLL_MS, done);
 
 const names = (set: PolicySet) => set.policies.map((p) => p.name);
 

@@ -1,9 +1,7 @@
 // Keeps a policy file's compiled set current without a restart, through file-watch.ts (directory
 // watch, stat poll, debounce on the injected Clock). A file that fails to read or parse is reported
 // and logged, and the previous set stays in force.
-import type { Clock } from '../../spiffe/clock.js';
-import { SigilError } from '../../spiffe/errors.js';
-import { watchFile } from '../file-watch.js';
+import { type FileWatch, type FileWatchCallbacks, readFailure, watchFile } from '../file-watch.js';
 import type { PolicySet } from './model.js';
 import { parsePolicyFile } from './parse.js';
 
@@ -13,33 +11,21 @@ export interface PolicyReloadLogger {
   warn(fields: Record<string, unknown>, message: string): void;
 }
 
-export interface WatchPolicyOptions {
-  /** Called with each new set once it has replaced the current one. */
-  onChange(set: PolicySet): void;
-  /** Called when a changed file cannot be read or parsed; the current set is kept. */
-  onError(err: SigilError): void;
-  /** Defaults to systemClock. */
-  clock?: Clock;
+/** As for any watched file; onChange and onError are also logged when `logger` is given. */
+export interface WatchPolicyOptions extends FileWatchCallbacks<PolicySet> {
   logger?: PolicyReloadLogger;
-  /** Fallback stat interval, in milliseconds. Defaults to 2s. */
-  pollIntervalMs?: number;
-  /** Quiet period after a watch event before reading, in milliseconds. Defaults to 100ms. */
-  debounceMs?: number;
 }
 
-export interface PolicyWatch {
-  /** The set in force: the last file content that parsed. */
-  current(): PolicySet;
-  /** Stops watching; no callback runs afterwards. */
-  close(): void;
-}
+/** current() is the set from the last file content that parsed. */
+export type PolicyWatch = FileWatch<PolicySet>;
 
 /** Loads `file` (throws ERR_POLICY_INVALID if it is unreadable or broken) and watches it. */
 export function watchPolicyFile(file: string, options: WatchPolicyOptions): PolicyWatch {
   const { logger } = options;
   return watchFile(file, {
+    ...options,
     parse: (text) => parsePolicyFile(text, file),
-    readError: (err) => readError(file, err),
+    readError: (err) => readFailure('ERR_POLICY_INVALID', `policy file ${file}`, err),
     onChange(set) {
       logger?.info({ file, policies: set.policies.length }, 'Policy reloaded');
       options.onChange(set);
@@ -48,18 +34,9 @@ export function watchPolicyFile(file: string, options: WatchPolicyOptions): Poli
       logger?.warn({ file, err: err.message }, 'Policy reload rejected; keeping the previous policy');
       options.onError(err);
     },
-    onWatchFailure: (err) =>
-      logger?.warn({ file, err: err.message }, 'Policy file watch failed; polling only'),
-    clock: options.clock,
-    pollIntervalMs: options.pollIntervalMs,
-    debounceMs: options.debounceMs,
-  });
-}
-
-function readError(file: string, err: unknown): SigilError {
-  const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-  return new SigilError('ERR_POLICY_INVALID', `policy file ${file} could not be read (${code})`, {
-    reason: 'read',
-    cause: err,
+    onWatchFailure(err) {
+      logger?.warn({ file, err: err.message }, 'Policy file watch failed; polling only');
+      options.onWatchFailure?.(err);
+    },
   });
 }

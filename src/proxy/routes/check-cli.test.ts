@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../cli/main.js';
+import { runCaptured } from '../command-flags.test-support.js';
 import { routeCommand } from './check-cli.js';
 
 const ROUTES = `apiVersion: gateway.networking.k8s.io/v1
@@ -74,15 +75,7 @@ ${service('web')}${service('web-v2')}${service('shadow')}${service('other')}`,
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function run(...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await routeCommand(args, {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-  });
-  return { code, stdout, stderr };
-}
+const run = (...args: string[]) => runCaptured(routeCommand, args);
 
 const check = (...args: string[]) => run('check', '--config', file('conf/proxy.yaml'), ...args);
 

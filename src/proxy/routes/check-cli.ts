@@ -2,7 +2,6 @@
 // with the proxy's own parser, selection and filters (explain.ts). Exit codes: 0 a route matches
 // (redirects included) or the service has no routes at all; 1 no route matches (the proxy answers
 // 404); 2 bad flags or a file that does not load. Only this file prints.
-import { readFile } from 'node:fs/promises';
 import { parseAllDocuments } from 'yaml';
 import { quote, SigilError } from '../../spiffe/errors.js';
 import {
@@ -10,6 +9,7 @@ import {
   cliJson,
   outputFormat,
   parseFlags,
+  readCommandFile,
   required,
   runCommandGroup,
   usage,
@@ -118,7 +118,7 @@ function parseHeader(text: string): string[] {
  * itself when it is a routes file (its first object has a `kind`).
  */
 async function loadTable(file: string): Promise<{ table: RouteTable; services: ReadonlySet<string> }> {
-  const text = await readText(file);
+  const text = await readCommandFile(file);
   const docs = parseAllDocuments(text);
   const first = (Array.isArray(docs) ? docs : [docs])[0]?.toJS({ maxAliasCount: 100 }) as unknown;
   const isRoutes = typeof first === 'object' && first !== null && 'kind' in first;
@@ -132,7 +132,10 @@ async function loadTable(file: string): Promise<{ table: RouteTable; services: R
       field: 'routes_file',
     });
   const services = new Set(config.services.map((s) => s.name));
-  return { table: parseRouteFile(await readText(config.routesFile), config.routesFile, services), services };
+  return {
+    table: parseRouteFile(await readCommandFile(config.routesFile), config.routesFile, services),
+    services,
+  };
 }
 
 /** Every service a routes file names (parents, backends, mirrors): all are taken as configured. */
@@ -225,16 +228,4 @@ function formatExplanation(e: Explanation): string {
     );
   }
   return `${lines.join('\n')}\n`;
-}
-
-async function readText(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    throw new SigilError(
-      'ERR_CONFIG_INVALID',
-      `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
-      { reason: 'read', cause: err },
-    );
-  }
 }

@@ -41,4 +41,4 @@ export type {
 } from './model.js';
 export { EMPTY_ROUTE_TABLE, MIRROR_HEADER } from './model.js';
 export { MAX_ROUTE_OBJECTS, MAX_ROUTES_FILE_BYTES, parseRouteFile } from './parse.js';
-export { MAX_QUERY_PARAMS, pickBackend, selectGrpcRoute, selectHttpRoute } from './select.js';
+export { headerValue, MAX_QUERY_PARAMS, pickBackend, selectGrpcRoute, selectHttpRoute } from './select.js';

@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../spiffe/clock.js';
 import { isSigilError, type SigilError } from '../../spiffe/errors.js';
+import { untilPolled } from '../file-watch.test-support.js';
 import { loadRouteFile, type RoutesWatch, watchRouteFile } from './load.js';
 import type { RouteTable } from './model.js';
 
@@ -52,14 +52,7 @@ function start(): RoutesWatch {
   return watch;
 }
 
-async function until(done: () => boolean): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (done()) return;
-    await clock.advance(POLL_MS);
-    await sleep(10);
-  }
-  throw new Error('condition not reached');
-}
+const until = (done: () => boolean) => untilPolled(clock, POLL_MS, done);
 
 const backend = (table: RouteTable) => table.http.get('web')?.[0]?.rule.backends[0]?.service;
 

@@ -2,33 +2,16 @@
 // directory watch, a stat poll and a debounce on the injected Clock). A file that fails to read or
 // parse is reported and the previous table stays in force, so a bad edit never drops routes.
 import { readFileSync, statSync } from 'node:fs';
-import type { Clock } from '../../spiffe/clock.js';
 import { SigilError } from '../../spiffe/errors.js';
-import { watchFile } from '../file-watch.js';
+import { type FileWatch, type FileWatchCallbacks, readFailure, watchFile } from '../file-watch.js';
 import type { RouteTable } from './model.js';
 import { MAX_ROUTES_FILE_BYTES, parseRouteFile } from './parse.js';
 
-export interface WatchRoutesOptions {
-  /** Called with each new table once it has replaced the current one. */
-  onChange(table: RouteTable): void;
-  /** Called when a changed file cannot be read or parsed; the current table is kept. */
-  onError(err: SigilError): void;
-  /** Called when fs.watch fails and only the stat poll is left. */
-  onWatchFailure?(err: Error): void;
-  /** Defaults to systemClock. */
-  clock?: Clock;
-  /** Fallback stat interval, in milliseconds. Defaults to 2s. */
-  pollIntervalMs?: number;
-  /** Quiet period after a watch event before reading, in milliseconds. Defaults to 100ms. */
-  debounceMs?: number;
-}
+/** onChange gets each new table; onError a file that cannot be read or parsed (the table in force is kept). */
+export type WatchRoutesOptions = FileWatchCallbacks<RouteTable>;
 
-export interface RoutesWatch {
-  /** The table in force: from the last file content that parsed. */
-  current(): RouteTable;
-  /** Stops watching; no callback runs afterwards. */
-  close(): void;
-}
+/** current() is the table from the last file content that parsed. */
+export type RoutesWatch = FileWatch<RouteTable>;
 
 /** Reads and parses `file`; throws ERR_CONFIG_INVALID when it cannot be read or is broken. */
 export function loadRouteFile(file: string, services: ReadonlySet<string>): RouteTable {
@@ -61,22 +44,12 @@ export function watchRouteFile(
   options: WatchRoutesOptions,
 ): RoutesWatch {
   return watchFile(file, {
+    ...options,
     parse: (text) => parseRouteFile(text, file, services()),
     readError: (err) => readError(file, err),
-    onChange: options.onChange,
-    onError: options.onError,
-    onWatchFailure: options.onWatchFailure,
-    clock: options.clock,
-    pollIntervalMs: options.pollIntervalMs,
-    debounceMs: options.debounceMs,
   });
 }
 
 function readError(file: string, err: unknown): SigilError {
-  const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-  return new SigilError('ERR_CONFIG_INVALID', `routes file ${file} could not be read (${code})`, {
-    reason: 'read',
-    field: 'routes_file',
-    cause: err,
-  });
+  return readFailure('ERR_CONFIG_INVALID', `routes file ${file}`, err, { field: 'routes_file' });
 }

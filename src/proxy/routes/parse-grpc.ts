@@ -2,7 +2,7 @@
 // RequestMirror is refused here: the per-stream HTTP/2 relay cannot copy a stream to a shadow
 // without buffering it.
 import { showValue } from '../policy/match.js';
-import type { GrpcMatch, GrpcMethodMatch, GrpcRule, HeaderModifier, RuleOrigin } from './model.js';
+import type { GrpcMatch, GrpcMethodMatch, GrpcRule, HeaderModifier } from './model.js';
 import {
   filterSettings,
   headerModifier,
@@ -10,7 +10,7 @@ import {
   REFUSED_FILTERS,
   type RuleContext,
 } from './parse-filters.js';
-import { MAX_RULES, ruleName } from './parse-http.js';
+import { compileRules } from './parse-http.js';
 import { backendRefs } from './parse-refs.js';
 
 /** GRPCRoute's maxItems for matches. */
@@ -33,27 +33,13 @@ export interface CompiledGrpcRule {
 
 export function grpcRules(ctx: RuleContext, value: unknown): CompiledGrpcRule[] {
   const { check } = ctx;
-  if (value === undefined) {
-    check.problem('spec.rules', 'is required (at least one rule with backendRefs)');
-    return [];
-  }
-  const names = new Set<string>();
-  const out: CompiledGrpcRule[] = [];
-  check.list(value, 'spec.rules', MAX_RULES).forEach((item, index) => {
-    const at = `spec.rules[${index}]`;
-    const o = check.mapping(item, at, ['name', 'matches', 'filters', 'backendRefs'], {
-      sessionPersistence: 'is not supported: the sidecar balances each request on its own',
-      timeouts: 'is not part of GRPCRoute; a gRPC call carries its own deadline (grpc-timeout)',
-      retry: 'is not part of GRPCRoute; set retries on the service',
-    });
-    if (o === null) return;
-    const name = ruleName(ctx, o.name, `${at}.name`, names);
-    const origin: RuleOrigin = {
-      route: ctx.route,
-      kind: 'GRPCRoute',
-      index,
-      name: name ?? `rules[${index}]`,
-    };
+  const keys = ['name', 'matches', 'filters', 'backendRefs'];
+  const refused = {
+    sessionPersistence: 'is not supported: the sidecar balances each request on its own',
+    timeouts: 'is not part of GRPCRoute; a gRPC call carries its own deadline (grpc-timeout)',
+    retry: 'is not part of GRPCRoute; set retries on the service',
+  };
+  return compileRules(ctx, value, 'GRPCRoute', keys, refused, (o, origin, at) => {
     const matches = grpcMatches(ctx, o.matches, `${at}.matches`);
     let requestHeaders: HeaderModifier | null = null;
     let responseHeaders: HeaderModifier | null = null;
@@ -77,10 +63,8 @@ export function grpcRules(ctx: RuleContext, value: unknown): CompiledGrpcRule[] 
     });
     if (o.backendRefs === undefined) check.problem(at, 'needs backendRefs (where to send the calls)');
     const backends = backendRefs(check, o.backendRefs, `${at}.backendRefs`, ctx.namespace, ctx.services);
-    out.push({ rule: { origin, requestHeaders, responseHeaders, backends }, matches });
+    return { rule: { origin, requestHeaders, responseHeaders, backends }, matches };
   });
-  if (Array.isArray(value) && value.length === 0) check.problem('spec.rules', 'must have at least one rule');
-  return out;
 }
 
 function grpcMatches(ctx: RuleContext, value: unknown, at: string): GrpcMatch[] {

@@ -15,7 +15,7 @@ import { httpFilters, type RuleContext } from './parse-filters.js';
 import { backendRefs } from './parse-refs.js';
 import { MAX_HEADER_MATCHES, type Raw } from './parse-support.js';
 
-export const MAX_RULES = 16;
+const MAX_RULES = 16;
 export const MAX_MATCHES = 64;
 export const MAX_RETRY_ATTEMPTS = 10;
 const MAX_RETRY_CODES = 32;
@@ -33,7 +33,7 @@ export interface CompiledHttpRule {
 }
 
 /** The rule's `name`, checked unique within the route; null when unnamed. */
-export function ruleName(ctx: RuleContext, value: unknown, at: string, seen: Set<string>): string | null {
+function ruleName(ctx: RuleContext, value: unknown, at: string, seen: Set<string>): string | null {
   if (value === undefined) return null;
   if (typeof value !== 'string' || value.length > 253 || !RULE_NAME.test(value)) {
     ctx.check.problem(at, `must be a lowercase DNS name of up to 253 characters (got ${showValue(value)})`);
@@ -44,27 +44,41 @@ export function ruleName(ctx: RuleContext, value: unknown, at: string, seen: Set
   return value;
 }
 
-export function httpRules(ctx: RuleContext, value: unknown): CompiledHttpRule[] {
+/**
+ * What HTTPRoute and GRPCRoute rules share: `spec.rules` is a required, non-empty list of mappings
+ * with unique names. `compile` gets each rule's mapping, where it came from and its path.
+ */
+export function compileRules<T>(
+  ctx: RuleContext,
+  value: unknown,
+  kind: RuleOrigin['kind'],
+  keys: readonly string[],
+  refused: Readonly<Record<string, string>>,
+  compile: (o: Raw, origin: RuleOrigin, at: string) => T,
+): T[] {
   const { check } = ctx;
   if (value === undefined) {
     check.problem('spec.rules', 'is required (at least one rule with backendRefs)');
     return [];
   }
   const names = new Set<string>();
-  const out: CompiledHttpRule[] = [];
+  const out: T[] = [];
   check.list(value, 'spec.rules', MAX_RULES).forEach((item, index) => {
     const at = `spec.rules[${index}]`;
-    const o = check.mapping(item, at, ['name', 'matches', 'filters', 'backendRefs', 'timeouts', 'retry'], {
-      sessionPersistence: 'is not supported: the sidecar balances each request on its own',
-    });
+    const o = check.mapping(item, at, keys, refused);
     if (o === null) return;
     const name = ruleName(ctx, o.name, `${at}.name`, names);
-    const origin: RuleOrigin = {
-      route: ctx.route,
-      kind: 'HTTPRoute',
-      index,
-      name: name ?? `rules[${index}]`,
-    };
+    out.push(compile(o, { route: ctx.route, kind, index, name: name ?? `rules[${index}]` }, at));
+  });
+  if (Array.isArray(value) && value.length === 0) check.problem('spec.rules', 'must have at least one rule');
+  return out;
+}
+
+export function httpRules(ctx: RuleContext, value: unknown): CompiledHttpRule[] {
+  const { check } = ctx;
+  const keys = ['name', 'matches', 'filters', 'backendRefs', 'timeouts', 'retry'];
+  const refused = { sessionPersistence: 'is not supported: the sidecar balances each request on its own' };
+  return compileRules(ctx, value, 'HTTPRoute', keys, refused, (o, origin, at) => {
     const matches = httpMatches(ctx, o.matches, `${at}.matches`);
     const filters = httpFilters(ctx, o.filters, `${at}.filters`);
     const backends = backendRefs(check, o.backendRefs, `${at}.backendRefs`, ctx.namespace, ctx.services);
@@ -100,10 +114,8 @@ export function httpRules(ctx: RuleContext, value: unknown): CompiledHttpRule[] 
       backends: filters.redirect === null ? backends : [],
       overrides,
     };
-    out.push({ rule, matches });
+    return { rule, matches };
   });
-  if (Array.isArray(value) && value.length === 0) check.problem('spec.rules', 'must have at least one rule');
-  return out;
 }
 
 function httpMatches(ctx: RuleContext, value: unknown, at: string): HttpMatch[] {
