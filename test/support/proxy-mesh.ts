@@ -13,7 +13,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { type AgentProcess, freePort, makeSharedDir } from './agent-harness.js';
 import { type ServerProcess, startServerProcess } from './harness.js';
 import { startAgentWithEntries } from './registration.js';
-import { type SidecarProcess, startSidecarProcess } from './sidecar-harness.js';
+import { type SidecarProcess, startSidecarProcess, stopSidecars } from './sidecar-harness.js';
 
 export { get } from './traffic.js';
 
@@ -185,7 +185,7 @@ outbound:
 }
 
 async function stopMesh(): Promise<void> {
-  for (const sidecar of sidecars) if ((await sidecar.stop()) === null) sidecar.child.kill('SIGKILL');
+  await stopSidecars(sidecars);
   for (const close of closers) await close();
   await agent?.stop();
   await server?.stop();
