@@ -2,12 +2,11 @@
 // checks each unit there (with the ExecStart binaries present as shims, since verify refuses a
 // missing one), and the units agree with sigil.sysusers, the package's bin names and the example
 // configs' paths. Hardening keys are asserted, so a unit cannot lose them unnoticed.
-import { execFile } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { makeTempDir, REPO_ROOT } from '../support/harness.js';
+import { makeTempDir, REPO_ROOT, runCommand } from '../support/harness.js';
 
 const DIR = path.join(REPO_ROOT, 'deploy', 'systemd');
 const ANALYZE = '/usr/bin/systemd-analyze';
@@ -29,12 +28,9 @@ function readUnit(name: string): Map<string, string[]> {
 }
 const one = (unit: Map<string, string[]>, key: string) => unit.get(key)?.at(-1);
 
-function run(file: string, args: string[]): Promise<{ code: number; output: string }> {
-  return new Promise((resolve) => {
-    execFile(file, args, (err, stdout, stderr) => {
-      resolve({ code: err ? Number(err.code ?? 1) : 0, output: `${stdout}${stderr}`.trim() });
-    });
-  });
+async function run(file: string, args: string[]): Promise<{ code: number; output: string }> {
+  const res = await runCommand(file, args);
+  return { code: res.code, output: `${res.stdout}${res.stderr}`.trim() };
 }
 
 describe('deploy/systemd', () => {

@@ -3,16 +3,15 @@
 // Rows sit in tables under headings "sigil-server config …", "sigil-agent config …" and
 // "sigil-proxy config …", the key in the first cell as `a.b[].c`. A section whose row says
 // "same keys as `other.section`" stands for its keys, checked to be the same as the other's.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { makeTempDir } from '../support/harness.js';
 import { agentKeys, type KeyTree, proxyKeys, serverKeys } from './config-keys.js';
 import { readTables } from './markdown-tables.js';
 
 const GUIDE = path.join(import.meta.dirname, '../../docs/operator-guide.md');
-const tmp = mkdtempSync(path.join(tmpdir(), 'sigil-config-keys-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = makeTempDir('sigil-config-keys-').dir;
 
 interface DocRow {
   readonly key: string;

@@ -2,33 +2,17 @@
 // flag or command gets one line naming it with the closest real one, exit 2, the same way in every
 // CLI; `--output json` makes errors JSON in sigil-agent as in sigil-server; help text stays within
 // its layout and lists exactly the log levels the config accepts.
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LOG_LEVELS as AGENT_LOG_LEVELS } from '../../src/agent/config.js';
 import { LOG_LEVELS as SERVER_LOG_LEVELS } from '../../src/server/config.js';
 import { HELP_WIDTH } from '../../src/spiffe/help-layout.js';
+import { makeTempDir, runBin } from '../support/harness.js';
 
-const exec = promisify(execFile);
-const dir = mkdtempSync(join(tmpdir(), 'sigil-cli-usage-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-async function cli(name: string, args: string[]) {
-  const bin = fileURLToPath(new URL(`../../bin/${name}`, import.meta.url));
-  // A private runtime dir so that no default socket path reaches outside this test's folder.
-  const env = { ...process.env, XDG_RUNTIME_DIR: dir, SIGIL_ADMIN_SOCKET: join(dir, 'none.sock') };
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [bin, ...args], { env, timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const { dir } = makeTempDir('sigil-cli-usage-');
+// A private runtime dir so that no default socket path reaches outside this test's folder.
+const env = { ...process.env, XDG_RUNTIME_DIR: dir, SIGIL_ADMIN_SOCKET: join(dir, 'none.sock') };
+const cli = (name: string, args: string[]) => runBin(name, args, env, 20_000);
 
 describe('did you mean: unknown flags and commands, the same in all three CLIs', () => {
   const cases: Array<[string, string[], string]> = [

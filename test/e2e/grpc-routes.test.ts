@@ -12,7 +12,7 @@ import { type AgentProcess, makeSharedDir, waitFor } from '../support/agent-harn
 import { type GreeterClient, type GreeterServer, greeterClient, startGreeter } from '../support/greeter.js';
 import { type ServerProcess, startServerProcess } from '../support/harness.js';
 import { startAgentWithEntries, TD } from '../support/registration.js';
-import { type SidecarProcess, startSidecarProcess } from '../support/sidecar-harness.js';
+import { type SidecarProcess, startSidecarProcess, stopSidecars } from '../support/sidecar-harness.js';
 import { scrape, total } from '../support/traffic.js';
 
 const BACKEND_UID = 1;
@@ -127,7 +127,7 @@ services: ${JSON.stringify([service('greeter', 'v1'), service('greeter-v1', 'v1'
 
 afterAll(async () => {
   for (const client of clients) client.close();
-  for (const sidecar of sidecars) if ((await sidecar.stop()) === null) sidecar.child.kill('SIGKILL');
+  await stopSidecars(sidecars);
   for (const greeter of Object.values(greeters)) await greeter.stop();
   await agent?.stop();
   await server?.stop();

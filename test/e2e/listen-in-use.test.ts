@@ -1,18 +1,14 @@
 // A TCP address already taken is named by its setting, with the flag or key to change, and exit 2
 // (a config error, as for a socket path that cannot be listened on): no stack trace. Real
 // processes against a port a real listener holds.
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rethrowListenError } from '../../src/spiffe/tcp-listen.js';
+import { makeTempDir, runBin } from '../support/harness.js';
 
-const exec = promisify(execFile);
-const dir = mkdtempSync(join(tmpdir(), 'sigil-listen-in-use-'));
+const { dir } = makeTempDir('sigil-listen-in-use-');
 let holder: net.Server;
 let taken: number;
 
@@ -23,19 +19,9 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await new Promise((resolve) => holder.close(resolve));
-  rmSync(dir, { recursive: true, force: true });
 });
 
-async function cli(name: string, args: string[]) {
-  const bin = fileURLToPath(new URL(`../../bin/${name}`, import.meta.url));
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [bin, ...args], { timeout: 30_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (name: string, args: string[]) => runBin(name, args, process.env, 30_000);
 
 /** The last stderr line that is not a JSON log line. */
 const lastLine = (stderr: string) =>

@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/agent-harness.js';
 import { REPO_ROOT } from '../support/harness.js';
 
 const PORTS = Array.from({ length: 11 }, (_, i) => 7400 + i);
@@ -46,21 +47,13 @@ function npmStart(): NpmStart {
   return { child, output: () => output, exited };
 }
 
-async function until(check: () => boolean, timeoutMs: number, describe: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(describe());
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 /** Waits for "Ctrl-C to stop." and returns the mesh's recorded components by name. */
 async function untilUp(run: NpmStart): Promise<Record<string, number>> {
   let done = false;
   void run.exited.then(() => {
     done = true;
   });
-  await until(
+  await waitFor(
     () => run.output().includes('Ctrl-C to stop.') || done,
     START_TIMEOUT_MS,
     () => `npm start not up in time:\n${run.output()}`,
@@ -126,7 +119,7 @@ function socketsUnder(root: string): string[] {
 async function expectNothingLeft(pids: readonly number[], npmGroup: number): Promise<void> {
   for (const pid of pids) expect(isAlive(pid), `pid ${pid} still running`).toBe(false);
   // npm may end before its shell is reaped: give init a moment to collect the orphan.
-  await until(
+  await waitFor(
     () => !isAlive(-npmGroup),
     5_000,
     () => `a process of npm's group ${npmGroup} still running`,

@@ -17,7 +17,7 @@ import {
 } from '../support/agent-harness.js';
 import { REPO_ROOT, type ServerProcess, startServerProcess } from '../support/harness.js';
 import { startAgentWithEntries } from '../support/registration.js';
-import { type SidecarProcess, startSidecarProcess } from '../support/sidecar-harness.js';
+import { type SidecarProcess, startSidecarProcess, stopSidecars } from '../support/sidecar-harness.js';
 
 const WORKLOAD_UID = 1;
 const PROXY_UID = 65534;
@@ -67,7 +67,7 @@ inbound:
 }, 120_000);
 
 afterAll(async () => {
-  if (proxy && (await proxy.stop()) === null) proxy.child.kill('SIGKILL');
+  await stopSidecars([proxy]);
   await agent?.stop();
   await server?.stop();
   root?.cleanup();

@@ -13,7 +13,12 @@ import { asUser, type Daemon, spawnDaemon } from '../support/daemon.js';
 import { type ServerProcess, startServerProcess } from '../support/harness.js';
 import { get } from '../support/proxy-mesh.js';
 import { startAgentWithEntries, TD, uidEntry } from '../support/registration.js';
-import { PROXY_BIN, type SidecarProcess, startSidecarProcess } from '../support/sidecar-harness.js';
+import {
+  PROXY_BIN,
+  type SidecarProcess,
+  startSidecarProcess,
+  stopSidecars,
+} from '../support/sidecar-harness.js';
 
 /** One uid for every sidecar here: only `spiffe_id` tells their identities apart. */
 const UID = 65534;
@@ -70,7 +75,7 @@ outbound:
 }, 120_000);
 
 afterAll(async () => {
-  for (const sidecar of sidecars) if ((await sidecar.stop()) === null) sidecar.child.kill('SIGKILL');
+  await stopSidecars(sidecars);
   await new Promise((resolve) => app?.close(resolve));
   await agent?.stop();
   await server?.stop();

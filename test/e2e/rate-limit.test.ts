@@ -11,8 +11,8 @@
 // Retry-After; the backend's metrics count each refusal by principal.
 import http from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { servicesYaml, useResilienceMesh } from '../support/resilience-mesh.js';
-import { scrape, total } from '../support/traffic.js';
+import { servicesYaml, TD, useResilienceMesh } from '../support/resilience-mesh.js';
+import { get, scrape, total } from '../support/traffic.js';
 
 // Bursts of 2 s of the rate: a bucket that sees no request for longer than burst / rate loses
 // tokens, and a loaded machine can stall a sidecar for a second; the bounds below assume it does not.
@@ -20,7 +20,6 @@ const PER_CALLER = { requests_per_second: 50, burst: 100 };
 const OVERRIDE = { requests_per_second: 40, burst: 80 };
 const TOTAL = { requests_per_second: 60, burst: 120 };
 const APPS = ['percaller', 'overridden', 'shared'] as const;
-const TD = 'spiffe://example.org';
 
 const mesh = useResilienceMesh([
   {
@@ -196,18 +195,9 @@ describe('local rate limits through the sidecars', () => {
   });
 
   it('shows each listener rate limit in /config', async () => {
-    const config = await new Promise<{ inbound: Array<{ name: string; rateLimit: unknown }> }>(
-      (resolve, reject) =>
-        http
-          .get({ host: '127.0.0.1', port: mesh.adminPort('backend'), path: '/config' }, (res) => {
-            let body = '';
-            res.on('data', (c) => {
-              body += c;
-            });
-            res.on('end', () => resolve(JSON.parse(body)));
-          })
-          .on('error', reject),
-    );
+    const config = JSON.parse((await get(mesh.adminPort('backend'), '/config')).body) as {
+      inbound: Array<{ name: string; rateLimit: unknown }>;
+    };
     const byName = new Map(config.inbound.map((l) => [l.name, l.rateLimit]));
     expect(byName.get('shared')).toEqual({
       total: { requestsPerSecond: 60, burst: 120 },

@@ -16,12 +16,12 @@ import {
   statSync,
   symlinkSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../support/agent-harness.js';
+import { REPO_ROOT as REPO } from '../support/harness.js';
 
-const REPO = path.join(import.meta.dirname, '../..');
 const README = readFileSync(path.join(REPO, 'README.md'), 'utf8');
 const RUN_LIMIT_MS = 90_000;
 /** How long a "runs until Ctrl-C" command runs before it gets its Ctrl-C. */
@@ -34,14 +34,6 @@ function shellBlocks(heading: string): string[] {
   const end = README.indexOf('\n## ', start + 1);
   const section = README.slice(start, end < 0 ? undefined : end);
   return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** The script as bash will run it: the README's commands, with free ports and Ctrl-C after a while. */

@@ -2,19 +2,16 @@
 // forces the canary, weights changed by editing the routes file under load with no failed request,
 // redirect, rewrite and header modifiers end to end, and a rule's own timeout and retry. The apps
 // count what reached them; the 1%-over-10,000 accuracy is proven by the router's unit test.
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import { tmpdir } from 'node:os';
+import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { makeSharedDir } from '../support/agent-harness.js';
 import { NO_EJECTION, useResilienceMesh } from '../support/resilience-mesh.js';
-import { drive, scrape, send, sleep, total } from '../support/traffic.js';
+import { drive, get, scrape, send, sleep, total } from '../support/traffic.js';
 
 const CLIENT = 'client';
-const routesDir = mkdtempSync(path.join(tmpdir(), 'sigil-routes-'));
-chmodSync(routesDir, 0o755);
-const ROUTES = path.join(routesDir, 'routes.yaml');
-afterAll(() => rmSync(routesDir, { recursive: true, force: true }));
+// Readable by the sidecars' uids; removed after the file (file-cleanup.ts).
+const ROUTES = path.join(makeSharedDir('sigil-routes-').dir, 'routes.yaml');
 
 const HEAD = `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -108,36 +105,6 @@ beforeEach(() => {
     mesh.app(app).clear();
   }
 });
-
-/** One GET with its response headers. */
-function get(
-  port: number,
-  target: string,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: target, headers }, (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-      })
-      .on('error', reject);
-  });
-}
-
-function getBody(port: number, target: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: target }, (res) => {
-        let body = '';
-        res.on('data', (chunk) => {
-          body += chunk;
-        });
-        res.on('end', () => resolve(body));
-      })
-      .on('error', reject);
-  });
-}
 
 async function waitForLog(message: string, count: number): Promise<void> {
   for (let i = 0; i < 100 && mesh.sidecar(CLIENT).lines(message).length < count; i++) await sleep(100);
@@ -241,7 +208,7 @@ describe('canary routes through the sidecar', () => {
       1,
     );
     expect(await send(mesh.port(CLIENT, 'stable'))).toMatchObject({ status: 200, endpoint: 'v2' });
-    const config = JSON.parse(await getBody(mesh.adminPort(CLIENT), '/config')) as { routes: unknown[] };
+    const config = JSON.parse((await get(mesh.adminPort(CLIENT), '/config')).body) as { routes: unknown[] };
     expect(config.routes).toEqual([{ kind: 'HTTPRoute', name: 'default/stable', parents: ['stable'] }]);
   });
 });

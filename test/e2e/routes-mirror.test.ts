@@ -1,18 +1,16 @@
 // RequestMirror through real sidecars (issue 12): the shadow gets marked copies (x-sigil-mirror,
 // Host with -shadow), bodies up to 64 KiB included; a shadow that is slow or down changes nothing
 // for the caller, neither status nor latency; a percentage mirrors that share of requests.
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { makeSharedDir } from '../support/agent-harness.js';
 import { NO_EJECTION, servicesYaml, useResilienceMesh } from '../support/resilience-mesh.js';
 import { scrape, send, sleep, total } from '../support/traffic.js';
 
 const CLIENT = 'client';
-const routesDir = mkdtempSync(path.join(tmpdir(), 'sigil-mirror-'));
-chmodSync(routesDir, 0o755);
-const ROUTES = path.join(routesDir, 'routes.yaml');
-afterAll(() => rmSync(routesDir, { recursive: true, force: true }));
+// Readable by the sidecars' uids; removed after the file (file-cleanup.ts).
+const ROUTES = path.join(makeSharedDir('sigil-mirror-').dir, 'routes.yaml');
 
 const mirrorTo = (service: string, extra = '') =>
   `{ type: RequestMirror, requestMirror: { backendRef: { name: ${service} }${extra} } }`;

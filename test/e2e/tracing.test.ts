@@ -4,11 +4,10 @@
 // own protobuf definitions. Also: B3 in, W3C out; sample_ratio 0 (no spans, the trace ID still
 // propagated); a collector that is down (spans lost and counted, no request failed or slowed);
 // the access log; and a sidecar without tracing never loading OpenTelemetry.
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../support/agent-harness.js';
+import { makeSharedDir, waitFor } from '../support/agent-harness.js';
 import { REPO_ROOT } from '../support/harness.js';
 import {
   OTLP_SPAN_KIND,
@@ -21,9 +20,8 @@ import { servicesYaml, useResilienceMesh } from '../support/resilience-mesh.js';
 import { scrape, send, sleep, total } from '../support/traffic.js';
 
 // A route on A's `plain` service, so its spans name the rule that took the request.
-const routesDir = mkdtempSync(path.join(tmpdir(), 'sigil-tracing-routes-'));
-chmodSync(routesDir, 0o755);
-const ROUTES = path.join(routesDir, 'routes.yaml');
+// Readable by the sidecars' uids; removed after the file (file-cleanup.ts).
+const ROUTES = path.join(makeSharedDir('sigil-tracing-routes-').dir, 'routes.yaml');
 writeFileSync(
   ROUTES,
   `apiVersion: gateway.networking.k8s.io/v1
@@ -37,7 +35,6 @@ spec:
 `,
 );
 chmodSync(ROUTES, 0o644);
-afterAll(() => rmSync(routesDir, { recursive: true, force: true }));
 
 const CENSUS = ['--import', path.join(REPO_ROOT, 'test', 'support', 'module-census.mjs')];
 let receiver: OtlpReceiver | undefined;

@@ -12,7 +12,7 @@ import { expect } from 'vitest';
 import { type AgentProcess, freePort, makeSharedDir } from '../support/agent-harness.js';
 import { type ServerProcess, startServerProcess } from '../support/harness.js';
 import { startAgentWithEntries } from '../support/registration.js';
-import { type SidecarProcess, startSidecarProcess } from '../support/sidecar-harness.js';
+import { type SidecarProcess, startSidecarProcess, stopSidecars } from '../support/sidecar-harness.js';
 
 export const TD = 'spiffe://example.org';
 const FRONT_UID = 65534;
@@ -140,10 +140,7 @@ ${LIMITS}outbound:
 
 /** Stops everything startAttackEnv started, and any sidecar a test added to `sidecars`. */
 export async function stopAttackEnv(): Promise<void> {
-  // A sidecar that hangs (the regression these tests look for) must not outlive the run.
-  for (const sidecar of sidecars) {
-    if ((await sidecar.stop()) === null) sidecar.child.kill('SIGKILL');
-  }
+  await stopSidecars(sidecars);
   for (const close of closers) await close();
   await agent?.stop();
   await server?.stop();

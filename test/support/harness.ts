@@ -99,19 +99,38 @@ export async function startServerProcess(options: StartOptions = {}): Promise<Se
 
 /** Runs `bin/sigil-server ARGS` to completion. */
 export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
-  return runCommand(process.execPath, [SERVER_BIN, ...args], env);
+  return runBin('sigil-server', args, env);
 }
 
-/** Runs any program (openssl, curl…) to completion without throwing on a non-zero exit. */
+/** Runs `bin/NAME ARGS` (sigil-server, sigil-agent, sigil-proxy…) to completion. */
+export function runBin(
+  name: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  timeoutMs?: number,
+): Promise<CliResult> {
+  return runCommand(process.execPath, [path.join(REPO_ROOT, 'bin', name), ...args], env, timeoutMs);
+}
+
+/**
+ * Runs any program (openssl, curl…) to completion without throwing on a non-zero exit; killed
+ * after `timeoutMs` when given, so a hung one does not outlive its test.
+ */
 export function runCommand(
   file: string,
   args: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
+  timeoutMs?: number,
 ): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(file, [...args], { env, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-      resolve({ code, stdout: stdout.toString(), stderr: stderr.toString() });
-    });
+    execFile(
+      file,
+      [...args],
+      { env, maxBuffer: 16 * 1024 * 1024, timeout: timeoutMs },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout: stdout.toString(), stderr: stderr.toString() });
+      },
+    );
   });
 }

@@ -13,7 +13,9 @@ import { afterAll, beforeAll } from 'vitest';
 import { type AgentProcess, freePort, makeSharedDir } from './agent-harness.js';
 import { type ServerProcess, startServerProcess } from './harness.js';
 import { startAgentWithEntries } from './registration.js';
-import { type SidecarProcess, startSidecarProcess } from './sidecar-harness.js';
+import { type SidecarProcess, startSidecarProcess, stopSidecars } from './sidecar-harness.js';
+
+export { get } from './traffic.js';
 
 export const TD = 'spiffe://example.org';
 const FRONT_UID = 65534;
@@ -67,25 +69,6 @@ export function allowPolicy(extra = ''): string {
       # Scoped to the HTTP app's port: a DENY with paths would otherwise also deny opaque TCP.
       - to: { ports: [${ports.app}], paths: ["/admin/*"] }
 ${extra}`;
-}
-
-/** A plain HTTP/1.1 GET to 127.0.0.1:`port`. */
-export function get(
-  port: number,
-  urlPath: string,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: urlPath, headers }, (res) => {
-      let body = '';
-      res.on('data', (c) => {
-        body += c;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 /** Starts the mesh before the file's tests and stops it after. Call at the top of a test file. */
@@ -202,7 +185,7 @@ outbound:
 }
 
 async function stopMesh(): Promise<void> {
-  for (const sidecar of sidecars) if ((await sidecar.stop()) === null) sidecar.child.kill('SIGKILL');
+  await stopSidecars(sidecars);
   for (const close of closers) await close();
   await agent?.stop();
   await server?.stop();

@@ -11,7 +11,7 @@ import { type AgentProcess, makeSharedDir } from './agent-harness.js';
 import { type FaultBackend, startFaultBackend } from './fault-backend.js';
 import { type ServerProcess, startServerProcess } from './harness.js';
 import { startAgentWithEntries, TD } from './registration.js';
-import { type SidecarProcess, startSidecarProcess } from './sidecar-harness.js';
+import { type SidecarProcess, startSidecarProcess, stopSidecars } from './sidecar-harness.js';
 
 export { TD };
 
@@ -137,7 +137,7 @@ ${inbound ? `inbound:\n${inbound}` : ''}`;
   }, 120_000);
 
   afterAll(async () => {
-    for (const r of running.values()) if ((await r.process.stop()) === null) r.process.child.kill('SIGKILL');
+    await stopSidecars([...running.values()].map((r) => r.process));
     for (const app of apps.values()) await app.close();
     await agent?.stop();
     await server?.stop();

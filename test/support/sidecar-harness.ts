@@ -56,3 +56,12 @@ export async function startSidecarProcess(
     },
   };
 }
+
+/**
+ * Teardown for a file's sidecars: each gets SIGTERM, and one still running after stop()'s wait gets
+ * SIGKILL, so a sidecar that hangs (a regression some tests look for) never outlives the run.
+ */
+export async function stopSidecars(sidecars: Iterable<SidecarProcess | undefined>): Promise<void> {
+  for (const sidecar of sidecars)
+    if (sidecar && (await sidecar.stop()) === null) sidecar.child.kill('SIGKILL');
+}

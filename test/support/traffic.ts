@@ -86,18 +86,23 @@ export function share(outcomes: readonly Outcome[], is: (o: Outcome) => boolean)
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function getText(port: number, urlPath: string): Promise<string> {
-  return new Promise((resolve, reject) =>
-    http
-      .get({ host: '127.0.0.1', port, path: urlPath }, (res) => {
-        let body = '';
-        res.on('data', (c) => {
-          body += c;
-        });
-        res.on('end', () => resolve(body));
-      })
-      .on('error', reject),
-  );
+/** A plain HTTP/1.1 GET to 127.0.0.1:`port`. */
+export function get(
+  port: number,
+  urlPath: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: urlPath, headers }, (res) => {
+      let body = '';
+      res.on('data', (c) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 export interface Sample {
@@ -109,7 +114,7 @@ export interface Sample {
 /** Every sample on the admin port's /metrics. */
 export async function scrape(adminPort: number): Promise<Sample[]> {
   const samples: Sample[] = [];
-  for (const line of (await getText(adminPort, '/metrics')).split('\n')) {
+  for (const line of (await get(adminPort, '/metrics')).body.split('\n')) {
     const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!m) continue;
     const labels: Record<string, string> = {};
@@ -140,7 +145,7 @@ export interface ServiceView {
 
 /** Service `service` as the admin port's /config shows it. */
 export async function serviceOf(adminPort: number, service: string): Promise<ServiceView> {
-  const config = JSON.parse(await getText(adminPort, '/config')) as { services?: ServiceView[] };
+  const config = JSON.parse((await get(adminPort, '/config')).body) as { services?: ServiceView[] };
   const found = config.services?.find((s) => s.name === service);
   if (!found) throw new Error(`/config has no service ${service}: ${JSON.stringify(config.services)}`);
   return found;
