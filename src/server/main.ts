@@ -13,6 +13,7 @@ import { JWT_PRUNE_GRACE_MS, rotationWarnings } from '../rotation/index.js';
 import { bundleToPem } from '../spiffe/bundle.js';
 import { type Clock, systemClock } from '../spiffe/clock.js';
 import { lockDataDir } from '../spiffe/data-dir-lock.js';
+import type { HostPort } from '../spiffe/host-port.js';
 import { startMetricsListener } from '../spiffe/metrics-listener.js';
 import { ensurePrivateDir } from '../spiffe/secret-file.js';
 import { serverSpiffeId } from '../spiffe/sigil-ids.js';
@@ -50,20 +51,15 @@ export interface StartOptions {
   readonly random?: () => number;
 }
 
-export interface HostAndPort {
-  readonly host: string;
-  readonly port: number;
-}
-
 export interface RunningServer {
   readonly config: ServerConfig;
   readonly logger: Logger;
   /** The agent API's bound address. */
-  readonly agentApiAddress: HostAndPort;
+  readonly agentApiAddress: HostPort;
   /** The mTLS admin listener's bound address, when admin_bind is set. */
-  readonly adminAddress: HostAndPort | null;
+  readonly adminAddress: HostPort | null;
   /** Where GET /metrics is served in plain HTTP, when metrics_bind is set. */
-  readonly metricsAddress: HostAndPort | null;
+  readonly metricsAddress: HostPort | null;
   close(): Promise<void>;
 }
 
@@ -229,7 +225,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       });
     });
 
-    let adminAddress: HostAndPort | null = null;
+    let adminAddress: HostPort | null = null;
     if (config.adminBind) {
       const remote = await buildAdminApp(deps, {
         auth: 'mtls',
@@ -255,7 +251,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       adminAddress = { host: bound.address, port: bound.port };
     }
 
-    let metricsAddress: HostAndPort | null = null;
+    let metricsAddress: HostPort | null = null;
     if (config.metricsBind) {
       const listener = await startMetricsListener({
         listen: config.metricsBind,

@@ -3,8 +3,8 @@
 // required flag) is a usage error that names the flag. Values are validated by the commands, which
 // know their meaning; this file only knows their shape.
 import { parseArgs } from 'node:util';
-import { flagNames, unknownFlag } from '../../spiffe/cli-args.js';
-import { quote, SigilError } from '../../spiffe/errors.js';
+import { flagNames, unknownFlag, usageError } from '../../spiffe/cli-args.js';
+import { quote } from '../../spiffe/errors.js';
 import { helpColumns, helpParagraph } from '../../spiffe/help-layout.js';
 import { describeDefaultSocket } from '../../spiffe/runtime-dir.js';
 
@@ -43,9 +43,7 @@ export const COMMON_FLAGS: FlagSpecs = {
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 
-export function usageError(message: string, field?: string): SigilError {
-  return new SigilError('ERR_INPUT_INVALID', message, { field, reason: 'usage' });
-}
+export { usageError };
 
 /** Parses `argv` against `specs`. Messages name the flag; main.ts prefixes the command. */
 export function parseFlags(specs: FlagSpecs, argv: readonly string[]): ParsedFlags {
