@@ -127,14 +127,30 @@ export function watchAsWorkload(uid: number, agent: AgentProcess) {
   };
 }
 
+/**
+ * Ports for the daemons a test starts come from below Linux's ephemeral range (32768+), one block per
+ * vitest worker: a port drawn with listen(0) and closed again is in that range, where any outgoing
+ * connection or another worker's listen(0) may take it before the daemon binds it (EADDRINUSE).
+ * 20000-31999 is clear of it and of the local mesh's 7400 block.
+ */
+const PORT_BLOCK = 1_500;
+const PORT_BLOCKS = 8;
+const portBase = 20_000 + ((Number(process.env.VITEST_POOL_ID ?? 1) - 1) % PORT_BLOCKS) * PORT_BLOCK;
+let nextPort = 0;
+
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let tried = 0; tried < PORT_BLOCK; tried++) {
+    const port = portBase + (nextPort++ % PORT_BLOCK);
+    if (await canBind(port)) return port;
+  }
+  throw new Error(`freePort: no free port in ${portBase}-${portBase + PORT_BLOCK - 1}`);
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 
