@@ -13,6 +13,7 @@
 // after warm-up and the largest sample (every 100 ms) under load. Exits non-zero when a target is
 // missed. `npm run bench:proxy [-- --repeats N] [-- --sat-seconds S] [-- --rate-seconds S]
 // [-- --only h1,tcp,h2,resilience,traffic] [-- --node-app] [-- --cpu-prof DIR] [-- --sigil-proxy PATH] [-- --no-floor]
+// [-- --pipelining DEPTH[xCONNECTIONS]]
 // [-- --fault-rate R] [-- --fault-seconds S]`:
 // --cpu-prof profiles both Sigil sidecars (and skews their CPU figures); --sigil-proxy runs another
 // build's bin/sigil-proxy (a patched checkout) in the same harness, to measure a change against
@@ -81,6 +82,7 @@ import {
 } from './proxy-scenario-figures.js';
 import {
   allowPolicy,
+  type BenchPipelining,
   type BenchProc,
   dirFor,
   ensureTools,
@@ -134,6 +136,16 @@ interface Flags {
   readonly cpuProfDir: string | undefined;
   readonly proxyBin: string | undefined;
   readonly floor: boolean;
+  /** Sigil's outbound HTTP/1.1 service pipelined (--pipelining DEPTH[xCONNECTIONS]); undefined: off. */
+  readonly pipelining: BenchPipelining | undefined;
+}
+
+/** `8` or `10x5`: depth, then optionally pipelined connections per endpoint. */
+function parsePipelining(raw: string | undefined): BenchPipelining | undefined {
+  if (raw === undefined) return undefined;
+  const match = /^(\d+)(?:x(\d+))?$/.exec(raw);
+  if (match === null) throw new Error(`--pipelining: expected DEPTH or DEPTHxCONNECTIONS, got ${raw}`);
+  return { depth: Number(match[1]), connections: match[2] === undefined ? undefined : Number(match[2]) };
 }
 
 function parseFlags(argv: readonly string[]): Flags {
@@ -171,6 +183,7 @@ function parseFlags(argv: readonly string[]): Flags {
     cpuProfDir: prof === undefined ? undefined : path.resolve(prof),
     proxyBin: value('--sigil-proxy') === undefined ? undefined : path.resolve(value('--sigil-proxy')!),
     floor: !argv.includes('--no-floor'),
+    pipelining: parsePipelining(value('--pipelining')),
   };
 }
 
@@ -202,6 +215,7 @@ Flags:
   --cpu-prof DIR       V8 CPU profiles of the h1/tcp/h2 Sigil sidecars into DIR
   --sigil-proxy PATH   another build's bin/sigil-proxy
   --no-floor           leave the Node floor pair out
+  --pipelining D[xC]   Sigil's HTTP/1.1 hop pipelined D deep on C connections (opt-in; default off)
   -h, --help           this help
 `;
 
@@ -302,7 +316,13 @@ async function main(): Promise<number> {
     }
     /** A Node sidecar pair, Sigil's or the floor's, each with an admin port of its own. */
     const workloadApi = agent.socketPath;
-    const startNodePair = async (label: string, prefix: string, ports: PairPorts, proxyBin?: string) => {
+    const startNodePair = async (
+      label: string,
+      prefix: string,
+      ports: PairPorts,
+      proxyBin?: string,
+      pipelining?: BenchPipelining,
+    ) => {
       const inbound = await startSidecar({
         name: `${label} server sidecar`,
         uid: SERVER_UID,
@@ -316,7 +336,7 @@ async function main(): Promise<number> {
         name: `${label} client sidecar`,
         uid: CLIENT_UID,
         configPath: path.join(root, `${prefix}-outbound.yaml`),
-        config: sigilOutboundConfig(ports, workloadApi, take(), SERVER_ID),
+        config: sigilOutboundConfig(ports, workloadApi, take(), SERVER_ID, pipelining),
         cpuProfDir: profDirs?.out,
         proxyBin,
       });
@@ -328,6 +348,7 @@ async function main(): Promise<number> {
       'sigil',
       sigilPorts,
       flags.proxyBin,
+      flags.pipelining,
     );
     const floor = flags.floor
       ? await startNodePair('node floor', 'floor', floorPorts, FLOOR_PROXY)
@@ -348,6 +369,10 @@ async function main(): Promise<number> {
     procs.push(haproxyOut);
     const sidecars: Sidecars = { sigilOut, sigilIn, haproxyOut, haproxyIn };
     if (flags.proxyBin) log(`sigil-proxy: ${flags.proxyBin} (--sigil-proxy), not this checkout's`);
+    if (flags.pipelining)
+      log(
+        `sigil: HTTP/1.1 hop pipelined, depth ${flags.pipelining.depth}, connections ${flags.pipelining.connections ?? 'default'} (--pipelining)`,
+      );
     const startMb = new Map(Object.values(sidecars).map((p) => [p.pid, memMbOf(p.pid)] as const));
     const pairPids: Record<TargetName, number[]> = {
       direct: [],
