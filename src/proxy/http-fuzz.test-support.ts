@@ -56,7 +56,18 @@ const HEADERS = (name: fc.Arbitrary<string>) =>
 /** Safe, unsafe and bodiless methods; a body only where a client sends one. */
 const REQUEST = fc
   .record({
-    method: fc.constantFrom('GET', 'GET', 'GET', 'HEAD', 'OPTIONS', 'OPTIONS', 'DELETE', 'POST', 'PUT', 'PATCH'),
+    method: fc.constantFrom(
+      'GET',
+      'GET',
+      'GET',
+      'HEAD',
+      'OPTIONS',
+      'OPTIONS',
+      'DELETE',
+      'POST',
+      'PUT',
+      'PATCH',
+    ),
     path: fc.array(TOKEN, { minLength: 1, maxLength: 4 }),
     query: fc.option(fc.tuple(TOKEN, TOKEN), { nil: undefined }),
     headers: HEADERS(HEADER_NAME),
