@@ -4,7 +4,7 @@
 import { createServer } from 'node:http';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { listen, startPair, useProxyTestHarness } from '../pair.test-support.js';
+import { listen, metricValue, startPair, useProxyTestHarness } from '../pair.test-support.js';
 
 useProxyTestHarness();
 
@@ -82,6 +82,11 @@ describe('pipelining on the sidecar-to-sidecar hop', () => {
         'Pipelined connection stalled; the requests queued behind its oldest were sent on other connections',
       ),
     ).toHaveLength(1);
+    expect(
+      await metricValue(pair.client.registry, 'sigil_proxy_upstream_pipelining_moved_total', {
+        service: 'out',
+      }),
+    ).toBe(3);
     // The moved requests reached the app twice (their pipelined copies were answered and dropped).
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(app.served.filter((s) => s === 'GET /fast/0')).toHaveLength(2);

@@ -77,7 +77,10 @@ export class UpstreamService {
       ewmaDecayMs: () => this.config.loadBalancer.ewmaDecayMs,
       connections: this.connections,
       pipelining: () => this.config.pipelining,
-      onPipelineStall: (endpoint, moved) => deps.log.pipelineStalled(this.name, endpoint, moved),
+      onPipelineStall: (endpoint, moved) => {
+        deps.cells.pipelineMoved.value += moved;
+        deps.log.pipelineStalled(this.name, endpoint, moved);
+      },
       onConnectFailure: (endpoint, err, presentedId) =>
         deps.log.connectFailed(this.name, endpoint, err, presentedId),
       onPoolCloseError: (err) => deps.log.poolCloseFailed(this.name, err),
