@@ -258,7 +258,7 @@ async function main(): Promise<number> {
     25;
   log(
     `bench:proxy — ${flags.only.length === 0 ? 'Sigil-only scenarios (resilience, traffic)' : `direct vs Sigil sidecar pair vs HAProxy sidecar pair${flags.floor ? ' vs Node floor pair' : ''}`}; ${flags.repeats} repeats, interleaved; ` +
-      `about ${Math.ceil(estimateS / 60)} min`,
+      `about ${Math.ceil(estimateS / 60)} min, more when a busy machine makes repeats be taken again`,
   );
   ensureTools(log);
 
