@@ -15,6 +15,8 @@ export const DEFAULT_RETRIES = 3;
 export const QUIET_SAMPLE_MS = 1_000;
 /** The longest wait for quiet before a retake; the retake then runs anyway and is judged like any other. */
 export const QUIET_WAIT_MS = 30_000;
+/** Progress while waiting, at most this often: one line per 1 s sample buried the bench's own output. */
+export const QUIET_LOG_EVERY_MS = 5_000;
 
 export interface GateOptions {
   /** Others' CPU, in cores, above which a repeat is not a figure (--max-load). */
@@ -58,7 +60,7 @@ function sleep(clock: Clock, ms: number): Promise<void> {
 
 /**
  * Samples others' load for QUIET_SAMPLE_MS at a time until it is at most `maxLoadCores` or
- * `waitMs` has passed, logging each busy sample; returns the last sample.
+ * `waitMs` has passed, logging a busy sample every QUIET_LOG_EVERY_MS; returns the last sample.
  */
 export async function waitForQuiet(
   options: GateOptions,
@@ -67,6 +69,7 @@ export async function waitForQuiet(
   waitMs = QUIET_WAIT_MS,
 ): Promise<number> {
   const deadlineMs = probe.clock.nowMs() + waitMs;
+  let loggedAtMs = Number.NEGATIVE_INFINITY;
   for (;;) {
     const loadSince = probe.startLoad();
     await sleep(probe.clock, QUIET_SAMPLE_MS);
@@ -78,7 +81,10 @@ export async function waitForQuiet(
       );
       return load;
     }
-    log(`  waiting for the machine to be quiet: other load ${cores(load)} cores`);
+    if (probe.clock.nowMs() - loggedAtMs >= QUIET_LOG_EVERY_MS) {
+      loggedAtMs = probe.clock.nowMs();
+      log(`  waiting for the machine to be quiet: other load ${cores(load)} cores`);
+    }
   }
 }
 

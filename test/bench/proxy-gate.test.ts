@@ -79,8 +79,8 @@ describe('gated repeat loop', () => {
   });
 
   it('waits for quiet after a busy take, saying so, and keeps the quiet retake', async () => {
-    // take 1 busy; quiet checks: busy, busy, quiet; take 2 quiet.
-    const probe = fakeProbe([0.7, 0.62, 0.5, 0.1, 0.08]);
+    // take 1 busy; quiet checks: busy for 6 s, then quiet; take 2 quiet.
+    const probe = fakeProbe([0.7, 0.62, 0.5, 0.5, 0.5, 0.5, 0.55, 0.4, 0.1, 0.08]);
     const lines: string[] = [];
     let takes = 0;
     const got = await drive(
@@ -96,8 +96,9 @@ describe('gated repeat loop', () => {
     expect(got).toEqual({ valid: true, value: 2, loadsCores: [0.7, 0.08] });
     expect(lines).toEqual([
       'repeat 2/3 h1: other load 0.70 cores > --max-load 0.25: not a figure, taking it again (retake 1 of 3)',
+      // One progress line per 5 s of waiting, not per sample.
       '  waiting for the machine to be quiet: other load 0.62 cores',
-      '  waiting for the machine to be quiet: other load 0.50 cores',
+      '  waiting for the machine to be quiet: other load 0.55 cores',
     ]);
   });
 
