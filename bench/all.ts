@@ -36,6 +36,12 @@ interface Step {
   readonly args: { readonly full: readonly string[]; readonly quick: readonly string[] };
   /** Seconds on the project's 2-core machine, quiet; measured, not derived. */
   readonly estimateS: { readonly full: number; readonly quick: number };
+  /**
+   * Seconds a load-gated bench (bench:proxy, proxy-repeats.ts) may add at worst on a busy machine:
+   * every repeat retaken --retries times after a full wait for quiet. Added to the step's timeout so
+   * that a bench only waiting for quiet is not stopped as hung.
+   */
+  readonly gateWorstS?: { readonly full: number; readonly quick: number };
 }
 
 const PROXY_SCENARIOS = 'h1,tcp,h2,resilience,traffic,sweep';
@@ -97,6 +103,9 @@ const STEPS: readonly Step[] = [
       ],
     },
     estimateS: { full: 670, quick: 180 },
+    // 9 scenario repeats (3 × h1, tcp, h2) of ~33 s (quick: 3 of ~17 s), each retaken 3 times after
+    // up to 30 s of waiting.
+    gateWorstS: { full: 9 * 3 * (33 + 30), quick: 3 * 3 * (17 + 30) },
   },
   {
     key: 'rotation',
@@ -227,7 +236,7 @@ class Runner {
   async run(step: Step, resultsFile: string): Promise<Omit<StepOutcome, 'loadBefore'>> {
     const mode = this.flags.quick ? 'quick' : 'full';
     const startMs = Date.now();
-    const timeoutMs = (step.estimateS[mode] * TIMEOUT_FACTOR + 60) * 1_000;
+    const timeoutMs = (step.estimateS[mode] * TIMEOUT_FACTOR + 60 + (step.gateWorstS?.[mode] ?? 0)) * 1_000;
     const child = spawn(
       process.execPath,
       [path.join(HERE, step.script), ...step.args[mode], '--results', resultsFile],

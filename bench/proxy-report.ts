@@ -69,8 +69,9 @@ export function machineLoadLine(backgroundCores: number): string {
 
 /** The verdict table: one row per check, PASS or FAIL; returns how many failed. */
 export function printVerdicts(checks: readonly Check[]): number {
-  const verdicts = new Table(['target', 'value', 'limit', '']);
-  for (const c of checks) verdicts.add([c.name, c.value, c.target, c.pass ? 'PASS' : 'FAIL']);
+  const verdicts = new Table(['target', 'value', 'limit', 'repeats', '']);
+  for (const c of checks)
+    verdicts.add([c.name, c.value, c.target, c.repeats ?? '', c.pass ? 'PASS' : 'FAIL']);
   verdicts.print();
   return checks.filter((c) => !c.pass).length;
 }

@@ -1,19 +1,17 @@
 // The figures bench:proxy judges for one of its h1/tcp/h2 scenarios: Sigil's pair as a ratio to
-// HAProxy's within each repeat (median and range), with the reference measured in the same run
-// (HAProxy's own figure, the Node floor's ratio, direct), against issue 5's targets; what has no
-// target (h2, p99) goes out as information. Apart from proxy.ts, which measures and prints the tables.
+// HAProxy's within each repeat (median and range over the valid repeats only, proxy-repeats.ts), with
+// the reference measured in the same run (HAProxy's own figure, the Node floor's ratio, direct),
+// against issue 14's targets and issue 5's p50 (proxy-targets.ts); what has no target (h2, p99 alone)
+// goes out as information. Every figure carries its scenario's gate line (valid repeats, load seen);
+// with no valid repeat every check says so and is missed. Apart from proxy.ts, which measures and prints.
 import type { LoadResult } from './proxy-load.js';
 import type { SatResult } from './proxy-measure.js';
+import { type GateSummary, gateLine } from './proxy-repeats.js';
 import { type Check, fmt, fmtRatio, MAX_ERROR_SHARE, median } from './proxy-report.js';
+import { sidecarRateFigures } from './proxy-sidecar-figures.js';
+import type { Side } from './proxy-targets.js';
+import { SOURCES, TARGETS } from './proxy-targets.js';
 import { type Figure, rangeOf } from './results.js';
-
-/** Issue 5's targets (from the proxy performance notes' measured floors). */
-export const TARGETS = {
-  h1: { cpuRatio: 2.5, throughputRatio: 0.5, p50OverMs: 0.5 },
-  tcp: { cpuRatio: 1.6, throughputRatio: 0.7 },
-  rssIdleMb: 60,
-  rssLoadMb: 120,
-} as const;
 
 /**
  * `floor`: bench/node-floor-proxy.ts, the recommended Node design with none of Sigil's features,
@@ -25,6 +23,8 @@ export type ScenarioKey = 'h1' | 'tcp' | 'h2';
 export interface RateResult {
   readonly load: LoadResult;
   readonly cpuMs: number | null;
+  /** cpuMs split by sidecar (proxy-targets.ts sidesOf); null for direct. */
+  readonly sideCpuMs: Readonly<Record<Side, number>> | null;
 }
 
 export interface RunResult {
@@ -34,8 +34,10 @@ export interface RunResult {
 
 export interface ScenarioRuns {
   readonly key: ScenarioKey;
-  /** Each repeat's runs of this scenario, by target. */
+  /** Each valid repeat's runs of this scenario, by target (invalid ones are no figures). */
   readonly repeats: ReadonlyArray<Record<TargetName, RunResult>>;
+  /** What the load gate did over this scenario's repeats (proxy-repeats.ts). */
+  readonly gate: GateSummary;
   /** The Node floor pair ran (not --no-floor). */
   readonly hasFloor: boolean;
 }
@@ -57,7 +59,28 @@ export function requestsOf(s: ScenarioRuns, target: TargetName): number {
   return s.repeats.reduce((sum, rep) => sum + rep[target].sat!.requests + rep[target].rate!.load.sent, 0);
 }
 
+/**
+ * Every figure of the scenario with its gate line; with no valid repeat, no figure at all: each says
+ * so, and each check is missed (issue 14: a busy machine gives no verdict, least of all a pass).
+ */
 export function scenarioFigures(s: ScenarioRuns): { checks: Check[]; info: Figure[] } {
+  const figures = measuredFigures(s);
+  const sidecars = sidecarRateFigures(s);
+  const checks = [...figures.checks, ...sidecars.checks];
+  const info = [...figures.info, ...sidecars.info];
+  const line = gateLine(s.gate);
+  if (s.gate.valid === 0 || s.repeats.length === 0)
+    return {
+      checks: checks.map((c) => ({ ...c, value: line, range: undefined, reference: undefined, pass: false })),
+      info: info.map((f) => ({ ...f, value: line, range: undefined, reference: undefined })),
+    };
+  return {
+    checks: checks.map((c) => ({ ...c, repeats: line })),
+    info: info.map((f) => ({ ...f, repeats: line })),
+  };
+}
+
+function measuredFigures(s: ScenarioRuns): { checks: Check[]; info: Figure[] } {
   const checks: Check[] = [];
   const info: Figure[] = [];
   const per = (target: TargetName, f: (r: RunResult) => number) =>
@@ -69,6 +92,7 @@ export function scenarioFigures(s: ScenarioRuns): { checks: Check[]; info: Figur
   const cpuRatio = median(ratio(satCpu));
   const tputRatio = median(ratio((r) => r.sat!.reqPerS));
   const limits = s.key === 'h1' ? TARGETS.h1 : s.key === 'tcp' ? TARGETS.tcp : null;
+  const sources = s.key === 'h1' ? SOURCES.h1 : s.key === 'tcp' ? SOURCES.tcp : null;
   const spread = (values: number[]) => fmtRatio(values).spread || undefined;
   const medianOf = (t: TargetName, f: (r: RunResult) => number, digits: number) =>
     fmt(median(per(t, f)), digits);
@@ -82,7 +106,7 @@ export function scenarioFigures(s: ScenarioRuns): { checks: Check[]; info: Figur
       value: `${cpuRatio.toFixed(2)}x`,
       range: spread(ratio(satCpu)),
       target: `≤ ${limits.cpuRatio}x`,
-      source: 'issue 5',
+      source: sources!.cpuRatio,
       reference: cpuReference,
       pass: cpuRatio <= limits.cpuRatio,
     });
@@ -91,7 +115,7 @@ export function scenarioFigures(s: ScenarioRuns): { checks: Check[]; info: Figur
       value: `${tputRatio.toFixed(2)}x`,
       range: spread(ratio(throughput)),
       target: `≥ ${limits.throughputRatio}x`,
-      source: 'issue 5',
+      source: sources!.throughputRatio,
       reference: tputReference,
       pass: tputRatio >= limits.throughputRatio,
     });
@@ -128,7 +152,7 @@ export function scenarioFigures(s: ScenarioRuns): { checks: Check[]; info: Figur
       value: signed(overMs),
       range: rangeOf(overs, signed),
       target: `≤ +${TARGETS.h1.p50OverMs} ms`,
-      source: 'issue 5',
+      source: SOURCES.h1.p50OverMs,
       reference: `HAProxy pair p50 ${msOf(median(per('haproxy', (r) => r.rate!.load.p50Ms)))}, direct ${msOf(median(per('direct', (r) => r.rate!.load.p50Ms)))}`,
       pass: overMs <= TARGETS.h1.p50OverMs,
     });

@@ -65,7 +65,7 @@ function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>
 
 function figureRow(f: Figure): string[] {
   const target = f.target === undefined ? '' : `${f.target}${f.source ? ` (${f.source})` : ''}`;
-  const measured = `${f.value}${f.range ? ` (${f.range})` : ''}`;
+  const measured = `${f.value}${f.range ? ` (${f.range})` : ''}${f.repeats ? `; ${f.repeats}` : ''}`;
   const verdict = verdictOf(f);
   return [f.name, target, measured, f.reference ?? '', verdict === 'missed' ? '**missed**' : verdict];
 }
@@ -123,7 +123,8 @@ export function renderResultsMd(s: Sitting): string {
     '',
     'Medians over the repeats of a run, with the range (lowest–highest) in brackets. Ratios are taken',
     'within a repeat (Sigil ÷ HAProxy of the same repeat), because only ratios carry from one sitting or',
-    'machine to another.',
+    'machine to another. Where a figure says "valid N of M", it is over the repeats taken with little other',
+    'load on the machine only (the others were taken again, or left out as invalid), with the load they saw.',
     '',
   );
   for (const step of s.steps) {

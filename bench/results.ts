@@ -19,6 +19,11 @@ export interface Figure {
   readonly reference?: string;
   /** Whether the target was met; absent: informational. */
   readonly pass?: boolean;
+  /**
+   * For a load-gated bench (bench:proxy, proxy-repeats.ts): how many repeats the median and range are
+   * over and the other load they saw, e.g. `valid 3 of 3, other load 0.02–0.11 cores`.
+   */
+  readonly repeats?: string;
 }
 
 /** One fixed rate of the latency sweep (proxy-rate-sweep.ts). */
