@@ -464,17 +464,34 @@ export async function startSidecar(options: SidecarOptions): Promise<BenchProc> 
   return proc;
 }
 
+/** Opt-in pipelining on Sigil's HTTP/1.1 hop (bench --pipelining DEPTH[xCONNECTIONS]); absent: off. */
+export interface BenchPipelining {
+  readonly depth: number;
+  readonly connections: number | undefined;
+}
+
 export function sigilOutboundConfig(
   ports: PairPorts,
   workloadApi: string,
   adminPort: number,
   serverId: string,
+  pipelining?: BenchPipelining,
 ): string {
   const ids = `server_ids: ["${serverId}"]`;
+  const inHttp = `127.0.0.1:${ports.inHttp}`;
+  // Pipelining is a service setting, so the HTTP/1.1 listener then names a service (default settings
+  // otherwise, as the legacy `upstream` form gets) instead of its own upstream.
+  const connections = pipelining?.connections === undefined ? '' : `, connections: ${pipelining.connections}`;
+  const services = pipelining
+    ? `services:
+  - { name: api-upstream, endpoints: [{ address: "${inHttp}" }], ${ids}, pipelining: { depth: ${pipelining.depth}${connections} } }
+`
+    : '';
+  const api = pipelining ? 'service: api-upstream' : `upstream: "${inHttp}", ${ids}`;
   return `workload_api: unix://${workloadApi}
 admin: 127.0.0.1:${adminPort}
-outbound:
-  - { name: api, listen: "127.0.0.1:${ports.outHttp}", protocol: http, upstream: "127.0.0.1:${ports.inHttp}", ${ids} }
+${services}outbound:
+  - { name: api, listen: "127.0.0.1:${ports.outHttp}", protocol: http, ${api} }
   - { name: tcp, listen: "127.0.0.1:${ports.outTcp}", protocol: tcp, upstream: "127.0.0.1:${ports.inTcp}", ${ids} }
   - { name: grpc, listen: "127.0.0.1:${ports.outH2}", protocol: http2, upstream: "127.0.0.1:${ports.inH2}", ${ids} }
 `;

@@ -13,6 +13,7 @@
 // after warm-up and the largest sample (every 100 ms) under load. Exits non-zero when a target is
 // missed. `npm run bench:proxy [-- --repeats N] [-- --sat-seconds S] [-- --rate-seconds S]
 // [-- --only h1,tcp,h2,resilience,traffic] [-- --node-app] [-- --cpu-prof DIR] [-- --sigil-proxy PATH] [-- --no-floor]
+// [-- --pipelining DEPTH[xCONNECTIONS]]
 // [-- --fault-rate R] [-- --fault-seconds S] [-- --max-load CORES] [-- --retries N]`:
 // each repeat of a scenario is load-gated (proxy-repeats.ts): taken with more than --max-load cores
 // (default 0.25) of other processes' CPU on the machine, it is no figure; the bench waits up to 30 s for
@@ -97,6 +98,7 @@ import {
 } from './proxy-scenario-figures.js';
 import {
   allowPolicy,
+  type BenchPipelining,
   type BenchProc,
   dirFor,
   ensureTools,
@@ -157,6 +159,16 @@ interface Flags {
   readonly floor: boolean;
   /** --max-load and --retries: the load gate of every repeat (proxy-repeats.ts). */
   readonly gate: GateOptions;
+  /** Sigil's outbound HTTP/1.1 service pipelined (--pipelining DEPTH[xCONNECTIONS]); undefined: off. */
+  readonly pipelining: BenchPipelining | undefined;
+}
+
+/** `8` or `10x5`: depth, then optionally pipelined connections per endpoint. */
+function parsePipelining(raw: string | undefined): BenchPipelining | undefined {
+  if (raw === undefined) return undefined;
+  const match = /^(\d+)(?:x(\d+))?$/.exec(raw);
+  if (match === null) throw new Error(`--pipelining: expected DEPTH or DEPTHxCONNECTIONS, got ${raw}`);
+  return { depth: Number(match[1]), connections: match[2] === undefined ? undefined : Number(match[2]) };
 }
 
 function parseFlags(argv: readonly string[]): Flags {
@@ -204,6 +216,7 @@ function parseFlags(argv: readonly string[]): Flags {
       maxLoadCores: atLeastZero('--max-load', DEFAULT_MAX_LOAD_CORES),
       retries: Math.round(atLeastZero('--retries', DEFAULT_RETRIES)),
     },
+    pipelining: parsePipelining(value('--pipelining')),
   };
 }
 
@@ -238,6 +251,7 @@ Flags:
   --max-load CORES     a repeat taken with more than CORES of other processes' CPU is no figure: wait
                        (up to 30 s) for quiet and take it again (default ${DEFAULT_MAX_LOAD_CORES})
   --retries N          retakes of such a repeat before it is counted invalid (default ${DEFAULT_RETRIES})
+  --pipelining D[xC]   Sigil's HTTP/1.1 hop pipelined D deep on C connections (opt-in; default off)
   -h, --help           this help
 `;
 
@@ -338,7 +352,13 @@ async function main(): Promise<number> {
     }
     /** A Node sidecar pair, Sigil's or the floor's, each with an admin port of its own. */
     const workloadApi = agent.socketPath;
-    const startNodePair = async (label: string, prefix: string, ports: PairPorts, proxyBin?: string) => {
+    const startNodePair = async (
+      label: string,
+      prefix: string,
+      ports: PairPorts,
+      proxyBin?: string,
+      pipelining?: BenchPipelining,
+    ) => {
       const inbound = await startSidecar({
         name: `${label} server sidecar`,
         uid: SERVER_UID,
@@ -352,7 +372,7 @@ async function main(): Promise<number> {
         name: `${label} client sidecar`,
         uid: CLIENT_UID,
         configPath: path.join(root, `${prefix}-outbound.yaml`),
-        config: sigilOutboundConfig(ports, workloadApi, take(), SERVER_ID),
+        config: sigilOutboundConfig(ports, workloadApi, take(), SERVER_ID, pipelining),
         cpuProfDir: profDirs?.out,
         proxyBin,
       });
@@ -364,6 +384,7 @@ async function main(): Promise<number> {
       'sigil',
       sigilPorts,
       flags.proxyBin,
+      flags.pipelining,
     );
     const floor = flags.floor
       ? await startNodePair('node floor', 'floor', floorPorts, FLOOR_PROXY)
@@ -384,6 +405,10 @@ async function main(): Promise<number> {
     procs.push(haproxyOut);
     const sidecars: Sidecars = { sigilOut, sigilIn, haproxyOut, haproxyIn };
     if (flags.proxyBin) log(`sigil-proxy: ${flags.proxyBin} (--sigil-proxy), not this checkout's`);
+    if (flags.pipelining)
+      log(
+        `sigil: HTTP/1.1 hop pipelined, depth ${flags.pipelining.depth}, connections ${flags.pipelining.connections ?? 'default'} (--pipelining)`,
+      );
     const startMb = new Map(Object.values(sidecars).map((p) => [p.pid, memMbOf(p.pid)] as const));
     /** Each pair's processes, client side first, then server side (proxy-targets.ts sidesOf). */
     const pairPids: Record<TargetName, number[]> = {

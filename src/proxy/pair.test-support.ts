@@ -24,7 +24,7 @@ import { createProxyMetrics, type ProxyMetrics } from './metrics.js';
 import { startOutbound } from './outbound/index.js';
 import { createServiceMetrics } from './outbound/service-metrics.js';
 import { UpstreamServices } from './outbound/services.js';
-import { legacyService } from './services/config.js';
+import { legacyService, type PipeliningConfig } from './services/config.js';
 import {
   FakeSource,
   makeTrustDomain,
@@ -172,6 +172,8 @@ export async function startPair(options: {
   pathNormalization?: InboundOptions['pathNormalization'];
   /** The inbound listener's (tracing/). */
   inboundTracer?: InboundOptions['tracer'];
+  /** The outbound service's `pipelining`; off by default. */
+  pipelining?: PipeliningConfig;
 }) {
   const server = makeSide(tdA.mint('/server'));
   const client = makeSide(tdA.mint('/client'));
@@ -202,7 +204,12 @@ export async function startPair(options: {
   cleanups.push(() => services.close());
   const upstream = { host: '127.0.0.1', port: inbound.address.port };
   await services.apply(
-    [legacyService('out', upstream, options.serverIds ?? [SERVER_ID])],
+    [
+      {
+        ...legacyService('out', upstream, options.serverIds ?? [SERVER_ID]),
+        pipelining: options.pipelining ?? null,
+      },
+    ],
     new Map([['out', 'out']]),
   );
   const outbound = await startOutbound({

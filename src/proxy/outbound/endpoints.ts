@@ -2,15 +2,17 @@
 // the balancer keeps about it (latency EWMA, requests outstanding, when it joined, for slow start).
 // The set follows config reloads and DNS answers by address and accepted IDs: an endpoint that
 // stays keeps its pool, connections and statistics; one that leaves is closed once its requests
-// finish. A connection budget shared by the service's endpoints enforces `max_connections`.
+// finish. A connection budget shared by the service's endpoints enforces `max_connections`. With the
+// service's `pipelining` on, safe requests go through pipelined lanes (pipelining.ts) before the pool.
 import type { Clock } from '../../spiffe/clock.js';
 import type { SigilError } from '../../spiffe/errors.js';
 import { ProxyError } from '../errors.js';
 import { Pool } from '../http-relay.js';
 import type { ProxyIdentity } from '../identity.js';
 import { PeakEwma } from '../resilience/balance/ewma.js';
-import type { EndpointConfig } from '../services/config.js';
+import type { EndpointConfig, PipeliningConfig } from '../services/config.js';
 import { UpstreamConnector } from './connect.js';
+import { Pipelining, type RequestDispatcher } from './pipelining.js';
 import type { EndpointCells } from './service-metrics.js';
 
 /** Sidecar-to-sidecar keep-alive: handshakes are the expensive part, so idle connections live longer than undici's 4s. */
@@ -22,6 +24,10 @@ export interface EndpointDeps {
   readonly connectTimeoutMs: () => number;
   readonly ewmaDecayMs: () => number;
   readonly connections: ConnectionBudget;
+  /** The service's current `pipelining`, read per request so a reload applies at once; null: off. */
+  readonly pipelining: () => PipeliningConfig | null;
+  /** A stall moved `moved` pipelined requests to the pool. */
+  readonly onPipelineStall: (endpoint: Endpoint, moved: number) => void;
   readonly onConnectFailure: (endpoint: Endpoint, err: SigilError, presentedId: string | null) => void;
   readonly onPoolCloseError: (err: unknown) => void;
 }
@@ -42,6 +48,8 @@ export class Endpoint {
   cells: EndpointCells | undefined;
   private readonly connector: UpstreamConnector;
   private pool: Pool;
+  private pipelining: Pipelining | null = null;
+  private pipeliningConfig: PipeliningConfig | null = null;
 
   constructor(
     readonly config: EndpointConfig,
@@ -63,9 +71,11 @@ export class Endpoint {
     this.pool = this.makePool();
   }
 
-  /** The pool requests to this endpoint go through. */
-  get dispatcher(): Pool {
-    return this.pool;
+  /** What requests to this endpoint go through: the pipelined lanes when on (they use the pool for the rest), else the pool. */
+  get dispatcher(): RequestDispatcher {
+    const config = this.deps.pipelining();
+    if (config !== this.pipeliningConfig) this.renewPipelining(config);
+    return this.pipelining ?? this.pool;
   }
 
   /** A verified connection under the service's connection budget, for opaque pipes and upgrades. */
@@ -93,25 +103,55 @@ export class Endpoint {
     const old = this.pool;
     this.pool = this.makePool();
     old.close().catch(this.deps.onPoolCloseError);
+    this.renewPipelining(this.pipeliningConfig);
   }
 
   /** Graceful: requests in flight finish; `destroy` for shutdown. */
-  close(destroy = false): Promise<void> {
-    return destroy ? this.pool.destroy() : this.pool.close();
+  async close(destroy = false): Promise<void> {
+    const pipelining = this.pipelining;
+    this.pipelining = null;
+    await Promise.all([
+      destroy ? this.pool.destroy() : this.pool.close(),
+      destroy ? pipelining?.destroy() : pipelining?.close(),
+    ]);
+  }
+
+  /** New lanes for `config` (none when null); the old ones finish their requests and close. */
+  private renewPipelining(config: PipeliningConfig | null): void {
+    this.pipelining?.close().catch(this.deps.onPoolCloseError);
+    this.pipeliningConfig = config;
+    this.pipelining =
+      config === null
+        ? null
+        : new Pipelining({
+            origin: `http://${this.label}`,
+            config,
+            clock: this.deps.clock,
+            keepAliveMs: UPSTREAM_KEEP_ALIVE_MS,
+            connect: this.connectForUndici,
+            fallback: () => this.pool,
+            onStall: (moved) => this.deps.onPipelineStall(this, moved),
+          });
   }
 
   private makePool(): Pool {
     return new Pool(`http://${this.label}`, {
       pipelining: 1,
       keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
-      connect: (_opts, callback) => {
-        this.connect().then(
-          ({ socket }) => callback(null, socket as never),
-          (err: Error) => callback(err, null),
-        );
-      },
+      connect: this.connectForUndici,
     });
   }
+
+  /** undici's connector: a verified connection under the service's budget. */
+  private readonly connectForUndici = (
+    _opts: unknown,
+    callback: (err: Error | null, socket: never) => void,
+  ) => {
+    this.connect().then(
+      ({ socket }) => callback(null, socket as never),
+      (err: Error) => callback(err, null as never),
+    );
+  };
 }
 
 /** Identity of an endpoint across reloads: the same address with the same accepted IDs. */

@@ -16,6 +16,8 @@ export interface ServiceCells {
   readonly requestLatency: HistogramCell;
   readonly budgetExhausted: CountCell;
   readonly circuitOpened: CountCell;
+  /** Pipelined requests a stall sent again on another connection (pipelining.ts). */
+  readonly pipelineMoved: CountCell;
   retries(reason: string): CountCell;
   limitHit(limit: string): CountCell;
   ejection(endpoint: string, reason: string): CountCell;
@@ -81,6 +83,12 @@ export function createServiceMetrics(registry: Registry): ServiceMetrics {
     'Times the service’s circuit breaker opened (its failure rate over the window), probes that failed included',
     ['service'],
   );
+  const moved = counter(
+    registry,
+    'sigil_proxy_upstream_pipelining_moved_total',
+    'Pipelined requests sent again on another connection because the request ahead of them stalled (they reach the app twice)',
+    ['service'],
+  );
   const picks = counter(
     registry,
     'sigil_proxy_upstream_balancer_picks_total',
@@ -126,6 +134,7 @@ export function createServiceMetrics(registry: Registry): ServiceMetrics {
         requestLatency: requestLatency.cell([name]),
         budgetExhausted: budget.cell([name]),
         circuitOpened: circuit.cell([name]),
+        pipelineMoved: moved.cell([name]),
         retries: (reason) => retries.cell([name, reason]),
         limitHit: (limit) => limits.cell([name, limit]),
         ejection: (endpoint, reason) => ejections.cell([name, endpoint, reason]),

@@ -45,6 +45,7 @@ export interface ServiceLog {
   dnsFailed(service: string, err: SigilError): void;
   endpointsChanged(service: string, endpoints: readonly Endpoint[]): void;
   poolCloseFailed(service: string, err: unknown): void;
+  pipelineStalled(service: string, endpoint: Endpoint, moved: number): void;
 }
 
 export class UpstreamService {
@@ -75,6 +76,11 @@ export class UpstreamService {
       connectTimeoutMs: () => this.config.timeouts.connectMs,
       ewmaDecayMs: () => this.config.loadBalancer.ewmaDecayMs,
       connections: this.connections,
+      pipelining: () => this.config.pipelining,
+      onPipelineStall: (endpoint, moved) => {
+        deps.cells.pipelineMoved.value += moved;
+        deps.log.pipelineStalled(this.name, endpoint, moved);
+      },
       onConnectFailure: (endpoint, err, presentedId) =>
         deps.log.connectFailed(this.name, endpoint, err, presentedId),
       onPoolCloseError: (err) => deps.log.poolCloseFailed(this.name, err),

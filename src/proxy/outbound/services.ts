@@ -153,5 +153,11 @@ function serviceLog({ logger, metrics, identity }: UpstreamServicesDeps): Servic
     poolCloseFailed(service, err) {
       logger.debug({ upstream_service: service, err: String(err) }, 'Closing a retired upstream pool failed');
     },
+    pipelineStalled(service, endpoint, moved) {
+      logger.debug(
+        { upstream_service: service, endpoint: endpoint.label, moved },
+        'Pipelined connection stalled; the requests queued behind its oldest were sent on other connections',
+      );
+    },
   };
 }

@@ -91,6 +91,7 @@ describe('services: what a config produces', () => {
           maxEjectionMs: 10_000,
           maxEjectedShare: 0,
         },
+        pipelining: null,
       },
     ]);
   });
@@ -118,6 +119,7 @@ describe('services: what a config produces', () => {
         maxEjectionMs: 300_000,
         maxEjectedShare: 0.5,
       },
+      pipelining: null,
     });
     expect(Object.isFrozen(service!.endpoints![0]!.address)).toBe(true);
     expect(Object.isFrozen(service!.retries.onStatuses)).toBe(true);
@@ -221,7 +223,7 @@ describe('services: every problem by dotted path', () => {
         { name: 'both', server_ids: [ID], endpoints: [{ address: 'a:1' }], dns: { name: 'a', port: 1 } },
       ]),
     ).toEqual([
-      'services[1].weights: unknown key (known keys: name, server_ids, endpoints, dns, load_balancer, timeouts, retries, limits, outlier_detection)',
+      'services[1].weights: unknown key (known keys: name, server_ids, endpoints, dns, load_balancer, timeouts, retries, limits, outlier_detection, pipelining)',
       'services[1].name: "orders" is used by another service',
       'services[2].name: must be a name of lowercase letters, digits, "-" and "_" (got "Orders")',
       'services[2]: set exactly one of endpoints (static addresses) or dns',

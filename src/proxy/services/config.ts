@@ -6,8 +6,9 @@ import { MAX_TIMER_DELAY_MS } from '../../spiffe/clock.js';
 import { quote } from '../../spiffe/errors.js';
 import type { Address, ConfigReader, DurationBounds } from '../config-reader.js';
 import { showValue } from '../policy/match.js';
+import { checkPipelining, type PipeliningConfig } from './pipelining-config.js';
 
-export type { Address };
+export type { Address, PipeliningConfig };
 
 export interface EndpointConfig {
   readonly address: Address;
@@ -63,12 +64,14 @@ export interface ServiceConfig {
     readonly maxEjectionMs: number;
     readonly maxEjectedShare: number;
   };
+  /** HTTP/1.1 pipelining to the service's sidecars (pipelining-config.ts); null: off. */
+  readonly pipelining: PipeliningConfig | null;
 }
 
 /** The resilience settings of a service: everything but its name and endpoints. */
 export type ServiceSettings = Pick<
   ServiceConfig,
-  'loadBalancer' | 'timeouts' | 'retries' | 'limits' | 'outlierDetection'
+  'loadBalancer' | 'timeouts' | 'retries' | 'limits' | 'outlierDetection' | 'pipelining'
 >;
 
 export const DEFAULT_SERVICE_SETTINGS: ServiceSettings = deepFreeze({
@@ -118,6 +121,8 @@ export const DEFAULT_SERVICE_SETTINGS: ServiceSettings = deepFreeze({
     /** Envoy ejects at most 10%; with a sidecar's 2-5 endpoints that is one, so say half. */
     maxEjectedShare: 0.5,
   },
+  /** Off: an upstream must be known to answer pipelined requests in order (a Sigil sidecar does). */
+  pipelining: null,
 });
 
 /** Bounds the config, the DNS answer and the balancer's work per request. */
@@ -146,6 +151,7 @@ const SERVICE_KEYS = [
   'retries',
   'limits',
   'outlier_detection',
+  'pipelining',
 ];
 const TIMEOUT: DurationBounds = { minMs: 1, maxMs: MAX_TIMER_DELAY_MS, zeroIsNone: true };
 const SECOND = 1_000;
@@ -365,7 +371,8 @@ function checkSettings(o: Record<string, unknown>, at: string, r: ConfigReader):
       `${oAt}.max_ejection`,
       `must not be less than base_ejection (${outlierDetection.maxEjectionMs}ms < ${outlierDetection.baseEjectionMs}ms)`,
     );
-  return { loadBalancer, timeouts, retries, limits, outlierDetection };
+  const pipelining = checkPipelining(o.pipelining, `${at}.pipelining`, r);
+  return { loadBalancer, timeouts, retries, limits, outlierDetection, pipelining };
 }
 
 /** 1 to 64 distinct HTTP status codes; undefined when absent. */
