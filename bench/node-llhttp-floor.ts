@@ -1,0 +1,103 @@
+// A second Node floor: HTTP/1.1 relayed by driving llhttp directly (Node's own native binding, the
+// parser node:http runs) instead of node:http's request/response objects and undici's Pool; see
+// llhttp-relay/. Same question as node-floor-proxy.ts (how cheap can a Node sidecar be at all), same
+// mTLS from the Workload API identity, nothing else: no policy, metrics, identity headers, logs, ID
+// checks or timeouts. TCP and HTTP/2 listeners are plain TLS pipes, as in the first floor. Run it in
+// Sigil's place (then "Sigil" in the tables is this relay and "floor" the node:http one):
+//   npm run bench:proxy -- --only h1 --sigil-proxy dist/bench/node-llhttp-floor.js
+// It reads the same config file as `sigil-proxy run --config FILE` (listeners only) and prints the
+// same start line the harness waits for.
+import { readFileSync } from 'node:fs';
+import { createServer as createNetServer, connect as netConnect, type Socket } from 'node:net';
+import { TLSSocket, connect as tlsConnect } from 'node:tls';
+import { parse } from 'yaml';
+import { ProxyIdentity } from '../src/proxy/identity.js';
+import { X509Source } from '../src/sdk/index.js';
+import { serveConnection } from './llhttp-relay/downstream.js';
+import { UpstreamPool } from './llhttp-relay/upstream-pool.js';
+
+interface ListenerConfig {
+  readonly listen: string;
+  readonly protocol: 'http' | 'tcp' | 'http2';
+  readonly upstream?: string;
+  readonly app?: string;
+}
+
+const config = parse(readFileSync(process.argv[process.argv.indexOf('--config') + 1]!, 'utf8')) as {
+  workload_api: string;
+  outbound?: ListenerConfig[];
+  inbound?: ListenerConfig[];
+};
+const source = await X509Source.create({ address: config.workload_api });
+const identity = new ProxyIdentity(source);
+
+function hostPort(text: string): { host: string; port: number } {
+  const at = text.lastIndexOf(':');
+  return { host: text.slice(0, at), port: Number(text.slice(at + 1)) };
+}
+
+function upstreamTls(host: string, port: number): TLSSocket {
+  const socket = tlsConnect({
+    host,
+    port,
+    secureContext: identity.clientContext,
+    rejectUnauthorized: false,
+    checkServerIdentity: () => undefined,
+  });
+  socket.setNoDelay(true);
+  return socket;
+}
+
+function serverTls(raw: Socket): TLSSocket {
+  return new TLSSocket(raw, {
+    isServer: true,
+    secureContext: identity.serverContext,
+    requestCert: true,
+    rejectUnauthorized: false,
+  });
+}
+
+function pipe(a: Socket, b: Socket): void {
+  a.pipe(b).pipe(a);
+  a.on('error', () => b.destroy());
+  b.on('error', () => a.destroy());
+}
+
+for (const listener of config.outbound ?? []) {
+  const listen = hostPort(listener.listen);
+  const upstream = hostPort(listener.upstream!);
+  if (listener.protocol === 'http') {
+    const pool = new UpstreamPool(() => upstreamTls(upstream.host, upstream.port));
+    createNetServer({ noDelay: true, allowHalfOpen: true }, (app) => serveConnection(app, pool)).listen(
+      listen.port,
+      listen.host,
+    );
+  } else {
+    createNetServer({ noDelay: true }, (app) => pipe(app, upstreamTls(upstream.host, upstream.port))).listen(
+      listen.port,
+      listen.host,
+    );
+  }
+}
+
+for (const listener of config.inbound ?? []) {
+  const listen = hostPort(listener.listen);
+  const app = hostPort(listener.app!);
+  if (listener.protocol === 'http') {
+    const pool = new UpstreamPool(() => netConnect({ host: app.host, port: app.port, noDelay: true }));
+    // Half-open allowed, as node:http allows it: a client may end its side and still read the answers.
+    createNetServer({ noDelay: true, allowHalfOpen: true }, (raw) => {
+      const socket = serverTls(raw);
+      socket.on('error', () => socket.destroy());
+      serveConnection(socket, pool);
+    }).listen(listen.port, listen.host);
+  } else {
+    createNetServer({ noDelay: true }, (raw) =>
+      pipe(serverTls(raw), netConnect({ host: app.host, port: app.port, noDelay: true })),
+    ).listen(listen.port, listen.host);
+  }
+}
+
+console.log(JSON.stringify({ msg: 'Sigil proxy started', floor: 'llhttp' }));
+// A clean exit on the harness's SIGTERM, so that --cpu-prof writes its profile.
+process.once('SIGTERM', () => process.exit(0));
