@@ -13,8 +13,7 @@ import { TLSSocket, connect as tlsConnect } from 'node:tls';
 import { parse } from 'yaml';
 import { ProxyIdentity } from '../src/proxy/identity.js';
 import { X509Source } from '../src/sdk/index.js';
-import { serveConnection } from './llhttp-relay/downstream.js';
-import { UpstreamPool } from './llhttp-relay/upstream-pool.js';
+import { startInboundRelay, startOutboundRelay } from './llhttp-relay/listeners.js';
 
 interface ListenerConfig {
   readonly listen: string;
@@ -36,10 +35,16 @@ function hostPort(text: string): { host: string; port: number } {
   return { host: text.slice(0, at), port: Number(text.slice(at + 1)) };
 }
 
-function upstreamTls(host: string, port: number): TLSSocket {
+function pipe(a: Socket, b: Socket): void {
+  a.pipe(b).pipe(a);
+  a.on('error', () => b.destroy());
+  b.on('error', () => a.destroy());
+}
+
+function tlsPipeClient(target: { host: string; port: number }): TLSSocket {
   const socket = tlsConnect({
-    host,
-    port,
+    host: target.host,
+    port: target.port,
     secureContext: identity.clientContext,
     rejectUnauthorized: false,
     checkServerIdentity: () => undefined,
@@ -48,53 +53,31 @@ function upstreamTls(host: string, port: number): TLSSocket {
   return socket;
 }
 
-function serverTls(raw: Socket): TLSSocket {
-  return new TLSSocket(raw, {
-    isServer: true,
-    secureContext: identity.serverContext,
-    requestCert: true,
-    rejectUnauthorized: false,
-  });
-}
-
-function pipe(a: Socket, b: Socket): void {
-  a.pipe(b).pipe(a);
-  a.on('error', () => b.destroy());
-  b.on('error', () => a.destroy());
-}
-
 for (const listener of config.outbound ?? []) {
   const listen = hostPort(listener.listen);
-  const upstream = hostPort(listener.upstream!);
-  if (listener.protocol === 'http') {
-    const pool = new UpstreamPool(() => upstreamTls(upstream.host, upstream.port));
-    createNetServer({ noDelay: true, allowHalfOpen: true }, (app) => serveConnection(app, pool)).listen(
+  const target = hostPort(listener.upstream!);
+  if (listener.protocol === 'http') await startOutboundRelay({ listen, target, identity });
+  else
+    createNetServer({ noDelay: true }, (app) => pipe(app, tlsPipeClient(target))).listen(
       listen.port,
       listen.host,
     );
-  } else {
-    createNetServer({ noDelay: true }, (app) => pipe(app, upstreamTls(upstream.host, upstream.port))).listen(
-      listen.port,
-      listen.host,
-    );
-  }
 }
 
 for (const listener of config.inbound ?? []) {
   const listen = hostPort(listener.listen);
-  const app = hostPort(listener.app!);
-  if (listener.protocol === 'http') {
-    const pool = new UpstreamPool(() => netConnect({ host: app.host, port: app.port, noDelay: true }));
-    // Half-open allowed, as node:http allows it: a client may end its side and still read the answers.
-    createNetServer({ noDelay: true, allowHalfOpen: true }, (raw) => {
-      const socket = serverTls(raw);
-      socket.on('error', () => socket.destroy());
-      serveConnection(socket, pool);
+  const target = hostPort(listener.app!);
+  if (listener.protocol === 'http') await startInboundRelay({ listen, target, identity });
+  else {
+    createNetServer({ noDelay: true }, (raw) => {
+      const tls = new TLSSocket(raw, {
+        isServer: true,
+        secureContext: identity.serverContext,
+        requestCert: true,
+        rejectUnauthorized: false,
+      });
+      pipe(tls, netConnect({ host: target.host, port: target.port, noDelay: true }));
     }).listen(listen.port, listen.host);
-  } else {
-    createNetServer({ noDelay: true }, (raw) =>
-      pipe(serverTls(raw), netConnect({ host: app.host, port: app.port, noDelay: true })),
-    ).listen(listen.port, listen.host);
   }
 }
 

@@ -64,12 +64,12 @@ class Downstream {
   #onData(data: Buffer): void {
     if (this.#closed) return;
     const err = this.#parser.execute(data);
-    this.#uncorkUpstreams();
+    this.uncorkUpstreams();
     if (err !== undefined) this.#refuse(kindOf(err));
     else this.#applyBackpressure();
   }
 
-  #uncorkUpstreams(): void {
+  uncorkUpstreams(): void {
     for (const upstream of this.#corked) upstream.uncork();
     this.#corked.length = 0;
   }
@@ -111,7 +111,7 @@ class Downstream {
     if (next !== undefined) {
       // Outside a batch of request bytes: nothing else will uncork what start() corked.
       next.start();
-      this.#uncorkUpstreams();
+      this.uncorkUpstreams();
     } else if (this.socket.readableEnded) this.socket.end();
     this.#applyBackpressure();
   }
@@ -134,10 +134,15 @@ class Downstream {
     this.#answer(REFUSAL_STATUS[kind], kind);
   }
 
-  /** Answers on the raw socket and closes, unless a response is already under way (then just closes). */
+  /**
+   * Answers on the raw socket and closes, unless a response is already under way (then just closes).
+   * Requests read in full before the bad bytes still go to the app, their answers discarded: node:http
+   * has emitted them by then, so Sigil relays them too.
+   */
   #answer(status: number, reason: string): void {
     if (this.#closed) return;
     const underway = this.#queue[0]?.responseStarted === true;
+    for (const exchange of this.#queue) if (exchange !== this.#reading) exchange.detach();
     this.close();
     if (underway || !this.socket.writable) {
       this.socket.destroy();
@@ -155,7 +160,7 @@ class Downstream {
     if (this.#closed) return;
     this.#closed = true;
     this.#reading = null;
-    for (const exchange of this.#queue) exchange.abandon();
+    for (const exchange of this.#queue) if (!exchange.isDetached) exchange.abandon();
     this.#queue.length = 0;
     this.#parser.close();
   }
@@ -180,6 +185,8 @@ class Exchange implements ResponseHandler {
   /** The head and body read before an upstream connection was given (pipelined requests). */
   #pending: (string | Buffer)[] | null;
   #requestEnded = false;
+  /** Relayed for the app's sake only: the client was refused, the answer goes nowhere. */
+  #detached = false;
   #responseFraming: BodyFraming = 'none';
   responseStarted = false;
   upstream: UpstreamConnection | null = null;
@@ -191,6 +198,19 @@ class Exchange implements ResponseHandler {
     this.#clientMinor = head.versionMinor;
     this.#framing = framing;
     this.#pending = [text];
+  }
+
+  get isDetached(): boolean {
+    return this.#detached;
+  }
+
+  /** Completes the request upstream without a client (see Downstream's #answer); starts it if queued. */
+  detach(): void {
+    this.#detached = true;
+    if (this.upstream === null) {
+      this.start();
+      this.#owner.uncorkUpstreams();
+    }
   }
 
   start(): void {
@@ -226,10 +246,11 @@ class Exchange implements ResponseHandler {
   }
 
   cork(): void {
-    this.#owner.socket.cork();
+    if (!this.#detached) this.#owner.socket.cork();
   }
 
   uncork(): void {
+    if (this.#detached) return;
     const client = this.#owner.socket;
     client.uncork();
     const upstream = this.upstream?.socket;
@@ -241,6 +262,7 @@ class Exchange implements ResponseHandler {
   }
 
   onResponseHead(head: MessageHead): void {
+    if (this.#detached) return;
     const response = responseHead(head, {
       isHead: this.isHead,
       clientMinor: this.#clientMinor,
@@ -252,10 +274,11 @@ class Exchange implements ResponseHandler {
   }
 
   onResponseBody(chunk: Buffer): void {
-    writeBody(this.#responseFraming, chunk, this.#owner.socket);
+    if (!this.#detached) writeBody(this.#responseFraming, chunk, this.#owner.socket);
   }
 
   onResponseEnd(): void {
+    if (this.#detached) return;
     endBody(this.#responseFraming, this.#owner.socket);
     this.upstream = null;
     if (this.#responseFraming === 'until-close') {
@@ -268,7 +291,7 @@ class Exchange implements ResponseHandler {
 
   onUpstreamFailure(): void {
     this.upstream = null;
-    if (this.#owner.isClosed) return;
+    if (this.#detached || this.#owner.isClosed) return;
     if (this.responseStarted) {
       this.#owner.socket.destroy();
       this.#owner.close();
