@@ -95,9 +95,20 @@ function exchange(socket: Duplex, parts: readonly string[], startEvent: string):
       answer += chunk.toString('latin1');
     });
     socket.on('error', () => {});
-    socket.on('close', () => resolve(answer));
+    // A listener that accepted a malformed request may wait for more; the diff then shows why.
+    const timer = setTimeout(() => {
+      answer += '[no close]';
+      socket.destroy();
+    }, EXCHANGE_TIMEOUT_MS);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(answer);
+    });
   });
 }
+
+/** Every case ends in a close within milliseconds: refused, or the last request says Connection: close. */
+const EXCHANGE_TIMEOUT_MS = 3_000;
 
 const plain = (port: number, parts: readonly string[]) => {
   const socket = netConnect({ host: '127.0.0.1', port });
@@ -125,6 +136,7 @@ const SETTLE_MS = 150;
 
 /** Each response's status and x-sigil-error, in order (bodies are short and never look like a head). */
 function outcome(answer: string): string[] {
+  const closed = answer.endsWith('[no close]') ? ['[no close]'] : [];
   return [...answer.matchAll(/HTTP\/1\.1 (\d{3})[^\r]*\r\n((?:[^\r]+\r\n)*?)\r\n/g)].map(([, status, head]) =>
     `${status} ${/^x-sigil-error: (.*)$/im.exec(head!)?.[1] ?? ''}`.trim(),
   );
