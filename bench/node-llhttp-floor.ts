@@ -27,6 +27,11 @@ const config = parse(readFileSync(process.argv[process.argv.indexOf('--config') 
   outbound?: ListenerConfig[];
   inbound?: ListenerConfig[];
 };
+/**
+ * LLHTTP_RELAY_CONSUME=1: parsers read the sockets' native streams themselves, as node:http's server
+ * does (llhttp-relay/native-parser.ts), instead of 'data' events; both are measured.
+ */
+const consume = process.env.LLHTTP_RELAY_CONSUME === '1';
 const source = await X509Source.create({ address: config.workload_api });
 const identity = new ProxyIdentity(source);
 
@@ -56,7 +61,7 @@ function tlsPipeClient(target: { host: string; port: number }): TLSSocket {
 for (const listener of config.outbound ?? []) {
   const listen = hostPort(listener.listen);
   const target = hostPort(listener.upstream!);
-  if (listener.protocol === 'http') await startOutboundRelay({ listen, target, identity });
+  if (listener.protocol === 'http') await startOutboundRelay({ listen, target, identity, consume });
   else
     createNetServer({ noDelay: true }, (app) => pipe(app, tlsPipeClient(target))).listen(
       listen.port,
@@ -67,7 +72,7 @@ for (const listener of config.outbound ?? []) {
 for (const listener of config.inbound ?? []) {
   const listen = hostPort(listener.listen);
   const target = hostPort(listener.app!);
-  if (listener.protocol === 'http') await startInboundRelay({ listen, target, identity });
+  if (listener.protocol === 'http') await startInboundRelay({ listen, target, identity, consume });
   else {
     createNetServer({ noDelay: true }, (raw) => {
       const tls = new TLSSocket(raw, {
@@ -81,6 +86,6 @@ for (const listener of config.inbound ?? []) {
   }
 }
 
-console.log(JSON.stringify({ msg: 'Sigil proxy started', floor: 'llhttp' }));
+console.log(JSON.stringify({ msg: 'Sigil proxy started', floor: 'llhttp', consume }));
 // A clean exit on the harness's SIGTERM, so that --cpu-prof writes its profile.
 process.once('SIGTERM', () => process.exit(0));

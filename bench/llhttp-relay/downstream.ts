@@ -18,8 +18,13 @@ const MAX_QUEUED_REQUESTS = 1;
 type Refusal = 'bad-request' | 'header-too-large' | 'duplicate-host';
 
 /** Relays every request arriving on `socket` through `pool` until either side closes. */
-export function serveConnection(socket: Duplex, pool: UpstreamPool): void {
-  new Downstream(socket, pool);
+export function serveConnection(socket: Duplex, pool: UpstreamPool, options: ServeOptions = {}): void {
+  new Downstream(socket, pool, options.consume ?? false);
+}
+
+export interface ServeOptions {
+  /** The request parser reads the socket's native stream itself (MessageParser.consume). Defaults to false. */
+  readonly consume?: boolean;
 }
 
 class Downstream {
@@ -32,18 +37,21 @@ class Downstream {
   #reading: Exchange | null = null;
   #closed = false;
   #paused = false;
+  /** The upstream socket whose 'drain' is awaited, so that one listener is added per wait. */
+  #awaitedDrain: Duplex | null = null;
   /** Upstream sockets corked during the current batch of parsed bytes. */
   #corked: Duplex[] = [];
 
-  constructor(socket: Duplex, pool: UpstreamPool) {
+  constructor(socket: Duplex, pool: UpstreamPool, consume: boolean) {
     this.socket = socket;
     this.pool = pool;
     this.#parser = new MessageParser('request', {
       onHead: (head) => this.#onHead(head),
       onBody: (chunk) => this.#reading?.requestBody(chunk),
       onEnd: () => this.#onEnd(),
+      onExecuted: (err) => this.#afterBatch(err),
     });
-    socket.on('data', (data: Buffer) => this.#onData(data));
+    if (!consume || !this.#parser.consume(socket)) socket.on('data', (data: Buffer) => this.#onData(data));
     socket.on('end', () => {
       // A request cut short by the client is abandoned; a client that half-closes after its last
       // request still gets its answers.
@@ -63,8 +71,12 @@ class Downstream {
 
   #onData(data: Buffer): void {
     if (this.#closed) return;
-    const err = this.#parser.execute(data);
+    this.#afterBatch(this.#parser.execute(data));
+  }
+
+  #afterBatch(err: ParseError | undefined): void {
     this.uncorkUpstreams();
+    if (this.#closed) return;
     if (err !== undefined) this.#refuse(kindOf(err));
     else this.#applyBackpressure();
   }
@@ -118,15 +130,24 @@ class Downstream {
 
   /** Stops reading while the upstream cannot take more or too many requests wait; resumes after. */
   #applyBackpressure(): void {
+    if (this.#closed) return;
     const upstream = this.#reading?.upstream?.socket;
-    const blocked = upstream?.writableNeedDrain === true || this.#queue.length > MAX_QUEUED_REQUESTS;
+    const isFull = upstream?.writableNeedDrain === true;
+    const blocked = isFull || this.#queue.length > MAX_QUEUED_REQUESTS;
+    if (isFull && this.#awaitedDrain !== upstream) {
+      // Whether or not reading was already paused (for the queue), only this drain lets it go on.
+      this.#awaitedDrain = upstream;
+      upstream.once('drain', () => {
+        this.#awaitedDrain = null;
+        this.#applyBackpressure();
+      });
+    }
     if (blocked && !this.#paused) {
       this.#paused = true;
-      this.socket.pause();
-      upstream?.once('drain', () => this.#applyBackpressure());
+      this.#parser.setReading(this.socket, false);
     } else if (!blocked && this.#paused) {
       this.#paused = false;
-      this.socket.resume();
+      this.#parser.setReading(this.socket, true);
     }
   }
 
@@ -187,6 +208,8 @@ class Exchange implements ResponseHandler {
   #requestEnded = false;
   /** Relayed for the app's sake only: the client was refused, the answer goes nowhere. */
   #detached = false;
+  #clientCorked = false;
+  #upstreamPaused = false;
   #responseFraming: BodyFraming = 'none';
   responseStarted = false;
   upstream: UpstreamConnection | null = null;
@@ -245,19 +268,30 @@ class Exchange implements ResponseHandler {
     upstream.requestSent();
   }
 
-  cork(): void {
-    if (!this.#detached) this.#owner.socket.cork();
+  /** The client socket, corked from the first write of a batch of response bytes to its end. */
+  #client(): Duplex {
+    const client = this.#owner.socket;
+    if (!this.#clientCorked) {
+      this.#clientCorked = true;
+      client.cork();
+    }
+    return client;
   }
 
   uncork(): void {
-    if (this.#detached) return;
+    if (!this.#clientCorked) return;
+    this.#clientCorked = false;
     const client = this.#owner.socket;
     client.uncork();
-    const upstream = this.upstream?.socket;
-    if (upstream !== undefined && client.writableNeedDrain && !upstream.isPaused()) {
+    const upstream = this.upstream;
+    if (upstream !== null && client.writableNeedDrain && !this.#upstreamPaused) {
       // The client reads slower than the upstream answers: stop reading the upstream until it drains.
-      upstream.pause();
-      client.once('drain', () => upstream.resume());
+      this.#upstreamPaused = true;
+      upstream.setReading(false);
+      client.once('drain', () => {
+        this.#upstreamPaused = false;
+        upstream.setReading(true);
+      });
     }
   }
 
@@ -270,16 +304,16 @@ class Exchange implements ResponseHandler {
     });
     this.#responseFraming = response.framing;
     this.responseStarted = true;
-    this.#owner.socket.write(response.text);
+    this.#client().write(response.text);
   }
 
   onResponseBody(chunk: Buffer): void {
-    if (!this.#detached) writeBody(this.#responseFraming, chunk, this.#owner.socket);
+    if (!this.#detached) writeBody(this.#responseFraming, chunk, this.#client());
   }
 
   onResponseEnd(): void {
     if (this.#detached) return;
-    endBody(this.#responseFraming, this.#owner.socket);
+    endBody(this.#responseFraming, this.#client());
     this.upstream = null;
     if (this.#responseFraming === 'until-close') {
       this.#owner.socket.end();

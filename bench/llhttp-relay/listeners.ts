@@ -21,6 +21,8 @@ export interface RelayListenerOptions {
   /** Outbound: the peer sidecar's inbound. Inbound: the app. */
   readonly target: HostPort;
   readonly identity: Identity;
+  /** Parsers read the sockets' native streams themselves (MessageParser.consume). Defaults to false. */
+  readonly consume?: boolean;
 }
 
 /**
@@ -31,6 +33,7 @@ const SERVER_OPTIONS = { noDelay: true, allowHalfOpen: true } as const;
 
 export function startOutboundRelay(options: RelayListenerOptions): Promise<Server> {
   const { target, identity } = options;
+  const consume = { consume: options.consume ?? false };
   const pool = new UpstreamPool(() => {
     const socket = tlsConnect({
       host: target.host,
@@ -41,16 +44,20 @@ export function startOutboundRelay(options: RelayListenerOptions): Promise<Serve
     });
     socket.setNoDelay(true);
     return socket;
-  });
+  }, consume);
   return listen(
-    createServer(SERVER_OPTIONS, (app) => serveConnection(app, pool)),
+    createServer(SERVER_OPTIONS, (app) => serveConnection(app, pool, consume)),
     options.listen,
   );
 }
 
 export function startInboundRelay(options: RelayListenerOptions): Promise<Server> {
   const { target, identity } = options;
-  const pool = new UpstreamPool(() => netConnect({ host: target.host, port: target.port, noDelay: true }));
+  const consume = { consume: options.consume ?? false };
+  const pool = new UpstreamPool(
+    () => netConnect({ host: target.host, port: target.port, noDelay: true }),
+    consume,
+  );
   return listen(
     createServer(SERVER_OPTIONS, (raw) => {
       const socket = new TLSSocket(raw, {
@@ -61,7 +68,7 @@ export function startInboundRelay(options: RelayListenerOptions): Promise<Server
       });
       // A failed handshake or reset: the downstream sees 'close' and lets its exchanges go.
       socket.on('error', () => socket.destroy());
-      serveConnection(socket, pool);
+      serveConnection(socket, pool, consume);
     }),
     options.listen,
   );

@@ -1,15 +1,21 @@
 // Node's own llhttp binding, the HTTPParser node:http runs, reached through `_http_common`: that
 // module exports it on Node 20, 22 and 24 (documentation-only deprecated as DEP0199 in 24, with no
-// runtime warning), while `process.binding('http_parser')` prints DEP0111 at runtime. Initialized
+// runtime warning), while `process.binding('http_parser')` prints DEP0111 at runtime. It can read
+// straight from a socket's native stream (`consume`, as node:http's server does), skipping the
+// 'data' event and its Buffer per read; body chunks are copies either way (node_http_parser.cc
+// copies them). Initialized
 // exactly as node:http's server and client initialize theirs: no lenient flags, the process-wide
 // max header size (--max-http-header-size, 16 KB by default). This module adapts the binding's
 // callbacks to one message-at-a-time interface; it decides nothing about what to do with a message.
 import { createRequire } from 'node:module';
+import type { Duplex } from 'node:stream';
 
 /** The binding's surface this relay uses; see lib/_http_common.js and src/node_http_parser.cc. */
 interface HttpParserBinding {
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
   execute(data: Buffer): number | ParseError;
+  consume(handle: NativeStream): void;
+  unconsume(): void;
   finish(): number | ParseError | undefined;
   close(): void;
   [callback: number]: unknown;
@@ -23,7 +29,19 @@ interface HttpParserClass {
   readonly kOnHeadersComplete: number;
   readonly kOnBody: number;
   readonly kOnMessageComplete: number;
+  readonly kOnExecute: number;
   readonly kLenientNone: number;
+}
+
+/** A socket's native handle (TCPWrap, TLSWrap), as net.Socket keeps it in `_handle`. */
+interface NativeStream {
+  readonly isStreamBase?: boolean;
+  /** Set by whoever pushed a reader onto the stream (node:http does the same). */
+  _consumed?: boolean;
+  /** net.Socket's own record of whether the handle reads. */
+  reading?: boolean;
+  readStart(): number;
+  readStop(): number;
 }
 
 /** What `execute` returns when llhttp refuses the bytes: `code` is llhttp's (HPE_*). */
@@ -64,6 +82,8 @@ export interface MessageEvents {
   /** Body bytes, de-chunked; the buffer is only valid during the call unless copied. */
   onBody(chunk: Buffer): void;
   onEnd(): void;
+  /** After `consume`: one read was parsed (the callbacks above have run); an error ends the connection. */
+  onExecuted?(err: ParseError | undefined): void;
 }
 
 /** Reads requests (`'request'`) or responses (`'response'`) off one connection, in order. */
@@ -76,6 +96,8 @@ export class MessageParser {
   /** Freeing the native parser inside one of its own callbacks would pull it out from under llhttp. */
   #executing = false;
   #closeAfterExecute = false;
+  /** The native stream this parser reads by itself, after `consume`. */
+  #stream: NativeStream | null = null;
 
   constructor(kind: 'request' | 'response', events: MessageEvents) {
     const parser = new HTTPParser();
@@ -124,7 +146,39 @@ export class MessageParser {
       this.#url = '';
       events.onEnd();
     };
+    parser[HTTPParser.kOnExecute] = (result: number | ParseError) =>
+      events.onExecuted?.(typeof result === 'number' ? undefined : result);
     this.#parser = parser;
+  }
+
+  /**
+   * Reads `socket`'s bytes straight from its native stream from now on: no 'data' events, results
+   * through `onExecuted`. False (nothing changed) when the socket has no such stream free.
+   */
+  consume(socket: Duplex): boolean {
+    const stream = (socket as Duplex & { _handle?: NativeStream | null })._handle;
+    if (!stream?.isStreamBase || stream._consumed) return false;
+    stream._consumed = true;
+    this.#parser.consume(stream);
+    this.#stream = stream;
+    return true;
+  }
+
+  /**
+   * Stops or restarts reading the socket (backpressure). A consumed stream must be told directly:
+   * socket.pause() only stops a stream that delivers 'data' once its buffer fills, and this one never does.
+   */
+  setReading(socket: Duplex, isReading: boolean): void {
+    const stream = this.#stream;
+    if (stream === null) {
+      if (isReading) socket.resume();
+      else socket.pause();
+      return;
+    }
+    if (socket.destroyed || stream.reading === isReading) return;
+    stream.reading = isReading;
+    if (isReading) stream.readStart();
+    else stream.readStop();
   }
 
   /** Parses `data`, calling back synchronously; a ParseError means the connection must end. */
@@ -152,6 +206,15 @@ export class MessageParser {
       return;
     }
     this.#closed = true;
-    this.#parser.close();
+    if (this.#stream === null) {
+      this.#parser.close();
+      return;
+    }
+    // A consumed parser may be inside its own read callback now: free it on the next turn.
+    const parser = this.#parser;
+    setImmediate(() => {
+      parser.unconsume();
+      parser.close();
+    });
   }
 }

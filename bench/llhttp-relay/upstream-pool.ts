@@ -4,14 +4,16 @@
 // has no cap and no idle timer: the peer's own keep-alive timeout closes idle connections, and a
 // closed one leaves the pool. It does not retry: a request on a connection that fails is reported.
 import type { Duplex } from 'node:stream';
-import { type MessageHead, MessageParser } from './native-parser.js';
+import { type MessageHead, MessageParser, type ParseError } from './native-parser.js';
 
 /** The exchange a connection is serving: where its response goes. */
 export interface ResponseHandler {
   /** A response to HEAD has no body whatever its head says. */
   readonly isHead: boolean;
-  /** Called before and after each batch of response bytes is parsed (to cork the client socket). */
-  cork(): void;
+  /**
+   * Called after each batch of response bytes is parsed, if the handler was given any: the handler
+   * corks the client socket on its first write of a batch, and uncorks it here.
+   */
   uncork(): void;
   onResponseHead(head: MessageHead): void;
   onResponseBody(chunk: Buffer): void;
@@ -25,14 +27,20 @@ export class UpstreamPool {
   readonly #connect: () => Duplex;
   readonly #idle: UpstreamConnection[] = [];
 
-  /** `connect` opens a new connection; writes before it is established are queued by the socket. */
-  constructor(connect: () => Duplex) {
+  readonly #consume: boolean;
+
+  /**
+   * `connect` opens a new connection; writes before it is established are queued by the socket.
+   * `consume`: parsers read the sockets' native streams themselves (see MessageParser.consume).
+   */
+  constructor(connect: () => Duplex, options: { readonly consume?: boolean } = {}) {
     this.#connect = connect;
+    this.#consume = options.consume ?? false;
   }
 
   /** An idle connection, or a new one, serving `handler` from now on. */
   acquire(handler: ResponseHandler): UpstreamConnection {
-    const connection = this.#idle.pop() ?? new UpstreamConnection(this, this.#connect());
+    const connection = this.#idle.pop() ?? new UpstreamConnection(this, this.#connect(), this.#consume);
     connection.serve(handler);
     return connection;
   }
@@ -57,21 +65,24 @@ export class UpstreamConnection {
   readonly #pool: UpstreamPool;
   readonly #parser: MessageParser;
   #handler: ResponseHandler | null = null;
+  /** The handler given response bytes in the current batch: its client writes are corked until the batch ends. */
+  #touched: ResponseHandler | null = null;
   #requestSent = false;
   #keepAlive = false;
   /** The message being parsed is a 1xx: it is dropped, and so is its end. */
   #informational = false;
   #dead = false;
 
-  constructor(pool: UpstreamPool, socket: Duplex) {
+  constructor(pool: UpstreamPool, socket: Duplex, consume: boolean) {
     this.#pool = pool;
     this.socket = socket;
     this.#parser = new MessageParser('response', {
       onHead: (head) => this.#onHead(head),
-      onBody: (chunk) => this.#handler?.onResponseBody(chunk),
+      onBody: (chunk) => this.#onBody(chunk),
       onEnd: () => this.#onEnd(),
+      onExecuted: (err) => this.#afterBatch(err),
     });
-    socket.on('data', (data: Buffer) => this.#onData(data));
+    if (!consume || !this.#parser.consume(socket)) socket.on('data', (data: Buffer) => this.#onData(data));
     // After 'end' the parser is told, so that a body read until close completes.
     socket.on('end', () => this.#fail(this.#parser.finish() === undefined));
     socket.on('error', () => this.#fail(false));
@@ -95,16 +106,25 @@ export class UpstreamConnection {
   }
 
   #onData(data: Buffer): void {
-    const handler = this.#handler;
-    if (handler === null) {
+    if (this.#handler === null) {
       // Bytes on an idle connection are not a response to anything: the stream is out of step.
       this.socket.destroy();
       return;
     }
-    handler.cork();
-    const err = this.#parser.execute(data);
-    handler.uncork();
+    this.#afterBatch(this.#parser.execute(data));
+  }
+
+  /** Flushes what the batch wrote to the client; kept even when the response ended within the batch. */
+  #afterBatch(err: ParseError | undefined): void {
+    const touched = this.#touched;
+    this.#touched = null;
+    touched?.uncork();
     if (err !== undefined) this.socket.destroy();
+  }
+
+  /** Stops or restarts reading responses (the client reads slower than the upstream answers). */
+  setReading(isReading: boolean): void {
+    this.#parser.setReading(this.socket, isReading);
   }
 
   #onHead(head: MessageHead): boolean {
@@ -117,8 +137,16 @@ export class UpstreamConnection {
       return false;
     }
     this.#keepAlive = head.shouldKeepAlive;
+    this.#touched = handler;
     handler.onResponseHead(head);
     return handler.isHead;
+  }
+
+  #onBody(chunk: Buffer): void {
+    const handler = this.#handler;
+    if (handler === null) return;
+    this.#touched = handler;
+    handler.onResponseBody(chunk);
   }
 
   #onEnd(): void {
@@ -131,7 +159,9 @@ export class UpstreamConnection {
     // A response that ends before its request was fully sent leaves the stream mid-message.
     if (this.#keepAlive && this.#requestSent && !this.#dead) this.#pool.release(this);
     else this.socket.destroy();
-    handler?.onResponseEnd();
+    if (handler === null) return;
+    this.#touched = handler;
+    handler.onResponseEnd();
   }
 
   /** The connection is gone; `clean` when the peer closed it after a complete message. */
