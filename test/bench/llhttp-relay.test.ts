@@ -139,9 +139,9 @@ const SETTLE_MS = 150;
 /** Each response's status and x-sigil-error, in order (bodies are short and never look like a head). */
 function outcome(answer: string): string[] {
   const closed = answer.endsWith('[no close]') ? ['[no close]'] : [];
-  return [...answer.matchAll(/HTTP\/1\.1 (\d{3})[^\r]*\r\n((?:[^\r]+\r\n)*?)\r\n/g)].map(([, status, head]) =>
-    `${status} ${/^x-sigil-error: (.*)$/im.exec(head!)?.[1] ?? ''}`.trim(),
-  );
+  return [...answer.matchAll(/HTTP\/1\.1 (\d{3})[^\r]*\r\n((?:[^\r]+\r\n)*?)\r\n/g)]
+    .map(([, status, head]) => `${status} ${/^x-sigil-error: (.*)$/im.exec(head!)?.[1] ?? ''}`.trim())
+    .concat(closed);
 }
 
 const POST = 'POST /api/x HTTP/1.1\r\nHost: app\r\n';
