@@ -6,7 +6,7 @@
 // body bytes. CPU time per message, median of runs; a micro-benchmark, no sockets.
 //   tsc -p tsconfig.json && node dist/bench/llhttp-parser-cost.js
 import { createRequire } from 'node:module';
-import { type MessageHead, MessageParser } from './llhttp-relay/native-parser.js';
+import { type MessageHead, MessageParser } from '../src/proxy/llhttp/native-parser.js';
 
 const require = createRequire(import.meta.url);
 const { TYPE } = require('undici/lib/llhttp/constants.js') as { TYPE: { REQUEST: number; RESPONSE: number } };

@@ -5,7 +5,7 @@
 // them today), so the bytes the next hop parses are always ones this relay wrote itself.
 import { STATUS_CODES } from 'node:http';
 import { filterHeaders } from '../../src/proxy/headers.js';
-import type { MessageHead } from './native-parser.js';
+import type { MessageHead } from '../../src/proxy/llhttp/native-parser.js';
 
 /** How a message's body is written on the next hop. */
 export type BodyFraming = 'none' | 'length' | 'chunked' | 'until-close';

@@ -4,7 +4,8 @@
 // has no cap and no idle timer: the peer's own keep-alive timeout closes idle connections, and a
 // closed one leaves the pool. It does not retry: a request on a connection that fails is reported.
 import type { Duplex } from 'node:stream';
-import { type MessageHead, MessageParser, type ParseError } from './native-parser.js';
+import { keepsAliveAfterHead } from '../../src/proxy/llhttp/h1-pool.js';
+import { type MessageHead, MessageParser, type ParseError } from '../../src/proxy/llhttp/native-parser.js';
 
 /** The exchange a connection is serving: where its response goes. */
 export interface ResponseHandler {
@@ -136,7 +137,7 @@ export class UpstreamConnection {
       this.#informational = true;
       return false;
     }
-    this.#keepAlive = head.shouldKeepAlive;
+    this.#keepAlive = head.shouldKeepAlive || (handler.isHead && keepsAliveAfterHead(head));
     this.#touched = handler;
     handler.onResponseHead(head);
     return handler.isHead;

@@ -1,12 +1,11 @@
 // Node's own llhttp binding, the HTTPParser node:http runs, reached through `_http_common`: that
 // module exports it on Node 20, 22 and 24 (documentation-only deprecated as DEP0199 in 24, with no
-// runtime warning), while `process.binding('http_parser')` prints DEP0111 at runtime. It can read
-// straight from a socket's native stream (`consume`, as node:http's server does), skipping the
-// 'data' event and its Buffer per read; body chunks are copies either way (node_http_parser.cc
-// copies them). Initialized
-// exactly as node:http's server and client initialize theirs: no lenient flags, the process-wide
-// max header size (--max-http-header-size, 16 KB by default). This module adapts the binding's
-// callbacks to one message-at-a-time interface; it decides nothing about what to do with a message.
+// runtime warning), while `process.binding('http_parser')` prints DEP0111 at runtime. Initialized
+// exactly as node:http's server and client initialize theirs: no lenient flags, the process-wide max
+// header size (--max-http-header-size, 16 KB by default). It can read straight from a socket's
+// native stream (`consume`, as node:http's server does), skipping the 'data' event and its Buffer
+// per read; body chunks are copies either way (node_http_parser.cc copies them). This module adapts
+// the binding's callbacks to one message at a time; it decides nothing about what to do with one.
 import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 
