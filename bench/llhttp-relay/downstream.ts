@@ -7,9 +7,9 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { REFUSAL_STATUS, SIGIL_ERROR_HEADER } from '../../src/proxy/errors.js';
+import { type MessageHead, MessageParser, type ParseError } from '../../src/proxy/llhttp/native-parser.js';
 import { writeAnswer } from '../../src/spiffe/http-client-error.js';
 import { type BodyFraming, endBody, requestHead, responseHead, writeBody } from './message-head.js';
-import { type MessageHead, MessageParser, type ParseError } from '../../src/proxy/llhttp/native-parser.js';
 import type { ResponseHandler, UpstreamConnection, UpstreamPool } from './upstream-pool.js';
 
 /** Requests read ahead of the one being answered before the client socket stops being read. */
