@@ -173,6 +173,7 @@ function parseFlags(argv: readonly string[]): Flags {
   const only = keys.filter((key) => !['resilience', 'traffic', 'sweep'].includes(key)) as ScenarioKey[];
   const sweepSeconds = number('--sweep-seconds', 3);
   const prof = value('--cpu-prof');
+  const peers = parsePeers(value('--peers'));
   return {
     repeats: Math.round(number('--repeats', 3)),
     satSeconds: Math.round(number('--sat-seconds', 4)),
@@ -190,7 +191,8 @@ function parseFlags(argv: readonly string[]): Flags {
     cpuProfDir: prof === undefined ? undefined : path.resolve(prof),
     proxyBin: value('--sigil-proxy') === undefined ? undefined : path.resolve(value('--sigil-proxy')!),
     floor: !argv.includes('--no-floor'),
-    peers: parsePeers(value('--peers')),
+    // Sigil-only runs (resilience, traffic) start no peer: nothing to install or interleave.
+    peers: only.length === 0 ? [] : peers,
   };
 }
 
