@@ -568,15 +568,16 @@ async function main(): Promise<number> {
           const sat = (t: TargetName) => fmt(runs[t].sat!.reqPerS);
           const p50 = (t: TargetName) => fmt(runs[t].rate!.load.p50Ms, 3);
           const cpu = (t: TargetName) => fmt((runs[t].sat!.cpuMs! * 1_000) / runs[t].sat!.requests);
-          const floorPart = (f: (t: TargetName) => string) =>
+          /** The floor's figure and the peers' that ran, after Sigil's. */
+          const othersPart = (f: (t: TargetName) => string) =>
             (flags.floor ? `, floor ${f('floor')}` : '') +
             targetsOf(s, flags.peers)
               .map((t) => `, ${t} ${f(t)}`)
               .join('');
           log(
-            `repeat ${rep + 1}/${flags.repeats} ${s.key.padEnd(3)}: req/s direct ${sat('direct')}, sigil ${sat('sigil')}${floorPart(sat)}, haproxy ${sat('haproxy')}; ` +
-              `CPU µs/req sigil ${cpu('sigil')}${floorPart(cpu)}, haproxy ${cpu('haproxy')}; ` +
-              `p50 ms at 1k direct ${p50('direct')}, sigil ${p50('sigil')}${floorPart(p50)}, haproxy ${p50('haproxy')}`,
+            `repeat ${rep + 1}/${flags.repeats} ${s.key.padEnd(3)}: req/s direct ${sat('direct')}, sigil ${sat('sigil')}${othersPart(sat)}, haproxy ${sat('haproxy')}; ` +
+              `CPU µs/req sigil ${cpu('sigil')}${othersPart(cpu)}, haproxy ${cpu('haproxy')}; ` +
+              `p50 ms at 1k direct ${p50('direct')}, sigil ${p50('sigil')}${othersPart(p50)}, haproxy ${p50('haproxy')}`,
           );
         }
         results.push(byScenario);
