@@ -44,11 +44,11 @@ export const PEER_SCENARIOS: Record<PeerName, readonly ScenarioKey[]> = {
 /** What each peer can and cannot check, printed with the figures and written to RESULTS.md. */
 export const PEER_NOTES: Record<PeerName, string> = {
   nginx:
-    'nginx: 1 process (master_process off, 1 worker); h1 via the http module, tcp and h2 via the stream module; ' +
+    '1 process (master_process off, 1 worker); h1 via the http module, tcp and h2 via the stream module; ' +
     'verifies the client certificate against the bundle but cannot check its SPIFFE ID, and cannot verify the ' +
     'server sidecar at all (nginx verifies a chain only together with a DNS name or CN, which SVIDs lack)',
   caddy:
-    'Caddy: GOMAXPROCS=1 (one thread running Go code, as HAProxy has one thread); h1 only (Debian 2.6 has no ' +
+    'GOMAXPROCS=1 (one thread running Go code, as HAProxy has one thread); h1 only (Debian 2.6 has no ' +
     'layer4 module); the inbound verifies the client certificate and matches its SPIFFE ID (403 otherwise), ' +
     'the outbound cannot verify the server sidecar (Go verifies only by name; SVIDs have no DNS SAN)',
 };

@@ -410,9 +410,10 @@ async function main(): Promise<number> {
         `200 "ok"; ${toolVersion('haproxy')}; ${toolVersion('wrk')}; ${toolVersion('h2load')}; node ${process.version}`,
     );
     const peerNotes: string[] = [];
-    for (const peer of flags.peers) peerNotes.push(`${await peerVersion(peer)}. ${PEER_NOTES[peer]}`);
+    for (const peer of flags.peers)
+      peerNotes.push(`${PEER_LABELS[peer]} (${await peerVersion(peer)}): ${PEER_NOTES[peer]}`);
     peerNotes.push(
-      'HAProxy 2.6: verifies both certificates against the bundle, and can match neither SPIFFE ID (no URI SAN fetch).',
+      'HAProxy (2.6): verifies both certificates against the bundle, and can match neither SPIFFE ID (no URI SAN fetch).',
     );
     for (const note of peerNotes) log(`peers: ${note}`);
     /** A peer's port in a scenario, when it takes part in it. */
