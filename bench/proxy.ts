@@ -248,7 +248,7 @@ async function main(): Promise<number> {
     (flags.sweep ? sweepEstimateS(3, flags.sweepSeconds, flags.sweepRates) : 0) +
     25;
   log(
-    `bench:proxy — ${flags.only.length === 0 ? 'Sigil-only scenarios (resilience, traffic)' : `direct vs Sigil sidecar pair vs HAProxy sidecar pair${flags.floor ? ' vs Node floor pair' : ''}`}; ${flags.repeats} repeats, interleaved; ` +
+    `bench:proxy — ${flags.only.length === 0 ? 'Sigil-only scenarios (resilience, traffic)' : `direct vs Sigil sidecar pair vs HAProxy sidecar pair${flags.floor ? ' vs Node floor pair' : ''}${flags.peers.map((p) => ` vs ${PEER_LABELS[p]} pair`).join('')}`}; ${flags.repeats} repeats, interleaved; ` +
       `about ${Math.ceil(estimateS / 60)} min`,
   );
   ensureTools(log);
