@@ -92,6 +92,11 @@ describe('Caddy pair', () => {
     }
   });
 
+  it('proxies whatever the Host header says: no site host, which would answer other hosts with an empty 200', () => {
+    expect(out).toContain(`http://:${ports.outHttp} {`);
+    expect(inb).toContain(`https://:${ports.inHttp} {`);
+  });
+
   it('keeps HTTP/1.1 alive on both hops, with a pool larger than the load', () => {
     for (const config of [out, inb]) {
       expect(config).toContain('versions 1.1');
