@@ -16,8 +16,9 @@ import { type Figure, rangeOf } from './results.js';
 /**
  * `floor`: bench/node-floor-proxy.ts, the recommended Node design with none of Sigil's features,
  * run in the same sitting so each figure of Sigil's reads against what Node can do here at all.
+ * `nginx`, `caddy`: peers' mTLS sidecar pairs (proxy-peers.ts), read against HAProxy like Sigil.
  */
-export type TargetName = 'direct' | 'sigil' | 'floor' | 'haproxy';
+export type TargetName = 'direct' | 'sigil' | 'floor' | 'haproxy' | 'nginx' | 'caddy';
 export type ScenarioKey = 'h1' | 'tcp' | 'h2';
 
 export interface RateResult {

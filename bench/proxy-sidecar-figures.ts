@@ -12,6 +12,8 @@ const PAIR_NAMES: Partial<Record<TargetName, string>> = {
   sigil: 'Sigil',
   floor: 'Node floor',
   haproxy: 'HAProxy',
+  nginx: 'nginx',
+  caddy: 'Caddy',
 };
 export const pairName = (t: TargetName): string => PAIR_NAMES[t] ?? t;
 

@@ -14,7 +14,7 @@
 // missed. `npm run bench:proxy [-- --repeats N] [-- --sat-seconds S] [-- --rate-seconds S]
 // [-- --only h1,tcp,h2,resilience,traffic] [-- --node-app] [-- --cpu-prof DIR] [-- --sigil-proxy PATH] [-- --no-floor]
 // [-- --pipelining DEPTH[xCONNECTIONS]]
-// [-- --fault-rate R] [-- --fault-seconds S] [-- --max-load CORES] [-- --retries N]`:
+// [-- --fault-rate R] [-- --fault-seconds S] [-- --max-load CORES] [-- --retries N] [-- --peers LIST]`:
 // each repeat of a scenario is load-gated (proxy-repeats.ts): taken with more than --max-load cores
 // (default 0.25) of other processes' CPU on the machine, it is no figure; the bench waits up to 30 s for
 // quiet and takes it again, at most --retries times (default 3), then counts it invalid. Figures are
@@ -26,6 +26,10 @@
 // HAProxy. A fourth pair, the Node floor (node-floor-proxy.ts: the recommended Node design with no
 // policy, metrics, logs or identity checks), runs interleaved too unless --no-floor: its ratios to
 // HAProxy say what this design reaches on the day, Sigil's say what it reaches with its features on.
+// --peers LIST (default haproxy,nginx,caddy; HAProxy always runs, as the reference): mTLS sidecar
+// pairs of nginx 1.22 (h1, tcp, h2; a second C proxy) and Caddy 2.6 (h1 only; Go, GOMAXPROCS=1),
+// from Debian's packages, configured like HAProxy's and interleaved with the other targets
+// (proxy-peers.ts); their ratios to HAProxy are printed and written to RESULTS.md as information.
 // `resilience` (proxy-resilience.ts, Sigil only, run first): the CPU that upstream services with
 // retries, budget, outlier detection and two endpoints add on the happy path, and success and
 // amplification against an app failing 30% and 100% of requests (--fault-rate/--fault-seconds).
@@ -62,6 +66,18 @@ import {
   WRK_CONNECTIONS,
 } from './proxy-measure.js';
 import type { PairScenarioEnv } from './proxy-pair-runs.js';
+import { peerFigures, peerMemoryFigures } from './proxy-peer-figures.js';
+import {
+  ensurePeerTools,
+  PEER_LABELS,
+  PEER_NOTES,
+  PEER_SCENARIOS,
+  type PeerName,
+  type PeerPair,
+  parsePeers,
+  peerVersion,
+  startPeerPair,
+} from './proxy-peers.js';
 import { QUICK_SWEEP_RATES, runRateSweep, SWEEP_RATES, sweepEstimateS } from './proxy-rate-sweep.js';
 import {
   DEFAULT_MAX_LOAD_CORES,
@@ -126,7 +142,7 @@ const SETTLE_MS = 2_000;
 /** `1.23x`, or `–` when a side has no figure (no valid repeat). */
 const fmtTimes = (ratio: number) => (Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '–');
 
-const ALL_TARGETS: readonly TargetName[] = ['direct', 'sigil', 'floor', 'haproxy'];
+const ALL_TARGETS: readonly TargetName[] = ['direct', 'sigil', 'floor', 'haproxy', 'nginx', 'caddy'];
 /** The pairs --cpu-prof profiles, by their names in the profile's phases: the Node ones, side by side. */
 const PROFILED: Partial<Record<TargetName, string>> = { sigil: 'Sigil', floor: 'the Node floor' };
 interface Scenario {
@@ -134,7 +150,8 @@ interface Scenario {
   readonly title: string;
   readonly saturation: 'wrk' | 'h2load';
   readonly rateProtocol: 'h1' | 'h2';
-  readonly ports: Record<TargetName, number>;
+  /** Only the targets that take part in the scenario (Caddy has no TCP pipe). */
+  readonly ports: Partial<Record<TargetName, number>>;
 }
 
 interface Flags {
@@ -161,6 +178,8 @@ interface Flags {
   readonly gate: GateOptions;
   /** Sigil's outbound HTTP/1.1 service pipelined (--pipelining DEPTH[xCONNECTIONS]); undefined: off. */
   readonly pipelining: BenchPipelining | undefined;
+  /** The peers besides HAProxy (--peers). */
+  readonly peers: readonly PeerName[];
 }
 
 /** `8` or `10x5`: depth, then optionally pipelined connections per endpoint. */
@@ -195,6 +214,7 @@ function parseFlags(argv: readonly string[]): Flags {
   const only = keys.filter((key) => !['resilience', 'traffic', 'sweep'].includes(key)) as ScenarioKey[];
   const sweepSeconds = number('--sweep-seconds', 3);
   const prof = value('--cpu-prof');
+  const peers = parsePeers(value('--peers'));
   return {
     repeats: Math.round(number('--repeats', 3)),
     satSeconds: Math.round(number('--sat-seconds', 4)),
@@ -217,6 +237,8 @@ function parseFlags(argv: readonly string[]): Flags {
       retries: Math.round(atLeastZero('--retries', DEFAULT_RETRIES)),
     },
     pipelining: parsePipelining(value('--pipelining')),
+    // Sigil-only runs (resilience, traffic) start no peer: nothing to install or interleave.
+    peers: only.length === 0 ? [] : peers,
   };
 }
 
@@ -252,6 +274,8 @@ Flags:
                        (up to 30 s) for quiet and take it again (default ${DEFAULT_MAX_LOAD_CORES})
   --retries N          retakes of such a repeat before it is counted invalid (default ${DEFAULT_RETRIES})
   --pipelining D[xC]   Sigil's HTTP/1.1 hop pipelined D deep on C connections (opt-in; default off)
+  --peers LIST         mTLS sidecar pairs to place Sigil among (default haproxy,nginx,caddy; HAProxy
+                       always runs: every ratio divides by it; nginx: h1, tcp, h2; Caddy: h1 only)
   -h, --help           this help
 `;
 
@@ -262,7 +286,7 @@ async function main(): Promise<number> {
   }
   const flags = parseFlags(process.argv.slice(2));
   const startedMs = Date.now();
-  const targets = flags.floor ? 4 : 3;
+  const targets = (flags.floor ? 4 : 3) + flags.peers.length;
   const estimateS =
     flags.repeats *
       flags.only.length *
@@ -274,10 +298,11 @@ async function main(): Promise<number> {
     (flags.sweep ? sweepEstimateS(3, flags.sweepSeconds, flags.sweepRates) : 0) +
     25;
   log(
-    `bench:proxy — ${flags.only.length === 0 ? 'Sigil-only scenarios (resilience, traffic)' : `direct vs Sigil sidecar pair vs HAProxy sidecar pair${flags.floor ? ' vs Node floor pair' : ''}`}; ${flags.repeats} repeats, interleaved; ` +
+    `bench:proxy — ${flags.only.length === 0 ? 'Sigil-only scenarios (resilience, traffic)' : `direct vs Sigil sidecar pair vs HAProxy sidecar pair${flags.floor ? ' vs Node floor pair' : ''}${flags.peers.map((p) => ` vs ${PEER_LABELS[p]} pair`).join('')}`}; ${flags.repeats} repeats, interleaved; ` +
       `about ${Math.ceil(estimateS / 60)} min, more when a busy machine makes repeats be taken again`,
   );
   ensureTools(log);
+  await ensurePeerTools(flags.peers, log);
 
   const scope = openBenchScope('proxy', log);
   const { root, procs } = scope;
@@ -292,13 +317,17 @@ async function main(): Promise<number> {
 
     // --- The app, then the two pairs.
     // Every port the bench binds, drawn at once so that none is handed out twice.
-    const ports = await drawPorts(24 + RESILIENCE_PORTS + TRAFFIC_PORTS);
+    const ports = await drawPorts(24 + 6 * flags.peers.length + RESILIENCE_PORTS + TRAFFIC_PORTS);
     const take = ports.take;
     const app = ports.app();
     const sigilPorts = ports.pair();
     const floorPorts = ports.pair();
     const haproxyPorts = ports.pair();
-    const targetNames = ALL_TARGETS.filter((t) => t !== 'floor' || flags.floor);
+    const peerPorts = new Map(flags.peers.map((peer) => [peer, ports.pair()] as const));
+    const targetNames = ALL_TARGETS.filter(
+      (t) =>
+        (t !== 'floor' || flags.floor) && (!(t in PEER_SCENARIOS) || flags.peers.includes(t as PeerName)),
+    );
     const appProc = await startApp(root, app, flags.app);
     procs.push(appProc);
     const policyPath = path.join(root, 'policy.yaml');
@@ -403,24 +432,61 @@ async function main(): Promise<number> {
       [haproxyPorts.outHttp, haproxyPorts.outTcp, haproxyPorts.outH2],
     );
     procs.push(haproxyOut);
+    const peerPairs: PeerPair[] = [];
+    for (const peer of flags.peers) {
+      const pair = await startPeerPair(peer, {
+        root,
+        ports: peerPorts.get(peer)!,
+        app,
+        clientUid: CLIENT_UID,
+        serverUid: SERVER_UID,
+        clientSvid,
+        serverSvid,
+        clientId: CLIENT_ID,
+      });
+      procs.push(pair.inbound, pair.outbound);
+      peerPairs.push(pair);
+    }
+    const pairOf = (peer: PeerName) => peerPairs.find((p) => p.name === peer);
     const sidecars: Sidecars = { sigilOut, sigilIn, haproxyOut, haproxyIn };
+    /** Every sidecar whose memory is sampled: Sigil's, HAProxy's and the peers'. */
+    const memProcs = [...Object.values(sidecars), ...peerPairs.flatMap((p) => [p.outbound, p.inbound])];
     if (flags.proxyBin) log(`sigil-proxy: ${flags.proxyBin} (--sigil-proxy), not this checkout's`);
     if (flags.pipelining)
       log(
         `sigil: HTTP/1.1 hop pipelined, depth ${flags.pipelining.depth}, connections ${flags.pipelining.connections ?? 'default'} (--pipelining)`,
       );
-    const startMb = new Map(Object.values(sidecars).map((p) => [p.pid, memMbOf(p.pid)] as const));
+    const startMb = new Map(memProcs.map((p) => [p.pid, memMbOf(p.pid)] as const));
     /** Each pair's processes, client side first, then server side (proxy-targets.ts sidesOf). */
     const pairPids: Record<TargetName, number[]> = {
       direct: [],
       sigil: [sigilOut.pid, sigilIn.pid],
       floor: floor ? [floor.outbound.pid, floor.inbound.pid] : [],
       haproxy: [haproxyOut.pid, haproxyIn.pid],
+      // One process each (nginx without a master, Caddy one Go process): all of a peer's CPU.
+      nginx: pairOf('nginx') ? [pairOf('nginx')!.outbound.pid, pairOf('nginx')!.inbound.pid] : [],
+      caddy: pairOf('caddy') ? [pairOf('caddy')!.outbound.pid, pairOf('caddy')!.inbound.pid] : [],
     };
     log(
       `app: ${flags.app === 'native' ? 'HAProxy responder (http-request return, 1 thread)' : 'node:http + node:http2'}, ` +
         `200 "ok"; ${toolVersion('haproxy')}; ${toolVersion('wrk')}; ${toolVersion('h2load')}; node ${process.version}`,
     );
+    const peerNotes: string[] = [];
+    for (const peer of flags.peers)
+      peerNotes.push(`${PEER_LABELS[peer]} (${await peerVersion(peer)}): ${PEER_NOTES[peer]}`);
+    peerNotes.push(
+      'HAProxy (2.6): verifies both certificates against the bundle, and can match neither SPIFFE ID (no URI SAN fetch).',
+    );
+    for (const note of peerNotes) log(`peers: ${note}`);
+    /** A peer's port in a scenario, when it takes part in it. */
+    const peerPort = (peer: PeerName, key: ScenarioKey, port: (p: PairPorts) => number) =>
+      flags.peers.includes(peer) && PEER_SCENARIOS[peer].includes(key)
+        ? port(peerPorts.get(peer)!)
+        : undefined;
+    const peerPortsOf = (key: ScenarioKey, port: (p: PairPorts) => number) => ({
+      nginx: peerPort('nginx', key, port),
+      caddy: peerPort('caddy', key, port),
+    });
 
     const allScenarios: Scenario[] = [
       {
@@ -433,6 +499,7 @@ async function main(): Promise<number> {
           sigil: sigilPorts.outHttp,
           floor: floorPorts.outHttp,
           haproxy: haproxyPorts.outHttp,
+          ...peerPortsOf('h1', (p) => p.outHttp),
         },
       },
       {
@@ -445,6 +512,7 @@ async function main(): Promise<number> {
           sigil: sigilPorts.outTcp,
           floor: floorPorts.outTcp,
           haproxy: haproxyPorts.outTcp,
+          ...peerPortsOf('tcp', (p) => p.outTcp),
         },
       },
       {
@@ -457,26 +525,32 @@ async function main(): Promise<number> {
           sigil: sigilPorts.outH2,
           floor: floorPorts.outH2,
           haproxy: haproxyPorts.outH2,
+          ...peerPortsOf('h2', (p) => p.outH2),
         },
       },
     ];
     const scenarios = allScenarios.filter((s) => flags.only.includes(s.key));
+    /** The targets that run in scenario `s`, in the run's order. */
+    const targetsOf = (s: Scenario, order: readonly TargetName[] = targetNames) =>
+      order.filter((t) => s.ports[t] !== undefined);
 
     // --- Every path answers before anything is measured.
     for (const s of scenarios) {
-      for (const target of targetNames) {
-        const got = await (s.rateProtocol === 'h2' ? getOnceH2 : getOnce)(s.ports[target]).catch(
+      for (const target of targetsOf(s)) {
+        const got = await (s.rateProtocol === 'h2' ? getOnceH2 : getOnce)(s.ports[target]!).catch(
           (err: Error) => `error: ${err.message}`,
         );
         if (got !== '200 ok') throw new Error(`${s.key} via ${target} answered "${got}" instead of 200 ok`);
       }
     }
-    log('check: every scenario answers 200 "ok" directly, through Sigil and through HAProxy');
+    log(
+      `check: every scenario answers 200 "ok" directly, through Sigil, HAProxy and the peers that take part`,
+    );
 
     const saturate = async (s: Scenario, target: TargetName, seconds: number): Promise<SatResult> => {
       const pids = pairPids[target];
       const before = cpuOf(pids);
-      const res = await (s.saturation === 'wrk' ? runWrk : runH2load)(s.ports[target], seconds);
+      const res = await (s.saturation === 'wrk' ? runWrk : runH2load)(s.ports[target]!, seconds);
       const after = cpuOf(pids);
       if (pids.length === 0) return { ...res, cpuMs: null, sysMs: null };
       const sysMs = after.sysMs - before.sysMs;
@@ -491,7 +565,7 @@ async function main(): Promise<number> {
       const load = await loadClient.run(
         {
           protocol: s.rateProtocol,
-          port: s.ports[target],
+          port: s.ports[target]!,
           ratePerS: RATE_PER_S,
           warmupMs: RATE_WARMUP_MS,
           durationMs: flags.rateSeconds * 1_000,
@@ -510,10 +584,10 @@ async function main(): Promise<number> {
 
     // --- Warm-up: JIT, TLS sessions, pools. Then idle memory.
     log(`warm-up: ${WARMUP_S} s saturated per scenario and target`);
-    for (const s of scenarios) for (const target of targetNames) await saturate(s, target, WARMUP_S);
+    for (const s of scenarios) for (const target of targetsOf(s)) await saturate(s, target, WARMUP_S);
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     const idleMb = new Map<number, number>();
-    for (const p of Object.values(sidecars)) idleMb.set(p.pid, memMbOf(p.pid));
+    for (const p of memProcs) idleMb.set(p.pid, memMbOf(p.pid));
 
     // --- Measured repeats, interleaved: per scenario every target, order rotated each repeat. Each
     // scenario of a repeat is load-gated as one unit (proxy-repeats.ts), so a kept repeat's ratios
@@ -525,7 +599,7 @@ async function main(): Promise<number> {
     }
     const gated = { h1: [], tcp: [], h2: [] } as Record<ScenarioKey, Array<GatedRepeat<ScenarioRepeat>>>;
     const phases: ProfilePhase[] = [];
-    const sampler = new RssSampler(Object.values(sidecars).map((p) => p.pid));
+    const sampler = new RssSampler(memProcs.map((p) => p.pid));
     sampler.start();
     const ourPids = [...procs.map((p) => p.pid), loadClient.pid, server.child.pid!, agent.child.pid!];
     const machineLoad = startMachineLoad(ourPids);
@@ -537,15 +611,18 @@ async function main(): Promise<number> {
     };
     const takeScenario = async (s: Scenario, order: readonly TargetName[], rep: number) => {
       sampler.takeMax();
-      const runs = { direct: {}, sigil: {}, floor: {}, haproxy: {} } as Record<TargetName, RunResult>;
-      for (const target of order) {
+      const runs = { direct: {}, sigil: {}, floor: {}, haproxy: {}, nginx: {}, caddy: {} } as Record<
+        TargetName,
+        RunResult
+      >;
+      for (const target of targetsOf(s, order)) {
         await saturate(s, target, PRIMING_S);
         const t0 = monotonicUs();
         runs[target].sat = await saturate(s, target, flags.satSeconds);
         if (PROFILED[target])
           profilePhase(rep, `${s.key} saturated through ${PROFILED[target]} (repeat 1)`, t0);
       }
-      for (const target of order) {
+      for (const target of targetsOf(s, order)) {
         const t0 = monotonicUs();
         runs[target].rate = await atRate(s, target);
         if (PROFILED[target])
@@ -565,11 +642,16 @@ async function main(): Promise<number> {
           const sat = (t: TargetName) => fmt(runs[t].sat!.reqPerS);
           const p50 = (t: TargetName) => fmt(runs[t].rate!.load.p50Ms, 3);
           const cpu = (t: TargetName) => fmt((runs[t].sat!.cpuMs! * 1_000) / runs[t].sat!.requests);
-          const floorPart = (f: (t: TargetName) => string) => (flags.floor ? `, floor ${f('floor')}` : '');
+          /** The floor's figure and the peers' that ran, after Sigil's. */
+          const othersPart = (f: (t: TargetName) => string) =>
+            (flags.floor ? `, floor ${f('floor')}` : '') +
+            targetsOf(s, flags.peers)
+              .map((t) => `, ${t} ${f(t)}`)
+              .join('');
           log(
-            `${label}: req/s direct ${sat('direct')}, sigil ${sat('sigil')}${floorPart(sat)}, haproxy ${sat('haproxy')}; ` +
-              `CPU µs/req sigil ${cpu('sigil')}${floorPart(cpu)}, haproxy ${cpu('haproxy')}; ` +
-              `p50 ms at 1k direct ${p50('direct')}, sigil ${p50('sigil')}${floorPart(p50)}, haproxy ${p50('haproxy')}; ` +
+            `${label}: req/s direct ${sat('direct')}, sigil ${sat('sigil')}${othersPart(sat)}, haproxy ${sat('haproxy')}; ` +
+              `CPU µs/req sigil ${cpu('sigil')}${othersPart(cpu)}, haproxy ${cpu('haproxy')}; ` +
+              `p50 ms at 1k direct ${p50('direct')}, sigil ${p50('sigil')}${othersPart(p50)}, haproxy ${p50('haproxy')}; ` +
               `other load ${taken.loadsCores.at(-1)!.toFixed(2)} cores`,
           );
         }
@@ -581,7 +663,7 @@ async function main(): Promise<number> {
     const loadMb = validRuns(allGated).map((r) => r.loadMb);
     // Whatever else ran on the machine meanwhile (other builds, tests): the noise these figures carry.
     const backgroundCores = machineLoad();
-    const peakMb = new Map(Object.values(sidecars).map((p) => [p.pid, memMbOf(p.pid, 'VmHWM')] as const));
+    const peakMb = new Map(memProcs.map((p) => [p.pid, memMbOf(p.pid, 'VmHWM')] as const));
     let curves: LatencyCurve[] = [];
     if (flags.sweep) {
       log('');
@@ -614,12 +696,12 @@ async function main(): Promise<number> {
       /** This scenario's valid repeats: the only runs any figure below is taken from. */
       const results = validRuns(gated[s.key]).map((r) => r.runs);
       const gate = summarizeGate(gated[s.key]);
+      const ran = targetsOf(s);
+      const peers = targetsOf(s, flags.peers) as PeerName[];
       const per = (target: TargetName, f: (r: RunResult) => number) =>
-        target === 'floor' && !flags.floor ? [] : results.map((rep) => f(rep[target]));
+        ran.includes(target) ? results.map((rep) => f(rep[target])) : [];
       const ratioOf = (target: TargetName) => (f: (r: RunResult) => number) =>
         per(target, f).map((v, i) => v / f(results[i]!.haproxy));
-      const ratio = ratioOf('sigil');
-      const floorRatio = ratioOf('floor');
       const satSys = (r: RunResult) => (r.sat!.sysMs! * 1_000) / r.sat!.requests;
       const rateCpu = (r: RunResult) =>
         (r.rate!.cpuMs! * 1_000) / (r.rate!.load.completed + r.rate!.load.errors);
@@ -627,40 +709,49 @@ async function main(): Promise<number> {
         f(rep[t].rate!.load) - f(rep.direct.rate!.load);
       const addedP50 = added((l) => l.p50Ms);
       const addedP99 = added((l) => l.p99Ms);
+      /** The columns after HAProxy's: each peer's figure; after Sigil's ratio, each peer's ratio. */
       const table = new Table([
         '',
         'direct',
         'Sigil',
         'floor',
         'HAProxy',
+        ...peers.map((t) => PEER_LABELS[t]),
         'Sigil/HAProxy',
         '(range)',
         'floor/HAProxy',
+        ...peers.map((t) => `${PEER_LABELS[t]}/HAProxy`),
       ]);
       /** Each target's runs of one measure (direct only where it means something). */
       const valuesOf = (f: (r: RunResult) => number, withDirect = false) =>
         Object.fromEntries(
           ALL_TARGETS.map((t) => [t, t === 'direct' && !withDirect ? [] : per(t, f)]),
         ) as Record<TargetName, number[]>;
-      const ratiosOf = (f: (r: RunResult) => number) => ({ sigil: ratio(f), floor: floorRatio(f) });
-      /** One row: each target's median, then Sigil's ratio to HAProxy (median, range) and the floor's. */
+      const ratiosOf = (f: (r: RunResult) => number) =>
+        Object.fromEntries(ALL_TARGETS.map((t) => [t, ratioOf(t)(f)])) as Partial<
+          Record<TargetName, number[]>
+        >;
+      /** One row: each target's median, then Sigil's ratio to HAProxy (median, range), the floor's and the peers'. */
       const row = (
         name: string,
-        values: Record<TargetName, number[]>,
-        ratios: { sigil: number[]; floor: number[] } | null,
+        values: Partial<Record<TargetName, number[]>>,
+        ratios: Partial<Record<TargetName, number[]>> | null,
         digits = 0,
       ) => {
-        const cell = (t: TargetName) => (values[t].length ? fmt(median(values[t]), digits) : '');
-        const sigil = ratios ? fmtRatio(ratios.sigil) : null;
+        const cell = (t: TargetName) => (values[t]?.length ? fmt(median(values[t]), digits) : '');
+        const ratioCell = (t: TargetName) => (ratios?.[t]?.length ? fmtRatio(ratios[t]).median : '');
+        const sigil = ratios?.sigil ? fmtRatio(ratios.sigil) : null;
         table.add([
           name,
           cell('direct'),
           cell('sigil'),
           cell('floor'),
           cell('haproxy'),
+          ...peers.map(cell),
           sigil?.median ?? '',
           sigil?.spread ?? '',
-          ratios?.floor.length ? fmtRatio(ratios.floor).median : '',
+          ratioCell('floor'),
+          ...peers.map(ratioCell),
         ]);
       };
       row('throughput saturated (req/s)', valuesOf(throughput, true), ratiosOf(throughput));
@@ -682,18 +773,15 @@ async function main(): Promise<number> {
           3,
         );
         const addedOf = name === 'p50' ? addedP50 : addedP99;
-        const addedBy = (t: TargetName) =>
-          t === 'floor' && !flags.floor ? [] : results.map((rep) => addedOf(rep, t));
-        const sigilAdded = addedBy('sigil');
+        const addedBy = (t: TargetName) => (ran.includes(t) ? results.map((rep) => addedOf(rep, t)) : []);
         const haproxyAdded = addedBy('haproxy');
+        // A ratio of near-zero additions says nothing.
+        const overHaproxy = (t: TargetName) =>
+          addedBy(t).map((v, i) => (haproxyAdded[i]! > 0.005 ? v / haproxyAdded[i]! : Number.NaN));
         row(
           `  added ${name} over direct (ms)`,
-          { direct: [], sigil: sigilAdded, floor: addedBy('floor'), haproxy: haproxyAdded },
-          {
-            // A ratio of near-zero additions says nothing.
-            sigil: sigilAdded.map((v, i) => (haproxyAdded[i]! > 0.005 ? v / haproxyAdded[i]! : Number.NaN)),
-            floor: [],
-          },
+          Object.fromEntries(ALL_TARGETS.filter((t) => t !== 'direct').map((t) => [t, addedBy(t)])),
+          Object.fromEntries(['sigil', ...peers].map((t) => [t, overHaproxy(t as TargetName)])),
           3,
         );
       }
@@ -703,15 +791,18 @@ async function main(): Promise<number> {
         hasFloor: flags.floor,
         gate,
       };
+      const errorsCell = (t: TargetName) => (ran.includes(t) ? fmt(errorsOf(runs, t)) : '');
       table.add([
         'failed requests (valid repeats)',
-        fmt(errorsOf(runs, 'direct')),
-        fmt(errorsOf(runs, 'sigil')),
-        flags.floor ? fmt(errorsOf(runs, 'floor')) : '',
-        fmt(errorsOf(runs, 'haproxy')),
+        errorsCell('direct'),
+        errorsCell('sigil'),
+        errorsCell('floor'),
+        errorsCell('haproxy'),
+        ...peers.map(errorsCell),
         '',
         '',
         '',
+        ...peers.map(() => ''),
       ]);
       log('');
       log(`${s.title}: ${gateLine(gate)}`);
@@ -720,7 +811,7 @@ async function main(): Promise<number> {
 
       const figures = scenarioFigures(runs);
       checks.push(...figures.checks);
-      info.push(...figures.info);
+      info.push(...figures.info, ...peerFigures(runs, peers));
     }
 
     log('');
@@ -742,10 +833,12 @@ async function main(): Promise<number> {
       'ratio',
       'Sigil peak',
       'HAProxy peak',
+      ...peerPairs.flatMap((p) => [`${PEER_LABELS[p.name]} idle`, `${PEER_LABELS[p.name]} load`]),
     ]);
-    for (const [label, sigil, haproxy] of [
-      ['client sidecar (outbound)', sidecars.sigilOut, sidecars.haproxyOut],
-      ['server sidecar (inbound)', sidecars.sigilIn, sidecars.haproxyIn],
+    const loadMbOf = (pid: number) => median(loadMb.map((m) => m.get(pid) ?? Number.NaN));
+    for (const [label, sigil, haproxy, side] of [
+      ['client sidecar (outbound)', sidecars.sigilOut, sidecars.haproxyOut, 'outbound'],
+      ['server sidecar (inbound)', sidecars.sigilIn, sidecars.haproxyIn, 'inbound'],
     ] as const) {
       const idleS = idleMb.get(sigil.pid)!;
       const idleH = idleMb.get(haproxy.pid)!;
@@ -763,7 +856,19 @@ async function main(): Promise<number> {
         fmtTimes(loadS / loadH),
         fmt(peakMb.get(sigil.pid)!, 1),
         fmt(peakMb.get(haproxy.pid)!, 1),
+        ...peerPairs.flatMap((p) => [fmt(idleMb.get(p[side].pid)!, 1), fmt(loadMbOf(p[side].pid), 1)]),
       ]);
+      info.push(
+        ...peerMemoryFigures(
+          label,
+          peerPairs.map((p) => ({
+            name: p.name,
+            idleMb: idleMb.get(p[side].pid)!,
+            loadMb: loadMbOf(p[side].pid),
+          })),
+          { idleMb: idleH, loadMb: loadH },
+        ),
+      );
       checks.push({
         name: `RSS idle, Sigil ${label}`,
         value: `${fmt(idleS, 1)} MB`,
@@ -802,8 +907,13 @@ async function main(): Promise<number> {
       notes: [
         `Saturation: wrk, ${WRK_CONNECTIONS} connections (h2: h2load ${H2LOAD_CONNECTIONS}×${H2LOAD_STREAMS} streams), ${flags.satSeconds} s per run; latency: open loop at ${fmt(RATE_PER_S)} req/s for ${flags.rateSeconds} s; ${flags.repeats} interleaved repeats. CPU: both sidecars of a pair, user+system.`,
         `${toolVersion('haproxy')}; ${toolVersion('wrk')}; ${toolVersion('h2load')}.`,
+        ...peerNotes,
       ],
     });
+    if (flags.peers.length > 0) {
+      log('');
+      for (const note of peerNotes) log(`peers: ${note}`);
+    }
     log(`\n${machineLoadLine(backgroundCores)}`);
     if (flags.cpuProfDir) log('note: the sidecars ran under --cpu-prof, which inflates their CPU figures.');
     log(

@@ -200,6 +200,8 @@ function repeatOf(sigilSatUs: number, sigilSides: [number, number], sigilP99: nu
     sigil: run(sigilSatUs, 7_000, sigilSides, sigilP99),
     floor: run(130, 7_500, [90, 90], 5),
     haproxy: run(70, 14_000, [60, 60], 4),
+    nginx: {},
+    caddy: {},
   } satisfies Record<TargetName, RunResult>;
 }
 
