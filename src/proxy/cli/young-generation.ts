@@ -1,13 +1,20 @@
-// Keeps V8's young generation at its initial size in the sidecar (1 MB per semi-space on Node 20)
-// instead of letting it grow to 16 MB per semi-space under load: grown, the three spaces stay
-// resident after the load is gone (V8 shrinks them only after a full GC, which an idle sidecar
-// rarely has), about 30 MB of the sidecar's RSS. Measured on the h1 pair (docs/proxy-guide.md,
-// "Memory"): 1 MB costs no more CPU per request than 16 MB, saturated or at 1,000 req/s.
-// It must run before the proxy's modules load (they grow the young generation while loading), and
-// in-process: every launcher runs bin/sigil-proxy with node, and Node 20 cannot re-exec itself.
-// `--max-semi-space-size` set after start does not resize the heap (V8 reads it when the heap is
-// made); the growth factor is read at each growth, so pinning it to 1 holds the size where it is.
-import { setFlagsFromString } from 'node:v8';
+// Caps V8's young generation in the sidecar at 4 MB per semi-space instead of V8's 16 MB: grown
+// to 16 MB under load, the new space stays resident once the load is gone (V8 shrinks it only
+// after a GC, which an idle sidecar does not have), ~25 MB of each sidecar's RSS. Not smaller:
+// at 1 MB the h1 pair spent ~1.5x the CPU per request saturated (objects of in-flight requests
+// survive the more frequent scavenges and are promoted to the old generation); docs/proxy-guide.md.
+// It must work in-process, however the sidecar is started: every launcher runs bin/sigil-proxy
+// with node, Node 20 cannot re-exec itself, and `--max-semi-space-size` set after start does not
+// resize the heap (V8 reads it once, when the heap is made). V8 does read the growth factor at each
+// growth, so after every GC the factor is set to 1 (no growth) at the cap and back to V8's 2 below
+// it (V8 may shrink the young generation after a GC, and must be able to grow it back).
+import { PerformanceObserver } from 'node:perf_hooks';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+
+/** The cap: per semi-space, in bytes (the new space holds two). */
+export const MAX_SEMI_SPACE_BYTES = 4 * 1024 * 1024;
+/** V8's own growth factor (--semi-space-growth-factor), restored below the cap. */
+const V8_GROWTH_FACTOR = 2;
 
 /** V8 flags that size the young generation: an operator who sets one chooses for us. */
 const YOUNG_GENERATION_FLAG =
@@ -20,16 +27,45 @@ export interface NodeFlags {
   readonly nodeOptions: string | undefined;
 }
 
+/** What the cap needs from V8: the young generation's size, its growth factor, and GC events. */
+export interface YoungGenerationControl {
+  /** Both semi-spaces, in bytes. */
+  newSpaceBytes(): number;
+  setGrowthFactor(factor: number): void;
+  /** Calls `listener` after garbage collections (possibly batched); returns a stop function. */
+  afterGc(listener: () => void): () => void;
+}
+
+export const v8YoungGeneration: YoungGenerationControl = {
+  newSpaceBytes: () =>
+    getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0,
+  setGrowthFactor: (factor) => setFlagsFromString(`--semi-space-growth-factor=${factor}`),
+  afterGc: (listener) => {
+    const observer = new PerformanceObserver(listener);
+    observer.observe({ entryTypes: ['gc'] });
+    return () => observer.disconnect();
+  },
+};
+
 /**
- * Pins the young generation at V8's initial size unless the operator sized it (NODE_OPTIONS or node's
- * own flags, e.g. `--max-semi-space-size=16`). Returns whether it did.
+ * Holds the young generation at `MAX_SEMI_SPACE_BYTES` per semi-space unless the operator sized it
+ * (NODE_OPTIONS or node's own flags, e.g. `--max-semi-space-size=16`). Returns a stop function, or
+ * null when the operator's flags decide.
  */
 export function capYoungGeneration(
   flags: NodeFlags,
-  setFlags: (flag: string) => void = setFlagsFromString,
-): boolean {
+  heap: YoungGenerationControl = v8YoungGeneration,
+): (() => void) | null {
   const given = [...flags.execArgv, flags.nodeOptions ?? ''];
-  if (given.some((flag) => YOUNG_GENERATION_FLAG.test(flag))) return false;
-  setFlags('--semi-space-growth-factor=1');
-  return true;
+  if (given.some((flag) => YOUNG_GENERATION_FLAG.test(flag))) return null;
+  let factor = V8_GROWTH_FACTOR;
+  const check = () => {
+    // A GC may have grown the young generation to the cap, or shrunk it below.
+    const wanted = heap.newSpaceBytes() >= 2 * MAX_SEMI_SPACE_BYTES ? 1 : V8_GROWTH_FACTOR;
+    if (wanted === factor) return;
+    heap.setGrowthFactor(wanted);
+    factor = wanted;
+  };
+  check();
+  return heap.afterGc(check);
 }
