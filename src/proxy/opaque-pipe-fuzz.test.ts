@@ -84,7 +84,7 @@ describe('opaque tcp pipe, fuzzed', () => {
   it('delivers random streams both ways byte for byte, split and stalled at random', async () => {
     let appSide: { side: Side; received: Promise<Buffer> } | null = null;
     let nextApp: Side | null = null;
-    const appConnected: ((value: void) => void)[] = [];
+    const appConnected: (() => void)[] = [];
     const app = createNetServer({ allowHalfOpen: true }, (socket) => {
       const side = nextApp!;
       appSide = { side, received: receive(socket, side.stallsMs) };
