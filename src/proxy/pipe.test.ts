@@ -177,3 +177,18 @@ describe.each([
     expect(p.closes()).toBe(1);
   });
 });
+
+describe('pipeSockets with direct reads', () => {
+  it('forwards first what was read before the pipe was attached (a server that speaks first)', async () => {
+    const [left, pipeLeft] = await socketPair();
+    const reads = new DirectReads();
+    const [pipeRight, right] = await socketPair(reads);
+    right.write('greeting;');
+    while (pipeRight.bytesRead === 0) await sleep(5);
+    pipeSockets(pipeLeft, pipeRight, () => {}, { b: reads });
+    const atLeft = collect(left);
+    right.end('rest');
+    await atLeft.ended;
+    expect(atLeft.bytes().toString()).toBe('greeting;rest');
+  });
+});
