@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Clock, systemClock } from '../../spiffe/clock.js';
+import { DirectReads } from '../direct-reads.js';
 import { capConnections, closeWhenIdle, createListenerGuard, type ListenerGuard } from '../guard.js';
 import { createGuardedHttpServer } from '../guarded-http.js';
 import { Pool } from '../http-relay.js';
@@ -245,7 +246,14 @@ function pipeToApp(
     destination_id: options.identity.spiffeId,
   });
   options.metrics.tcpConnectionsOpen.inc(labels);
-  const app = connect({ host: options.app.host, port: options.app.port, noDelay: true, allowHalfOpen: true });
+  const reads = new DirectReads();
+  const app = connect({
+    host: options.app.host,
+    port: options.app.port,
+    noDelay: true,
+    allowHalfOpen: true,
+    onread: reads.onread,
+  });
   app.once('error', (err) =>
     options.logger.warn(
       { listener: options.name, source_id: principal, app: options.app, err: err.message },
@@ -254,9 +262,14 @@ function pipeToApp(
   );
   pipes.set(socket, principal);
   closeWhenIdle(app, guard, { source_id: principal, destination_id: options.identity.spiffeId });
-  // pipe() also resumes the socket the accept path paused to peek at it.
-  pipeSockets(socket, app, () => {
-    pipes.delete(socket);
-    options.metrics.tcpConnectionsOpen.dec(labels);
-  });
+  // The pipe also resumes the socket the accept path paused to peek at it.
+  pipeSockets(
+    socket,
+    app,
+    () => {
+      pipes.delete(socket);
+      options.metrics.tcpConnectionsOpen.dec(labels);
+    },
+    { b: reads },
+  );
 }

@@ -6,6 +6,7 @@
 import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { Clock } from '../../spiffe/clock.js';
 import { quote, SigilError } from '../../spiffe/errors.js';
+import { DirectReads } from '../direct-reads.js';
 import { type ProxyIdentity, peerChainOf } from '../identity.js';
 
 export interface UpstreamConnectorOptions {
@@ -25,6 +26,16 @@ export interface UpstreamConnection {
   readonly socket: TLSSocket;
   /** The upstream's verified SPIFFE ID. */
   readonly serverId: string;
+  /** Set when asked for (`directReads`): the socket's reads go through it, not its Readable side. */
+  readonly reads?: DirectReads;
+}
+
+export interface ConnectOptions {
+  /**
+   * For an opaque pipe: create the socket with a DirectReads (direct-reads.ts), to be handed to
+   * pipeSockets. Anything else (undici, node:http2) needs the socket's ordinary 'data' events.
+   */
+  readonly directReads?: boolean;
 }
 
 interface CachedSession {
@@ -43,10 +54,12 @@ export class UpstreamConnector {
   }
 
   /** Resolves with a verified connection; rejects with a SigilError (see errors.ts for the mapping). */
-  connect(): Promise<UpstreamConnection> {
+  connect(connectOptions: ConnectOptions = {}): Promise<UpstreamConnection> {
     const { host, port, identity, clock } = this.options;
     const generation = identity.generation;
     const offered = this.usableSession(generation);
+    // One per attempt: bytes a refused server sent early die with its socket.
+    const reads = connectOptions.directReads === true ? new DirectReads() : undefined;
     return new Promise<UpstreamConnection>((resolve, reject) => {
       const socket = tlsConnect({
         host,
@@ -59,6 +72,7 @@ export class UpstreamConnector {
         checkServerIdentity: () => undefined,
         // Honoured by tls.connect (it passes it to the TLSSocket) though absent from the typings.
         allowHalfOpen: true,
+        ...(reads === undefined ? {} : { onread: reads.onread }),
       } as ConnectionOptions);
       socket.setNoDelay(true);
       let verified: { serverId: string; expiresAtMs: number } | undefined;
@@ -117,7 +131,11 @@ export class UpstreamConnector {
         cancelTimer();
         // Later errors belong to whoever uses the socket (undici, a pipe).
         socket.removeAllListeners('error');
-        resolve({ socket, serverId: verified.serverId });
+        resolve(
+          reads === undefined
+            ? { socket, serverId: verified.serverId }
+            : { socket, serverId: verified.serverId, reads },
+        );
       });
     });
   }

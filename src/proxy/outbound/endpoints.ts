@@ -11,7 +11,7 @@ import { Pool } from '../http-relay.js';
 import type { ProxyIdentity } from '../identity.js';
 import { PeakEwma } from '../resilience/balance/ewma.js';
 import type { EndpointConfig, PipeliningConfig } from '../services/config.js';
-import { UpstreamConnector } from './connect.js';
+import { type ConnectOptions, UpstreamConnector } from './connect.js';
 import { Pipelining, type RequestDispatcher } from './pipelining.js';
 import type { EndpointCells } from './service-metrics.js';
 
@@ -79,7 +79,7 @@ export class Endpoint {
   }
 
   /** A verified connection under the service's connection budget, for opaque pipes and upgrades. */
-  async connect(): ReturnType<UpstreamConnector['connect']> {
+  async connect(options?: ConnectOptions): ReturnType<UpstreamConnector['connect']> {
     const budget = this.deps.connections;
     if (budget.open >= budget.max) {
       throw new ProxyError(
@@ -89,7 +89,7 @@ export class Endpoint {
     }
     budget.open++;
     try {
-      const connection = await this.connector.connect();
+      const connection = await this.connector.connect(options);
       connection.socket.once('close', () => budget.open--);
       return connection;
     } catch (err) {

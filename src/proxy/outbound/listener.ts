@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Clock, systemClock } from '../../spiffe/clock.js';
+import type { DirectReads } from '../direct-reads.js';
 import { proxyErrorResponse } from '../errors.js';
 import { capConnections, closeWhenIdle, createListenerGuard, type ListenerGuard } from '../guard.js';
 import { createGuardedHttpServer } from '../guarded-http.js';
@@ -80,6 +81,8 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
     clock,
   });
   const connect = () => options.upstream.service.connect();
+  // Opaque pipes read the upstream directly (direct-reads.ts); upgrades keep its 'data' events.
+  const connectForPipe = () => options.upstream.service.connect({ directReads: true });
   let server: Server;
   let closeProtocol: () => Promise<void>;
   const sockets = new Set<Socket>();
@@ -101,7 +104,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
     server = createNetServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (app) =>
       relay !== null && routing!.routes().grpc.has(options.upstream.service.name)
         ? relay.accept(app)
-        : pipeToUpstream(app, connect, options, guard),
+        : pipeToUpstream(app, connectForPipe, options, guard),
     );
     closeProtocol = relay === null ? async () => {} : () => relay.close();
   }
@@ -265,7 +268,7 @@ function handleUpgrade(
 
 function pipeToUpstream(
   app: Socket,
-  connect: () => Promise<{ socket: Duplex; serverId: string }>,
+  connect: () => Promise<{ socket: Duplex; serverId: string; reads?: DirectReads }>,
   options: OutboundOptions,
   guard: ListenerGuard,
 ): void {
@@ -288,7 +291,9 @@ function pipeToUpstream(
       });
       options.metrics.tcpConnectionsOpen.inc(labels);
       closeWhenIdle(app, guard, { destination_id: upstream.serverId });
-      pipeSockets(app, upstream.socket, () => options.metrics.tcpConnectionsOpen.dec(labels));
+      pipeSockets(app, upstream.socket, () => options.metrics.tcpConnectionsOpen.dec(labels), {
+        b: upstream.reads ?? null,
+      });
     },
     () => app.destroy(),
   );

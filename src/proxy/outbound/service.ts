@@ -22,7 +22,7 @@ import type { RouteOverrides } from '../routes/index.js';
 import type { EndpointConfig, ServiceConfig } from '../services/config.js';
 import { watchDnsEndpoints } from '../services/dns.js';
 import { Balancer, SERVICE_CIRCUIT } from './balancer.js';
-import type { UpstreamConnection } from './connect.js';
+import type { ConnectOptions, UpstreamConnection } from './connect.js';
 import { ConnectionBudget, type Endpoint, EndpointSet } from './endpoints.js';
 import { overridesNothing, withOverrides } from './route-overrides.js';
 import type { ServiceCells } from './service-metrics.js';
@@ -152,7 +152,7 @@ export class UpstreamService {
    * A verified connection for an opaque pipe or an upgrade: balanced like requests (outstanding =
    * open connections), and on a failure once more to another endpoint.
    */
-  async connect(): Promise<UpstreamConnection> {
+  async connect(options?: ConnectOptions): Promise<UpstreamConnection> {
     let previous: Endpoint | undefined;
     let lastError: unknown;
     const attempts = Math.max(1, Math.min(2, this.endpoints.list.length));
@@ -162,7 +162,7 @@ export class UpstreamService {
       previous = endpoint;
       const startedMs = this.deps.clock.nowMs();
       try {
-        const connection = await endpoint.connect();
+        const connection = await endpoint.connect(options);
         const elapsedMs = this.deps.clock.nowMs() - startedMs;
         endpoint.ewma.observe(elapsedMs);
         this.balancer.record(endpoint, 'success', elapsedMs);
