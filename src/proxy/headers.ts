@@ -59,9 +59,14 @@ export function filterHeaders(
   let named: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.length === 10 && String(raw[i]).toLowerCase() === 'connection') {
-      for (const token of String(raw[i + 1]).split(',')) {
+      const value = String(raw[i + 1]);
+      // `Connection: keep-alive`, which undici sends with every request, names a header that is
+      // hop-by-hop anyway: no split, no set.
+      if (value.length === 10 && value.toLowerCase() === 'keep-alive') continue;
+      for (const token of value.split(',')) {
         const name = token.trim().toLowerCase();
-        if (name === '' || (options.keepUpgrade && name === 'upgrade')) continue;
+        // Names already hop-by-hop go whatever Connection says (and `upgrade` stays with keepUpgrade).
+        if (name === '' || HOP_BY_HOP.has(name)) continue;
         named ??= new Set();
         named.add(name);
       }
