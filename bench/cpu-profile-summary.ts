@@ -48,6 +48,39 @@ function placeOf(url: string): string {
   return own ? own[1]! : url;
 }
 
+/**
+ * The layer a self-time sample belongs to, for comparing a Node proxy with the floor by layer. Native
+ * stream writes (writev, writeLatin1String…) are counted apart: on a TLS socket they include the
+ * encryption and the write syscall, which V8 cannot see into.
+ */
+function categoryOf(node: ProfileNode): string {
+  const { functionName, url } = node.callFrame;
+  if (functionName === '(garbage collector)') return 'GC';
+  if (functionName === '(program)') return '(program)';
+  if (NATIVE_WRITES.has(functionName)) return 'native stream writes (TLS + syscall)';
+  if (url === '') return 'other native';
+  if (url.includes('/undici/')) return 'undici';
+  if (url.startsWith('wasm:')) return 'llhttp (wasm)';
+  if (/^node:_http_(server|incoming|outgoing|common)$/.test(url)) return 'node:http';
+  if (/^node:(_tls|tls)/.test(url)) return 'TLS (JS)';
+  if (/^node:internal\/(streams|stream_base)/.test(url)) return 'streams';
+  if (url === 'node:events') return 'events';
+  if (/^node:(internal\/)?timers$/.test(url)) return 'timers';
+  if (url === 'node:internal/process/task_queues') return 'nextTick/microtasks';
+  if (/\/dist\/src\//.test(url)) return 'our own code';
+  if (/\/dist\/bench\//.test(url)) return 'bench code';
+  if (url.startsWith('node:')) return 'node (other)';
+  return 'other packages';
+}
+
+const NATIVE_WRITES = new Set([
+  'writev',
+  'writeLatin1String',
+  'writeUtf8String',
+  'writeBuffer',
+  'writeAsciiString',
+]);
+
 function frameKey(node: ProfileNode): string {
   const { functionName, url, lineNumber } = node.callFrame;
   return `${functionName || '(anonymous)'}  ${placeOf(url)}:${lineNumber + 1}`;
@@ -84,6 +117,7 @@ function summarizePhase(profile: CpuProfile, phase: ProfilePhase, log: (line: st
   for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
   const self = new Map<string, number>();
   const places = new Map<string, number>();
+  const categories = new Map<string, number>();
   const ownTotal = new Map<string, number>();
   let sampledUs = 0;
   let busyUs = 0;
@@ -100,6 +134,8 @@ function summarizePhase(profile: CpuProfile, phase: ProfilePhase, log: (line: st
     self.set(key, (self.get(key) ?? 0) + delta);
     const place = placeOf(node.callFrame.url);
     places.set(place, (places.get(place) ?? 0) + delta);
+    const category = categoryOf(node);
+    categories.set(category, (categories.get(category) ?? 0) + delta);
     // Total time: each of our own functions on the stack once per sample.
     const seen = new Set<string>();
     for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) {
@@ -126,5 +162,6 @@ function summarizePhase(profile: CpuProfile, phase: ProfilePhase, log: (line: st
   };
   show('self time by function (% of busy):', self, TOP_SELF);
   show('self time by file or package:', places, TOP_FILES);
+  show('self time by layer:', categories, categories.size);
   show('total time of our own functions:', ownTotal, TOP_OWN_TOTAL);
 }

@@ -53,6 +53,25 @@ describe('filterHeaders', () => {
     expect(headers).toEqual(['Connection', 'Upgrade', 'Upgrade', 'websocket']);
   });
 
+  it('drops exactly the hop-by-hop names, whatever their case, and only what Connection names besides', () => {
+    const names = ['TE', 'Expect', 'Trailer', 'Upgrade', 'Keep-Alive', 'Connection', 'Transfer-Encoding'];
+    // Same lengths as hop-by-hop names, or close to them: all end to end.
+    const kept = ['Tx', 'Accept', 'Referer', 'X-Upgrade', 'User-Agent', 'Keep-Alive2', 'Content-Language'];
+    const raw = [...names, ...kept].flatMap((name) => [name, 'v']);
+    expect(filterHeaders(raw).headers).toEqual(kept.flatMap((name) => [name, 'v']));
+    // Connection naming only keep-alive (undici's) or hop-by-hop names strips nothing more.
+    for (const value of ['keep-alive', 'Keep-Alive', 'close', 'TE, keep-alive']) {
+      expect(filterHeaders(['Connection', value, 'Accept', '*/*']).headers).toEqual(['Accept', '*/*']);
+    }
+    const upgrade = filterHeaders(
+      ['Connection', 'Upgrade, TE, X-Hop', 'TE', 'trailers', 'X-Hop', '1', 'Upgrade', 'ws'],
+      {
+        keepUpgrade: true,
+      },
+    );
+    expect(upgrade.headers).toEqual(['Connection', 'Upgrade, TE, X-Hop', 'Upgrade', 'ws']);
+  });
+
   it('reads raw Buffers as undici hands them', () => {
     const { headers } = filterHeaders([
       Buffer.from('Set-Cookie'),

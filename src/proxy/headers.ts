@@ -2,16 +2,28 @@
 // undici give them), so case, order and duplicates survive: header objects would merge duplicates
 // ("1, 2") and lowercase names. One pass per message; names are lowercased only to compare.
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) plus `expect`, which node:http answers itself and undici refuses. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'expect',
-]);
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1: connection, keep-alive, te, trailer, transfer-encoding,
+ * upgrade) plus `expect`, which node:http answers itself and undici refuses. A switch on the length
+ * rather than a Set: most names have none of these lengths and are never hashed (this runs for
+ * every header of every request and response).
+ */
+function isHopByHop(lower: string): boolean {
+  switch (lower.length) {
+    case 2:
+      return lower === 'te';
+    case 6:
+      return lower === 'expect';
+    case 7:
+      return lower === 'trailer' || lower === 'upgrade';
+    case 10:
+      return lower === 'connection' || lower === 'keep-alive';
+    case 17:
+      return lower === 'transfer-encoding';
+    default:
+      return false;
+  }
+}
 
 export interface FilterOptions {
   /** Lowercase names removed as well (identity headers the proxy sets itself); see `stripped`. */
@@ -59,9 +71,14 @@ export function filterHeaders(
   let named: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.length === 10 && String(raw[i]).toLowerCase() === 'connection') {
-      for (const token of String(raw[i + 1]).split(',')) {
+      const value = String(raw[i + 1]);
+      // `Connection: keep-alive`, which undici sends with every request, names a header that is
+      // hop-by-hop anyway: no split, no set.
+      if (value.length === 10 && value.toLowerCase() === 'keep-alive') continue;
+      for (const token of value.split(',')) {
         const name = token.trim().toLowerCase();
-        if (name === '' || (options.keepUpgrade && name === 'upgrade')) continue;
+        // Names already hop-by-hop go whatever Connection says (and `upgrade` stays with keepUpgrade).
+        if (name === '' || isHopByHop(name)) continue;
         named ??= new Set();
         named.add(name);
       }
@@ -96,7 +113,7 @@ export function filterHeaders(
       headers.push(name, value);
       continue;
     }
-    if (HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || named?.has(lower)) continue;
+    if (isHopByHop(lower) || lower.startsWith('proxy-') || named?.has(lower)) continue;
     if (options.strip?.has(lower)) {
       stripped ??= [];
       stripped.push(name);

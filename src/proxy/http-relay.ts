@@ -85,6 +85,13 @@ export function refuseUpgrade(socket: Duplex, status: number, error: string, tex
   });
 }
 
+const RELAY = Symbol('sigil.responseRelay');
+type RelayedResponse = ServerResponse & { [RELAY]: ResponseRelay };
+
+function onResponseClose(this: ServerResponse): void {
+  (this as RelayedResponse)[RELAY].onClientClose();
+}
+
 /**
  * Writes one upstream response to a node:http client as it arrives, or the proxy's own answer for a
  * failure, and stops the upstream request if the client leaves. The handler at the end of every
@@ -100,7 +107,10 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     private readonly res: ServerResponse,
     private readonly done: (outcome: RelayOutcome) => void,
   ) {
-    res.once('close', () => this.onClientClose());
+    // One shared listener that finds its relay on the response: `once` with a closure would cost
+    // three allocations per request. A ServerResponse emits 'close' once, so `on` is enough.
+    (res as RelayedResponse)[RELAY] = this;
+    res.on('close', onResponseClose);
   }
 
   onConnect(abort: (err?: Error) => void): void {
@@ -139,7 +149,8 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     this.finish({ responseClass: responseClassOf(mapped.status), error: err });
   }
 
-  private onClientClose(): void {
+  /** @internal The response closed: the client left, unless the relay finished first. */
+  onClientClose(): void {
     if (this.isFinished) return;
     // The client left before the response completed: stop the upstream request rather than
     // reading a body nobody will receive.

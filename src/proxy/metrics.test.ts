@@ -2,7 +2,7 @@
 // read them back the way Prometheus does, from the registry's text exposition.
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { createProxyMetrics } from './metrics.js';
+import { createProxyMetrics, seriesMemo } from './metrics.js';
 
 const CALLER = 'spiffe://example.org/caller';
 const SELF = 'spiffe://example.org/self';
@@ -73,5 +73,25 @@ describe('proxy request metrics', () => {
     registry.resetMetrics();
     const text = await registry.metrics();
     expect(sample(text, 'sigil_proxy_request_duration_seconds_count', { class: '2xx' })).toBeUndefined();
+  });
+
+  it('gives a listener the series of the labels asked, remembering only the last pair', async () => {
+    const registry = new Registry();
+    const metrics = createProxyMetrics(registry);
+    const seriesOf = seriesMemo(metrics, 'api', 'inbound');
+    const caller = seriesOf(CALLER, SELF);
+    expect(seriesOf(CALLER, SELF)).toBe(caller);
+    expect(caller).toBe(metrics.requestSeries('api', 'inbound', CALLER, SELF));
+    const plaintext = seriesOf('plaintext', SELF);
+    expect(plaintext).not.toBe(caller);
+    expect(seriesOf(CALLER, 'spiffe://example.org/renamed')).not.toBe(caller);
+    seriesOf(CALLER, SELF).record('2xx', 0.001);
+    plaintext.record('5xx', 0.001);
+    const text = await registry.metrics();
+    const requests = (source: string, cls: string) =>
+      sample(text, 'sigil_proxy_requests_total', { listener: 'api', source_id: source, class: cls });
+    expect(requests(CALLER, '2xx')).toBe(1);
+    expect(requests('plaintext', '5xx')).toBe(1);
+    expect(requests(CALLER, '5xx')).toBeUndefined();
   });
 });

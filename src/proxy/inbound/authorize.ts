@@ -2,7 +2,7 @@
 // is pure); this file only asks the Authorizer, counts the decision and logs refusals with both
 // SPIFFE IDs and the deciding rule (STYLE.md §11). The policy engine is adapted to Authorizer.
 import type { ProxyLogger } from '../logger.js';
-import type { ProxyMetrics } from '../metrics.js';
+import type { CountCell, ProxyMetrics } from '../metrics.js';
 import type { NormalizedPath } from '../policy/normalize.js';
 
 export interface AuthorizationRequest {
@@ -42,14 +42,27 @@ export interface EnforcementContext {
   readonly ownId: () => string;
 }
 
+/**
+ * Per listener, the last decision counted and its cell. The policy authorizer hands back the same
+ * decision object for a request it has seen, so the next one usually skips joining and hashing the
+ * cell's labels (metrics.ts).
+ */
+const lastCounted = new WeakMap<EnforcementContext, { decision: AuthorizationDecision; cell: CountCell }>();
+
 /** Asks the authorizer, counts the result and logs a denial. Returns the decision for the caller to act on. */
 export function enforce(context: EnforcementContext, request: AuthorizationRequest): AuthorizationDecision {
   const decision = context.authorizer.authorize(request);
-  context.metrics.authzDecisionCell(
-    context.listener,
-    decision.rule ?? 'none',
-    decision.allow ? 'allow' : 'deny',
-  ).value++;
+  let last = lastCounted.get(context);
+  if (last === undefined || last.decision !== decision) {
+    const cell = context.metrics.authzDecisionCell(
+      context.listener,
+      decision.rule ?? 'none',
+      decision.allow ? 'allow' : 'deny',
+    );
+    last = { decision, cell };
+    lastCounted.set(context, last);
+  }
+  last.cell.value++;
   if (!decision.allow) {
     context.logger.warn(
       {

@@ -14,7 +14,7 @@ import { type FilteredHeaders, type FilterOptions, filterHeaders } from '../head
 import { type Pool, refuseUpgrade, relayRequest, requestHead, respondWithError } from '../http-relay.js';
 import type { ProxyIdentity, VerifiedPeer } from '../identity.js';
 import type { ProxyLogger } from '../logger.js';
-import { type ProxyMetrics, responseClassOf } from '../metrics.js';
+import { type ProxyMetrics, type RequestSeries, responseClassOf } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
 import {
   type NormalizedTarget,
@@ -49,6 +49,8 @@ export interface InboundHttpContext {
   readonly rateLimiter: RateLimitGate | null;
   /** Spans and access log lines; null: off. */
   readonly tracer: RequestTracer | null;
+  /** The listener's request series by source and destination ID (metrics.ts seriesMemo). */
+  readonly seriesOf: (sourceId: string, destinationId: string) => RequestSeries;
 }
 
 const STRIP_IDENTITY: FilterOptions = { strip: IDENTITY_HEADERS };
@@ -84,7 +86,7 @@ export function handleRequest(
   const startedMs = performance.now();
   const principal = peer?.spiffeId ?? null;
   const ownId = context.identity.spiffeId;
-  const series = context.metrics.requestSeries(context.name, 'inbound', principal ?? 'plaintext', ownId);
+  const series = context.seriesOf(principal ?? 'plaintext', ownId);
   const target = normalizeRequestTarget(req.url ?? '', context.pathNormalization);
   const filtered = filterHeaders(req.rawHeaders, STRIP_IDENTITY);
   const admitted = admit(req, target, filtered, peer, context);

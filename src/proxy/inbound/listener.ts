@@ -18,7 +18,7 @@ import { Pool } from '../http-relay.js';
 import type { ProxyIdentity, VerifiedPeer } from '../identity.js';
 import { DEFAULT_LIMITS, type ListenerLimits } from '../limits.js';
 import type { ProxyLogger } from '../logger.js';
-import type { ProxyMetrics } from '../metrics.js';
+import { type ProxyMetrics, seriesMemo } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
 import { DEFAULT_PATH_NORMALIZATION, type PathNormalization } from '../policy/normalize.js';
 import { createRateLimitGate, type RateLimitConfig, type RateLimitGate } from '../ratelimit/index.js';
@@ -119,6 +119,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundList
       clock,
       rateLimiter,
       tracer: options.tracer ?? null,
+      seriesOf: seriesMemo(metrics, name, 'inbound'),
     };
     http.on('request', (req: IncomingMessage, res: ServerResponse) =>
       handleRequest(req, res, peers.get(req.socket) ?? null, pool, context),

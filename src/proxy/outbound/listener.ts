@@ -18,7 +18,7 @@ import { ResponseRelay, refuseUpgrade, requestHead, respondWithError } from '../
 import type { ProxyIdentity } from '../identity.js';
 import { DEFAULT_LIMITS, type ListenerLimits } from '../limits.js';
 import type { ProxyLogger } from '../logger.js';
-import { type ProxyMetrics, responseClassOf } from '../metrics.js';
+import { type ProxyMetrics, type RequestSeries, responseClassOf, seriesMemo } from '../metrics.js';
 import { pipeSockets } from '../pipe.js';
 import { requestRefusal } from '../request-refusal.js';
 import { applyDeadline, DEADLINE_HEADER, setHeader } from '../resilience/deadline.js';
@@ -88,8 +88,9 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundL
   const sockets = new Set<Socket>();
   if (options.protocol === 'http') {
     const http = createGuardedHttpServer(guard, { emittedConnections: false });
+    const seriesOf = seriesMemo(options.metrics, name, 'outbound');
     http.on('request', (req: IncomingMessage, res: ServerResponse) =>
-      handleRequest(req, res, options, guard, clock),
+      handleRequest(req, res, options, guard, clock, seriesOf),
     );
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       handleUpgrade(req, socket, head, connect, guard),
@@ -161,17 +162,13 @@ function handleRequest(
   options: OutboundOptions,
   guard: ListenerGuard,
   clock: Clock,
+  seriesOf: (sourceId: string, destinationId: string) => RequestSeries,
 ): void {
   // Latency is elapsed time on the monotonic clock, not the injected one (which decides deadlines).
   const startedMs = performance.now();
   const parent = options.upstream.service;
   let service: RoutedService = parent;
-  const series = options.metrics.requestSeries(
-    options.name,
-    'outbound',
-    options.identity.spiffeId,
-    parent.name,
-  );
+  const series = seriesOf(options.identity.spiffeId, parent.name);
   const filtered = filterHeaders(req.rawHeaders);
   // undici would refuse two Host fields as a 502, blaming the upstream for the app's malformed request.
   const refusal = requestRefusal(undefined, filtered);
