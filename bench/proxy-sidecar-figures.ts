@@ -17,9 +17,13 @@ const PAIR_NAMES: Partial<Record<TargetName, string>> = {
 };
 export const pairName = (t: TargetName): string => PAIR_NAMES[t] ?? t;
 
-/** One side's CPU µs per request of a run at the fixed rate (requests answered or failed). */
+/** One side's CPU µs per request of a run at the fixed rate (requests answered or failed); NaN without sides (direct). */
 export function rateSideCpuUs(side: Side): (r: RunResult) => number {
-  return (r) => (r.rate!.sideCpuMs![side] * 1_000) / (r.rate!.load.completed + r.rate!.load.errors);
+  return (r) => {
+    const sides = r.rate!.sideCpuMs;
+    if (!sides) return Number.NaN;
+    return (sides[side] * 1_000) / (r.rate!.load.completed + r.rate!.load.errors);
+  };
 }
 
 /** The pairs of these repeats with per-side CPU, in the order the repeats list them. */
