@@ -2,7 +2,7 @@
 // requests and relays them over mTLS to the peer's inbound; inbound terminates mTLS and relays to
 // the local app in plaintext. TLS is set up as the Node floor sets it up (node-floor-proxy.ts): one
 // prebuilt context from ProxyIdentity, the client certificate requested but not checked here.
-import { createServer, connect as netConnect, type Server } from 'node:net';
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { ProxyIdentity } from '../../src/proxy/identity.js';
 import { serveConnection } from './downstream.js';
@@ -31,20 +31,33 @@ export interface RelayListenerOptions {
  */
 const SERVER_OPTIONS = { noDelay: true, allowHalfOpen: true } as const;
 
+/** The client side of the mTLS hop to the peer's inbound: its certificate presented, the peer's not checked. */
+export function mtlsClient(target: HostPort, identity: Identity): TLSSocket {
+  const socket = tlsConnect({
+    host: target.host,
+    port: target.port,
+    secureContext: identity.clientContext,
+    rejectUnauthorized: false,
+    checkServerIdentity: () => undefined,
+  });
+  socket.setNoDelay(true);
+  return socket;
+}
+
+/** The server side of the mTLS hop over an accepted socket: the client certificate requested, not checked. */
+export function mtlsServer(raw: Socket, identity: Identity): TLSSocket {
+  return new TLSSocket(raw, {
+    isServer: true,
+    secureContext: identity.serverContext,
+    requestCert: true,
+    rejectUnauthorized: false,
+  });
+}
+
 export function startOutboundRelay(options: RelayListenerOptions): Promise<Server> {
   const { target, identity } = options;
   const consume = { consume: options.consume ?? false };
-  const pool = new UpstreamPool(() => {
-    const socket = tlsConnect({
-      host: target.host,
-      port: target.port,
-      secureContext: identity.clientContext,
-      rejectUnauthorized: false,
-      checkServerIdentity: () => undefined,
-    });
-    socket.setNoDelay(true);
-    return socket;
-  }, consume);
+  const pool = new UpstreamPool(() => mtlsClient(target, identity), consume);
   return listen(
     createServer(SERVER_OPTIONS, (app) => serveConnection(app, pool, consume)),
     options.listen,
@@ -60,12 +73,7 @@ export function startInboundRelay(options: RelayListenerOptions): Promise<Server
   );
   return listen(
     createServer(SERVER_OPTIONS, (raw) => {
-      const socket = new TLSSocket(raw, {
-        isServer: true,
-        secureContext: identity.serverContext,
-        requestCert: true,
-        rejectUnauthorized: false,
-      });
+      const socket = mtlsServer(raw, identity);
       // A failed handshake or reset: the downstream sees 'close' and lets its exchanges go.
       socket.on('error', () => socket.destroy());
       serveConnection(socket, pool, consume);
