@@ -8,11 +8,12 @@
 // It reads the same config file as `sigil-proxy run --config FILE` (listeners only) and prints the
 // same start line the harness waits for.
 import { readFileSync } from 'node:fs';
-import { createServer as createNetServer, connect as netConnect, type Socket } from 'node:net';
+import { createServer as createNetServer, connect as netConnect } from 'node:net';
 import { parse } from 'yaml';
 import { ProxyIdentity } from '../src/proxy/identity.js';
 import { X509Source } from '../src/sdk/index.js';
-import { mtlsClient, mtlsServer, startInboundRelay, startOutboundRelay } from './llhttp-relay/listeners.js';
+import { startInboundRelay, startOutboundRelay } from './llhttp-relay/listeners.js';
+import { hostPort, mtlsClient, mtlsServer, pipe } from './node-floor-sockets.js';
 
 interface ListenerConfig {
   readonly listen: string;
@@ -33,17 +34,6 @@ const config = parse(readFileSync(process.argv[process.argv.indexOf('--config') 
 const consume = process.env.LLHTTP_RELAY_CONSUME === '1';
 const source = await X509Source.create({ address: config.workload_api });
 const identity = new ProxyIdentity(source);
-
-function hostPort(text: string): { host: string; port: number } {
-  const at = text.lastIndexOf(':');
-  return { host: text.slice(0, at), port: Number(text.slice(at + 1)) };
-}
-
-function pipe(a: Socket, b: Socket): void {
-  a.pipe(b).pipe(a);
-  a.on('error', () => b.destroy());
-  b.on('error', () => a.destroy());
-}
 
 for (const listener of config.outbound ?? []) {
   const listen = hostPort(listener.listen);
