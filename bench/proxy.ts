@@ -47,6 +47,7 @@ import { openBenchScope, runBench } from './bench-scope.js';
 import { monotonicUs, type ProfilePhase, summarizeCpuProfiles } from './cpu-profile-summary.js';
 import { drawPorts } from './port-pool.js';
 import { parseFlags, USAGE } from './proxy-flags.js';
+import { haproxyInboundConfig, haproxyOutboundConfig } from './proxy-haproxy.js';
 import {
   cpuMsOf,
   cpuOf,
@@ -83,14 +84,13 @@ import { type GatedRepeat, runGated, validRuns } from './proxy-repeats.js';
 import { type Check, fmt, log, machineLoadLine, printVerdicts } from './proxy-report.js';
 import { RESILIENCE_PORTS, resilienceEstimateS, runResilienceScenario } from './proxy-resilience.js';
 import type { RateResult, RunResult, ScenarioKey, TargetName } from './proxy-scenario-figures.js';
+import { benchScenarios, type Scenario } from './proxy-scenarios.js';
 import {
   allowPolicy,
   type BenchPipelining,
   dirFor,
   ensureTools,
   fetchSvidFiles,
-  haproxyInboundConfig,
-  haproxyOutboundConfig,
   type PairPorts,
   sigilInboundConfig,
   sigilOutboundConfig,
@@ -111,14 +111,6 @@ const SETTLE_MS = 2_000;
 
 /** The pairs --cpu-prof profiles, by their names in the profile's phases: the Node ones, side by side. */
 const PROFILED: Partial<Record<TargetName, string>> = { sigil: 'Sigil', floor: 'the Node floor' };
-interface Scenario {
-  readonly key: ScenarioKey;
-  readonly title: string;
-  readonly saturation: 'wrk' | 'h2load';
-  readonly rateProtocol: 'h1' | 'h2';
-  /** Only the targets that take part in the scenario (Caddy has no TCP pipe). */
-  readonly ports: Partial<Record<TargetName, number>>;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Main
@@ -322,57 +314,11 @@ async function main(): Promise<number> {
       'HAProxy (2.6): verifies both certificates against the bundle, and can match neither SPIFFE ID (no URI SAN fetch).',
     );
     for (const note of peerNotes) log(`peers: ${note}`);
-    /** A peer's port in a scenario, when it takes part in it. */
-    const peerPort = (peer: PeerName, key: ScenarioKey, port: (p: PairPorts) => number) =>
-      flags.peers.includes(peer) && PEER_SCENARIOS[peer].includes(key)
-        ? port(peerPorts.get(peer)!)
-        : undefined;
-    const peerPortsOf = (key: ScenarioKey, port: (p: PairPorts) => number) => ({
-      nginx: peerPort('nginx', key, port),
-      caddy: peerPort('caddy', key, port),
-    });
-
-    const allScenarios: Scenario[] = [
-      {
-        key: 'h1',
-        title: 'HTTP/1.1 (Sigil http L7 vs HAProxy mode http)',
-        saturation: 'wrk',
-        rateProtocol: 'h1',
-        ports: {
-          direct: app.http,
-          sigil: sigilPorts.outHttp,
-          floor: floorPorts.outHttp,
-          haproxy: haproxyPorts.outHttp,
-          ...peerPortsOf('h1', (p) => p.outHttp),
-        },
-      },
-      {
-        key: 'tcp',
-        title: 'opaque TCP carrying HTTP/1.1 (Sigil tcp vs HAProxy mode tcp)',
-        saturation: 'wrk',
-        rateProtocol: 'h1',
-        ports: {
-          direct: app.http,
-          sigil: sigilPorts.outTcp,
-          floor: floorPorts.outTcp,
-          haproxy: haproxyPorts.outTcp,
-          ...peerPortsOf('tcp', (p) => p.outTcp),
-        },
-      },
-      {
-        key: 'h2',
-        title: 'HTTP/2 app traffic, h2c (Sigil http2 pipe vs HAProxy mode tcp)',
-        saturation: 'h2load',
-        rateProtocol: 'h2',
-        ports: {
-          direct: app.h2c,
-          sigil: sigilPorts.outH2,
-          floor: floorPorts.outH2,
-          haproxy: haproxyPorts.outH2,
-          ...peerPortsOf('h2', (p) => p.outH2),
-        },
-      },
-    ];
+    const allScenarios = benchScenarios(
+      app,
+      { sigil: sigilPorts, floor: floorPorts, haproxy: haproxyPorts },
+      peerPorts,
+    );
     const scenarios = allScenarios.filter((s) => flags.only.includes(s.key));
     /** The targets that run in scenario `s`, in the run's order. */
     const targetsOf = (s: Scenario, order: readonly TargetName[] = targetNames) =>
