@@ -37,8 +37,8 @@
 // 1% and 100%, add per request. `sweep` (proxy-rate-sweep.ts, not run by default): HTTP/1.1 latency
 // against offered rate, direct and through both pairs, for bench/latency-vs-rate.svg. --results FILE
 // writes every figure and the sweep's curves for bench/RESULTS.md (results.ts, `npm run bench`).
-// This file orchestrates; the flags and --help are proxy-flags.ts, the tables printed at the end
-// (per scenario, and memory) proxy-tables.ts.
+// This file orchestrates; the flags and --help are proxy-flags.ts, the scenarios' ports
+// proxy-scenarios.ts, the tables printed at the end (per scenario, and memory) proxy-tables.ts.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
