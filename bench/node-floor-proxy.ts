@@ -9,13 +9,13 @@
 // same start line the harness waits for.
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createNetServer, connect as netConnect, type Socket } from 'node:net';
-import { TLSSocket, connect as tlsConnect } from 'node:tls';
+import { createServer as createNetServer, connect as netConnect } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { parse } from 'yaml';
 import { Pool } from '../src/proxy/http-relay.js';
 import { ProxyIdentity } from '../src/proxy/identity.js';
 import { X509Source } from '../src/sdk/index.js';
+import { hostPort, mtlsClient, mtlsServer, pipe } from './node-floor-sockets.js';
 
 interface ListenerConfig {
   readonly listen: string;
@@ -33,11 +33,6 @@ const config = parse(readFileSync(process.argv[process.argv.indexOf('--config') 
 };
 const source = await X509Source.create({ address: config.workload_api });
 const identity = new ProxyIdentity(source);
-
-function hostPort(text: string): { host: string; port: number } {
-  const at = text.lastIndexOf(':');
-  return { host: text.slice(0, at), port: Number(text.slice(at + 1)) };
-}
 
 function endToEnd(raw: readonly (string | Buffer)[]): string[] {
   const out: string[] = [];
@@ -78,33 +73,6 @@ function relay(pool: Dispatcher, req: IncomingMessage, res: ServerResponse): voi
   );
 }
 
-function upstreamTls(host: string, port: number): TLSSocket {
-  const socket = tlsConnect({
-    host,
-    port,
-    secureContext: identity.clientContext,
-    rejectUnauthorized: false,
-    checkServerIdentity: () => undefined,
-  });
-  socket.setNoDelay(true);
-  return socket;
-}
-
-function serverTls(raw: Socket): TLSSocket {
-  return new TLSSocket(raw, {
-    isServer: true,
-    secureContext: identity.serverContext,
-    requestCert: true,
-    rejectUnauthorized: false,
-  });
-}
-
-function pipe(a: Socket, b: Socket): void {
-  a.pipe(b).pipe(a);
-  a.on('error', () => b.destroy());
-  b.on('error', () => a.destroy());
-}
-
 for (const listener of config.outbound ?? []) {
   const listen = hostPort(listener.listen);
   const upstream = hostPort(listener.upstream!);
@@ -113,14 +81,14 @@ for (const listener of config.outbound ?? []) {
       pipelining: 1,
       keepAliveTimeout: 30_000,
       connect: (_options, callback) => {
-        const socket = upstreamTls(upstream.host, upstream.port);
+        const socket = mtlsClient(upstream, identity);
         socket.once('secureConnect', () => callback(null, socket as never));
         socket.once('error', (err) => callback(err, null));
       },
     });
     createHttpServer((req, res) => relay(pool, req, res)).listen(listen.port, listen.host);
   } else {
-    createNetServer({ noDelay: true }, (app) => pipe(app, upstreamTls(upstream.host, upstream.port))).listen(
+    createNetServer({ noDelay: true }, (app) => pipe(app, mtlsClient(upstream, identity))).listen(
       listen.port,
       listen.host,
     );
@@ -134,13 +102,13 @@ for (const listener of config.inbound ?? []) {
     const pool = new Pool(`http://${app.host}:${app.port}`, { pipelining: 1, keepAliveTimeout: 30_000 });
     const http = createHttpServer({ keepAliveTimeout: 60_000 }, (req, res) => relay(pool, req, res));
     createNetServer({ noDelay: true }, (raw) => {
-      const socket = serverTls(raw);
+      const socket = mtlsServer(raw, identity);
       socket.once('secure', () => http.emit('connection', socket));
       socket.on('error', () => socket.destroy());
     }).listen(listen.port, listen.host);
   } else {
     createNetServer({ noDelay: true }, (raw) =>
-      pipe(serverTls(raw), netConnect({ host: app.host, port: app.port, noDelay: true })),
+      pipe(mtlsServer(raw, identity), netConnect({ host: app.host, port: app.port, noDelay: true })),
     ).listen(listen.port, listen.host);
   }
 }

@@ -8,12 +8,12 @@
 // It reads the same config file as `sigil-proxy run --config FILE` (listeners only) and prints the
 // same start line the harness waits for.
 import { readFileSync } from 'node:fs';
-import { createServer as createNetServer, connect as netConnect, type Socket } from 'node:net';
-import { TLSSocket, connect as tlsConnect } from 'node:tls';
+import { createServer as createNetServer, connect as netConnect } from 'node:net';
 import { parse } from 'yaml';
 import { ProxyIdentity } from '../src/proxy/identity.js';
 import { X509Source } from '../src/sdk/index.js';
 import { startInboundRelay, startOutboundRelay } from './llhttp-relay/listeners.js';
+import { hostPort, mtlsClient, mtlsServer, pipe } from './node-floor-sockets.js';
 
 interface ListenerConfig {
   readonly listen: string;
@@ -35,35 +35,12 @@ const consume = process.env.LLHTTP_RELAY_CONSUME === '1';
 const source = await X509Source.create({ address: config.workload_api });
 const identity = new ProxyIdentity(source);
 
-function hostPort(text: string): { host: string; port: number } {
-  const at = text.lastIndexOf(':');
-  return { host: text.slice(0, at), port: Number(text.slice(at + 1)) };
-}
-
-function pipe(a: Socket, b: Socket): void {
-  a.pipe(b).pipe(a);
-  a.on('error', () => b.destroy());
-  b.on('error', () => a.destroy());
-}
-
-function tlsPipeClient(target: { host: string; port: number }): TLSSocket {
-  const socket = tlsConnect({
-    host: target.host,
-    port: target.port,
-    secureContext: identity.clientContext,
-    rejectUnauthorized: false,
-    checkServerIdentity: () => undefined,
-  });
-  socket.setNoDelay(true);
-  return socket;
-}
-
 for (const listener of config.outbound ?? []) {
   const listen = hostPort(listener.listen);
   const target = hostPort(listener.upstream!);
   if (listener.protocol === 'http') await startOutboundRelay({ listen, target, identity, consume });
   else
-    createNetServer({ noDelay: true }, (app) => pipe(app, tlsPipeClient(target))).listen(
+    createNetServer({ noDelay: true }, (app) => pipe(app, mtlsClient(target, identity))).listen(
       listen.port,
       listen.host,
     );
@@ -74,15 +51,9 @@ for (const listener of config.inbound ?? []) {
   const target = hostPort(listener.app!);
   if (listener.protocol === 'http') await startInboundRelay({ listen, target, identity, consume });
   else {
-    createNetServer({ noDelay: true }, (raw) => {
-      const tls = new TLSSocket(raw, {
-        isServer: true,
-        secureContext: identity.serverContext,
-        requestCert: true,
-        rejectUnauthorized: false,
-      });
-      pipe(tls, netConnect({ host: target.host, port: target.port, noDelay: true }));
-    }).listen(listen.port, listen.host);
+    createNetServer({ noDelay: true }, (raw) =>
+      pipe(mtlsServer(raw, identity), netConnect({ host: target.host, port: target.port, noDelay: true })),
+    ).listen(listen.port, listen.host);
   }
 }
 

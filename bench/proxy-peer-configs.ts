@@ -67,22 +67,25 @@ const NGINX_PROXY_HTTP = `      proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $http_host;`;
 
+/** Directives, one a line, at the indent of the block they go in. */
+function nginxLines(indent: string, lines: readonly string[]): string {
+  return lines.map((line) => `${indent}${line}\n`).join('');
+}
+
 /**
  * The client side's TLS towards the server sidecar. proxy_ssl_verify stays off: nginx verifies the
  * chain only together with the name (X509_check_host on DNS SANs, then the CN), and a SPIFFE SVID has
  * a URI SAN and no CN, so nginx cannot verify the server sidecar at all (nor match its SPIFFE ID).
  */
 function nginxClientTls(svid: SvidFiles, indent: string): string {
-  return [
+  return nginxLines(indent, [
     `proxy_ssl_certificate ${svid.svidPem};`,
     `proxy_ssl_certificate_key ${svid.keyPem};`,
     `proxy_ssl_trusted_certificate ${svid.bundlePem};`,
     'proxy_ssl_verify off;',
     'proxy_ssl_protocols TLSv1.2 TLSv1.3;',
     'proxy_ssl_session_reuse on;',
-  ]
-    .map((line) => `${indent}${line}\n`)
-    .join('');
+  ]);
 }
 
 /**
@@ -91,16 +94,14 @@ function nginxClientTls(svid: SvidFiles, indent: string): string {
  * client's SPIFFE ID (HAProxy 2.6 cannot either).
  */
 function nginxServerTls(svid: SvidFiles, indent: string): string {
-  return [
+  return nginxLines(indent, [
     `ssl_certificate ${svid.svidPem};`,
     `ssl_certificate_key ${svid.keyPem};`,
     `ssl_client_certificate ${svid.bundlePem};`,
     'ssl_verify_client on;',
     'ssl_verify_depth 3;',
     'ssl_protocols TLSv1.2 TLSv1.3;',
-  ]
-    .map((line) => `${indent}${line}\n`)
-    .join('');
+  ]);
 }
 
 /** Client-side nginx: HTTP/1.1 L7 (http module), opaque TCP and the app's h2c (stream module). */

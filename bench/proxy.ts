@@ -37,6 +37,8 @@
 // 1% and 100%, add per request. `sweep` (proxy-rate-sweep.ts, not run by default): HTTP/1.1 latency
 // against offered rate, direct and through both pairs, for bench/latency-vs-rate.svg. --results FILE
 // writes every figure and the sweep's curves for bench/RESULTS.md (results.ts, `npm run bench`).
+// This file orchestrates; the flags and --help are proxy-flags.ts, the scenarios' ports
+// proxy-scenarios.ts, the tables printed at the end (per scenario, and memory) proxy-tables.ts.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,7 +46,8 @@ import { systemClock } from '../src/spiffe/clock.js';
 import { openBenchScope, runBench } from './bench-scope.js';
 import { monotonicUs, type ProfilePhase, summarizeCpuProfiles } from './cpu-profile-summary.js';
 import { drawPorts } from './port-pool.js';
-import type { LoadResult } from './proxy-load.js';
+import { parseFlags, USAGE } from './proxy-flags.js';
+import { haproxyInboundConfig, haproxyOutboundConfig } from './proxy-haproxy.js';
 import {
   cpuMsOf,
   cpuOf,
@@ -66,7 +69,6 @@ import {
   WRK_CONNECTIONS,
 } from './proxy-measure.js';
 import type { PairScenarioEnv } from './proxy-pair-runs.js';
-import { peerFigures, peerMemoryFigures } from './proxy-peer-figures.js';
 import {
   ensurePeerTools,
   PEER_LABELS,
@@ -74,53 +76,21 @@ import {
   PEER_SCENARIOS,
   type PeerName,
   type PeerPair,
-  parsePeers,
   peerVersion,
   startPeerPair,
 } from './proxy-peers.js';
-import { QUICK_SWEEP_RATES, runRateSweep, SWEEP_RATES, sweepEstimateS } from './proxy-rate-sweep.js';
-import {
-  DEFAULT_MAX_LOAD_CORES,
-  DEFAULT_RETRIES,
-  type GatedRepeat,
-  type GateOptions,
-  gateLine,
-  runGated,
-  summarizeGate,
-  validRuns,
-} from './proxy-repeats.js';
-import {
-  type Check,
-  fmt,
-  fmtRatio,
-  log,
-  machineLoadLine,
-  median,
-  printVerdicts,
-  Table,
-} from './proxy-report.js';
+import { runRateSweep, sweepEstimateS } from './proxy-rate-sweep.js';
+import { type GatedRepeat, runGated, validRuns } from './proxy-repeats.js';
+import { type Check, fmt, log, machineLoadLine, printVerdicts } from './proxy-report.js';
 import { RESILIENCE_PORTS, resilienceEstimateS, runResilienceScenario } from './proxy-resilience.js';
-import { FAULT_RATE_PER_S } from './proxy-resilience-faults.js';
-import {
-  errorsOf,
-  type RateResult,
-  type RunResult,
-  type ScenarioKey,
-  type ScenarioRuns,
-  satCpu,
-  scenarioFigures,
-  type TargetName,
-  throughput,
-} from './proxy-scenario-figures.js';
+import type { RateResult, RunResult, ScenarioKey, TargetName } from './proxy-scenario-figures.js';
+import { benchScenarios, type Scenario } from './proxy-scenarios.js';
 import {
   allowPolicy,
   type BenchPipelining,
-  type BenchProc,
   dirFor,
   ensureTools,
   fetchSvidFiles,
-  haproxyInboundConfig,
-  haproxyOutboundConfig,
   type PairPorts,
   sigilInboundConfig,
   sigilOutboundConfig,
@@ -129,155 +99,21 @@ import {
   startSidecar,
   toolVersion,
 } from './proxy-setup.js';
-import { rateSideCpuUs } from './proxy-sidecar-figures.js';
-import { ISTIO_REFERENCE, SIDE_LABEL, SIDES, SOURCES, sidesOf, TARGETS } from './proxy-targets.js';
+import { ALL_TARGETS, reportMemory, reportScenario, type ScenarioRepeat } from './proxy-tables.js';
+import { sidesOf } from './proxy-targets.js';
 import { runTrafficScenario, TRAFFIC_PORTS, trafficEstimateS } from './proxy-traffic.js';
-import { type Figure, type LatencyCurve, rangeOf, reportResults } from './results.js';
+import { type Figure, type LatencyCurve, reportResults } from './results.js';
 import { CLIENT_ID, CLIENT_UID, SERVER_ID, SERVER_UID, startSidecarIdentity } from './sidecar-identity.js';
 
 const FLOOR_PROXY = fileURLToPath(new URL('./node-floor-proxy.js', import.meta.url));
 
 const SETTLE_MS = 2_000;
 
-/** `1.23x`, or `–` when a side has no figure (no valid repeat). */
-const fmtTimes = (ratio: number) => (Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '–');
-
-const ALL_TARGETS: readonly TargetName[] = ['direct', 'sigil', 'floor', 'haproxy', 'nginx', 'caddy'];
 /** The pairs --cpu-prof profiles, by their names in the profile's phases: the Node ones, side by side. */
 const PROFILED: Partial<Record<TargetName, string>> = { sigil: 'Sigil', floor: 'the Node floor' };
-interface Scenario {
-  readonly key: ScenarioKey;
-  readonly title: string;
-  readonly saturation: 'wrk' | 'h2load';
-  readonly rateProtocol: 'h1' | 'h2';
-  /** Only the targets that take part in the scenario (Caddy has no TCP pipe). */
-  readonly ports: Partial<Record<TargetName, number>>;
-}
-
-interface Flags {
-  readonly repeats: number;
-  readonly satSeconds: number;
-  readonly rateSeconds: number;
-  readonly only: readonly ScenarioKey[];
-  /** `resilience` was among --only (it is by default). */
-  readonly resilience: boolean;
-  /** `traffic` (proxy-traffic.ts: routes and tracing) was among --only (it is by default). */
-  readonly traffic: boolean;
-  /** `sweep` was among --only (not by default): latency against rate, proxy-rate-sweep.ts. */
-  readonly sweep: boolean;
-  readonly sweepSeconds: number;
-  /** The sweep's rates: SWEEP_RATES, or with --sweep-seconds 1 (a smoke run) QUICK_SWEEP_RATES. */
-  readonly sweepRates: readonly number[];
-  readonly faultRatePerS: number;
-  readonly faultSeconds: number;
-  readonly app: 'native' | 'node';
-  readonly cpuProfDir: string | undefined;
-  readonly proxyBin: string | undefined;
-  readonly floor: boolean;
-  /** --max-load and --retries: the load gate of every repeat (proxy-repeats.ts). */
-  readonly gate: GateOptions;
-  /** Sigil's outbound HTTP/1.1 service pipelined (--pipelining DEPTH[xCONNECTIONS]); undefined: off. */
-  readonly pipelining: BenchPipelining | undefined;
-  /** The peers besides HAProxy (--peers). */
-  readonly peers: readonly PeerName[];
-}
-
-/** `8` or `10x5`: depth, then optionally pipelined connections per endpoint. */
-function parsePipelining(raw: string | undefined): BenchPipelining | undefined {
-  if (raw === undefined) return undefined;
-  const match = /^(\d+)(?:x(\d+))?$/.exec(raw);
-  if (match === null) throw new Error(`--pipelining: expected DEPTH or DEPTHxCONNECTIONS, got ${raw}`);
-  return { depth: Number(match[1]), connections: match[2] === undefined ? undefined : Number(match[2]) };
-}
-
-function parseFlags(argv: readonly string[]): Flags {
-  const value = (name: string): string | undefined => {
-    const at = argv.indexOf(name);
-    return at >= 0 ? argv[at + 1] : undefined;
-  };
-  const number = (name: string, fallback: number): number => {
-    const raw = value(name);
-    const n = raw === undefined ? fallback : Number(raw);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: expected a positive number, got ${raw}`);
-    return n;
-  };
-  const atLeastZero = (name: string, fallback: number): number => {
-    const raw = value(name);
-    const n = raw === undefined ? fallback : Number(raw);
-    if (!Number.isFinite(n) || n < 0) throw new Error(`${name}: expected a number ≥ 0, got ${raw}`);
-    return n;
-  };
-  const keys = (value('--only') ?? 'h1,tcp,h2,resilience,traffic').split(',').map((s) => s.trim());
-  for (const key of keys)
-    if (!['h1', 'tcp', 'h2', 'resilience', 'traffic', 'sweep'].includes(key))
-      throw new Error(`--only: unknown scenario ${key}`);
-  const only = keys.filter((key) => !['resilience', 'traffic', 'sweep'].includes(key)) as ScenarioKey[];
-  const sweepSeconds = number('--sweep-seconds', 3);
-  const prof = value('--cpu-prof');
-  const peers = parsePeers(value('--peers'));
-  return {
-    repeats: Math.round(number('--repeats', 3)),
-    satSeconds: Math.round(number('--sat-seconds', 4)),
-    rateSeconds: number('--rate-seconds', 4),
-    only,
-    resilience: keys.includes('resilience'),
-    traffic: keys.includes('traffic'),
-    sweep: keys.includes('sweep'),
-    sweepSeconds,
-    sweepRates: sweepSeconds < 2 ? QUICK_SWEEP_RATES : SWEEP_RATES,
-    // Why this default rate: FAULT_RATE_PER_S in proxy-resilience-faults.ts.
-    faultRatePerS: number('--fault-rate', FAULT_RATE_PER_S),
-    faultSeconds: number('--fault-seconds', 5),
-    app: argv.includes('--node-app') ? 'node' : 'native',
-    cpuProfDir: prof === undefined ? undefined : path.resolve(prof),
-    proxyBin: value('--sigil-proxy') === undefined ? undefined : path.resolve(value('--sigil-proxy')!),
-    floor: !argv.includes('--no-floor'),
-    gate: {
-      maxLoadCores: atLeastZero('--max-load', DEFAULT_MAX_LOAD_CORES),
-      retries: Math.round(atLeastZero('--retries', DEFAULT_RETRIES)),
-    },
-    pipelining: parsePipelining(value('--pipelining')),
-    // Sigil-only runs (resilience, traffic) start no peer: nothing to install or interleave.
-    peers: only.length === 0 ? [] : peers,
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Main
-
-interface Sidecars {
-  readonly sigilOut: BenchProc;
-  readonly sigilIn: BenchProc;
-  readonly haproxyOut: BenchProc;
-  readonly haproxyIn: BenchProc;
-}
-
-const USAGE = `Usage: npm run bench:proxy [-- FLAGS]
-
-Sigil's sidecar pair against HAProxy's (and the Node floor), interleaved; scenarios h1, tcp, h2
-(against HAProxy), resilience and traffic (Sigil only). Exit status 1 when a target is missed.
-
-Flags:
-  --only LIST          scenarios, comma-separated (default h1,tcp,h2,resilience,traffic; also sweep)
-  --repeats N          interleaved repeats (default 3)
-  --sat-seconds S      each saturated run (default 4)
-  --rate-seconds S     each run at 1,000 req/s (default 4)
-  --fault-rate R       resilience: the load on the failing app, req/s (default 50)
-  --fault-seconds S    resilience: each fault run (default 5)
-  --sweep-seconds S    sweep: each rate (default 3; under 2, three rates only)
-  --results FILE       write the figures as JSON for bench/RESULTS.md (npm run bench)
-  --node-app           a node:http app instead of HAProxy's responder
-  --cpu-prof DIR       V8 CPU profiles of the h1/tcp/h2 Sigil sidecars into DIR
-  --sigil-proxy PATH   another build's bin/sigil-proxy
-  --no-floor           leave the Node floor pair out
-  --max-load CORES     a repeat taken with more than CORES of other processes' CPU is no figure: wait
-                       (up to 30 s) for quiet and take it again (default ${DEFAULT_MAX_LOAD_CORES})
-  --retries N          retakes of such a repeat before it is counted invalid (default ${DEFAULT_RETRIES})
-  --pipelining D[xC]   Sigil's HTTP/1.1 hop pipelined D deep on C connections (opt-in; default off)
-  --peers LIST         mTLS sidecar pairs to place Sigil among (default haproxy,nginx,caddy; HAProxy
-                       always runs: every ratio divides by it; nginx: h1, tcp, h2; Caddy: h1 only)
-  -h, --help           this help
-`;
 
 async function main(): Promise<number> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -448,7 +284,7 @@ async function main(): Promise<number> {
       peerPairs.push(pair);
     }
     const pairOf = (peer: PeerName) => peerPairs.find((p) => p.name === peer);
-    const sidecars: Sidecars = { sigilOut, sigilIn, haproxyOut, haproxyIn };
+    const sidecars = { sigilOut, sigilIn, haproxyOut, haproxyIn };
     /** Every sidecar whose memory is sampled: Sigil's, HAProxy's and the peers'. */
     const memProcs = [...Object.values(sidecars), ...peerPairs.flatMap((p) => [p.outbound, p.inbound])];
     if (flags.proxyBin) log(`sigil-proxy: ${flags.proxyBin} (--sigil-proxy), not this checkout's`);
@@ -478,57 +314,11 @@ async function main(): Promise<number> {
       'HAProxy (2.6): verifies both certificates against the bundle, and can match neither SPIFFE ID (no URI SAN fetch).',
     );
     for (const note of peerNotes) log(`peers: ${note}`);
-    /** A peer's port in a scenario, when it takes part in it. */
-    const peerPort = (peer: PeerName, key: ScenarioKey, port: (p: PairPorts) => number) =>
-      flags.peers.includes(peer) && PEER_SCENARIOS[peer].includes(key)
-        ? port(peerPorts.get(peer)!)
-        : undefined;
-    const peerPortsOf = (key: ScenarioKey, port: (p: PairPorts) => number) => ({
-      nginx: peerPort('nginx', key, port),
-      caddy: peerPort('caddy', key, port),
-    });
-
-    const allScenarios: Scenario[] = [
-      {
-        key: 'h1',
-        title: 'HTTP/1.1 (Sigil http L7 vs HAProxy mode http)',
-        saturation: 'wrk',
-        rateProtocol: 'h1',
-        ports: {
-          direct: app.http,
-          sigil: sigilPorts.outHttp,
-          floor: floorPorts.outHttp,
-          haproxy: haproxyPorts.outHttp,
-          ...peerPortsOf('h1', (p) => p.outHttp),
-        },
-      },
-      {
-        key: 'tcp',
-        title: 'opaque TCP carrying HTTP/1.1 (Sigil tcp vs HAProxy mode tcp)',
-        saturation: 'wrk',
-        rateProtocol: 'h1',
-        ports: {
-          direct: app.http,
-          sigil: sigilPorts.outTcp,
-          floor: floorPorts.outTcp,
-          haproxy: haproxyPorts.outTcp,
-          ...peerPortsOf('tcp', (p) => p.outTcp),
-        },
-      },
-      {
-        key: 'h2',
-        title: 'HTTP/2 app traffic, h2c (Sigil http2 pipe vs HAProxy mode tcp)',
-        saturation: 'h2load',
-        rateProtocol: 'h2',
-        ports: {
-          direct: app.h2c,
-          sigil: sigilPorts.outH2,
-          floor: floorPorts.outH2,
-          haproxy: haproxyPorts.outH2,
-          ...peerPortsOf('h2', (p) => p.outH2),
-        },
-      },
-    ];
+    const allScenarios = benchScenarios(
+      app,
+      { sigil: sigilPorts, floor: floorPorts, haproxy: haproxyPorts },
+      peerPorts,
+    );
     const scenarios = allScenarios.filter((s) => flags.only.includes(s.key));
     /** The targets that run in scenario `s`, in the run's order. */
     const targetsOf = (s: Scenario, order: readonly TargetName[] = targetNames) =>
@@ -592,11 +382,6 @@ async function main(): Promise<number> {
     // --- Measured repeats, interleaved: per scenario every target, order rotated each repeat. Each
     // scenario of a repeat is load-gated as one unit (proxy-repeats.ts), so a kept repeat's ratios
     // compare targets measured under the same quiet.
-    interface ScenarioRepeat {
-      readonly runs: Record<TargetName, RunResult>;
-      /** Largest RSS sample per sidecar pid during the take. */
-      readonly loadMb: Map<number, number>;
-    }
     const gated = { h1: [], tcp: [], h2: [] } as Record<ScenarioKey, Array<GatedRepeat<ScenarioRepeat>>>;
     const phases: ProfilePhase[] = [];
     const sampler = new RssSampler(memProcs.map((p) => p.pid));
@@ -693,206 +478,19 @@ async function main(): Promise<number> {
         `Latency: open loop at ${fmt(RATE_PER_S)} req/s for ${flags.rateSeconds} s. CPU: both sidecars of a pair, user+system.`,
     );
     for (const s of scenarios) {
-      /** This scenario's valid repeats: the only runs any figure below is taken from. */
-      const results = validRuns(gated[s.key]).map((r) => r.runs);
-      const gate = summarizeGate(gated[s.key]);
-      const ran = targetsOf(s);
-      const peers = targetsOf(s, flags.peers) as PeerName[];
-      const per = (target: TargetName, f: (r: RunResult) => number) =>
-        ran.includes(target) ? results.map((rep) => f(rep[target])) : [];
-      const ratioOf = (target: TargetName) => (f: (r: RunResult) => number) =>
-        per(target, f).map((v, i) => v / f(results[i]!.haproxy));
-      const satSys = (r: RunResult) => (r.sat!.sysMs! * 1_000) / r.sat!.requests;
-      const rateCpu = (r: RunResult) =>
-        (r.rate!.cpuMs! * 1_000) / (r.rate!.load.completed + r.rate!.load.errors);
-      const added = (f: (l: LoadResult) => number) => (rep: Record<TargetName, RunResult>, t: TargetName) =>
-        f(rep[t].rate!.load) - f(rep.direct.rate!.load);
-      const addedP50 = added((l) => l.p50Ms);
-      const addedP99 = added((l) => l.p99Ms);
-      /** The columns after HAProxy's: each peer's figure; after Sigil's ratio, each peer's ratio. */
-      const table = new Table([
-        '',
-        'direct',
-        'Sigil',
-        'floor',
-        'HAProxy',
-        ...peers.map((t) => PEER_LABELS[t]),
-        'Sigil/HAProxy',
-        '(range)',
-        'floor/HAProxy',
-        ...peers.map((t) => `${PEER_LABELS[t]}/HAProxy`),
-      ]);
-      /** Each target's runs of one measure (direct only where it means something). */
-      const valuesOf = (f: (r: RunResult) => number, withDirect = false) =>
-        Object.fromEntries(
-          ALL_TARGETS.map((t) => [t, t === 'direct' && !withDirect ? [] : per(t, f)]),
-        ) as Record<TargetName, number[]>;
-      const ratiosOf = (f: (r: RunResult) => number) =>
-        Object.fromEntries(ALL_TARGETS.map((t) => [t, ratioOf(t)(f)])) as Partial<
-          Record<TargetName, number[]>
-        >;
-      /** One row: each target's median, then Sigil's ratio to HAProxy (median, range), the floor's and the peers'. */
-      const row = (
-        name: string,
-        values: Partial<Record<TargetName, number[]>>,
-        ratios: Partial<Record<TargetName, number[]>> | null,
-        digits = 0,
-      ) => {
-        const cell = (t: TargetName) => (values[t]?.length ? fmt(median(values[t]), digits) : '');
-        const ratioCell = (t: TargetName) => (ratios?.[t]?.length ? fmtRatio(ratios[t]).median : '');
-        const sigil = ratios?.sigil ? fmtRatio(ratios.sigil) : null;
-        table.add([
-          name,
-          cell('direct'),
-          cell('sigil'),
-          cell('floor'),
-          cell('haproxy'),
-          ...peers.map(cell),
-          sigil?.median ?? '',
-          sigil?.spread ?? '',
-          ratioCell('floor'),
-          ...peers.map(ratioCell),
-        ]);
-      };
-      row('throughput saturated (req/s)', valuesOf(throughput, true), ratiosOf(throughput));
-      row('CPU µs/request saturated (pair)', valuesOf(satCpu), ratiosOf(satCpu), 1);
-      row('  of which kernel (system time)', valuesOf(satSys), ratiosOf(satSys), 1);
-      row('CPU µs/request at 1k req/s (pair)', valuesOf(rateCpu), ratiosOf(rateCpu), 1);
-      for (const side of SIDES) {
-        const f = rateSideCpuUs(side);
-        row(`  ${SIDE_LABEL[side]}`, valuesOf(f), ratiosOf(f), 1);
-      }
-      for (const [name, f] of [
-        ['p50', (l: LoadResult) => l.p50Ms],
-        ['p99', (l: LoadResult) => l.p99Ms],
-      ] as const) {
-        row(
-          `${name} latency at 1k req/s (ms)`,
-          valuesOf((r) => f(r.rate!.load), true),
-          null,
-          3,
-        );
-        const addedOf = name === 'p50' ? addedP50 : addedP99;
-        const addedBy = (t: TargetName) => (ran.includes(t) ? results.map((rep) => addedOf(rep, t)) : []);
-        const haproxyAdded = addedBy('haproxy');
-        // A ratio of near-zero additions says nothing.
-        const overHaproxy = (t: TargetName) =>
-          addedBy(t).map((v, i) => (haproxyAdded[i]! > 0.005 ? v / haproxyAdded[i]! : Number.NaN));
-        row(
-          `  added ${name} over direct (ms)`,
-          Object.fromEntries(ALL_TARGETS.filter((t) => t !== 'direct').map((t) => [t, addedBy(t)])),
-          Object.fromEntries(['sigil', ...peers].map((t) => [t, overHaproxy(t as TargetName)])),
-          3,
-        );
-      }
-      const runs: ScenarioRuns = {
-        key: s.key,
-        repeats: results,
-        hasFloor: flags.floor,
-        gate,
-      };
-      const errorsCell = (t: TargetName) => (ran.includes(t) ? fmt(errorsOf(runs, t)) : '');
-      table.add([
-        'failed requests (valid repeats)',
-        errorsCell('direct'),
-        errorsCell('sigil'),
-        errorsCell('floor'),
-        errorsCell('haproxy'),
-        ...peers.map(errorsCell),
-        '',
-        '',
-        '',
-        ...peers.map(() => ''),
-      ]);
-      log('');
-      log(`${s.title}: ${gateLine(gate)}`);
-      table.print();
-      log(`reference at 1k req/s, per sidecar: ${ISTIO_REFERENCE}`);
-
-      const figures = scenarioFigures(runs);
-      checks.push(...figures.checks);
-      info.push(...figures.info, ...peerFigures(runs, peers));
-    }
-
-    log('');
-    log(
-      'Memory per sidecar, VmRSS in MB (10^6 bytes): at start (no traffic yet); idle = after warm-up, settled; ' +
-        'load = largest 100 ms sample of a valid repeat of a scenario, median; peak = VmHWM',
-    );
-    /** Memory under load is read from every scenario's valid repeats alike. */
-    const memGate = gateLine(summarizeGate(allGated));
-    const mem = new Table([
-      '',
-      'Sigil start',
-      'HAProxy start',
-      'Sigil idle',
-      'HAProxy idle',
-      'ratio',
-      'Sigil load',
-      'HAProxy load',
-      'ratio',
-      'Sigil peak',
-      'HAProxy peak',
-      ...peerPairs.flatMap((p) => [`${PEER_LABELS[p.name]} idle`, `${PEER_LABELS[p.name]} load`]),
-    ]);
-    const loadMbOf = (pid: number) => median(loadMb.map((m) => m.get(pid) ?? Number.NaN));
-    for (const [label, sigil, haproxy, side] of [
-      ['client sidecar (outbound)', sidecars.sigilOut, sidecars.haproxyOut, 'outbound'],
-      ['server sidecar (inbound)', sidecars.sigilIn, sidecars.haproxyIn, 'inbound'],
-    ] as const) {
-      const idleS = idleMb.get(sigil.pid)!;
-      const idleH = idleMb.get(haproxy.pid)!;
-      const loadS = median(loadMb.map((m) => m.get(sigil.pid) ?? Number.NaN));
-      const loadH = median(loadMb.map((m) => m.get(haproxy.pid) ?? Number.NaN));
-      mem.add([
-        label,
-        fmt(startMb.get(sigil.pid)!, 1),
-        fmt(startMb.get(haproxy.pid)!, 1),
-        fmt(idleS, 1),
-        fmt(idleH, 1),
-        fmtTimes(idleS / idleH),
-        fmt(loadS, 1),
-        fmt(loadH, 1),
-        fmtTimes(loadS / loadH),
-        fmt(peakMb.get(sigil.pid)!, 1),
-        fmt(peakMb.get(haproxy.pid)!, 1),
-        ...peerPairs.flatMap((p) => [fmt(idleMb.get(p[side].pid)!, 1), fmt(loadMbOf(p[side].pid), 1)]),
-      ]);
-      info.push(
-        ...peerMemoryFigures(
-          label,
-          peerPairs.map((p) => ({
-            name: p.name,
-            idleMb: idleMb.get(p[side].pid)!,
-            loadMb: loadMbOf(p[side].pid),
-          })),
-          { idleMb: idleH, loadMb: loadH },
-        ),
+      const figures = reportScenario(
+        s,
+        gated[s.key],
+        targetsOf(s),
+        targetsOf(s, flags.peers) as PeerName[],
+        flags.floor,
       );
-      checks.push({
-        name: `RSS idle, Sigil ${label}`,
-        value: `${fmt(idleS, 1)} MB`,
-        target: `≤ ${TARGETS.rssIdleMb} MB`,
-        source: SOURCES.rssIdleMb,
-        reference: `HAProxy ${fmt(idleH, 1)} MB; Sigil at start ${fmt(startMb.get(sigil.pid)!, 1)} MB`,
-        pass: idleS <= TARGETS.rssIdleMb,
-      });
-      const anyValid = loadMb.length > 0;
-      checks.push({
-        name: `RSS under load, Sigil ${label}`,
-        value: anyValid ? `${fmt(loadS, 1)} MB` : memGate,
-        repeats: anyValid ? memGate : undefined,
-        range: rangeOf(
-          loadMb.map((m) => m.get(sigil.pid) ?? Number.NaN),
-          (v) => `${fmt(v, 1)} MB`,
-        ),
-        target: `≤ ${TARGETS.rssLoadMb} MB`,
-        source: SOURCES.rssLoadMb,
-        reference: anyValid ? `HAProxy ${fmt(loadH, 1)} MB` : undefined,
-        pass: anyValid && loadS <= TARGETS.rssLoadMb,
-      });
+      checks.push(...figures.checks);
+      info.push(...figures.info);
     }
-    mem.print();
+    const memory = reportMemory({ sidecars, peerPairs, startMb, idleMb, loadMb, peakMb, allGated });
+    checks.push(...memory.checks);
+    info.push(...memory.info);
 
     checks.push(...resilienceChecks);
     log('');

@@ -1,26 +1,17 @@
 // The relay's two HTTP/1.1 listeners, as a sidecar pair runs them: outbound takes the app's plaintext
 // requests and relays them over mTLS to the peer's inbound; inbound terminates mTLS and relays to
-// the local app in plaintext. TLS is set up as the Node floor sets it up (node-floor-proxy.ts): one
+// the local app in plaintext. TLS is set up as the Node floor sets it up (node-floor-sockets.ts): one
 // prebuilt context from ProxyIdentity, the client certificate requested but not checked here.
 import { createServer, connect as netConnect, type Server } from 'node:net';
-import { TLSSocket, connect as tlsConnect } from 'node:tls';
-import type { ProxyIdentity } from '../../src/proxy/identity.js';
+import { type FloorIdentity, type HostPort, mtlsClient, mtlsServer } from '../node-floor-sockets.js';
 import { serveConnection } from './downstream.js';
 import { UpstreamPool } from './upstream-pool.js';
-
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
-
-/** Contexts only: the relay checks no SPIFFE IDs (a floor measures the data path, not policy). */
-type Identity = Pick<ProxyIdentity, 'clientContext' | 'serverContext'>;
 
 export interface RelayListenerOptions {
   readonly listen: HostPort;
   /** Outbound: the peer sidecar's inbound. Inbound: the app. */
   readonly target: HostPort;
-  readonly identity: Identity;
+  readonly identity: FloorIdentity;
   /** Parsers read the sockets' native streams themselves (MessageParser.consume). Defaults to false. */
   readonly consume?: boolean;
 }
@@ -34,17 +25,7 @@ const SERVER_OPTIONS = { noDelay: true, allowHalfOpen: true } as const;
 export function startOutboundRelay(options: RelayListenerOptions): Promise<Server> {
   const { target, identity } = options;
   const consume = { consume: options.consume ?? false };
-  const pool = new UpstreamPool(() => {
-    const socket = tlsConnect({
-      host: target.host,
-      port: target.port,
-      secureContext: identity.clientContext,
-      rejectUnauthorized: false,
-      checkServerIdentity: () => undefined,
-    });
-    socket.setNoDelay(true);
-    return socket;
-  }, consume);
+  const pool = new UpstreamPool(() => mtlsClient(target, identity), consume);
   return listen(
     createServer(SERVER_OPTIONS, (app) => serveConnection(app, pool, consume)),
     options.listen,
@@ -60,12 +41,7 @@ export function startInboundRelay(options: RelayListenerOptions): Promise<Server
   );
   return listen(
     createServer(SERVER_OPTIONS, (raw) => {
-      const socket = new TLSSocket(raw, {
-        isServer: true,
-        secureContext: identity.serverContext,
-        requestCert: true,
-        rejectUnauthorized: false,
-      });
+      const socket = mtlsServer(raw, identity);
       // A failed handshake or reset: the downstream sees 'close' and lets its exchanges go.
       socket.on('error', () => socket.destroy());
       serveConnection(socket, pool, consume);

@@ -11,8 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AgentProcess, freePort, makeSharedDir, waitFor } from '../support/agent-harness.js';
 import { REPO_ROOT, type ServerProcess, startServerProcess } from '../support/harness.js';
 import { get } from '../support/proxy-mesh.js';
-import { startAgentWithEntries, TD } from '../support/registration.js';
-import { type SidecarProcess, startSidecarProcess, stopSidecars } from '../support/sidecar-harness.js';
+import { startAgentWithEntries } from '../support/registration.js';
+import {
+  apiPairConfigs,
+  type SidecarProcess,
+  startSidecarProcess,
+  stopSidecars,
+} from '../support/sidecar-harness.js';
 
 const FRONT_UID = 65534;
 const BACK_UID = 1;
@@ -49,19 +54,6 @@ let app: http.Server;
 const sidecars: SidecarProcess[] = [];
 const ports: Record<string, number> = {};
 
-const pairConfig = (name: 'front' | 'back') =>
-  name === 'back'
-    ? `workload_api: unix://${agent.socketPath}
-admin: 127.0.0.1:${ports.backAdmin}
-inbound:
-  - { name: api, listen: "127.0.0.1:${ports.inbound}", protocol: http, app: "127.0.0.1:${ports.app}" }
-`
-    : `workload_api: unix://${agent.socketPath}
-admin: 127.0.0.1:${ports.frontAdmin}
-outbound:
-  - { name: api, listen: "127.0.0.1:${ports.outbound}", protocol: http, upstream: "127.0.0.1:${ports.inbound}", server_ids: ["${TD}/backend"] }
-`;
-
 beforeAll(async () => {
   root = makeSharedDir('sigil-memory-');
   server = await startServerProcess({ dataDir: path.join(root.dir, 'server') });
@@ -73,8 +65,9 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', () => resolve()));
   ports.app = (app.address() as AddressInfo).port;
   for (const name of ['inbound', 'outbound', 'backAdmin', 'frontAdmin']) ports[name] = await freePort();
-  sidecars.push(await startSidecarProcess(BACK_UID, root.dir, 'back', pairConfig('back'), CENSUS));
-  sidecars.push(await startSidecarProcess(FRONT_UID, root.dir, 'front', pairConfig('front'), CENSUS));
+  const configs = apiPairConfigs(agent.socketPath, ports);
+  sidecars.push(await startSidecarProcess(BACK_UID, root.dir, 'back', configs.back, CENSUS));
+  sidecars.push(await startSidecarProcess(FRONT_UID, root.dir, 'front', configs.front, CENSUS));
 }, 120_000);
 
 afterAll(async () => {

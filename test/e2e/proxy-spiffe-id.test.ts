@@ -14,6 +14,7 @@ import { type ServerProcess, startServerProcess } from '../support/harness.js';
 import { get } from '../support/proxy-mesh.js';
 import { startAgentWithEntries, TD, uidEntry } from '../support/registration.js';
 import {
+  apiPairConfigs,
   PROXY_BIN,
   type SidecarProcess,
   startSidecarProcess,
@@ -46,32 +47,9 @@ beforeAll(async () => {
   for (const name of ['inbound', 'outbound', 'backAdmin', 'frontAdmin', 'lateAdmin', 'lateIn'])
     ports[name] = await freePort();
   // Started one after the other, so each sees both SVIDs in the agent's order, whichever comes first.
-  sidecars.push(
-    await startSidecarProcess(
-      UID,
-      root.dir,
-      'backend',
-      `workload_api: unix://${agent.socketPath}
-spiffe_id: ${TD}/backend
-admin: 127.0.0.1:${ports.backAdmin}
-inbound:
-  - { name: api, listen: "127.0.0.1:${ports.inbound}", protocol: http, app: "127.0.0.1:${ports.app}" }
-`,
-    ),
-  );
-  sidecars.push(
-    await startSidecarProcess(
-      UID,
-      root.dir,
-      'frontend',
-      `workload_api: unix://${agent.socketPath}
-spiffe_id: ${TD}/frontend
-admin: 127.0.0.1:${ports.frontAdmin}
-outbound:
-  - { name: api, listen: "127.0.0.1:${ports.outbound}", protocol: http, upstream: "127.0.0.1:${ports.inbound}", server_ids: ["${TD}/backend"] }
-`,
-    ),
-  );
+  const configs = apiPairConfigs(agent.socketPath, ports, true);
+  sidecars.push(await startSidecarProcess(UID, root.dir, 'backend', configs.back));
+  sidecars.push(await startSidecarProcess(UID, root.dir, 'frontend', configs.front));
 }, 120_000);
 
 afterAll(async () => {

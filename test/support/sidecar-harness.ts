@@ -5,6 +5,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { asUser, startDaemon } from './daemon.js';
 import { REPO_ROOT } from './harness.js';
+import { TD } from './registration.js';
 
 export const PROXY_BIN = path.join(REPO_ROOT, 'bin', 'sigil-proxy');
 
@@ -64,4 +65,29 @@ export async function startSidecarProcess(
 export async function stopSidecars(sidecars: Iterable<SidecarProcess | undefined>): Promise<void> {
   for (const sidecar of sidecars)
     if (sidecar && (await sidecar.stop()) === null) sidecar.child.kill('SIGKILL');
+}
+
+/**
+ * The configs of the smallest sidecar pair: `back` with one inbound `api` listener to the app on
+ * `ports.app`, `front` with one outbound `api` listener to it that requires `${TD}/backend`, an admin
+ * port each. `spiffeIds`: each also names its ID (`spiffe_id:`), for two sidecars of one uid.
+ */
+export function apiPairConfigs(
+  workloadApi: string,
+  ports: Readonly<Record<string, number>>,
+  spiffeIds = false,
+): { back: string; front: string } {
+  const id = (name: string) => (spiffeIds ? `spiffe_id: ${TD}/${name}\n` : '');
+  return {
+    back: `workload_api: unix://${workloadApi}
+${id('backend')}admin: 127.0.0.1:${ports.backAdmin}
+inbound:
+  - { name: api, listen: "127.0.0.1:${ports.inbound}", protocol: http, app: "127.0.0.1:${ports.app}" }
+`,
+    front: `workload_api: unix://${workloadApi}
+${id('frontend')}admin: 127.0.0.1:${ports.frontAdmin}
+outbound:
+  - { name: api, listen: "127.0.0.1:${ports.outbound}", protocol: http, upstream: "127.0.0.1:${ports.inbound}", server_ids: ["${TD}/backend"] }
+`,
+  };
 }
