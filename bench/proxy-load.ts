@@ -16,6 +16,9 @@ import http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { type Dispatcher, Pool } from 'undici';
 
+/** The Host the fixed-rate client sends (wrk sends 127.0.0.1:PORT): bench:proxy checks both answer. */
+export const LOAD_CLIENT_HOST = 'bench';
+
 export interface LoadCommand {
   readonly type: 'run';
   readonly protocol: 'h1' | 'h2';
@@ -86,7 +89,7 @@ function h1Target(port: number, newConnectionEach: boolean): Target {
   const options: Dispatcher.DispatchOptions = {
     path: '/',
     method: 'GET',
-    headers: ['host', 'bench'],
+    headers: ['host', LOAD_CLIENT_HOST],
     reset: newConnectionEach,
   };
   return {

@@ -251,9 +251,11 @@ export class LoadClient {
 // ---------------------------------------------------------------------------------------------
 // Checks before measuring
 
-export function getOnce(port: number): Promise<string> {
+/** One GET of `/`, as "STATUS BODY"; `hostHeader` replaces the default Host (127.0.0.1:PORT). */
+export function getOnce(port: number, hostHeader?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+    const headers = hostHeader === undefined ? undefined : { host: hostHeader };
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, headers }, (res) => {
       let body = '';
       res.on('data', (chunk) => {
         body += chunk;
